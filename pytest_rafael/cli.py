@@ -1,0 +1,80 @@
+"""The ``rafael`` command.
+
+Each command group is registered by the module that owns its concern (a ``register``
+function taking the group's subparsers), so this file only wires them together and turns
+errors into one line: usage errors exit 2, failed checks exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+# group -> (help, modules that add subcommands to it)
+COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "toxiproxy": ("the embedded Toxiproxy-compatible server", ("pytest_rafael.toxiproxy.cli",)),
+    "scenarios": ("list and validate threat scenarios", ("pytest_rafael.scenario_cli",)),
+    "genome": (
+        "show, diff and adopt genomes; review adoption proposals",
+        ("pytest_rafael.genome.cli", "pytest_rafael.guardian.cli_genome"),
+    ),
+    "audit": ("verify, export and check the audit chain", ("pytest_rafael.guardian.cli",)),
+    "report": ("regenerate the HTML report from the store", ("pytest_rafael.report.cli",)),
+    "vault": ("search the resilience pattern vault", ("pytest_rafael.vault.cli",)),
+    "init": ("write a starter configuration", ("pytest_rafael.init_cli",)),
+}
+
+
+class CommandError(Exception):
+    """A command cannot do what was asked; the message is one line for the user.
+
+    ``exit_code`` is 2 for bad input (usage) and 1 for a failed check.
+    """
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, no usage dump: CI logs stay readable.
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="rafael", description="pytest-rafael chaos testing toolkit")
+    groups = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    groups.required = True
+    for name, (help_text, modules) in COMMANDS.items():
+        group = groups.add_parser(name, help=help_text, description=help_text)
+        sub = group.add_subparsers(dest="subcommand", metavar="SUBCOMMAND",
+                                   parser_class=_Parser)
+        # A module adds subcommands to `sub`, or, for a group that is a command by itself
+        # (`rafael report`, `rafael init`), arguments and a `func` default to `group`.
+        for module in modules:
+            importlib.import_module(module).register(sub, group)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "--help"])
+        return 2
+    try:
+        return int(func(args) or 0)
+    except CommandError as exc:
+        print(f"rafael {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

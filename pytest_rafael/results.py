@@ -1,0 +1,172 @@
+"""What a chaos run measured, as frozen value objects and the ``results.json`` schema.
+
+Workers build :class:`IterationResult` objects; the controller alone assembles them into
+:class:`RunResult` (one writer for store and reports, also under pytest-xdist).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA = "rafael.results/1"
+
+Outcome = str  # "passed" | "failed" | "error" | "skipped"
+
+
+@dataclass(frozen=True)
+class FaultRecord:
+    """One fault as it was really applied during an iteration."""
+
+    kind: str  # toxic | down | stress
+    target: str  # proxy name, or the stressor resource (cpu / memory / disk)
+    type: str  # toxic type, "down", or stressor kind
+    attributes: dict[str, Any] = field(default_factory=dict)
+    stream: str | None = None
+    toxicity: float | None = None
+    applied_at_s: float | None = None  # offset into the test call
+    reverted_at_s: float | None = None
+    observed: dict[str, Any] = field(default_factory=dict)  # achieved CPU %, RSS, bytes ...
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class IterationResult:
+    """One run of one (test, scenario) pair under one genome."""
+
+    nodeid: str  # the test without the rafael parameter: the (test, scenario) key
+    scenario: str
+    index: int
+    outcome: Outcome
+    duration_s: float
+    module: str | None = None
+    severity: str | None = None
+    genome: dict[str, Any] | None = None
+    fitness: float | None = None
+    fitness_terms: dict[str, float] = field(default_factory=dict)
+    faults: tuple[FaultRecord, ...] = ()
+    metrics: dict[str, Any] = field(default_factory=dict)  # chaos.record(**metrics)
+    runtime: dict[str, Any] = field(default_factory=dict)  # @antifragile counters
+    error: str | None = None  # one line: exception type and message
+    worker: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["faults"] = [f.to_dict() for f in self.faults]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> IterationResult:
+        d = dict(d)
+        d["faults"] = tuple(FaultRecord(**f) for f in d.get("faults", ()))
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """All iterations of one (test, scenario) pair, with the evolution verdict."""
+
+    __test__ = False  # not a pytest test class
+
+    nodeid: str
+    scenario: str
+    severity: str
+    module: str | None
+    iterations: tuple[IterationResult, ...]
+    baseline_fitness: float | None = None
+    best_fitness: float | None = None
+    best_genome: dict[str, Any] | None = None
+    adopted: bool = False
+    proposal_id: str | None = None
+    min_fitness: float | None = None  # the gate that applies to this test
+
+    @property
+    def success_rate(self) -> float:
+        done = [i for i in self.iterations if i.outcome != "skipped"]
+        return sum(i.outcome == "passed" for i in done) / len(done) if done else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "nodeid": self.nodeid,
+            "scenario": self.scenario,
+            "severity": self.severity,
+            "module": self.module,
+            "iterations": [
+                {
+                    "index": i.index,
+                    "genome": i.genome,
+                    "outcome": i.outcome,
+                    "duration_s": i.duration_s,
+                    "fitness": i.fitness,
+                    "fitness_terms": i.fitness_terms,
+                    "faults": [f.to_dict() for f in i.faults],
+                    "metrics": i.metrics,
+                    "runtime": i.runtime,
+                    "error": i.error,
+                    "worker": i.worker,
+                }
+                for i in self.iterations
+            ],
+            "success_rate": self.success_rate,
+            "baseline_fitness": self.baseline_fitness,
+            "best_fitness": self.best_fitness,
+            "best_genome": self.best_genome,
+            "adopted": self.adopted,
+            "proposal_id": self.proposal_id,
+            "min_fitness": self.min_fitness,
+        }
+
+
+@dataclass(frozen=True)
+class Delta:
+    baseline_score: float
+    current_score: float
+    improvement_pct: float
+    threats_mitigated: tuple[str, ...]
+    vulnerabilities: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Gate:
+    min_fitness: float | None
+    passed: bool
+    failures: tuple[str, ...]  # one line each: "nodeid [scenario]: fitness 0.41 < 0.70"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    started_at: str  # ISO 8601, UTC
+    finished_at: str
+    duration_s: float
+    seed: int
+    chaos: bool
+    toxiproxy_url: str | None
+    actor: str
+    tests: tuple[TestResult, ...]
+    delta: Delta
+    gate: Gate
+    extra: dict[str, Any] = field(default_factory=dict)  # guardian, vault, ... sections
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "run_id": self.run_id,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_s": self.duration_s,
+            "seed": self.seed,
+            "chaos": self.chaos,
+            "toxiproxy_url": self.toxiproxy_url,
+            "actor": self.actor,
+            "tests": [t.to_dict() for t in self.tests],
+            "delta": asdict(self.delta),
+            "gate": asdict(self.gate),
+            **self.extra,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False, default=str)

@@ -1,0 +1,74 @@
+"""Threat scenarios: the :class:`Scenario` and :class:`FaultSpec` value objects, and the
+catalog loaded from YAML files (the built-in ``scenarios/`` folder plus user folders).
+
+Loading and validation live in :mod:`pytest_rafael.scenario_loader`; this module holds the
+models so that every layer can import them cheaply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+SEVERITIES = ("low", "medium", "high", "critical")
+FAULT_KINDS = ("toxic", "down", "stress")
+TOXIC_TYPES = (
+    "latency",
+    "bandwidth",
+    "slow_close",
+    "timeout",
+    "reset_peer",
+    "slicer",
+    "limit_data",
+)
+STRESS_TYPES = ("cpu", "memory", "disk")
+STREAMS = ("upstream", "downstream")
+
+
+class ScenarioError(ValueError):
+    """A scenario file or marker is invalid. ``str()`` is one line naming file:line and field."""
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """One fault of a scenario.
+
+    ``kind`` is ``toxic`` (a Toxiproxy toxic on ``target``), ``down`` (``target`` disabled:
+    connections refused and dropped) or ``stress`` (``type`` cpu / memory / disk, with
+    ``target`` ignored). ``start_s`` is the offset into the test call at which the fault
+    is applied; ``duration_s`` ``None`` means until the call ends.
+    """
+
+    kind: str
+    target: str = "*"
+    type: str | None = None
+    stream: str = "downstream"
+    toxicity: float = 1.0
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    start_s: float = 0.0
+    duration_s: float | None = None
+    source: str = "<inline>"  # "file.yaml:12", for error messages
+
+    def retarget(self, mapping: Mapping[str, str]) -> FaultSpec:
+        """The same fault aimed at a renamed proxy (the marker's ``targets=``)."""
+        return replace(self, target=mapping.get(self.target, self.target))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    severity: str
+    faults: tuple[FaultSpec, ...]
+    source: str = "<inline>"  # the YAML file it came from
+
+    @property
+    def targets(self) -> frozenset[str]:
+        """Proxy names the network faults of this scenario need (``*`` excluded)."""
+        return frozenset(
+            f.target for f in self.faults if f.kind in ("toxic", "down") and f.target != "*"
+        )
+
+    def retarget(self, mapping: Mapping[str, str]) -> Scenario:
+        return replace(self, faults=tuple(f.retarget(mapping) for f in self.faults))

@@ -1,0 +1,247 @@
+"""Every ``--rafael-*`` option in one place: its ini key, env var, parser and help text.
+
+Precedence is marker > CLI > env > ini > default; the marker part is applied per test in
+:mod:`pytest_rafael.plugin`. A bad value is a :class:`pytest.UsageError` that names where
+it came from (the option, the environment variable, or the ini file and key).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"expected an integer seed, got {text!r}") from None
+    if value < 0:
+        raise ValueError(f"expected a non-negative integer seed, got {text!r}")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"expected a number between 0 and 1, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a positive number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise ValueError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _url(text: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text if "://" in text else f"http://{text}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected a Toxiproxy URL such as http://127.0.0.1:8474, got {text!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"bad port in {text!r}") from None
+    return f"{parts.scheme}://{parts.hostname}:{port or 8474}"
+
+
+def _path(text: str) -> Path:
+    if not text.strip():
+        raise ValueError("expected a path, got an empty string")
+    return Path(text)
+
+
+def _paths(items: Sequence[str]) -> tuple[Path, ...]:
+    return tuple(_path(i) for i in items)
+
+
+def _words(items: Sequence[str]) -> tuple[str, ...]:
+    return tuple(w for i in items for w in i.replace(",", " ").split())
+
+
+def _weights(text: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        raise ValueError(f"expected three numbers like 0.6,0.2,0.2, got {text!r}") from None
+    if len(parts) != 3 or any(p < 0 for p in parts) or sum(parts) <= 0:
+        raise ValueError(f"expected three non-negative numbers like 0.6,0.2,0.2, got {text!r}")
+    return (parts[0], parts[1], parts[2])
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: ``--rafael-<flag>``, ini ``rafael_<ini>``, optional env var."""
+
+    field: str
+    flag: str
+    ini: str
+    help: str
+    parse: Callable[[str], Any]
+    default: Any
+    env: str | None = None
+    multiple: bool = False  # repeatable flag / linelist ini / os.pathsep-separated env
+    is_flag: bool = False  # store_true on the command line
+    metavar: str | None = None
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("chaos", "--rafael-chaos", "rafael_chaos",
+           "inject the faults of chaos-marked tests and evolve their genomes",
+           _bool, False, env="RAFAEL_CHAOS", is_flag=True),
+    Option("iterations", "--rafael-iterations", "rafael_iterations",
+           "iterations per (test, scenario) under chaos; the marker's iterations= wins",
+           _positive_int, 5, env="RAFAEL_ITERATIONS", metavar="N"),
+    Option("seed", "--rafael-seed", "rafael_seed",
+           "seed for evolution and probabilistic toxics (default: random, printed)",
+           _seed, None, env="RAFAEL_SEED", metavar="N"),
+    Option("scenario_dirs", "--rafael-scenarios", "rafael_scenario_dirs",
+           "folder of extra scenario YAML files (repeatable); they add to or override "
+           "the built-in ones", _path, (), env="RAFAEL_SCENARIO_DIRS", multiple=True,
+           metavar="DIR"),
+    Option("toxiproxy_url", "--rafael-toxiproxy", "rafael_toxiproxy_url",
+           "URL of an external Toxiproxy server (default: an embedded one on a free "
+           "loopback port)", _url, None, env="RAFAEL_TOXIPROXY_URL", metavar="URL"),
+    Option("report_dir", "--rafael-report", "rafael_report_dir",
+           "folder for index.html, results.json, summary.md and metrics.prom",
+           _path, Path("reports"), env="RAFAEL_REPORT_DIR", metavar="DIR"),
+    Option("store", "--rafael-store", "rafael_store",
+           "SQLite store of runs, evolution state, proposals and the audit chain",
+           _path, Path(".rafael/rafael.db"), env="RAFAEL_STORE", metavar="PATH"),
+    Option("genome_file", "--rafael-genome", "rafael_genome_file",
+           "the adopted genome file read by @antifragile",
+           _path, Path("rafael.genome.yaml"), env="RAFAEL_GENOME_FILE", metavar="PATH"),
+    Option("min_fitness", "--rafael-min-fitness", "rafael_min_fitness",
+           "fail the session when a chaos test's shipped genome scores below F (0..1)",
+           _unit_float, None, env="RAFAEL_MIN_FITNESS", metavar="F"),
+    Option("allowed_targets", "--rafael-allow-target", "rafael_allowed_targets",
+           "host a chaos proxy may forward to besides loopback (repeatable)",
+           str, (), env="RAFAEL_ALLOWED_TARGETS", multiple=True, metavar="HOST"),
+    Option("memory_cap", "--rafael-memory-cap", "rafael_memory_cap",
+           "largest share of available memory a memory stressor may take (0..1)",
+           _unit_float, 0.5, env="RAFAEL_MEMORY_CAP", metavar="SHARE"),
+    Option("control_timeout", "--rafael-control-timeout", "rafael_control_timeout",
+           "seconds allowed for each call to the Toxiproxy control API",
+           _positive_float, 5.0, env="RAFAEL_CONTROL_TIMEOUT", metavar="SECONDS"),
+    Option("adopt_margin", "--rafael-adopt-margin", "rafael_adopt_margin",
+           "fitness a candidate must gain over the baseline before it is proposed",
+           _unit_float, 0.05, env="RAFAEL_ADOPT_MARGIN", metavar="F"),
+    Option("fitness_weights", "--rafael-fitness-weights", "rafael_fitness_weights",
+           "weights of success_rate, recovery_speed, resource_efficiency",
+           _weights, (0.6, 0.2, 0.2), env="RAFAEL_FITNESS_WEIGHTS", metavar="W,W,W"),
+    Option("vault_dirs", "--rafael-vault", "rafael_vault_dirs",
+           "folder of extra vault pattern files (repeatable)",
+           _path, (), env="RAFAEL_VAULT_DIRS", multiple=True, metavar="DIR"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    chaos: bool
+    iterations: int
+    seed: int
+    scenario_dirs: tuple[Path, ...]
+    toxiproxy_url: str | None
+    report_dir: Path
+    store: Path
+    genome_file: Path
+    min_fitness: float | None
+    allowed_targets: tuple[str, ...]
+    memory_cap: float
+    control_timeout: float
+    adopt_margin: float
+    fitness_weights: tuple[float, float, float]
+    vault_dirs: tuple[Path, ...]
+    seed_was_given: bool = True
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("rafael", "pytest-rafael chaos testing")
+    for opt in OPTIONS:
+        env = f" [env {opt.env}, ini {opt.ini}]" if opt.env else f" [ini {opt.ini}]"
+        if opt.is_flag:
+            group.addoption(opt.flag, action="store_true", default=None, dest=opt.field,
+                            help=opt.help + env)
+        else:
+            group.addoption(opt.flag, action="append" if opt.multiple else "store",
+                            default=None, dest=opt.field, metavar=opt.metavar,
+                            help=opt.help + env)
+        ini_type = "paths" if opt.parse is _path and opt.multiple else (
+            "linelist" if opt.multiple else "string")
+        parser.addini(opt.ini, opt.help, type=ini_type,  # type: ignore[arg-type]
+                      default=[] if opt.multiple else "")
+
+
+def _parse(opt: Option, raw: Any, source: str) -> Any:
+    try:
+        if opt.multiple:
+            items = [raw] if isinstance(raw, str) else list(raw)
+            if opt.parse is str:
+                return _words([str(i) for i in items])
+            return tuple(opt.parse(str(i)) for i in items)
+        return opt.parse(raw) if not isinstance(raw, bool) else raw
+    except ValueError as exc:
+        raise pytest.UsageError(f"pytest-rafael: {source}: {exc}") from None
+
+
+def resolve(config: pytest.Config, environ: dict[str, str] | None = None) -> Settings:
+    """Build the settings from the command line, environment and ini file."""
+    environ = dict(os.environ) if environ is None else environ
+    values: dict[str, Any] = {}
+    for opt in OPTIONS:
+        cli = config.getoption(opt.field)
+        ini = config.getini(opt.ini)
+        env = environ.get(opt.env) if opt.env else None
+        if cli is not None and cli != []:
+            values[opt.field] = _parse(opt, cli, opt.flag)
+        elif env not in (None, ""):
+            assert env is not None
+            raw: Any = env.split(os.pathsep) if opt.multiple and opt.parse is _path else env
+            values[opt.field] = _parse(opt, raw, f"environment variable {opt.env}")
+        elif ini not in (None, "", []):
+            where = f"ini key {opt.ini} in {config.inipath}" if config.inipath else opt.ini
+            values[opt.field] = _parse(opt, ini, where)
+        else:
+            values[opt.field] = opt.default
+    seed_given = values["seed"] is not None
+    if not seed_given:
+        values["seed"] = secrets.randbelow(2**31)
+    return Settings(**values, seed_was_given=seed_given)
+
+
+def field_names() -> tuple[str, ...]:
+    return tuple(f.name for f in fields(Settings))

@@ -1,0 +1,192 @@
+"""The stressor child program: ``python -m pytest_rafael.faults._stress_child SPEC_JSON``.
+
+It runs in its own process (group) so that the load it creates is real and so that it can be
+killed as a whole. It must start fast and stay light: only the standard library is imported
+here (never pytest, psutil or the rest of the plugin), because every stressor pays for this
+start-up before its load is in place.
+
+Protocol with the parent (``stress.py``):
+
+- argv[1] is a JSON object: ``{"kind": "cpu"|"memory"|"disk", "ppid": <parent pid>, ...}``
+  with the already validated attributes (the parent validates; the child trusts it).
+- stdout carries JSON lines: one ``{"event": "ready", ...}`` once the load is in place, and
+  one ``{"event": "final", ...}`` on a graceful stop. Nothing else is written there.
+- SIGTERM asks for a graceful stop; the parent escalates to SIGKILL of the process group.
+
+The child dies with its parent: on Linux through ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` (the
+kernel kills it the moment the parent exits, even on SIGKILL of the parent); everywhere, the
+main loops also poll ``os.getppid()`` and exit when the child has been re-parented.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+_PR_SET_PDEATHSIG = 1
+_WATCH_INTERVAL_S = 0.2
+
+_stop_requested = False
+
+
+def _request_stop(signum: int, frame: object) -> None:
+    global _stop_requested
+    _stop_requested = True
+
+
+def die_with_parent(expected_ppid: int) -> None:
+    """Make this process die when ``expected_ppid`` goes away (Linux: immediately)."""
+    if sys.platform.startswith("linux"):
+        import ctypes  # only here: ctypes costs ~10 ms of start-up
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    # The parent may have died before prctl took effect (then we were re-parented already
+    # and no death signal will ever come): check once now, the loops check again later.
+    orphan_check(expected_ppid)
+
+
+def orphan_check(expected_ppid: int) -> None:
+    if os.getppid() != expected_ppid:
+        os._exit(3)
+
+
+def emit(event: str, **fields: Any) -> None:
+    sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
+    sys.stdout.flush()
+
+
+# --- cpu -------------------------------------------------------------------------------
+
+
+def cpu_worker(percent: float, period_s: float, leader: int) -> None:
+    """Busy-loop a duty cycle of ``percent`` of one core until the leader goes away.
+
+    The busy part of each slice is measured in CPU time, not wall time: when the machine is
+    contended the worker keeps spinning until it really got its share of the slice (or the
+    slice is over), so the achieved load tracks the target as closely as the scheduler allows.
+    """
+    die_with_parent(leader)
+    share = percent / 100.0
+    while True:
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        busy_cpu = share * period_s
+        while time.process_time() - c0 < busy_cpu and time.perf_counter() - t0 < period_s:
+            pass
+        rest = period_s - (time.perf_counter() - t0)
+        if rest > 0:
+            time.sleep(rest)
+        orphan_check(leader)
+
+
+def run_cpu(spec: dict[str, Any], ppid: int) -> None:
+    percent = float(spec["percent"])
+    cores = int(spec["cores"])
+    period_s = float(spec["period_ms"]) / 1000.0
+    me = os.getpid()
+    workers: list[int] = []
+    for _ in range(cores):
+        pid = os.fork()
+        if pid == 0:  # worker: default signal handling, so SIGTERM/SIGKILL end it at once
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            try:
+                cpu_worker(percent, period_s, me)
+            finally:
+                os._exit(0)
+        workers.append(pid)
+    emit("ready", pid=me, workers=workers)
+    while not _stop_requested:
+        time.sleep(_WATCH_INTERVAL_S)
+        orphan_check(ppid)
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for pid in workers:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    emit("final", workers=len(workers))
+
+
+# --- memory ----------------------------------------------------------------------------
+
+
+def run_memory(spec: dict[str, Any], ppid: int) -> None:
+    import mmap
+
+    size = int(float(spec["mb"]) * 1024 * 1024)
+    page = mmap.PAGESIZE
+    size = max(page, (size + page - 1) // page * page)
+    # Anonymous mapping: freed exactly when we unmap or die, never written to disk.
+    buf = mmap.mmap(-1, size)
+    # One non-zero byte per page, in C (extended slice assignment): every page becomes
+    # resident, a few hundred MB take milliseconds.
+    pages = size // page
+    buf[::page] = b"\x01" * pages
+    emit("ready", pid=os.getpid(), bytes=size, pages=pages)
+    while not _stop_requested:
+        time.sleep(_WATCH_INTERVAL_S)
+        orphan_check(ppid)
+    buf.close()
+    emit("final", bytes=size)
+
+
+# --- disk ------------------------------------------------------------------------------
+
+
+def run_disk(spec: dict[str, Any], ppid: int) -> None:
+    directory = str(spec["dir"])
+    total = int(float(spec["mb"]) * 1024 * 1024)
+    block = int(spec["block_kb"]) * 1024
+    do_fsync = bool(spec["fsync"])
+    path = os.path.join(directory, "stress.bin")
+    data = os.urandom(block)  # incompressible, so compressing filesystems still do the I/O
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    written = 0
+    fsyncs = 0
+    offset = 0
+    ready = False
+    last_check = time.monotonic()
+    try:
+        while not _stop_requested:
+            n = min(block, total - offset)
+            written += os.pwrite(fd, data[:n] if n < block else data, offset)
+            offset += n
+            if offset >= total:  # stay bounded: rewrite the same region from the start
+                offset = 0
+            if do_fsync:
+                os.fsync(fd)
+                fsyncs += 1
+            if not ready:  # the first block is on disk: the load is in place
+                emit("ready", pid=os.getpid(), path=path)
+                ready = True
+            now = time.monotonic()
+            if now - last_check >= _WATCH_INTERVAL_S:
+                orphan_check(ppid)
+                last_check = now
+    finally:
+        os.close(fd)
+    emit("final", bytes_written=written, fsyncs=fsyncs)
+
+
+_RUNNERS = {"cpu": run_cpu, "memory": run_memory, "disk": run_disk}
+
+
+def main(argv: list[str]) -> int:
+    spec = json.loads(argv[1])
+    ppid = int(spec["ppid"])
+    signal.signal(signal.SIGTERM, _request_stop)
+    # Ctrl-C in a terminal goes to the foreground group; the parent decides when we stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(ppid)
+    _RUNNERS[spec["kind"]](spec, ppid)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,520 @@
+"""CPU, memory and disk stressors: real load in a child process, capped and measured.
+
+Each stressor is one child process (``_stress_child``) in its own process group, so the load
+is real (other processes, including the code under test, compete with it) and can be killed
+as a whole. The child dies with its parent (Linux: ``PR_SET_PDEATHSIG``; elsewhere it polls
+``os.getppid()``), so no stressor outlives a pytest that was killed.
+
+The parent validates every attribute before anything starts, refuses loads beyond the caps
+of :class:`StressLimits`, waits until the load is really in place, and measures what the
+child achieved with psutil (CPU % over the stressor's life, peak RSS, bytes written).
+:meth:`Stressor.stop` is idempotent and always reaps the process group and deletes temp
+files; a ``weakref.finalize`` (which also runs at interpreter exit) is the safety net for a
+stressor nobody stopped.
+
+>>> limits = StressLimits(memory_share=0.5)
+>>> with start_stressor("memory", {"mb": 64}, limits) as s:   # doctest: +SKIP
+...     run_code_under_test()
+>>> s.observed                                                  # doctest: +SKIP
+{'rss_mb': 74.1, 'requested_mb': 64, 'duration_s': 0.52}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import psutil
+
+__all__ = [
+    "KINDS",
+    "StressError",
+    "StressLimits",
+    "Stressor",
+    "normalize_attributes",
+    "start_stressor",
+]
+
+KINDS = ("cpu", "memory", "disk")
+_MB = 1024 * 1024
+_DIR_PREFIX = "rafael-stress-"
+
+
+class StressError(Exception):
+    """A stressor was refused or could not be started. ``str()`` is one line."""
+
+
+@dataclass(frozen=True)
+class StressLimits:
+    """The blast radius of stressors.
+
+    ``memory_share``: a memory stressor may take at most this share of
+    ``psutil.virtual_memory().available`` at its start (``--rafael-memory-cap``).
+    ``max_disk_mb``: the largest file a disk stressor writes (it rewrites that region).
+    ``start_timeout_s``: how long the load may take to be in place.
+    ``stop_grace_s``: how long a stop waits for a graceful exit before SIGKILL.
+    """
+
+    memory_share: float = 0.5
+    max_disk_mb: float = 512.0
+    max_block_kb: int = 16384
+    start_timeout_s: float = 30.0
+    stop_grace_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.memory_share, bool) or not 0.0 <= self.memory_share <= 1.0:
+            raise StressError(
+                f"stress limits: memory_share must be in 0..1, got {self.memory_share!r}"
+            )
+        for name in ("max_disk_mb", "max_block_kb", "start_timeout_s", "stop_grace_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise StressError(f"stress limits: {name} must be a positive number, got {value!r}")
+
+
+# --- attribute validation --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Attr:
+    types: tuple[type, ...]
+    default: Any  # _REQUIRED when the attribute must be given
+    check: Callable[[Any, StressLimits], str | None]  # None when fine, else "must be ..."
+
+
+_REQUIRED = object()
+_NUMBER = (int, float)
+
+
+def _range(
+    lo: float, hi: Callable[[StressLimits], float]
+) -> Callable[[Any, StressLimits], str | None]:
+    def check(value: Any, limits: StressLimits) -> str | None:
+        top = hi(limits)
+        if not lo <= value <= top:
+            return f"must be between {lo:g} and {top:g}"
+        return None
+
+    return check
+
+
+def _positive(value: Any, limits: StressLimits) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _anything(value: Any, limits: StressLimits) -> str | None:
+    return None
+
+
+_SCHEMA: dict[str, dict[str, _Attr]] = {
+    "cpu": {
+        "percent": _Attr(_NUMBER, 100, _range(1, lambda _: 100)),
+        "cores": _Attr((int,), 1, _range(1, lambda _: os.cpu_count() or 1)),
+        "period_ms": _Attr(_NUMBER, 10, _range(1, lambda _: 1000)),
+    },
+    "memory": {
+        # The cap against available memory depends on the moment: checked at start.
+        "mb": _Attr(_NUMBER, _REQUIRED, _positive),
+    },
+    "disk": {
+        "mb": _Attr(_NUMBER, _REQUIRED, _range(0.0625, lambda lim: lim.max_disk_mb)),
+        "block_kb": _Attr((int,), 64, _range(1, lambda lim: lim.max_block_kb)),
+        "fsync": _Attr((bool,), True, _anything),
+    },
+}
+
+
+def normalize_attributes(
+    kind: str, attributes: Mapping[str, Any], limits: StressLimits | None = None
+) -> dict[str, Any]:
+    """Validate ``attributes`` of a ``kind`` stressor and fill in defaults.
+
+    Usable at scenario-load time (no process is started). Raises :class:`StressError` with one
+    line naming the kind and the attribute. The memory cap is not checked here: it depends on
+    the memory available when the stressor starts.
+    """
+    limits = limits or StressLimits()
+    if kind not in _SCHEMA:
+        raise StressError(f"unknown stressor kind {kind!r}; valid kinds: {', '.join(KINDS)}")
+    schema = _SCHEMA[kind]
+    if not isinstance(attributes, Mapping):
+        raise StressError(
+            f"{kind} stressor: attributes must be a mapping, got {type(attributes).__name__}"
+        )
+    unknown = sorted(str(k) for k in attributes if k not in schema)
+    if unknown:
+        raise StressError(
+            f"{kind} stressor: unknown attribute {unknown[0]!r}; valid: {', '.join(schema)}"
+        )
+    out: dict[str, Any] = {}
+    for name, attr in schema.items():
+        if name not in attributes:
+            if attr.default is _REQUIRED:
+                raise StressError(f"{kind} stressor: attribute {name!r} is required")
+            out[name] = attr.default
+            continue
+        value = attributes[name]
+        # bool is an int subclass: `cores: true` must not mean one core.
+        wrong_bool = isinstance(value, bool) and bool not in attr.types
+        if wrong_bool or not isinstance(value, attr.types):
+            wanted = " or ".join(t.__name__ for t in attr.types)
+            raise StressError(
+                f"{kind} stressor: attribute {name!r} must be {wanted}, got {value!r}"
+            )
+        problem = attr.check(value, limits)
+        if problem:
+            raise StressError(f"{kind} stressor: attribute {name!r} {problem}, got {value!r}")
+        out[name] = value
+    if kind == "disk" and out["block_kb"] * 1024 > out["mb"] * _MB:
+        raise StressError(
+            f"disk stressor: attribute 'block_kb' ({out['block_kb']}) exceeds the file size "
+            f"({out['mb']:g} MB)"
+        )
+    return out
+
+
+def _check_memory_cap(mb: float, limits: StressLimits) -> None:
+    available_mb = psutil.virtual_memory().available / _MB
+    allowed_mb = available_mb * limits.memory_share
+    if mb > allowed_mb:
+        raise StressError(
+            f"memory stressor: requested {mb:g} MB exceeds the allowed {allowed_mb:.0f} MB "
+            f"({limits.memory_share:.0%} of {available_mb:.0f} MB available)"
+        )
+
+
+# --- the child process handle ----------------------------------------------------------
+
+
+class _Child:
+    """What must be cleaned up: the process group and the temp folder.
+
+    Kept apart from :class:`Stressor` so that the ``weakref.finalize`` safety net can hold it
+    without keeping the stressor alive.
+    """
+
+    def __init__(self, popen: subprocess.Popen[bytes], tempdir: Path | None) -> None:
+        self.popen = popen
+        self.tempdir = tempdir
+        self.pgid = popen.pid  # start_new_session: the child leads its own group
+        self.final: dict[str, Any] = {}
+        self.stderr = ""
+        self.done = False
+
+    def exited(self) -> bool:
+        """Has the leader exited? Does not reap it, so its pid (= the group id) stays ours."""
+        if self.popen.returncode is not None:
+            return True
+        try:
+            info = os.waitid(os.P_PID, self.popen.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return True
+        return info is not None
+
+    def terminate(self, grace_s: float) -> None:
+        """Ask for a graceful stop, then SIGKILL the whole group; reap; delete temp files.
+
+        Idempotent. The leader is reaped only after the group was killed: while it is alive
+        or a zombie its pid cannot be reused, so ``killpg`` never hits a stranger's group.
+        """
+        if self.done:
+            return
+        self.done = True
+        try:
+            if self.popen.returncode is None:
+                if not self.exited():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(self.popen.pid, signal.SIGTERM)
+                    deadline = time.monotonic() + grace_s
+                    while not self.exited() and time.monotonic() < deadline:
+                        time.sleep(0.005)
+                # Also when the leader exited: forked CPU workers must go with it.
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.pgid, signal.SIGKILL)
+                self.popen.wait()
+            self._collect_output()
+        finally:
+            if self.tempdir is not None:
+                shutil.rmtree(self.tempdir, ignore_errors=True)
+
+    def _collect_output(self) -> None:
+        # The child writes two short lines at most; the pipes cannot have blocked it.
+        if self.popen.stdout is not None:
+            for line in self.popen.stdout.read().decode(errors="replace").splitlines():
+                with contextlib.suppress(ValueError):
+                    msg = json.loads(line)
+                    if isinstance(msg, dict) and msg.get("event") == "final":
+                        self.final = msg
+            self.popen.stdout.close()
+        if self.popen.stderr is not None:
+            self.stderr = self.popen.stderr.read().decode(errors="replace")
+            self.popen.stderr.close()
+
+
+def _read_ready(child: _Child, kind: str, timeout_s: float) -> dict[str, Any]:
+    """Wait for the child's ``ready`` line; a child that dies or hangs becomes a StressError."""
+    stdout = child.popen.stdout
+    assert stdout is not None
+    deadline = time.monotonic() + timeout_s
+    buf = b""
+    with selectors.DefaultSelector() as sel:
+        sel.register(stdout, selectors.EVENT_READ)
+        while b"\n" not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StressError(f"{kind} stressor: load not in place within {timeout_s:g} s")
+            if not sel.select(min(left, 0.5)):
+                continue
+            chunk = os.read(stdout.fileno(), 4096)
+            if not chunk:  # EOF: the child died before it was ready
+                child.terminate(0.0)
+                err = child.stderr.strip().splitlines()
+                raise StressError(
+                    f"{kind} stressor: child exited with code {child.popen.returncode} "
+                    f"before the load was in place: {err[-1] if err else 'no output'}"
+                )
+            buf += chunk
+    line = buf.split(b"\n", 1)[0]
+    msg: dict[str, Any] = json.loads(line)
+    return msg
+
+
+def _sweep_stale_dirs(base: Path) -> None:
+    """Remove disk-stressor folders left by a parent that was killed (SIGKILL skips cleanup).
+
+    The folder name carries the parent pid; only folders whose parent is gone are removed.
+    """
+    try:
+        entries = list(base.glob(f"{_DIR_PREFIX}*-*"))
+    except OSError:
+        return
+    for entry in entries:
+        parts = entry.name[len(_DIR_PREFIX) :].split("-")
+        if len(parts) < 2 or not parts[0].isdigit():
+            continue
+        if not psutil.pid_exists(int(parts[0])):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+# --- the stressor ----------------------------------------------------------------------
+
+
+class Stressor:
+    """A running stressor. Use :func:`start_stressor` to create one."""
+
+    def __init__(
+        self,
+        kind: str,
+        attributes: dict[str, Any],
+        child: _Child,
+        ready: dict[str, Any],
+        limits: StressLimits,
+    ) -> None:
+        self.kind = kind
+        self.attributes = attributes
+        self.limits = limits
+        self.pid = child.popen.pid
+        self.tempdir = child.tempdir
+        self._child = child
+        self._ready = ready
+        self._started = time.monotonic()
+        self._stopped_at: float | None = None
+        self._proc = psutil.Process(child.popen.pid)
+        self._cpu0 = self._tree_cpu_seconds()
+        self._peak_rss = 0
+        self._io0 = self._io_written()
+        self._observed: dict[str, Any] = {}
+        self._finalizer = weakref.finalize(self, child.terminate, limits.stop_grace_s)
+        self._sample()
+
+    # -- measuring ------------------------------------------------------------------------
+
+    def _tree(self) -> list[psutil.Process]:
+        try:
+            return [self._proc, *self._proc.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def _tree_cpu_seconds(self) -> float:
+        total = 0.0
+        for proc in self._tree():
+            with contextlib.suppress(psutil.Error):
+                t = proc.cpu_times()
+                # children_*: workers the leader already reaped still count.
+                total += t.user + t.system + t.children_user + t.children_system
+        return total
+
+    def _io_written(self) -> int:
+        with contextlib.suppress(psutil.Error, AttributeError):
+            io = self._proc.io_counters()
+            # write_chars (Linux) counts every byte handed to write(), on any filesystem;
+            # write_bytes only what reached a block device so far.
+            return int(getattr(io, "write_chars", io.write_bytes))
+        return 0
+
+    def _sample(self) -> dict[str, Any]:
+        if self._stopped_at is not None:
+            return self._observed
+        elapsed = time.monotonic() - self._started
+        obs: dict[str, Any] = {"duration_s": round(elapsed, 3)}
+        if self.kind == "cpu":
+            cores = self.attributes["cores"]
+            used = self._tree_cpu_seconds() - self._cpu0
+            pct = 100.0 * used / elapsed / cores if elapsed > 0 else 0.0
+            obs.update(
+                cpu_percent=round(pct, 1),
+                cores=cores,
+                requested_percent=self.attributes["percent"],
+            )
+        elif self.kind == "memory":
+            with contextlib.suppress(psutil.Error):
+                self._peak_rss = max(self._peak_rss, self._proc.memory_info().rss)
+            obs.update(
+                rss_mb=round(self._peak_rss / _MB, 1),
+                requested_mb=self.attributes["mb"],
+            )
+        else:
+            written = self._io_written() - self._io0
+            obs.update(bytes_written=max(written, 0))
+        self._observed = obs
+        return obs
+
+    @property
+    def observed(self) -> dict[str, Any]:
+        """The latest measurement (refreshed on access while the stressor runs)."""
+        return dict(self._sample())
+
+    @property
+    def running(self) -> bool:
+        return self._stopped_at is None and not self._child.exited()
+
+    # -- stopping -------------------------------------------------------------------------
+
+    def stop(self) -> dict[str, Any]:
+        """Stop the load and return what was observed. Idempotent; never raises for a child
+        that already died (``observed["error"]`` says so)."""
+        if self._stopped_at is not None:
+            return dict(self._observed)
+        died_early = self._child.exited()
+        obs = self._sample()
+        self._stopped_at = time.monotonic()
+        self._finalizer.detach()
+        self._child.terminate(self.limits.stop_grace_s)
+        final = self._child.final
+        if self.kind == "disk":
+            if "bytes_written" in final:  # the child's own count is exact and complete
+                obs["bytes_written"] = final["bytes_written"]
+                obs["fsyncs"] = final["fsyncs"]
+            elif not self.attributes["fsync"]:
+                obs["fsyncs"] = 0
+        if died_early:
+            err = self._child.stderr.strip().splitlines()
+            code = self._child.popen.returncode
+            obs["error"] = f"child exited early with code {code}" + (f": {err[-1]}" if err else "")
+        self._observed = obs
+        return dict(obs)
+
+    def __enter__(self) -> Stressor:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<Stressor {self.kind} {self.attributes} pid={self.pid} {state}>"
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # The child must find this very package even when it is not installed (a checkout on
+    # sys.path): prepend the folder that holds it.
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    env.pop("PYTHONSTARTUP", None)
+    return env
+
+
+def start_stressor(
+    kind: str,
+    attributes: Mapping[str, Any],
+    limits: StressLimits,
+    workdir: Path | None = None,
+) -> Stressor:
+    """Start a ``kind`` stressor and return once its load is really in place.
+
+    ``kind`` ``cpu``: ``{"percent": 80, "cores": 1, "period_ms": 10}``;
+    ``memory``: ``{"mb": 256}``; ``disk``: ``{"mb": 64, "block_kb": 64, "fsync": True}``.
+    ``workdir``: where the disk stressor creates its temp folder (default: the system's).
+    Raises :class:`StressError` (one line) for bad attributes, a load beyond the caps, or a
+    child that could not put its load in place.
+    """
+    if os.name != "posix":
+        raise StressError(f"{kind} stressor: needs a POSIX system (process groups, fork)")
+    attrs = normalize_attributes(kind, attributes, limits)
+    if kind == "memory":
+        _check_memory_cap(float(attrs["mb"]), limits)
+    spec: dict[str, Any] = {"kind": kind, "ppid": os.getpid(), **attrs}
+    tempdir: Path | None = None
+    if kind == "disk":
+        base = Path(workdir) if workdir is not None else Path(tempfile.gettempdir())
+        if not base.is_dir():
+            raise StressError(f"disk stressor: workdir {str(base)!r} is not a folder")
+        _sweep_stale_dirs(base)
+        tempdir = Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-", dir=base))
+        spec["dir"] = str(tempdir)
+    try:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "pytest_rafael.faults._stress_child", json.dumps(spec)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_child_env(),
+            start_new_session=True,  # own process group: killed as a whole, immune to Ctrl-C
+            close_fds=True,
+        )
+    except OSError as exc:
+        if tempdir is not None:
+            shutil.rmtree(tempdir, ignore_errors=True)
+        raise StressError(f"{kind} stressor: cannot start the child process: {exc}") from None
+    child = _Child(popen, tempdir)
+    try:
+        ready = _read_ready(child, kind, limits.start_timeout_s)
+        stressor = Stressor(kind, attrs, child, ready, limits)
+        if kind == "memory":
+            _await_rss(stressor, float(attrs["mb"]), limits.start_timeout_s)
+    except BaseException:
+        child.terminate(limits.stop_grace_s)
+        raise
+    return stressor
+
+
+def _await_rss(stressor: Stressor, mb: float, timeout_s: float) -> None:
+    """The child touched every page; confirm from outside that the memory is resident."""
+    deadline = time.monotonic() + timeout_s
+    while stressor.observed["rss_mb"] < mb * 0.95:
+        if time.monotonic() > deadline or not stressor.running:
+            raise StressError(
+                f"memory stressor: RSS reached only {stressor.observed['rss_mb']:g} MB "
+                f"of {mb:g} MB within {timeout_s:g} s"
+            )
+        time.sleep(0.01)

@@ -1,0 +1,694 @@
+"""Load, validate and write threat scenario files (YAML).
+
+A scenario file is read with PyYAML's *safe* loader, but composed into a node tree first
+so that every value keeps its line number: a bad value is reported as
+``path:LINE: field 'faults[1].attributes.latency': expected ...`` instead of a traceback
+or a message that leaves the user searching the file. Only scalars are ever constructed
+into Python objects; mappings and lists are walked node by node, so YAML aliases cannot
+blow up into huge structures.
+
+The catalog is the built-in folder followed by user folders, each adding scenarios or
+overriding built-in ones by name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.resources
+import math
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pytest_rafael.scenarios import (
+    FAULT_KINDS,
+    SEVERITIES,
+    STREAMS,
+    STRESS_TYPES,
+    TOXIC_TYPES,
+    FaultSpec,
+    Scenario,
+    ScenarioError,
+)
+
+__all__ = [
+    "SCENARIO_SUFFIXES",
+    "ScenarioPathError",
+    "builtin_dir",
+    "dump_scenario",
+    "iter_problems",
+    "load_catalog",
+    "load_dir",
+    "load_file",
+    "loads",
+    "parse_duration",
+    "same_scenario",
+    "scenario_files",
+]
+
+SCENARIO_SUFFIXES = (".yaml", ".yml")
+NAME_RE = re.compile(r"[a-z0-9_]+")
+# A chaos_proxy name, or "*" for every proxy of the test. Whitespace and slashes are
+# refused because they end up in Toxiproxy URLs (/proxies/{name}).
+TARGET_RE = re.compile(r"\*|[A-Za-z0-9_.:-]+")
+MAX_FILE_BYTES = 1_000_000  # a scenario is a few hundred bytes; anything huge is a mistake
+MAX_INT = 2**31 - 1  # Toxiproxy stores attributes as Go ints; stay portable across builds
+MAX_SECONDS = 3600.0  # a start/duration beyond an hour is a typo for a 0.2-5 s test
+
+# Prefer libyaml when present: same node tree and marks, several times faster.
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_TOP_KEYS = ("name", "description", "severity", "faults")
+_FAULT_KEYS = {
+    "toxic": ("kind", "target", "type", "stream", "toxicity", "attributes", "start", "duration"),
+    "down": ("kind", "target", "start", "duration"),
+    "stress": ("kind", "type", "attributes", "start", "duration"),
+}
+_ALL_FAULT_KEYS = tuple(dict.fromkeys(k for keys in _FAULT_KEYS.values() for k in keys))
+
+
+class ScenarioPathError(ScenarioError):
+    """A scenario file or folder does not exist or cannot be read (bad input, not a bad
+    scenario): the CLI exits 2 for these and 1 for invalid scenarios."""
+
+
+# --------------------------------------------------------------------------- attributes
+
+
+@dataclass(frozen=True)
+class _Attr:
+    """The schema of one fault attribute."""
+
+    kind: str  # "int" | "number" | "bool"
+    minimum: float = 0
+    maximum: float = MAX_INT
+    required: bool = False
+    unit: str = ""
+
+    def describe(self) -> str:
+        if self.kind == "bool":
+            return "expected true or false"
+        noun = "integer" if self.kind == "int" else "number"
+        if self.minimum == 0 and self.maximum == MAX_INT:
+            text = f"expected a non-negative {noun}"
+        else:
+            article = "an" if noun == "integer" else "a"
+            text = f"expected {article} {noun} from {_num(self.minimum)} to {_num(self.maximum)}"
+        return f"{text} ({self.unit})" if self.unit else text
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+# Attribute names and units follow Toxiproxy's toxics so that a scenario maps 1:1 onto its
+# REST API (and the real Toxiproxy works as the backend).
+TOXIC_ATTRIBUTES: dict[str, dict[str, _Attr]] = {
+    "latency": {
+        "latency": _Attr("int", required=True, unit="ms"),
+        "jitter": _Attr("int", unit="ms"),
+    },
+    # rate 0 means "unlimited" in Toxiproxy: refuse it, it would be a silent no-op.
+    "bandwidth": {"rate": _Attr("int", minimum=1, required=True, unit="KB/s")},
+    "slow_close": {"delay": _Attr("int", required=True, unit="ms")},
+    "timeout": {"timeout": _Attr("int", unit="ms, 0 holds the connection until removed")},
+    "reset_peer": {"timeout": _Attr("int", unit="ms")},
+    "slicer": {
+        "average_size": _Attr("int", minimum=1, required=True, unit="bytes"),
+        "size_variation": _Attr("int", unit="bytes, less than average_size"),
+        "delay": _Attr("int", unit="microseconds"),
+    },
+    "limit_data": {"bytes": _Attr("int", required=True, unit="bytes")},
+}
+STRESS_ATTRIBUTES: dict[str, dict[str, _Attr]] = {
+    "cpu": {
+        "percent": _Attr("number", minimum=1, maximum=100, required=True, unit="percent per core"),
+        "cores": _Attr("int", minimum=1, maximum=4096, unit="cores"),
+    },
+    "memory": {"mb": _Attr("int", minimum=1, maximum=1_048_576, required=True, unit="MB")},
+    "disk": {
+        "mb": _Attr("int", minimum=1, maximum=1_048_576, required=True, unit="MB"),
+        "block_kb": _Attr("int", minimum=1, maximum=65_536, unit="KB"),
+        "fsync": _Attr("bool"),
+    },
+}
+
+
+# --------------------------------------------------------------------------- durations
+
+_DURATION_RE = re.compile(r"\s*([0-9.eE+-]+)\s*(ms|s|m)?\s*")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
+
+
+def parse_duration(value: str | float) -> float:
+    """Seconds from ``"2s"``, ``"250ms"``, ``"1.5m"``, ``"1.5"`` or a bare number (seconds).
+
+    Raises :class:`ValueError` (one line) for anything else, including negative, infinite
+    and boolean values.
+    """
+    problem = f"expected a duration like '2s', '250ms' or 1.5 (seconds), got {value!r}"
+    if isinstance(value, bool):
+        raise ValueError(problem)
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _DURATION_RE.fullmatch(value)
+        if match is None:
+            raise ValueError(problem)
+        try:
+            number = float(match.group(1))
+        except ValueError:
+            raise ValueError(problem) from None
+        unit = match.group(2)
+        # Exact for "s" and bare numbers (no multiplication), so dumps round-trip.
+        seconds = number if unit in (None, "s") else number * _UNIT_SECONDS[unit]
+    else:
+        raise ValueError(problem)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(problem)
+    return seconds
+
+
+def _format_duration(seconds: float) -> str:
+    # repr() of a float is the shortest text that reads back to the same float.
+    return f"{int(seconds)}s" if float(seconds).is_integer() else f"{float(seconds)!r}s"
+
+
+# --------------------------------------------------------------------------- node walking
+
+
+class _Doc:
+    """One YAML document being validated: the file name, the loader (to construct
+    scalars) and helpers that raise one-line errors at a node's line."""
+
+    def __init__(self, source: str, loader: yaml.SafeLoader) -> None:
+        self.source = source
+        self.loader = loader
+
+    def fail(self, node: yaml.Node | None, field: str | None, problem: str) -> ScenarioError:
+        line = node.start_mark.line + 1 if node is not None else 1
+        where = f"field '{field}': " if field else ""
+        return ScenarioError(f"{self.source}:{line}: {where}{_one_line(problem)}")
+
+    def scalar(self, node: yaml.Node, field: str) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            raise self.fail(node, field, "expected a single value, got a mapping")
+        if isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, field, "expected a single value, got a list")
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            raise self.fail(node, field, f"invalid YAML value: {_yaml_problem(exc)}") from None
+
+    def mapping(
+        self, node: yaml.Node, field: str | None, allowed: Sequence[str], what: str
+    ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        """The key -> (key node, value node) pairs of a mapping node, with unknown and
+        duplicate keys refused."""
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, field, f"expected a mapping ({what}), got {self._kind(node)}")
+        seen: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        own = [(k, v) for k, v in node.value if k.tag != "tag:yaml.org,2002:merge"]
+        for key_node, value_node in own:
+            key = self._key(key_node, field)
+            if key in seen:
+                raise self.fail(key_node, _join(field, key), "duplicate key")
+            seen[key] = (key_node, value_node)
+        if len(own) != len(node.value):
+            # `<<: *anchor` merges: let PyYAML flatten them (own keys win), then re-read.
+            try:
+                self.loader.flatten_mapping(node)
+            except yaml.YAMLError as exc:
+                raise self.fail(node, field, f"invalid YAML merge: {_yaml_problem(exc)}") from None
+            seen = {}
+            for key_node, value_node in node.value:
+                seen[self._key(key_node, field)] = (key_node, value_node)
+        for key, (key_node, _) in seen.items():
+            if key not in allowed:
+                hint = difflib.get_close_matches(key, allowed, n=1)
+                suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
+                raise self.fail(
+                    key_node,
+                    _join(field, key),
+                    f"unknown key (expected one of: {', '.join(allowed)}){suggestion}",
+                )
+        return seen
+
+    def _key(self, key_node: yaml.Node, field: str | None) -> str:
+        key = self.scalar(key_node, field or "top level")
+        if not isinstance(key, str):
+            raise self.fail(key_node, field, f"keys must be text, got {key!r}")
+        return key
+
+    @staticmethod
+    def _kind(node: yaml.Node) -> str:
+        if isinstance(node, yaml.MappingNode):
+            return "a mapping"
+        if isinstance(node, yaml.SequenceNode):
+            return "a list"
+        return repr(node.value) if isinstance(node, yaml.ScalarNode) else "nothing"
+
+
+def _join(field: str | None, key: str) -> str:
+    return f"{field}.{key}" if field else key
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        parts = [exc.context, exc.problem]
+        return _one_line("; ".join(p for p in parts if p)) or _one_line(str(exc))
+    return _one_line(str(exc))
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _text(doc: _Doc, node: yaml.Node, field: str) -> str:
+    value = doc.scalar(node, field)
+    if not isinstance(value, str):
+        raise doc.fail(node, field, f"expected text, got {value!r}")
+    return value
+
+
+def _choice(doc: _Doc, node: yaml.Node, field: str, choices: Sequence[str]) -> str:
+    value = doc.scalar(node, field)
+    if value not in choices:
+        raise doc.fail(node, field, f"expected one of {', '.join(choices)}, got {value!r}")
+    return str(value)
+
+
+def _duration(doc: _Doc, node: yaml.Node, field: str, *, positive: bool) -> float:
+    value = doc.scalar(node, field)
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise doc.fail(node, field, str(exc)) from None
+    if positive and seconds == 0:
+        raise doc.fail(node, field, f"expected a duration above zero, got {value!r}")
+    if seconds > MAX_SECONDS:
+        raise doc.fail(node, field, f"expected at most {int(MAX_SECONDS)}s, got {value!r}")
+    return seconds
+
+
+def _attribute(doc: _Doc, node: yaml.Node, field: str, spec: _Attr) -> Any:
+    value = doc.scalar(node, field)
+    if spec.kind == "bool":
+        if not isinstance(value, bool):
+            raise doc.fail(node, field, f"{spec.describe()}, got {value!r}")
+        return value
+    numeric = isinstance(value, int) or (spec.kind == "number" and isinstance(value, float))
+    if (
+        isinstance(value, bool)
+        or not numeric
+        or not math.isfinite(value)
+        or not spec.minimum <= value <= spec.maximum
+    ):
+        raise doc.fail(node, field, f"{spec.describe()}, got {value!r}")
+    return value
+
+
+def _attributes(
+    doc: _Doc,
+    node: yaml.Node | None,
+    parent: yaml.Node,
+    field: str,
+    schema: Mapping[str, _Attr],
+    what: str,
+) -> dict[str, Any]:
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
+        pairs: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+    else:
+        pairs = doc.mapping(node, field, tuple(schema), f"attributes of {what}")
+    values = {
+        key: _attribute(doc, value_node, f"{field}.{key}", schema[key])
+        for key, (_, value_node) in pairs.items()
+    }
+    for key, spec in schema.items():
+        if spec.required and key not in values:
+            raise doc.fail(node or parent, field, f"{what} needs attribute '{key}'")
+    return values
+
+
+def _fault(doc: _Doc, node: yaml.Node, field: str) -> FaultSpec:
+    pairs = doc.mapping(node, field, _ALL_FAULT_KEYS, "a fault")
+    if "kind" not in pairs:
+        raise doc.fail(node, field, f"missing key 'kind' (one of {', '.join(FAULT_KINDS)})")
+    kind = _choice(doc, pairs["kind"][1], f"{field}.kind", FAULT_KINDS)
+    for key, (key_node, _) in pairs.items():
+        if key not in _FAULT_KEYS[kind]:
+            raise doc.fail(key_node, f"{field}.{key}", f"not used by kind '{kind}' faults")
+
+    def value(key: str) -> yaml.Node | None:
+        return pairs[key][1] if key in pairs else None
+
+    target = "*"
+    if kind == "down" and "target" not in pairs:
+        raise doc.fail(node, field, "a 'down' fault needs a target (a chaos_proxy name or '*')")
+    if (target_node := value("target")) is not None:
+        target = _text(doc, target_node, f"{field}.target")
+        if not TARGET_RE.fullmatch(target):
+            raise doc.fail(
+                target_node,
+                f"{field}.target",
+                f"expected a proxy name (letters, digits, _ . : -) or '*', got {target!r}",
+            )
+
+    fault_type: str | None = None
+    attributes: dict[str, Any] = {}
+    if kind in ("toxic", "stress"):
+        types, schemas = (
+            (TOXIC_TYPES, TOXIC_ATTRIBUTES)
+            if kind == "toxic"
+            else (STRESS_TYPES, STRESS_ATTRIBUTES)
+        )
+        if (type_node := value("type")) is None:
+            raise doc.fail(node, field, f"a '{kind}' fault needs a type ({', '.join(types)})")
+        fault_type = _choice(doc, type_node, f"{field}.type", types)
+        attributes = _attributes(
+            doc,
+            value("attributes"),
+            node,
+            f"{field}.attributes",
+            schemas[fault_type],
+            f"{kind} '{fault_type}'",
+        )
+        # Toxiproxy draws chunk sizes from average_size +- size_variation: keep them >= 1.
+        if fault_type == "slicer" and attributes.get("size_variation", 0) >= attributes.get(
+            "average_size", 1
+        ):
+            raise doc.fail(
+                pairs["attributes"][1],
+                f"{field}.attributes.size_variation",
+                f"must be less than average_size ({attributes['average_size']}), "
+                f"got {attributes['size_variation']}",
+            )
+
+    stream = "downstream"
+    if (stream_node := value("stream")) is not None:
+        stream = _choice(doc, stream_node, f"{field}.stream", STREAMS)
+    toxicity = 1.0
+    if (toxicity_node := value("toxicity")) is not None:
+        raw = doc.scalar(toxicity_node, f"{field}.toxicity")
+        if (
+            isinstance(raw, bool)
+            or not isinstance(raw, (int, float))
+            or not math.isfinite(raw)
+            or not 0 <= raw <= 1
+        ):
+            raise doc.fail(
+                toxicity_node,
+                f"{field}.toxicity",
+                f"expected a probability from 0 to 1, got {raw!r}",
+            )
+        toxicity = float(raw)
+    start = 0.0
+    if (start_node := value("start")) is not None:
+        start = _duration(doc, start_node, f"{field}.start", positive=False)
+    duration: float | None = None
+    if (duration_node := value("duration")) is not None:
+        duration = _duration(doc, duration_node, f"{field}.duration", positive=True)
+
+    return FaultSpec(
+        kind=kind,
+        target=target,
+        type=fault_type,
+        stream=stream,
+        toxicity=toxicity,
+        attributes=attributes,
+        start_s=start,
+        duration_s=duration,
+        source=f"{doc.source}:{node.start_mark.line + 1}",
+    )
+
+
+def _scenario(doc: _Doc, root: yaml.Node | None) -> tuple[Scenario, int]:
+    """The scenario and the line of its ``name`` (for duplicate-name errors)."""
+    if root is None:
+        raise doc.fail(
+            None, None, "empty file; expected a mapping with keys " + ", ".join(_TOP_KEYS)
+        )
+    pairs = doc.mapping(root, None, _TOP_KEYS, "a scenario")
+    for key in _TOP_KEYS:
+        if key not in pairs:
+            raise doc.fail(root, None, f"missing key '{key}'")
+    name = _text(doc, pairs["name"][1], "name")
+    if not NAME_RE.fullmatch(name):
+        raise doc.fail(
+            pairs["name"][1],
+            "name",
+            f"expected lower-case letters, digits and '_' only, got {name!r}",
+        )
+    description = _text(doc, pairs["description"][1], "description")
+    if not description.strip():
+        raise doc.fail(pairs["description"][1], "description", "must not be empty")
+    severity = _choice(doc, pairs["severity"][1], "severity", SEVERITIES)
+    faults_node = pairs["faults"][1]
+    if not isinstance(faults_node, yaml.SequenceNode) or not faults_node.value:
+        raise doc.fail(faults_node, "faults", "expected a non-empty list of faults")
+    faults = tuple(_fault(doc, item, f"faults[{i}]") for i, item in enumerate(faults_node.value))
+    scenario = Scenario(
+        name=name, description=description, severity=severity, faults=faults, source=doc.source
+    )
+    return scenario, pairs["name"][1].start_mark.line + 1
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def loads(text: str, source: str = "<string>") -> Scenario:
+    """Parse and validate one scenario from YAML text; errors name ``source`` and a line."""
+    return _parse(text, source)[0]
+
+
+def _parse(text: str, source: str) -> tuple[Scenario, int]:
+    loader = _Loader(text)
+    try:
+        try:
+            root = loader.get_single_node()
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+            line = mark.line + 1 if mark is not None else 1
+            raise ScenarioError(f"{source}:{line}: invalid YAML: {_yaml_problem(exc)}") from None
+        return _scenario(_Doc(source, loader), root)
+    finally:
+        loader.dispose()
+
+
+def load_file(path: Path) -> Scenario:
+    """Load and validate one scenario file.
+
+    Raises :class:`ScenarioError` with one line ``path:LINE: field 'x.y': problem``;
+    :class:`ScenarioPathError` when the file cannot be read.
+    """
+    return _load_file(Path(path))[0]
+
+
+def _load_file(path: Path) -> tuple[Scenario, int]:
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ScenarioPathError(f"{path}: file too large for a scenario (over 1 MB)")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ScenarioPathError(f"{path}: cannot read scenario file: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ScenarioError(f"{path}:{line}: invalid YAML: not UTF-8 text") from None
+    return _parse(text, str(path))
+
+
+def scenario_files(folder: Path) -> list[Path]:
+    """The scenario files of a folder (``*.yaml``/``*.yml``, not recursive, hidden files
+    skipped), sorted by name so that errors and overrides are deterministic."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        reason = "is not a folder" if folder.exists() else "does not exist"
+        raise ScenarioPathError(f"{folder}: scenario folder {reason}")
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.suffix in SCENARIO_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
+
+
+def load_dir(folder: Path) -> dict[str, Scenario]:
+    """All scenarios of one folder by name; two files with the same name are an error."""
+    found: dict[str, Scenario] = {}
+    for path in scenario_files(folder):
+        scenario, name_line = _load_file(path)
+        if (other := found.get(scenario.name)) is not None:
+            raise _duplicate(scenario, name_line, other)
+        found[scenario.name] = scenario
+    return found
+
+
+def _duplicate(scenario: Scenario, name_line: int, other: Scenario) -> ScenarioError:
+    return ScenarioError(
+        f"{scenario.source}:{name_line}: field 'name': duplicate scenario name "
+        f"{scenario.name!r} in one folder (also in {other.source})"
+    )
+
+
+def builtin_dir() -> Path:
+    """The folder of built-in scenarios.
+
+    From an installed wheel they are package data: pyproject force-includes the
+    repository's top-level ``scenarios/`` as ``pytest_rafael/_builtin_scenarios``. In an
+    editable/dev install that copy does not exist and the package imports from the
+    source tree, so the top-level ``scenarios/`` folder next to the package is used.
+    """
+    packaged = importlib.resources.files("pytest_rafael") / "_builtin_scenarios"
+    if isinstance(packaged, Path) and packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "scenarios"
+
+
+def load_catalog(extra_dirs: Sequence[Path] = ()) -> dict[str, Scenario]:
+    """Built-in scenarios, then each extra folder in order adding or overriding by name.
+
+    A missing folder is a :class:`ScenarioPathError` naming it; an invalid file or a
+    duplicate name within one folder is a :class:`ScenarioError`. The result is sorted by
+    scenario name.
+    """
+    catalog = load_dir(builtin_dir())
+    for folder in extra_dirs:
+        catalog.update(load_dir(Path(folder)))
+    return dict(sorted(catalog.items()))
+
+
+# --------------------------------------------------------------------------- writing
+
+
+class _Dumper(yaml.SafeDumper):
+    """Indents list items under their key, as people write YAML by hand."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+class _FlowDict(dict[str, Any]):
+    """Attributes are written on one line (`{latency: 200, jitter: 50}`), as in the docs."""
+
+
+_Dumper.add_representer(
+    _FlowDict,
+    lambda dumper, data: dumper.represent_mapping(
+        "tag:yaml.org,2002:map", data.items(), flow_style=True
+    ),
+)
+
+
+def _fault_data(fault: FaultSpec) -> dict[str, Any]:
+    data: dict[str, Any] = {"kind": fault.kind}
+    if fault.kind in ("toxic", "down"):
+        data["target"] = fault.target
+    if fault.kind in ("toxic", "stress"):
+        data["type"] = fault.type
+    if fault.kind == "toxic":
+        data["stream"] = fault.stream
+        data["toxicity"] = float(fault.toxicity)
+    if fault.kind in ("toxic", "stress"):
+        data["attributes"] = _FlowDict(fault.attributes)
+    if fault.start_s:
+        data["start"] = _format_duration(fault.start_s)
+    if fault.duration_s is not None:
+        data["duration"] = _format_duration(fault.duration_s)
+    return data
+
+
+def _comparable(scenario: Scenario) -> tuple[Any, ...]:
+    # `source` says where a scenario came from, not what it does: leave it out.
+    return (
+        scenario.name,
+        scenario.description,
+        scenario.severity,
+        tuple(
+            (
+                f.kind,
+                f.target if f.kind != "stress" else "*",
+                f.type,
+                f.stream if f.kind == "toxic" else "downstream",
+                float(f.toxicity) if f.kind == "toxic" else 1.0,
+                dict(f.attributes) if f.kind != "down" else {},
+                f.start_s,
+                f.duration_s,
+            )
+            for f in scenario.faults
+        ),
+    )
+
+
+def same_scenario(a: Scenario, b: Scenario) -> bool:
+    """Whether two scenarios inject the same faults (``source`` and fields a fault kind
+    ignores, such as a stress fault's target, are not compared)."""
+    return _comparable(a) == _comparable(b)
+
+
+def dump_scenario(scenario: Scenario) -> str:
+    """YAML text that :func:`load_file` reads back to an equal scenario.
+
+    The text is checked by reading it back, so an invalid scenario (for example one built
+    in code with an unknown toxic type) raises :class:`ScenarioError` instead of writing a
+    file that cannot be loaded.
+    """
+    data = {
+        "name": scenario.name,
+        "description": scenario.description,
+        "severity": scenario.severity,
+        "faults": [_fault_data(f) for f in scenario.faults],
+    }
+    text = yaml.dump(
+        data,
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=100,
+    )
+    try:
+        again = loads(text, f"<scenario {scenario.name!r}>")
+    except ScenarioError as exc:
+        raise ScenarioError(f"cannot write scenario {scenario.name!r}: {exc}") from None
+    if not same_scenario(again, scenario):
+        raise ScenarioError(
+            f"cannot write scenario {scenario.name!r}: it does not read back the same"
+        )
+    return text
+
+
+def iter_problems(paths: Sequence[Path]) -> Iterator[tuple[Path, Scenario | ScenarioError]]:
+    """Each scenario file under ``paths`` (files or folders) with its scenario or its
+    error, and a duplicate-name error for a second file of the same name in one folder.
+
+    A path that does not exist raises :class:`ScenarioPathError` before anything is read.
+    """
+    plan: list[tuple[Path, list[Path]]] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            plan.append((path, scenario_files(path)))
+        elif path.is_file():
+            plan.append((path, [path]))
+        else:
+            raise ScenarioPathError(f"{path}: no such scenario file or folder")
+    for _, files in plan:
+        names: dict[str, Scenario] = {}
+        for file in files:
+            try:
+                scenario, name_line = _load_file(file)
+            except ScenarioError as exc:
+                yield file, exc
+                continue
+            if (other := names.get(scenario.name)) is not None:
+                yield file, _duplicate(scenario, name_line, other)
+                continue
+            names[scenario.name] = scenario
+            yield file, scenario

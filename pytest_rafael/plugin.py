@@ -1,15 +1,40 @@
-"""pytest hooks of pytest-rafael (work in progress: options and marker)."""
+"""pytest hooks of pytest-rafael.
+
+This module wires things together and holds no business logic: settings come from
+:mod:`~pytest_rafael.settings`, faults from :mod:`~pytest_rafael.faults`, evolution from
+:mod:`~pytest_rafael.genome`, aggregation and gate from :mod:`~pytest_rafael.controller`.
+
+Two plugin objects do the work. :class:`RafaelSession` (always registered) validates
+markers, owns the Toxiproxy server and collects iteration results. :class:`ChaosRunner`
+(registered only under ``--rafael-chaos``) wraps each chaos iteration; without the flag
+no per-test hook of ours runs, which keeps the plugin's cost on ordinary suites near zero.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import signal
+import time
+from collections.abc import Generator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import pytest
 
-from pytest_rafael import settings
+from pytest_rafael import marker, settings
+from pytest_rafael.iteration import ChaosCase, base_nodeid, one_line, state_of
+from pytest_rafael.results import IterationResult
 
-MARKER = (
-    "chaos(*scenario_names, iterations=None, module=None, min_fitness=None, targets=None): "
-    "run this test under the named threat scenarios when --rafael-chaos is given"
-)
+if TYPE_CHECKING:
+    from pytest_rafael.faults.network import ToxiproxyControl
+    from pytest_rafael.fixtures import ToxiproxyServer
+    from pytest_rafael.scenarios import Scenario
+    from pytest_rafael.toxiproxy import EmbeddedServer
+
+SESSION = pytest.StashKey["RafaelSession"]()
+CASE_PARAM = "_rafael_case"
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -22,5 +47,411 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     settings.add_options(parser)
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", MARKER)
+    config.addinivalue_line("markers", marker.SIGNATURE)
+    resolved = settings.resolve(config)
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and "rafael_seed" in workerinput:
+        # Every xdist worker uses the controller's seed, so a run reproduces as a whole.
+        resolved = dataclasses.replace(resolved, seed=int(workerinput["rafael_seed"]))
+    session = RafaelSession(config, resolved, is_worker=workerinput is not None)
+    config.stash[SESSION] = session
+    config.pluginmanager.register(session, "rafael-session")
+    from pytest_rafael import fixtures
+
+    config.pluginmanager.register(fixtures, "rafael-fixtures")
+    if resolved.chaos:
+        config.pluginmanager.register(ChaosRunner(session), "rafael-chaos-runner")
+        _terminate_gracefully_on_sigterm()
+    if config.pluginmanager.hasplugin("xdist"):
+        from pytest_rafael import xdist_support
+
+        config.pluginmanager.register(xdist_support.XdistSupport(session), "rafael-xdist")
+
+
+def _terminate_gracefully_on_sigterm() -> None:
+    """Turn SIGTERM (CI cancelling a job) into KeyboardInterrupt, so that pytest unwinds
+    the running test and every fault is reverted on the way out. A handler the user
+    installed is left alone."""
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
+        raise KeyboardInterrupt("SIGTERM")
+
+    try:
+        signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (pytest embedded in something else)
+        pass
+
+
+class RafaelSession:
+    """Process-wide state of one pytest run: settings, scenario catalog, Toxiproxy,
+    evolution engines (on the process that runs the tests) and collected results (on the
+    controller)."""
+
+    def __init__(self, config: pytest.Config, resolved: settings.Settings,
+                 *, is_worker: bool) -> None:
+        self.config = config
+        self.settings = resolved
+        self.is_worker = is_worker
+        self.started_at = datetime.now(timezone.utc)
+        self.started = time.monotonic()
+        self._catalog: dict[str, Scenario] | None = None
+        self._server: EmbeddedServer | None = None
+        self._toxiproxy: ToxiproxyServer | None = None
+        self._genomes: dict[str, Any] | None = None
+        self.engines: dict[str, Any] = {}
+        self.iterations: list[IterationResult] = []
+        self.verdicts: dict[str, dict[str, Any]] = {}
+        self.run: Any = None  # the RunResult, once the session is over
+
+    # -- shared resources -----------------------------------------------------------
+
+    def catalog(self) -> dict[str, Scenario]:
+        if self._catalog is None:
+            from pytest_rafael.scenario_loader import load_catalog
+
+            self._catalog = load_catalog(self.settings.scenario_dirs)
+        return self._catalog
+
+    def toxiproxy_server(self) -> ToxiproxyServer:
+        if self._toxiproxy is None:
+            from pytest_rafael.faults.network import ToxiproxyControl, ToxiproxyError
+            from pytest_rafael.fixtures import ToxiproxyServer
+
+            url = self.settings.toxiproxy_url
+            if url is None:
+                from pytest_rafael.toxiproxy import EmbeddedServer
+
+                worker_offset = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+                self._server = EmbeddedServer(seed=self.settings.seed + worker_offset)
+                self._server.start()
+                url = self._server.url
+            control = ToxiproxyControl(url, timeout=self.settings.control_timeout)
+            if self._server is None:
+                try:
+                    control.version()
+                except ToxiproxyError as exc:
+                    raise pytest.UsageError(
+                        f"pytest-rafael: --rafael-toxiproxy {url}: server not reachable ({exc})"
+                    ) from None
+            self._toxiproxy = ToxiproxyServer(url, self._server is not None, control)
+        return self._toxiproxy
+
+    @property
+    def control(self) -> ToxiproxyControl | None:
+        return self._toxiproxy.control if self._toxiproxy else None
+
+    def stress_limits(self) -> Any:
+        from pytest_rafael.faults.stress import StressLimits
+
+        return StressLimits(memory_share=self.settings.memory_cap)
+
+    def adopted_genome(self, module: str) -> Any:
+        """The module's genome from the genome file, or an empty one (no genes)."""
+        from pytest_rafael.genome import Genome
+        from pytest_rafael.genome.file import load_genome_file
+
+        if self._genomes is None:
+            self._genomes = dict(load_genome_file(self.settings.genome_file))
+        found = self._genomes.get(module)
+        return found if found is not None else Genome(module=module, generation=0,
+                                                      genes={}, lineage=())
+
+    # -- collection -----------------------------------------------------------------
+
+    def pytest_report_header(self, config: pytest.Config) -> str:
+        s = self.settings
+        mode = f"chaos on, {s.iterations} iterations" if s.chaos else "chaos off"
+        server = s.toxiproxy_url or "embedded"
+        return f"rafael: {mode}, seed {s.seed}, toxiproxy {server}"
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        mark = metafunc.definition.get_closest_marker("chaos")
+        if mark is None:
+            return
+        where = metafunc.definition.nodeid
+        try:
+            catalog = self.catalog()
+            spec = marker.parse(mark, where, catalog)
+        except ValueError as exc:  # ScenarioError and MarkerError: one line
+            raise pytest.Collector.CollectError(str(exc)) from None
+        if not self.settings.chaos:
+            return
+        iterations = spec.iterations or self.settings.iterations
+        cases = [ChaosCase(name, i, iterations) for name in spec.scenarios
+                 for i in range(iterations)]
+        # The same trick as pytest-repeat: a parameter the test function does not take,
+        # so every iteration is its own item with fresh function-scoped fixtures.
+        metafunc.fixturenames.append(CASE_PARAM)
+        metafunc.parametrize(CASE_PARAM, cases, ids=[c.id for c in cases])
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        mark = item.get_closest_marker("chaos")
+        if mark is None:
+            return
+        state = state_of(item)
+        state.spec = marker.parse(mark, item.nodeid, self.catalog())
+
+    # -- results ---------------------------------------------------------------------
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, "rafael_iteration", None)
+        if data is not None:
+            self.iterations.append(IterationResult.from_dict(data))
+        verdict = getattr(report, "rafael_verdict", None)
+        if verdict is not None:
+            self.verdicts[verdict["key"]] = verdict
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.is_worker or not self.settings.chaos:
+            return
+        from pytest_rafael import controller
+
+        self.run = controller.finish_run(self, session)
+        if not self.run.gate.passed and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int,
+                                config: pytest.Config) -> None:
+        if self.run is not None:
+            from pytest_rafael import controller
+
+            controller.write_terminal_summary(self.run, terminalreporter, self.report_paths)
+
+    report_paths: Any = None
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+
+class ChaosRunner:
+    """Wraps each chaos iteration: picks its genome, injects its faults around the test
+    call, and turns what happened into an :class:`IterationResult`."""
+
+    def __init__(self, session: RafaelSession) -> None:
+        self.session = session
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
+        case = _case_of(item)
+        if case is not None:
+            self._prepare(item, case)
+        yield
+        if case is not None:
+            state = state_of(item)
+            # Targets are checked once the fixtures have created their proxies, so a
+            # scenario aimed at a proxy the test never made is a setup error, not a pass.
+            from pytest_rafael.faults.injector import FaultError, resolve_targets
+
+            assert state.scenario is not None
+            try:
+                resolve_targets(state.scenario, state.proxies)
+            except FaultError as exc:
+                pytest.fail(str(exc), pytrace=False)
+
+    def _prepare(self, item: pytest.Item, case: ChaosCase) -> None:
+        state = state_of(item)
+        assert state.spec is not None
+        scenario = self.session.catalog()[case.scenario]
+        state.case = case
+        state.scenario = scenario.retarget(state.spec.targets) if state.spec.targets else scenario
+        state.base_nodeid = base_nodeid(item.nodeid, case)
+        module = state.spec.module
+        if module is not None:
+            engine = self._engine(state.base_nodeid, case.scenario, module)
+            state.genome = engine.next_candidate(case.index)
+            from pytest_rafael.resilience import runtime
+
+            # The candidate is in force from setup (fixtures may build clients from it)
+            # to the end of teardown.
+            state.cleanup.enter_context(runtime.use_genome(state.genome, module))
+
+    def _engine(self, nodeid: str, scenario: str, module: str) -> Any:
+        key = f"{nodeid}::{scenario}"
+        engine = self.session.engines.get(key)
+        if engine is None:
+            from pytest_rafael.genome.evolution import Engine
+
+            s = self.session.settings
+            engine = Engine(
+                key,
+                self.session.adopted_genome(module),
+                seed=s.seed,
+                state=_load_engine_state(s.store, key),
+                adopt_margin=s.adopt_margin,
+                weights=s.fitness_weights,
+            )
+            self.session.engines[key] = engine
+        return engine
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
+        state = state_of(item)
+        if state.case is None or state.scenario is None:
+            return (yield)
+        from pytest_rafael.faults.injector import FaultInjector
+
+        module = state.spec.module if state.spec else None
+        if module is not None:
+            from pytest_rafael.resilience import runtime
+
+            runtime.reset_counters(module)
+        injector = FaultInjector(
+            state.scenario,
+            state.proxies,
+            self.session.control,
+            self.session.stress_limits(),
+            apply_custom=lambda spec: item.config.hook.rafael_apply_fault(
+                fault=spec, context=state),
+        )
+        injector.start()
+        started = time.perf_counter()
+        try:
+            result = yield
+        except BaseException:
+            self._after_call(state, injector, started, module, raise_errors=False)
+            raise
+        self._after_call(state, injector, started, module, raise_errors=True)
+        return result
+
+    def _after_call(self, state: Any, injector: Any, started: float, module: str | None,
+                    *, raise_errors: bool) -> None:
+        state.duration_s = time.perf_counter() - started
+        try:
+            state.faults = injector.stop()
+        except Exception:
+            state.faults = injector.records
+            if raise_errors:
+                raise
+        finally:
+            state.fault_window = injector.fault_window()
+            if module is not None:
+                from pytest_rafael.resilience import runtime
+
+                state.runtime = dict(runtime.counters(module))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        state = state_of(item)
+        if state.case is None:
+            return (yield)
+        if call.when == "teardown":
+            result, verdict = self._finish_iteration(item, state, call)
+            item.user_properties.append(("rafael_scenario", state.case.scenario))
+            item.user_properties.append(("rafael_iteration", state.case.index))
+            item.user_properties.append(("rafael_fitness", result.fitness))
+            report = yield
+            report.rafael_iteration = result.to_dict()  # type: ignore[attr-defined]
+            if verdict is not None:
+                report.rafael_verdict = verdict  # type: ignore[attr-defined]
+            return report
+        report = yield
+        if call.excinfo is not None and state.outcome in (None, "passed"):
+            if report.skipped:
+                state.outcome = "skipped"
+            else:
+                state.outcome = "failed" if call.when == "call" else "error"
+                state.error = one_line(call.excinfo)
+        elif call.when == "call" and state.outcome is None:
+            state.outcome = "passed"
+        return report
+
+    def _finish_iteration(self, item: pytest.Item, state: Any,
+                          call: pytest.CallInfo[None]) -> tuple[IterationResult, Any]:
+        assert state.case is not None
+        assert state.scenario is not None
+        if call.excinfo is not None and state.outcome in (None, "passed"):
+            state.outcome, state.error = "error", one_line(call.excinfo)
+        outcome = state.outcome or "error"
+        module = state.spec.module if state.spec else None
+        fitness, terms, verdict = None, {}, None
+        state.cleanup.close()
+        if outcome != "skipped":
+            from pytest_rafael.genome.fitness import Measurement
+
+            measurement = Measurement.from_iteration(
+                outcome, state.duration_s, state.runtime, state.metrics, state.fault_window
+            )
+            if module is not None:
+                engine = self._engine(state.base_nodeid, state.case.scenario, module)
+                scored = engine.observe(state.case.index, state.genome, measurement)
+                if state.case.index == state.case.iterations - 1:
+                    verdict = _verdict_dict(engine, state)
+            else:
+                from pytest_rafael.genome.fitness import evaluate
+
+                scored = evaluate([measurement], None, weights=self.session.settings
+                                  .fitness_weights)
+            fitness, terms = scored.score, dict(scored.terms)
+        result = IterationResult(
+            nodeid=state.base_nodeid,
+            scenario=state.case.scenario,
+            index=state.case.index,
+            outcome=outcome,
+            duration_s=round(state.duration_s, 6),
+            module=module,
+            severity=state.scenario.severity,
+            genome=state.genome.to_dict() if state.genome is not None else None,
+            fitness=fitness,
+            fitness_terms=terms,
+            faults=state.faults,
+            metrics=dict(state.metrics),
+            runtime=state.runtime,
+            error=state.error,
+            worker=os.environ.get("PYTEST_XDIST_WORKER"),
+            min_fitness=_min_fitness(state.spec, self.session.settings),
+        )
+        item.config.hook.rafael_iteration_finished(result=result)
+        return result, verdict
+
+
+def _case_of(item: pytest.Item) -> ChaosCase | None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return None
+    case = callspec.params.get(CASE_PARAM)
+    return case if isinstance(case, ChaosCase) else None
+
+
+def _min_fitness(spec: Any, resolved: settings.Settings) -> float | None:
+    # Precedence: the marker's min_fitness= over the session's --rafael-min-fitness.
+    if spec is not None and spec.min_fitness is not None:
+        return float(spec.min_fitness)
+    return resolved.min_fitness
+
+
+def _load_engine_state(store_path: Path, key: str) -> dict[str, Any] | None:
+    if not store_path.exists():
+        return None
+    from pytest_rafael.genome.state import load_engine_state
+    from pytest_rafael.store import Store
+
+    with Store(store_path) as store:
+        return load_engine_state(store, key)
+
+
+def _verdict_dict(engine: Any, state: Any) -> dict[str, Any]:
+    v = engine.verdict()
+    return {
+        "key": f"{state.base_nodeid}::{state.case.scenario}",
+        "nodeid": state.base_nodeid,
+        "scenario": state.case.scenario,
+        "module": state.spec.module,
+        "baseline_fitness": v.baseline_fitness,
+        "best_fitness": v.best_fitness,
+        "best_genome": v.best_genome.to_dict() if v.best_genome is not None else None,
+        "baseline_genome": engine.baseline.to_dict(),
+        "propose": v.propose,
+        "reason": v.reason,
+        "engine_state": engine.state(),
+    }

@@ -52,6 +52,7 @@ class IterationResult:
     runtime: dict[str, Any] = field(default_factory=dict)  # @antifragile counters
     error: str | None = None  # one line: exception type and message
     worker: str | None = None
+    min_fitness: float | None = None  # the gate for this test (marker > CLI > env > ini)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

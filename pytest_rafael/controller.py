@@ -1,0 +1,258 @@
+"""The end of a chaos run, on the controller only: iteration results become test results,
+the resilience delta and the gate; proposals go to the guardian; the store, the reports
+and the terminal get the outcome. One writer, also under pytest-xdist.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from statistics import fmean
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_rafael.results import Delta, Gate, IterationResult, RunResult, TestResult
+
+if TYPE_CHECKING:
+    from pytest_rafael.plugin import RafaelSession
+
+
+def group_iterations(
+    iterations: Iterable[IterationResult],
+) -> dict[tuple[str, str], list[IterationResult]]:
+    """Iterations per (test, scenario), in first-seen order, each list by index."""
+    groups: dict[tuple[str, str], list[IterationResult]] = {}
+    for it in iterations:
+        groups.setdefault((it.nodeid, it.scenario), []).append(it)
+    for its in groups.values():
+        its.sort(key=lambda i: i.index)
+    return groups
+
+
+def _baseline_iterations(its: Sequence[IterationResult]) -> list[IterationResult]:
+    """Iterations that ran the shipped genome: all of them when the test evolves nothing."""
+    if its[0].module is None:
+        return list(its)
+    first = its[0].genome
+    return [i for i in its if i.genome == first] or [its[0]]
+
+
+def build_tests(
+    iterations: Iterable[IterationResult], verdicts: dict[str, dict[str, Any]]
+) -> list[TestResult]:
+    tests = []
+    for (nodeid, scenario), its in group_iterations(iterations).items():
+        scored = [i.fitness for i in its if i.fitness is not None]
+        verdict = verdicts.get(f"{nodeid}::{scenario}")
+        if verdict is not None:
+            baseline, best = verdict["baseline_fitness"], verdict["best_fitness"]
+            best_genome = verdict["best_genome"]
+        else:
+            base = [i.fitness for i in _baseline_iterations(its) if i.fitness is not None]
+            baseline = round(fmean(base), 4) if base else None
+            best = round(max(scored), 4) if scored and its[0].module else baseline
+            best_genome = None
+        tests.append(TestResult(
+            nodeid=nodeid, scenario=scenario, severity=its[0].severity or "medium",
+            module=its[0].module, iterations=tuple(its), baseline_fitness=baseline,
+            best_fitness=best, best_genome=best_genome, min_fitness=its[0].min_fitness,
+        ))
+    return tests
+
+
+def evaluate_gate(tests: Sequence[TestResult], session_min: float | None) -> Gate:
+    """The shipped genome's fitness (the baseline) against each test's threshold."""
+    failures = []
+    for t in tests:
+        threshold = t.min_fitness
+        if threshold is None:
+            continue
+        score = t.baseline_fitness if t.baseline_fitness is not None else 0.0
+        if score < threshold:
+            hint = ""
+            if t.proposal_id:
+                hint = f" (candidate {t.best_fitness:.2f} proposed as {t.proposal_id})"
+            failures.append(f"{t.nodeid} [{t.scenario}]: fitness {score:.2f} < "
+                            f"{threshold:.2f}{hint}")
+    return Gate(min_fitness=session_min, passed=not failures, failures=tuple(failures))
+
+
+def compute_delta(tests: Sequence[TestResult]) -> Delta:
+    """Baseline: the shipped genomes' mean fitness. Current: the mean fitness of what this
+    run recommends shipping (the proposed candidate where there is one)."""
+    if not tests:
+        return Delta(0.0, 0.0, 0.0, (), ())
+    baseline = fmean(t.baseline_fitness or 0.0 for t in tests)
+    current = fmean(
+        (t.best_fitness if t.proposal_id and t.best_fitness is not None else
+         t.baseline_fitness) or 0.0
+        for t in tests
+    )
+    vulnerable = [t for t in tests
+                  if any(i.outcome != "passed" for i in _baseline_iterations(t.iterations)
+                         if i.outcome != "skipped")]
+    mitigated = sorted({t.scenario for t in vulnerable if t.proposal_id}
+                       - {t.scenario for t in vulnerable if not t.proposal_id})
+    vulnerabilities = tuple(
+        f"{t.nodeid} [{t.scenario}]: " + next(
+            (i.error or i.outcome for i in _baseline_iterations(t.iterations)
+             if i.outcome not in ("passed", "skipped")), "failed")
+        for t in vulnerable if not t.proposal_id
+    )
+    improvement = (current - baseline) / baseline * 100 if baseline > 0 else (
+        100.0 if current > 0 else 0.0)
+    return Delta(round(baseline, 4), round(current, 4), round(improvement, 2),
+                 tuple(mitigated), vulnerabilities)
+
+
+def _actor() -> str:
+    from pytest_rafael.guardian.actor import current_actor
+
+    return current_actor()
+
+
+def finish_run(rs: RafaelSession, session: pytest.Session) -> RunResult:
+    from pytest_rafael.genome.state import save_engine_state
+    from pytest_rafael.guardian import Guardian
+    from pytest_rafael.store import Store
+
+    s = rs.settings
+    tests = build_tests(rs.iterations, rs.verdicts)
+    finished = datetime.now(timezone.utc)
+    run_id = f"{rs.started_at:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    actor = _actor()
+    extra: dict[str, Any] = {}
+    with Store(s.store) as store:
+        guardian = Guardian.open(
+            store, project_root=session.config.rootpath, genome_file=s.genome_file,
+            actor=actor,
+            notify=lambda event: session.config.hook.rafael_proposal(event=event),
+        )
+        guardian.record("run_started", details={"run_id": run_id, "seed": s.seed,
+                                                "started_at": rs.started_at.isoformat()})
+        for verdict in rs.verdicts.values():
+            save_engine_state(store, verdict["key"], verdict["module"], verdict["engine_state"])
+        for t in tests:
+            applied = sum(len(i.faults) for i in t.iterations)
+            reverted = sum(1 for i in t.iterations for f in i.faults
+                           if f.reverted_at_s is not None)
+            guardian.record("faults_injected", module=t.module, details={
+                "run_id": run_id, "nodeid": t.nodeid, "scenario": t.scenario,
+                "iterations": len(t.iterations), "faults": applied})
+            guardian.record("faults_reverted", module=t.module, details={
+                "run_id": run_id, "nodeid": t.nodeid, "scenario": t.scenario,
+                "faults": reverted})
+        tests = _propose(guardian, tests, rs.verdicts, run_id)
+        gate = evaluate_gate(tests, s.min_fitness)
+        delta = compute_delta(tests)
+        extra["guardian"] = guardian.summary()
+        extra["vault"] = _recommendations(s.vault_dirs, tests)
+        run = RunResult(
+            run_id=run_id, started_at=rs.started_at.isoformat(),
+            finished_at=finished.isoformat(),
+            duration_s=round((finished - rs.started_at).total_seconds(), 3), seed=s.seed,
+            chaos=s.chaos, toxiproxy_url=s.toxiproxy_url or "embedded", actor=actor,
+            tests=tuple(tests), delta=delta, gate=gate, extra=extra,
+        )
+        session.config.hook.rafael_run_finished(run=run)
+        results = run.to_dict()
+        history = store.runs()
+        store.save_run(results)
+        guardian.record("run_finished", details={
+            "run_id": run_id, "tests": len(tests), "gate_passed": gate.passed,
+            "baseline_score": delta.baseline_score, "current_score": delta.current_score})
+    from pytest_rafael.report import write_reports
+
+    rs.report_paths = write_reports(results, s.report_dir, history)
+    return run
+
+
+def _propose(guardian: Any, tests: list[TestResult], verdicts: dict[str, dict[str, Any]],
+             run_id: str) -> list[TestResult]:
+    """One proposal per module: the candidate with the largest proven gain."""
+    from dataclasses import replace
+
+    best_by_module: dict[str, dict[str, Any]] = {}
+    for v in verdicts.values():
+        if not v["propose"] or v["best_genome"] is None:
+            continue
+        gain = (v["best_fitness"] or 0) - (v["baseline_fitness"] or 0)
+        current = best_by_module.get(v["module"])
+        if current is None or gain > current["best_fitness"] - current["baseline_fitness"]:
+            best_by_module[v["module"]] = v
+    decided: dict[str, Any] = {}
+    for module, v in best_by_module.items():
+        evidence = {
+            "run_id": run_id,
+            "reason": v["reason"],
+            "tests": [
+                {"nodeid": t.nodeid, "scenario": t.scenario, "severity": t.severity,
+                 "baseline_fitness": t.baseline_fitness, "best_fitness": t.best_fitness,
+                 "success_rate": t.success_rate, "iterations": len(t.iterations)}
+                for t in tests if t.module == module
+            ],
+        }
+        decided[module] = guardian.propose(module, v["baseline_genome"], v["best_genome"],
+                                           evidence)
+    out = []
+    for t in tests:
+        proposal = decided.get(t.module or "")
+        v = verdicts.get(f"{t.nodeid}::{t.scenario}")
+        if proposal is not None and v is not None and v["propose"]:
+            t = replace(t, proposal_id=proposal.id, adopted=proposal.status == "adopted")
+        out.append(t)
+    return out
+
+
+def _recommendations(vault_dirs: Sequence[Path], tests: Sequence[TestResult]) -> dict[str, Any]:
+    from pytest_rafael.vault import Vault
+
+    vault = Vault.load(vault_dirs)
+    recs = []
+    for t in tests:
+        failing = [i for i in t.iterations if i.outcome in ("failed", "error")]
+        if not failing:
+            continue
+        genes = tuple((t.best_genome or {}).get("genes", {}))
+        found = vault.recommend(t.scenario, error=failing[0].error, genome_genes=genes)
+        recs.append({
+            "nodeid": t.nodeid, "scenario": t.scenario,
+            "patterns": [
+                {"id": r.pattern.id, "name": r.pattern.name, "category": r.pattern.category,
+                 "reliability_score": r.pattern.reliability_score, "why": r.why}
+                for r in found
+            ],
+        })
+    return {"recommendations": recs}
+
+
+def write_terminal_summary(run: RunResult, tr: Any, paths: Any) -> None:
+    tr.section("RAFAEL", sep="=", bold=True)
+    width = max((len(f"{t.nodeid} [{t.scenario}]") for t in run.tests), default=20)
+    for t in run.tests:
+        name = f"{t.nodeid} [{t.scenario}]".ljust(width)
+        base = "-" if t.baseline_fitness is None else f"{t.baseline_fitness:.2f}"
+        best = "-" if t.best_fitness is None else f"{t.best_fitness:.2f}"
+        fitness = base if t.module is None else f"{base} -> best {best}"
+        if t.min_fitness is None:
+            verdict = "no gate"
+        elif (t.baseline_fitness or 0.0) >= t.min_fitness:
+            verdict = f"PASS (>= {t.min_fitness:.2f})"
+        else:
+            verdict = f"FAIL (< {t.min_fitness:.2f})"
+        if t.proposal_id:
+            verdict += f", proposed {t.proposal_id}" + (" (adopted)" if t.adopted else "")
+        tr.write_line(f"{name}  success {t.success_rate:4.0%}  fitness {fitness}  {verdict}")
+    d = run.delta
+    tr.write_line(f"resilience: baseline {d.baseline_score:.2f} -> current "
+                  f"{d.current_score:.2f} ({d.improvement_pct:+.1f}%)")
+    for failure in run.gate.failures:
+        tr.write_line(f"GATE FAILED: {failure}", red=True)
+    if paths is not None:
+        tr.write_line(f"report: {paths.index_html}")
+    if os.environ.get("RAFAEL_DEBUG"):
+        tr.write_line(f"run id {run.run_id}, seed {run.seed}")

@@ -1,0 +1,259 @@
+"""Apply a scenario's faults around one test call, on time, and always revert them.
+
+Faults with ``start_s == 0`` are applied before the test function runs; later ones, and
+the end of any ``duration_s``, are driven by one timer thread. :meth:`FaultInjector.stop`
+cancels what has not started and reverts everything that has, in reverse order, even if
+some reverts fail (the first failure is raised after all were attempted).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pytest_rafael.faults.network import ProxyHandle, ToxiproxyControl
+from pytest_rafael.results import FaultRecord
+from pytest_rafael.scenarios import FaultSpec, Scenario
+
+
+class FaultError(Exception):
+    """A fault cannot be applied; one line naming the scenario and the fault."""
+
+
+class Revertible(Protocol):
+    def revert(self) -> dict[str, Any] | None: ...
+
+
+@dataclass
+class _Applied:
+    spec: FaultSpec
+    target: str
+    handle: Revertible
+    applied_at_s: float
+    reverted_at_s: float | None = None
+    observed: dict[str, Any] = field(default_factory=dict)
+
+
+class _Toxic:
+    def __init__(
+        self, control: ToxiproxyControl, proxy: ProxyHandle, name: str, spec: FaultSpec
+    ) -> None:
+        self.control, self.proxy, self.name = control, proxy, name
+        control.add_toxic(
+            proxy,
+            name=name,
+            type=str(spec.type),
+            stream=spec.stream,
+            toxicity=spec.toxicity,
+            attributes=dict(spec.attributes),
+        )
+
+    def revert(self) -> None:
+        self.control.remove_toxic(self.proxy, self.name)
+
+
+class _Down:
+    def __init__(self, control: ToxiproxyControl, proxy: ProxyHandle) -> None:
+        self.control, self.proxy = control, proxy
+        control.set_enabled(proxy, False)
+
+    def revert(self) -> None:
+        self.control.set_enabled(self.proxy, True)
+
+
+class _Stress:
+    def __init__(self, spec: FaultSpec, limits: Any, workdir: Path | None) -> None:
+        from pytest_rafael.faults.stress import start_stressor
+
+        self.stressor = start_stressor(str(spec.type), dict(spec.attributes), limits, workdir)
+
+    def revert(self) -> dict[str, Any]:
+        return dict(self.stressor.stop())
+
+
+def resolve_targets(scenario: Scenario, proxies: Mapping[str, ProxyHandle]) -> None:
+    """Fail early, with a clear message, when a network fault has nothing to hit."""
+    for spec in scenario.faults:
+        if spec.kind not in ("toxic", "down"):
+            continue
+        if spec.target == "*":
+            if not proxies:
+                raise FaultError(
+                    f"scenario {scenario.name!r} injects network faults into every proxy "
+                    f"of the test, but the test created none with chaos_proxy(name, upstream)"
+                )
+        elif spec.target not in proxies:
+            have = ", ".join(sorted(proxies)) or "none"
+            raise FaultError(
+                f"scenario {scenario.name!r} targets proxy {spec.target!r} ({spec.source}) "
+                f"but the test created {have}; create it with chaos_proxy({spec.target!r}, "
+                f"upstream) or remap it with the marker's targets={{...}}"
+            )
+
+
+class FaultInjector:
+    """Drives one scenario's faults during one test call."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        proxies: Mapping[str, ProxyHandle],
+        control: ToxiproxyControl | None,
+        stress_limits: Any,
+        workdir: Path | None = None,
+        apply_custom: Callable[[FaultSpec], Revertible | None] | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.proxies = dict(proxies)
+        self.control = control
+        self.stress_limits = stress_limits
+        self.workdir = workdir
+        self.apply_custom = apply_custom
+        self._applied: list[_Applied] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._timer: threading.Thread | None = None
+        self._timer_error: BaseException | None = None
+        self._t0 = 0.0
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Apply the immediate faults; schedule the rest. Reverts what it applied if any
+        immediate fault fails, then raises."""
+        self._t0 = time.monotonic()
+        events: list[tuple[float, str, int, str]] = []  # (at, action, fault index, target)
+        for index, spec in enumerate(self.scenario.faults):
+            for target in self._targets(spec):
+                events.append((spec.start_s, "apply", index, target))
+                if spec.duration_s is not None:
+                    events.append((spec.start_s + spec.duration_s, "revert", index, target))
+        events.sort(key=lambda e: (e[0], e[1] == "apply"))  # reverts first at equal times
+        immediate = [e for e in events if e[0] <= 0 and e[1] == "apply"]
+        later = [e for e in events if not (e[0] <= 0 and e[1] == "apply")]
+        try:
+            for _, _, index, target in immediate:
+                self._apply(index, target)
+        except BaseException:
+            self.stop()
+            raise
+        if later:
+            self._timer = threading.Thread(
+                target=self._run_timer, args=(later,), name="rafael-fault-timer", daemon=True
+            )
+            self._timer.start()
+
+    def stop(self) -> tuple[FaultRecord, ...]:
+        """Cancel pending faults and revert every applied one; return what happened."""
+        self._stopping.set()
+        if self._timer is not None:
+            self._timer.join()
+        first_error: BaseException | None = self._timer_error
+        with self._lock:
+            for applied in reversed(self._applied):
+                if applied.reverted_at_s is None:
+                    try:
+                        self._revert(applied)
+                    except BaseException as exc:  # keep reverting the others
+                        first_error = first_error or exc
+            records = tuple(self._record(a) for a in self._applied)
+        if first_error is not None:
+            raise first_error
+        return records
+
+    @property
+    def records(self) -> tuple[FaultRecord, ...]:
+        with self._lock:
+            return tuple(self._record(a) for a in self._applied)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _targets(self, spec: FaultSpec) -> list[str]:
+        if spec.kind in ("toxic", "down"):
+            return sorted(self.proxies) if spec.target == "*" else [spec.target]
+        return [str(spec.type) if spec.kind == "stress" else spec.target]
+
+    def _run_timer(self, events: list[tuple[float, str, int, str]]) -> None:
+        try:
+            for at, action, index, target in events:
+                delay = self._t0 + at - time.monotonic()
+                if delay > 0 and self._stopping.wait(delay):
+                    return
+                if self._stopping.is_set():
+                    return
+                if action == "apply":
+                    self._apply(index, target)
+                else:
+                    with self._lock:
+                        for applied in self._applied:
+                            if (
+                                applied.spec is self.scenario.faults[index]
+                                and applied.target == target
+                                and applied.reverted_at_s is None
+                            ):
+                                self._revert(applied)
+        except BaseException as exc:  # surfaced by stop(); the test sees the fault missing
+            self._timer_error = exc
+
+    def _apply(self, index: int, target: str) -> None:
+        spec = self.scenario.faults[index]
+        with self._lock:
+            if self._stopping.is_set() and self._timer is not None:
+                return
+            handle = self._make(index, spec, target)
+            self._applied.append(
+                _Applied(spec, target, handle, round(time.monotonic() - self._t0, 6))
+            )
+
+    def _make(self, index: int, spec: FaultSpec, target: str) -> Revertible:
+        if spec.kind in ("toxic", "down"):
+            if self.control is None:
+                raise FaultError("network faults need a Toxiproxy server; none is running")
+            proxy = self.proxies[target]
+            if spec.kind == "down":
+                return _Down(self.control, proxy)
+            name = f"rafael_{index}_{spec.type}_{spec.stream}"
+            return _Toxic(self.control, proxy, name, spec)
+        if spec.kind == "stress":
+            return _Stress(spec, self.stress_limits, self.workdir)
+        handle = self.apply_custom(spec) if self.apply_custom else None
+        if handle is None:
+            raise FaultError(
+                f"scenario {self.scenario.name!r}: no plugin applies faults of kind "
+                f"{spec.kind!r} ({spec.source}); implement the rafael_apply_fault hook"
+            )
+        return handle
+
+    def _revert(self, applied: _Applied) -> None:
+        applied.reverted_at_s = round(time.monotonic() - self._t0, 6)
+        observed = applied.handle.revert()
+        if observed:
+            applied.observed.update(observed)
+
+    def _record(self, applied: _Applied) -> FaultRecord:
+        spec = applied.spec
+        network = spec.kind in ("toxic", "down")
+        return FaultRecord(
+            kind=spec.kind,
+            target=applied.target,
+            type=str(spec.type or spec.kind),
+            attributes=dict(spec.attributes),
+            stream=spec.stream if spec.kind == "toxic" else None,
+            toxicity=spec.toxicity if network else None,
+            applied_at_s=applied.applied_at_s,
+            reverted_at_s=applied.reverted_at_s,
+            observed=dict(applied.observed),
+        )
+
+    def fault_window(self) -> tuple[float, float] | None:
+        """(first applied, last reverted) offsets into the call, for recovery timing."""
+        with self._lock:
+            if not self._applied:
+                return None
+            start = min(a.applied_at_s for a in self._applied)
+            ends = [a.reverted_at_s for a in self._applied if a.reverted_at_s is not None]
+            return (start, max(ends) if ends else start)

@@ -1,0 +1,156 @@
+"""The client side of network faults: proxies and toxics on the Toxiproxy server in use.
+
+The plugin talks to Toxiproxy through toxiproxy-python, so the embedded server and the
+real one are driven by the same client. That client has no timeouts and keeps its
+address in class attributes; we bound every control call with a deadline (a hung control
+port must not hang the test run, nor keep a fault from being reverted) and point it at
+one server per process.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+T = TypeVar("T")
+
+
+class ToxiproxyError(Exception):
+    """A Toxiproxy control call failed or timed out; the message is one line."""
+
+
+@dataclass(frozen=True)
+class ProxyHandle:
+    """A proxy the code under test connects through (returned by ``chaos_proxy``)."""
+
+    name: str  # the name scenarios target (``target: db``)
+    server_name: str  # the name on the Toxiproxy server (unique per test and worker)
+    upstream: str
+    host: str
+    port: int
+
+    @property
+    def listen(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def _bounded(timeout: float, what: str, url: str, call: Callable[[], T]) -> T:
+    """Run ``call`` with a deadline. A daemon thread is left behind only when the server
+    hangs, and it dies with the process; the caller gets an error in time."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as exc:
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, name=f"rafael-toxiproxy-{what}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise ToxiproxyError(f"Toxiproxy at {url} did not answer {what} within {timeout:g} s")
+    if "error" in box:
+        exc = box["error"]
+        detail = getattr(exc, "args", [""])[0] if exc.args else exc
+        if isinstance(detail, bytes):
+            detail = detail.decode(errors="replace")
+        raise ToxiproxyError(f"Toxiproxy at {url}: {what} failed: {str(detail).strip()}")
+    return box["value"]  # type: ignore[no-any-return]
+
+
+class ToxiproxyControl:
+    """Bounded control of one Toxiproxy server (embedded or external)."""
+
+    def __init__(self, url: str, timeout: float = 5.0) -> None:
+        from toxiproxy import Toxiproxy
+
+        parts = urlsplit(url)
+        self.url = url
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 8474
+        self.timeout = timeout
+        self.client = Toxiproxy()
+        # toxiproxy-python keeps the server address at class level: one server per process.
+        self.client.update_api_consumer(self.host, self.port)
+        self._proxies: dict[str, Any] = {}
+
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        return _bounded(self.timeout, what, self.url, call)
+
+    def version(self) -> str:
+        raw = self._call("GET /version", self.client.version)
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+    def create_proxy(self, name: str, upstream: str, *, unique_suffix: str = "") -> ProxyHandle:
+        server_name = f"{name}-{unique_suffix or uuid.uuid4().hex[:8]}"
+        proxy = self._call(
+            f"create proxy {server_name}",
+            lambda: self.client.create(upstream=upstream, name=server_name, listen="127.0.0.1:0"),
+        )
+        self._proxies[server_name] = proxy
+        host, _, port = str(proxy.listen).rpartition(":")
+        return ProxyHandle(name, server_name, upstream, host or "127.0.0.1", int(port))
+
+    def delete_proxy(self, handle: ProxyHandle) -> None:
+        proxy = self._proxies.pop(handle.server_name, None)
+        if proxy is not None:
+            self._call(f"delete proxy {handle.server_name}", proxy.destroy)
+
+    def add_toxic(
+        self,
+        handle: ProxyHandle,
+        *,
+        name: str,
+        type: str,
+        stream: str,
+        toxicity: float,
+        attributes: dict[str, Any],
+    ) -> None:
+        proxy = self._proxies[handle.server_name]
+        self._call(
+            f"add toxic {name} to {handle.server_name}",
+            lambda: proxy.add_toxic(
+                name=name, type=type, stream=stream, toxicity=toxicity, attributes=attributes
+            ),
+        )
+
+    def remove_toxic(self, handle: ProxyHandle, name: str) -> None:
+        proxy = self._proxies[handle.server_name]
+        self._call(
+            f"remove toxic {name} from {handle.server_name}", lambda: proxy.destroy_toxic(name)
+        )
+
+    def set_enabled(self, handle: ProxyHandle, enabled: bool) -> None:
+        proxy = self._proxies[handle.server_name]
+        action = proxy.enable if enabled else proxy.disable
+        self._call(f"{'enable' if enabled else 'disable'} {handle.server_name}", action)
+
+
+def check_upstream(upstream: str, allowed: Sequence[str]) -> None:
+    """Blast radius: a chaos proxy forwards to loopback only, unless the host is allowlisted.
+
+    Raises ValueError naming the upstream and the setting that would allow it.
+    """
+    host, sep, port = upstream.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"upstream {upstream!r} is not host:port")
+    if host in allowed:
+        return
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, int(port))}
+    except socket.gaierror as exc:
+        raise ValueError(f"upstream {upstream!r}: cannot resolve {host!r}: {exc}") from None
+    if all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses):
+        return
+    raise ValueError(
+        f"upstream {upstream!r} is not a loopback address; chaos proxies only reach "
+        f"loopback unless the host is listed in rafael_allowed_targets"
+    )

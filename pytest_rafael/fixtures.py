@@ -1,0 +1,182 @@
+"""The fixtures of pytest-rafael: ``toxiproxy``, ``chaos_proxy``, ``chaos``, ``stressor``,
+``genome``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_rafael.faults.network import ProxyHandle, ToxiproxyControl, check_upstream
+from pytest_rafael.iteration import state_of
+
+if TYPE_CHECKING:
+    from pytest_rafael.faults.stress import Stressor
+    from pytest_rafael.plugin import RafaelSession
+    from pytest_rafael.scenarios import Scenario
+
+
+def _session(config: pytest.Config) -> RafaelSession:
+    from pytest_rafael.plugin import SESSION
+
+    return config.stash[SESSION]
+
+
+@dataclass(frozen=True)
+class ToxiproxyServer:
+    """The Toxiproxy server in use: ``url``, whether it is the embedded one, and the
+    bounded control client (``control``) the plugin drives it with."""
+
+    url: str
+    embedded: bool
+    control: ToxiproxyControl
+
+    @property
+    def client(self) -> Any:
+        """The toxiproxy-python ``Toxiproxy`` client, pointed at this server."""
+        return self.control.client
+
+
+@pytest.fixture(scope="session")
+def toxiproxy(pytestconfig: pytest.Config) -> ToxiproxyServer:
+    """The Toxiproxy server in use (embedded on a free loopback port unless
+    ``--rafael-toxiproxy URL`` names one)."""
+    return _session(pytestconfig).toxiproxy_server()
+
+
+@pytest.fixture
+def chaos_proxy(
+    request: pytest.FixtureRequest, toxiproxy: ToxiproxyServer
+) -> Iterator[Callable[..., ProxyHandle]]:
+    """Create a proxy the code under test connects through: ``chaos_proxy("db",
+    upstream="127.0.0.1:5432")`` returns an object with ``host``, ``port`` and ``listen``.
+    Scenario faults target it by name. Proxies are deleted after the test."""
+    state = state_of(request.node)
+    allowed = _session(request.config).settings.allowed_targets
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    created: list[ProxyHandle] = []
+
+    def make(name: str, upstream: str) -> ProxyHandle:
+        if not isinstance(name, str) or not name:
+            raise ValueError("chaos_proxy: name must be a non-empty string")
+        if name in state.proxies:
+            raise ValueError(f"chaos_proxy: a proxy named {name!r} already exists in this test")
+        try:
+            check_upstream(upstream, allowed)
+        except ValueError as exc:
+            raise ValueError(f"chaos_proxy({name!r}): {exc}") from None
+        handle = toxiproxy.control.create_proxy(
+            name, upstream, unique_suffix=f"{worker}-{os.getpid()}-{len(created)}-"
+            f"{abs(hash(request.node.nodeid)) % 10**8}"
+        )
+        created.append(handle)
+        state.proxies[name] = handle
+        return handle
+
+    yield make
+    errors = []
+    for handle in reversed(created):
+        try:
+            toxiproxy.control.delete_proxy(handle)
+        except Exception as exc:  # delete the others, then report
+            errors.append(str(exc))
+        state.proxies.pop(handle.name, None)
+    if errors:
+        raise RuntimeError("; ".join(errors))
+
+
+@dataclass
+class Chaos:
+    """What the test can know about the chaos around it, and where it records metrics."""
+
+    active: bool
+    scenario: Scenario | None
+    iteration: int | None
+    iterations: int | None
+    _metrics: dict[str, Any]
+
+    def record(self, **metrics: Any) -> None:
+        """Record numbers (or short strings) for this iteration: they land in
+        results.json and the report, and the fitness evaluator may read them
+        (``recovery_s``, ``budget_s``)."""
+        for key, value in metrics.items():
+            if not isinstance(value, (int, float, str, bool)) and value is not None:
+                raise TypeError(f"chaos.record({key}=...): expected a number or a string, "
+                                f"got {type(value).__name__}")
+        self._metrics.update(metrics)
+
+
+@pytest.fixture
+def chaos(request: pytest.FixtureRequest) -> Chaos:
+    """This iteration's chaos: ``.active``, ``.scenario``, ``.iteration``, ``.record()``."""
+    state = state_of(request.node)
+    return Chaos(
+        active=state.active,
+        scenario=state.scenario,
+        iteration=state.case.index if state.case else None,
+        iterations=state.case.iterations if state.case else None,
+        _metrics=state.metrics,
+    )
+
+
+class ManualStressor:
+    """Manual pressure inside a test: ``with stressor.cpu(percent=80): ...``."""
+
+    def __init__(self, limits: Any, workdir: Path) -> None:
+        self._limits = limits
+        self._workdir = workdir
+        self._running: list[Stressor] = []
+        self.observed: list[dict[str, Any]] = []
+
+    @contextlib.contextmanager
+    def _run(self, kind: str, attributes: dict[str, Any]) -> Iterator[Stressor]:
+        from pytest_rafael.faults.stress import start_stressor
+
+        stressor = start_stressor(kind, attributes, self._limits, self._workdir)
+        self._running.append(stressor)
+        try:
+            yield stressor
+        finally:
+            self.observed.append({"kind": kind, **stressor.stop()})
+            self._running.remove(stressor)
+
+    def cpu(self, percent: float = 100, cores: int = 1) -> contextlib.AbstractContextManager[Any]:
+        return self._run("cpu", {"percent": percent, "cores": cores})
+
+    def memory(self, mb: int) -> contextlib.AbstractContextManager[Any]:
+        return self._run("memory", {"mb": mb})
+
+    def disk(self, mb: int = 64, **attributes: Any) -> contextlib.AbstractContextManager[Any]:
+        return self._run("disk", {"mb": mb, **attributes})
+
+    def stop_all(self) -> None:
+        for stressor in list(self._running):
+            stressor.stop()
+        self._running.clear()
+
+
+@pytest.fixture
+def stressor(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ManualStressor]:
+    """Manual CPU / memory / disk pressure, measured with psutil and always stopped."""
+    manual = ManualStressor(_session(request.config).stress_limits(), tmp_path)
+    try:
+        yield manual
+    finally:
+        manual.stop_all()
+
+
+@pytest.fixture
+def genome(request: pytest.FixtureRequest) -> Any:
+    """The genome of this iteration for the marker's ``module`` (the candidate under
+    chaos, the adopted one otherwise); ``None`` when the test names no module."""
+    state = state_of(request.node)
+    if state.genome is not None:
+        return state.genome
+    if state.spec is None or state.spec.module is None:
+        return None
+    return _session(request.config).adopted_genome(state.spec.module)

@@ -1,0 +1,86 @@
+"""Per-test state of one chaos iteration, kept in the item's stash.
+
+The plugin fills it in across the setup, call and teardown phases; the fixtures read and
+add to it (proxies created, metrics recorded). It is mutable working state, not a value
+object: the frozen :class:`~pytest_rafael.results.IterationResult` is built from it once
+the iteration is over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_rafael.faults.network import ProxyHandle
+from pytest_rafael.results import FaultRecord
+
+if TYPE_CHECKING:
+    from pytest_rafael.marker import ChaosSpec
+    from pytest_rafael.scenarios import Scenario
+
+
+@dataclass(frozen=True)
+class ChaosCase:
+    """The hidden parameter of a chaos item: which scenario, which iteration."""
+
+    scenario: str
+    index: int
+    iterations: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.scenario}-it{self.index}"
+
+    def __repr__(self) -> str:  # shown by pytest in some failure headers
+        return self.id
+
+
+@dataclass
+class IterationState:
+    spec: ChaosSpec | None = None
+    case: ChaosCase | None = None
+    scenario: Scenario | None = None
+    base_nodeid: str = ""
+    genome: Any = None  # pytest_rafael.genome.Genome | None
+    proxies: dict[str, ProxyHandle] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    outcome: str | None = None
+    error: str | None = None
+    duration_s: float = 0.0
+    faults: tuple[FaultRecord, ...] = ()
+    fault_window: tuple[float, float] | None = None
+    runtime: dict[str, Any] = field(default_factory=dict)
+    cleanup: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    @property
+    def active(self) -> bool:
+        return self.case is not None
+
+
+ITERATION = pytest.StashKey[IterationState]()
+
+
+def state_of(item: pytest.Item) -> IterationState:
+    """The item's iteration state, created on first use (also for runs without chaos)."""
+    state = item.stash.get(ITERATION, None)
+    if state is None:
+        state = item.stash[ITERATION] = IterationState()
+    return state
+
+
+def base_nodeid(nodeid: str, case: ChaosCase) -> str:
+    """The test's node id without the rafael parameter: the (test, scenario) key's half."""
+    token = case.id
+    for old, new in ((f"[{token}]", ""), (f"-{token}]", "]"), (f"[{token}-", "["),
+                     (f"-{token}-", "-")):
+        if old in nodeid:
+            return nodeid.replace(old, new, 1)
+    return nodeid
+
+
+def one_line(excinfo: pytest.ExceptionInfo[BaseException]) -> str:
+    message = str(excinfo.value).strip().splitlines()
+    return f"{excinfo.typename}: {message[0]}" if message else excinfo.typename

@@ -1,0 +1,77 @@
+"""The ``chaos`` marker: its registered signature and the validation of its arguments."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+SIGNATURE = (
+    "chaos(*scenario_names, iterations=None, module=None, min_fitness=None, targets=None): "
+    "run this test under the named threat scenarios when --rafael-chaos is given; "
+    "iterations per scenario, the genome module it evolves, its own fitness gate, "
+    "and a renaming of scenario targets to this test's chaos_proxy names"
+)
+_KWARGS = ("iterations", "module", "min_fitness", "targets")
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+
+class MarkerError(ValueError):
+    """Bad marker arguments; one line naming the test."""
+
+
+@dataclass(frozen=True)
+class ChaosSpec:
+    scenarios: tuple[str, ...]
+    iterations: int | None = None
+    module: str | None = None
+    min_fitness: float | None = None
+    targets: Mapping[str, str] = field(default_factory=dict)
+
+
+def parse(mark: pytest.Mark, where: str, known: Mapping[str, Any]) -> ChaosSpec:
+    """Validate one ``chaos`` mark against the scenario catalog ``known``."""
+
+    def fail(problem: str) -> MarkerError:
+        return MarkerError(f"{where}: @pytest.mark.chaos: {problem}")
+
+    unknown_kwargs = sorted(set(mark.kwargs) - set(_KWARGS))
+    if unknown_kwargs:
+        raise fail(f"unknown argument(s) {', '.join(unknown_kwargs)}; "
+                   f"valid: {', '.join(_KWARGS)}")
+    if not mark.args:
+        raise fail(f"name at least one scenario; valid: {', '.join(sorted(known))}")
+    names: list[str] = []
+    for arg in mark.args:
+        if not isinstance(arg, str):
+            raise fail(f"scenario names are strings, got {arg!r}")
+        if arg not in known:
+            raise fail(f"unknown scenario {arg!r}; valid: {', '.join(sorted(known))}")
+        if arg in names:
+            raise fail(f"scenario {arg!r} is named twice")
+        names.append(arg)
+
+    iterations = mark.kwargs.get("iterations")
+    if iterations is not None and (
+        isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1
+    ):
+        raise fail(f"iterations= must be a positive integer, got {iterations!r}")
+    module = mark.kwargs.get("module")
+    if module is not None and (not isinstance(module, str) or not _MODULE_NAME.match(module)):
+        raise fail(f"module= must be a name like 'payments', got {module!r}")
+    min_fitness = mark.kwargs.get("min_fitness")
+    if min_fitness is not None:
+        if isinstance(min_fitness, bool) or not isinstance(min_fitness, (int, float)) or not (
+            0.0 <= float(min_fitness) <= 1.0
+        ):
+            raise fail(f"min_fitness= must be a number between 0 and 1, got {min_fitness!r}")
+        min_fitness = float(min_fitness)
+    targets = mark.kwargs.get("targets") or {}
+    if not isinstance(targets, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in targets.items()
+    ):
+        raise fail(f"targets= must map scenario target names to proxy names, got {targets!r}")
+    return ChaosSpec(tuple(names), iterations, module, min_fitness, dict(targets))

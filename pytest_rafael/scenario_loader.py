@@ -124,14 +124,18 @@ TOXIC_ATTRIBUTES: dict[str, dict[str, _Attr]] = {
     },
     "limit_data": {"bytes": _Attr("int", required=True, unit="bytes")},
 }
+# The same names as pytest_rafael.faults.stress (which fills in defaults and applies the
+# machine-dependent caps, such as cores <= cpu_count and the memory share, at run time):
+# here only bounds that hold on every machine, so a catalog valid on a laptop is valid in CI.
 STRESS_ATTRIBUTES: dict[str, dict[str, _Attr]] = {
     "cpu": {
-        "percent": _Attr("number", minimum=1, maximum=100, required=True, unit="percent per core"),
+        "percent": _Attr("number", minimum=1, maximum=100, unit="percent of each core"),
         "cores": _Attr("int", minimum=1, maximum=4096, unit="cores"),
+        "period_ms": _Attr("number", minimum=1, maximum=1000, unit="ms of each busy/idle cycle"),
     },
-    "memory": {"mb": _Attr("int", minimum=1, maximum=1_048_576, required=True, unit="MB")},
+    "memory": {"mb": _Attr("number", minimum=1, maximum=1_048_576, required=True, unit="MB")},
     "disk": {
-        "mb": _Attr("int", minimum=1, maximum=1_048_576, required=True, unit="MB"),
+        "mb": _Attr("number", minimum=0.0625, maximum=1_048_576, required=True, unit="MB"),
         "block_kb": _Attr("int", minimum=1, maximum=65_536, unit="KB"),
         "fsync": _Attr("bool"),
     },
@@ -389,6 +393,13 @@ def _fault(doc: _Doc, node: yaml.Node, field: str) -> FaultSpec:
                 f"{field}.attributes.size_variation",
                 f"must be less than average_size ({attributes['average_size']}), "
                 f"got {attributes['size_variation']}",
+            )
+        block_kb = attributes.get("block_kb", 64)  # the disk stressor's default block
+        if fault_type == "disk" and block_kb * 1024 > attributes["mb"] * 2**20:
+            raise doc.fail(
+                pairs["attributes"][1],
+                f"{field}.attributes.block_kb",
+                f"a block ({block_kb} KB) must fit in the file ({attributes['mb']} MB)",
             )
 
     stream = "downstream"

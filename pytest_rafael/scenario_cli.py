@@ -1,0 +1,150 @@
+"""``rafael scenarios list|validate|show``: inspect the threat scenario catalog.
+
+``list`` and ``show`` read the catalog the plugin would use (built-ins plus the
+``--scenarios`` folders, later folders overriding earlier ones); ``validate`` checks files
+or folders and reports every problem, one line each, so a CI job sees them all at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from pytest_rafael.cli import CommandError
+from pytest_rafael.scenario_loader import (
+    ScenarioPathError,
+    builtin_dir,
+    dump_scenario,
+    iter_problems,
+    load_catalog,
+)
+from pytest_rafael.scenarios import Scenario, ScenarioError
+
+DESCRIPTION_WIDTH = 80  # `list` is a table; `show NAME` prints the whole description
+
+
+def register(sub: Any, group: argparse.ArgumentParser) -> None:
+    dirs_help = (
+        "folder of extra scenario YAML files (repeatable); later folders add to or "
+        "override earlier ones and the built-ins"
+    )
+
+    p = sub.add_parser(
+        "list",
+        help="list the scenarios: built-in and from --scenarios folders",
+        description="List the scenario catalog: name, severity, targets, description, source.",
+    )
+    p.add_argument(
+        "--scenarios", action="append", type=Path, default=[], metavar="DIR", help=dirs_help
+    )
+    p.set_defaults(func=_list)
+
+    p = sub.add_parser(
+        "validate",
+        help="check scenario files or folders; exit 1 if any is invalid",
+        description=(
+            "Check scenario files or folders (default: the built-in catalog and any "
+            "--scenarios folders). Prints one line per problem; exits 1 if any file is "
+            "invalid and 2 if a path does not exist."
+        ),
+    )
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="scenario file or folder")
+    p.add_argument(
+        "--scenarios",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="folder to check as well (repeatable)",
+    )
+    p.set_defaults(func=_validate)
+
+    p = sub.add_parser(
+        "show",
+        help="print one scenario as YAML",
+        description="Print one scenario of the catalog as YAML (loadable as a scenario file).",
+    )
+    p.add_argument("name", help="scenario name")
+    p.add_argument(
+        "--scenarios", action="append", type=Path, default=[], metavar="DIR", help=dirs_help
+    )
+    p.set_defaults(func=_show)
+
+
+def _catalog(dirs: list[Path]) -> dict[str, Scenario]:
+    try:
+        return load_catalog(dirs)
+    except ScenarioPathError as exc:
+        raise CommandError(str(exc), exit_code=2) from None
+    except ScenarioError as exc:
+        # A broken scenario file is a failed check, like `validate` reports it.
+        raise CommandError(str(exc), exit_code=1) from None
+
+
+def _source(scenario: Scenario) -> str:
+    path = Path(scenario.source)
+    if path.parent == builtin_dir():
+        return "built-in"
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _targets(scenario: Scenario) -> str:
+    network = sorted({f.target for f in scenario.faults if f.kind != "stress"})
+    stress = sorted({f"({f.type})" for f in scenario.faults if f.kind == "stress"})
+    return ",".join(network + stress)
+
+
+def _shorten(text: str, width: int) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _list(args: argparse.Namespace) -> int:
+    rows = [
+        (s.name, s.severity, _targets(s), _shorten(s.description, DESCRIPTION_WIDTH), _source(s))
+        for s in _catalog(args.scenarios).values()
+    ]
+    header = ("NAME", "SEVERITY", "TARGETS", "DESCRIPTION", "SOURCE")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    paths: list[Path] = [*args.paths, *args.scenarios] or [builtin_dir()]
+    checked = invalid = 0
+    try:
+        for _, outcome in iter_problems(paths):
+            checked += 1
+            if isinstance(outcome, ScenarioError):
+                invalid += 1
+                print(outcome)
+    except ScenarioPathError as exc:
+        raise CommandError(str(exc), exit_code=2) from None
+    if checked == 0:
+        raise CommandError(
+            "no scenario files (*.yaml, *.yml) found in " + ", ".join(map(str, paths)),
+            exit_code=2,
+        )
+    noun = "file" if checked == 1 else "files"
+    summary = f"{checked} scenario {noun} checked, {invalid} invalid"
+    print(summary, file=sys.stderr if invalid else sys.stdout)
+    return 1 if invalid else 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    catalog = _catalog(args.scenarios)
+    scenario = catalog.get(args.name)
+    if scenario is None:
+        raise CommandError(
+            f"unknown scenario {args.name!r}; known: {', '.join(catalog)}", exit_code=2
+        )
+    print(f"# source: {_source(scenario)}")
+    sys.stdout.write(dump_scenario(scenario))
+    return 0

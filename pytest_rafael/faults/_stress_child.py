@@ -67,18 +67,23 @@ def emit(event: str, **fields: Any) -> None:
 def cpu_worker(percent: float, period_s: float, leader: int) -> None:
     """Busy-loop a duty cycle of ``percent`` of one core until the leader goes away.
 
-    The busy part of each slice is measured in CPU time, not wall time: when the machine is
-    contended the worker keeps spinning until it really got its share of the slice (or the
-    slice is over), so the achieved load tracks the target as closely as the scheduler allows.
+    The busy part of each slice is measured in CPU time, not wall time, and a shortfall
+    (the scheduler gave the core to someone else) is carried into the next slices, at most
+    one slice's worth: on a contended machine the achieved load tracks the target as
+    closely as the scheduler allows, without long bursts above it.
     """
     die_with_parent(leader)
     share = percent / 100.0
+    quota = share * period_s
+    debt = 0.0
     while True:
         t0 = time.perf_counter()
         c0 = time.process_time()
-        busy_cpu = share * period_s
-        while time.process_time() - c0 < busy_cpu and time.perf_counter() - t0 < period_s:
+        budget = min(quota + debt, period_s)
+        while time.process_time() - c0 < budget and time.perf_counter() - t0 < period_s:
             pass
+        used = time.process_time() - c0
+        debt = min(max(quota + debt - used, 0.0), period_s)
         rest = period_s - (time.perf_counter() - t0)
         if rest > 0:
             time.sleep(rest)

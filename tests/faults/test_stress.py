@@ -1,0 +1,289 @@
+"""The stressors put real, measured load in place and never leave anything behind.
+
+The machine has two cores shared with other jobs: CPU targets are checked with wide
+tolerances, memory effects with a few attempts, and every check measures the effect from
+outside the child with psutil.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from pytest_rafael.faults.stress import StressError, StressLimits, Stressor, start_stressor
+
+MB = 1024 * 1024
+LIMITS = StressLimits(memory_share=0.5, max_disk_mb=64)
+
+
+def _tree_cpu(pid: int) -> float:
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        t = p.cpu_times()
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _wait_gone(pids: list[int], timeout: float = 5.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = [p for p in pids if not _gone(p)]
+        if not alive:
+            return []
+        time.sleep(0.05)
+    return [p for p in pids if not _gone(p)]
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_children() -> Iterator[None]:
+    """Every test must end with no child process of ours still alive."""
+    yield
+    me = psutil.Process()
+    leftovers = [p for p in me.children(recursive=True) if not _gone(p.pid)]
+    for p in leftovers:  # do not poison the next test, but fail this one
+        p.kill()
+    assert leftovers == []
+
+
+# --- cpu -------------------------------------------------------------------------------
+
+
+def test_cpu_stressor_loads_the_requested_share_of_a_core() -> None:
+    with start_stressor("cpu", {"percent": 50, "cores": 1}, LIMITS) as s:
+        workers = psutil.Process(s.pid).children()
+        assert len(workers) == 1
+        c0, t0 = _tree_cpu(s.pid), time.monotonic()
+        time.sleep(1.5)
+        seen = 100 * (_tree_cpu(s.pid) - c0) / (time.monotonic() - t0)
+    observed = s.observed
+    assert 20 <= seen <= 80, seen  # measured from outside: around 50 % of one core
+    assert 20 <= observed["cpu_percent"] <= 80, observed
+    assert observed["cores"] == 1
+    assert observed["requested_percent"] == 50
+    assert not s.running
+
+
+def test_cpu_stressor_uses_one_worker_per_core() -> None:
+    cores = os.cpu_count() or 1
+    with start_stressor("cpu", {"percent": 100, "cores": cores}, LIMITS) as s:
+        workers = psutil.Process(s.pid).children()
+        assert len(workers) == cores
+        time.sleep(1.0)
+        total = s.observed["cpu_percent"]
+    # per-core average; other jobs share the machine, so only "clearly busy" is asserted
+    assert total >= 40, s.observed
+    assert _wait_gone([w.pid for w in workers], 1.0) == []
+
+
+# --- memory ----------------------------------------------------------------------------
+
+
+def test_memory_stressor_makes_the_memory_resident() -> None:
+    mb = 256
+    with start_stressor("memory", {"mb": mb}, LIMITS) as s:
+        rss = psutil.Process(s.pid).memory_info().rss / MB
+        assert rss >= mb * 0.9
+        assert s.observed["rss_mb"] >= mb * 0.9
+    assert s.stop()["requested_mb"] == mb
+    assert _gone(s.pid)
+
+
+def test_memory_stressor_lowers_available_system_memory() -> None:
+    mb = 512
+    drops = []
+    for _ in range(3):  # other jobs allocate and free too: one clean reading is enough
+        before = psutil.virtual_memory().available / MB
+        with start_stressor("memory", {"mb": mb}, LIMITS):
+            during = psutil.virtual_memory().available / MB
+        drops.append(before - during)
+        if drops[-1] >= mb * 0.8:
+            break
+    assert max(drops) >= mb * 0.8, drops
+
+
+def test_memory_beyond_the_cap_is_refused_with_one_line() -> None:
+    available = psutil.virtual_memory().available / MB
+    limits = StressLimits(memory_share=0.01)
+    requested = round(available * 0.05)
+    with pytest.raises(StressError) as info:
+        start_stressor("memory", {"mb": requested}, limits)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith("memory stressor:")
+    assert f"requested {requested} MB" in msg
+    allowed = float(msg.split("allowed ")[1].split(" MB")[0])
+    assert allowed == pytest.approx(available * 0.01, rel=0.2)
+    assert psutil.Process().children() == []  # refused before anything started
+
+
+def test_memory_share_zero_refuses_every_memory_stressor() -> None:
+    with pytest.raises(StressError, match="exceeds the allowed 0 MB"):
+        start_stressor("memory", {"mb": 1}, StressLimits(memory_share=0.0))
+
+
+# --- disk ------------------------------------------------------------------------------
+
+
+def test_disk_stressor_writes_and_fsyncs_in_a_temp_dir_then_removes_it(tmp_path: Path) -> None:
+    with start_stressor("disk", {"mb": 2, "block_kb": 64}, LIMITS, workdir=tmp_path) as s:
+        assert s.tempdir is not None
+        assert s.tempdir.parent == tmp_path
+        first = s.observed["bytes_written"]
+        time.sleep(0.5)
+        second = s.observed["bytes_written"]
+        assert second > first  # the load keeps going
+        files = list(s.tempdir.iterdir())
+        assert [f.name for f in files] == ["stress.bin"]
+        # bounded: the file never grows beyond the requested size, the region is rewritten
+        assert files[0].stat().st_size <= 2 * MB
+    observed = s.observed
+    assert observed["bytes_written"] >= second
+    assert observed["fsyncs"] >= 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_disk_stressor_without_fsync(tmp_path: Path) -> None:
+    with start_stressor("disk", {"mb": 1, "fsync": False}, LIMITS, workdir=tmp_path) as s:
+        time.sleep(0.2)
+    assert s.observed["fsyncs"] == 0
+    assert s.observed["bytes_written"] > 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_disk_stressor_refuses_a_missing_workdir(tmp_path: Path) -> None:
+    with pytest.raises(StressError, match="is not a folder"):
+        start_stressor("disk", {"mb": 1}, LIMITS, workdir=tmp_path / "nope")
+
+
+# --- lifecycle -------------------------------------------------------------------------
+
+
+def test_stop_is_idempotent_and_leaves_no_process() -> None:
+    s = start_stressor("cpu", {"percent": 10}, LIMITS)
+    assert s.running
+    workers = [p.pid for p in psutil.Process(s.pid).children()]
+    first = s.stop()
+    assert s.stop() == first
+    assert s.observed == first
+    assert not s.running
+    assert _gone(s.pid)
+    assert _wait_gone(workers, 1.0) == []
+
+
+def test_a_child_that_died_is_reported_not_raised() -> None:
+    s = start_stressor("memory", {"mb": 16}, LIMITS)
+    os.kill(s.pid, 9)
+    deadline = time.monotonic() + 5
+    while s.running and time.monotonic() < deadline:
+        time.sleep(0.02)
+    observed = s.stop()
+    assert "exited early" in observed["error"]
+    assert observed["rss_mb"] >= 16 * 0.9
+
+
+def test_an_unreferenced_stressor_is_stopped_by_the_safety_net(tmp_path: Path) -> None:
+    s = start_stressor("disk", {"mb": 1}, LIMITS, workdir=tmp_path)
+    pid = s.pid
+    del s
+    gc.collect()
+    assert _wait_gone([pid], 5.0) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+_PARENT = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+    from pytest_rafael.faults.stress import StressLimits, start_stressor
+    kind, attrs, workdir = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+    s = start_stressor(kind, attrs, StressLimits(), workdir=Path(workdir))
+    import psutil
+    pids = [s.pid] + [p.pid for p in psutil.Process(s.pid).children(recursive=True)]
+    print(json.dumps({"pids": pids, "dir": str(s.tempdir)}), flush=True)
+    time.sleep(60)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("kind", "attrs"),
+    [("cpu", {"percent": 20, "cores": 2}), ("memory", {"mb": 32}), ("disk", {"mb": 1})],
+)
+def test_the_child_dies_when_its_parent_is_killed(
+    kind: str, attrs: dict[str, object], tmp_path: Path
+) -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT, kind, json.dumps(attrs), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None
+        info = json.loads(parent.stdout.readline())
+        pids = info["pids"]
+        assert all(not _gone(p) for p in pids)
+        parent.kill()  # SIGKILL: no atexit, no finalizer, nothing runs in the parent
+        parent.wait()
+        assert _wait_gone(pids, 5.0) == []
+    finally:
+        parent.kill()
+        parent.wait()
+        assert parent.stdout is not None
+        parent.stdout.close()
+    if kind == "disk":
+        # the killed parent could not clean up; the next disk stressor sweeps its folder
+        assert Path(info["dir"]).exists()
+        with start_stressor("disk", {"mb": 1}, LIMITS, workdir=tmp_path) as s:
+            assert not Path(info["dir"]).exists()
+            assert list(tmp_path.iterdir()) == [s.tempdir]
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_a_child_whose_parent_is_already_gone_exits_at_once() -> None:
+    # The parent may die between fork and prctl: the child sees it was re-parented.
+    spec = json.dumps({"kind": "cpu", "ppid": 1, "percent": 10, "cores": 1, "period_ms": 10})
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest_rafael.faults._stress_child", spec],
+        capture_output=True,
+        timeout=10,
+    )
+    assert proc.returncode == 3
+    assert proc.stdout == b""
+
+
+def test_the_child_program_stays_light() -> None:
+    code = (
+        "import sys, pytest_rafael.faults._stress_child as c;"
+        "print([m for m in ('pytest', '_pytest', 'pluggy', 'psutil', 'yaml', 'jinja2')"
+        " if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=10, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_context_manager_returns_the_stressor() -> None:
+    with start_stressor("cpu", {"percent": 5}, LIMITS) as s:
+        assert isinstance(s, Stressor)
+        assert s.running
+        assert "cpu" in repr(s)
+    assert not s.running

@@ -1,0 +1,339 @@
+"""The evolution engine of one (test, scenario): proposes a genome per iteration, learns
+from each measured fitness, and says whether a candidate has earned adoption.
+
+Search: a steady-state evolutionary search over an archive of measured genomes. Each
+iteration after the baseline either re-measures the most promising candidate (so that
+nothing is believed on one lucky run) or breeds a new one from a good parent (mutation,
+crossover, gene add/remove, see :mod:`mutation`).
+
+Comparison under noise: every genome keeps its evidence (count, sum and sum of squares
+of its fitness). Candidates are ranked by a one-sided lower confidence bound of their
+mean fitness, with a variance estimate pooled over all genomes (so two identical lucky
+scores do not claim zero variance). A candidate is proposed only when the lower bound of
+its *improvement over the baseline* (Welch-style standard error of the difference) is at
+least ``adopt_margin``. That replaces the original ``mutation / current >= 0.85`` rule,
+which adopts a genome 15% *worse* than the current one.
+
+Deterministic: every random choice comes from a :class:`random.Random` seeded with the
+seed, the key, the number of observations so far and the iteration index, so the same
+seed and the same observations give the same candidates, also after a restore from
+:meth:`Engine.state`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_rafael.genome.fitness import (
+    DEFAULT_WEIGHTS,
+    BaselineRef,
+    Fitness,
+    Measurement,
+    evaluate,
+)
+from pytest_rafael.genome.genes import CATALOG, GenomeError, make_gene, spec_of
+from pytest_rafael.genome.genome import Genome
+from pytest_rafael.genome.mutation import _clamp, mutate
+
+STATE_VERSION = 1
+Z = 1.2816  # one-sided 90% normal quantile
+MIN_EVIDENCE = 2  # measurements a candidate needs before it can be proposed
+PRIOR_VAR = 0.01  # fitness variance assumed before any genome was measured twice
+VAR_FLOOR = 1e-4
+PRIOR_WEIGHT = 2.0  # pseudo-observations of the pooled variance in each genome's estimate
+ARCHIVE_MAX = 64
+HISTORY_MAX = 200
+_HINTS_MAX = 20
+
+
+@dataclass(frozen=True)
+class Verdict:
+    baseline_fitness: float | None
+    best_fitness: float | None
+    best_genome: Genome | None
+    propose: bool
+    reason: str
+
+
+class _Entry:
+    """The evidence about one genome."""
+
+    __slots__ = ("genome", "n", "ss", "sum")
+
+    def __init__(self, genome: Genome, n: int = 0, total: float = 0.0, ss: float = 0.0):
+        self.genome = genome
+        self.n = n
+        self.sum = total
+        self.ss = ss  # sum of squares
+
+    @property
+    def mean(self) -> float:
+        return self.sum / self.n if self.n else 0.0
+
+    def within_ss(self) -> float:
+        return max(0.0, self.ss - self.n * self.mean**2) if self.n else 0.0
+
+    def add(self, x: float) -> None:
+        self.n += 1
+        self.sum += x
+        self.ss += x * x
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"genome": self.genome.to_dict(), "n": self.n, "sum": self.sum, "ss": self.ss}
+
+
+class Engine:
+    def __init__(
+        self,
+        key: str,
+        baseline: Genome,
+        seed: int,
+        state: Mapping[str, Any] | None = None,
+        adopt_margin: float = 0.05,
+        weights: Sequence[float] = DEFAULT_WEIGHTS,
+        gene_pool: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        if not 0.0 <= adopt_margin <= 1.0:
+            raise ValueError(f"adopt_margin must be in [0, 1], got {adopt_margin!r}")
+        self.key = key
+        self.baseline = baseline
+        self.seed = seed
+        self.adopt_margin = adopt_margin
+        self.weights = tuple(weights)
+        self.gene_pool = tuple(gene_pool)
+        self._entries: dict[str, _Entry] = {}
+        self._pending: dict[int, Genome] = {}
+        self._observations = 0
+        self._runs = 1
+        self._max_generation = baseline.generation
+        self._base_recovery: list[float] = []
+        self._base_cpu: list[float] = []
+        self._hints: list[float] = []  # slowest successful attempt per measurement
+        self._history: list[list[Any]] = []
+        if state:
+            self._restore(state)
+        self._entries.setdefault(baseline.id, _Entry(baseline))
+        # The shipped genome may have been adopted from a candidate: its entry carries
+        # that evidence over, but the file's generation/lineage are authoritative.
+        self._entries[baseline.id].genome = baseline
+
+    # -- persistence ------------------------------------------------------------------
+
+    def _restore(self, state: Mapping[str, Any]) -> None:
+        if state.get("version") != STATE_VERSION:
+            return  # an older format: start afresh rather than misread it
+        try:
+            for gid, e in state.get("entries", {}).items():
+                g = Genome.from_dict(self.baseline.module, e["genome"])
+                self._entries[gid] = _Entry(g, int(e["n"]), float(e["sum"]), float(e["ss"]))
+            self._observations = int(state.get("observations", 0))
+            self._runs = int(state.get("runs", 0)) + 1
+            self._max_generation = max(
+                self._max_generation, int(state.get("max_generation", 0))
+            )
+            self._base_recovery = [float(x) for x in state.get("base_recovery", [])]
+            self._base_cpu = [float(x) for x in state.get("base_cpu", [])]
+            self._hints = [float(x) for x in state.get("hints", [])]
+            self._history = [list(h) for h in state.get("history", [])]
+        except (KeyError, TypeError, ValueError, GenomeError):
+            # A corrupt or hand-edited state must not break a CI run: start afresh.
+            self._entries.clear()
+            self._observations, self._runs = 0, 1
+            self._base_recovery, self._base_cpu, self._hints, self._history = [], [], [], []
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able state; pass it back as ``state=`` in the next run to continue."""
+        return {
+            "version": STATE_VERSION,
+            "key": self.key,
+            "module": self.baseline.module,
+            "baseline_id": self.baseline.id,
+            "observations": self._observations,
+            "runs": self._runs,
+            "max_generation": self._max_generation,
+            "entries": {gid: e.to_dict() for gid, e in self._entries.items()},
+            "base_recovery": self._base_recovery[-_HINTS_MAX:],
+            "base_cpu": self._base_cpu[-_HINTS_MAX:],
+            "hints": self._hints[-_HINTS_MAX:],
+            "history": self._history[-HISTORY_MAX:],
+        }
+
+    # -- statistics -------------------------------------------------------------------
+
+    def _pooled_var(self) -> float:
+        ss = sum(e.within_ss() for e in self._entries.values() if e.n >= 2)
+        dof = sum(e.n - 1 for e in self._entries.values() if e.n >= 2)
+        return max(VAR_FLOOR, ss / dof) if dof else PRIOR_VAR
+
+    def _var(self, e: _Entry, pooled: float) -> float:
+        dof = max(0, e.n - 1)
+        return max(VAR_FLOOR, (e.within_ss() + PRIOR_WEIGHT * pooled) / (dof + PRIOR_WEIGHT))
+
+    def _lcb(self, e: _Entry, pooled: float) -> float:
+        return e.mean - Z * math.sqrt(self._var(e, pooled) / e.n) if e.n else -math.inf
+
+    def _shrunk(self, e: _Entry, prior: float) -> float:
+        # One pseudo-observation at the baseline's mean: a single lucky run cannot lead.
+        return (e.sum + prior) / (e.n + 1)
+
+    @property
+    def baseline_ref(self) -> BaselineRef:
+        return BaselineRef(
+            statistics.median(self._base_recovery) if self._base_recovery else None,
+            statistics.median(self._base_cpu) if self._base_cpu else None,
+        )
+
+    def _base_entry(self) -> _Entry:
+        return self._entries[self.baseline.id]
+
+    def _candidates(self) -> list[_Entry]:
+        return [e for gid, e in self._entries.items() if gid != self.baseline.id and e.n]
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def _rng(self, index: int) -> random.Random:
+        return random.Random(f"{self.seed}|{self.key}|{self._observations}|{index}")
+
+    def next_candidate(self, index: int) -> Genome:
+        """The genome to measure in iteration ``index`` (0: the shipped baseline)."""
+        if index in self._pending:
+            return self._pending[index]
+        genome = self.baseline if index <= 0 else self._choose(index)
+        self._pending[index] = genome
+        return genome
+
+    def _choose(self, index: int) -> Genome:
+        rng = self._rng(index)
+        base = self._base_entry()
+        prior = base.mean if base.n else 0.0
+        pending_ids = {g.id for g in self._pending.values()}
+        cands = self._candidates()
+        if cands:
+            leader = max(cands, key=lambda e: (self._shrunk(e, prior), e.genome.id))
+            # Re-measure a promising candidate before trusting it.
+            promising = not base.n or leader.mean >= base.mean
+            if (leader.n < MIN_EVIDENCE and promising
+                    and leader.genome.id not in pending_ids):
+                return leader.genome
+        # Breed: parent mostly the best genome so far (baseline included), sometimes a
+        # tournament pick, for diversity.
+        measured = [e for e in self._entries.values() if e.n] or [base]
+        ranked = sorted(measured, key=lambda e: (-self._shrunk(e, prior), e.genome.id))
+        if rng.random() < 0.7 or len(ranked) < 2:
+            parent = ranked[0]
+        else:
+            parent = min(rng.sample(ranked, min(3, len(ranked))), key=ranked.index)
+        mate = rng.choice(ranked).genome if len(ranked) > 1 else None
+        for _ in range(20):
+            child = mutate(parent.genome, rng, mate=mate, gene_pool=self.gene_pool)
+            child = self._directed(child, rng)
+            if child.id not in self._entries and child.id not in pending_ids:
+                break
+        else:
+            return ranked[0].genome  # the space near the parent is exhausted: re-measure
+        generation = max(parent.genome.generation, self._max_generation) + 1
+        lineage = (*parent.genome.lineage, parent.genome.id)[-8:]
+        return child.with_genes(child.genes, generation=generation, lineage=lineage)
+
+    def _directed(self, child: Genome, rng: random.Random) -> Genome:
+        """Sometimes set the timeout from what was observed: a few times the slowest
+        successful attempt (the usual SRE rule of a timeout just above real latency).
+        Random parameter steps alone take too many evaluations to cross orders of
+        magnitude."""
+        if "timeout" not in child.genes or not self._hints or rng.random() >= 0.3:
+            return child
+        spec = spec_of("timeout", "seconds")
+        seconds = _clamp(spec, statistics.median(self._hints) * rng.uniform(1.5, 3.0))
+        genes = dict(child.genes)
+        genes["timeout"] = make_gene("timeout", {"seconds": seconds})
+        return child.with_genes(genes)
+
+    def observe(
+        self,
+        index: int,
+        genome: Genome,
+        m: Measurement,
+        extra_terms: Sequence[Mapping[str, tuple[float, float]]] | None = None,
+    ) -> Fitness:
+        """Record what iteration ``index`` measured for ``genome``; returns its fitness."""
+        self._pending.pop(index, None)
+        if m.skipped:
+            return Fitness(0.0, {})
+        is_base = genome.id == self.baseline.id
+        if is_base:
+            self._base_recovery = [*self._base_recovery, m.recovery_s][-_HINTS_MAX:]
+            if m.cpu_time_s is not None:
+                self._base_cpu = [*self._base_cpu, m.cpu_time_s][-_HINTS_MAX:]
+        if m.ok_latency_max_s is not None and m.ok_latency_max_s > 0:
+            self._hints = [*self._hints, m.ok_latency_max_s][-_HINTS_MAX:]
+        fitness = evaluate([m], self.baseline_ref, self.weights, extra_terms)
+        entry = self._entries.get(genome.id)
+        if entry is None:
+            entry = self._entries[genome.id] = _Entry(genome)
+        entry.add(fitness.score)
+        self._max_generation = max(self._max_generation, genome.generation)
+        self._observations += 1
+        self._history.append([self._runs, index, genome.id, round(fitness.score, 6)])
+        self._history = self._history[-HISTORY_MAX:]
+        self._prune()
+        return fitness
+
+    def _prune(self) -> None:
+        if len(self._entries) <= ARCHIVE_MAX:
+            return
+        base = self._base_entry()
+        prior = base.mean if base.n else 0.0
+        keep = sorted(self._candidates(), key=lambda e: -self._shrunk(e, prior))
+        keep_ids = {e.genome.id for e in keep[: ARCHIVE_MAX - 1]} | {self.baseline.id}
+        self._entries = {k: v for k, v in self._entries.items() if k in keep_ids}
+
+    # -- the decision -----------------------------------------------------------------
+
+    def verdict(self) -> Verdict:
+        base = self._base_entry()
+        pooled = self._pooled_var()
+        base_fit = base.mean if base.n else None
+        cands = self._candidates()
+        if not cands:
+            return Verdict(base_fit, None, None, False, "no candidate was measured")
+        eligible = [e for e in cands if e.n >= MIN_EVIDENCE]
+        if not eligible:
+            prior = base.mean if base.n else 0.0
+            top = max(cands, key=lambda e: (self._shrunk(e, prior), e.genome.id))
+            return Verdict(base_fit, top.mean, top.genome, False,
+                           f"no candidate measured {MIN_EVIDENCE}+ times yet")
+        best = max(eligible, key=lambda e: (self._lcb(e, pooled), e.genome.id))
+        if not base.n:
+            return Verdict(None, best.mean, best.genome, False, "the baseline was not measured")
+        se = math.sqrt(self._var(best, pooled) / best.n + self._var(base, pooled) / base.n)
+        diff_lcb = best.mean - base.mean - Z * se
+        summary = (
+            f"best {best.mean:.3f} (n={best.n}) vs baseline {base.mean:.3f} (n={base.n}):"
+            f" 90% lower bound of the gain {diff_lcb:+.3f}, margin {self.adopt_margin:.3f}"
+        )
+        if diff_lcb >= self.adopt_margin:
+            generation = max(best.genome.generation, self.baseline.generation + 1)
+            genome = best.genome.with_genes(best.genome.genes, generation=generation)
+            return Verdict(base_fit, best.mean, genome, True, summary)
+        return Verdict(base_fit, best.mean, best.genome, False, summary)
+
+    @property
+    def runs(self) -> int:
+        return self._runs
+
+    @property
+    def observations(self) -> int:
+        return self._observations
+
+    def evidence(self, genome: Genome) -> tuple[int, float] | None:
+        """``(measurements, mean fitness)`` recorded for ``genome``, if any."""
+        e = self._entries.get(genome.id)
+        return (e.n, e.mean) if e is not None and e.n else None
+
+
+__all__ = ["CATALOG", "Engine", "Verdict"]

@@ -1,0 +1,163 @@
+"""Reading and writing ``rafael.genome.yaml``: one section per module.
+
+Errors are one line, ``path:line: field: problem``. Writes are atomic (a temporary file
+in the same folder, fsync, rename) so that an application loading the file never sees
+half of it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pytest_rafael.genome.genes import GenomeError
+from pytest_rafael.genome.genome import Genome
+
+HEADER = (
+    "# rafael.genome.yaml: the adopted resilience genome of each module, read by\n"
+    "# @antifragile(\"<module>\"). Written by pytest-rafael after a guardian-approved\n"
+    "# adoption (or `rafael genome adopt`); reviewable in pull requests like any code.\n"
+)
+
+
+class GenomeFileError(ValueError):
+    """The genome file cannot be read or does not validate; one line, ``path:line: ...``."""
+
+
+def _line_of(root: yaml.Node | None, parts: list[str]) -> int | None:
+    """1-based line of the node at ``parts`` (mapping keys), or of its deepest ancestor."""
+    node, line = root, (root.start_mark.line + 1 if root is not None else None)
+    for part in parts:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value == part:
+                line = key.start_mark.line + 1
+                node = value
+                break
+        else:
+            break
+    return line
+
+
+def load_genome_file(path: str | os.PathLike[str]) -> dict[str, Genome]:
+    """Every module's genome in the file; a missing file is an empty mapping."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GenomeFileError(f"{p}: cannot read: {exc}") from None
+    return parse_genome_text(text, str(p))
+
+
+def parse_genome_text(text: str, source: str = "<genome>") -> dict[str, Genome]:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"{mark.line + 1}:" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise GenomeFileError(f"{source}:{line} invalid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise GenomeFileError(
+            f"{source}:1: expected a mapping of module names to genomes,"
+            f" got {type(data).__name__}"
+        )
+    if isinstance(root, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, _ in root.value:
+            if key.value in seen:
+                raise GenomeFileError(
+                    f"{source}:{key.start_mark.line + 1}: {key.value}: module given twice"
+                )
+            seen.add(key.value)
+    genomes: dict[str, Genome] = {}
+    for module, section in data.items():
+        if not isinstance(module, str):
+            raise GenomeFileError(
+                f"{source}:{_line_of(root, [])}: module names must be strings, got {module!r}"
+            )
+        try:
+            genomes[module] = Genome.from_dict(module, section)
+        except GenomeError as exc:
+            msg = str(exc)
+            field, _, problem = msg.partition(": ")
+            rel = field[len(module) + 1:] if field.startswith(module + ".") else ""
+            parts = [module, *(rel.split(".") if rel else [])]
+            raise GenomeFileError(f"{source}:{_line_of(root, parts)}: {msg}") from None
+    return genomes
+
+
+def _flow(value: Any) -> str:
+    return str(
+        yaml.safe_dump(value, default_flow_style=True, width=10**6, sort_keys=False)
+    ).strip()
+
+
+def dump_genomes(genomes: Mapping[str, Genome]) -> str:
+    lines = [HEADER.rstrip("\n")]
+    for module in sorted(genomes):
+        g = genomes[module]
+        lines.append(f"{_flow([module])[1:-1]}:")  # quoted only when YAML needs it
+        lines.append(f"  generation: {g.generation}")
+        if not g.genes:
+            lines.append("  genes: {}")
+        else:
+            lines.append("  genes:")
+            for kind, gene in g.genes.items():
+                lines.append(f"    {kind}: {_flow(gene.to_dict())}")
+        if g.lineage:
+            lines.append(f"  lineage: {_flow(list(g.lineage))}")
+    return "\n".join(lines) + "\n"
+
+
+def write_genome_file(path: str | os.PathLike[str], genomes: Mapping[str, Genome]) -> None:
+    """Replace the file atomically with ``genomes`` (validated by re-reading the text)."""
+    p = Path(path)
+    text = dump_genomes(genomes)
+    reread = parse_genome_text(text, str(p))  # never write what we could not read back
+    if set(reread) != set(genomes) or any(
+        reread[m].id != genomes[m].id for m in genomes
+    ):
+        raise GenomeFileError(f"{p}: internal error: the written genome does not read back")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = p.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(p.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)

@@ -1,0 +1,242 @@
+"""The fitness evaluator: what one iteration measured (:class:`Measurement`) and the
+score of a candidate (:func:`evaluate`).
+
+``fitness = w1 * success_rate + w2 * recovery_speed + w3 * resource_efficiency``
+(default weights 0.6 / 0.2 / 0.2), each term in [0, 1]; the exact definitions are in
+docs/genome.md and in the functions below. Extra terms from the ``rafael_fitness_terms``
+hook join with their own weights and everything is renormalised, so the score stays in
+[0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_WEIGHTS: tuple[float, float, float] = (0.6, 0.2, 0.2)
+# The recovery budget when neither the test (`chaos.record(budget_s=...)`) nor a
+# baseline measurement gives one, and the floor of a baseline-derived budget (a baseline
+# that never stalled must not make every other candidate score ~0).
+DEFAULT_BUDGET_S = 1.0
+MIN_BUDGET_S = 0.1
+
+
+def _num(value: Any, default: float | None = None) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return default
+    value = float(value)
+    return value if math.isfinite(value) else default
+
+
+def _count(runtime: Mapping[str, Any], name: str) -> int:
+    v = _num(runtime.get(name), 0.0)
+    return max(0, int(v or 0))
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What one iteration of one (test, scenario) measured under one genome."""
+
+    outcome: str  # passed | failed | error | skipped
+    duration_s: float
+    success_rate: float  # in [0, 1]
+    recovered: bool  # the code was answering again at the end of the call
+    recovery_s: float  # time to recover after the fault, or mean call time (see docs)
+    calls: int = 0
+    attempts: int = 0
+    failures: int = 0
+    timeouts: int = 0
+    breaker_trips: int = 0
+    fallbacks: int = 0
+    cache_hits: int = 0
+    ok_latency_max_s: float | None = None  # slowest successful attempt
+    cpu_time_s: float | None = None
+    budget_s: float | None = None  # from chaos.record(budget_s=...)
+    fault_window: tuple[float, float] | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> bool:
+        return self.outcome == "skipped"
+
+    @property
+    def attempts_per_call(self) -> float:
+        return self.attempts / self.calls if self.calls else 1.0
+
+    @classmethod
+    def from_iteration(
+        cls,
+        outcome: str,
+        duration_s: float,
+        runtime: Mapping[str, Any],
+        metrics: Mapping[str, Any],
+        fault_window: tuple[float, float] | None,
+    ) -> Measurement:
+        """Build a measurement from what the plugin saw.
+
+        ``runtime``: :func:`pytest_rafael.resilience.runtime.counters` of the test's
+        module, reset just before the call (times in it are seconds since that reset,
+        i.e. offsets into the call), plus ``cpu_time_s`` if the plugin measured it.
+        ``metrics``: what the test gave ``chaos.record(**metrics)``; recognised keys are
+        ``success_rate`` (or ``ok`` and ``total``), ``recovery_s``, ``budget_s``,
+        ``cpu_time_s``. ``fault_window``: (start_s, end_s) of the faults in the call.
+        """
+        passed = outcome == "passed"
+        success = _success_rate(passed, metrics)
+        calls = _count(runtime, "calls")
+        last_fail = _num(runtime.get("last_failure_at_s"))
+        recovered_at = _num(runtime.get("recovered_at_s"))
+        # Recovered: the code under test answered after its last failure (or never
+        # failed), and the test did not fail outright.
+        recovered = success > 0 and (last_fail is None or recovered_at is not None)
+        recovery = _num(metrics.get("recovery_s"))
+        if recovery is None:
+            fault_ended = fault_window is not None and fault_window[1] < duration_s
+            if fault_ended and fault_window is not None:
+                if last_fail is None:
+                    recovery = 0.0  # the fault never surfaced as a failed attempt
+                elif recovered_at is not None:
+                    recovery = max(0.0, recovered_at - fault_window[1])
+                else:
+                    recovery = max(0.0, duration_s - fault_window[1])
+            elif calls:
+                recovery = (_num(runtime.get("latency_total_s"), 0.0) or 0.0) / calls
+            else:
+                recovery = max(0.0, duration_s)
+        cpu = _num(metrics.get("cpu_time_s"), _num(runtime.get("cpu_time_s")))
+        budget = _num(metrics.get("budget_s"))
+        return cls(
+            outcome=outcome,
+            duration_s=max(0.0, float(duration_s)),
+            success_rate=success,
+            recovered=recovered,
+            recovery_s=max(0.0, recovery),
+            calls=calls,
+            attempts=_count(runtime, "attempts"),
+            failures=_count(runtime, "failures"),
+            timeouts=_count(runtime, "timeouts"),
+            breaker_trips=_count(runtime, "breaker_trips"),
+            fallbacks=_count(runtime, "fallbacks"),
+            cache_hits=_count(runtime, "cache_hits"),
+            ok_latency_max_s=_num(runtime.get("ok_latency_max_s")),
+            cpu_time_s=cpu,
+            budget_s=budget if budget is not None and budget > 0 else None,
+            fault_window=fault_window,
+            metrics=dict(metrics),
+        )
+
+
+def _success_rate(passed: bool, metrics: Mapping[str, Any]) -> float:
+    rate = _num(metrics.get("success_rate"))
+    if rate is None:
+        ok, total = _num(metrics.get("ok")), _num(metrics.get("total"))
+        if ok is not None and total:
+            rate = ok / total
+    if rate is None:
+        return 1.0 if passed else 0.0
+    return min(1.0, max(0.0, rate))
+
+
+@dataclass(frozen=True)
+class BaselineRef:
+    """Reference figures from the baseline's measurements: the default recovery budget
+    and the CPU time other candidates are compared with (medians, robust to one outlier)."""
+
+    recovery_s: float | None = None
+    cpu_time_s: float | None = None
+
+    @classmethod
+    def of(cls, measurements: Sequence[Measurement]) -> BaselineRef:
+        done = [m for m in measurements if not m.skipped]
+        rec = [m.recovery_s for m in done]
+        cpu = [m.cpu_time_s for m in done if m.cpu_time_s is not None]
+        return cls(
+            statistics.median(rec) if rec else None,
+            statistics.median(cpu) if cpu else None,
+        )
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {"recovery_s": self.recovery_s, "cpu_time_s": self.cpu_time_s}
+
+
+@dataclass(frozen=True)
+class Fitness:
+    score: float
+    terms: dict[str, float]
+
+
+def recovery_speed(m: Measurement, baseline: BaselineRef | None) -> float:
+    """``B / (B + r)``: 1 when recovery is instant, 0.5 when it takes the budget ``B``,
+    0 when the code never recovered. ``B`` is the test's ``budget_s``, else the
+    baseline's median ``r`` (at least 0.1 s), else 1 s."""
+    if not m.recovered:
+        return 0.0
+    budget = m.budget_s
+    if budget is None:
+        ref = baseline.recovery_s if baseline is not None else None
+        budget = max(ref, MIN_BUDGET_S) if ref is not None else DEFAULT_BUDGET_S
+    return budget / (budget + m.recovery_s)
+
+
+def resource_efficiency(m: Measurement, baseline: BaselineRef | None) -> float:
+    """``1 / attempts per call`` (1 when every call took one attempt), averaged with
+    ``min(1, baseline CPU / CPU)`` when CPU time was measured for both."""
+    attempts = 1.0 / max(1.0, m.attempts_per_call)
+    base_cpu = baseline.cpu_time_s if baseline is not None else None
+    if m.cpu_time_s is None or not base_cpu:
+        return attempts
+    cpu = min(1.0, base_cpu / max(m.cpu_time_s, 1e-9))
+    return 0.5 * (attempts + cpu)
+
+
+def evaluate(
+    measurements: Sequence[Measurement] | Measurement,
+    baseline: Sequence[Measurement] | BaselineRef | None = None,
+    weights: Sequence[float] = DEFAULT_WEIGHTS,
+    extra_terms: Sequence[Mapping[str, tuple[float, float]]] | None = None,
+) -> Fitness:
+    """Score measurements of one candidate: each term is the mean over the (non-skipped)
+    measurements. ``extra_terms``: results of the ``rafael_fitness_terms`` hook, each a
+    ``{name: (weight, value)}`` mapping; values are clamped to [0, 1], a name given
+    twice is averaged (weights too), and all weights are renormalised together."""
+    if isinstance(measurements, Measurement):
+        measurements = [measurements]
+    if baseline is not None and not isinstance(baseline, BaselineRef):
+        baseline = BaselineRef.of(baseline)
+    if len(weights) != 3 or any((_num(w) or 0.0) < 0 for w in weights):
+        raise ValueError(f"weights must be three non-negative numbers, got {weights!r}")
+    done = [m for m in measurements if not m.skipped]
+    if not done:
+        return Fitness(0.0, {})
+    n = len(done)
+    terms = {
+        "success_rate": sum(m.success_rate for m in done) / n,
+        "recovery_speed": sum(recovery_speed(m, baseline) for m in done) / n,
+        "resource_efficiency": sum(resource_efficiency(m, baseline) for m in done) / n,
+    }
+    weighted: dict[str, tuple[float, float]] = {
+        name: (float(w), terms[name]) for name, w in zip(terms, weights)
+    }
+    extras: dict[str, list[tuple[float, float]]] = {}
+    for mapping in extra_terms or ():
+        for name, pair in mapping.items():
+            try:
+                w, v = (float(pair[0]), float(pair[1]))
+            except (TypeError, ValueError, IndexError):
+                raise ValueError(f"fitness term {name!r}: expected (weight, value), got {pair!r}")
+            if not (math.isfinite(w) and math.isfinite(v)) or w < 0:
+                raise ValueError(f"fitness term {name!r}: bad weight or value {pair!r}")
+            extras.setdefault(str(name), []).append((w, min(1.0, max(0.0, v))))
+    for name, pairs in extras.items():
+        if name in weighted:
+            raise ValueError(f"fitness term {name!r} clashes with a built-in term")
+        w = sum(p[0] for p in pairs) / len(pairs)
+        v = sum(p[1] for p in pairs) / len(pairs)
+        weighted[name] = (w, v)
+        terms[name] = v
+    total = sum(w for w, _ in weighted.values())
+    score = sum(w * v for w, v in weighted.values()) / total if total > 0 else 0.0
+    return Fitness(min(1.0, max(0.0, score)), terms)

@@ -1,0 +1,125 @@
+"""A module's genome: the set of genes ``@antifragile("<module>")`` applies, with its
+generation number and lineage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from pytest_rafael.genome.genes import CATALOG, ORDER, Gene, GenomeError, make_gene, thaw
+
+_TOP_KEYS = ("generation", "genes", "lineage")
+
+
+@dataclass(frozen=True)
+class Genome:
+    """Immutable. ``genes`` maps a gene kind to its gene (one gene per kind)."""
+
+    module: str
+    generation: int = 0
+    genes: Mapping[str, Gene] = field(default_factory=lambda: MappingProxyType({}))
+    lineage: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Canonical order (the runtime order) so equal genomes print and hash alike.
+        ordered = {k: self.genes[k] for k in ORDER if k in self.genes}
+        object.__setattr__(self, "genes", MappingProxyType(ordered))
+
+    @property
+    def id(self) -> str:
+        """A stable content hash of the module and its genes (not generation/lineage: the
+        same configuration reached twice is the same candidate)."""
+        payload = json.dumps(
+            {"module": self.module, "genes": self.genes_dict()}, sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def genes_dict(self) -> dict[str, dict[str, Any]]:
+        return {k: g.to_dict() for k, g in self.genes.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"generation": self.generation, "genes": self.genes_dict()}
+        if self.lineage:
+            d["lineage"] = list(self.lineage)
+        return d
+
+    @classmethod
+    def from_dict(cls, module: str, d: Any) -> Genome:
+        """Validate a ``{generation, genes, lineage}`` mapping; errors name the field."""
+        if not isinstance(module, str) or not module:
+            raise GenomeError(f"module name must be a non-empty string, got {module!r}")
+        if not isinstance(d, Mapping):
+            raise GenomeError(f"{module}: expected a mapping with 'genes', got {d!r}")
+        for key in d:
+            if key not in _TOP_KEYS:
+                raise GenomeError(
+                    f"{module}.{key}: unknown key (known: {', '.join(_TOP_KEYS)})"
+                )
+        generation = d.get("generation", 0)
+        if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
+            raise GenomeError(
+                f"{module}.generation: expected a non-negative integer, got {generation!r}"
+            )
+        raw_genes = d.get("genes") or {}
+        if not isinstance(raw_genes, Mapping):
+            raise GenomeError(f"{module}.genes: expected a mapping of genes, got {raw_genes!r}")
+        genes = {
+            str(kind): make_gene(str(kind), params, f"{module}.genes")
+            for kind, params in raw_genes.items()
+        }
+        lineage = d.get("lineage") or ()
+        if not isinstance(lineage, (list, tuple)) or not all(
+            isinstance(x, str) for x in lineage
+        ):
+            raise GenomeError(f"{module}.lineage: expected a list of genome ids, got {lineage!r}")
+        return cls(module, generation, MappingProxyType(genes), tuple(lineage))
+
+    def with_genes(
+        self, genes: Mapping[str, Gene], *, generation: int | None = None,
+        lineage: tuple[str, ...] | None = None,
+    ) -> Genome:
+        return Genome(
+            self.module,
+            self.generation if generation is None else generation,
+            MappingProxyType(dict(genes)),
+            self.lineage if lineage is None else lineage,
+        )
+
+    def diff(self, other: Genome) -> list[str]:
+        """Human-readable changes from ``self`` to ``other``, one line each."""
+        changes: list[str] = []
+        if self.module != other.module:
+            changes.append(f"module: {self.module} -> {other.module}")
+        if self.generation != other.generation:
+            changes.append(f"generation: {self.generation} -> {other.generation}")
+        for kind in ORDER:
+            a, b = self.genes.get(kind), other.genes.get(kind)
+            if a is None and b is None:
+                continue
+            if a is None:
+                assert b is not None
+                changes.append(f"+ {kind}: {_params_text(b)}")
+            elif b is None:
+                changes.append(f"- {kind}: {_params_text(a)}")
+            else:
+                for spec in CATALOG[kind]:
+                    va, vb = a.params[spec.name], b.params[spec.name]
+                    if va != vb:
+                        changes.append(f"~ {kind}.{spec.name}: {_val(va)} -> {_val(vb)}")
+        return changes
+
+
+def _val(v: Any) -> str:
+    return json.dumps(thaw(v))
+
+
+def _params_text(g: Gene) -> str:
+    return ", ".join(f"{k}={_val(v)}" for k, v in g.params.items())

@@ -1,0 +1,8 @@
+"""Reports of a chaos run: index.html, results.json, summary.md, metrics.prom."""
+
+from __future__ import annotations
+
+from pytest_rafael.report.junit import iteration_junit_properties, junit_properties
+from pytest_rafael.report.writer import ReportPaths, write_reports
+
+__all__ = ["ReportPaths", "iteration_junit_properties", "junit_properties", "write_reports"]

@@ -1,0 +1,74 @@
+"""``rafael report [--store PATH] [--out DIR] [--run RUN_ID]``: regenerate the report
+from the store without running tests."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from pytest_rafael.cli import CommandError
+from pytest_rafael.store import Store, StoreError
+
+
+def register(sub: Any, group: argparse.ArgumentParser) -> None:
+    # `rafael report` is a command by itself: arguments go on the group, no subcommands.
+    group.add_argument(
+        "--store",
+        type=Path,
+        default=Path(os.environ.get("RAFAEL_STORE", ".rafael/rafael.db")),
+        help="the rafael SQLite store (default: $RAFAEL_STORE or .rafael/rafael.db)",
+    )
+    group.add_argument(
+        "--out",
+        type=Path,
+        default=Path(os.environ.get("RAFAEL_REPORT_DIR", "reports")),
+        help="folder for the report files (default: $RAFAEL_REPORT_DIR or reports)",
+    )
+    group.add_argument(
+        "--run",
+        metavar="RUN_ID",
+        default=None,
+        help="report this stored run (default: the latest); earlier runs form its history",
+    )
+    group.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pytest_rafael.report.writer import write_reports
+
+    store_path: Path = args.store
+    # Store() would create an empty database: check first so a typo is an error.
+    if not store_path.is_file():
+        raise CommandError(
+            f"{store_path}: no rafael store here (run pytest --rafael-chaos "
+            "first, or pass --store PATH)"
+        )
+    try:
+        with Store(store_path) as store:
+            runs = store.runs()
+    except StoreError as exc:
+        raise CommandError(str(exc)) from None
+    except Exception as exc:  # a corrupt row: name the file, no traceback
+        raise CommandError(f"{store_path}: cannot read stored runs: {exc}") from None
+    if not runs:
+        raise CommandError(f"{store_path}: the store has no runs yet", exit_code=1)
+    if args.run is None:
+        current, history = runs[-1], runs[:-1]
+    else:
+        found = [n for n, r in enumerate(runs) if r.get("run_id") == args.run]
+        if not found:
+            raise CommandError(
+                f"{store_path}: no run with id {args.run!r} ({len(runs)} runs stored)"
+            )
+        current, history = runs[found[-1]], runs[: found[-1]]
+    try:
+        paths = write_reports(current, args.out, history)
+    except OSError as exc:
+        raise CommandError(f"{args.out}: cannot write the report: {exc}", exit_code=1) from None
+    print(
+        f"rafael report: wrote {paths.index_html} ({len(history) + 1} runs) for run "
+        f"{current.get('run_id')}"
+    )
+    return 0

@@ -1,0 +1,255 @@
+"""Lessons learned, written from what the run really measured.
+
+Each lesson is a sentence a reviewer can check against the iterations table: counts,
+error types, durations and gene values all come from the results, nothing is canned.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_rafael.report.model import (
+    FAILED,
+    baseline_genome,
+    best_fitness,
+    done,
+    error_type,
+    flat_genes,
+    fmt_num,
+    fmt_seconds,
+    fmt_value,
+    gate_failed_keys,
+    iterations,
+    median,
+    num,
+    test_key,
+)
+
+# Order in the report: what broke first, then what got better.
+LEVELS = ("bad", "warn", "good", "info")
+# Past this many "withstood every iteration" lessons, one line sums them up.
+MAX_CLEAN_LESSONS = 10
+
+_SECONDS_PARAMS = ("seconds", "timeout", "reset_timeout", "base_delay", "max_delay", "delay")
+
+
+@dataclass(frozen=True)
+class Lesson:
+    level: str  # one of LEVELS
+    text: str
+    nodeid: str | None = None
+    scenario: str | None = None
+
+
+def _n(count: int) -> str:
+    return f"{count} iteration" + ("" if count == 1 else "s")
+
+
+def _unit(param: str) -> str:
+    return " s" if param.rsplit(".", 1)[-1] in _SECONDS_PARAMS else ""
+
+
+def _failure_lesson(test: Mapping[str, Any]) -> Lesson | None:
+    nodeid, scenario = test_key(test)
+    ran = done(test)
+    failed = [i for i in ran if i.get("outcome") in FAILED]
+    if not failed:
+        return None
+    kinds = Counter(error_type(i.get("error")) for i in failed)
+    durations = [d for d in (num(i.get("duration_s")) for i in failed) if d is not None]
+    (top, top_n), *others = kinds.most_common()
+    if others:
+        why = f"{top} in {top_n}, " + ", ".join(f"{k} in {n}" for k, n in others[:3])
+        why = f"failed ({why})"
+    else:
+        why = f"failed with {top}"
+    when = ""
+    if durations:
+        lo, hi, mid = min(durations), max(durations), median(durations)
+        when = (
+            f" after {fmt_seconds(lo)}"
+            if hi - lo < 0.05 * max(hi, 0.01)
+            else f" after {fmt_seconds(lo)} to {fmt_seconds(hi)} (median {fmt_seconds(mid)})"
+        )
+    return Lesson(
+        "bad",
+        f"Under {scenario}, {len(failed)} of {len(ran)} iterations of {nodeid} {why}{when}.",
+        nodeid,
+        scenario,
+    )
+
+
+def _gene_lessons(test: Mapping[str, Any], limit: int = 3) -> list[Lesson]:
+    """A gene whose passing values and failing values do not overlap is the setting that
+    made the difference: say on which side the passing values lie."""
+    nodeid, scenario = test_key(test)
+    passed: dict[str, list[float]] = {}
+    failed: dict[str, list[float]] = {}
+    for it in done(test):
+        bucket = (
+            passed
+            if it.get("outcome") == "passed"
+            else (failed if it.get("outcome") in FAILED else None)
+        )
+        if bucket is None:
+            continue
+        for key, value in flat_genes(it.get("genome")).items():
+            v = num(value)
+            if v is not None:
+                bucket.setdefault(key, []).append(v)
+    out: list[Lesson] = []
+    for key in sorted(passed.keys() & failed.keys()):
+        p, f = passed[key], failed[key]
+        unit = _unit(key)
+        if max(p) < min(f):
+            text = (
+                f"Under {scenario}, {nodeid} passed with {key} at most "
+                f"{fmt_value(max(p))}{unit} ({_n(len(p))}) and failed with "
+                f"{fmt_value(min(f))}{unit} or more ({_n(len(f))})."
+            )
+        elif min(p) > max(f):
+            text = (
+                f"Under {scenario}, {nodeid} passed with {key} at least "
+                f"{fmt_value(min(p))}{unit} ({_n(len(p))}) and failed with "
+                f"{fmt_value(max(f))}{unit} or less ({_n(len(f))})."
+            )
+        else:
+            continue
+        out.append(Lesson("warn", text, nodeid, scenario))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _evolution_lesson(test: Mapping[str, Any], below_gate: bool) -> Lesson | None:
+    nodeid, scenario = test_key(test)
+    base, best = num(test.get("baseline_fitness")), best_fitness(test)
+    min_f = num(test.get("min_fitness"))
+    if below_gate:
+        return Lesson(
+            "bad",
+            f"{nodeid} under {scenario} stays below the gate: best fitness "
+            f"{fmt_num(best)} < {fmt_num(min_f)}.",
+            nodeid,
+            scenario,
+        )
+    if base is None or best is None or best - base < 0.005:
+        return None
+    what = (
+        f"proposed for adoption as {test['proposal_id']}"
+        if test.get("proposal_id")
+        else "adopted"
+        if test.get("adopted")
+        else "not adopted"
+    )
+    changed = _changed_genes(test)
+    how = f" by changing {changed}" if changed else ""
+    return Lesson(
+        "good",
+        f"Evolution raised the fitness of {nodeid} under {scenario} from "
+        f"{fmt_num(base)} to {fmt_num(best)}{how}; {what}.",
+        nodeid,
+        scenario,
+    )
+
+
+def _changed_genes(test: Mapping[str, Any]) -> str:
+    a, b = flat_genes(baseline_genome(test)), flat_genes(test.get("best_genome"))
+    diffs = [
+        f"{k} {fmt_value(a[k])}\u2192{fmt_value(b[k])}"
+        for k in sorted(a.keys() & b.keys())
+        if a[k] != b[k]
+    ]
+    return ", ".join(diffs[:4]) + (f" and {len(diffs) - 4} more" if len(diffs) > 4 else "")
+
+
+def _stress_lesson(test: Mapping[str, Any]) -> Lesson | None:
+    """A stressor that reached well under what was asked weakens the evidence."""
+    nodeid, scenario = test_key(test)
+    pairs = (("percent", "cpu_percent", "%"), ("mb", "rss_mb", "MB"))
+    for it in iterations(test):
+        for fault in it.get("faults") or []:
+            if fault.get("kind") != "stress":
+                continue
+            attrs, obs = fault.get("attributes") or {}, fault.get("observed") or {}
+            for asked_key, got_key, unit in pairs:
+                asked, got = num(attrs.get(asked_key)), num(obs.get(got_key))
+                if asked and got is not None and got < 0.5 * asked:
+                    return Lesson(
+                        "warn",
+                        f"Under {scenario}, the {fault.get('type')} stressor of "
+                        f"{nodeid} asked for {fmt_value(asked)} {unit} but "
+                        f"reached {fmt_value(got)} {unit} (iteration "
+                        f"{it.get('index')}): the fault was weaker than "
+                        "specified.",
+                        nodeid,
+                        scenario,
+                    )
+    return None
+
+
+def build_lessons(results: Mapping[str, Any]) -> list[Lesson]:
+    tests: Sequence[Mapping[str, Any]] = results.get("tests") or []
+    below = gate_failed_keys(results)
+    out: list[Lesson] = []
+    clean: list[Lesson] = []
+    for test in tests:
+        nodeid, scenario = test_key(test)
+        ran = done(test)
+        failure = _failure_lesson(test)
+        if failure:
+            out.append(failure)
+        out.extend(_gene_lessons(test))
+        evo = _evolution_lesson(test, (nodeid, scenario) in below)
+        if evo:
+            out.append(evo)
+        stress = _stress_lesson(test)
+        if stress:
+            out.append(stress)
+        if results.get("chaos") and ran and not any(i.get("faults") for i in ran):
+            out.append(
+                Lesson(
+                    "warn",
+                    f"No fault was recorded for {nodeid} under {scenario}: "
+                    "the scenario's targets did not match a proxy of the "
+                    "test, so its outcomes do not measure resilience.",
+                    nodeid,
+                    scenario,
+                )
+            )
+        elif results.get("chaos") and ran and not failure:
+            clean.append(
+                Lesson(
+                    "good",
+                    f"{nodeid} withstood {scenario}: all {len(ran)} iterations passed.",
+                    nodeid,
+                    scenario,
+                )
+            )
+    if len(clean) > MAX_CLEAN_LESSONS:
+        clean = [Lesson("good", f"{len(clean)} test and scenario pairs passed every iteration.")]
+    out.extend(clean)
+    if not results.get("chaos"):
+        out.append(
+            Lesson(
+                "info",
+                "Chaos was off: each test ran without faults, so this run "
+                "shows the adopted genomes only, not resilience.",
+            )
+        )
+    for failure in (results.get("hypothesis") or {}).get("failures") or []:
+        schedule = failure.get("schedule") or []
+        out.append(
+            Lesson(
+                "bad",
+                f"Hypothesis found a failing fault schedule for "
+                f"{failure.get('nodeid')} ({len(schedule)} faults); the YAML "
+                "to reproduce it is in the Hypothesis section.",
+                str(failure.get("nodeid")),
+                None,
+            )
+        )
+    return sorted(out, key=lambda lesson: LEVELS.index(lesson.level))

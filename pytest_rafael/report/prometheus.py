@@ -1,0 +1,118 @@
+"""``metrics.prom``: the run in Prometheus text exposition format (version 0.0.4), for a
+node-exporter textfile collector or a Pushgateway.
+
+Series are per (module, scenario), not per test id: test ids are unbounded label values
+and would blow up a TSDB's cardinality.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pytest_rafael.report.model import best_fitness, done, iterations, num, test_key
+
+
+def escape_label(value: str) -> str:
+    """Label value escaping of the text format: backslash, double quote, newline."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def escape_help(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _fmt(value: float) -> str:
+    return repr(float(value)) if value == value else "NaN"
+
+
+def _labels(labels: Mapping[str, str]) -> str:
+    return (
+        "{" + ",".join(f'{k}="{escape_label(v)}"' for k, v in labels.items()) + "}"
+        if labels
+        else ""
+    )
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def family(
+        self, name: str, help_text: str, samples: list[tuple[Mapping[str, str], float]]
+    ) -> None:
+        if not samples:
+            return
+        self.lines.append(f"# HELP {name} {escape_help(help_text)}")
+        self.lines.append(f"# TYPE {name} gauge")
+        self.lines.extend(f"{name}{_labels(labels)} {_fmt(value)}" for labels, value in samples)
+
+
+def render_metrics(results: Mapping[str, Any]) -> str:
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for test in results.get("tests") or []:
+        module = str(test.get("module") or "")
+        groups.setdefault((module, test_key(test)[1]), []).append(test)
+    best: list[tuple[Mapping[str, str], float]] = []
+    base: list[tuple[Mapping[str, str], float]] = []
+    rate: list[tuple[Mapping[str, str], float]] = []
+    count: list[tuple[Mapping[str, str], float]] = []
+    failed: list[tuple[Mapping[str, str], float]] = []
+    tests: list[tuple[Mapping[str, str], float]] = []
+    for (module, scenario), members in sorted(groups.items()):
+        labels = {"module": module, "scenario": scenario}
+        bests = [v for v in (best_fitness(t) for t in members) if v is not None]
+        bases = [v for v in (num(t.get("baseline_fitness")) for t in members) if v is not None]
+        ran = [i for t in members for i in done(t)]
+        if bests:
+            best.append((labels, sum(bests) / len(bests)))
+        if bases:
+            base.append((labels, sum(bases) / len(bases)))
+        if ran:
+            rate.append((labels, sum(i.get("outcome") == "passed" for i in ran) / len(ran)))
+        count.append((labels, float(sum(len(iterations(t)) for t in members))))
+        failed.append((labels, float(sum(i.get("outcome") in ("failed", "error") for i in ran))))
+        tests.append((labels, float(len(members))))
+    w = _Writer()
+    w.family(
+        "rafael_fitness",
+        "Mean best fitness (0..1) of the tests of this module under this scenario in the last run",
+        best,
+    )
+    w.family(
+        "rafael_baseline_fitness",
+        "Mean baseline fitness (0..1) of the tests of this "
+        "module under this scenario in the last run",
+        base,
+    )
+    w.family("rafael_success_rate", "Share of iterations that passed (skipped ones excluded)", rate)
+    w.family("rafael_iterations", "Iterations run in the last run", count)
+    w.family(
+        "rafael_failed_iterations", "Iterations that failed or errored in the last run", failed
+    )
+    w.family("rafael_tests", "Test and scenario pairs in the last run", tests)
+    delta = results.get("delta") or {}
+    gate = results.get("gate") or {}
+    for name, key, help_text in (
+        ("rafael_resilience_score", "current_score", "Resilience score of the last run"),
+        ("rafael_baseline_score", "baseline_score", "Resilience score before evolution"),
+        ("rafael_improvement_percent", "improvement_pct", "Improvement of the score, percent"),
+    ):
+        value = num(delta.get(key))
+        w.family(name, help_text, [({}, value)] if value is not None else [])
+    w.family(
+        "rafael_gate_passed",
+        "1 when the fitness gate passed, else 0",
+        [({}, 1.0 if gate.get("passed", True) else 0.0)],
+    )
+    w.family(
+        "rafael_vulnerabilities",
+        "Vulnerabilities found in the last run",
+        [({}, float(len(delta.get("vulnerabilities") or [])))],
+    )
+    w.family(
+        "rafael_threats_mitigated",
+        "Threats mitigated in the last run",
+        [({}, float(len(delta.get("threats_mitigated") or [])))],
+    )
+    return "\n".join(w.lines) + "\n"

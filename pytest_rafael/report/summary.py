@@ -1,0 +1,112 @@
+"""``summary.md``: the short CI view (GitHub step summary, merge-request comment).
+
+GitHub renders some HTML inside Markdown, so untrusted text is HTML-escaped and the
+characters that would break a table cell or code span are neutralised.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pytest_rafael.report.lessons import Lesson, build_lessons
+from pytest_rafael.report.model import (
+    best_fitness,
+    fmt_num,
+    gate_failed_keys,
+    iterations,
+    num,
+    success_rate,
+    test_key,
+)
+
+MAX_TEST_ROWS = 50
+MAX_LESSONS = 10
+
+
+def md(text: Any) -> str:
+    """Text safe inside a Markdown table cell: HTML-escaped, pipes and newlines defused."""
+    out = html.escape(str(text), quote=False)
+    for ch in "\\`*_[]|":
+        out = out.replace(ch, "\\" + ch)
+    return " ".join(out.split())
+
+
+def _code(text: Any) -> str:
+    """Text for a code span, where escapes are shown literally: keep only plain characters."""
+    return "".join(c for c in str(text) if c.isalnum() or c in "-_.:+") or "?"
+
+
+def render_summary(results: Mapping[str, Any], lessons: Sequence[Lesson] | None = None) -> str:
+    gate = results.get("gate") or {}
+    delta = results.get("delta") or {}
+    tests = list(results.get("tests") or [])
+    lessons = build_lessons(results) if lessons is None else lessons
+    passed = bool(gate.get("passed", True))
+    below = gate_failed_keys(results)
+    lines = [
+        f"## {'✅' if passed else '❌'} pytest-rafael: resilience gate "
+        f"{'passed' if passed else 'failed'}",
+        "",
+        f"Run `{_code(results.get('run_id', '?'))}` · seed `{_code(results.get('seed', '?'))}` · "
+        f"chaos {'on' if results.get('chaos') else 'off'} · "
+        f"{len(tests)} test/scenario pairs · "
+        f"{sum(len(iterations(t)) for t in tests):,} iterations"
+        + (
+            f" · min fitness {fmt_num(gate.get('min_fitness'))}"
+            if num(gate.get("min_fitness")) is not None
+            else " · no fitness gate set"
+        ),
+        "",
+    ]
+    failures = [str(x) for x in gate.get("failures") or []]
+    if failures:
+        lines += ["**Below the gate:**", ""]
+        lines += [f"- {md(line)}" for line in failures[:MAX_TEST_ROWS]]
+        if len(failures) > MAX_TEST_ROWS:
+            lines.append(f"- and {len(failures) - MAX_TEST_ROWS} more")
+        lines.append("")
+    improvement = num(delta.get("improvement_pct"))
+    lines += [
+        "| baseline score | current score | improvement | threats mitigated | vulnerabilities |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {fmt_num(delta.get('baseline_score'))} | {fmt_num(delta.get('current_score'))} | "
+        f"{'n/a' if improvement is None else f'{improvement:+.1f} %'} | "
+        f"{len(delta.get('threats_mitigated') or [])} | "
+        f"{len(delta.get('vulnerabilities') or [])} |",
+        "",
+    ]
+    if tests:
+        # Worst first: the rows a reviewer must read come before the capped tail.
+        order = sorted(
+            tests,
+            key=lambda t: (
+                test_key(t) not in below,
+                best_fitness(t) if best_fitness(t) is not None else -1.0,
+            ),
+        )
+        lines += [
+            "| test | scenario | iterations | success | baseline | best | adopted |",
+            "|---|---|---:|---:|---:|---:|---|",
+        ]
+        for t in order[:MAX_TEST_ROWS]:
+            nodeid, scenario = test_key(t)
+            rate = success_rate(t)
+            flag = " ❌" if (nodeid, scenario) in below else ""
+            lines.append(
+                f"| {md(nodeid)}{flag} | {md(scenario)} | {len(iterations(t))} | "
+                f"{'n/a' if rate is None else f'{rate * 100:.0f} %'} | "
+                f"{fmt_num(t.get('baseline_fitness'))} | {fmt_num(best_fitness(t))} | "
+                f"{md(t.get('proposal_id') or ('yes' if t.get('adopted') else 'no'))} |"
+            )
+        if len(order) > MAX_TEST_ROWS:
+            lines.append(f"\n{len(order) - MAX_TEST_ROWS} more pairs in index.html.")
+        lines.append("")
+    if lessons:
+        lines += ["**Lessons learned**", ""]
+        lines += [f"- {md(lesson.text)}" for lesson in lessons[:MAX_LESSONS]]
+        if len(lessons) > MAX_LESSONS:
+            lines.append(f"- and {len(lessons) - MAX_LESSONS} more in index.html")
+        lines.append("")
+    return "\n".join(lines)

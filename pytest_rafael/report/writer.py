@@ -1,0 +1,73 @@
+"""Write every report file of one run; the plugin and ``rafael report`` both call this."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_rafael.report.html import render_html
+from pytest_rafael.report.lessons import build_lessons
+from pytest_rafael.report.prometheus import render_metrics
+from pytest_rafael.report.summary import render_summary
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    index_html: Path
+    results_json: Path
+    summary_md: Path
+    metrics_prom: Path
+
+
+def _write(path: Path, text: str) -> None:
+    # Replace atomically: a CI job uploading the folder never sees half a file.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_reports(
+    results: Mapping[str, Any], out_dir: Path, history: Sequence[Mapping[str, Any]] = ()
+) -> ReportPaths:
+    """Write index.html, results.json, summary.md and metrics.prom into ``out_dir``;
+    append summary.md to ``$GITHUB_STEP_SUMMARY`` when that is set.
+
+    ``history`` is earlier runs' results dicts, oldest first (``Store.runs()``); a run
+    with this run's id is ignored there, so passing every stored run is fine.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = ReportPaths(
+        out / "index.html", out / "results.json", out / "summary.md", out / "metrics.prom"
+    )
+    lessons = build_lessons(results)
+    summary = render_summary(results, lessons)
+    _write(paths.results_json, json.dumps(results, indent=2, default=str) + "\n")
+    _write(paths.index_html, render_html(results, history))
+    _write(paths.summary_md, summary)
+    _write(paths.metrics_prom, render_metrics(results))
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        try:
+            with open(step_summary, "a", encoding="utf-8") as fh:
+                fh.write(summary + "\n")
+        except OSError as exc:
+            # The report files are written; a read-only summary file must not fail the run.
+            warnings.warn(
+                f"GITHUB_STEP_SUMMARY={step_summary}: cannot append: {exc}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return paths

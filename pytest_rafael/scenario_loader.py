@@ -322,11 +322,13 @@ def _attribute(doc: _Doc, node: yaml.Node, field: str, spec: _Attr) -> Any:
 def _attributes(
     doc: _Doc,
     node: yaml.Node | None,
-    parent: yaml.Node,
+    anchor: yaml.Node,
     field: str,
     schema: Mapping[str, _Attr],
     what: str,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, yaml.Node]]:
+    """Validated attribute values and their nodes. ``anchor`` is where a missing attribute
+    is reported: the ``attributes:`` key, or the fault when there is none."""
     if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
         pairs: dict[str, tuple[yaml.Node, yaml.Node]] = {}
     else:
@@ -337,8 +339,34 @@ def _attributes(
     }
     for key, spec in schema.items():
         if spec.required and key not in values:
-            raise doc.fail(node or parent, field, f"{what} needs attribute '{key}'")
-    return values
+            raise doc.fail(anchor, field, f"{what} needs attribute '{key}'")
+    return values, {key: value_node for key, (_, value_node) in pairs.items()}
+
+
+def _check_combination(
+    doc: _Doc,
+    fault_type: str,
+    values: Mapping[str, Any],
+    nodes: Mapping[str, yaml.Node],
+    field: str,
+) -> None:
+    """Constraints between attributes (each node is present when its value is)."""
+    # Toxiproxy draws chunk sizes from average_size +- size_variation: keep them >= 1.
+    if fault_type == "slicer" and values.get("size_variation", 0) >= values["average_size"]:
+        raise doc.fail(
+            nodes["size_variation"],
+            f"{field}.size_variation",
+            f"must be less than average_size ({values['average_size']}), "
+            f"got {values['size_variation']}",
+        )
+    if fault_type == "disk":
+        block_kb = values.get("block_kb", 64)  # the disk stressor's default block
+        if block_kb * 1024 > values["mb"] * 2**20:
+            raise doc.fail(
+                nodes.get("block_kb", nodes["mb"]),
+                f"{field}.block_kb",
+                f"a block ({block_kb} KB) must fit in the file ({values['mb']} MB)",
+            )
 
 
 def _fault(doc: _Doc, node: yaml.Node, field: str) -> FaultSpec:
@@ -376,31 +404,15 @@ def _fault(doc: _Doc, node: yaml.Node, field: str) -> FaultSpec:
         if (type_node := value("type")) is None:
             raise doc.fail(node, field, f"a '{kind}' fault needs a type ({', '.join(types)})")
         fault_type = _choice(doc, type_node, f"{field}.type", types)
-        attributes = _attributes(
+        attributes, nodes = _attributes(
             doc,
             value("attributes"),
-            node,
+            pairs["attributes"][0] if "attributes" in pairs else node,
             f"{field}.attributes",
             schemas[fault_type],
             f"{kind} '{fault_type}'",
         )
-        # Toxiproxy draws chunk sizes from average_size +- size_variation: keep them >= 1.
-        if fault_type == "slicer" and attributes.get("size_variation", 0) >= attributes.get(
-            "average_size", 1
-        ):
-            raise doc.fail(
-                pairs["attributes"][1],
-                f"{field}.attributes.size_variation",
-                f"must be less than average_size ({attributes['average_size']}), "
-                f"got {attributes['size_variation']}",
-            )
-        block_kb = attributes.get("block_kb", 64)  # the disk stressor's default block
-        if fault_type == "disk" and block_kb * 1024 > attributes["mb"] * 2**20:
-            raise doc.fail(
-                pairs["attributes"][1],
-                f"{field}.attributes.block_kb",
-                f"a block ({block_kb} KB) must fit in the file ({attributes['mb']} MB)",
-            )
+        _check_combination(doc, fault_type, attributes, nodes, f"{field}.attributes")
 
     stream = "downstream"
     if (stream_node := value("stream")) is not None:

@@ -101,7 +101,7 @@ def _toml_section(path: Path) -> dict[str, Any] | None:
         import tomllib
     else:  # pragma: no cover - exercised on 3.10 only
         try:
-            import tomli as tomllib
+            import tomli as tomllib  # type: ignore[import-not-found, no-redef]
         except ImportError:
             raise GuardianConfigError(
                 f"{path}: reading [tool.rafael.guardian] on Python 3.10 needs 'tomli'"

@@ -1,0 +1,130 @@
+"""Impact assessment of an adoption proposal: how much could this change hurt?
+
+The level is the highest of several independent signals, each of which leaves a reason:
+
+* size of parameter changes: the largest relative change of a numeric gene parameter
+  (``|new - old| / |old|``) against ``change_thresholds`` (default: above 25% medium,
+  above 100% high); a changed non-numeric value counts as medium;
+* genes or parameters added or removed: medium (behaviour appears or disappears);
+* a module's first genome: medium (the module ran bare until now);
+* the module's declared criticality (``modules = {payments = {criticality = ...}}``);
+* the severity of the scenarios in the evidence: a critical scenario makes it at least
+  high, a high one at least medium;
+* evidence that the candidate scores below the baseline: high.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_rafael.guardian.config import LEVELS, GuardianConfig
+
+_RANK = {level: i for i, level in enumerate(LEVELS)}
+# Scenario severity -> the impact level it raises a proposal to, at least.
+_SEVERITY_FLOOR = {"critical": "high", "high": "medium"}
+
+
+@dataclass(frozen=True)
+class ImpactAssessment:
+    level: str
+    reasons: tuple[str, ...]
+
+
+def max_level(*levels: str) -> str:
+    return max(levels, key=lambda lv: _RANK[lv])
+
+
+def _genes(genome: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    if not genome:
+        return {}
+    genes = genome.get("genes") or {}
+    return {str(k): dict(v or {}) for k, v in genes.items()} if isinstance(genes, Mapping) else {}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def assess_impact(
+    module: str,
+    baseline: Mapping[str, Any] | None,
+    candidate: Mapping[str, Any],
+    evidence: Mapping[str, Any],
+    config: GuardianConfig,
+) -> ImpactAssessment:
+    level = "low"
+    reasons: list[str] = []
+
+    def raise_to(new: str, reason: str) -> None:
+        nonlocal level
+        level = max_level(level, new)
+        reasons.append(f"{new}: {reason}")
+
+    old, new = _genes(baseline), _genes(candidate)
+    if baseline is None:
+        raise_to("medium", f"first genome for module {module!r} (it ran without one)")
+    added = sorted(set(new) - set(old))
+    removed = sorted(set(old) - set(new))
+    if added and baseline is not None:
+        raise_to("medium", f"genes added: {', '.join(added)}")
+    if removed:
+        raise_to("medium", f"genes removed: {', '.join(removed)}")
+
+    medium_at = config.change_thresholds["medium"]
+    high_at = config.change_thresholds["high"]
+    largest: tuple[float, str] | None = None
+    for kind in sorted(set(old) & set(new)):
+        a, b = old[kind], new[kind]
+        for param in sorted(set(a) | set(b)):
+            where = f"{kind}.{param}"
+            if param not in a or param not in b:
+                raise_to("medium", f"{where} {'added' if param not in a else 'removed'}")
+                continue
+            x, y = a[param], b[param]
+            if x == y:
+                continue
+            if _is_number(x) and _is_number(y):
+                change = math.inf if x == 0 else abs(float(y) - float(x)) / abs(float(x))
+                if largest is None or change > largest[0]:
+                    largest = (change, f"{where} {x} -> {y}")
+            else:
+                raise_to("medium", f"{where} changed {x!r} -> {y!r}")
+    if largest is not None:
+        change, what = largest
+        pct = "from zero" if math.isinf(change) else f"{change:.0%}"
+        if change > high_at:
+            raise_to("high", f"largest parameter change {what} ({pct} > {high_at:.0%})")
+        elif change > medium_at:
+            raise_to("medium", f"largest parameter change {what} ({pct} > {medium_at:.0%})")
+        else:
+            reasons.append(f"low: largest parameter change {what} ({pct})")
+    elif not added and not removed and baseline is not None:
+        reasons.append("low: no gene parameter changed")
+
+    policy = config.module(module)
+    if policy.criticality != "low":
+        raise_to(policy.criticality, f"module {module!r} is declared {policy.criticality}")
+    if "pci" in policy.tags:
+        raise_to("high", f"module {module!r} is tagged pci (cardholder data)")
+
+    tests = evidence.get("tests") or []
+    for test in tests:
+        severity = str(test.get("severity", "")).lower()
+        floor = _SEVERITY_FLOOR.get(severity)
+        if floor:
+            raise_to(floor, f"scenario {test.get('scenario')!r} has severity {severity}")
+        base, best = test.get("baseline_fitness"), test.get("best_fitness")
+        if _is_number(base) and _is_number(best) and best < base:
+            raise_to(
+                "high",
+                f"candidate scores below baseline in {test.get('nodeid')} "
+                f"[{test.get('scenario')}] ({best:.3f} < {base:.3f})",
+            )
+    if not tests:
+        raise_to("medium", "no chaos evidence was supplied")
+    # Keep the reasons that decided the level first: reviewers read the top line.
+    reasons.sort(key=lambda r: -_RANK.get(r.split(":", 1)[0], 0))
+    return ImpactAssessment(level, tuple(dict.fromkeys(reasons)))

@@ -1,0 +1,138 @@
+"""Approval policy and separation of duties.
+
+How many distinct people must approve a proposal depends on its impact level
+(``approvals`` in the config: low 0, medium 1, high 2, critical 2 by default); critical
+also needs one approver holding ``critical_role``; a module tagged ``pci`` needs at
+least two approvers and passing chaos evidence whatever its level. Nobody may approve
+their own change, nor approve twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_rafael.guardian.actor import same_actor
+from pytest_rafael.guardian.config import GuardianConfig
+
+
+class PolicyError(Exception):
+    """An approval or decision the policy refuses; the message says which rule."""
+
+
+@dataclass(frozen=True)
+class Approval:
+    by: str
+    role: str | None
+    reason: str
+    at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"by": self.by, "role": self.role, "reason": self.reason, "at": self.at}
+
+
+@dataclass(frozen=True)
+class Requirement:
+    approvers: int
+    role: str | None = None
+    needs_passing_evidence: bool = False
+
+    def describe(self) -> str:
+        parts = [f"{self.approvers} distinct approver{'s' if self.approvers != 1 else ''}"]
+        if self.role:
+            parts.append(f"one with role {self.role!r}")
+        if self.needs_passing_evidence:
+            parts.append("passing chaos evidence")
+        return ", ".join(parts)
+
+
+def requirement(level: str, module: str, config: GuardianConfig) -> Requirement:
+    approvers = config.approvals[level]
+    role = config.critical_role if level == "critical" else None
+    pci = "pci" in config.module(module).tags
+    if pci:
+        approvers = max(approvers, 2)
+    return Requirement(approvers, role, pci)
+
+
+def evidence_passes(evidence: Mapping[str, Any], config: GuardianConfig) -> tuple[bool, str]:
+    """Chaos evidence passes when it has tests, every test reached the minimum success
+    rate, and no candidate scored below its baseline."""
+    tests = evidence.get("tests") if isinstance(evidence, Mapping) else None
+    if not tests or not isinstance(tests, Sequence):
+        return False, "no chaos test evidence"
+    for test in tests:
+        if not isinstance(test, Mapping):
+            return False, "malformed test evidence"
+        where = f"{test.get('nodeid')} [{test.get('scenario')}]"
+        rate = test.get("success_rate")
+        if not isinstance(rate, (int, float)) or rate < config.evidence_min_success_rate:
+            return False, (
+                f"{where}: success rate {rate!r} below {config.evidence_min_success_rate}"
+            )
+        base, best = test.get("baseline_fitness"), test.get("best_fitness")
+        if not isinstance(best, (int, float)):
+            return False, f"{where}: no fitness measured"
+        if isinstance(base, (int, float)) and best < base:
+            return False, f"{where}: fitness {best} below baseline {base}"
+    return True, f"{len(tests)} chaos test(s) passed"
+
+
+def check_approver(
+    *,
+    author: str,
+    by: str,
+    role: str | None,
+    existing: Sequence[Approval],
+    config: GuardianConfig,
+) -> None:
+    """Refuse an approval (or rejection) that breaks separation of duties."""
+    if not by.strip():
+        raise PolicyError("an approver name is required (--by)")
+    if same_actor(by, author):
+        raise PolicyError(
+            f"{by!r} authored this change and cannot approve it (separation of duties)"
+        )
+    if any(same_actor(by, a.by) for a in existing):
+        raise PolicyError(f"{by!r} has already approved this change; approvers must be distinct")
+    if role:
+        members = config.roles.get(role)
+        if members is not None and not any(same_actor(by, m) for m in members):
+            raise PolicyError(
+                f"{by!r} does not hold role {role!r} (holders: {', '.join(members) or 'none'})"
+            )
+
+
+def unmet(
+    req: Requirement,
+    approvals: Sequence[Approval],
+    author: str,
+    evidence: Mapping[str, Any],
+    config: GuardianConfig,
+) -> list[str]:
+    """What still stands between these approvals and adoption (empty: satisfied).
+
+    Recomputed from the approvals themselves (not trusted from a stored flag), so the
+    compliance checks can use it on stored data too."""
+    valid: list[Approval] = []
+    for a in approvals:
+        if same_actor(a.by, author) or any(same_actor(a.by, v.by) for v in valid):
+            continue
+        valid.append(a)
+    missing: list[str] = []
+    if len(valid) < req.approvers:
+        missing.append(f"{req.approvers - len(valid)} more approval(s) ({req.describe()})")
+    if req.role and not any(
+        a.role == req.role
+        and (
+            req.role not in config.roles or any(same_actor(a.by, m) for m in config.roles[req.role])
+        )
+        for a in valid
+    ):
+        missing.append(f"an approver with role {req.role!r}")
+    if req.needs_passing_evidence:
+        ok, why = evidence_passes(evidence, config)
+        if not ok:
+            missing.append(f"passing chaos evidence ({why})")
+    return missing

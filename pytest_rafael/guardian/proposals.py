@@ -1,0 +1,203 @@
+"""Adoption proposals and their approvals, stored in the rafael store."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from pytest_rafael.guardian.policy import Approval
+
+STATUSES: tuple[str, ...] = ("pending", "approved", "rejected", "adopted")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS proposals (
+    id              TEXT PRIMARY KEY,
+    module          TEXT NOT NULL,
+    impact          TEXT NOT NULL,
+    reasons         TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    author          TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    decided_at      TEXT,
+    decision_reason TEXT,
+    run_id          TEXT,
+    baseline        TEXT,
+    candidate       TEXT NOT NULL,
+    evidence        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS proposals_module ON proposals (module, status);
+CREATE TABLE IF NOT EXISTS approvals (
+    proposal_id TEXT NOT NULL REFERENCES proposals(id),
+    approver    TEXT NOT NULL,
+    role        TEXT,
+    reason      TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    PRIMARY KEY (proposal_id, approver)
+);
+"""
+
+
+class ProposalNotFound(LookupError):
+    """No proposal has that id (or the prefix is ambiguous)."""
+
+
+def _frozen(d: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    return None if d is None else MappingProxyType(dict(d))
+
+
+@dataclass(frozen=True)
+class Proposal:
+    id: str
+    module: str
+    impact: str
+    reasons: tuple[str, ...]
+    status: str
+    approvals: tuple[Approval, ...]
+    author: str
+    created_at: str
+    candidate: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    baseline: Mapping[str, Any] | None = None
+    evidence: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    run_id: str | None = None
+    decided_at: str | None = None
+    decision_reason: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The part results.json and the report show."""
+        return {
+            "id": self.id,
+            "module": self.module,
+            "impact": self.impact,
+            "status": self.status,
+            "reasons": list(self.reasons),
+            "approvals": [a.to_dict() for a in self.approvals],
+            "author": self.author,
+            "created_at": self.created_at,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.summary(),
+            "run_id": self.run_id,
+            "decided_at": self.decided_at,
+            "decision_reason": self.decision_reason,
+            "baseline": None if self.baseline is None else dict(self.baseline),
+            "candidate": dict(self.candidate),
+            "evidence": dict(self.evidence),
+        }
+
+
+def _loads(text: Any, default: Any) -> Any:
+    # Rows may have been edited by hand; an unparsable field reads as absent and the
+    # compliance checks then report the missing evidence.
+    try:
+        return json.loads(text) if text is not None else default
+    except (TypeError, ValueError):
+        return default
+
+
+class ProposalRepo:
+    """Reads and writes proposals on a connection (inside the caller's transaction)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def insert(self, p: Proposal) -> None:
+        self.conn.execute(
+            "INSERT INTO proposals (id, module, impact, reasons, status, author, created_at,"
+            " run_id, baseline, candidate, evidence) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                p.id,
+                p.module,
+                p.impact,
+                json.dumps(list(p.reasons)),
+                p.status,
+                p.author,
+                p.created_at,
+                p.run_id,
+                None if p.baseline is None else json.dumps(dict(p.baseline), sort_keys=True),
+                json.dumps(dict(p.candidate), sort_keys=True),
+                json.dumps(dict(p.evidence), sort_keys=True, default=str),
+            ),
+        )
+
+    def add_approval(self, proposal_id: str, a: Approval) -> None:
+        self.conn.execute(
+            "INSERT INTO approvals (proposal_id, approver, role, reason, at) VALUES (?,?,?,?,?)",
+            (proposal_id, a.by, a.role, a.reason, a.at),
+        )
+
+    def set_status(self, proposal_id: str, status: str, at: str, reason: str | None) -> None:
+        self.conn.execute(
+            "UPDATE proposals SET status = ?, decided_at = ?, decision_reason = ? WHERE id = ?",
+            (status, at, reason, proposal_id),
+        )
+
+    def resolve_id(self, ident: str) -> str:
+        """An exact id, or a unique prefix of at least 4 characters."""
+        row = self.conn.execute("SELECT id FROM proposals WHERE id = ?", (ident,)).fetchone()
+        if row:
+            return str(row[0])
+        if len(ident) >= 4:
+            escaped = ident.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            rows = self.conn.execute(
+                "SELECT id FROM proposals WHERE id LIKE ? ESCAPE '\\' LIMIT 2", (escaped + "%",)
+            ).fetchall()
+            if len(rows) == 1:
+                return str(rows[0][0])
+            if len(rows) > 1:
+                raise ProposalNotFound(f"proposal id prefix {ident!r} is ambiguous")
+        raise ProposalNotFound(f"no proposal with id {ident!r} (see 'rafael genome proposals')")
+
+    def get(self, ident: str) -> Proposal:
+        pid = self.resolve_id(ident)
+        row = self.conn.execute("SELECT * FROM proposals WHERE id = ?", (pid,)).fetchone()
+        return self._from_row(row)
+
+    def list(self, status: str | None = None, module: str | None = None) -> list[Proposal]:
+        sql, params = "SELECT * FROM proposals", []
+        where = []
+        if status:
+            where.append("status = ?")
+            params.append(status)
+        if module:
+            where.append("module = ?")
+            params.append(module)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self.conn.execute(sql + " ORDER BY created_at, rowid", params).fetchall()
+        return [self._from_row(r) for r in rows]
+
+    def approvals(self, proposal_id: str) -> tuple[Approval, ...]:
+        rows = self.conn.execute(
+            "SELECT approver, role, reason, at FROM approvals WHERE proposal_id = ?"
+            " ORDER BY at, rowid",
+            (proposal_id,),
+        ).fetchall()
+        return tuple(Approval(str(r[0]), r[1], str(r[2]), str(r[3])) for r in rows)
+
+    def _from_row(self, row: sqlite3.Row) -> Proposal:
+        reasons = _loads(row["reasons"], [])
+        baseline = _loads(row["baseline"], None)
+        candidate = _loads(row["candidate"], {})
+        evidence = _loads(row["evidence"], {})
+        return Proposal(
+            id=str(row["id"]),
+            module=str(row["module"]),
+            impact=str(row["impact"]),
+            reasons=tuple(str(r) for r in reasons) if isinstance(reasons, list) else (),
+            status=str(row["status"]),
+            approvals=self.approvals(str(row["id"])),
+            author=str(row["author"]),
+            created_at=str(row["created_at"]),
+            candidate=_frozen(candidate if isinstance(candidate, dict) else {}) or {},
+            baseline=_frozen(baseline if isinstance(baseline, dict) else None),
+            evidence=_frozen(evidence if isinstance(evidence, dict) else {}) or {},
+            run_id=row["run_id"],
+            decided_at=row["decided_at"],
+            decision_reason=row["decision_reason"],
+        )

@@ -30,9 +30,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -454,6 +456,66 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+def _popen(argv: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_child_env(),
+        start_new_session=True,  # own process group: killed as a whole, immune to Ctrl-C
+        close_fds=True,
+    )
+
+
+class _Spawner:
+    """A thread that lives as long as the process and starts children for other threads.
+
+    Linux sends ``PR_SET_PDEATHSIG`` when the *thread* that forked the child ends, not the
+    process. A stressor started from a short-lived thread (a timer applying a fault at a
+    ``start:`` offset) would be killed as soon as that thread returned; forking from this
+    daemon thread (or the main thread) ties the child to the life of the process instead.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: list[tuple[list[str], Future[subprocess.Popen[bytes]]]] = []
+        self._wake = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+
+    def spawn(self, argv: list[str]) -> subprocess.Popen[bytes]:
+        future: Future[subprocess.Popen[bytes]] = Future()
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="rafael-stress-spawner", daemon=True
+                )
+                self._thread.start()
+            self._jobs.append((argv, future))
+            self._wake.notify()
+        return future.result()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._jobs:
+                    self._wake.wait()
+                argv, future = self._jobs.pop(0)
+            try:
+                future.set_result(_popen(argv))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+
+_spawner = _Spawner()
+
+
+def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
+    if threading.current_thread() is threading.main_thread():
+        return _popen(argv)
+    return _spawner.spawn(argv)
+
+
 def start_stressor(
     kind: str,
     attributes: Mapping[str, Any],
@@ -483,14 +545,8 @@ def start_stressor(
         tempdir = Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-", dir=base))
         spec["dir"] = str(tempdir)
     try:
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "pytest_rafael.faults._stress_child", json.dumps(spec)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=_child_env(),
-            start_new_session=True,  # own process group: killed as a whole, immune to Ctrl-C
-            close_fds=True,
+        popen = _spawn(
+            [sys.executable, "-m", "pytest_rafael.faults._stress_child", json.dumps(spec)]
         )
     except OSError as exc:
         if tempdir is not None:
@@ -502,6 +558,9 @@ def start_stressor(
         stressor = Stressor(kind, attrs, child, ready, limits)
         if kind == "memory":
             _await_rss(stressor, float(attrs["mb"]), limits.start_timeout_s)
+    except psutil.Error as exc:
+        child.terminate(limits.stop_grace_s)
+        raise StressError(f"{kind} stressor: the child vanished while starting: {exc}") from None
     except BaseException:
         child.terminate(limits.stop_grace_s)
         raise

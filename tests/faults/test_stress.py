@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -287,3 +288,22 @@ def test_context_manager_returns_the_stressor() -> None:
         assert s.running
         assert "cpu" in repr(s)
     assert not s.running
+
+
+def test_a_stressor_started_from_a_short_lived_thread_outlives_the_thread() -> None:
+    # Linux ties PR_SET_PDEATHSIG to the forking *thread*: a timer thread applying a fault
+    # at a start offset ends at once, and the stressor must keep running regardless.
+    box: list[Stressor] = []
+    thread = threading.Thread(
+        target=lambda: box.append(start_stressor("cpu", {"percent": 5}, LIMITS))
+    )
+    thread.start()
+    thread.join()
+    s = box[0]
+    try:
+        time.sleep(0.5)
+        assert s.running
+        assert not _gone(s.pid)
+    finally:
+        s.stop()
+    assert _gone(s.pid)

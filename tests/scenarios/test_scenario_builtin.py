@@ -62,7 +62,7 @@ def test_builtin_dir_prefers_the_copy_inside_an_installed_wheel(
 def test_the_catalog_has_every_required_scenario_one_file_each(
     catalog: dict[str, Scenario],
 ) -> None:
-    assert REQUIRED <= set(catalog)
+    assert set(catalog) >= REQUIRED
     assert len(BUILTIN_FILES) == len(catalog) >= 13
     # one file per scenario, named after it, so reviewers find it
     assert {p.stem for p in BUILTIN_FILES} == set(catalog)
@@ -102,7 +102,8 @@ def test_faults_fit_a_test_of_a_few_seconds(catalog: dict[str, Scenario]) -> Non
 def test_network_latency_adds_latency_with_jitter(catalog: dict[str, Scenario]) -> None:
     (fault,) = catalog["network_latency"].faults
     assert fault.type == "latency"
-    assert fault.attributes["latency"] > 0 and fault.attributes["jitter"] > 0
+    assert fault.attributes["latency"] > 0
+    assert fault.attributes["jitter"] > 0
 
 
 def test_db_failure_breaks_only_db_for_part_of_the_call(catalog: dict[str, Scenario]) -> None:
@@ -114,7 +115,8 @@ def test_db_failure_breaks_only_db_for_part_of_the_call(catalog: dict[str, Scena
 
 def test_ddos_floods_network_and_cpu(catalog: dict[str, Scenario]) -> None:
     ddos = catalog["ddos"]
-    assert _faults(ddos, "toxic", "bandwidth") and _faults(ddos, "toxic", "latency")
+    assert _faults(ddos, "toxic", "bandwidth")
+    assert _faults(ddos, "toxic", "latency")
     assert _faults(ddos, "stress", "cpu")
 
 
@@ -134,12 +136,14 @@ def test_cascading_failure_fails_targets_in_sequence(catalog: dict[str, Scenario
     assert [f.target for f in faults] == ["cache", "db"]
     cache, db = faults
     assert 0 < cache.start_s < db.start_s
-    assert cache.duration_s and db.duration_s
+    assert cache.duration_s
+    assert db.duration_s
 
 
 def test_flaky_network_resets_only_some_connections(catalog: dict[str, Scenario]) -> None:
     resets = _faults(catalog["flaky_network"], "toxic", "reset_peer")
-    assert resets and all(0 < f.toxicity < 1 for f in resets)  # type: ignore[attr-defined]
+    assert resets
+    assert all(0 < f.toxicity < 1 for f in resets)
 
 
 @pytest.mark.parametrize(

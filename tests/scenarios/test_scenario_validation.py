@@ -265,7 +265,8 @@ def test_a_valid_file_with_every_field(tmp_path: Path) -> None:
     assert (down.kind, down.target, down.start_s, down.duration_s) == ("down", "*", 2.0, None)
     assert disk.attributes == {"mb": 0.5, "block_kb": 64, "fsync": False}
     assert disk.duration_s == pytest.approx(6.0)
-    assert slicer.source == f"{path}:7" and down.source == f"{path}:15"
+    assert slicer.source == f"{path}:7"
+    assert down.source == f"{path}:15"
     assert s.targets == frozenset({"db"})
 
 

@@ -236,6 +236,8 @@ def _gene(check: _Checker, value: Any) -> GeneConfig | None:
     params = value.get("parameters", {})
     if not isinstance(params, dict):
         raise check.fail("gene.parameters", "expected a mapping")
+    # YAML 1.1 reads a bare `on:` key as the boolean True; fallback's parameter is "on".
+    params = {("on" if key is True else key): v for key, v in params.items()}
     for key, param in params.items():
         field = f"gene.parameters.{key}"
         if key not in spec:

@@ -54,6 +54,7 @@ __all__ = [
 KINDS = ("cpu", "memory", "disk")
 _MB = 1024 * 1024
 _DIR_PREFIX = "rafael-stress-"
+_DISK_FREE_SHARE = 0.5
 
 
 class StressError(Exception):
@@ -199,6 +200,17 @@ def _check_memory_cap(mb: float, limits: StressLimits) -> None:
         )
 
 
+def _check_disk_space(base: Path, mb: float) -> None:
+    # Never let a stressor fill a disk: keep its file within half of the free space.
+    free_mb = shutil.disk_usage(base).free / _MB
+    allowed_mb = free_mb * _DISK_FREE_SHARE
+    if mb > allowed_mb:
+        raise StressError(
+            f"disk stressor: requested {mb:g} MB exceeds the allowed {allowed_mb:.0f} MB "
+            f"({_DISK_FREE_SHARE:.0%} of {free_mb:.0f} MB free in {str(base)!r})"
+        )
+
+
 # --- the child process handle ----------------------------------------------------------
 
 
@@ -221,6 +233,8 @@ class _Child:
         """Has the leader exited? Does not reap it, so its pid (= the group id) stays ours."""
         if self.popen.returncode is not None:
             return True
+        if not hasattr(os, "waitid"):  # some BSDs: poll() reaps, a tiny pid-reuse window
+            return self.popen.poll() is not None
         try:
             info = os.waitid(os.P_PID, self.popen.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
         except ChildProcessError:
@@ -542,6 +556,7 @@ def start_stressor(
         if not base.is_dir():
             raise StressError(f"disk stressor: workdir {str(base)!r} is not a folder")
         _sweep_stale_dirs(base)
+        _check_disk_space(base, float(attrs["mb"]))
         tempdir = Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-", dir=base))
         spec["dir"] = str(tempdir)
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -307,3 +308,15 @@ def test_a_stressor_started_from_a_short_lived_thread_outlives_the_thread() -> N
     finally:
         s.stop()
     assert _gone(s.pid)
+
+
+def test_disk_stressor_never_takes_more_than_half_the_free_space(tmp_path: Path) -> None:
+    free_mb = shutil.disk_usage(tmp_path).free / MB
+    requested = round(free_mb * 0.6)
+    with pytest.raises(StressError) as info:
+        start_stressor("disk", {"mb": requested}, StressLimits(max_disk_mb=10**9), workdir=tmp_path)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert f"requested {requested} MB" in msg
+    assert "free" in msg
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,453 @@
+"""One proxied TCP connection: two one-way pumps, each in its own daemon thread.
+
+A pump with no toxics on its direction moves bytes with ``os.splice`` through a pipe
+(zero-copy, the GIL released for the whole transfer). As soon as its direction has toxics,
+it reads chunks into Python and runs them through the stage chain (``stages.py``). The
+pump polls a wake-up fd beside its source, so adding, changing or removing a toxic is
+seen at once by connections that are already open, even idle ones.
+
+Closing follows Toxiproxy: end of stream on one side half-closes the other side; a toxic
+that closes (limit_data, timeout) closes both sockets; reset_peer closes them with
+SO_LINGER 0, so the peer gets an RST.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import os
+import random
+import select
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from pytest_rafael.toxiproxy import stages
+from pytest_rafael.toxiproxy.stages import Item, Stage
+from pytest_rafael.toxiproxy.toxics import DOWNSTREAM, UPSTREAM, ToxicSpec
+
+_SPLICE = hasattr(os, "splice")
+_PIPE_SIZE = 1 << 20
+_READ_SIZE = 64 * 1024
+_CONNECT_TIMEOUT = 10.0
+_POLLIN = select.POLLIN
+_POLLOUT = select.POLLOUT
+
+
+class LinkOwner(Protocol):
+    """What a connection needs from its proxy."""
+
+    name: str
+    chains: tuple[tuple[ToxicSpec, ...], tuple[ToxicSpec, ...]]
+
+    def upstream_address(self) -> tuple[str, int]: ...
+
+    def new_rng(self) -> random.Random: ...
+
+    def connection_closed(self, conn: Connection) -> None: ...
+
+
+class _Waker:
+    """A pollable flag another thread can raise; safe to raise after it is closed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        if hasattr(os, "eventfd"):
+            fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            self._read_fd, self._write_fd = fd, fd
+        else:  # pragma: no cover - non-Linux
+            self._read_fd, self._write_fd = os.pipe()
+            os.set_blocking(self._read_fd, False)
+            os.set_blocking(self._write_fd, False)
+
+    def fileno(self) -> int:
+        return self._read_fd
+
+    def set(self) -> None:
+        # The lock stops a raise from writing into a recycled fd number after close().
+        with self._lock:
+            if self._write_fd >= 0:
+                with contextlib.suppress(BlockingIOError):
+                    os.write(self._write_fd, struct.pack("=Q", 1))
+
+    def clear(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._read_fd, 4096)
+
+    def close(self) -> None:
+        with self._lock:
+            fds = {self._read_fd, self._write_fd}
+            self._read_fd = self._write_fd = -1
+        for fd in fds:
+            os.close(fd)
+
+
+class _Closed(Exception):
+    """The connection is being torn down; the pump leaves quietly."""
+
+
+class Connection:
+    """A client connection and its upstream, pumping in both directions."""
+
+    def __init__(self, owner: LinkOwner, client: socket.socket) -> None:
+        self.owner = owner
+        self.client = client
+        self.upstream: socket.socket | None = None
+        self.closing = False
+        self.reset = False
+        self.pumps: list[Pump] = []
+        self._running = 0
+        self._lock = threading.Lock()
+        self._started = False
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        thread = threading.Thread(
+            target=self._connect_and_run, name=f"rafael-toxiproxy-{self.owner.name}", daemon=True
+        )
+        self.threads.append(thread)
+        thread.start()
+
+    def _connect_and_run(self) -> None:
+        try:
+            upstream = socket.create_connection(
+                self.owner.upstream_address(), timeout=_CONNECT_TIMEOUT
+            )
+        except OSError:
+            # Like Toxiproxy: an unreachable upstream closes the client connection.
+            self._finish_without_pumps()
+            return
+        for sock in (self.client, upstream):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setblocking(False)
+        with self._lock:
+            self.upstream = upstream
+            if self.closing:
+                abandoned = True
+            else:
+                abandoned = False
+                rng = self.owner.new_rng()
+                up = Pump(self, UPSTREAM, self.client, upstream, random.Random(rng.random()))
+                down = Pump(self, DOWNSTREAM, upstream, self.client, rng)
+                self.pumps = [up, down]
+                self._running = 2
+        if abandoned:
+            self._finish_without_pumps()
+            return
+        thread = threading.Thread(
+            target=down.run, name=f"rafael-toxiproxy-{self.owner.name}-down", daemon=True
+        )
+        self.threads.append(thread)
+        thread.start()
+        up.run()
+
+    def _finish_without_pumps(self) -> None:
+        for sock in (self.client, self.upstream):
+            if sock is not None:
+                sock.close()
+        self.owner.connection_closed(self)
+
+    def wake(self) -> None:
+        """Make both pumps re-read their toxic chain."""
+        for pump in self.pumps:
+            pump.waker.set()
+
+    def close(self, reset: bool = False) -> None:
+        """Tear the connection down from any thread; sockets close when both pumps left."""
+        with self._lock:
+            if self.closing:
+                return
+            self.closing = True
+            self.reset = reset
+            socks = [s for s in (self.client, self.upstream) if s is not None]
+            pumps = list(self.pumps)
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                if reset:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    # SHUT_RD wakes our own pollers without sending a FIN first.
+                    sock.shutdown(socket.SHUT_RD)
+                else:
+                    sock.shutdown(socket.SHUT_RDWR)
+        for pump in pumps:
+            pump.waker.set()
+
+    def pump_done(self, pump: Pump) -> None:
+        with self._lock:
+            self._running -= 1
+            last = self._running == 0
+        if last:
+            self.client.close()
+            if self.upstream is not None:
+                self.upstream.close()
+            self.owner.connection_closed(self)
+
+
+class Pump:
+    """Moves bytes from ``src`` to ``dst`` through the toxics of one direction."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        direction: int,
+        src: socket.socket,
+        dst: socket.socket,
+        rng: random.Random,
+    ) -> None:
+        self.conn = conn
+        self.direction = direction
+        self.src = src.fileno()
+        self.dst = dst.fileno()
+        self.dst_sock = dst
+        self.rng = rng
+        self.waker = _Waker()
+        self.received = 0  # bytes read from src (written only by this pump's thread)
+        self.sent = 0  # bytes written to dst
+        self._pipe: tuple[int, int] | None = None
+        self._limit_cells: dict[str, list[int]] = {}
+        self._seq = itertools.count()
+        self._heap: list[tuple[float, int, int, bytes]] = []
+        self._stages: list[tuple[ToxicSpec, Stage]] = []
+        self._specs: tuple[ToxicSpec, ...] = ()
+        self._eof_read = False
+        self._eof_sent = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            if _SPLICE:
+                self._pipe = _make_pipe()
+            self._loop()
+        except (_Closed, OSError):
+            self.conn.close()
+        except Exception:  # pragma: no cover - a bug must not leave a socket open
+            self.conn.close()
+            raise
+        finally:
+            if self._pipe is not None:
+                os.close(self._pipe[0])
+                os.close(self._pipe[1])
+            self.waker.close()
+            self.conn.pump_done(self)
+
+    def _check_open(self) -> None:
+        if self.conn.closing:
+            raise _Closed
+
+    # -- main loop -----------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        poller = select.poll()
+        poller.register(self.waker.fileno(), _POLLIN)
+        poller.register(self.src, _POLLIN)
+        owner = self.conn.owner
+        while True:
+            self._check_open()
+            current = owner.chains[self.direction]
+            if current is not self._specs:
+                self._rebuild(current)
+            if (
+                not self._stages
+                and not self._heap
+                and self._pipe is not None
+                and not self._eof_read
+            ):
+                if self._splice_step(poller, current):
+                    return
+                continue
+            if self._toxic_step(poller):
+                return
+
+    def _splice_step(self, poller: select.poll, specs: tuple[ToxicSpec, ...]) -> bool:
+        """Zero-copy forwarding of whatever is readable. True when this direction ended."""
+        assert self._pipe is not None
+        pipe_r, pipe_w = self._pipe
+        try:
+            n = os.splice(self.src, pipe_w, _PIPE_SIZE, flags=_SPLICE_FLAGS)
+        except BlockingIOError:
+            for fd, _ in poller.poll():
+                if fd == self.waker.fileno():
+                    self.waker.clear()
+            return False
+        if n == 0:
+            self._eof_read = True
+            self._deliver_eof()
+            return True
+        self.received += n
+        if self.conn.owner.chains[self.direction] is not specs:
+            # A toxic arrived while these bytes were in flight: they are the first to meet it.
+            data = _read_exact(pipe_r, n)
+            now = time.monotonic()
+            self._rebuild(self.conn.owner.chains[self.direction])
+            self._schedule(self._through(0, [(now, stages.DATA, data)]))
+            return False
+        while n:
+            try:
+                moved = os.splice(pipe_r, self.dst, n, flags=_SPLICE_FLAGS)
+            except BlockingIOError:
+                self._wait_writable()
+                continue
+            n -= moved
+            self.sent += moved
+        return False
+
+    def _toxic_step(self, poller: select.poll) -> bool:
+        """Release due items, fire timers, wait for input. True when this direction ended."""
+        now = time.monotonic()
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, _, kind, data = heapq.heappop(heap)
+            if kind == stages.DATA:
+                self._write_all(data)
+            elif kind == stages.EOF:
+                self._deliver_eof()
+            else:
+                self.conn.close(reset=kind == stages.RESET)
+                raise _Closed
+        next_due: float | None = heap[0][0] if heap else None
+        for index, (_, stage) in enumerate(self._stages):
+            due = stage.deadline()
+            if due is not None and due <= now:
+                self._schedule(self._through(index + 1, stage.fire(now)))
+                return False  # fired items may be due right now: go round again
+            if due is not None and (next_due is None or due < next_due):
+                next_due = due
+        if self._eof_sent and next_due is None:
+            return True
+        timeout_ms: int | None = None
+        if next_due is not None:
+            timeout_ms = max(0, int((next_due - now) * 1000.0 + 0.999))
+        if self._eof_read:
+            with contextlib.suppress(KeyError):
+                poller.unregister(self.src)
+        for fd, _ in poller.poll(timeout_ms):
+            if fd == self.waker.fileno():
+                self.waker.clear()
+            elif fd == self.src:
+                self._read_chunk()
+        return False
+
+    def _read_chunk(self) -> None:
+        try:
+            data = os.read(self.src, _READ_SIZE)
+        except BlockingIOError:
+            return
+        now = time.monotonic()
+        if data:
+            self.received += len(data)
+            self._schedule(self._through(0, [(now, stages.DATA, data)]))
+        else:
+            self._eof_read = True
+            self._schedule(self._through(0, [(now, stages.EOF, b"")]))
+
+    # -- toxic chain ---------------------------------------------------------------------
+
+    def _rebuild(self, specs: tuple[ToxicSpec, ...]) -> None:
+        """Follow the proxy's toxic chain: keep unchanged stages, start new ones."""
+        kept = {id(spec): stage for spec, stage in self._stages}
+        names = {spec.name for spec in specs}
+        changed = False
+        close = False
+        for spec, stage in self._stages:
+            if id(spec) not in {id(s) for s in specs}:
+                changed = True  # updated or removed: held data leaves now, as in Toxiproxy
+                if spec.name not in names:
+                    self._limit_cells.pop(spec.name, None)
+                    close = close or stage.spent_on_remove
+        now = time.monotonic()
+        self._stages = [
+            (spec, kept.get(id(spec)) or stages.build_stage(spec, self.rng, now, self._cell))
+            for spec in specs
+        ]
+        self._specs = specs
+        if close:
+            self.conn.close()
+            raise _Closed
+        if changed and self._heap:
+            ordered = sorted(self._heap)
+            self._heap = [(now, next(self._seq), kind, data) for _, _, kind, data in ordered]
+        if self._eof_read and not self._eof_sent and not any(
+            kind == stages.EOF for _, _, kind, _ in self._heap
+        ):
+            self._schedule(self._through(0, [(now, stages.EOF, b"")]))
+
+    def _cell(self, name: str) -> list[int]:
+        return self._limit_cells.setdefault(name, [0])
+
+    def _through(self, start: int, items: Iterable[Item]) -> list[Item]:
+        batch = list(items)
+        for _, stage in self._stages[start:]:
+            if not batch:
+                break
+            out: list[Item] = []
+            for item in batch:
+                out.extend(stage.push(item))
+            batch = out
+        return batch
+
+    def _schedule(self, items: list[Item]) -> None:
+        for when, kind, data in items:
+            heapq.heappush(self._heap, (when, next(self._seq), kind, data))
+
+    # -- output --------------------------------------------------------------------------
+
+    def _deliver_eof(self) -> None:
+        if not self._eof_sent:
+            self._eof_sent = True
+            with contextlib.suppress(OSError):
+                self.dst_sock.shutdown(socket.SHUT_WR)
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            self._check_open()
+            try:
+                written = os.write(self.dst, view)
+            except BlockingIOError:
+                self._wait_writable()
+                continue
+            view = view[written:]
+            self.sent += written
+
+    def _wait_writable(self) -> None:
+        poller = select.poll()
+        poller.register(self.dst, _POLLOUT)
+        poller.register(self.waker.fileno(), _POLLIN)
+        for fd, _ in poller.poll():
+            if fd == self.waker.fileno():
+                self.waker.clear()
+        self._check_open()
+
+
+_SPLICE_FLAGS = (
+    getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0) if _SPLICE else 0
+)
+
+
+def _make_pipe() -> tuple[int, int]:
+    pipe_r, pipe_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe_w, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_SIZE)
+    except OSError:
+        pass  # a smaller pipe only means more splice calls
+    return pipe_r, pipe_w
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    parts: list[bytes] = []
+    while n:
+        chunk = os.read(fd, n)
+        parts.append(chunk)
+        n -= len(chunk)
+    return b"".join(parts)
+
+
+ConnectionCallback = Callable[[Connection], None]

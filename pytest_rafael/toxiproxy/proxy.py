@@ -1,0 +1,217 @@
+"""A proxy: a listening socket, its open connections, its toxics and byte counters."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import socket
+import threading
+import time
+from typing import Any
+
+from pytest_rafael.toxiproxy import errors
+from pytest_rafael.toxiproxy.link import Connection
+from pytest_rafael.toxiproxy.toxics import DOWNSTREAM, UPSTREAM, ToxicSpec
+
+
+def split_address(address: str, field_name: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port``, ``:port``) into its parts, or a 400 ApiError."""
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not port_text.isdigit() or int(port_text) > 65535:
+        raise errors.ApiError(f"invalid {field_name} address {address!r}: expected host:port", 400)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port_text)
+
+
+def format_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class Proxy:
+    """One named proxy. Every method is called with the collection lock held, except the
+    ones the data path uses (``chains``, ``upstream_address``, ``new_rng``,
+    ``connection_closed``), which are safe from any thread."""
+
+    def __init__(
+        self, name: str, listen: str, upstream: str, rng: random.Random, rng_lock: threading.Lock
+    ) -> None:
+        self.name = name
+        self.listen = listen
+        self.upstream = upstream
+        self.enabled = False
+        self.toxics: list[ToxicSpec] = []
+        # Replaced as a whole on every change; pumps compare it by identity.
+        self.chains: tuple[tuple[ToxicSpec, ...], tuple[ToxicSpec, ...]] = ((), ())
+        self._rng = rng
+        self._rng_lock = rng_lock
+        self._listener: socket.socket | None = None
+        self._accept_thread: threading.Thread | None = None
+        self._conns: set[Connection] = set()
+        self._lock = threading.Lock()
+        # Closed connections' byte counts; live ones are summed at scrape time.
+        self._received = [0, 0]
+        self._sent = [0, 0]
+        self.connections_total = 0
+
+    # -- listening -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Listen and accept; ``listen`` then names the real port (for ``:0``)."""
+        if self.enabled:
+            return
+        host, port = split_address(self.listen, "listen")
+        split_address(self.upstream, "upstream")
+        try:
+            listener = _bind(host, port)
+        except OSError as exc:
+            # Toxiproxy reports listen failures as a plain (500) error.
+            raise errors.ApiError(
+                f"listen tcp {self.listen}: {exc.strerror or exc}", 500
+            ) from None
+        bound_host, bound_port = listener.getsockname()[:2]
+        # Like Go's listener.Addr(): the resolved address ("localhost" -> 127.0.0.1).
+        self.listen = format_address(bound_host, bound_port)
+        self._listener = listener
+        self.enabled = True
+        thread = threading.Thread(
+            target=self._accept_loop, args=(listener,), name=f"rafael-toxiproxy-{self.name}",
+            daemon=True,
+        )
+        self._accept_thread = thread
+        thread.start()
+
+    def stop(self) -> None:
+        """Stop listening and drop every open connection."""
+        if not self.enabled:
+            return
+        self.enabled = False
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)  # wakes accept() on Linux
+            except OSError:
+                _poke(listener)
+            if self._accept_thread is not None:
+                self._accept_thread.join(timeout=5)
+            listener.close()
+        self.close_connections()
+
+    def close_connections(self) -> None:
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            conn.close()
+
+    def _accept_loop(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                if self._listener is not listener:
+                    return
+                time.sleep(0.01)  # e.g. EMFILE: do not spin
+                continue
+            conn = Connection(self, client)
+            with self._lock:
+                if self._listener is not listener:
+                    client.close()
+                    return
+                self._conns.add(conn)
+                self.connections_total += 1
+            conn.start()
+
+    # -- toxics --------------------------------------------------------------------------
+
+    def find_toxic(self, name: str) -> ToxicSpec:
+        for toxic in self.toxics:
+            if toxic.name == name:
+                return toxic
+        raise errors.TOXIC_NOT_FOUND
+
+    def set_toxics(self, toxics: list[ToxicSpec]) -> None:
+        self.toxics = toxics
+        self.chains = (
+            tuple(t for t in toxics if t.direction == UPSTREAM),
+            tuple(t for t in toxics if t.direction == DOWNSTREAM),
+        )
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            conn.wake()
+
+    # -- used by connections (any thread) -------------------------------------------------
+
+    def upstream_address(self) -> tuple[str, int]:
+        return split_address(self.upstream, "upstream")
+
+    def new_rng(self) -> random.Random:
+        with self._rng_lock:
+            return random.Random(self._rng.getrandbits(64))
+
+    def connection_closed(self, conn: Connection) -> None:
+        with self._lock:
+            self._conns.discard(conn)
+            for pump in conn.pumps:
+                self._received[pump.direction] += pump.received
+                self._sent[pump.direction] += pump.sent
+
+    # -- views ---------------------------------------------------------------------------
+
+    def open_connections(self) -> list[Connection]:
+        with self._lock:
+            return list(self._conns)
+
+    def byte_counts(self) -> tuple[list[int], list[int]]:
+        """(received, sent) per direction, closed plus live connections."""
+        with self._lock:
+            received, sent = list(self._received), list(self._sent)
+            conns = list(self._conns)
+        for conn in conns:
+            for pump in conn.pumps:
+                received[pump.direction] += pump.received
+                sent[pump.direction] += pump.sent
+        return received, sent
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "listen": self.listen,
+            "upstream": self.upstream,
+            "enabled": self.enabled,
+            "toxics": [t.to_json() for t in (*self.chains[UPSTREAM], *self.chains[DOWNSTREAM])],
+        }
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    if not host:
+        try:
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            host = "::"
+        except OSError:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            host = "0.0.0.0"
+        infos = [(sock.family, (host, port))]
+    else:
+        resolved = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                      flags=socket.AI_PASSIVE)
+        family, _, _, _, addr = resolved[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        infos = [(family, addr)]
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(infos[0][1])
+        sock.listen(socket.SOMAXCONN)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _poke(listener: socket.socket) -> None:
+    """Wake a blocked accept() where shutdown() on a listener is not supported."""
+    with contextlib.suppress(OSError), socket.create_connection(
+        listener.getsockname()[:2], timeout=1
+    ):
+        pass

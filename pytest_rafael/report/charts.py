@@ -153,7 +153,7 @@ def line_chart(
         x0, x1 = x0 - 1, x1 + 1
     legend = len(series) > 1
     legend_rows = math.ceil(len(series) / 3) if legend else 0
-    total_h = height + legend_rows * 16
+    total_h = height + legend_rows * 18 + (6 if legend else 0)
     frame = _Frame(
         left=52, top=30, width=width - 52 - 16, height=height - 30 - 46, x0=x0, x1=x1, y0=lo, y1=hi
     )
@@ -235,7 +235,7 @@ def line_chart(
     if legend:
         for n, s in enumerate(series):
             lx = frame.left + (n % 3) * (frame.width / 3)
-            ly = height + (n // 3) * 16 - 4
+            ly = height + 10 + (n // 3) * 18
             out.append(
                 f'<line class="ln s{n % PALETTE_SIZE}" x1="{lx:.1f}" x2="{lx + 18:.1f}" '
                 f'y1="{ly - 4:.1f}" y2="{ly - 4:.1f}"/><text class="tick" '

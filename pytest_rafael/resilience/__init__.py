@@ -1,0 +1,24 @@
+"""Runtime resilience for application code: ``@antifragile("<module>")`` applies the
+module's adopted genome. Imports neither pytest, jinja2 nor the Toxiproxy server."""
+
+from __future__ import annotations
+
+from pytest_rafael.resilience.antifragile import antifragile
+from pytest_rafael.resilience.errors import (
+    AttemptTimeout,
+    BulkheadFull,
+    CircuitOpenError,
+    RateLimitExceeded,
+    ResilienceError,
+)
+from pytest_rafael.resilience.pipeline import current_timeout
+
+__all__ = [
+    "AttemptTimeout",
+    "BulkheadFull",
+    "CircuitOpenError",
+    "RateLimitExceeded",
+    "ResilienceError",
+    "antifragile",
+    "current_timeout",
+]

@@ -1,0 +1,158 @@
+"""Which genome each module runs with, and its counters.
+
+In application code the adopted genome comes from ``rafael.genome.yaml`` (or the file
+named by ``RAFAEL_GENOME_FILE``), read once, on the first call of any decorated
+function. During a chaos iteration the plugin swaps in a candidate with
+:func:`use_genome`; decorated functions pick it up on their next call (one attribute
+read per call, no lock on the call path).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pytest_rafael.genome.file import load_genome_file
+from pytest_rafael.genome.genome import Genome
+from pytest_rafael.resilience.counters import Counters
+from pytest_rafael.resilience.pipeline import Pipeline, current_timeout
+
+ENV_VAR = "RAFAEL_GENOME_FILE"
+DEFAULT_FILE = "rafael.genome.yaml"
+
+UNLOADED: Any = object()  # a slot whose adopted genome has not been read yet
+
+_lock = threading.RLock()
+_genome_file: Path | None = None
+_file_genomes: dict[str, Genome] | None = None
+_slots: dict[str, Slot] = {}
+_epoch = 0  # bumped when the file is re-read: restores must not bring back stale pipelines
+
+
+class Slot:
+    """A module's current pipeline (``None``: run bare) and its counters."""
+
+    __slots__ = ("counters", "module", "pipeline")
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+        self.pipeline: Pipeline | None = UNLOADED
+        self.counters = Counters()
+
+    def load(self) -> Pipeline | None:
+        """Compile the adopted genome of this module (first call only)."""
+        with _lock:
+            if self.pipeline is UNLOADED:
+                genome = adopted_genomes().get(self.module)
+                self.pipeline = compile_genome(genome, self.counters)
+            return self.pipeline
+
+
+def slot(module: str) -> Slot:
+    s = _slots.get(module)
+    if s is None:
+        with _lock:
+            s = _slots.setdefault(module, Slot(module))
+    return s
+
+
+def compile_genome(genome: Genome | None, counters: Counters) -> Pipeline | None:
+    if genome is None or not genome.genes:
+        return None
+    return Pipeline(genome, counters)
+
+
+def genome_file() -> Path:
+    """The adopted genome file in use: :func:`set_genome_file`, else the environment
+    variable ``RAFAEL_GENOME_FILE``, else ``./rafael.genome.yaml``."""
+    if _genome_file is not None:
+        return _genome_file
+    return Path(os.environ.get(ENV_VAR) or DEFAULT_FILE)
+
+
+def adopted_genomes() -> dict[str, Genome]:
+    """Every module's adopted genome, read from :func:`genome_file` once.
+
+    A broken file raises :class:`~pytest_rafael.genome.file.GenomeFileError` at the
+    first decorated call: running silently without the adopted resilience would hide
+    the problem until the next outage."""
+    global _file_genomes
+    with _lock:
+        if _file_genomes is None:
+            _file_genomes = load_genome_file(genome_file())
+        return _file_genomes
+
+
+def set_genome_file(path: str | os.PathLike[str] | None) -> None:
+    """Read the adopted genomes from ``path`` (``None``: back to env/default) from the
+    next call on."""
+    global _genome_file
+    with _lock:
+        _genome_file = Path(path) if path is not None else None
+        reload()
+
+
+def reload() -> None:
+    """Forget the loaded file; modules re-read it on their next call (swapped-in
+    candidates stay until their :func:`use_genome` block ends)."""
+    global _file_genomes, _epoch
+    with _lock:
+        _file_genomes = None
+        _epoch += 1
+        for s in _slots.values():
+            s.pipeline = UNLOADED
+
+
+@contextmanager
+def use_genome(genome: Genome | None, module: str) -> Iterator[Genome | None]:
+    """Run ``module`` with ``genome`` (``None``: no genes) inside the block.
+
+    Policy state (breaker, rate-limit bucket, cache) starts fresh, so one iteration
+    cannot inherit another candidate's open breaker. Thread-safe; nested blocks restore
+    in order."""
+    s = slot(module)
+    pipeline = compile_genome(
+        None if genome is None else Genome(module, genome.generation, genome.genes,
+                                           genome.lineage),
+        s.counters,
+    )
+    with _lock:
+        previous, epoch = s.pipeline, _epoch
+        s.pipeline = pipeline
+    try:
+        yield genome
+    finally:
+        with _lock:
+            s.pipeline = previous if epoch == _epoch else UNLOADED
+
+
+def counters(module: str) -> dict[str, Any]:
+    """The module's counters since the last :func:`reset_counters` (see
+    :meth:`Counters.snapshot` for the keys)."""
+    return slot(module).counters.snapshot()
+
+
+def reset_counters(module: str | None = None) -> None:
+    """Zero the counters of ``module`` (all modules if ``None``); times in later
+    snapshots count from here."""
+    with _lock:
+        targets = [slot(module)] if module is not None else list(_slots.values())
+    for s in targets:
+        s.counters.reset()
+
+
+def active_genome(module: str) -> Genome | None:
+    """The genome ``module`` runs with right now (swapped-in candidate or adopted)."""
+    s = slot(module)
+    p = s.pipeline if s.pipeline is not UNLOADED else s.load()
+    return p.genome if p is not None else None
+
+
+__all__ = [
+    "active_genome", "adopted_genomes", "counters", "current_timeout", "genome_file",
+    "reload", "reset_counters", "set_genome_file", "use_genome",
+]

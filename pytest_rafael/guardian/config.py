@@ -57,7 +57,7 @@ class ModulePolicy:
 
 @dataclass(frozen=True)
 class GuardianConfig:
-    approvals: Mapping[str, int] = DEFAULT_APPROVALS
+    approvals: Mapping[str, int] = field(default_factory=lambda: DEFAULT_APPROVALS)
     critical_role: str = "security-lead"
     # role -> identities allowed to claim it; a role absent here is taken as declared
     # (and audited), so small teams need no directory.
@@ -101,7 +101,7 @@ def _toml_section(path: Path) -> dict[str, Any] | None:
         import tomllib
     else:  # pragma: no cover - exercised on 3.10 only
         try:
-            import tomli as tomllib  # type: ignore[import-not-found, no-redef]
+            import tomli as tomllib  # type: ignore[import-not-found]
         except ImportError:
             raise GuardianConfigError(
                 f"{path}: reading [tool.rafael.guardian] on Python 3.10 needs 'tomli'"

@@ -30,7 +30,7 @@ from pytest_rafael.guardian.policy import (
     requirement,
     unmet,
 )
-from pytest_rafael.guardian.proposals import SCHEMA, Proposal, ProposalRepo
+from pytest_rafael.guardian.proposals import SCHEMA, Proposal, ProposalRepo, evidence_digest
 from pytest_rafael.store import Store
 
 log = logging.getLogger("pytest_rafael.guardian")
@@ -154,7 +154,7 @@ class Guardian:
                             "reasons": list(impact.reasons),
                             "requires": req.describe(),
                             "changes": _changes(module, baseline_d, candidate_d),
-                            "evidence": _evidence_digest(evidence),
+                            "evidence": evidence_digest(evidence),
                         },
                     )
                 ],
@@ -305,7 +305,7 @@ class Guardian:
                     actor,
                     p.module,
                     p.id,
-                    {"path": str(path), "sha256": digest},
+                    {"path": _display(path, self.project_root), "sha256": digest},
                 ),
             ],
         )
@@ -332,6 +332,13 @@ class Guardian:
             )
 
 
+def _display(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _validated(module: str, genome: Mapping[str, Any], what: str) -> dict[str, Any]:
     """Check a genome dict through the genome package; returns its canonical dict."""
     from pytest_rafael.genome.genome import Genome
@@ -350,30 +357,6 @@ def _changes(
     new = Genome.from_dict(module, dict(candidate))
     old = Genome.from_dict(module, dict(baseline)) if baseline is not None else Genome(module)
     return old.diff(new)
-
-
-def _evidence_digest(evidence: Mapping[str, Any]) -> dict[str, Any]:
-    """What the audit keeps of the evidence: which tests and scores, not their output."""
-    tests = evidence.get("tests") or []
-    return {
-        "run_id": evidence.get("run_id"),
-        "tests": [
-            {
-                k: t.get(k)
-                for k in (
-                    "nodeid",
-                    "scenario",
-                    "severity",
-                    "baseline_fitness",
-                    "best_fitness",
-                    "success_rate",
-                    "iterations",
-                )
-            }
-            for t in tests
-            if isinstance(t, Mapping)
-        ],
-    }
 
 
 def _write_genome(path: Path, p: Proposal) -> tuple[Path, str]:

@@ -41,6 +41,30 @@ CREATE TABLE IF NOT EXISTS approvals (
 """
 
 
+def evidence_digest(evidence: Mapping[str, Any]) -> dict[str, Any]:
+    """What the audit keeps of the evidence: which tests and scores, not their output."""
+    tests = evidence.get("tests") or []
+    return {
+        "run_id": evidence.get("run_id"),
+        "tests": [
+            {
+                k: t.get(k)
+                for k in (
+                    "nodeid",
+                    "scenario",
+                    "severity",
+                    "baseline_fitness",
+                    "best_fitness",
+                    "success_rate",
+                    "iterations",
+                )
+            }
+            for t in tests
+            if isinstance(t, Mapping)
+        ],
+    }
+
+
 class ProposalNotFound(LookupError):
     """No proposal has that id (or the prefix is ambiguous)."""
 

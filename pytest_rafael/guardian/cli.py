@@ -1,0 +1,207 @@
+"""``rafael audit verify|export|compliance``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from pytest_rafael import __version__
+from pytest_rafael.cli import CommandError
+from pytest_rafael.guardian.audit import AuditEntry, AuditLog, audit_key_from_env
+from pytest_rafael.guardian.cli_common import add_store_option, open_store
+from pytest_rafael.guardian.compliance import FRAMEWORKS, check_compliance
+from pytest_rafael.guardian.config import GuardianConfigError, load_guardian_config
+
+
+def register(sub: argparse._SubParsersAction[Any], group: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("verify", help="verify the audit chain; exit 1 on any tampering")
+    add_store_option(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("export", help="export audit entries for a SIEM (JSON lines or CEF)")
+    add_store_option(p)
+    p.add_argument("--format", choices=("jsonl", "cef"), default="jsonl")
+    p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    p.add_argument(
+        "--since",
+        type=int,
+        default=0,
+        metavar="ID",
+        help="only entries with an id greater than ID (incremental export)",
+    )
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("compliance", help="check compliance controls against the store")
+    add_store_option(p)
+    p.add_argument(
+        "--framework",
+        choices=tuple(FRAMEWORKS),
+        action="append",
+        help="one framework (repeatable; default: all)",
+    )
+    p.add_argument(
+        "--project-root",
+        default=".",
+        metavar="DIR",
+        help="where pyproject.toml with [tool.rafael.guardian] lives (default: .)",
+    )
+    p.add_argument("--json", action="store_true", help="print the controls as JSON")
+    p.set_defaults(func=cmd_compliance)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    with open_store(args.store) as store:
+        try:
+            result = AuditLog(store, audit_key_from_env()).verify()
+        except sqlite3.DatabaseError as exc:
+            raise CommandError(f"{args.store}: cannot read the audit chain: {exc}", 1) from None
+    if args.json:
+        print(json.dumps(result.to_dict(), sort_keys=True))
+    elif result.ok:
+        mode = "HMAC checked" if result.hmac_checked else "hash chain only; RAFAEL_AUDIT_KEY unset"
+        print(f"audit chain OK: {result.entries} entries verified ({mode})")
+        if result.unchecked_macs:
+            print(
+                f"note: {result.unchecked_macs} entries carry an HMAC that was not checked "
+                "(set RAFAEL_AUDIT_KEY to check them)"
+            )
+    else:
+        print(
+            f"audit chain BROKEN at entry {result.first_broken}: {result.reason} "
+            f"({result.entries} entries in the store)"
+        )
+    return 0 if result.ok else 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    with open_store(args.store) as store:
+        log = AuditLog(store, audit_key_from_env())
+        result = log.verify()
+        entries = [e for e in log.entries() if e.id > args.since]
+    if not result.ok:
+        print(
+            f"rafael audit: warning: audit chain broken at entry {result.first_broken}: "
+            f"{result.reason}",
+            file=sys.stderr,
+        )
+    write = to_cef if args.format == "cef" else to_jsonl
+    if args.output:
+        try:
+            with Path(args.output).open("w", encoding="utf-8") as fh:
+                write(entries, fh)
+        except OSError as exc:
+            raise CommandError(f"{args.output}: cannot write: {exc.strerror}") from None
+    else:
+        write(entries, sys.stdout)
+    return 0
+
+
+def cmd_compliance(args: argparse.Namespace) -> int:
+    try:
+        config = load_guardian_config(Path(args.project_root))
+    except GuardianConfigError as exc:
+        raise CommandError(str(exc)) from None
+    with open_store(args.store) as store:
+        controls = check_compliance(store, config, audit_key_from_env(), args.framework)
+    if args.json:
+        print(json.dumps([c.to_dict() for c in controls], indent=2))
+    else:
+        current = None
+        for c in controls:
+            if c.framework != current:
+                current = c.framework
+                print(FRAMEWORKS[c.framework])
+            print(f"  {'PASS' if c.passed else 'FAIL'}  {c.id}  {c.title}")
+            for line in c.evidence:
+                print(f"        - {line}")
+        failed = sum(not c.passed for c in controls)
+        print(f"{len(controls) - failed} passed, {failed} failed")
+    return 0 if all(c.passed for c in controls) else 1
+
+
+# -- formats ---------------------------------------------------------------------------
+
+
+def to_jsonl(entries: Iterable[AuditEntry], out: TextIO) -> None:
+    for e in entries:
+        out.write(json.dumps(e.to_dict(), sort_keys=True, ensure_ascii=False) + "\n")
+
+
+# CEF severity (0-10) per event: decisions that change shipped behaviour rank highest.
+_SEVERITY = {
+    "run_started": 1,
+    "run_finished": 1,
+    "faults_injected": 2,
+    "faults_reverted": 2,
+    "proposal_created": 3,
+    "approval_recorded": 4,
+    "proposal_rejected": 5,
+    "adoption_deferred": 5,
+    "proposal_approved": 6,
+    "genome_adopted": 6,
+    "genome_file_written": 6,
+}
+
+
+def cef_header(value: object) -> str:
+    """Escape a CEF header field: backslash and pipe (ArcSight CEF spec)."""
+    return (
+        str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    )
+
+
+def cef_extension(value: object) -> str:
+    """Escape a CEF extension value: backslash, equals sign and line breaks."""
+    return (
+        str(value)
+        .replace("\\", "\\\\")
+        .replace("=", "\\=")
+        .replace("\r\n", "\\n")
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+    )
+
+
+def cef_line(e: AuditEntry) -> str:
+    try:
+        rt = int(datetime.fromisoformat(e.timestamp).timestamp() * 1000)
+    except ValueError:
+        rt = 0
+    ext: list[tuple[str, object]] = [
+        ("rt", rt),
+        ("suser", e.actor),
+        ("externalId", e.id),
+        ("cs1Label", "module"),
+        ("cs1", e.module or ""),
+        ("cs2Label", "changeId"),
+        ("cs2", e.change_id or ""),
+        ("cs3Label", "hash"),
+        ("cs3", e.hash),
+        ("cs4Label", "prevHash"),
+        ("cs4", e.prev_hash),
+        ("msg", json.dumps(dict(e.details), sort_keys=True, ensure_ascii=False)),
+    ]
+    header = "|".join(
+        cef_header(v)
+        for v in (
+            "pytest-rafael",
+            "rafael-guardian",
+            __version__,
+            e.event_type,
+            e.event_type.replace("_", " "),
+            _SEVERITY.get(e.event_type, 3),
+        )
+    )
+    return f"CEF:0|{header}|" + " ".join(f"{k}={cef_extension(v)}" for k, v in ext)
+
+
+def to_cef(entries: Iterable[AuditEntry], out: TextIO) -> None:
+    for e in entries:
+        out.write(cef_line(e) + "\n")

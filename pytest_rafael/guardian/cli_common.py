@@ -1,0 +1,43 @@
+"""Options and error translation shared by the ``rafael audit`` and ``rafael genome``
+guardian commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from pytest_rafael.cli import CommandError
+from pytest_rafael.store import Store, StoreError
+
+DEFAULT_STORE = ".rafael/rafael.db"
+DEFAULT_GENOME = "rafael.genome.yaml"
+
+
+def add_store_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--store",
+        metavar="PATH",
+        default=os.environ.get("RAFAEL_STORE", DEFAULT_STORE),
+        help=f"the rafael SQLite store (default: {DEFAULT_STORE})",
+    )
+
+
+def add_genome_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--genome",
+        metavar="PATH",
+        default=os.environ.get("RAFAEL_GENOME_FILE", DEFAULT_GENOME),
+        help=f"the genome file adoptions write (default: {DEFAULT_GENOME})",
+    )
+
+
+def open_store(path: str) -> Store:
+    """Open an existing store; a missing or unreadable one is a one-line usage error."""
+    p = Path(path)
+    if not p.is_file():
+        raise CommandError(f"{p}: no rafael store here (run the chaos suite first, or --store)")
+    try:
+        return Store(p)
+    except StoreError as exc:
+        raise CommandError(str(exc).splitlines()[0]) from None

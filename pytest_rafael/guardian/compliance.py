@@ -1,0 +1,412 @@
+"""Compliance checks: each framework's controls, evaluated against what the store holds.
+
+Every control is recomputed from the records (proposals, approvals, the audit chain, the
+store file's mode), never from a stored verdict, so removing or editing the evidence a
+control rests on makes it fail. Frameworks and what they ask of a genome change:
+
+* ISO 27001: every change documented with a rationale and audit entries; records match
+  the audit trail; the log is intact.
+* SOC 2: separation of duties (nobody approves their own change; each adoption had the
+  approvals its impact needs); an unbroken audit chain.
+* GDPR: no personal data in audit details beyond actor identifiers; integrity.
+* HIPAA: identified approvers; the store readable by its owner only; audit controls.
+* PCI-DSS: modules tagged ``pci`` adopted only with two approvers and passing chaos
+  evidence; audit trail protected from modification.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_rafael.guardian.actor import same_actor
+from pytest_rafael.guardian.audit import AuditEntry, AuditLog, VerifyResult
+from pytest_rafael.guardian.config import GuardianConfig
+from pytest_rafael.guardian.policy import evidence_passes, requirement, unmet
+from pytest_rafael.guardian.proposals import SCHEMA, Proposal, ProposalRepo, evidence_digest
+from pytest_rafael.store import Store
+
+FRAMEWORKS: dict[str, str] = {
+    "iso27001": "ISO/IEC 27001:2022",
+    "soc2": "SOC 2 (Trust Services Criteria)",
+    "gdpr": "GDPR",
+    "hipaa": "HIPAA Security Rule",
+    "pci-dss": "PCI DSS v4.0",
+}
+
+# Identities that do not identify a person: an approval by one of them is anonymous.
+GENERIC_IDENTITIES = frozenset(
+    {"", "unknown", "anonymous", "root", "admin", "administrator", "user", "nobody", "ci"}
+)
+# Detail keys that hold actor identifiers, which GDPR-minimal audit records may keep.
+ACTOR_KEYS = frozenset({"recorded_by", "approvers", "by", "actor"})
+PERSONAL_KEYS = frozenset(
+    {
+        "email",
+        "e-mail",
+        "phone",
+        "telephone",
+        "address",
+        "full_name",
+        "ssn",
+        "dob",
+        "birth_date",
+        "date_of_birth",
+        "ip",
+        "ip_address",
+        "passport",
+        "patient",
+    }
+)
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+_PHONE = re.compile(r"(?<![\w.])\+?\d[\d ()-]{8,}\d(?![\w.])")
+_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
+_CARD = re.compile(r"(?<!\d)(?:\d[ -]?){13,19}(?!\d)")
+
+_SHOW = 5  # evidence lines listed per problem kind
+
+
+@dataclass(frozen=True)
+class Control:
+    framework: str
+    id: str
+    title: str
+    passed: bool
+    evidence: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "framework": self.framework,
+            "id": self.id,
+            "title": self.title,
+            "passed": self.passed,
+            "evidence": list(self.evidence),
+        }
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything the controls look at, read once."""
+
+    verify: VerifyResult
+    proposals: tuple[Proposal, ...]
+    entries: Mapping[str, tuple[AuditEntry, ...]]  # by change_id
+    all_details: tuple[tuple[int, Mapping[str, Any]], ...]
+    store_modes: Mapping[str, int]
+    config: GuardianConfig
+
+    @classmethod
+    def gather(cls, store: Store, config: GuardianConfig, key: bytes | None) -> Facts:
+        log = AuditLog(store, key)
+        store.ensure_schema(SCHEMA)
+        by_change: dict[str, list[AuditEntry]] = defaultdict(list)
+        details: list[tuple[int, Mapping[str, Any]]] = []
+        for e in log.entries():
+            if e.change_id:
+                by_change[e.change_id].append(e)
+            details.append((e.id, e.details))
+        modes: dict[str, int] = {}
+        for suffix in ("", "-wal", "-shm"):
+            path = f"{store.path}{suffix}"
+            try:
+                modes[path] = stat.S_IMODE(os.stat(path).st_mode)
+            except FileNotFoundError:
+                continue
+        return cls(
+            verify=log.verify(),
+            proposals=tuple(ProposalRepo(store.conn).list()),
+            entries={k: tuple(v) for k, v in by_change.items()},
+            all_details=tuple(details),
+            store_modes=modes,
+            config=config,
+        )
+
+    def events(self, p: Proposal, event_type: str) -> list[AuditEntry]:
+        return [e for e in self.entries.get(p.id, ()) if e.event_type == event_type]
+
+
+def check_compliance(
+    store: Store,
+    config: GuardianConfig,
+    key: bytes | None = None,
+    frameworks: list[str] | None = None,
+) -> list[Control]:
+    """Evaluate the controls of ``frameworks`` (all by default)."""
+    facts = Facts.gather(store, config, key)
+    out: list[Control] = []
+    for name in frameworks or list(FRAMEWORKS):
+        if name not in FRAMEWORKS:
+            raise ValueError(f"unknown framework {name!r} (known: {', '.join(FRAMEWORKS)})")
+        out.extend(_CHECKS[name](facts))
+    return out
+
+
+# -- shared controls -----------------------------------------------------------------
+
+
+def _chain(framework: str, cid: str, title: str, f: Facts) -> Control:
+    v = f.verify
+    if v.ok:
+        ev = [
+            f"audit chain of {v.entries} entries verifies (SHA-256 chain"
+            + (", HMAC checked)" if v.hmac_checked else ", no HMAC key set)")
+        ]
+    else:
+        ev = [f"audit chain broken at entry {v.first_broken}: {v.reason}"]
+    return Control(framework, cid, title, v.ok, tuple(ev))
+
+
+def _limited(problems: list[str]) -> list[str]:
+    more = len(problems) - _SHOW
+    return problems[:_SHOW] + ([f"... and {more} more"] if more > 0 else [])
+
+
+def _documented(framework: str, cid: str, f: Facts) -> Control:
+    problems: list[str] = []
+    for p in f.proposals:
+        if not p.reasons:
+            problems.append(f"proposal {p.id} ({p.module}) has no rationale (impact reasons)")
+        if not f.events(p, "proposal_created"):
+            problems.append(f"proposal {p.id} ({p.module}) has no proposal_created audit entry")
+        if p.status == "adopted":
+            for needed in ("proposal_approved", "genome_adopted", "genome_file_written"):
+                if not f.events(p, needed):
+                    problems.append(f"adopted proposal {p.id} has no {needed} audit entry")
+        if p.status == "rejected":
+            if not (p.decision_reason or "").strip():
+                problems.append(f"rejected proposal {p.id} has no rejection reason")
+            if not f.events(p, "proposal_rejected"):
+                problems.append(f"rejected proposal {p.id} has no proposal_rejected entry")
+    ok = not problems
+    ev = [f"{len(f.proposals)} proposal(s) checked"] + (
+        _limited(problems) if problems else ["each has a rationale and its audit entries"]
+    )
+    return Control(
+        framework,
+        cid,
+        "Every change is documented with a rationale and audit entries",
+        ok,
+        tuple(ev),
+    )
+
+
+def _matches_audit(framework: str, cid: str, f: Facts) -> Control:
+    """The proposal rows agree with what the chain recorded when they were made."""
+    problems: list[str] = []
+    for p in f.proposals:
+        created = f.events(p, "proposal_created")
+        if not created:
+            continue  # reported by the documentation control
+        d = created[0].details
+        if d.get("impact") != p.impact:
+            problems.append(
+                f"proposal {p.id}: impact {p.impact!r} but audited as {d.get('impact')!r}"
+            )
+        if d.get("evidence") != evidence_digest(p.evidence):
+            problems.append(f"proposal {p.id}: evidence differs from the audited evidence")
+        if not same_actor(created[0].actor, p.author):
+            problems.append(f"proposal {p.id}: author differs from the audited author")
+        decided = {e.event_type for e in f.entries.get(p.id, ())}
+        if p.status == "pending" and decided & {"genome_adopted", "proposal_rejected"}:
+            problems.append(f"proposal {p.id}: pending, but the audit shows a decision")
+    ok = not problems
+    ev = [f"{len(f.proposals)} proposal record(s) compared with the audit trail"] + (
+        _limited(problems) if problems else ["all agree"]
+    )
+    return Control(framework, cid, "Change records match the audit trail", ok, tuple(ev))
+
+
+def _separation(framework: str, cid: str, f: Facts) -> Control:
+    problems: list[str] = []
+    adopted = 0
+    for p in f.proposals:
+        for a in p.approvals:
+            if same_actor(a.by, p.author):
+                problems.append(f"proposal {p.id}: approved by its author {a.by!r}")
+            recorded = [e for e in f.events(p, "approval_recorded") if same_actor(e.actor, a.by)]
+            if not recorded:
+                problems.append(f"proposal {p.id}: approval by {a.by!r} has no audit entry")
+        if p.status in ("adopted", "approved"):
+            adopted += 1
+            req = requirement(p.impact, p.module, f.config)
+            for gap in unmet(req, p.approvals, p.author, p.evidence, f.config):
+                problems.append(f"{p.impact} proposal {p.id} ({p.module}) adopted without {gap}")
+    ok = not problems
+    ev = [f"{adopted} adoption(s), {sum(len(p.approvals) for p in f.proposals)} approval(s)"] + (
+        _limited(problems)
+        if problems
+        else ["no author approved their own change; every adoption met its approval policy"]
+    )
+    return Control(framework, cid, "Separation of duties in change approval", ok, tuple(ev))
+
+
+# -- framework-specific --------------------------------------------------------------
+
+
+def _walk(value: Any, path: str = "") -> Iterator[tuple[str, str, Any]]:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _walk(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _walk(v, f"{path}[{i}]")
+    else:
+        yield path, path.rsplit(".", 1)[-1].split("[", 1)[0].lower(), value
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _personal_data(text: str) -> str | None:
+    if _EMAIL.search(text):
+        return "an e-mail address"
+    for m in _CARD.finditer(text):
+        digits = re.sub(r"\D", "", m.group())
+        if 13 <= len(digits) <= 19 and _luhn(digits):
+            return "a payment card number"
+    if _IPV4.search(text):
+        return "an IP address"
+    if _PHONE.search(text):
+        return "a phone number"
+    return None
+
+
+def _minimisation(f: Facts) -> Control:
+    problems: list[str] = []
+    for entry_id, details in f.all_details:
+        for path, leaf, value in _walk(details):
+            top = path.split(".", 1)[0].split("[", 1)[0]
+            if top in ACTOR_KEYS:
+                continue
+            if leaf in PERSONAL_KEYS and value not in (None, ""):
+                problems.append(f"entry {entry_id}: details.{path} is a personal-data field")
+                continue
+            if isinstance(value, str):
+                kind = _personal_data(value)
+                if kind:
+                    problems.append(f"entry {entry_id}: details.{path} contains {kind}")
+    ok = not problems
+    ev = [f"{len(f.all_details)} audit entries scanned"] + (
+        _limited(problems) if problems else ["only actor identifiers identify people"]
+    )
+    return Control(
+        "gdpr",
+        "Art. 5(1)(c)",
+        "Data minimisation: no personal data in audit details beyond actor identifiers",
+        ok,
+        tuple(ev),
+    )
+
+
+def _identified(f: Facts) -> Control:
+    problems: list[str] = []
+    count = 0
+    for p in f.proposals:
+        for a in p.approvals:
+            count += 1
+            if a.by.strip().casefold() in GENERIC_IDENTITIES:
+                problems.append(f"proposal {p.id}: approver {a.by!r} does not identify a person")
+            elif not any(same_actor(e.actor, a.by) for e in f.events(p, "approval_recorded")):
+                problems.append(f"proposal {p.id}: approver {a.by!r} not in the audit trail")
+        for e in f.events(p, "proposal_rejected"):
+            if e.actor.strip().casefold() in GENERIC_IDENTITIES:
+                problems.append(f"proposal {p.id}: rejected by unidentified {e.actor!r}")
+    ok = not problems
+    ev = [f"{count} approval(s) checked"] + (
+        _limited(problems) if problems else ["every approver is a named person in the audit"]
+    )
+    return Control(
+        "hipaa", "164.312(d)", "Person authentication: approvers are identified", ok, tuple(ev)
+    )
+
+
+def _file_mode(f: Facts) -> Control:
+    problems = [
+        f"{path} has mode {mode:04o} (group/other may access it)"
+        for path, mode in f.store_modes.items()
+        if mode & 0o077
+    ]
+    if not f.store_modes:
+        problems.append("the store file is missing")
+    ok = not problems
+    ev = problems or [f"{p}: mode {m:04o}" for p, m in f.store_modes.items()]
+    return Control(
+        "hipaa",
+        "164.312(a)(1)",
+        "Access control: the audit store is readable by its owner only",
+        ok,
+        tuple(ev),
+    )
+
+
+def _pci_changes(f: Facts) -> Control:
+    pci_modules = sorted(m for m, pol in f.config.modules.items() if "pci" in pol.tags)
+    problems: list[str] = []
+    checked = 0
+    for p in f.proposals:
+        if p.module not in pci_modules or p.status not in ("adopted", "approved"):
+            continue
+        checked += 1
+        approvers = {a.by.strip().casefold() for a in p.approvals if not same_actor(a.by, p.author)}
+        if len(approvers) < 2:
+            problems.append(
+                f"pci proposal {p.id} ({p.module}) adopted with "
+                f"{len(approvers)} independent approver(s), needs 2"
+            )
+        ok, why = evidence_passes(p.evidence, f.config)
+        if not ok:
+            problems.append(
+                f"pci proposal {p.id} ({p.module}) adopted without passing chaos evidence: {why}"
+            )
+    ok = not problems
+    scope = ", ".join(pci_modules) if pci_modules else "none configured"
+    ev = [f"pci-tagged modules: {scope}; {checked} adoption(s) checked"] + (
+        _limited(problems)
+        if problems
+        else ["each had two independent approvers and passing chaos evidence"]
+    )
+    return Control(
+        "pci-dss",
+        "6.5.1",
+        "Changes to cardholder-data modules: two approvers and passing chaos evidence",
+        ok,
+        tuple(ev),
+    )
+
+
+_CHECKS = {
+    "iso27001": lambda f: [
+        _documented("iso27001", "A.8.32", f),
+        _matches_audit("iso27001", "A.5.33", f),
+        _chain("iso27001", "A.8.15", "Logging: the audit log is complete and unaltered", f),
+    ],
+    "soc2": lambda f: [
+        _separation("soc2", "CC8.1", f),
+        _chain("soc2", "CC7.2", "Unbroken audit chain", f),
+    ],
+    "gdpr": lambda f: [
+        _minimisation(f),
+        _chain("gdpr", "Art. 5(1)(f)", "Integrity of processing records", f),
+    ],
+    "hipaa": lambda f: [
+        _identified(f),
+        _file_mode(f),
+        _chain("hipaa", "164.312(b)", "Audit controls: activity is recorded tamper-evidently", f),
+    ],
+    "pci-dss": lambda f: [
+        _pci_changes(f),
+        _chain("pci-dss", "10.3.2", "Audit logs are protected from modification", f),
+    ],
+}

@@ -56,7 +56,7 @@ class EmbeddedServer:
             self.port = http.server_address[1]
             thread = threading.Thread(
                 target=http.serve_forever,
-                kwargs={"poll_interval": 0.2},
+                kwargs={"poll_interval": 0.05},
                 name="rafael-toxiproxy-api",
                 daemon=True,
             )

@@ -1,0 +1,239 @@
+"""Each toxic observed on real sockets: time, bytes, resets, closes and slicing.
+
+Timing bounds are one-sided or generous: the machine is shared, so a check asserts that
+an effect happened (at least the delay; not the instant it returned), never exact times.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from toxiproxy_helpers import Upstream, connect, recv_exactly, recv_until_eof
+
+from pytest_rafael.toxiproxy import EmbeddedServer
+
+
+class Env:
+    def __init__(self, server: EmbeddedServer, upstream: Upstream) -> None:
+        self.server = server
+        self.upstream = upstream
+        response = requests.post(server.url + "/proxies", timeout=10,
+                                 json={"name": "t", "upstream": upstream.address})
+        assert response.status_code == 201
+        self.listen = response.json()["listen"]
+
+    def toxic(self, type_: str, stream: str = "downstream", toxicity: float = 1.0,
+              **attributes: int) -> str:
+        response = requests.post(self.server.url + "/proxies/t/toxics", timeout=10, json={
+            "type": type_, "stream": stream, "toxicity": toxicity, "attributes": attributes})
+        assert response.status_code == 200, response.text
+        return str(response.json()["name"])
+
+    def update(self, name: str, **attributes: Any) -> None:
+        response = requests.patch(self.server.url + f"/proxies/t/toxics/{name}", timeout=10,
+                                  json={"attributes": attributes})
+        assert response.status_code == 200
+
+    def remove(self, name: str) -> None:
+        response = requests.delete(self.server.url + f"/proxies/t/toxics/{name}", timeout=10)
+        assert response.status_code == 204
+
+    def connect(self) -> socket.socket:
+        return connect(self.listen)
+
+
+@pytest.fixture
+def env(server: EmbeddedServer, echo: Upstream) -> Iterator[Env]:
+    yield Env(server, echo)
+
+
+def round_trip(sock: socket.socket, payload: bytes = b"ping") -> float:
+    start = time.monotonic()
+    sock.sendall(payload)
+    assert recv_exactly(sock, len(payload)) == payload
+    return time.monotonic() - start
+
+
+def test_latency_delays_each_direction(env: Env) -> None:
+    with env.connect() as sock:
+        assert round_trip(sock) < 0.1
+        env.toxic("latency", latency=150)  # open connection: affected at once
+        assert round_trip(sock) >= 0.145
+        env.toxic("latency", stream="upstream", latency=100)
+        assert round_trip(sock) >= 0.245
+        env.remove("latency_downstream")
+        env.remove("latency_upstream")
+        assert round_trip(sock) < 0.1
+
+
+def test_latency_jitter_stays_within_bounds(env: Env) -> None:
+    env.toxic("latency", latency=60, jitter=40)
+    with env.connect() as sock:
+        times = [round_trip(sock) for _ in range(8)]
+    assert min(times) >= 0.019
+    assert max(times) - min(times) > 0.005  # jitter really varies the delay
+
+
+def test_latency_pipelines_chunks_instead_of_stacking(env: Env) -> None:
+    env.toxic("latency", latency=100)
+    with env.connect() as sock:
+        start = time.monotonic()
+        for _ in range(10):
+            sock.sendall(b"x")
+            time.sleep(0.005)
+        assert recv_exactly(sock, 10) == b"x" * 10
+        assert time.monotonic() - start < 0.9  # 10 x 100 ms if it stacked
+
+
+def test_bandwidth_limits_rate(env: Env) -> None:
+    env.toxic("bandwidth", rate=200)  # 200 KB/s
+    payload = b"b" * 100_000
+    with env.connect() as sock:
+        start = time.monotonic()
+        sock.sendall(payload)
+        assert recv_exactly(sock, len(payload)) == payload
+        elapsed = time.monotonic() - start
+    assert elapsed >= 0.45  # 100 kB at 200 KB/s is 0.5 s
+
+
+def test_slow_close_delays_the_close(server: EmbeddedServer) -> None:
+    closer = Upstream(lambda conn: (conn.sendall(b"bye"), conn.close()))
+    try:
+        env = Env(server, closer)
+        env.toxic("slow_close", delay=300)
+        with env.connect() as sock:
+            start = time.monotonic()
+            assert recv_until_eof(sock) == b"bye"
+            assert time.monotonic() - start >= 0.29
+    finally:
+        closer.close()
+
+
+def test_timeout_zero_holds_data_until_removed(env: Env) -> None:
+    with env.connect() as sock:
+        env.toxic("timeout", timeout=0)
+        sock.sendall(b"lost")
+        sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            sock.recv(10)
+        env.remove("timeout_downstream")
+        # As in Toxiproxy, removing a timeout toxic closes the connections it held.
+        sock.settimeout(5)
+        assert recv_until_eof(sock) == b""
+    with env.connect() as fresh:
+        assert round_trip(fresh) < 1
+
+
+def test_timeout_closes_after_the_delay(env: Env) -> None:
+    env.toxic("timeout", timeout=200)
+    with env.connect() as sock:
+        start = time.monotonic()
+        sock.sendall(b"dropped")
+        assert recv_until_eof(sock) == b""
+        assert time.monotonic() - start >= 0.19
+
+
+def test_reset_peer_resets_the_connection(env: Env) -> None:
+    env.toxic("reset_peer", timeout=100)
+    with env.connect() as sock:
+        start = time.monotonic()
+        sock.sendall(b"hello")
+        with pytest.raises(ConnectionResetError):
+            while sock.recv(10):
+                pass
+        assert time.monotonic() - start >= 0.09
+
+
+def test_reset_peer_immediately(env: Env) -> None:
+    env.toxic("reset_peer", stream="upstream", timeout=0)
+    with env.connect() as sock:
+        sock.sendall(b"hello")
+        with pytest.raises(ConnectionResetError):
+            while sock.recv(10):
+                pass
+
+
+def test_slicer_splits_data_into_small_delayed_pieces(server: EmbeddedServer) -> None:
+    sizes: list[int] = []
+    done = threading.Event()
+
+    def record(conn: socket.socket) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        total = 0
+        while total < 1000:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            sizes.append(len(chunk))
+            total += len(chunk)
+        done.set()
+
+    sink = Upstream(record)
+    try:
+        env = Env(server, sink)
+        env.toxic("slicer", stream="upstream", average_size=50, size_variation=10, delay=5000)
+        with env.connect() as sock:
+            start = time.monotonic()
+            sock.sendall(b"s" * 1000)
+            assert done.wait(10)
+            elapsed = time.monotonic() - start
+    finally:
+        sink.close()
+    assert sum(sizes) == 1000
+    assert len(sizes) >= 10  # ~20 slices of 40-60 bytes, 5 ms apart
+    assert max(sizes) < 200
+    assert elapsed >= 0.05
+
+
+def test_limit_data_closes_after_the_byte_budget(env: Env) -> None:
+    env.toxic("limit_data", bytes=10)
+    with env.connect() as sock:
+        sock.sendall(b"0123456789abcdef")
+        assert recv_until_eof(sock) == b"0123456789"
+
+
+def test_limit_data_counts_across_chunks(env: Env) -> None:
+    env.toxic("limit_data", stream="upstream", bytes=6)
+    with env.connect() as sock:
+        assert round_trip(sock, b"abc") < 1
+        sock.sendall(b"defgh")
+        assert recv_until_eof(sock) == b"def"
+
+
+def test_toxicity_zero_never_applies(env: Env) -> None:
+    env.toxic("timeout", toxicity=0.0, timeout=0)
+    with env.connect() as sock:
+        assert round_trip(sock) < 0.5
+
+
+def test_update_changes_open_connections(env: Env) -> None:
+    env.toxic("latency", latency=10)
+    with env.connect() as sock:
+        assert round_trip(sock) >= 0.009
+        env.update("latency_downstream", latency=200)
+        assert round_trip(sock) >= 0.195
+
+
+def test_bulk_data_is_intact_through_the_fast_path(env: Env) -> None:
+    payload = bytes(range(256)) * 16384  # 4 MiB
+    with env.connect() as sock:
+        received = bytearray()
+
+        def reader() -> None:
+            while len(received) < len(payload):
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    return
+                received.extend(chunk)
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        sock.sendall(payload)
+        thread.join(20)
+    assert bytes(received) == payload

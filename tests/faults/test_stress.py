@@ -69,18 +69,29 @@ def no_leftover_children() -> Iterator[None]:
 
 
 def test_cpu_stressor_loads_the_requested_share_of_a_core() -> None:
-    with start_stressor("cpu", {"percent": 50, "cores": 1}, LIMITS) as s:
-        workers = psutil.Process(s.pid).children()
-        assert len(workers) == 1
-        c0, t0 = _tree_cpu(s.pid), time.monotonic()
+    # Two stressors side by side, measured from outside over the same window: whatever else
+    # the shared machine runs, both see the same contention, so they are compared with
+    # each other and with their targets only loosely.
+    with (
+        start_stressor("cpu", {"percent": 20, "cores": 1}, LIMITS) as low,
+        start_stressor("cpu", {"percent": 90, "cores": 1}, LIMITS) as high,
+    ):
+        assert len(psutil.Process(low.pid).children()) == 1
+        c_low, c_high, t0 = _tree_cpu(low.pid), _tree_cpu(high.pid), time.monotonic()
         time.sleep(1.5)
-        seen = 100 * (_tree_cpu(s.pid) - c0) / (time.monotonic() - t0)
-    observed = s.observed
-    assert 20 <= seen <= 80, seen  # measured from outside: around 50 % of one core
-    assert 20 <= observed["cpu_percent"] <= 80, observed
-    assert observed["cores"] == 1
-    assert observed["requested_percent"] == 50
-    assert not s.running
+        wall = time.monotonic() - t0
+        seen_low = 100 * (_tree_cpu(low.pid) - c_low) / wall
+        seen_high = 100 * (_tree_cpu(high.pid) - c_high) / wall
+    assert 5 <= seen_low <= 40, seen_low  # real load, but a duty cycle, not a spin
+    assert seen_high >= 1.5 * seen_low, (seen_low, seen_high)
+    assert seen_high <= 100 + 5
+    # what the stressor reports is what psutil sees from outside
+    assert low.observed["cpu_percent"] == pytest.approx(seen_low, abs=15)
+    assert high.observed["cpu_percent"] == pytest.approx(seen_high, abs=20)
+    assert low.observed["cores"] == 1
+    assert low.observed["requested_percent"] == 20
+    assert not low.running
+    assert not high.running
 
 
 def test_cpu_stressor_uses_one_worker_per_core() -> None:
@@ -88,10 +99,12 @@ def test_cpu_stressor_uses_one_worker_per_core() -> None:
     with start_stressor("cpu", {"percent": 100, "cores": cores}, LIMITS) as s:
         workers = psutil.Process(s.pid).children()
         assert len(workers) == cores
+        before = [sum(w.cpu_times()[:2]) for w in workers]
         time.sleep(1.0)
-        total = s.observed["cpu_percent"]
-    # per-core average; other jobs share the machine, so only "clearly busy" is asserted
-    assert total >= 40, s.observed
+        after = [sum(w.cpu_times()[:2]) for w in workers]
+    # every worker burns CPU (other jobs share the machine: only "clearly busy" is asserted)
+    assert all(b - a >= 0.05 for a, b in zip(before, after, strict=True)), (before, after)
+    assert s.observed["cpu_percent"] >= 5, s.observed
     assert _wait_gone([w.pid for w in workers], 1.0) == []
 
 

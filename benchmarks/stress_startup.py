@@ -1,0 +1,116 @@
+"""Stressor start-up, stop and accuracy, against peers measured in the same run.
+
+    python benchmarks/stress_startup.py [--repeat N]
+
+- start-up: ``start_stressor("cpu", ...)`` until the load is in place, against the floor of
+  any child program: ``python -c`` printing one line, read by the parent (ratio).
+- stop: ``Stressor.stop()`` (graceful stop, group kill, reap) against ``Popen.kill()+wait()``.
+- accuracy: achieved CPU % (measured by the parent with psutil) against the target.
+- memory: time until N MB are resident (parent-confirmed RSS).
+- disk: bytes/s written with and without fsync.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+
+from pytest_rafael.faults.stress import StressLimits, start_stressor
+
+LIMITS = StressLimits(memory_share=0.5, max_disk_mb=64)
+
+
+def _median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def bench_startup(repeat: int) -> tuple[float, float, float, float]:
+    peer_start, peer_stop, ours_start, ours_stop = [], [], [], []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        p = subprocess.Popen(
+            [sys.executable, "-c", "import sys, time; print('ready', flush=True); time.sleep(60)"],
+            stdout=subprocess.PIPE,
+        )
+        assert p.stdout is not None
+        p.stdout.readline()
+        peer_start.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        p.kill()
+        p.wait()
+        p.stdout.close()
+        peer_stop.append(time.perf_counter() - t)
+
+        t = time.perf_counter()
+        s = start_stressor("cpu", {"percent": 1}, LIMITS)
+        ours_start.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        s.stop()
+        ours_stop.append(time.perf_counter() - t)
+    return (
+        _median_ms(peer_start),
+        _median_ms(ours_start),
+        _median_ms(peer_stop),
+        _median_ms(ours_stop),
+    )
+
+
+def bench_accuracy(seconds: float) -> list[tuple[int, int, float]]:
+    rows = []
+    for cores, percent in [(1, 25), (1, 50), (1, 75), (2, 50)]:
+        with start_stressor("cpu", {"percent": percent, "cores": cores}, LIMITS) as s:
+            time.sleep(seconds)
+        rows.append((cores, percent, float(s.observed["cpu_percent"])))
+    return rows
+
+
+def bench_memory(mb: int) -> tuple[float, float]:
+    t = time.perf_counter()
+    with start_stressor("memory", {"mb": mb}, LIMITS) as s:
+        ready = time.perf_counter() - t
+    return ready, float(s.observed["rss_mb"])
+
+
+def bench_disk(seconds: float) -> list[tuple[bool, float, int]]:
+    rows = []
+    for fsync in (True, False):
+        with start_stressor("disk", {"mb": 16, "fsync": fsync}, LIMITS) as s:
+            time.sleep(seconds)
+        obs = s.observed
+        rows.append((fsync, obs["bytes_written"] / obs["duration_s"] / 2**20, obs["fsyncs"]))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+
+    peer_start, ours_start, peer_stop, ours_stop = bench_startup(args.repeat)
+    print(f"start-up, median of {args.repeat}:")
+    print(f"  python -c child, first line read : {peer_start:7.1f} ms")
+    print(
+        f"  start_stressor('cpu') ready       : {ours_start:7.1f} ms"
+        f"  (ratio {ours_start / peer_start:.2f})"
+    )
+    print("stop, median:")
+    print(f"  Popen.kill()+wait()               : {peer_stop:7.1f} ms")
+    print(
+        f"  Stressor.stop()                   : {ours_stop:7.1f} ms"
+        f"  (ratio {ours_stop / peer_stop:.2f})"
+    )
+    print("cpu accuracy over 2 s (parent-measured with psutil):")
+    for cores, percent, achieved in bench_accuracy(2.0):
+        print(f"  {cores} core(s) at {percent:3d} %  -> {achieved:5.1f} %")
+    ready, rss = bench_memory(512)
+    print(f"memory: 512 MB resident in {ready * 1000:.0f} ms (peak RSS {rss:.1f} MB)")
+    print("disk over 2 s, 16 MB file, 64 KiB blocks:")
+    for fsync, mbps, fsyncs in bench_disk(2.0):
+        print(f"  fsync={fsync!s:5}: {mbps:8.1f} MB/s, {fsyncs} fsyncs")
+
+
+if __name__ == "__main__":
+    main()

@@ -210,4 +210,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    code = main(sys.argv)
+    sys.stdout.flush()
+    # Skip interpreter finalization: nothing is left to clean up, and the parent is waiting.
+    os._exit(code)

@@ -598,6 +598,22 @@ class _Dumper(yaml.SafeDumper):
         super().increase_indent(flow, False)
 
 
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    tag = "tag:yaml.org,2002:str"
+    # PyYAML writes NEL/LS/PS unescaped in plain and single-quoted scalars, where a reader
+    # folds them as line breaks: double quotes escape them (\N, \L, \P).
+    if any(c in data for c in "\x85\u2028\u2029"):
+        return dumper.represent_scalar(tag, data, style='"')
+    # Multi-line descriptions read best as a literal block; PyYAML falls back to double
+    # quotes by itself when a block cannot hold the text exactly.
+    if "\n" in data.rstrip("\n"):
+        return dumper.represent_scalar(tag, data, style="|")
+    return dumper.represent_str(data)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
 class _FlowDict(dict[str, Any]):
     """Attributes are written on one line (`{latency: 200, jitter: 50}`), as in the docs."""
 

@@ -1,0 +1,104 @@
+"""Several processes appending at once, and a process SIGKILLed while appending, leave a
+chain that opens and verifies."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_rafael.guardian.audit import AuditLog
+from pytest_rafael.store import Store
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from pytest_rafael.store import Store
+    from pytest_rafael.guardian.audit import AuditLog, NewEntry
+    path, name, count, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    store = Store(path)
+    log = AuditLog(store)
+    i = 0
+    while count < 0 or i < count:
+        if batch > 1:
+            log.append_many(NewEntry("faults_injected", name, "db", None, {"i": i + k})
+                            for k in range(batch))
+            i += batch
+        else:
+            log.append("faults_injected", name, "db", None, {"i": i})
+            i += 1
+    store.close()
+    """
+)
+
+
+def spawn(path: Path, name: str, count: int, batch: int = 1) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), name, str(count), str(batch)],
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_concurrent_writers_keep_one_valid_chain(tmp_path: Path) -> None:
+    path = tmp_path / "rafael.db"
+    Store(path).close()
+    procs = [spawn(path, f"w{i}", 60, batch=1 + i % 2 * 4) for i in range(4)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()
+    with Store(path) as s:
+        log = AuditLog(s)
+        result = log.verify()
+        assert result.ok, result
+        assert result.entries == 240
+        per_writer = {}
+        for e in log.entries():
+            per_writer.setdefault(e.actor, []).append(e.details["i"])
+    # Every writer's entries are all there, in the order that writer wrote them.
+    assert {k: sorted(v) for k, v in per_writer.items()} == {
+        f"w{i}": list(range(60)) for i in range(4)
+    }
+    assert all(v == sorted(v) for v in per_writer.values())
+
+
+def _count(path: Path) -> int:
+    # Read-only URI: a plain connect would create the file with a umask mode first.
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        return int(conn.execute("SELECT count(*) FROM audit").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("batch", [1, 50])
+def test_sigkill_while_appending_leaves_a_valid_chain(tmp_path: Path, batch: int) -> None:
+    path = tmp_path / "rafael.db"
+    Store(path).close()
+    for round_ in range(3):
+        proc = spawn(path, f"victim{round_}", -1, batch)
+        deadline = time.monotonic() + 60
+        start = _count(path)
+        while _count(path) < start + 100 and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert proc.returncode == -signal.SIGKILL
+        with Store(path) as s:
+            log = AuditLog(s)
+            result = log.verify()
+            assert result.ok, result
+            assert result.entries >= start + 100
+            # And the chain can be extended afterwards.
+            log.append("run_started", "next-run")
+            assert log.verify().ok
+    assert os.stat(path).st_mode & 0o077 == 0

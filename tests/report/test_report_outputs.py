@@ -26,7 +26,8 @@ _SAMPLE = re.compile(rf"^({_NAME})(\{{.*\}})? (\S+)$")
 
 def _labels(raw: str) -> dict[str, str]:
     """Parse ``{a="x",b="y\\"z"}`` by the format's escape rules; raise on anything else."""
-    assert raw[0] == "{" and raw[-1] == "}", raw
+    assert raw.startswith("{"), raw
+    assert raw.endswith("}"), raw
     body, out, i = raw[1:-1], {}, 0
     while i < len(body):
         m = re.match(r"([a-zA-Z_][a-zA-Z0-9_]*)=\"", body[i:])
@@ -69,11 +70,11 @@ def parse_prom(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
             m = _SAMPLE.match(line)
             assert m, f"not a sample line: {line!r}"
             name = m.group(1)
-            assert name in typed and name in helped, f"{name} has no HELP/TYPE"
+            assert name in typed, f"{name} has no TYPE"
+            assert name in helped, f"{name} has no HELP"
             value = float(m.group(3))
             assert not math.isnan(value)
-            families.setdefault(name, []).append((_labels(m.group(2)) if m.group(2) else {},
-                                                  value))
+            families.setdefault(name, []).append((_labels(m.group(2)) if m.group(2) else {}, value))
     return families
 
 
@@ -98,7 +99,7 @@ def test_metrics_label_values_are_escaped() -> None:
     test = timeout_test()
     run = make_run(tests=(test,))
     run["tests"][0]["scenario"] = nasty
-    run["tests"][0]["module"] = "pay}ments,x=\"1\""
+    run["tests"][0]["module"] = 'pay}ments,x="1"'
     text = render_metrics(run)
     assert len(text.splitlines()) == len([ln for ln in text.split("\n") if ln])  # no raw \n
     fam = parse_prom(text)
@@ -112,7 +113,11 @@ def test_results_json_is_the_dict(tmp_path: Path, run_dict: dict[str, Any]) -> N
     assert paths.results_json.read_text() == json.dumps(run_dict, indent=2) + "\n"
     assert json.loads(paths.results_json.read_text())["schema"] == "rafael.results/1"
     assert {p.name for p in (tmp_path / "out").iterdir()} == {
-        "index.html", "results.json", "summary.md", "metrics.prom"}
+        "index.html",
+        "results.json",
+        "summary.md",
+        "metrics.prom",
+    }
 
 
 def test_summary_md_content(run_dict: dict[str, Any]) -> None:
@@ -122,16 +127,20 @@ def test_summary_md_content(run_dict: dict[str, Any]) -> None:
     assert "| 0.200 | 0.750 | +275.0 % | 1 | 1 |" in md
     rows = [ln for ln in md.splitlines() if ln.startswith("| tests/")]
     # Worst first: the pair below the gate leads and is flagged.
-    assert rows[0].startswith("| tests/test\\_pay.py::test\\_refund ❌ | cpu\\_starvation | 4 | "
-                              "50 % | 0.300 | 0.600 | no |")
+    assert rows[0].startswith(
+        "| tests/test\\_pay.py::test\\_refund ❌ | cpu\\_starvation | 4 | "
+        "50 % | 0.300 | 0.600 | no |"
+    )
     assert rows[1].endswith("| 5 | 20 % | 0.100 | 0.900 | P-0001 |")
     assert "4 of 5 iterations" in md
-    assert all(ln.count("|") - ln.count("\\|") in (0, 8, 6) for ln in md.splitlines()
-               if ln.startswith("|"))
+    assert all(
+        ln.count("|") - ln.count("\\|") in (0, 8, 6) for ln in md.splitlines() if ln.startswith("|")
+    )
 
 
-def test_step_summary_is_appended(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                  run_dict: dict[str, Any]) -> None:
+def test_step_summary_is_appended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_dict: dict[str, Any]
+) -> None:
     target = tmp_path / "step.md"
     target.write_text("earlier step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(target))
@@ -142,20 +151,30 @@ def test_step_summary_is_appended(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert content.count(paths.summary_md.read_text()) == 2
 
 
-def test_step_summary_not_written_when_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                             run_dict: dict[str, Any]) -> None:
+def test_step_summary_not_written_when_unset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_dict: dict[str, Any]
+) -> None:
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     write_reports(run_dict, tmp_path, [])
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "index.html", "metrics.prom", "results.json", "summary.md"]
+        "index.html",
+        "metrics.prom",
+        "results.json",
+        "summary.md",
+    ]
 
 
 def test_junit_properties(run_dict: dict[str, Any]) -> None:
     props = dict(junit_properties(run_dict["tests"][0]))
-    assert props == {"rafael_scenario": "connection_timeout", "rafael_module": "payments",
-                     "rafael_fitness": 0.9, "rafael_baseline_fitness": 0.1,
-                     "rafael_success_rate": 0.2, "rafael_iterations": 5,
-                     "rafael_proposal": "P-0001"}
+    assert props == {
+        "rafael_scenario": "connection_timeout",
+        "rafael_module": "payments",
+        "rafael_fitness": 0.9,
+        "rafael_baseline_fitness": 0.1,
+        "rafael_success_rate": 0.2,
+        "rafael_iterations": 5,
+        "rafael_proposal": "P-0001",
+    }
 
 
 _text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30)
@@ -163,24 +182,48 @@ _fit = st.none() | st.floats(min_value=0, max_value=1)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(nodeid=_text, scenario=_text, error=st.none() | _text, module=st.none() | _text,
-       fits=st.lists(_fit, min_size=0, max_size=6),
-       outcomes=st.lists(st.sampled_from(["passed", "failed", "error", "skipped"]),
-                         min_size=6, max_size=6))
-def test_any_text_renders_inert_and_metrics_parse(nodeid: str, scenario: str,
-                                                  error: str | None, module: str | None,
-                                                  fits: list[float | None],
-                                                  outcomes: list[str]) -> None:
+@given(
+    nodeid=_text,
+    scenario=_text,
+    error=st.none() | _text,
+    module=st.none() | _text,
+    fits=st.lists(_fit, min_size=0, max_size=6),
+    outcomes=st.lists(
+        st.sampled_from(["passed", "failed", "error", "skipped"]), min_size=6, max_size=6
+    ),
+)
+def test_any_text_renders_inert_and_metrics_parse(
+    nodeid: str,
+    scenario: str,
+    error: str | None,
+    module: str | None,
+    fits: list[float | None],
+    outcomes: list[str],
+) -> None:
     from test_report_html import parse
 
-    its = tuple(IterationResult(nodeid=nodeid, scenario=scenario, index=n, outcome=outcomes[n],
-                                duration_s=0.5, module=module, fitness=f, error=error,
-                                genome={"module": module, "generation": n,
-                                        "genes": {scenario: {nodeid: f}}})
-                for n, f in enumerate(fits))
-    test = TestResult(nodeid=nodeid, scenario=scenario, severity="low", module=module,
-                      iterations=its, best_fitness=max((f for f in fits if f is not None),
-                                                       default=None))
+    its = tuple(
+        IterationResult(
+            nodeid=nodeid,
+            scenario=scenario,
+            index=n,
+            outcome=outcomes[n],
+            duration_s=0.5,
+            module=module,
+            fitness=f,
+            error=error,
+            genome={"module": module, "generation": n, "genes": {scenario: {nodeid: f}}},
+        )
+        for n, f in enumerate(fits)
+    )
+    test = TestResult(
+        nodeid=nodeid,
+        scenario=scenario,
+        severity="low",
+        module=module,
+        iterations=its,
+        best_fitness=max((f for f in fits if f is not None), default=None),
+    )
     run = make_run(tests=(test,))
     from pytest_rafael.report.html import render_html
 

@@ -1,0 +1,101 @@
+"""`rafael report` regenerates the report from the store, without running tests."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+from conftest import make_run
+
+import pytest_rafael.cli as rafael_cli
+from pytest_rafael.report import cli as report_cli
+from pytest_rafael.store import Store
+
+
+@pytest.fixture
+def only_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The real dispatcher, with only this group: other groups' modules belong to other
+    # parts and must not make this test depend on them.
+    monkeypatch.setattr(rafael_cli, "COMMANDS", {"report": rafael_cli.COMMANDS["report"]})
+
+
+def _store(path: Path) -> None:
+    with Store(path) as store:
+        store.save_run(make_run(run_id="run-0001", started_at="2026-11-20T10:00:00+00:00"))
+        store.save_run(make_run(run_id="run-0002", started_at="2026-11-22T18:00:00+00:00"))
+
+
+@pytest.mark.usefixtures("only_report")
+def test_regenerates_latest_run_with_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, out = tmp_path / "r.db", tmp_path / "out"
+    _store(db)
+    assert rafael_cli.main(["report", "--store", str(db), "--out", str(out)]) == 0
+    assert "run-0002" in capsys.readouterr().out
+    page = (out / "index.html").read_text()
+    assert "run-0002" in page
+    assert "Resilience score across 2 runs" in page
+    results = json.loads((out / "results.json").read_text())
+    with Store(db) as store:
+        assert results == store.runs()[-1]
+    assert (out / "summary.md").is_file()
+    assert (out / "metrics.prom").is_file()
+
+
+@pytest.mark.usefixtures("only_report")
+def test_run_option_picks_an_older_run(tmp_path: Path) -> None:
+    db, out = tmp_path / "r.db", tmp_path / "out"
+    _store(db)
+    assert (
+        rafael_cli.main(["report", "--store", str(db), "--out", str(out), "--run", "run-0001"]) == 0
+    )
+    page = (out / "index.html").read_text()
+    assert "run-0001" in page
+    assert "first run in the store" in page
+
+
+@pytest.mark.usefixtures("only_report")
+@pytest.mark.parametrize(
+    ("setup", "argv_extra", "code", "message"),
+    [
+        ("none", [], 2, "no rafael store here"),
+        ("empty", [], 1, "the store has no runs yet"),
+        ("full", ["--run", "nope"], 2, "no run with id 'nope' (2 runs stored)"),
+    ],
+)
+def test_errors_are_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    setup: str,
+    argv_extra: list[str],
+    code: int,
+    message: str,
+) -> None:
+    db = tmp_path / "r.db"
+    if setup == "empty":
+        Store(db).close()
+    elif setup == "full":
+        _store(db)
+    argv = ["report", "--store", str(db), "--out", str(tmp_path / "out"), *argv_extra]
+    assert rafael_cli.main(argv) == code
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+    if setup == "none":
+        assert not db.exists()  # a typo must not leave an empty store behind
+
+
+def test_register_adds_arguments_to_the_group() -> None:
+    group = argparse.ArgumentParser(prog="rafael report")
+    sub = group.add_subparsers()
+    report_cli.register(sub, group)
+    args = group.parse_args(["--store", "x.db", "--out", "o"])
+    assert args.store == Path("x.db")
+    assert args.out == Path("o")
+    assert args.run is None
+    assert args.func is report_cli.run

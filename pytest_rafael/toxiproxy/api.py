@@ -63,6 +63,7 @@ class ApiHttpServer(ThreadingHTTPServer):
 
 class ApiHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms stalls
     server_version = "rafael-toxiproxy"
     sys_version = ""
     timeout = _IDLE_TIMEOUT

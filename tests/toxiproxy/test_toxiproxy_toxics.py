@@ -198,12 +198,30 @@ def test_limit_data_closes_after_the_byte_budget(env: Env) -> None:
         assert recv_until_eof(sock) == b"0123456789"
 
 
-def test_limit_data_counts_across_chunks(env: Env) -> None:
-    env.toxic("limit_data", stream="upstream", bytes=6)
-    with env.connect() as sock:
-        assert round_trip(sock, b"abc") < 1
-        sock.sendall(b"defgh")
-        assert recv_until_eof(sock) == b"def"
+def test_limit_data_counts_across_chunks(server: EmbeddedServer) -> None:
+    received = bytearray()
+    finished = threading.Event()
+
+    def record(conn: socket.socket) -> None:
+        while chunk := conn.recv(65536):
+            received.extend(chunk)
+            conn.sendall(b"k")
+        finished.set()
+
+    sink = Upstream(record)
+    try:
+        env = Env(server, sink)
+        env.toxic("limit_data", stream="upstream", bytes=6)
+        with env.connect() as sock:
+            sock.sendall(b"abc")
+            assert recv_exactly(sock, 1) == b"k"
+            sock.sendall(b"defgh")
+            sock.settimeout(5)
+            recv_until_eof(sock)  # the proxy closes the client side too
+            assert finished.wait(5)
+    finally:
+        sink.close()
+    assert bytes(received) == b"abcdef"
 
 
 def test_toxicity_zero_never_applies(env: Env) -> None:

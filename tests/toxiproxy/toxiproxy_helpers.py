@@ -35,8 +35,14 @@ class Upstream:
             threading.Thread(target=self._run, args=(conn,), daemon=True).start()
 
     def _run(self, conn: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            self.handler(conn)
+        try:
+            with contextlib.suppress(OSError):
+                self.handler(conn)
+        finally:
+            with self._lock:
+                if conn in self._conns:
+                    self._conns.remove(conn)
+            conn.close()
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

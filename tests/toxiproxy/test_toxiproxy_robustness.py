@@ -1,0 +1,203 @@
+"""Load, disconnects, shutdown: nothing leaks, nothing crashes the server."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from toxiproxy_helpers import Upstream, connect, recv_exactly
+
+from pytest_rafael.toxiproxy import ApiError, EmbeddedServer
+from pytest_rafael.toxiproxy.collection import ProxyCollection
+from pytest_rafael.toxiproxy.stages import Slicer
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def create(server: EmbeddedServer, upstream: str, name: str = "p") -> str:
+    response = requests.post(server.url + "/proxies", timeout=10,
+                             json={"name": name, "upstream": upstream})
+    assert response.status_code == 201
+    return str(response.json()["listen"])
+
+
+def firehose(conn: socket.socket) -> None:
+    block = b"f" * 65536
+    while True:
+        conn.sendall(block)
+
+
+def test_hundreds_of_concurrent_connections(server: EmbeddedServer, echo: Upstream) -> None:
+    listen = create(server, echo.address)
+
+    def one(index: int) -> bool:
+        with connect(listen, timeout=20) as sock:
+            payload = f"conn-{index}-".encode() * 50
+            sock.sendall(payload)
+            return recv_exactly(sock, len(payload)) == payload
+
+    socks = [connect(listen, timeout=20) for _ in range(250)]  # all open at once
+    try:
+        for sock in socks:
+            sock.sendall(b"!")
+        assert all(recv_exactly(sock, 1) == b"!" for sock in socks)
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            assert all(pool.map(one, range(200)))
+    finally:
+        for sock in socks:
+            sock.close()
+    proxy = server.collection._proxies["p"]
+    assert wait_for(lambda: not proxy.open_connections())
+
+
+@pytest.mark.parametrize("toxic", [None, {"type": "latency", "attributes": {"latency": 5}}])
+def test_client_disconnect_mid_stream_leaks_nothing(
+    server: EmbeddedServer, toxic: dict[str, object] | None
+) -> None:
+    hose = Upstream(firehose)
+    try:
+        listen = create(server, hose.address)
+        if toxic:
+            requests.post(server.url + "/proxies/p/toxics", json=toxic, timeout=10)
+        proxy = server.collection._proxies["p"]
+        # Warm up once so lazily created objects do not count as leaks.
+        with connect(listen) as sock:
+            sock.recv(1000)
+        assert wait_for(lambda: not proxy.open_connections())
+        threads, fds = threading.active_count(), open_fds()
+        for _ in range(10):
+            sock = connect(listen)
+            assert len(sock.recv(70000)) > 0
+            sock.close()  # mid-stream: the upstream is still sending
+        assert wait_for(lambda: not proxy.open_connections())
+        assert wait_for(lambda: threading.active_count() <= threads + 10)  # hose threads
+        # The upstream's own per-connection sockets close as their sends fail.
+        assert wait_for(lambda: open_fds() <= fds)
+    finally:
+        hose.close()
+
+
+def test_stop_closes_listeners_connections_and_threads(echo: Upstream) -> None:
+    baseline = threading.active_count()
+    server = EmbeddedServer().start()
+    listen = create(server, echo.address)
+    socks = [connect(listen) for _ in range(20)]
+    for sock in socks:
+        sock.sendall(b"x")
+        assert recv_exactly(sock, 1) == b"x"
+    server.stop()
+    server.stop()  # idempotent
+    for sock in socks:
+        with sock:
+            sock.settimeout(5)
+            assert sock.recv(10) == b""
+    with pytest.raises(ConnectionRefusedError):
+        connect(listen).close()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(server.url + "/version", timeout=2)
+    # The echo upstream keeps one thread per (now closed) connection until it sees EOF.
+    assert wait_for(lambda: threading.active_count() <= baseline)
+
+
+def test_unreachable_upstream_closes_the_client(server: EmbeddedServer) -> None:
+    probe = socket.create_server(("127.0.0.1", 0))
+    dead = f"127.0.0.1:{probe.getsockname()[1]}"
+    probe.close()
+    listen = create(server, dead)
+    with connect(listen) as sock:
+        with contextlib.suppress(ConnectionResetError):
+            assert sock.recv(10) == b""
+    assert requests.get(server.url + "/version", timeout=5).status_code == 200
+
+
+def test_api_is_safe_from_many_threads(server: EmbeddedServer, echo: Upstream) -> None:
+    listen = create(server, echo.address)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def traffic() -> None:
+        try:
+            with connect(listen, timeout=10) as sock:
+                while not stop.is_set():
+                    sock.sendall(b"abc")
+                    assert recv_exactly(sock, 3) == b"abc"
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=traffic) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    session = requests.Session()
+    for index in range(30):
+        toxic = {"name": f"n{index}", "type": "noop"}
+        assert session.post(server.url + "/proxies/p/toxics", json=toxic).status_code == 200
+        assert session.delete(server.url + f"/proxies/p/toxics/n{index}").status_code == 204
+    stop.set()
+    for worker in workers:
+        worker.join(10)
+    session.close()
+    assert errors == []
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=4),
+    max_leaves=10,
+)
+toxic_bodies = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": st.text(max_size=5) | json_values,
+        "type": st.sampled_from(["latency", "bandwidth", "slicer", "limit_data", "x"]),
+        "stream": st.sampled_from(["upstream", "downstream", "DOWNSTREAM", "up"]),
+        "toxicity": json_values,
+        "attributes": st.dictionaries(
+            st.sampled_from(["latency", "jitter", "rate", "average_size", "bytes", "other"]),
+            json_values, max_size=3) | json_values,
+    },
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(body=toxic_bodies | json_values)
+def test_any_toxic_body_gets_a_toxic_or_a_client_error(body: object) -> None:
+    collection = ProxyCollection(seed=1)
+    collection.create({"name": "p", "upstream": "127.0.0.1:9", "enabled": False})
+    try:
+        toxic = collection.add_toxic("p", body)
+    except ApiError as exc:
+        assert exc.status in (400, 409)
+    else:
+        assert collection.toxic("p", toxic["name"]) == toxic
+        assert all(isinstance(v, int) for v in toxic["attributes"].values())
+
+
+@settings(max_examples=200, deadline=None)
+@given(size=st.integers(0, 5000), average=st.integers(-5, 300), variation=st.integers(-5, 400))
+def test_slicer_cuts_cover_the_data_exactly(size: int, average: int, variation: int) -> None:
+    cuts = Slicer(average, variation, 0, random.Random(0)).cuts(size)
+    pieces = [b - a for a, b in zip([0, *cuts[:-1]], cuts, strict=True)]
+    assert cuts[-1] == size
+    assert all(piece > 0 for piece in pieces) or size == 0

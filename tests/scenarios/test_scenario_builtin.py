@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.resources
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from pytest_rafael import scenario_loader
 from pytest_rafael.scenario_loader import (
     builtin_dir,
     dump_scenario,
@@ -16,7 +16,7 @@ from pytest_rafael.scenario_loader import (
     loads,
     same_scenario,
 )
-from pytest_rafael.scenarios import SEVERITIES, Scenario
+from pytest_rafael.scenarios import SEVERITIES, FaultSpec, Scenario
 
 REPO = Path(__file__).resolve().parents[2]
 REQUIRED = {
@@ -37,7 +37,7 @@ REQUIRED = {
 BUILTIN_FILES = sorted((REPO / "scenarios").glob("*.yaml"))
 
 
-def _faults(scenario: Scenario, kind: str, type_: str | None = None) -> list[object]:
+def _faults(scenario: Scenario, kind: str, type_: str | None = None) -> list[FaultSpec]:
     return [f for f in scenario.faults if f.kind == kind and (type_ is None or f.type == type_)]
 
 
@@ -55,7 +55,7 @@ def test_builtin_dir_prefers_the_copy_inside_an_installed_wheel(
 ) -> None:
     packaged = tmp_path / "_builtin_scenarios"
     packaged.mkdir()
-    monkeypatch.setattr(scenario_loader.importlib.resources, "files", lambda _pkg: tmp_path)
+    monkeypatch.setattr(importlib.resources, "files", lambda _pkg: tmp_path)
     assert builtin_dir() == packaged
 
 

@@ -27,19 +27,21 @@ def serve(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a TCP port (0-65535)")
     server = EmbeddedServer(host=args.host, port=args.port, seed=args.seed)
-    try:
-        server.start()
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
-                         ) from None
     stop = stop or threading.Event()
     try:
         if args.config:
+            # Before the API listens, as Toxiproxy does: clients never see a partial set.
             try:
                 proxies = server.load_config(args.config)
             except ApiError as exc:
                 raise UsageError(f"--config {args.config}: {exc.message}") from None
             print(f"populated {len(proxies)} proxies from {args.config}", flush=True)
+        try:
+            server.start()
+        except OSError as exc:
+            raise UsageError(
+                f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+            ) from None
         print(f"rafael toxiproxy API listening on {server.url}", flush=True)
 
         def _on_signal(signum: int, frame: FrameType | None) -> None:

@@ -70,6 +70,7 @@ class EmbeddedServer:
             http, thread = self._http, self._thread
             self._http = self._thread = None
         if http is None:
+            self.collection.clear()  # proxies may exist without the API (load_config)
             return
         http.shutdown()
         http.close_all()

@@ -16,6 +16,7 @@ control rests on makes it fail. Frameworks and what they ask of a genome change:
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import stat
@@ -64,9 +65,15 @@ PERSONAL_KEYS = frozenset(
     }
 )
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-_PHONE = re.compile(r"(?<![\w.])\+?\d[\d ()-]{8,}\d(?![\w.])")
-_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
-_CARD = re.compile(r"(?<!\d)(?:\d[ -]?){13,19}(?!\d)")
+# Phone numbers in international (+...) or North American form; dates and ids do not
+# match these shapes.
+_PHONE = re.compile(
+    r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){2,}"
+    r"|\(\d{3}\) ?\d{3}-\d{4}|\d{3}-\d{3}-\d{4})(?![\w])"
+)
+_IPV4 = re.compile(r"(?<![\w.])((?:\d{1,3}\.){3}\d{1,3})(?![\w.])")
+# Bounded by non-word characters so digit runs inside hex hashes never count.
+_CARD = re.compile(r"(?<!\w)(?:\d[ -]?){12,18}\d(?!\w)")
 
 _SHOW = 5  # evidence lines listed per problem kind
 
@@ -276,11 +283,22 @@ def _personal_data(text: str) -> str | None:
         digits = re.sub(r"\D", "", m.group())
         if 13 <= len(digits) <= 19 and _luhn(digits):
             return "a payment card number"
-    if _IPV4.search(text):
-        return "an IP address"
+    for m in _IPV4.finditer(text):
+        if _public_ip(m.group(1)):
+            return "an IP address"
     if _PHONE.search(text):
         return "a phone number"
     return None
+
+
+def _public_ip(text: str) -> bool:
+    # Loopback and private addresses name test infrastructure (proxies, upstreams),
+    # not people.
+    try:
+        addr = ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return not (addr.is_private or addr.is_loopback or addr.is_unspecified)
 
 
 def _minimisation(f: Facts) -> Control:

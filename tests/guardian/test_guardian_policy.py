@@ -1,0 +1,192 @@
+"""Impact assessment, the approval policy and adoption through the Guardian."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from guardian_factories import evidence, genome
+
+from pytest_rafael.guardian import Guardian, GuardianConfig, GuardianError, PolicyError
+from pytest_rafael.guardian.config import ModulePolicy
+from pytest_rafael.guardian.impact import assess_impact
+
+Make = Callable[..., Guardian]
+CFG = GuardianConfig(
+    critical_role="security-lead",
+    modules={"payments": ModulePolicy("low", ("pci",)), "ledger": ModulePolicy("critical")},
+)
+
+
+def level(baseline: dict[str, Any] | None, candidate: dict[str, Any], ev: dict[str, Any] | None = None,
+          module: str = "search", config: GuardianConfig = CFG) -> str:
+    return assess_impact(module, baseline, candidate, ev or evidence(), config).level
+
+
+def test_impact_levels_follow_the_size_of_the_change() -> None:
+    base = genome(1)
+    assert level(base, genome(2, base_delay=0.055)) == "low"  # 10%
+    assert level(base, genome(2, max_attempts=5)) == "medium"  # 67%
+    assert level(base, genome(2, max_delay=3.0)) == "high"  # 200%
+    assert level(base, genome(2)) == "low"
+
+
+def test_impact_genes_added_removed_and_first_genome() -> None:
+    base = genome(1)
+    more = genome(2)
+    more["genes"]["timeout"] = {"seconds": 2.0}
+    a = assess_impact("search", base, more, evidence(), CFG)
+    assert a.level == "medium" and any("genes added: timeout" in r for r in a.reasons)
+    assert level(more, base) == "medium"
+    first = assess_impact("search", None, base, evidence(), CFG)
+    assert first.level == "medium" and "first genome" in first.reasons[0]
+
+
+def test_impact_criticality_tags_severity_and_regression() -> None:
+    base, small = genome(1), genome(2, base_delay=0.051)
+    assert level(base, small, module="ledger") == "critical"
+    assert level(base, small, module="payments") == "high"  # pci tag
+    assert level(base, small, evidence(severity="critical")) == "high"
+    assert level(base, small, evidence(severity="high")) == "medium"
+    regressed = assess_impact("search", base, small, evidence(base=0.8, best=0.6), CFG)
+    assert regressed.level == "high" and "below baseline" in regressed.reasons[0]
+    assert level(base, small, {"tests": []}) == "medium"
+
+
+def test_low_impact_is_adopted_automatically(make_guardian: Make, tmp_path: Path) -> None:
+    from pytest_rafael.genome.file import load_genome_file
+
+    events: list[dict[str, Any]] = []
+    g = make_guardian(notify=events.append)
+    g.record("run_started", details={"run_id": "run-1"})
+    # Seed the file: the first genome of a module is never low impact.
+    first = g.propose("search", None, genome(1), evidence())
+    assert first.status == "pending" and first.impact == "medium"
+    g.approve(first.id, "bob", reason="looks fine")
+    p = g.propose("search", genome(1), genome(2, base_delay=0.052), evidence())
+    assert (p.impact, p.status) == ("low", "adopted")
+    loaded = load_genome_file(tmp_path / "rafael.genome.yaml")
+    assert loaded["search"].to_dict()["genes"]["retry"]["base_delay"] == 0.052
+    kinds = [e.event_type for e in g.audit.entries(change_id=p.id)]
+    assert kinds == ["proposal_created", "proposal_approved", "genome_adopted",
+                     "genome_file_written"]
+    written = next(g.audit.entries(change_id=p.id, event_type="genome_file_written"))
+    digest = hashlib.sha256((tmp_path / "rafael.genome.yaml").read_bytes()).hexdigest()
+    assert written.details["sha256"] == digest
+    assert [e["event_type"] for e in events][-3:] == ["proposal_created", "proposal_approved",
+                                                     "genome_adopted"]
+    summary = g.summary()
+    assert [s["status"] for s in summary["proposals"]] == ["adopted", "adopted"]
+    assert summary["audit"]["verified"] and summary["audit"]["entries"] == 10
+
+
+def test_author_cannot_approve_in_any_spelling(make_guardian: Make, tmp_path: Path) -> None:
+    g = make_guardian(actor="Alice")
+    p = g.propose("search", None, genome(1), evidence())
+    for name in ("Alice", "alice", " ALICE "):
+        with pytest.raises(PolicyError, match="separation of duties"):
+            g.approve(p.id, name)
+    assert g.get(p.id).approvals == ()
+    assert not (tmp_path / "rafael.genome.yaml").exists()
+
+
+def test_high_needs_two_distinct_approvers(make_guardian: Make, tmp_path: Path) -> None:
+    g = make_guardian()
+    g.approve(g.propose("search", None, genome(1), evidence()).id, "bob")
+    before = (tmp_path / "rafael.genome.yaml").read_bytes()
+    p = g.propose("search", genome(1), genome(2, max_delay=5.0), evidence())
+    assert p.impact == "high"
+    p = g.approve(p.id, "bob")
+    assert p.status == "pending"
+    assert (tmp_path / "rafael.genome.yaml").read_bytes() == before
+    with pytest.raises(PolicyError, match="distinct"):
+        g.approve(p.id, "BOB")
+    p = g.approve(p.id, "carol", reason="reviewed the fitness trend")
+    assert p.status == "adopted"
+    assert (tmp_path / "rafael.genome.yaml").read_bytes() != before
+    with pytest.raises(PolicyError, match="already adopted"):
+        g.approve(p.id, "dave")
+
+
+def test_critical_needs_the_named_role(make_guardian: Make) -> None:
+    g = make_guardian(config=CFG)
+    p = g.propose("ledger", None, genome(1), evidence())
+    assert p.impact == "critical"
+    g.approve(p.id, "bob")
+    p = g.approve(p.id, "carol")
+    assert p.status == "pending"
+    assert g.pending_requirements(p) == ["an approver with role 'security-lead'"]
+    p = g.approve(p.id, "dave", role="security-lead")
+    assert p.status == "adopted"
+
+
+def test_role_holders_are_checked_when_configured(make_guardian: Make) -> None:
+    cfg = GuardianConfig(modules={"ledger": ModulePolicy("critical")},
+                         roles={"security-lead": ("dave",)})
+    g = make_guardian(config=cfg)
+    p = g.propose("ledger", None, genome(1), evidence())
+    with pytest.raises(PolicyError, match="does not hold role"):
+        g.approve(p.id, "mallory", role="security-lead")
+    g.approve(p.id, "bob")
+    assert g.approve(p.id, "Dave", role="security-lead").status == "adopted"
+
+
+def test_pci_needs_two_approvers_and_passing_evidence(make_guardian: Make) -> None:
+    g = make_guardian(config=CFG)
+    bad = g.propose("payments", None, genome(1), evidence(success_rate=0.2))
+    g.approve(bad.id, "bob")
+    bad = g.approve(bad.id, "carol")
+    assert bad.status == "pending"
+    assert any("passing chaos evidence" in r for r in g.pending_requirements(bad))
+    good = g.propose("payments", None, genome(1), evidence())
+    assert g.approve(good.id, "bob").status == "pending"
+    assert g.approve(good.id, "carol").status == "adopted"
+
+
+def test_reject_never_writes_the_genome_file(make_guardian: Make, tmp_path: Path) -> None:
+    g = make_guardian()
+    p = g.propose("search", None, genome(1), evidence())
+    with pytest.raises(PolicyError, match="reason"):
+        g.reject(p.id, "bob", "  ")
+    p = g.reject(p.id, "bob", "too aggressive")
+    assert p.status == "rejected" and p.decision_reason == "too aggressive"
+    assert not (tmp_path / "rafael.genome.yaml").exists()
+    with pytest.raises(PolicyError, match="already rejected"):
+        g.approve(p.id, "carol")
+    assert not (tmp_path / "rafael.genome.yaml").exists()
+    assert [e.event_type for e in g.audit.entries(change_id=p.id)] == ["proposal_created",
+                                                                       "proposal_rejected"]
+
+
+def test_stale_proposal_is_refused_and_rolled_back(make_guardian: Make, tmp_path: Path) -> None:
+    g = make_guardian()
+    g.approve(g.propose("search", None, genome(1), evidence()).id, "bob")
+    a = g.propose("search", genome(1), genome(2, max_attempts=5), evidence())
+    b = g.propose("search", genome(1), genome(2, max_attempts=6), evidence())
+    assert g.approve(a.id, "bob").status == "adopted"
+    with pytest.raises(PolicyError, match="changed since"):
+        g.approve(b.id, "bob")
+    assert g.get(b.id).approvals == ()  # the approval rolled back with the failed write
+    assert g.audit.verify().ok
+
+
+def test_unknown_id_and_bad_genome(make_guardian: Make) -> None:
+    g = make_guardian()
+    with pytest.raises(GuardianError, match="no proposal"):
+        g.approve("nope", "bob")
+    with pytest.raises(GuardianError, match="candidate genome"):
+        g.propose("search", None, {"genes": {"retry": {"max_attempts": "many"}}}, evidence())
+    p = g.propose("search", None, genome(1), evidence())
+    assert g.get(p.id[:6]).id == p.id
+
+
+def test_failing_notifier_never_breaks_a_decision(make_guardian: Make) -> None:
+    def boom(event: dict[str, Any]) -> None:
+        raise RuntimeError("hook down")
+
+    g = make_guardian(notify=boom)
+    p = g.propose("search", None, genome(1), evidence())
+    assert g.approve(p.id, "bob").status == "adopted"

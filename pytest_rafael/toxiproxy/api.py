@@ -8,6 +8,7 @@ and an unexpected failure a 500 JSON error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -52,10 +53,8 @@ class ApiHttpServer(ThreadingHTTPServer):
         with self._open_lock:
             requests = list(self._open)
         for request in requests:
-            try:
+            with contextlib.suppress(OSError):
                 request.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a broken client connection is not the server's problem; keep serving
@@ -68,6 +67,7 @@ class ApiHandler(BaseHTTPRequestHandler):
     sys_version = ""
     timeout = _IDLE_TIMEOUT
     server: ApiHttpServer
+    _body: bytes | None = None
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: the server lives inside the test process
@@ -89,13 +89,11 @@ class ApiHandler(BaseHTTPRequestHandler):
     def _error(self, error: errors.ApiError, extra: dict[str, Any] | None = None) -> None:
         # Toxiproxy writes its JSON error through http.Error: text/plain and a newline.
         payload = {**error.to_json(), **(extra or {})}
-        self._send(error.status, (json.dumps(payload) + "\n").encode(),
-                   "text/plain; charset=utf-8")
+        self._send(error.status, (json.dumps(payload) + "\n").encode(), "text/plain; charset=utf-8")
 
     def _read_body(self) -> bytes:
-        if self._body is not None:
-            return self._body
-        self._body = self._read_raw_body()
+        if self._body is None:
+            self._body = self._read_raw_body()
         return self._body
 
     def _read_raw_body(self) -> bytes:
@@ -136,7 +134,7 @@ class ApiHandler(BaseHTTPRequestHandler):
     # -- dispatch ------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        self._body: bytes | None = None
+        self._body = None
         try:
             try:
                 # Read the body first, whatever the route: an unread body would be taken
@@ -163,21 +161,19 @@ class ApiHandler(BaseHTTPRequestHandler):
             handler(self, args)
         except errors.ApiError as exc:
             self._error(exc)
-        except (ConnectionError, TimeoutError, socket.timeout):
+        except (ConnectionError, TimeoutError):
             self.close_connection = True
         except Exception as exc:  # never let a request take the server down
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self._error(errors.ApiError(f"internal error: {exc}", 500))
-            except OSError:
-                pass
 
     do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = do_HEAD = do_OPTIONS = _dispatch
 
     # -- endpoints -----------------------------------------------------------------------
 
     def proxy_index(self, _: list[str]) -> None:
-        self._json(200, self.server.collection.list())
+        self._json(200, self.server.collection.all())
 
     def proxy_create(self, _: list[str]) -> None:
         self._json(201, self.server.collection.create(self._json_body()))

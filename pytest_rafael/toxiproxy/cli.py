@@ -13,13 +13,20 @@ from pytest_rafael.toxiproxy.server import EmbeddedServer
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address of the HTTP API (default 127.0.0.1: loopback only)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address of the HTTP API (default 127.0.0.1: loopback only)",
+    )
     parser.add_argument("--port", type=int, default=8474, help="API port (default 8474)")
-    parser.add_argument("--config", metavar="PROXIES_JSON",
-                        help="JSON list of proxies to create at start, as Toxiproxy's -config")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="seed for toxicity, jitter and slicer randomness")
+    parser.add_argument(
+        "--config",
+        metavar="PROXIES_JSON",
+        help="JSON list of proxies to create at start, as Toxiproxy's -config",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed for toxicity, jitter and slicer randomness"
+    )
 
 
 def serve(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
@@ -70,11 +77,15 @@ def _serve_command(args: argparse.Namespace) -> int:
         raise CommandError(str(exc), exit_code=2) from None
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
-             group: argparse.ArgumentParser) -> None:
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], group: argparse.ArgumentParser
+) -> None:
     """Add ``serve`` to the ``rafael toxiproxy`` command group."""
-    parser = sub.add_parser("serve", help="run the embedded Toxiproxy-compatible server",
-                            description="Run a Toxiproxy 2.x compatible server.")
+    parser = sub.add_parser(
+        "serve",
+        help="run the embedded Toxiproxy-compatible server",
+        description="Run a Toxiproxy 2.x compatible server.",
+    )
     add_serve_arguments(parser)
     parser.set_defaults(func=_serve_command)
 

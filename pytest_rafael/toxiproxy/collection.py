@@ -20,15 +20,19 @@ _DEFAULT_LISTEN = "127.0.0.1:0"
 def _proxy_fields(body: object, defaults: dict[str, Any]) -> dict[str, Any]:
     """Decode proxy JSON the way Go decodes into its struct: typed fields, others ignored."""
     if not isinstance(body, dict):
-        kind = "array" if isinstance(body, list) else type(body).__name__
-        raise errors.BAD_REQUEST_BODY.joined(f"cannot unmarshal {kind} into a proxy object")
+        found = "array" if isinstance(body, list) else type(body).__name__
+        raise errors.BAD_REQUEST_BODY.joined(f"cannot unmarshal {found} into a proxy object")
     fields = dict(defaults)
-    for key, kind in (("name", str), ("listen", str), ("upstream", str), ("enabled", bool)):
+    kinds: tuple[tuple[str, type, str], ...] = (
+        ("name", str, "string"),
+        ("listen", str, "string"),
+        ("upstream", str, "string"),
+        ("enabled", bool, "boolean"),
+    )
+    for key, kind, kind_name in kinds:
         if key in body and body[key] is not None:
             if not isinstance(body[key], kind):
-                raise errors.BAD_REQUEST_BODY.joined(
-                    f"field {key!r} must be a {'boolean' if kind is bool else 'string'}"
-                )
+                raise errors.BAD_REQUEST_BODY.joined(f"field {key!r} must be a {kind_name}")
             fields[key] = body[key]
     return fields
 
@@ -50,7 +54,7 @@ class ProxyCollection:
             raise errors.PROXY_NOT_FOUND
         return proxy
 
-    def list(self) -> dict[str, Any]:
+    def all(self) -> dict[str, Any]:
         with self._lock:
             return {name: proxy.to_json() for name, proxy in self._proxies.items()}
 
@@ -204,10 +208,16 @@ class ProxyCollection:
             proxies = list(self._proxies.values())
         lines: list[str] = []
         families = (
-            ("toxiproxy_proxy_received_bytes_total", "counter",
-             "The total bytes received from the source of the link."),
-            ("toxiproxy_proxy_sent_bytes_total", "counter",
-             "The total bytes sent to the destination of the link."),
+            (
+                "toxiproxy_proxy_received_bytes_total",
+                "counter",
+                "The total bytes received from the source of the link.",
+            ),
+            (
+                "toxiproxy_proxy_sent_bytes_total",
+                "counter",
+                "The total bytes sent to the destination of the link.",
+            ),
         )
         counts = {proxy.name: proxy.byte_counts() for proxy in proxies}
         for index, (metric, kind, help_text) in enumerate(families):

@@ -372,8 +372,10 @@ class Pump:
         if changed and self._heap:
             ordered = sorted(self._heap)
             self._heap = [(now, next(self._seq), kind, data) for _, _, kind, data in ordered]
-        if self._eof_read and not self._eof_sent and not any(
-            kind == stages.EOF for _, _, kind, _ in self._heap
+        if (
+            self._eof_read
+            and not self._eof_sent
+            and not any(kind == stages.EOF for _, _, kind, _ in self._heap)
         ):
             self._schedule(self._through(0, [(now, stages.EOF, b"")]))
 

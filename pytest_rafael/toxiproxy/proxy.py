@@ -66,16 +66,16 @@ class Proxy:
             listener = _bind(host, port)
         except OSError as exc:
             # Toxiproxy reports listen failures as a plain (500) error.
-            raise errors.ApiError(
-                f"listen tcp {self.listen}: {exc.strerror or exc}", 500
-            ) from None
+            raise errors.ApiError(f"listen tcp {self.listen}: {exc.strerror or exc}", 500) from None
         bound_host, bound_port = listener.getsockname()[:2]
         # Like Go's listener.Addr(): the resolved address ("localhost" -> 127.0.0.1).
         self.listen = format_address(bound_host, bound_port)
         self._listener = listener
         self.enabled = True
         thread = threading.Thread(
-            target=self._accept_loop, args=(listener,), name=f"rafael-toxiproxy-{self.name}",
+            target=self._accept_loop,
+            args=(listener,),
+            name=f"rafael-toxiproxy-{self.name}",
             daemon=True,
         )
         self._accept_thread = thread
@@ -192,16 +192,14 @@ def _bind(host: str, port: int) -> socket.socket:
         except OSError:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             host = "0.0.0.0"
-        infos = [(sock.family, (host, port))]
+        address: Any = (host, port)
     else:
-        resolved = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                      flags=socket.AI_PASSIVE)
-        family, _, _, _, addr = resolved[0]
+        resolved = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, _, _, _, address = resolved[0]
         sock = socket.socket(family, socket.SOCK_STREAM)
-        infos = [(family, addr)]
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(infos[0][1])
+        sock.bind(address)
         sock.listen(socket.SOMAXCONN)
     except OSError:
         sock.close()
@@ -211,7 +209,8 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _poke(listener: socket.socket) -> None:
     """Wake a blocked accept() where shutdown() on a listener is not supported."""
-    with contextlib.suppress(OSError), socket.create_connection(
-        listener.getsockname()[:2], timeout=1
+    with (
+        contextlib.suppress(OSError),
+        socket.create_connection(listener.getsockname()[:2], timeout=1),
     ):
         pass

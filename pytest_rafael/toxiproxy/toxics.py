@@ -90,9 +90,7 @@ def _as_float(field_name: str, value: object) -> float:
     return float(value)
 
 
-def _merge_attributes(
-    toxic_type: str, base: Mapping[str, int], raw: object
-) -> dict[str, int]:
+def _merge_attributes(toxic_type: str, base: Mapping[str, int], raw: object) -> dict[str, int]:
     attributes = {key: int(base.get(key, 0)) for key in TOXIC_TYPES[toxic_type]}
     if raw is None:
         return attributes

@@ -21,5 +21,3 @@ def echo() -> Iterator[Upstream]:
 def server() -> Iterator[EmbeddedServer]:
     with EmbeddedServer(seed=1234) as srv:
         yield srv
-
-

@@ -10,9 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-import requests
-
 import pytest
+import requests
 
 from pytest_rafael.cli import CommandError
 from pytest_rafael.toxiproxy.cli import register
@@ -48,12 +47,24 @@ def wait_for_api(url: str, proc: subprocess.Popen[str]) -> None:
 def test_module_serves_config_and_stops_on_sigterm(tmp_path: Path) -> None:
     port, upstream = free_port(), free_port()
     config = tmp_path / "proxies.json"
-    config.write_text(json.dumps([{"name": "redis", "listen": "127.0.0.1:0",
-                                   "upstream": f"127.0.0.1:{upstream}"}]))
+    config.write_text(
+        json.dumps(
+            [{"name": "redis", "listen": "127.0.0.1:0", "upstream": f"127.0.0.1:{upstream}"}]
+        )
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest_rafael.toxiproxy", "--port", str(port),
-         "--config", str(config)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pytest_rafael.toxiproxy",
+            "--port",
+            str(port),
+            "--config",
+            str(config),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -85,7 +96,7 @@ def test_unreadable_config_and_busy_port_are_usage_errors(tmp_path: Path) -> Non
         run_serve(["--port", "0", "--config", str(tmp_path / "missing.json")])
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
-        with pytest.raises(CommandError, match="cannot listen on 127.0.0.1") as caught:
+        with pytest.raises(CommandError, match=r"cannot listen on 127\.0\.0\.1") as caught:
             run_serve(["--port", str(port)])
     assert caught.value.exit_code == 2
 
@@ -94,8 +105,10 @@ def test_module_reports_usage_errors_with_exit_2(tmp_path: Path) -> None:
     config = tmp_path / "bad.json"
     config.write_text("{not json")
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest_rafael.toxiproxy", "--port", "0", "--config",
-         str(config)], capture_output=True, text=True, timeout=30,
+        [sys.executable, "-m", "pytest_rafael.toxiproxy", "--port", "0", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.returncode == 2
     assert "not valid JSON" in proc.stderr

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import pytest
 from toxiproxy import Toxiproxy  # type: ignore[import-untyped]
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists  # type: ignore[import-untyped]
+from toxiproxy_helpers import Upstream, connect, recv_exactly
 
 from pytest_rafael.toxiproxy import EmbeddedServer
 
-from toxiproxy_helpers import Upstream, connect, recv_exactly
-
 
 @pytest.fixture
-def client(server: EmbeddedServer) -> Iterator[Toxiproxy]:
+def client(server: EmbeddedServer) -> Toxiproxy:
     toxiproxy = Toxiproxy()
+    # toxiproxy-python keeps host and port on the class: point it at this server.
     toxiproxy.update_api_consumer(server.host, server.port)
-    yield toxiproxy
+    return toxiproxy
 
 
 def test_server_is_running_and_reports_a_2x_version(client: Toxiproxy) -> None:
@@ -30,7 +29,8 @@ def test_create_list_get_and_destroy(client: Toxiproxy, echo: Upstream) -> None:
     proxy = client.create(upstream=echo.address, name="db")
     assert proxy.enabled is True
     host, port = proxy.listen.rsplit(":", 1)
-    assert host == "127.0.0.1" and int(port) > 0  # port 0 reports the real port
+    assert host == "127.0.0.1"
+    assert int(port) > 0  # port 0 reports the real port
     assert set(client.proxies()) == {"db"}
     assert client.get_proxy("db").upstream == echo.address
     with pytest.raises(ProxyExists):
@@ -51,8 +51,9 @@ def test_traffic_flows_through_a_created_proxy(client: Toxiproxy, echo: Upstream
 def test_toxics_add_list_get_destroy(client: Toxiproxy, echo: Upstream) -> None:
     proxy = client.create(upstream=echo.address, name="svc")
     proxy.add_toxic(type="latency", attributes={"latency": 50, "jitter": 5})
-    proxy.add_toxic(type="bandwidth", stream="upstream", name="slow_up", toxicity=0.5,
-                    attributes={"rate": 100})
+    proxy.add_toxic(
+        type="bandwidth", stream="upstream", name="slow_up", toxicity=0.5, attributes={"rate": 100}
+    )
     toxics = proxy.toxics()
     assert set(toxics) == {"latency_downstream", "slow_up"}
     latency = proxy.get_toxic("latency_downstream")
@@ -72,9 +73,7 @@ def test_toxics_add_list_get_destroy(client: Toxiproxy, echo: Upstream) -> None:
         proxy.destroy_toxic("slow_up")
 
 
-def test_disable_drops_connections_and_stops_listening(
-    client: Toxiproxy, echo: Upstream
-) -> None:
+def test_disable_drops_connections_and_stops_listening(client: Toxiproxy, echo: Upstream) -> None:
     proxy = client.create(upstream=echo.address, name="flaky")
     sock = connect(proxy.listen)
     with sock:
@@ -103,10 +102,12 @@ def test_reset_enables_proxies_and_removes_toxics(client: Toxiproxy, echo: Upstr
 
 
 def test_client_populate_and_destroy_all(client: Toxiproxy, echo: Upstream) -> None:
-    created = client.populate([
-        {"name": "a", "upstream": echo.address, "listen": "127.0.0.1:0"},
-        {"name": "b", "upstream": echo.address, "listen": "127.0.0.1:0"},
-    ])
+    created = client.populate(
+        [
+            {"name": "a", "upstream": echo.address, "listen": "127.0.0.1:0"},
+            {"name": "b", "upstream": echo.address, "listen": "127.0.0.1:0"},
+        ]
+    )
     assert sorted(p.name for p in created) == ["a", "b"]
     client.destroy_all()
     assert client.proxies() == {}
@@ -116,8 +117,9 @@ def test_disabled_proxy_can_be_created(client: Toxiproxy, echo: Upstream) -> Non
     probe = socket.create_server(("127.0.0.1", 0))
     port = probe.getsockname()[1]
     probe.close()
-    proxy = client.create(upstream=echo.address, name="off", listen=f"127.0.0.1:{port}",
-                          enabled=False)
+    proxy = client.create(
+        upstream=echo.address, name="off", listen=f"127.0.0.1:{port}", enabled=False
+    )
     assert proxy.enabled is False
     with pytest.raises(ConnectionRefusedError):
         connect(proxy.listen).close()

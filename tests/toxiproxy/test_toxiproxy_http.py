@@ -17,8 +17,12 @@ def api(server: EmbeddedServer, method: str, path: str, **kwargs: Any) -> reques
 
 
 def make_proxy(server: EmbeddedServer, upstream: str, name: str = "p") -> dict[str, Any]:
-    response = api(server, "POST", "/proxies",
-                   json={"name": name, "upstream": upstream, "listen": "127.0.0.1:0"})
+    response = api(
+        server,
+        "POST",
+        "/proxies",
+        json={"name": name, "upstream": upstream, "listen": "127.0.0.1:0"},
+    )
     assert response.status_code == 201
     return response.json()  # type: ignore[no-any-return]
 
@@ -33,7 +37,8 @@ def assert_error(response: requests.Response, status: int, message: str) -> None
 def test_proxy_json_shape(server: EmbeddedServer, echo: Upstream) -> None:
     created = make_proxy(server, echo.address)
     assert set(created) == {"name", "listen", "upstream", "enabled", "toxics"}
-    assert created["toxics"] == [] and created["enabled"] is True
+    assert created["toxics"] == []
+    assert created["enabled"] is True
     assert api(server, "GET", "/proxies").json() == {"p": created}
     assert api(server, "GET", "/proxies/p").json() == created
 
@@ -75,19 +80,35 @@ def test_toxic_create_defaults_and_errors(server: EmbeddedServer, echo: Upstream
     created = api(server, "POST", "/proxies/p/toxics", json={"type": "latency"})
     assert created.status_code == 200
     assert created.json() == {
-        "attributes": {"latency": 0, "jitter": 0}, "name": "latency_downstream",
-        "type": "latency", "stream": "downstream", "toxicity": 1,
+        "attributes": {"latency": 0, "jitter": 0},
+        "name": "latency_downstream",
+        "type": "latency",
+        "stream": "downstream",
+        "toxicity": 1,
     }
-    assert_error(api(server, "POST", "/proxies/p/toxics", json={"type": "latency"}),
-                 409, "toxic already exists")
-    assert_error(api(server, "POST", "/proxies/p/toxics", json={"type": "bogus"}),
-                 400, "invalid toxic type")
-    assert_error(api(server, "POST", "/proxies/p/toxics",
-                     json={"type": "latency", "stream": "sideways"}),
-                 400, "stream was invalid")
-    assert_error(api(server, "POST", "/proxies/p/toxics",
-                     json={"type": "bandwidth", "attributes": {"rate": "fast"}}),
-                 400, "bad request body")
+    assert_error(
+        api(server, "POST", "/proxies/p/toxics", json={"type": "latency"}),
+        409,
+        "toxic already exists",
+    )
+    assert_error(
+        api(server, "POST", "/proxies/p/toxics", json={"type": "bogus"}), 400, "invalid toxic type"
+    )
+    assert_error(
+        api(server, "POST", "/proxies/p/toxics", json={"type": "latency", "stream": "sideways"}),
+        400,
+        "stream was invalid",
+    )
+    assert_error(
+        api(
+            server,
+            "POST",
+            "/proxies/p/toxics",
+            json={"type": "bandwidth", "attributes": {"rate": "fast"}},
+        ),
+        400,
+        "bad request body",
+    )
     assert_error(api(server, "POST", "/proxies/p/toxics", data=b"[1"), 400, "bad request body")
     assert_error(api(server, "GET", "/proxies/p/toxics/nope"), 404, "toxic not found")
     assert_error(api(server, "DELETE", "/proxies/p/toxics/nope"), 404, "toxic not found")
@@ -95,12 +116,24 @@ def test_toxic_create_defaults_and_errors(server: EmbeddedServer, echo: Upstream
 
 def test_toxic_update_merges_attributes(server: EmbeddedServer, echo: Upstream) -> None:
     make_proxy(server, echo.address)
-    api(server, "POST", "/proxies/p/toxics",
-        json={"name": "lat", "type": "latency", "stream": "upstream",
-              "attributes": {"latency": 10, "jitter": 2}})
+    api(
+        server,
+        "POST",
+        "/proxies/p/toxics",
+        json={
+            "name": "lat",
+            "type": "latency",
+            "stream": "upstream",
+            "attributes": {"latency": 10, "jitter": 2},
+        },
+    )
     for method in ("POST", "PATCH"):
-        updated = api(server, method, "/proxies/p/toxics/lat",
-                      json={"attributes": {"latency": 30}, "toxicity": 0.25})
+        updated = api(
+            server,
+            method,
+            "/proxies/p/toxics/lat",
+            json={"attributes": {"latency": 30}, "toxicity": 0.25},
+        )
         assert updated.status_code == 200
         assert updated.json()["attributes"] == {"latency": 30, "jitter": 2}
         assert updated.json()["toxicity"] == 0.25
@@ -112,8 +145,10 @@ def test_toxic_update_merges_attributes(server: EmbeddedServer, echo: Upstream) 
 
 
 def test_populate_creates_replaces_and_keeps(server: EmbeddedServer, echo: Upstream) -> None:
-    body = [{"name": "a", "upstream": echo.address, "listen": "127.0.0.1:0"},
-            {"name": "b", "upstream": echo.address, "listen": "127.0.0.1:0", "enabled": False}]
+    body = [
+        {"name": "a", "upstream": echo.address, "listen": "127.0.0.1:0"},
+        {"name": "b", "upstream": echo.address, "listen": "127.0.0.1:0", "enabled": False},
+    ]
     response = api(server, "POST", "/populate", json=body)
     assert response.status_code == 201
     proxies = response.json()["proxies"]
@@ -122,8 +157,12 @@ def test_populate_creates_replaces_and_keeps(server: EmbeddedServer, echo: Upstr
     listen_a = proxies[0]["listen"]
     # Same listen and upstream: the existing proxy stays (same port, same toxics).
     api(server, "POST", "/proxies/a/toxics", json={"type": "latency"})
-    again = api(server, "POST", "/populate",
-                json=[{"name": "a", "upstream": echo.address, "listen": listen_a}])
+    again = api(
+        server,
+        "POST",
+        "/populate",
+        json=[{"name": "a", "upstream": echo.address, "listen": listen_a}],
+    )
     assert again.json()["proxies"][0]["toxics"][0]["name"] == "latency_downstream"
     bad = api(server, "POST", "/populate", json=[{"name": "c"}])
     assert_error(bad, 400, "missing required field: upstream at proxy 1")
@@ -138,9 +177,11 @@ def test_reset_version_and_routing(server: EmbeddedServer, echo: Upstream) -> No
     api(server, "POST", "/proxies/p", json={"enabled": False})
     assert api(server, "POST", "/reset").status_code == 204
     proxy = api(server, "GET", "/proxies/p").json()
-    assert proxy["enabled"] is True and proxy["toxics"] == []
+    assert proxy["enabled"] is True
+    assert proxy["toxics"] == []
     version = api(server, "GET", "/version")
-    assert version.status_code == 200 and version.json()["version"].startswith("2.")
+    assert version.status_code == 200
+    assert version.json()["version"].startswith("2.")
     assert api(server, "GET", "/nothing").status_code == 404
     assert api(server, "PUT", "/proxies").status_code == 405
     browser = api(server, "GET", "/proxies", headers={"User-Agent": "Mozilla/5.0"})
@@ -151,7 +192,8 @@ def test_changing_listen_restarts_the_proxy(server: EmbeddedServer, echo: Upstre
     old = make_proxy(server, echo.address)["listen"]
     sock = connect(old)
     updated = api(server, "PATCH", "/proxies/p", json={"listen": "127.0.0.1:0"}).json()
-    assert updated["listen"] != old and updated["enabled"] is True
+    assert updated["listen"] != old
+    assert updated["enabled"] is True
     with sock:
         assert sock.recv(10) == b""  # connections on the old listener were dropped
     with pytest.raises(ConnectionRefusedError):
@@ -202,8 +244,12 @@ def test_metrics_count_bytes_and_connections(server: EmbeddedServer, echo: Upstr
 
 
 def test_malformed_http_never_kills_the_server(server: EmbeddedServer) -> None:
-    for garbage in (b"\x00\xff garbage\r\n\r\n", b"GET\r\n\r\n", b"POST /proxies HTTP/1.1\r\n"
-                    b"Content-Length: 99999999999\r\n\r\n{", b"GET / HTTP/9.9\r\n\r\n"):
+    for garbage in (
+        b"\x00\xff garbage\r\n\r\n",
+        b"GET\r\n\r\n",
+        b"POST /proxies HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n{",
+        b"GET / HTTP/9.9\r\n\r\n",
+    ):
         with socket.create_connection((server.host, server.port), timeout=5) as sock:
             sock.sendall(garbage)
             sock.shutdown(socket.SHUT_WR)
@@ -212,8 +258,12 @@ def test_malformed_http_never_kills_the_server(server: EmbeddedServer) -> None:
 
 
 def test_listen_on_a_busy_port_is_an_error(server: EmbeddedServer, echo: Upstream) -> None:
-    busy = api(server, "POST", "/proxies",
-               json={"name": "clash", "upstream": echo.address, "listen": echo.address})
+    busy = api(
+        server,
+        "POST",
+        "/proxies",
+        json={"name": "clash", "upstream": echo.address, "listen": echo.address},
+    )
     assert busy.status_code == 500
     assert "listen tcp" in busy.json()["error"]
     assert api(server, "GET", "/proxies").json() == {}

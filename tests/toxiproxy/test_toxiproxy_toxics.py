@@ -9,7 +9,6 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,21 +22,29 @@ class Env:
     def __init__(self, server: EmbeddedServer, upstream: Upstream) -> None:
         self.server = server
         self.upstream = upstream
-        response = requests.post(server.url + "/proxies", timeout=10,
-                                 json={"name": "t", "upstream": upstream.address})
+        response = requests.post(
+            server.url + "/proxies", timeout=10, json={"name": "t", "upstream": upstream.address}
+        )
         assert response.status_code == 201
         self.listen = response.json()["listen"]
 
-    def toxic(self, type_: str, stream: str = "downstream", toxicity: float = 1.0,
-              **attributes: int) -> str:
-        response = requests.post(self.server.url + "/proxies/t/toxics", timeout=10, json={
-            "type": type_, "stream": stream, "toxicity": toxicity, "attributes": attributes})
+    def toxic(
+        self, type_: str, stream: str = "downstream", toxicity: float = 1.0, **attributes: int
+    ) -> str:
+        response = requests.post(
+            self.server.url + "/proxies/t/toxics",
+            timeout=10,
+            json={"type": type_, "stream": stream, "toxicity": toxicity, "attributes": attributes},
+        )
         assert response.status_code == 200, response.text
         return str(response.json()["name"])
 
     def update(self, name: str, **attributes: Any) -> None:
-        response = requests.patch(self.server.url + f"/proxies/t/toxics/{name}", timeout=10,
-                                  json={"attributes": attributes})
+        response = requests.patch(
+            self.server.url + f"/proxies/t/toxics/{name}",
+            timeout=10,
+            json={"attributes": attributes},
+        )
         assert response.status_code == 200
 
     def remove(self, name: str) -> None:
@@ -49,8 +56,13 @@ class Env:
 
 
 @pytest.fixture
-def env(server: EmbeddedServer, echo: Upstream) -> Iterator[Env]:
-    yield Env(server, echo)
+def env(server: EmbeddedServer, echo: Upstream) -> Env:
+    return Env(server, echo)
+
+
+def drain(sock: socket.socket) -> None:
+    while sock.recv(10):
+        pass
 
 
 def round_trip(sock: socket.socket, payload: bytes = b"ping") -> float:
@@ -145,8 +157,7 @@ def test_reset_peer_resets_the_connection(env: Env) -> None:
         start = time.monotonic()
         sock.sendall(b"hello")
         with pytest.raises(ConnectionResetError):
-            while sock.recv(10):
-                pass
+            drain(sock)
         assert time.monotonic() - start >= 0.09
 
 
@@ -155,8 +166,7 @@ def test_reset_peer_immediately(env: Env) -> None:
     with env.connect() as sock:
         sock.sendall(b"hello")
         with pytest.raises(ConnectionResetError):
-            while sock.recv(10):
-                pass
+            drain(sock)
 
 
 def test_slicer_splits_data_into_small_delayed_pieces(server: EmbeddedServer) -> None:

@@ -17,11 +17,12 @@ about 0.1 us per extra call frame, and the success path must stay within ~1-2 us
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
-
+import sys
 import time
+import weakref
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 from time import perf_counter
 from typing import Any
 
@@ -40,20 +41,29 @@ from pytest_rafael.resilience.policies import (
     resolve_object,
 )
 
-# perf_counter deadline of the attempt running in this thread / task (None: no timeout).
-DEADLINE: ContextVar[float | None] = ContextVar("rafael_deadline", default=None)
-
-_asyncio_timeout = getattr(asyncio, "timeout", None)  # Python 3.11+
-
-
 def current_timeout() -> float | None:
     """Seconds left of the current attempt's ``timeout`` gene, or ``None`` outside a
     timed attempt. Clients pass it on as a socket/HTTP timeout: that is how a sync call
-    is really interrupted (see docs/genome.md)."""
-    deadline = DEADLINE.get()
-    if deadline is None:
+    is really interrupted (see docs/genome.md).
+
+    It finds the innermost pipeline frame on the calling stack and reads its attempt
+    start and timeout: the per-call price of timeouts is then nil, and the (rare)
+    clients that ask pay for the stack walk. An async attempt's caller frames are on the
+    stack while it runs, so this works in coroutines too; not from another thread (e.g.
+    ``run_in_executor``) -- pass the value along there."""
+    getframe = getattr(sys, "_getframe", None)
+    if getframe is None:  # pragma: no cover - Python implementations without frames
         return None
-    return max(0.0, deadline - perf_counter())
+    frame = getframe(1)
+    while frame is not None:
+        if frame.f_code in _ATTEMPT_CODES:
+            local = frame.f_locals
+            tmo = local.get("tmo")
+            if tmo is None:
+                return None
+            return max(0.0, local["t0"] + tmo - perf_counter())
+        frame = frame.f_back
+    return None
 
 
 class Pipeline:
@@ -155,7 +165,6 @@ class Pipeline:
         while True:
             attempt += 1
             c.attempts += 1
-            token = DEADLINE.set(t0 + tmo) if tmo is not None else None
             held = False
             try:
                 if br is not None and br.state is not CLOSED:
@@ -173,8 +182,6 @@ class Pipeline:
             finally:
                 if held:
                     bh.release()  # type: ignore[union-attr]
-                if token is not None:
-                    DEADLINE.reset(token)
             now = perf_counter()
             if err is None:
                 if tmo is not None and now - t0 > tmo:
@@ -183,7 +190,7 @@ class Pipeline:
                     c.timeouts += 1
                     err = AttemptTimeout(f"attempt took {now - t0:.3f}s > timeout {tmo:g}s")
                 else:
-                    if br is not None:
+                    if br is not None and not br.quiet:
                         br.on_success()
                     if now - t0 > c.ok_latency_max:
                         c.ok_latency_max = now - t0
@@ -240,52 +247,44 @@ class Pipeline:
         while True:
             attempt += 1
             c.attempts += 1
-            token = DEADLINE.set(t0 + tmo) if tmo is not None else None
             held = False
-            timed_out = False
+            entry: list[Any] | None = None
+            if tmo is not None:
+                # _Watchdog.watch(), inlined: this runs on every timed async call.
+                wd = _last[1]
+                if _last[0] is not _running_loop() or wd is None:
+                    wd = _watchdog()
+                deadline = wd.time() + tmo
+                entry = [deadline, _current_task(), False]
+                wd.entries.append(entry)
+                if deadline < wd.armed_at or len(wd.entries) > 4096:
+                    wd.arm(deadline)
             try:
                 if br is not None and br.state is not CLOSED:
                     br.before()
-                if tmo is None:
-                    if rl is not None:
-                        await rl.acquire_async()
-                    if bh is not None:
-                        await bh.acquire_async()
-                        held = True
-                    result = await fn(*args, **kwargs)
-                elif _asyncio_timeout is not None:
-                    try:
-                        async with _asyncio_timeout(tmo):
-                            if rl is not None:
-                                await rl.acquire_async()
-                            if bh is not None:
-                                await bh.acquire_async()
-                                held = True
-                            result = await fn(*args, **kwargs)
-                    except TimeoutError:
-                        # asyncio.timeout turns its own cancellation into TimeoutError;
-                        # tell it apart from a TimeoutError the call raised itself.
-                        if perf_counter() - t0 < tmo:
-                            raise
-                        timed_out = True
-                        raise AttemptTimeout(f"attempt exceeded timeout {tmo:g}s") from None
-                else:  # pragma: no cover - Python 3.10
-                    result, held = await self._wait_for_310(fn, args, kwargs, tmo)
-            except AttemptTimeout as exc:
-                err: Exception | None = exc
-                timed_out = True
+                if rl is not None:
+                    await rl.acquire_async()
+                if bh is not None:
+                    await bh.acquire_async()
+                    held = True
+                result = await fn(*args, **kwargs)
+            except asyncio.CancelledError:
+                if entry is None or not entry[2]:
+                    raise  # cancelled by someone else: not ours to swallow
+                err: Exception | None = AttemptTimeout(f"attempt exceeded timeout {tmo:g}s")
+                _uncancel()
             except Exception as exc:
                 err = exc
             else:
                 err = None
             finally:
+                if entry is not None:
+                    entry[0] = None  # done: the watchdog forgets it
                 if held:
                     bh.release_async()  # type: ignore[union-attr]
-                if token is not None:
-                    DEADLINE.reset(token)
             now = perf_counter()
             if err is None:
-                if br is not None:
+                if br is not None and not br.quiet:
                     br.on_success()
                 if now - t0 > c.ok_latency_max:
                     c.ok_latency_max = now - t0
@@ -299,7 +298,7 @@ class Pipeline:
                 if key is not None:
                     cache.put(key, result)  # type: ignore[union-attr]
                 return result
-            if timed_out:
+            if isinstance(err, AttemptTimeout):
                 c.timeouts += 1
             self._failed(err, now)
             if self._retryable(err, attempt):
@@ -312,33 +311,106 @@ class Pipeline:
             if self.fallback_on is not None and isinstance(err, self.fallback_on):
                 c.successes += 1
                 value = self._fallback_value(args, kwargs)
-                if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+                if inspect.isawaitable(value):
                     value = await value
                 return value
             c.failures += 1
             raise err
 
-    async def _wait_for_310(  # pragma: no cover - Python 3.10 only
-        self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
-        kwargs: dict[str, Any], tmo: float,
-    ) -> tuple[Any, bool]:
-        held = False
 
-        async def attempt() -> Any:
-            nonlocal held
-            if self.rate is not None:
-                await self.rate.acquire_async()
-            if self.bulkhead is not None:
-                await self.bulkhead.acquire_async()
-                held = True
-            return await fn(*args, **kwargs)
+class _Watchdog:
+    """Async attempt timeouts for one event loop with one armed timer.
 
-        try:
-            return await asyncio.wait_for(attempt(), tmo), held
-        except asyncio.TimeoutError:
-            if held and self.bulkhead is not None:
-                self.bulkhead.release_async()
-            raise AttemptTimeout(f"attempt exceeded timeout {tmo:g}s") from None
+    ``asyncio.timeout`` costs ~15-20 us per call on this machine (a TimerHandle per call,
+    and cancelled handles pile up in the loop's heap). Here an attempt registers a
+    ``[deadline, task, fired]`` entry (a list append); a single ``call_at`` timer armed
+    for the earliest deadline cancels the tasks whose deadline has passed and re-arms.
+    A finished attempt just clears its deadline; the timer drops such entries.
+    """
+
+    __slots__ = ("armed_at", "entries", "handle", "loop", "time")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.time = loop.time
+        self.entries: list[list[Any]] = []
+        self.handle: asyncio.TimerHandle | None = None
+        self.armed_at = float("inf")
+
+    def watch(self, seconds: float) -> list[Any]:
+        deadline = self.time() + seconds
+        entry = [deadline, _current_task(), False]
+        self.entries.append(entry)
+        if deadline < self.armed_at or len(self.entries) > 4096:
+            self.arm(deadline)
+        return entry
+
+    def arm(self, deadline: float) -> None:
+        """Arm the timer for ``deadline`` if earlier; compact a long list of entries."""
+        if deadline < self.armed_at:
+            if self.handle is not None:
+                self.handle.cancel()
+            self.handle = self.loop.call_at(deadline, self._fire)
+            self.armed_at = deadline
+        if len(self.entries) > 4096:
+            self.entries = [e for e in self.entries if e[0] is not None]
+
+    def _fire(self) -> None:
+        self.handle, self.armed_at = None, float("inf")
+        now = self.loop.time()
+        live: list[list[Any]] = []
+        earliest = float("inf")
+        for entry in self.entries:
+            deadline = entry[0]
+            if deadline is None:
+                continue
+            if deadline <= now:
+                entry[0], entry[2] = None, True
+                if entry[1] is not None:
+                    entry[1].cancel()
+            else:
+                live.append(entry)
+                earliest = min(earliest, deadline)
+        self.entries = live
+        if live:
+            self.handle = self.loop.call_at(earliest, self._fire)
+            self.armed_at = earliest
+
+
+_last: tuple[asyncio.AbstractEventLoop | None, _Watchdog | None] = (None, None)
+_watchdogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watchdog] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+_current_task = asyncio.current_task
+_running_loop = asyncio.get_running_loop
+
+
+def _watchdog() -> _Watchdog:
+    global _last
+    loop = _running_loop()
+    last_loop, wd = _last
+    if loop is last_loop and wd is not None:
+        return wd
+    wd = _watchdogs.get(loop)
+    if wd is None:
+        wd = _watchdogs[loop] = _Watchdog(loop)
+    _last = (loop, wd)
+    return wd
+
+
+def _uncancel() -> None:
+    # Python 3.11+: undo our cancel() in the task's count so that an enclosing
+    # asyncio.timeout() or TaskGroup does not mistake it for its own.
+    task = asyncio.current_task()
+    uncancel = getattr(task, "uncancel", None)
+    if uncancel is not None:
+        uncancel()
+
+
+# Frames current_timeout() looks for (bound after the class is defined).
+_ATTEMPT_CODES = frozenset({Pipeline.run_sync.__code__, Pipeline.run_async.__code__})
 
 
 def bare_sync(c: Counters, fn: Callable[..., Any], args: tuple[Any, ...],

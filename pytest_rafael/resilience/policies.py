@@ -73,6 +73,9 @@ class CircuitBreaker:
         self.counters = counters
         self.clock = clock
         self.state = CLOSED
+        # True while nothing needs recording on success (closed, count mode, no recent
+        # failure): the pipeline then skips on_success() altogether.
+        self.quiet = failure_rate <= 0
         self.failures = 0  # consecutive (count mode) or in the window (rate mode)
         self._window: deque[bool] | None = deque(maxlen=window) if failure_rate > 0 else None
         self._min_calls = min(window, failure_threshold)
@@ -84,6 +87,7 @@ class CircuitBreaker:
     def before(self) -> None:
         """Called before an attempt when the breaker is not closed."""
         with self._lock:
+            self.quiet = False
             if self.state == OPEN:
                 if self.clock() - self._opened_at < self.reset_timeout:
                     raise CircuitOpenError("circuit breaker is open")
@@ -102,6 +106,7 @@ class CircuitBreaker:
                     self._window.append(False)
             elif self.failures:
                 self.failures = 0
+                self.quiet = True
             return
         with self._lock:
             if self.state == HALF_OPEN:
@@ -110,9 +115,12 @@ class CircuitBreaker:
                     self.state, self.failures = CLOSED, 0
                     if self._window is not None:
                         self._window.clear()
+                    else:
+                        self.quiet = True
 
     def on_failure(self) -> None:
         with self._lock:
+            self.quiet = False
             if self.state == HALF_OPEN:
                 self._trip()
             elif self.state == CLOSED:

@@ -1,0 +1,213 @@
+"""Benchmarks of the embedded Toxiproxy server, each against a peer measured in the same run.
+
+    python benchmarks/toxiproxy_bench.py            # full run (about 30 s)
+    python benchmarks/toxiproxy_bench.py --quick    # smaller sizes, fewer samples
+
+(a) bulk throughput through a proxy with no toxics vs a direct loopback connection;
+(b) added round-trip time of small request/response pairs (p50, p99) vs direct;
+(c) accuracy of a 100 ms latency toxic (median added) and a 500 KB/s bandwidth toxic.
+
+The upstream servers (sink and echo) run in a child process, the client and the proxy in
+this one, as in a pytest run where the server lives in the test process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from multiprocessing.connection import Connection as Pipe
+from typing import BinaryIO
+
+import requests
+
+from pytest_rafael.toxiproxy import EmbeddedServer
+
+CHUNK = 1 << 20
+
+
+def _sink(conn: socket.socket) -> None:
+    # Zero-copy discard (socket -> pipe -> /dev/null) so the sink is not the bottleneck.
+    pipe_r, pipe_w = os.pipe()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    fd = conn.fileno()
+    while n := os.splice(fd, pipe_w, CHUNK):
+        while n:
+            n -= os.splice(pipe_r, devnull, n)
+    for extra in (pipe_r, pipe_w, devnull):
+        os.close(extra)
+    conn.sendall(b"done")  # after EOF: the client learns every byte arrived
+    conn.close()
+
+
+def _echo(conn: socket.socket) -> None:
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while data := conn.recv(65536):
+        conn.sendall(data)
+    conn.close()
+
+
+def _serve(kind: str, ready: Pipe) -> None:
+    handler = _sink if kind == "sink" else _echo
+    listener = socket.create_server(("127.0.0.1", 0))
+    ready.send(listener.getsockname()[1])
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=handler, args=(conn,), daemon=True).start()
+
+
+def start_upstream(kind: str) -> tuple[multiprocessing.Process, int]:
+    parent, child = multiprocessing.Pipe()
+    process = multiprocessing.Process(target=_serve, args=(kind, child), daemon=True)
+    process.start()
+    return process, int(parent.recv())
+
+
+def connect(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def bulk_rate(port: int, total: int, source: BinaryIO) -> float:
+    """Bytes per second from first send to the sink's confirmation of the last byte.
+
+    The client sends a file with sendfile (zero-copy from the page cache) so that the
+    measured rate is the path's, not the Python sender's.
+    """
+    size = os.fstat(source.fileno()).st_size
+    with connect(port) as sock:
+        start = time.perf_counter()
+        sent = 0
+        while sent < total:
+            sent += sock.sendfile(source, 0, size)
+        sock.shutdown(socket.SHUT_WR)
+        assert sock.recv(4) == b"done"
+        return sent / (time.perf_counter() - start)
+
+
+def round_trips(port: int, count: int, size: int = 64) -> list[float]:
+    message = b"r" * size
+    times: list[float] = []
+    with connect(port) as sock:
+        for _ in range(count):
+            start = time.perf_counter()
+            sock.sendall(message)
+            got = 0
+            while got < size:
+                got += len(sock.recv(65536))
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def create_proxy(server: EmbeddedServer, name: str, upstream_port: int) -> int:
+    response = requests.post(
+        server.url + "/proxies",
+        json={"name": name, "upstream": f"127.0.0.1:{upstream_port}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return int(response.json()["listen"].rsplit(":", 1)[1])
+
+
+def add_toxic(server: EmbeddedServer, proxy: str, body: dict[str, object]) -> None:
+    requests.post(server.url + f"/proxies/{proxy}/toxics", json=body, timeout=10).raise_for_status()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer samples")
+    args = parser.parse_args()
+    total = (256 if args.quick else 1024) * CHUNK
+    rounds = 1000 if args.quick else 5000
+    repeats = 2 if args.quick else 3
+
+    sink, sink_port = start_upstream("sink")
+    echo, echo_port = start_upstream("echo")
+    with EmbeddedServer() as server:
+        bulk_proxy = create_proxy(server, "bulk", sink_port)
+        rtt_proxy = create_proxy(server, "rtt", echo_port)
+        lat_proxy = create_proxy(server, "latency", echo_port)
+        bw_proxy = create_proxy(server, "bandwidth", sink_port)
+
+        # (a) throughput: best of N each, interleaved so load changes hit both alike.
+        direct_rates, proxy_rates = [], []
+        with tempfile.TemporaryFile() as data:
+            data.write(os.urandom(32 * CHUNK))
+            data.flush()
+            for _ in range(repeats):
+                direct_rates.append(bulk_rate(sink_port, total, data))
+                proxy_rates.append(bulk_rate(bulk_proxy, total, data))
+        direct_bulk, proxy_bulk = max(direct_rates), max(proxy_rates)
+
+        # (b) small request/response round trips.
+        round_trips(echo_port, 200)  # warm up
+        round_trips(rtt_proxy, 200)
+        direct_rtt = round_trips(echo_port, rounds)
+        proxy_rtt = round_trips(rtt_proxy, rounds)
+
+        # (c) toxic accuracy.
+        add_toxic(server, "latency", {"type": "latency", "attributes": {"latency": 100}})
+        latency_rtt = round_trips(lat_proxy, 30)
+        add_toxic(
+            server,
+            "bandwidth",
+            {"type": "bandwidth", "stream": "upstream", "attributes": {"rate": 500}},
+        )
+        bw_bytes = 1_000_000
+        bw_rate = bulk_rate_exact(bw_proxy, bw_bytes)
+
+    sink.terminate()
+    echo.terminate()
+
+    gb = 1e9
+    d50, d99 = percentile(direct_rtt, 0.5), percentile(direct_rtt, 0.99)
+    p50, p99 = percentile(proxy_rtt, 0.5), percentile(proxy_rtt, 0.99)
+    added_latency = statistics.median(latency_rtt) - d50
+    print(f"cpus: {os.cpu_count()}  bulk: {total // CHUNK} MiB x {repeats}  rtt: {rounds}")
+    print("| measure | direct | through proxy | ratio / added |")
+    print("|---|---|---|---|")
+    print(
+        f"| (a) bulk throughput, no toxics | {direct_bulk / gb:.2f} GB/s | "
+        f"{proxy_bulk / gb:.2f} GB/s | {proxy_bulk / direct_bulk:.2f}x |"
+    )
+    print(
+        f"| (b) round trip p50, 64 B | {d50 * 1e6:.0f} µs | {p50 * 1e6:.0f} µs | "
+        f"+{(p50 - d50) * 1e6:.0f} µs |"
+    )
+    print(
+        f"| (b) round trip p99, 64 B | {d99 * 1e6:.0f} µs | {p99 * 1e6:.0f} µs | "
+        f"+{(p99 - d99) * 1e6:.0f} µs |"
+    )
+    print(
+        f"| (c) latency toxic 100 ms, median added | - | {added_latency * 1e3:.2f} ms | "
+        f"error {abs(added_latency * 1e3 - 100):.2f} ms |"
+    )
+    print(
+        f"| (c) bandwidth toxic 500 KB/s, delivered | - | {bw_rate / 1e3:.1f} KB/s | "
+        f"error {abs(bw_rate / 500e3 - 1) * 100:.2f} % |"
+    )
+
+
+def bulk_rate_exact(port: int, total: int) -> float:
+    """Like :func:`bulk_rate` but sends exactly ``total`` bytes."""
+    with connect(port) as sock:
+        start = time.perf_counter()
+        sock.sendall(b"w" * total)
+        sock.shutdown(socket.SHUT_WR)
+        assert sock.recv(4) == b"done"
+        return total / (time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    main()

@@ -55,6 +55,7 @@ KINDS = ("cpu", "memory", "disk")
 _MB = 1024 * 1024
 _DIR_PREFIX = "rafael-stress-"
 _DISK_FREE_SHARE = 0.5
+_REAP_TIMEOUT_S = 10.0
 
 
 class StressError(Exception):
@@ -261,7 +262,13 @@ class _Child:
                 # Also when the leader exited: forked CPU workers must go with it.
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(self.pgid, signal.SIGKILL)
-                self.popen.wait()
+                try:
+                    self.popen.wait(_REAP_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    # Stuck in the kernel (D state, e.g. fsync on a hung disk): SIGKILL lands
+                    # when the call returns. Do not hang the test run on it.
+                    self.stderr = f"did not exit within {_REAP_TIMEOUT_S:g} s of SIGKILL"
+                    return
             self._collect_output()
         finally:
             if self.tempdir is not None:
@@ -305,7 +312,13 @@ def _read_ready(child: _Child, kind: str, timeout_s: float) -> dict[str, Any]:
                 )
             buf += chunk
     line = buf.split(b"\n", 1)[0]
-    msg: dict[str, Any] = json.loads(line)
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        msg = None
+    if not isinstance(msg, dict) or msg.get("event") != "ready":
+        shown = line[:80].decode(errors="replace")
+        raise StressError(f"{kind} stressor: unexpected output from the child: {shown!r}")
     return msg
 
 

@@ -352,3 +352,29 @@ def test_disk_stressor_never_takes_more_than_half_the_free_space(tmp_path: Path)
     assert f"requested {requested} MB" in msg
     assert "free" in msg
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_parent_that_exits_without_stopping_cleans_up_at_exit(tmp_path: Path) -> None:
+    # The exit safety net runs the full stop: the temp folder goes too, which the kernel's
+    # death signal alone could not do.
+    script = textwrap.dedent(
+        """
+        import json, sys
+        from pathlib import Path
+        from pytest_rafael.faults.stress import StressLimits, start_stressor
+        s = start_stressor("disk", {"mb": 1}, StressLimits(), workdir=Path(sys.argv[1]))
+        print(json.dumps({"pid": s.pid, "dir": str(s.tempdir)}), flush=True)
+        sys.exit(0)  # never calls s.stop()
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    info = json.loads(out.stdout.splitlines()[0])
+    assert _wait_gone([info["pid"]], 5.0) == []
+    assert not Path(info["dir"]).exists()
+    assert list(tmp_path.iterdir()) == []

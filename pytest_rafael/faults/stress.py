@@ -47,6 +47,7 @@ __all__ = [
     "StressError",
     "StressLimits",
     "Stressor",
+    "Stressors",
     "normalize_attributes",
     "start_stressor",
 ]
@@ -428,6 +429,16 @@ class Stressor:
         return dict(self._sample())
 
     @property
+    def started_at(self) -> float:
+        """``time.monotonic()`` when the load was in place."""
+        return self._started
+
+    @property
+    def stopped_at(self) -> float | None:
+        """``time.monotonic()`` when :meth:`stop` ran, ``None`` while running."""
+        return self._stopped_at
+
+    @property
     def running(self) -> bool:
         return self._stopped_at is None and not self._child.exited()
 
@@ -605,3 +616,60 @@ def _await_rss(stressor: Stressor, mb: float, timeout_s: float) -> None:
                 f"of {mb:g} MB within {timeout_s:g} s"
             )
         time.sleep(0.01)
+
+
+class Stressors:
+    """Every stressor of one scope (a test), stopped together: what the ``stressor`` fixture
+    hands to a test.
+
+    >>> with Stressors(StressLimits()) as stress:          # doctest: +SKIP
+    ...     with stress.cpu(percent=80, cores=1):
+    ...         run_code_under_test()
+    ...     stress.memory(mb=256)                          # stopped by stop_all()
+    """
+
+    def __init__(self, limits: StressLimits, workdir: Path | None = None) -> None:
+        self.limits = limits
+        self.workdir = workdir
+        self.started: list[Stressor] = []
+
+    def start(self, kind: str, **attributes: Any) -> Stressor:
+        stressor = start_stressor(kind, attributes, self.limits, self.workdir)
+        self.started.append(stressor)
+        return stressor
+
+    def cpu(self, **attributes: Any) -> Stressor:
+        """``percent`` (1..100, default 100) of ``cores`` cores (default 1)."""
+        return self.start("cpu", **attributes)
+
+    def memory(self, **attributes: Any) -> Stressor:
+        """``mb`` MB made resident, within the memory cap."""
+        return self.start("memory", **attributes)
+
+    def disk(self, **attributes: Any) -> Stressor:
+        """Write (and fsync) ``mb`` MB in ``block_kb`` blocks, over and over, in a temp dir."""
+        return self.start("disk", **attributes)
+
+    def stop_all(self) -> list[dict[str, Any]]:
+        """Stop every stressor (idempotent); their observations, in start order."""
+        errors: list[BaseException] = []
+        observed = []
+        for stressor in self.started:
+            try:
+                observed.append(stressor.stop())
+            except BaseException as exc:  # stop the others first, then report
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+        return observed
+
+    def __enter__(self) -> Stressors:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop_all()

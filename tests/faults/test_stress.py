@@ -22,7 +22,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pytest_rafael.faults.stress import StressError, StressLimits, Stressor, start_stressor
+from pytest_rafael.faults.stress import (
+    StressError,
+    StressLimits,
+    Stressor,
+    Stressors,
+    start_stressor,
+)
 
 MB = 1024 * 1024
 LIMITS = StressLimits(memory_share=0.5, max_disk_mb=64)
@@ -377,4 +383,21 @@ def test_a_parent_that_exits_without_stopping_cleans_up_at_exit(tmp_path: Path) 
     info = json.loads(out.stdout.splitlines()[0])
     assert _wait_gone([info["pid"]], 5.0) == []
     assert not Path(info["dir"]).exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stressors_stop_together(tmp_path: Path) -> None:
+    with Stressors(LIMITS, workdir=tmp_path) as stress:
+        cpu = stress.cpu(percent=10)
+        mem = stress.memory(mb=32)
+        disk = stress.disk(mb=1, fsync=False)
+        with pytest.raises(StressError, match="'mb'"):
+            stress.memory(mb=0)
+        assert [s.kind for s in stress.started] == ["cpu", "memory", "disk"]
+        assert all(s.running for s in stress.started)
+        assert mem.observed["rss_mb"] >= 32 * 0.9
+    assert not any(s.running for s in (cpu, mem, disk))
+    assert cpu.stopped_at is not None
+    assert cpu.stopped_at >= cpu.started_at
+    assert [o.keys() >= {"duration_s"} for o in stress.stop_all()] == [True] * 3
     assert list(tmp_path.iterdir()) == []

@@ -21,8 +21,14 @@ def store(tmp_path: Path) -> Iterator[Store]:
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # The tests decide who acts and whether an HMAC key is set.
-    for var in ("RAFAEL_AUDIT_KEY", "RAFAEL_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN",
-                "RAFAEL_STORE", "RAFAEL_GENOME_FILE"):
+    for var in (
+        "RAFAEL_AUDIT_KEY",
+        "RAFAEL_ACTOR",
+        "GITHUB_ACTOR",
+        "GITLAB_USER_LOGIN",
+        "RAFAEL_STORE",
+        "RAFAEL_GENOME_FILE",
+    ):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -33,13 +39,15 @@ PCI_CONFIG = GuardianConfig(
 
 
 @pytest.fixture
-def make_guardian(
-    store: Store, tmp_path: Path
-) -> Callable[..., Guardian]:
+def make_guardian(store: Store, tmp_path: Path) -> Callable[..., Guardian]:
     def make(actor: str = "alice", config: GuardianConfig | None = None, **kw: Any) -> Guardian:
         return Guardian.open(
-            store, tmp_path, tmp_path / "rafael.genome.yaml", actor=actor,
-            config=config or GuardianConfig(), **kw
+            store,
+            tmp_path,
+            tmp_path / "rafael.genome.yaml",
+            actor=actor,
+            config=config or GuardianConfig(),
+            **kw,
         )
 
     return make

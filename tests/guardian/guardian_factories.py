@@ -6,8 +6,13 @@ from typing import Any
 
 
 def genome(generation: int = 1, **retry: Any) -> dict[str, Any]:
-    params = {"max_attempts": 3, "base_delay": 0.05, "max_delay": 1.0, "multiplier": 2.0,
-              "jitter": 0.1}
+    params = {
+        "max_attempts": 3,
+        "base_delay": 0.05,
+        "max_delay": 1.0,
+        "multiplier": 2.0,
+        "jitter": 0.1,
+    }
     params.update(retry)
     return {"generation": generation, "genes": {"retry": params}}
 

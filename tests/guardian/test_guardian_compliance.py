@@ -36,20 +36,27 @@ def history(make_guardian: Callable[..., Guardian]) -> dict[str, str]:
     crit = g.propose("ledger", None, genome(1), evidence())
     g.approve(crit.id, "bob")
     g.approve(crit.id, "dave", role="security-lead")
-    rejected = g.propose("search", genome(2, base_delay=0.051), genome(3, max_delay=9.0),
-                         evidence())
+    rejected = g.propose(
+        "search", genome(2, base_delay=0.051), genome(3, max_delay=9.0), evidence()
+    )
     g.reject(rejected.id, "carol", "too aggressive")
-    pending = g.propose("search", genome(2, base_delay=0.051), genome(3, max_delay=9.0),
-                        evidence())
+    pending = g.propose("search", genome(2, base_delay=0.051), genome(3, max_delay=9.0), evidence())
     g.record("run_finished")
     assert g.get(low.id).status == "adopted"
-    return {"pci": pci.id, "crit": crit.id, "low": low.id, "search": search.id,
-            "rejected": rejected.id, "pending": pending.id}
+    return {
+        "pci": pci.id,
+        "crit": crit.id,
+        "low": low.id,
+        "search": search.id,
+        "rejected": rejected.id,
+        "pending": pending.id,
+    }
 
 
 def controls(store: Store, frameworks: list[str] | None = None) -> dict[str, bool]:
-    return {f"{c.framework}:{c.id}": c.passed
-            for c in check_compliance(store, CFG, None, frameworks)}
+    return {
+        f"{c.framework}:{c.id}": c.passed for c in check_compliance(store, CFG, None, frameworks)
+    }
 
 
 def failing(store: Store) -> set[str]:
@@ -82,8 +89,10 @@ def test_removing_pci_evidence_fails_pci(store: Store, history: dict[str, str]) 
 def test_removing_an_approval_fails_separation_of_duties(
     store: Store, history: dict[str, str]
 ) -> None:
-    sql(store, f"DELETE FROM approvals WHERE proposal_id = '{history['pci']}'"
-               " AND approver = 'carol'")
+    sql(
+        store,
+        f"DELETE FROM approvals WHERE proposal_id = '{history['pci']}' AND approver = 'carol'",
+    )
     bad = failing(store)
     assert {"soc2:CC8.1", "pci-dss:6.5.1"} <= bad
     assert "soc2:CC7.2" not in bad  # the chain itself is intact
@@ -92,8 +101,11 @@ def test_removing_an_approval_fails_separation_of_duties(
 def test_an_author_approval_slipped_into_the_table_is_caught(
     store: Store, history: dict[str, str]
 ) -> None:
-    sql(store, "INSERT INTO approvals VALUES"
-               f" ('{history['pending']}', 'alice', NULL, 'self', '2026-01-01')")
+    sql(
+        store,
+        "INSERT INTO approvals VALUES"
+        f" ('{history['pending']}', 'alice', NULL, 'self', '2026-01-01')",
+    )
     bad = failing(store)
     assert {"soc2:CC8.1", "hipaa:164.312(d)"} <= bad
 
@@ -108,8 +120,14 @@ def test_removing_audit_entries_fails_documentation_and_chain(
 ) -> None:
     sql(store, f"DELETE FROM audit WHERE change_id = '{history['rejected']}'")
     bad = failing(store)
-    assert {"iso27001:A.8.32", "iso27001:A.8.15", "soc2:CC7.2", "gdpr:Art. 5(1)(f)",
-            "hipaa:164.312(b)", "pci-dss:10.3.2"} <= bad
+    assert {
+        "iso27001:A.8.32",
+        "iso27001:A.8.15",
+        "soc2:CC7.2",
+        "gdpr:Art. 5(1)(f)",
+        "hipaa:164.312(b)",
+        "pci-dss:10.3.2",
+    } <= bad
 
 
 def test_removing_the_rationale_fails_iso(store: Store, history: dict[str, str]) -> None:
@@ -117,9 +135,7 @@ def test_removing_the_rationale_fails_iso(store: Store, history: dict[str, str])
     assert "iso27001:A.8.32" in failing(store)
 
 
-def test_downgrading_impact_in_the_record_is_caught(
-    store: Store, history: dict[str, str]
-) -> None:
+def test_downgrading_impact_in_the_record_is_caught(store: Store, history: dict[str, str]) -> None:
     sql(store, f"UPDATE proposals SET impact = 'low' WHERE id = '{history['crit']}'")
     assert "iso27001:A.5.33" in failing(store)
 
@@ -148,8 +164,9 @@ def test_readable_store_fails_hipaa(store: Store, history: dict[str, str]) -> No
 
 def test_single_approver_pci_adoption_is_caught(tmp_path: Path, store: Store) -> None:
     # Adopted under a laxer configuration (no pci tag); audited under the real one.
-    lax = Guardian.open(store, tmp_path, tmp_path / "g.yaml", actor="alice",
-                        config=GuardianConfig())
+    lax = Guardian.open(
+        store, tmp_path, tmp_path / "g.yaml", actor="alice", config=GuardianConfig()
+    )
     p = lax.propose("payments", None, genome(1), evidence())
     lax.approve(p.id, "bob")
     assert controls(store, ["pci-dss"]) == {"pci-dss:6.5.1": False, "pci-dss:10.3.2": True}

@@ -21,8 +21,13 @@ CFG = GuardianConfig(
 )
 
 
-def level(baseline: dict[str, Any] | None, candidate: dict[str, Any], ev: dict[str, Any] | None = None,
-          module: str = "search", config: GuardianConfig = CFG) -> str:
+def level(
+    baseline: dict[str, Any] | None,
+    candidate: dict[str, Any],
+    ev: dict[str, Any] | None = None,
+    module: str = "search",
+    config: GuardianConfig = CFG,
+) -> str:
     return assess_impact(module, baseline, candidate, ev or evidence(), config).level
 
 
@@ -39,10 +44,12 @@ def test_impact_genes_added_removed_and_first_genome() -> None:
     more = genome(2)
     more["genes"]["timeout"] = {"seconds": 2.0}
     a = assess_impact("search", base, more, evidence(), CFG)
-    assert a.level == "medium" and any("genes added: timeout" in r for r in a.reasons)
+    assert a.level == "medium"
+    assert any("genes added: timeout" in r for r in a.reasons)
     assert level(more, base) == "medium"
     first = assess_impact("search", None, base, evidence(), CFG)
-    assert first.level == "medium" and "first genome" in first.reasons[0]
+    assert first.level == "medium"
+    assert "first genome" in first.reasons[0]
 
 
 def test_impact_criticality_tags_severity_and_regression() -> None:
@@ -52,7 +59,8 @@ def test_impact_criticality_tags_severity_and_regression() -> None:
     assert level(base, small, evidence(severity="critical")) == "high"
     assert level(base, small, evidence(severity="high")) == "medium"
     regressed = assess_impact("search", base, small, evidence(base=0.8, best=0.6), CFG)
-    assert regressed.level == "high" and "below baseline" in regressed.reasons[0]
+    assert regressed.level == "high"
+    assert "below baseline" in regressed.reasons[0]
     assert level(base, small, {"tests": []}) == "medium"
 
 
@@ -64,23 +72,32 @@ def test_low_impact_is_adopted_automatically(make_guardian: Make, tmp_path: Path
     g.record("run_started", details={"run_id": "run-1"})
     # Seed the file: the first genome of a module is never low impact.
     first = g.propose("search", None, genome(1), evidence())
-    assert first.status == "pending" and first.impact == "medium"
+    assert first.status == "pending"
+    assert first.impact == "medium"
     g.approve(first.id, "bob", reason="looks fine")
     p = g.propose("search", genome(1), genome(2, base_delay=0.052), evidence())
     assert (p.impact, p.status) == ("low", "adopted")
     loaded = load_genome_file(tmp_path / "rafael.genome.yaml")
     assert loaded["search"].to_dict()["genes"]["retry"]["base_delay"] == 0.052
     kinds = [e.event_type for e in g.audit.entries(change_id=p.id)]
-    assert kinds == ["proposal_created", "proposal_approved", "genome_adopted",
-                     "genome_file_written"]
+    assert kinds == [
+        "proposal_created",
+        "proposal_approved",
+        "genome_adopted",
+        "genome_file_written",
+    ]
     written = next(g.audit.entries(change_id=p.id, event_type="genome_file_written"))
     digest = hashlib.sha256((tmp_path / "rafael.genome.yaml").read_bytes()).hexdigest()
     assert written.details["sha256"] == digest
-    assert [e["event_type"] for e in events][-3:] == ["proposal_created", "proposal_approved",
-                                                     "genome_adopted"]
+    assert [e["event_type"] for e in events][-3:] == [
+        "proposal_created",
+        "proposal_approved",
+        "genome_adopted",
+    ]
     summary = g.summary()
     assert [s["status"] for s in summary["proposals"]] == ["adopted", "adopted"]
-    assert summary["audit"]["verified"] and summary["audit"]["entries"] == 10
+    assert summary["audit"]["verified"]
+    assert summary["audit"]["entries"] == 10
 
 
 def test_author_cannot_approve_in_any_spelling(make_guardian: Make, tmp_path: Path) -> None:
@@ -124,8 +141,9 @@ def test_critical_needs_the_named_role(make_guardian: Make) -> None:
 
 
 def test_role_holders_are_checked_when_configured(make_guardian: Make) -> None:
-    cfg = GuardianConfig(modules={"ledger": ModulePolicy("critical")},
-                         roles={"security-lead": ("dave",)})
+    cfg = GuardianConfig(
+        modules={"ledger": ModulePolicy("critical")}, roles={"security-lead": ("dave",)}
+    )
     g = make_guardian(config=cfg)
     p = g.propose("ledger", None, genome(1), evidence())
     with pytest.raises(PolicyError, match="does not hold role"):
@@ -152,13 +170,16 @@ def test_reject_never_writes_the_genome_file(make_guardian: Make, tmp_path: Path
     with pytest.raises(PolicyError, match="reason"):
         g.reject(p.id, "bob", "  ")
     p = g.reject(p.id, "bob", "too aggressive")
-    assert p.status == "rejected" and p.decision_reason == "too aggressive"
+    assert p.status == "rejected"
+    assert p.decision_reason == "too aggressive"
     assert not (tmp_path / "rafael.genome.yaml").exists()
     with pytest.raises(PolicyError, match="already rejected"):
         g.approve(p.id, "carol")
     assert not (tmp_path / "rafael.genome.yaml").exists()
-    assert [e.event_type for e in g.audit.entries(change_id=p.id)] == ["proposal_created",
-                                                                       "proposal_rejected"]
+    assert [e.event_type for e in g.audit.entries(change_id=p.id)] == [
+        "proposal_created",
+        "proposal_rejected",
+    ]
 
 
 def test_stale_proposal_is_refused_and_rolled_back(make_guardian: Make, tmp_path: Path) -> None:

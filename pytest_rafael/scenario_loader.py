@@ -68,7 +68,11 @@ _FAULT_KEYS = {
     "down": ("kind", "target", "start", "duration"),
     "stress": ("kind", "type", "attributes", "start", "duration"),
 }
+# A kind the plugin does not know is applied by a `rafael_apply_fault` hook implementation
+# (see hookspecs); its attributes are that plugin's business, so only their shape is checked.
+_CUSTOM_FAULT_KEYS = ("kind", "target", "type", "attributes", "start", "duration")
 _ALL_FAULT_KEYS = tuple(dict.fromkeys(k for keys in _FAULT_KEYS.values() for k in keys))
+CUSTOM_KIND_RE = re.compile(r"[a-z][a-z0-9_.-]*")
 
 
 class ScenarioPathError(ScenarioError):
@@ -196,7 +200,7 @@ class _Doc:
     def fail(self, node: yaml.Node | None, field: str | None, problem: str) -> ScenarioError:
         line = node.start_mark.line + 1 if node is not None else 1
         where = f"field '{field}': " if field else ""
-        return ScenarioError(f"{self.source}:{line}: {where}{_one_line(problem)}")
+        return ScenarioError(_printable(f"{self.source}:{line}: {where}{_one_line(problem)}"))
 
     def scalar(self, node: yaml.Node, field: str) -> Any:
         if isinstance(node, yaml.MappingNode):
@@ -214,7 +218,7 @@ class _Doc:
         """The key -> (key node, value node) pairs of a mapping node, with unknown and
         duplicate keys refused."""
         if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, field, f"expected a mapping ({what}), got {self._kind(node)}")
+            raise self.fail(node, field, f"expected a mapping ({what}), got {self.describe(node)}")
         seen: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         own = [(k, v) for k, v in node.value if k.tag != "tag:yaml.org,2002:merge"]
         for key_node, value_node in own:
@@ -249,7 +253,7 @@ class _Doc:
         return key
 
     @staticmethod
-    def _kind(node: yaml.Node) -> str:
+    def describe(node: yaml.Node) -> str:
         if isinstance(node, yaml.MappingNode):
             return "a mapping"
         if isinstance(node, yaml.SequenceNode):
@@ -263,6 +267,14 @@ def _join(field: str | None, key: str) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
+
+
+def _printable(text: str) -> str:
+    """Escape what would break the one-line promise or hide in a terminal (a key may be
+    any text, even a line break)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -369,13 +381,58 @@ def _check_combination(
             )
 
 
+def _kind(doc: _Doc, node: yaml.Node, field: str) -> str:
+    kind = doc.scalar(node, field)
+    if kind in FAULT_KINDS:
+        return str(kind)
+    expected = f"expected one of {', '.join(FAULT_KINDS)} or a plugin's fault kind"
+    if not isinstance(kind, str) or not CUSTOM_KIND_RE.fullmatch(kind):
+        raise doc.fail(node, field, f"{expected}, got {kind!r}")
+    # A near miss of a built-in kind is a typo, not a plugin's kind: say so at load time
+    # instead of failing later with "no plugin applies faults of kind 'toxix'".
+    if hint := difflib.get_close_matches(kind, FAULT_KINDS, n=1, cutoff=0.75):
+        raise doc.fail(node, field, f"{expected}, got {kind!r}; did you mean '{hint[0]}'?")
+    return kind
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _plain_mapping(doc: _Doc, node: yaml.Node, field: str) -> dict[str, Any]:
+    """Attributes of a plugin's fault: text keys, values that JSON can carry (they are
+    recorded in results.json), so no timestamps, binary or sets."""
+    if not isinstance(node, yaml.MappingNode):
+        raise doc.fail(node, field, f"expected a mapping of attributes, got {doc.describe(node)}")
+    try:
+        value = doc.loader.construct_object(node, deep=True)
+    except yaml.YAMLError as exc:
+        raise doc.fail(node, field, f"invalid YAML value: {_yaml_problem(exc)}") from None
+
+    def check(item: Any, where: str) -> None:
+        if isinstance(item, dict):
+            for key, sub in item.items():
+                if not isinstance(key, str):
+                    raise doc.fail(node, where, f"keys must be text, got {key!r}")
+                check(sub, f"{where}.{key}")
+        elif isinstance(item, list):
+            for index, sub in enumerate(item):
+                check(sub, f"{where}[{index}]")
+        elif not isinstance(item, _PLAIN) or (isinstance(item, float) and not math.isfinite(item)):
+            raise doc.fail(
+                node, where, f"expected text, a number, true/false or null, got {item!r}"
+            )
+
+    check(value, field)
+    return dict(value)
+
+
 def _fault(doc: _Doc, node: yaml.Node, field: str) -> FaultSpec:
     pairs = doc.mapping(node, field, _ALL_FAULT_KEYS, "a fault")
     if "kind" not in pairs:
         raise doc.fail(node, field, f"missing key 'kind' (one of {', '.join(FAULT_KINDS)})")
-    kind = _choice(doc, pairs["kind"][1], f"{field}.kind", FAULT_KINDS)
+    kind = _kind(doc, pairs["kind"][1], f"{field}.kind")
     for key, (key_node, _) in pairs.items():
-        if key not in _FAULT_KEYS[kind]:
+        if key not in _FAULT_KEYS.get(kind, _CUSTOM_FAULT_KEYS):
             raise doc.fail(key_node, f"{field}.{key}", f"not used by kind '{kind}' faults")
 
     def value(key: str) -> yaml.Node | None:
@@ -413,6 +470,11 @@ def _fault(doc: _Doc, node: yaml.Node, field: str) -> FaultSpec:
             f"{kind} '{fault_type}'",
         )
         _check_combination(doc, fault_type, attributes, nodes, f"{field}.attributes")
+    elif kind not in FAULT_KINDS:
+        if (type_node := value("type")) is not None:
+            fault_type = _text(doc, type_node, f"{field}.type")
+        if (attributes_node := value("attributes")) is not None:
+            attributes = _plain_mapping(doc, attributes_node, f"{field}.attributes")
 
     stream = "downstream"
     if (stream_node := value("stream")) is not None:
@@ -499,7 +561,8 @@ def _parse(text: str, source: str) -> tuple[Scenario, int]:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
             line = mark.line + 1 if mark is not None else 1
-            raise ScenarioError(f"{source}:{line}: invalid YAML: {_yaml_problem(exc)}") from None
+            message = f"{source}:{line}: invalid YAML: {_yaml_problem(exc)}"
+            raise ScenarioError(_printable(message)) from None
         return _scenario(_Doc(source, loader), root)
     finally:
         loader.dispose()
@@ -628,14 +691,15 @@ _Dumper.add_representer(
 
 def _fault_data(fault: FaultSpec) -> dict[str, Any]:
     data: dict[str, Any] = {"kind": fault.kind}
-    if fault.kind in ("toxic", "down"):
+    custom = fault.kind not in FAULT_KINDS
+    if fault.kind != "stress":
         data["target"] = fault.target
-    if fault.kind in ("toxic", "stress"):
+    if fault.kind in ("toxic", "stress") or (custom and fault.type is not None):
         data["type"] = fault.type
     if fault.kind == "toxic":
         data["stream"] = fault.stream
         data["toxicity"] = float(fault.toxicity)
-    if fault.kind in ("toxic", "stress"):
+    if fault.kind in ("toxic", "stress") or (custom and fault.attributes):
         data["attributes"] = _FlowDict(fault.attributes)
     if fault.start_s:
         data["start"] = _format_duration(fault.start_s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from dataclasses import replace
@@ -87,6 +88,32 @@ def stress_faults(draw: st.DrawFn) -> FaultSpec:
     )
 
 
+plain = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+custom_faults = st.builds(
+    FaultSpec,
+    kind=st.from_regex(r"[a-z][a-z0-9_.-]{0,15}", fullmatch=True).filter(
+        lambda k: (
+            k not in ("toxic", "down", "stress")
+            and not difflib.get_close_matches(k, ("toxic", "down", "stress"), cutoff=0.75)
+        )
+    ),
+    target=targets,
+    type=st.none() | st.text(min_size=1, max_size=10),
+    attributes=st.dictionaries(st.text(max_size=8), plain, max_size=3),
+    start_s=starts,
+    duration_s=durations,
+)
+
 down_faults = st.builds(
     FaultSpec, kind=st.just("down"), target=targets, start_s=starts, duration_s=durations
 )
@@ -96,9 +123,9 @@ scenarios = st.builds(
     name=names,
     description=descriptions,
     severity=st.sampled_from(SEVERITIES),
-    faults=st.lists(toxic_faults() | stress_faults() | down_faults, min_size=1, max_size=5).map(
-        tuple
-    ),
+    faults=st.lists(
+        toxic_faults() | stress_faults() | down_faults | custom_faults, min_size=1, max_size=5
+    ).map(tuple),
 )
 
 

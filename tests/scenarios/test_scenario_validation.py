@@ -38,7 +38,17 @@ CASES = [
     (HEAD, 4, "faults", "non-empty list"),
     (HEAD.replace("faults:\n", "faults: {}\n"), 4, "faults", "non-empty list"),
     (fault("type: latency"), 8, "faults[1]", "missing key 'kind'"),
-    (fault("kind: chaos"), 8, "faults[1].kind", "expected one of toxic, down, stress"),
+    (fault("kind: toxix"), 8, "faults[1].kind", "did you mean 'toxic'?"),
+    (fault("kind: 5"), 8, "faults[1].kind", "expected one of toxic, down, stress or a plugin"),
+    (fault("kind: Big Bang"), 8, "faults[1].kind", "got 'Big Bang'"),
+    (fault("kind: dns\nstream: upstream"), 9, "faults[1].stream", "not used by kind 'dns'"),
+    (fault("kind: dns\nattributes: [1]"), 9, "faults[1].attributes", "expected a mapping"),
+    (
+        fault("kind: dns\nattributes: {when: 2024-01-01}"),
+        9,
+        "faults[1].attributes.when",
+        "expected text, a number, true/false or null",
+    ),
     (fault("kind: toxic\ntipe: latency"), 9, "faults[1].tipe", "did you mean 'type'?"),
     (fault("kind: toxic\nattributes: {latency: 1}"), 8, "faults[1]", "needs a type"),
     (fault("kind: toxic\ntype: lag"), 9, "faults[1].type", "expected one of latency"),
@@ -280,6 +290,30 @@ def test_defaults_of_a_minimal_toxic() -> None:
         None,
     )
     assert isinstance(f.toxicity, float)
+
+
+def test_a_plugin_fault_kind_loads_with_free_form_attributes() -> None:
+    text = HEAD + textwrap.indent(
+        textwrap.dedent(
+            """\
+            - kind: dns_failure
+              target: api
+              type: nxdomain
+              attributes: {names: [a.example, b.example], ttl: 5, nested: {enabled: true}}
+              start: 1s
+            - kind: clock_skew
+            """
+        ),
+        "  ",
+    )
+    dns, clock = loads(text).faults
+    assert (dns.kind, dns.target, dns.type, dns.start_s) == ("dns_failure", "api", "nxdomain", 1.0)
+    assert dns.attributes == {
+        "names": ["a.example", "b.example"],
+        "ttl": 5,
+        "nested": {"enabled": True},
+    }
+    assert (clock.kind, clock.target, clock.type, clock.attributes) == ("clock_skew", "*", None, {})
 
 
 def test_yaml_merge_keys_reuse_a_fault(tmp_path: Path) -> None:

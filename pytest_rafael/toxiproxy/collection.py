@@ -166,6 +166,9 @@ class ProxyCollection:
             for proxy in proxies:
                 proxy.stop()
                 proxy.close_connections()
+        # Synchronous for the caller (the plugin's teardown): sockets are closed on return.
+        for proxy in proxies:
+            proxy.wait_closed(timeout=2.0)
 
     # -- toxics --------------------------------------------------------------------------
 

@@ -34,6 +34,9 @@ _SPLICE = hasattr(os, "splice")
 _PIPE_SIZE = 1 << 20
 _READ_SIZE = 64 * 1024
 _CONNECT_TIMEOUT = 10.0
+# Held-back bytes per direction before the pump stops reading its source, so that a
+# slow toxic pushes back on the sender (TCP window) instead of buffering without bound.
+_MAX_PENDING = 16 * 1024 * 1024
 _POLLIN = select.POLLIN
 _POLLOUT = select.POLLOUT
 
@@ -212,6 +215,8 @@ class Pump:
         self._limit_cells: dict[str, list[int]] = {}
         self._seq = itertools.count()
         self._heap: list[tuple[float, int, int, bytes]] = []
+        self._pending = 0  # bytes of DATA in the heap
+        self._reading = True  # whether the source is polled
         self._stages: list[tuple[ToxicSpec, Stage]] = []
         self._specs: tuple[ToxicSpec, ...] = ()
         self._eof_read = False
@@ -268,6 +273,9 @@ class Pump:
         """Zero-copy forwarding of whatever is readable. True when this direction ended."""
         assert self._pipe is not None
         pipe_r, pipe_w = self._pipe
+        if not self._reading:  # the toxic path may have paused the source
+            poller.register(self.src, _POLLIN)
+            self._reading = True
         try:
             n = os.splice(self.src, pipe_w, _PIPE_SIZE, flags=_SPLICE_FLAGS)
         except BlockingIOError:
@@ -304,6 +312,7 @@ class Pump:
         while heap and heap[0][0] <= now:
             _, _, kind, data = heapq.heappop(heap)
             if kind == stages.DATA:
+                self._pending -= len(data)
                 self._write_all(data)
             elif kind == stages.EOF:
                 self._deliver_eof()
@@ -323,8 +332,12 @@ class Pump:
         timeout_ms: int | None = None
         if next_due is not None:
             timeout_ms = max(0, int((next_due - now) * 1000.0 + 0.999))
-        if self._eof_read:
-            with contextlib.suppress(KeyError):
+        reading = not self._eof_read and self._pending < _MAX_PENDING
+        if reading != self._reading:
+            self._reading = reading
+            if reading:
+                poller.register(self.src, _POLLIN)
+            else:
                 poller.unregister(self.src)
         for fd, _ in poller.poll(timeout_ms):
             if fd == self.waker.fileno():
@@ -395,6 +408,8 @@ class Pump:
 
     def _schedule(self, items: list[Item]) -> None:
         for when, kind, data in items:
+            if kind == stages.DATA:
+                self._pending += len(data)
             heapq.heappush(self._heap, (when, next(self._seq), kind, data))
 
     # -- output --------------------------------------------------------------------------

@@ -103,6 +103,15 @@ class Proxy:
         for conn in conns:
             conn.close()
 
+    def wait_closed(self, timeout: float) -> bool:
+        """Wait until every connection's threads have left (after close_connections)."""
+        deadline = time.monotonic() + timeout
+        while self.open_connections():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
     def _accept_loop(self, listener: socket.socket) -> None:
         while True:
             try:

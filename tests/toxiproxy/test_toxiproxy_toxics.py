@@ -6,6 +6,7 @@ an effect happened (at least the delay; not the instant it returned), never exac
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -264,4 +265,34 @@ def test_bulk_data_is_intact_through_the_fast_path(env: Env) -> None:
         thread.start()
         sock.sendall(payload)
         thread.join(20)
+    assert bytes(received) == payload
+
+
+def test_slow_toxic_pushes_back_on_the_sender_then_recovers(env: Env) -> None:
+    """A slow toxic stops reading at its buffer bound (TCP back-pressure), and removing it
+    returns the connection to the fast path with every byte intact and in order."""
+    env.toxic("bandwidth", rate=1000)  # 1 MB/s
+    payload = bytes(range(256)) * (256 * 1024)  # 64 MiB: more than every buffer on the way
+    with env.connect() as sock:
+        received = bytearray()
+
+        def reader() -> None:
+            while len(received) < len(payload):
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    return
+                received.extend(chunk)
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        sock.settimeout(0.5)
+        sent = 0
+        with contextlib.suppress(TimeoutError):
+            while sent < len(payload):
+                sent += sock.send(payload[sent : sent + (1 << 20)])
+        assert sent < len(payload)  # the sender was held back
+        env.remove("bandwidth_downstream")
+        sock.settimeout(20)
+        sock.sendall(payload[sent:])
+        thread.join(30)
     assert bytes(received) == payload

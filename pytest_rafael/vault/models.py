@@ -44,6 +44,7 @@ BUILTIN_THREATS = (
     "packet_fragmentation",
     "connection_timeout",
     "disk_pressure",
+    "service_restart",
 )
 
 # Gene name -> parameter name -> (type, minimum, maximum); None bounds are open. These are

@@ -59,12 +59,19 @@ _CANONICAL = {
 }
 
 
+# Product names written in mixed case that must stay one word ("PostgreSQL" is not "sql").
+_WHOLE = frozenset(
+    "sqlalchemy postgresql fastapi javascript mysql graphql openapi pyyaml nodejs".split()
+)
+
+
 def tokenize(text: str) -> list[str]:
     """Lowercase word tokens; CamelCase split (``ConnectionResetError`` -> connection,
     reset, error); light plural folding; stop words dropped."""
     out: list[str] = []
     for word in _WORD.findall(text):
-        parts = _CAMEL.findall(word) if not word.islower() and not word.isupper() else [word]
+        mixed = not word.islower() and not word.isupper() and word.lower() not in _WHOLE
+        parts = _CAMEL.findall(word) if mixed else [word]
         for part in parts:
             token = part.lower()
             if token in _STOP:
@@ -120,9 +127,13 @@ class Index:
                 continue
             norm = self.K1 * (1 - self.B + self.B * self._length[doc_id] / (self._avg or 1.0))
             score = 0.0
+            matched = 0
             for term in terms:
                 f = tf.get(term)
                 if f:
+                    matched += 1
                     score += self._idf[term] * f * (self.K1 + 1) / (f + norm)
-            out[doc_id] = score
+            # Documents that match every word of a query beat those that match one word
+            # very often ("retry postgres": a PostgreSQL retry, not every retry pattern).
+            out[doc_id] = score * (0.5 + 0.5 * matched / len(terms)) if terms else 0.0
         return out

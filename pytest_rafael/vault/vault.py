@@ -20,6 +20,8 @@ from .search import Field, Index, tokenize
 # How many observed adoptions weigh as much as the declared score: a prior of 5 runs keeps
 # one lucky (or unlucky) run from swinging a pattern's rank.
 PRIOR_WEIGHT = 5.0
+# Search results scoring below this share of the best match are left out.
+RELEVANCE_FLOOR = 0.25
 
 
 def blend(declared: float, observed: float | None, n: int, prior_weight: float = PRIOR_WEIGHT
@@ -178,7 +180,9 @@ class Vault:
         ]
         if tokenize(text):
             relevance = self._index.scores(text, [p.id for p in chosen])
-            chosen = [p for p in chosen if relevance.get(p.id, 0.0) > 0.0]
+            # Drop the long tail of incidental mentions: a quarter of the best match.
+            floor = RELEVANCE_FLOOR * max(relevance.values(), default=0.0)
+            chosen = [p for p in chosen if relevance.get(p.id, 0.0) > max(floor, 0.0)]
         else:
             relevance = {}
         chosen.sort(key=lambda p: (-round(relevance.get(p.id, 0.0), 6), -self.score(p), p.id))
@@ -212,10 +216,10 @@ class Vault:
         for p in candidates:
             s = self.score(p)
             if p.gene is not None:
-                s += 0.6 if p.gene.name not in have else -0.2
+                s += 0.35 if p.gene.name not in have else -0.2
             s += 0.5 * relevance.get(p.id, 0.0) / top
             if p.threats[0] == scenario:
-                s += 0.25
+                s += 0.3
             if tech is not None and _tech_matches(tech, p.technology_stack):
                 s += 0.25
             base[p.id] = s
@@ -278,7 +282,15 @@ def _tech_matches(tech: str, stack: Sequence[str]) -> bool:
     )
 
 
+# Words of every traceback that say nothing about the failure.
+_ERROR_NOISE = frozenset(
+    "error errors exception traceback raise raised failed failure line file assert "
+    "assertion python py self none true false".split()
+)
+
+
 def _error_query(error: str) -> str:
     low = error.lower()
+    error = " ".join(t for t in tokenize(error) if t not in _ERROR_NOISE)
     extra = [words for keys, words in _ERROR_HINTS if any(k in low for k in keys)]
     return " ".join([error, *extra]).strip()

@@ -110,9 +110,9 @@ def compute_delta(tests: Sequence[TestResult]) -> Delta:
 
 
 def _actor() -> str:
-    from pytest_rafael.guardian.actor import current_actor
+    from pytest_rafael.guardian.actor import resolve_actor
 
-    return current_actor()
+    return resolve_actor()
 
 
 def finish_run(rs: RafaelSession, session: pytest.Session) -> RunResult:

@@ -76,6 +76,8 @@ def chaos_proxy(
         )
         created.append(handle)
         state.proxies[name] = handle
+        if state.injector is not None:  # created during the call: faults apply at once
+            state.injector.add_proxy(name, handle)
         return handle
 
     yield make
@@ -177,6 +179,8 @@ def genome(request: pytest.FixtureRequest) -> Any:
     state = state_of(request.node)
     if state.genome is not None:
         return state.genome
-    if state.spec is None or state.spec.module is None:
+    session = _session(request.config)
+    spec = session.spec_of(request.node)
+    if spec is None or spec.module is None:
         return None
-    return _session(request.config).adopted_genome(state.spec.module)
+    return session.adopted_genome(spec.module)

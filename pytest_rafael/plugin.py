@@ -12,6 +12,7 @@ no per-test hook of ours runs, which keeps the plugin's cost on ordinary suites 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -61,6 +62,11 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_rafael import fixtures
 
     config.pluginmanager.register(fixtures, "rafael-fixtures")
+    if resolved.chaos or resolved.genome_file != settings.default("genome_file"):
+        # @antifragile in the code under test reads the genome file this run names.
+        from pytest_rafael.resilience import runtime
+
+        runtime.set_genome_file(resolved.genome_file)
     if resolved.chaos:
         config.pluginmanager.register(ChaosRunner(session), "rafael-chaos-runner")
         _terminate_gracefully_on_sigterm()
@@ -81,10 +87,9 @@ def _terminate_gracefully_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
         raise KeyboardInterrupt("SIGTERM")
 
-    try:
+    # ValueError: not the main thread (pytest embedded in something else); leave it be.
+    with contextlib.suppress(ValueError):
         signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread (pytest embedded in something else)
-        pass
 
 
 class RafaelSession:
@@ -152,8 +157,8 @@ class RafaelSession:
 
     def adopted_genome(self, module: str) -> Any:
         """The module's genome from the genome file, or an empty one (no genes)."""
-        from pytest_rafael.genome import Genome
         from pytest_rafael.genome.file import load_genome_file
+        from pytest_rafael.genome.genome import Genome
 
         if self._genomes is None:
             self._genomes = dict(load_genome_file(self.settings.genome_file))
@@ -189,13 +194,14 @@ class RafaelSession:
         metafunc.fixturenames.append(CASE_PARAM)
         metafunc.parametrize(CASE_PARAM, cases, ids=[c.id for c in cases])
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        mark = item.get_closest_marker("chaos")
-        if mark is None:
-            return
+    def spec_of(self, item: pytest.Item) -> marker.ChaosSpec | None:
+        """The item's validated ``chaos`` marker (validated at collection already)."""
         state = state_of(item)
-        state.spec = marker.parse(mark, item.nodeid, self.catalog())
+        if state.spec is None:
+            mark = item.get_closest_marker("chaos")
+            if mark is not None:
+                state.spec = marker.parse(mark, item.nodeid, self.catalog())
+        return state.spec
 
     # -- results ---------------------------------------------------------------------
 
@@ -209,8 +215,8 @@ class RafaelSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.is_worker or not self.settings.chaos:
-            return
+        if self.is_worker or not self.settings.chaos or not self.iterations:
+            return  # nothing was measured: no run to record, no gate to apply
         from pytest_rafael import controller
 
         self.run = controller.finish_run(self, session)
@@ -239,27 +245,16 @@ class ChaosRunner:
     def __init__(self, session: RafaelSession) -> None:
         self.session = session
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
         case = _case_of(item)
         if case is not None:
             self._prepare(item, case)
-        yield
-        if case is not None:
-            state = state_of(item)
-            # Targets are checked once the fixtures have created their proxies, so a
-            # scenario aimed at a proxy the test never made is a setup error, not a pass.
-            from pytest_rafael.faults.injector import FaultError, resolve_targets
-
-            assert state.scenario is not None
-            try:
-                resolve_targets(state.scenario, state.proxies)
-            except FaultError as exc:
-                pytest.fail(str(exc), pytrace=False)
 
     def _prepare(self, item: pytest.Item, case: ChaosCase) -> None:
         state = state_of(item)
-        assert state.spec is not None
+        state.spec = self.session.spec_of(item)
+        assert state.spec is not None  # only chaos-marked items carry a case
         scenario = self.session.catalog()[case.scenario]
         state.case = case
         state.scenario = scenario.retarget(state.spec.targets) if state.spec.targets else scenario
@@ -312,6 +307,7 @@ class ChaosRunner:
             apply_custom=lambda spec: item.config.hook.rafael_apply_fault(
                 fault=spec, context=state),
         )
+        state.injector = injector
         injector.start()
         started = time.perf_counter()
         try:
@@ -320,11 +316,17 @@ class ChaosRunner:
             self._after_call(state, injector, started, module, raise_errors=False)
             raise
         self._after_call(state, injector, started, module, raise_errors=True)
+        missing = injector.missing_targets()
+        if missing is not None:
+            # The scenario's network faults had nothing to hit: a pass would be a lie.
+            state.outcome, state.error = "error", missing
+            pytest.fail(missing, pytrace=False)
         return result
 
     def _after_call(self, state: Any, injector: Any, started: float, module: str | None,
                     *, raise_errors: bool) -> None:
         state.duration_s = time.perf_counter() - started
+        state.injector = None
         try:
             state.faults = injector.stop()
         except Exception:
@@ -382,16 +384,19 @@ class ChaosRunner:
             measurement = Measurement.from_iteration(
                 outcome, state.duration_s, state.runtime, state.metrics, state.fault_window
             )
+            extra = [t for t in item.config.hook.rafael_fitness_terms(measurement=measurement)
+                     if t]
             if module is not None:
                 engine = self._engine(state.base_nodeid, state.case.scenario, module)
-                scored = engine.observe(state.case.index, state.genome, measurement)
+                scored = engine.observe(state.case.index, state.genome, measurement, extra)
                 if state.case.index == state.case.iterations - 1:
                     verdict = _verdict_dict(engine, state)
             else:
                 from pytest_rafael.genome.fitness import evaluate
 
-                scored = evaluate([measurement], None, weights=self.session.settings
-                                  .fitness_weights)
+                scored = evaluate([measurement], None,
+                                  weights=self.session.settings.fitness_weights,
+                                  extra_terms=extra)
             fitness, terms = scored.score, dict(scored.terms)
         result = IterationResult(
             nodeid=state.base_nodeid,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -243,5 +243,6 @@ def resolve(config: pytest.Config, environ: dict[str, str] | None = None) -> Set
     return Settings(**values, seed_was_given=seed_given)
 
 
-def field_names() -> tuple[str, ...]:
-    return tuple(f.name for f in fields(Settings))
+def default(field_name: str) -> Any:
+    """The built-in default of a setting."""
+    return next(o.default for o in OPTIONS if o.field == field_name)

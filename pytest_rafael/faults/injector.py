@@ -31,6 +31,7 @@ class Revertible(Protocol):
 @dataclass
 class _Applied:
     spec: FaultSpec
+    index: int
     target: str
     handle: Revertible
     applied_at_s: float
@@ -96,7 +97,12 @@ def resolve_targets(scenario: Scenario, proxies: Mapping[str, ProxyHandle]) -> N
 
 
 class FaultInjector:
-    """Drives one scenario's faults during one test call."""
+    """Drives one scenario's faults during one test call.
+
+    A fault is *active* from its ``start_s`` to the end of its ``duration_s`` (or of the
+    call). While it is active it applies to every matching proxy, including proxies the
+    test creates during the call (``chaos_proxy`` calls :meth:`add_proxy`).
+    """
 
     def __init__(
         self,
@@ -114,7 +120,8 @@ class FaultInjector:
         self.workdir = workdir
         self.apply_custom = apply_custom
         self._applied: list[_Applied] = []
-        self._lock = threading.Lock()
+        self._active: set[int] = set()
+        self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._timer: threading.Thread | None = None
         self._timer_error: BaseException | None = None
@@ -123,29 +130,38 @@ class FaultInjector:
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Apply the immediate faults; schedule the rest. Reverts what it applied if any
-        immediate fault fails, then raises."""
+        """Apply the faults that start at once; schedule the rest. If an immediate fault
+        fails, what was applied is reverted before the error propagates."""
         self._t0 = time.monotonic()
-        events: list[tuple[float, str, int, str]] = []  # (at, action, fault index, target)
+        events: list[tuple[float, bool, int]] = []  # (at, is_apply, fault index)
         for index, spec in enumerate(self.scenario.faults):
-            for target in self._targets(spec):
-                events.append((spec.start_s, "apply", index, target))
-                if spec.duration_s is not None:
-                    events.append((spec.start_s + spec.duration_s, "revert", index, target))
-        events.sort(key=lambda e: (e[0], e[1] == "apply"))  # reverts first at equal times
-        immediate = [e for e in events if e[0] <= 0 and e[1] == "apply"]
-        later = [e for e in events if not (e[0] <= 0 and e[1] == "apply")]
+            events.append((spec.start_s, True, index))
+            if spec.duration_s is not None:
+                events.append((spec.start_s + spec.duration_s, False, index))
+        events.sort(key=lambda e: (e[0], e[1]))  # at equal times, reverts go first
+        immediate = [e for e in events if e[0] <= 0 and e[1]]
+        later = [e for e in events if not (e[0] <= 0 and e[1])]
         try:
-            for _, _, index, target in immediate:
-                self._apply(index, target)
+            for _, _, index in immediate:
+                self._activate(index)
         except BaseException:
             self.stop()
             raise
         if later:
-            self._timer = threading.Thread(
-                target=self._run_timer, args=(later,), name="rafael-fault-timer", daemon=True
-            )
+            self._timer = threading.Thread(target=self._run_timer, args=(later,),
+                                           name="rafael-fault-timer", daemon=True)
             self._timer.start()
+
+    def add_proxy(self, name: str, handle: ProxyHandle) -> None:
+        """A proxy created during the call: the active faults aimed at it apply now."""
+        with self._lock:
+            self.proxies[name] = handle
+            if self._stopping.is_set():
+                return
+            for index in sorted(self._active):
+                spec = self.scenario.faults[index]
+                if spec.kind in ("toxic", "down") and spec.target in ("*", name):
+                    self._apply(index, name)
 
     def stop(self) -> tuple[FaultRecord, ...]:
         """Cancel pending faults and revert every applied one; return what happened."""
@@ -154,6 +170,7 @@ class FaultInjector:
             self._timer.join()
         first_error: BaseException | None = self._timer_error
         with self._lock:
+            self._active.clear()
             for applied in reversed(self._applied):
                 if applied.reverted_at_s is None:
                     try:
@@ -165,6 +182,14 @@ class FaultInjector:
             raise first_error
         return records
 
+    def missing_targets(self) -> str | None:
+        """Why a network fault of the scenario had nothing to hit, or None."""
+        try:
+            resolve_targets(self.scenario, self.proxies)
+        except FaultError as exc:
+            return str(exc)
+        return None
+
     @property
     def records(self) -> tuple[FaultRecord, ...]:
         with self._lock:
@@ -172,42 +197,46 @@ class FaultInjector:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _targets(self, spec: FaultSpec) -> list[str]:
-        if spec.kind in ("toxic", "down"):
-            return sorted(self.proxies) if spec.target == "*" else [spec.target]
-        return [str(spec.type) if spec.kind == "stress" else spec.target]
-
-    def _run_timer(self, events: list[tuple[float, str, int, str]]) -> None:
+    def _run_timer(self, events: list[tuple[float, bool, int]]) -> None:
         try:
-            for at, action, index, target in events:
+            for at, is_apply, index in events:
                 delay = self._t0 + at - time.monotonic()
-                if delay > 0 and self._stopping.wait(delay):
+                if (delay > 0 and self._stopping.wait(delay)) or self._stopping.is_set():
                     return
-                if self._stopping.is_set():
-                    return
-                if action == "apply":
-                    self._apply(index, target)
+                if is_apply:
+                    self._activate(index)
                 else:
-                    with self._lock:
-                        for applied in self._applied:
-                            if (
-                                applied.spec is self.scenario.faults[index]
-                                and applied.target == target
-                                and applied.reverted_at_s is None
-                            ):
-                                self._revert(applied)
+                    self._deactivate(index)
         except BaseException as exc:  # surfaced by stop(); the test sees the fault missing
             self._timer_error = exc
 
-    def _apply(self, index: int, target: str) -> None:
+    def _activate(self, index: int) -> None:
         spec = self.scenario.faults[index]
         with self._lock:
             if self._stopping.is_set() and self._timer is not None:
                 return
-            handle = self._make(index, spec, target)
-            self._applied.append(
-                _Applied(spec, target, handle, round(time.monotonic() - self._t0, 6))
-            )
+            self._active.add(index)
+            if spec.kind in ("toxic", "down"):
+                targets = sorted(self.proxies) if spec.target == "*" else (
+                    [spec.target] if spec.target in self.proxies else [])
+            else:
+                targets = [str(spec.type or spec.kind)]
+            for target in targets:
+                self._apply(index, target)
+
+    def _deactivate(self, index: int) -> None:
+        with self._lock:
+            self._active.discard(index)
+            for applied in self._applied:
+                if applied.index == index and applied.reverted_at_s is None:
+                    self._revert(applied)
+
+    def _apply(self, index: int, target: str) -> None:
+        spec = self.scenario.faults[index]
+        handle = self._make(index, spec, target)
+        self._applied.append(
+            _Applied(spec, index, target, handle, round(time.monotonic() - self._t0, 6))
+        )
 
     def _make(self, index: int, spec: FaultSpec, target: str) -> Revertible:
         if spec.kind in ("toxic", "down"):
@@ -216,7 +245,7 @@ class FaultInjector:
             proxy = self.proxies[target]
             if spec.kind == "down":
                 return _Down(self.control, proxy)
-            name = f"rafael_{index}_{spec.type}_{spec.stream}"
+            name = f"rafael_{index}_{spec.type}_{spec.stream}"  # unique per fault
             return _Toxic(self.control, proxy, name, spec)
         if spec.kind == "stress":
             return _Stress(spec, self.stress_limits, self.workdir)

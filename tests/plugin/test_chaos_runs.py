@@ -1,0 +1,267 @@
+"""Chaos runs end to end: iterations, real faults observed by the code under test,
+results.json, the gate, and errors that name what is wrong."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import read_results, write_scenario
+
+
+def test_each_scenario_runs_n_iterations_with_fresh_fixtures(project: pytest.Pytester) -> None:
+    project.makepyfile("""
+        import pytest
+
+        MADE = []
+
+        @pytest.fixture
+        def fresh():
+            MADE.append(len(MADE))
+            return []
+
+        @pytest.mark.chaos("cpu_spike", "memory_pressure", iterations=3)
+        def test_marked(chaos, fresh):
+            assert chaos.active
+            assert chaos.iterations == 3
+            assert fresh == []          # a new fixture value each iteration
+            fresh.append(chaos.iteration)
+            chaos.record(answer=42, made=len(MADE))
+    """)
+    result = project.runpytest_subprocess("--rafael-chaos", "-v", "--rafael-seed", "7")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines([
+        "*test_marked?cpu_spike-it0? PASSED*", "*test_marked?cpu_spike-it2? PASSED*",
+        "*test_marked?memory_pressure-it1? PASSED*",
+        "*RAFAEL*", "*test_marked ?cpu_spike?*success 100%*",
+    ])
+    results = read_results(project)
+    assert results["schema"] == "rafael.results/1"
+    assert results["seed"] == 7
+    assert results["chaos"] is True
+    tests = {t["scenario"]: t for t in results["tests"]}
+    assert set(tests) == {"cpu_spike", "memory_pressure"}
+    for t in tests.values():
+        assert t["nodeid"].endswith("test_marked")
+        assert [i["index"] for i in t["iterations"]] == [0, 1, 2]
+        assert all(i["metrics"]["answer"] == 42 for i in t["iterations"])
+        assert all(i["outcome"] == "passed" for i in t["iterations"])
+    made = [i["metrics"]["made"] for t in tests.values() for i in t["iterations"]]
+    assert sorted(made) == [1, 2, 3, 4, 5, 6]  # the fixture ran once per iteration
+    cpu = tests["cpu_spike"]["iterations"][0]["faults"][0]
+    assert cpu["kind"] == "stress"
+    assert cpu["type"] == "cpu"
+    assert cpu["observed"]["cpu_percent"] > 10  # psutil measured real load
+    memory = tests["memory_pressure"]["iterations"][0]["faults"][0]
+    assert memory["observed"]["rss_mb"] >= 0.9 * 256
+
+
+def test_latency_fault_is_observed_by_the_code_under_test(project: pytest.Pytester) -> None:
+    project.makepyfile("""
+        import pytest
+
+        @pytest.mark.chaos("network_latency", iterations=2)
+        def test_slow(chaos_proxy, echo, rt, chaos):
+            proxy = chaos_proxy("api", echo.address)
+            took = rt(proxy.host, proxy.port)
+            chaos.record(round_trip_ms=took * 1000)
+            assert took >= 0.14   # 200 ms +- 50 ms jitter on the way back
+
+        def test_plain_run_has_no_latency(chaos_proxy, echo, rt):
+            proxy = chaos_proxy("api", echo.address)
+            assert rt(proxy.host, proxy.port) < 0.1
+    """)
+    result = project.runpytest_subprocess("--rafael-chaos")
+    result.assert_outcomes(passed=3)
+    iterations = read_results(project)["tests"][0]["iterations"]
+    for it in iterations:
+        assert it["metrics"]["round_trip_ms"] >= 140
+        (fault,) = it["faults"]
+        assert fault["type"] == "latency"
+        assert fault["target"] == "api"
+        assert fault["reverted_at_s"] is not None
+
+
+def test_the_same_test_passes_without_chaos(project: pytest.Pytester) -> None:
+    project.makepyfile("""
+        import pytest
+
+        @pytest.mark.chaos("network_latency")
+        def test_fast(chaos_proxy, echo, rt):
+            proxy = chaos_proxy("api", echo.address)
+            assert rt(proxy.host, proxy.port) < 0.1
+    """)
+    project.runpytest_subprocess().assert_outcomes(passed=1)
+    project.runpytest_subprocess("--rafael-chaos", "--rafael-iterations", "2").assert_outcomes(
+        failed=2)
+
+
+def test_down_fault_refuses_connections_then_recovers(project: pytest.Pytester) -> None:
+    write_scenario(project.path / "scen", "outage", """
+name: outage
+description: the db is down for 300 ms
+severity: high
+faults:
+  - kind: down
+    target: db
+    start: 0s
+    duration: 300ms
+""")
+    project.makepyfile("""
+        import time
+        import pytest
+
+        @pytest.mark.chaos("outage", iterations=1)
+        def test_outage(chaos_proxy, echo, rt):
+            db = chaos_proxy("db", echo.address)
+            with pytest.raises(OSError):
+                rt(db.host, db.port, timeout=1)
+            time.sleep(0.5)
+            assert rt(db.host, db.port) < 0.5
+    """)
+    project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios",
+                                 "scen").assert_outcomes(passed=1)
+
+
+def test_marker_targets_remap_scenario_proxy_names(project: pytest.Pytester) -> None:
+    project.makepyfile("""
+        import pytest
+
+        @pytest.mark.chaos("db_failure", iterations=1, targets={"db": "postgres"})
+        def test_remapped(chaos_proxy, echo, rt):
+            pg = chaos_proxy("postgres", echo.address)
+            with pytest.raises(OSError):
+                rt(pg.host, pg.port, timeout=1)
+    """)
+    project.runpytest_subprocess("--rafael-chaos").assert_outcomes(passed=1)
+
+
+def test_scenario_aimed_at_a_missing_proxy_is_a_clear_error(project: pytest.Pytester) -> None:
+    project.makepyfile("""
+        import pytest
+
+        @pytest.mark.chaos("db_failure", iterations=1)
+        def test_no_db(chaos_proxy, echo):
+            chaos_proxy("cache", echo.address)
+
+        @pytest.mark.chaos("network_latency", iterations=1)
+        def test_no_proxy_at_all():
+            pass
+    """)
+    result = project.runpytest_subprocess("--rafael-chaos")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "*scenario 'db_failure' targets proxy 'db' (*db_failure.yaml:*) but the test "
+        "created cache*",
+        "*scenario 'network_latency' injects network faults into every proxy of the test, "
+        "but the test created none*",
+    ])
+
+
+def test_upstreams_must_be_loopback_unless_allowlisted(project: pytest.Pytester) -> None:
+    project.makepyfile("""
+        def test_remote(chaos_proxy):
+            chaos_proxy("db", "192.0.2.10:5432")
+    """)
+    result = project.runpytest_subprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*upstream '192.0.2.10:5432' is not a loopback address*"])
+    allowed = project.runpytest_subprocess("--rafael-allow-target", "192.0.2.10")
+    allowed.assert_outcomes(passed=1)
+
+
+def test_user_scenarios_add_and_override(project: pytest.Pytester) -> None:
+    write_scenario(project.path / "mine", "network_latency", """
+name: network_latency
+description: overridden with 20 ms
+severity: low
+faults:
+  - kind: toxic
+    type: latency
+    attributes: {latency: 20}
+""")
+    project.makepyfile("""
+        import pytest
+
+        @pytest.mark.chaos("network_latency", iterations=1)
+        def test_short(chaos_proxy, echo, rt, chaos):
+            p = chaos_proxy("api", echo.address)
+            took = rt(p.host, p.port)
+            assert 0.015 <= took < 0.15
+            assert chaos.scenario.description == "overridden with 20 ms"
+    """)
+    project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios",
+                                 "mine").assert_outcomes(passed=1)
+    assert read_results(project)["tests"][0]["severity"] == "low"
+
+
+def test_bad_user_scenario_yaml_is_one_line_naming_file_and_line(
+    project: pytest.Pytester,
+) -> None:
+    write_scenario(project.path / "bad", "broken", """
+name: broken
+description: bad latency
+severity: low
+faults:
+  - kind: toxic
+    type: latency
+    attributes: {latency: fast}
+""")
+    project.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.chaos("broken")
+        def test_x():
+            pass
+        """
+    )
+    result = project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios", "bad")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(
+        ["*broken.yaml:8: field ?faults[[]0[]].attributes.latency?: expected a non-negative*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_gate_fails_the_session_and_names_each_test(project: pytest.Pytester) -> None:
+    project.makepyfile("""
+        import pytest
+
+        @pytest.mark.chaos("network_latency", iterations=2)
+        def test_too_slow(chaos_proxy, echo, rt):
+            p = chaos_proxy("api", echo.address)
+            assert rt(p.host, p.port) < 0.1
+
+        @pytest.mark.chaos("network_latency", iterations=2, min_fitness=0.0)
+        def test_lenient(chaos_proxy, echo, rt):
+            p = chaos_proxy("api", echo.address)
+            assert rt(p.host, p.port) < 0.1
+
+        @pytest.mark.chaos("cpu_spike", iterations=2)
+        def test_fine():
+            pass
+    """)
+    result = project.runpytest_subprocess("--rafael-chaos", "--rafael-min-fitness", "0.5")
+    assert result.ret == 1
+    gate_lines = [line for line in result.outlines if line.startswith("GATE FAILED")]
+    assert len(gate_lines) == 1
+    assert "test_gate_fails_the_session_and_names_each_test.py::test_too_slow" in gate_lines[0]
+    gate = read_results(project)["gate"]
+    assert gate["passed"] is False
+    assert gate["min_fitness"] == 0.5
+    assert len(gate["failures"]) == 1
+    assert "test_too_slow [network_latency]" in gate["failures"][0]
+
+
+def test_gate_passes_when_every_test_clears_it(project: pytest.Pytester) -> None:
+    project.makepyfile("""
+        import pytest
+
+        @pytest.mark.chaos("cpu_spike", iterations=2)
+        def test_fine():
+            pass
+    """)
+    result = project.runpytest_subprocess("--rafael-chaos", "--rafael-min-fitness", "0.5")
+    assert result.ret == 0
+    assert read_results(project)["gate"] == {"min_fitness": 0.5, "passed": True,
+                                             "failures": []}
+    summary = (project.path / "reports" / "summary.md").read_text()
+    assert "test\\_fine" in summary  # Markdown-escaped

@@ -1,0 +1,123 @@
+"""Options, ini keys, env vars and the chaos marker: validation and precedence."""
+
+from __future__ import annotations
+
+import pytest
+
+PASSING = """
+import pytest
+
+@pytest.mark.chaos("network_latency")
+def test_marked():
+    pass
+"""
+
+
+def test_options_are_listed_in_one_group_with_their_ini_keys(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["pytest-rafael chaos testing:", "*--rafael-chaos*"])
+    for flag in ("--rafael-iterations", "--rafael-seed", "--rafael-scenarios",
+                 "--rafael-toxiproxy", "--rafael-report", "--rafael-store",
+                 "--rafael-genome", "--rafael-min-fitness"):
+        assert flag in result.stdout.str()
+    assert "rafael_iterations" in result.stdout.str()
+
+
+def test_marker_is_registered_with_its_signature(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines([
+        "@pytest.mark.chaos(*scenario_names, iterations=None, module=None, "
+        "min_fitness=None, targets=None)*"
+    ])
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "ini", "expected"),
+    [
+        (["--rafael-iterations", "zero"], {}, "",
+         "*--rafael-iterations: expected a positive integer, got 'zero'*"),
+        (["--rafael-iterations", "0"], {}, "", "*--rafael-iterations: expected a positive*"),
+        ([], {"RAFAEL_ITERATIONS": "-3"}, "",
+         "*environment variable RAFAEL_ITERATIONS: expected a positive integer*"),
+        ([], {}, "rafael_iterations = many",
+         "*ini key rafael_iterations in *tox.ini: expected a positive integer*"),
+        (["--rafael-min-fitness", "1.5"], {}, "",
+         "*--rafael-min-fitness: expected a number between 0 and 1, got '1.5'*"),
+        (["--rafael-toxiproxy", "ftp://x"], {}, "",
+         "*--rafael-toxiproxy: expected a Toxiproxy URL*"),
+        (["--rafael-seed", "abc"], {}, "", "*--rafael-seed: expected an integer seed*"),
+    ],
+)
+def test_bad_values_are_usage_errors_naming_their_source(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+    args: list[str], env: dict[str, str], ini: str, expected: str,
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    if ini:
+        pytester.makefile(".ini", tox=f"[pytest]\n{ini}\n")
+    pytester.makepyfile(PASSING)
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([expected])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_precedence_cli_over_env_over_ini(pytester: pytest.Pytester,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makefile(".ini", tox="[pytest]\nrafael_seed = 1\n")
+    pytester.makepyfile(PASSING)
+    assert "seed 1," in pytester.runpytest().stdout.str()
+    monkeypatch.setenv("RAFAEL_SEED", "2")
+    assert "seed 2," in pytester.runpytest().stdout.str()
+    assert "seed 3," in pytester.runpytest("--rafael-seed", "3").stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("mark", "expected"),
+    [
+        ('"no_such_scenario"',
+         "*unknown scenario 'no_such_scenario'; valid: *db_failure*network_latency*"),
+        ("", "*name at least one scenario; valid: *"),
+        ('"db_failure", iterations=0', "*iterations= must be a positive integer, got 0*"),
+        ('"db_failure", iterations="3"', "*iterations= must be a positive integer, got '3'*"),
+        ('"db_failure", min_fitness=2', "*min_fitness= must be a number between 0 and 1*"),
+        ('"db_failure", module="no spaces"', "*module= must be a name like 'payments'*"),
+        ('"db_failure", targets=["db"]', "*targets= must map scenario target names*"),
+        ('"db_failure", retries=3', "*unknown argument(s) retries; valid: iterations*"),
+        ('"db_failure", "db_failure"', "*scenario 'db_failure' is named twice*"),
+    ],
+)
+@pytest.mark.parametrize("chaos_flag", [[], ["--rafael-chaos"]])
+def test_bad_marker_arguments_are_collection_errors(
+    pytester: pytest.Pytester, mark: str, expected: str, chaos_flag: list[str]
+) -> None:
+    pytester.makepyfile(f"""
+        import pytest
+
+        @pytest.mark.chaos({mark})
+        def test_x():
+            pass
+    """)
+    result = pytester.runpytest(*chaos_flag)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*ERROR collecting*", expected])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_without_chaos_a_marked_test_runs_once_without_faults(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.chaos("network_latency", "db_failure", iterations=4)
+        def test_marked(chaos):
+            assert chaos.active is False
+            assert chaos.scenario is None
+            assert chaos.iteration is None
+    """)
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test_marked PASSED*"])
+    assert not (pytester.path / "reports").exists()

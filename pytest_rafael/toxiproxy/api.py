@@ -12,6 +12,7 @@ import contextlib
 import json
 import socket
 import threading
+import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -37,6 +38,8 @@ class ApiHttpServer(ThreadingHTTPServer):
         self.collection = collection
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         super().__init__(address, ApiHandler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -69,6 +72,9 @@ class ApiHandler(BaseHTTPRequestHandler):
     server: ApiHttpServer
     _body: bytes | None = None
 
+    def version_string(self) -> str:
+        return self.server_version
+
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: the server lives inside the test process
 
@@ -76,9 +82,12 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: bytes, content_type: str | None) -> None:
         self.send_response(status)
+        # Toxiproxy tags every response with a request id (its access log's key).
+        self.send_header("X-Toxiproxy-Request-Id", uuid.uuid4().hex[:20])
         if content_type is not None:
             self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        if status != 204:  # a 204 carries no body and, per RFC 9110, no Content-Length
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD" and body:
             self.wfile.write(body)

@@ -214,12 +214,12 @@ class Vault:
         top = max(relevance.values(), default=0.0) or 1.0
         base: dict[str, float] = {}
         for p in candidates:
-            s = self.score(p)
+            # How central the scenario is to the pattern: threats are listed best first.
+            centrality = 1.0 / (1 + p.threats.index(scenario))
+            s = self.score(p) + 0.3 * centrality
             if p.gene is not None:
-                s += 0.35 if p.gene.name not in have else -0.2
+                s += 0.35 * centrality if p.gene.name not in have else -0.2
             s += 0.5 * relevance.get(p.id, 0.0) / top
-            if p.threats[0] == scenario:
-                s += 0.3
             if tech is not None and _tech_matches(tech, p.technology_stack):
                 s += 0.25
             base[p.id] = s

@@ -27,9 +27,25 @@ def _median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
-def bench_startup(repeat: int) -> tuple[float, float, float, float]:
-    peer_start, peer_stop, ours_start, ours_stop = [], [], [], []
+def _first_line(flags: list[str]) -> float:
+    t = time.perf_counter()
+    p = subprocess.Popen(
+        [sys.executable, *flags, "-c", "import time; print('ready', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+    )
+    assert p.stdout is not None
+    p.stdout.readline()
+    elapsed = time.perf_counter() - t
+    p.kill()
+    p.wait()
+    p.stdout.close()
+    return elapsed
+
+
+def bench_startup(repeat: int) -> tuple[float, float, float, float, float]:
+    peer_start, bare_start, peer_stop, ours_start, ours_stop = [], [], [], [], []
     for _ in range(repeat):
+        bare_start.append(_first_line(["-S"]))
         t = time.perf_counter()
         p = subprocess.Popen(
             [sys.executable, "-c", "import sys, time; print('ready', flush=True); time.sleep(60)"],
@@ -52,6 +68,7 @@ def bench_startup(repeat: int) -> tuple[float, float, float, float]:
         ours_stop.append(time.perf_counter() - t)
     return (
         _median_ms(peer_start),
+        _median_ms(bare_start),
         _median_ms(ours_start),
         _median_ms(peer_stop),
         _median_ms(ours_stop),
@@ -89,12 +106,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
 
-    peer_start, ours_start, peer_stop, ours_stop = bench_startup(args.repeat)
+    peer_start, bare_start, ours_start, peer_stop, ours_stop = bench_startup(args.repeat)
     print(f"start-up, median of {args.repeat}:")
     print(f"  python -c child, first line read : {peer_start:7.1f} ms")
+    print(f"  python -S -c child (no site)      : {bare_start:7.1f} ms")
     print(
         f"  start_stressor('cpu') ready       : {ours_start:7.1f} ms"
-        f"  (ratio {ours_start / peer_start:.2f})"
+        f"  (ratio {ours_start / peer_start:.2f} vs python -c,"
+        f" {ours_start / bare_start:.2f} vs python -S -c)"
     )
     print("stop, median:")
     print(f"  Popen.kill()+wait()               : {peer_stop:7.1f} ms")

@@ -1,9 +1,10 @@
-"""The stressor child program: ``python -m pytest_rafael.faults._stress_child SPEC_JSON``.
+"""The stressor child program: ``python -S path/to/_stress_child.py SPEC_JSON``.
 
 It runs in its own process (group) so that the load it creates is real and so that it can be
 killed as a whole. It must start fast and stay light: only the standard library is imported
-here (never pytest, psutil or the rest of the plugin), because every stressor pays for this
-start-up before its load is in place.
+here (never pytest, psutil or the rest of the plugin, not even this package), because every
+stressor pays for this start-up before its load is in place. The parent runs it as a script
+with ``-S`` (``-m pytest_rafael.faults._stress_child`` works too).
 
 Protocol with the parent (``stress.py``):
 

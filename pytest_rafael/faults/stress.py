@@ -484,10 +484,22 @@ class Stressor:
         return f"<Stressor {self.kind} {self.attributes} pid={self.pid} {state}>"
 
 
+_CHILD_SCRIPT = Path(__file__).with_name("_stress_child.py")
+
+
+def _child_argv(spec: str) -> list[str]:
+    # -S: no site-packages and no .pth hooks. The child needs only the standard library, so
+    # it runs as a plain script: no package __init__ (which may grow imports), no runpy.
+    # From a zipped install there is no file to run: fall back to -m and PYTHONPATH.
+    if _CHILD_SCRIPT.is_file():
+        return [sys.executable, "-S", str(_CHILD_SCRIPT), spec]
+    return [sys.executable, "-S", "-m", "pytest_rafael.faults._stress_child", spec]
+
+
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
-    # The child must find this very package even when it is not installed (a checkout on
-    # sys.path): prepend the folder that holds it.
+    # The child runs without site-packages (-S) and must still find this very package,
+    # installed or a checkout on sys.path: prepend the folder that holds it.
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     env.pop("PYTHONSTARTUP", None)
@@ -584,9 +596,7 @@ def start_stressor(
         tempdir = Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-", dir=base))
         spec["dir"] = str(tempdir)
     try:
-        popen = _spawn(
-            [sys.executable, "-m", "pytest_rafael.faults._stress_child", json.dumps(spec)]
-        )
+        popen = _spawn(_child_argv(json.dumps(spec)))
     except OSError as exc:
         if tempdir is not None:
             shutil.rmtree(tempdir, ignore_errors=True)

@@ -29,6 +29,7 @@ from pytest_rafael.faults.stress import (
     Stressors,
     start_stressor,
 )
+from pytest_rafael.faults.stress import _child_argv as _child_argv
 
 MB = 1024 * 1024
 LIMITS = StressLimits(memory_share=0.5, max_disk_mb=64)
@@ -300,25 +301,28 @@ def test_the_child_dies_when_its_parent_is_killed(
 def test_a_child_whose_parent_is_already_gone_exits_at_once() -> None:
     # The parent may die between fork and prctl: the child sees it was re-parented.
     spec = json.dumps({"kind": "cpu", "ppid": 1, "percent": 10, "cores": 1, "period_ms": 10})
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest_rafael.faults._stress_child", spec],
-        capture_output=True,
-        timeout=10,
-    )
+    proc = subprocess.run(_child_argv(spec), capture_output=True, timeout=10)
     assert proc.returncode == 3
     assert proc.stdout == b""
 
 
 def test_the_child_program_stays_light() -> None:
-    code = (
-        "import sys, pytest_rafael.faults._stress_child as c;"
-        "print([m for m in ('pytest', '_pytest', 'pluggy', 'psutil', 'yaml', 'jinja2')"
-        " if m in sys.modules])"
+    # Started exactly as in production, it loads the standard library only: no pytest, no
+    # psutil, not even this package (whose __init__ modules may grow imports).
+    spec = json.dumps({"kind": "memory", "ppid": 1, "mb": 1})
+    argv = _child_argv(spec)
+    proc = subprocess.run(
+        [argv[0], "-X", "importtime", *argv[1:]], capture_output=True, text=True, timeout=10
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=10, check=True
-    )
-    assert out.stdout.strip() == "[]"
+    assert proc.returncode == 3  # orphan check: it ran its imports, then exited
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "json" in imported  # the probe works
+    heavy = {"pytest", "_pytest", "pluggy", "psutil", "yaml", "jinja2", "pytest_rafael", "site"}
+    assert imported & heavy == set()
 
 
 def test_context_manager_returns_the_stressor() -> None:

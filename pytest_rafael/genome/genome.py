@@ -68,14 +68,18 @@ class Genome:
             raise GenomeError(
                 f"{module}.generation: expected a non-negative integer, got {generation!r}"
             )
-        raw_genes = d.get("genes") or {}
+        raw_genes = d.get("genes")
+        if raw_genes is None:
+            raw_genes = {}
         if not isinstance(raw_genes, Mapping):
             raise GenomeError(f"{module}.genes: expected a mapping of genes, got {raw_genes!r}")
         genes = {
             str(kind): make_gene(str(kind), params, f"{module}.genes")
             for kind, params in raw_genes.items()
         }
-        lineage = d.get("lineage") or ()
+        lineage = d.get("lineage")
+        if lineage is None:
+            lineage = ()
         if not isinstance(lineage, (list, tuple)) or not all(
             isinstance(x, str) for x in lineage
         ):

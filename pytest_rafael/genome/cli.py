@@ -1,0 +1,179 @@
+"""``rafael genome show|diff|adopt`` (``proposals|approve|reject`` are the guardian's)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from pytest_rafael.genome.evolution import Engine
+from pytest_rafael.genome.file import GenomeFileError, load_genome_file, write_genome_file
+from pytest_rafael.genome.genome import Genome
+from pytest_rafael.genome.state import engine_states, load_engine_state
+
+DEFAULT_FILE = "rafael.genome.yaml"
+DEFAULT_STORE = ".rafael/rafael.db"
+
+
+def _error(message: str, exit_code: int = 2) -> Exception:
+    from pytest_rafael.cli import CommandError
+
+    return CommandError(message, exit_code)
+
+
+def _load(path: str) -> dict[str, Genome]:
+    try:
+        return load_genome_file(path)
+    except GenomeFileError as exc:
+        raise _error(str(exc)) from None
+
+
+def _show_text(g: Genome) -> list[str]:
+    lines = [f"{g.module}  (generation {g.generation}, id {g.id})"]
+    if not g.genes:
+        lines.append("  no genes: calls run bare")
+    for kind, gene in g.genes.items():
+        params = ", ".join(f"{k}={json.dumps(v)}" for k, v in gene.to_dict().items())
+        lines.append(f"  {kind}: {params}")
+    if g.lineage:
+        lines.append(f"  lineage: {' <- '.join(reversed(g.lineage))}")
+    return lines
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    genomes = _load(args.file)
+    if args.module:
+        if args.module not in genomes:
+            known = ", ".join(sorted(genomes)) or "none"
+            raise _error(f"{args.file}: no module {args.module!r} (modules: {known})", 1)
+        genomes = {args.module: genomes[args.module]}
+    if args.json:
+        print(json.dumps({m: g.to_dict() | {"id": g.id} for m, g in genomes.items()},
+                         indent=2, sort_keys=True))
+        return 0
+    if not genomes:
+        print(f"{args.file}: no genomes (every @antifragile module runs bare)")
+        return 0
+    out: list[str] = []
+    for module in sorted(genomes):
+        out += _show_text(genomes[module])
+    print("\n".join(out))
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    old, new = _load(args.old), _load(args.new)
+    changed = False
+    for module in sorted(set(old) | set(new)):
+        if args.module and module != args.module:
+            continue
+        a, b = old.get(module), new.get(module)
+        if a is None:
+            assert b is not None
+            lines = [f"+ module {module}"] + [f"  {line}" for line in Genome(module).diff(b)]
+        elif b is None:
+            lines = [f"- module {module}"]
+        else:
+            lines = [f"  {line}" for line in a.diff(b)]
+            if lines:
+                lines.insert(0, f"~ module {module}")
+        if lines:
+            changed = True
+            print("\n".join(lines))
+    if not changed:
+        print("no differences")
+    # Like diff(1): 1 when the genomes differ, so scripts can gate on it.
+    return 1 if changed and args.exit_code else 0
+
+
+def _best_from_store(
+    store_path: str, module: str, baseline: Genome, key: str | None, force: bool
+) -> tuple[Genome, str]:
+    from pytest_rafael.store import Store, StoreError
+
+    if not Path(store_path).exists():
+        raise _error(f"{store_path}: no rafael store (run pytest --rafael-chaos first)")
+    try:
+        store = Store(store_path)
+    except StoreError as exc:
+        raise _error(str(exc)) from None
+    with store:
+        keys = [k for k, _, _ in engine_states(store, module)]
+        if key is not None:
+            if key not in keys:
+                raise _error(f"{store_path}: no evolution state for key {key!r} of {module!r}")
+            keys = [key]
+        if not keys:
+            raise _error(f"{store_path}: no evolution state for module {module!r}", 1)
+        verdicts: list[tuple[Any, str]] = []
+        for k in keys:
+            state = load_engine_state(store, k)
+            engine = Engine(k, baseline, seed=0, state=state)
+            verdicts.append((engine.verdict(), k))
+    usable = [(v, k) for v, k in verdicts if v.best_genome is not None and (v.propose or force)]
+    if not usable:
+        reasons = "; ".join(f"{k}: {v.reason}" for v, k in verdicts)
+        raise _error(f"no candidate of {module!r} earned adoption ({reasons});"
+                     " --force adopts the best measured one anyway", 1)
+    verdict, k = max(usable, key=lambda vk: (vk[0].best_fitness or 0.0, vk[1]))
+    best: Genome = verdict.best_genome
+    return best, f"{k}: {verdict.reason}"
+
+
+def cmd_adopt(args: argparse.Namespace) -> int:
+    genomes = _load(args.file)
+    current = genomes.get(args.module, Genome(args.module))
+    if args.source:
+        source = _load(args.source)
+        if args.module not in source:
+            raise _error(f"{args.source}: no module {args.module!r}")
+        chosen = source[args.module]
+        why = f"from {args.source}"
+    else:
+        chosen, why = _best_from_store(args.store, args.module, current, args.key, args.force)
+    generation = max(chosen.generation, current.generation + 1)
+    lineage = tuple(dict.fromkeys((*chosen.lineage, current.id)))[-8:]
+    adopted = Genome(args.module, generation, chosen.genes, lineage)
+    changes = current.diff(adopted)
+    print(f"adopting {args.module} generation {generation} ({why})")
+    for line in changes:
+        print(f"  {line}")
+    if args.dry_run:
+        print("dry run: file not written")
+        return 0
+    try:
+        write_genome_file(args.file, {**genomes, args.module: adopted})
+    except (GenomeFileError, OSError) as exc:
+        raise _error(f"{args.file}: cannot write: {exc}", 1) from None
+    print(f"wrote {args.file}")
+    return 0
+
+
+def register(sub: Any, group: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("show", help="print the adopted genome of each module")
+    p.add_argument("module", nargs="?", help="only this module")
+    p.add_argument("--file", default=DEFAULT_FILE, help=f"genome file (default {DEFAULT_FILE})")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("diff", help="changes between two genome files")
+    p.add_argument("old", help="genome file before")
+    p.add_argument("new", help="genome file after")
+    p.add_argument("--module", help="only this module")
+    p.add_argument("--exit-code", action="store_true", help="exit 1 when they differ")
+    p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser(
+        "adopt",
+        help="write a module's best evolved genome (or one from another file) to the file",
+    )
+    p.add_argument("module", help="the module to adopt a genome for")
+    p.add_argument("--file", default=DEFAULT_FILE, help=f"genome file (default {DEFAULT_FILE})")
+    p.add_argument("--store", default=DEFAULT_STORE, help=f"rafael store (default {DEFAULT_STORE})")
+    p.add_argument("--key", help="one '<nodeid>::<scenario>' evolution (default: the best)")
+    p.add_argument("--from", dest="source", metavar="FILE", help="take the genome from FILE")
+    p.add_argument("--force", action="store_true",
+                   help="adopt the best measured candidate even without a significant gain")
+    p.add_argument("--dry-run", action="store_true", help="show the change, write nothing")
+    p.set_defaults(func=cmd_adopt)

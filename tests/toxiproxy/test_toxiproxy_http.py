@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import socket
 from typing import Any
 
@@ -243,18 +245,35 @@ def test_metrics_count_bytes_and_connections(server: EmbeddedServer, echo: Upstr
     assert lines[f"toxiproxy_proxy_connections_total{{{conn_key}}}"] == "1"
 
 
-def test_malformed_http_never_kills_the_server(server: EmbeddedServer) -> None:
-    for garbage in (
-        b"\x00\xff garbage\r\n\r\n",
-        b"GET\r\n\r\n",
-        b"POST /proxies HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n{",
-        b"GET / HTTP/9.9\r\n\r\n",
-    ):
-        with socket.create_connection((server.host, server.port), timeout=5) as sock:
-            sock.sendall(garbage)
-            sock.shutdown(socket.SHUT_WR)
+MALFORMED = [
+    b"\x00\xff garbage\r\n\r\n",
+    b"GET\r\n\r\n",
+    b"GET / HTTP/9.9\r\n\r\n",
+    b"POST /proxies HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n{",
+    b"POST /proxies HTTP/1.1\r\nContent-Length: abc\r\n\r\n{}",
+    b"POST /proxies HTTP/1.1\r\nContent-Length: -5\r\n\r\n{}",
+    b"POST /proxies HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    b'POST /proxies HTTP/1.1\r\nContent-Length: 10\r\n\r\n{"na',  # body cut short
+    b"GET /proxies HTTP/1.1\r\nX: " + b"a" * 70000 + b"\r\n\r\n",
+    b"POST /proxies/%ff%fe/toxics HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+]
+
+
+@pytest.mark.parametrize("garbage", MALFORMED)
+def test_malformed_http_never_kills_the_server(server: EmbeddedServer, garbage: bytes) -> None:
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(garbage)
+        sock.shutdown(socket.SHUT_WR)
+        with contextlib.suppress(ConnectionResetError):
             sock.recv(4096)
     assert api(server, "GET", "/version").status_code == 200
+
+
+def test_chunked_request_body_is_read(server: EmbeddedServer, echo: Upstream) -> None:
+    body = json.dumps({"name": "c", "upstream": echo.address}).encode()
+    response = api(server, "POST", "/proxies", data=iter([body[:10], body[10:]]))
+    assert response.status_code == 201
+    assert response.json()["name"] == "c"
 
 
 def test_listen_on_a_busy_port_is_an_error(server: EmbeddedServer, echo: Upstream) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import string
 from dataclasses import replace
 from typing import Any
 
@@ -30,8 +31,12 @@ from pytest_rafael.scenarios import (
     ScenarioError,
 )
 
-names = st.from_regex(r"[a-z0-9_]{1,30}", fullmatch=True)
-targets = st.from_regex(r"\*|[A-Za-z0-9_.:-]{1,20}", fullmatch=True)
+# Alphabets rather than from_regex: the same sets, drawn several times faster.
+LOWER = string.ascii_lowercase
+names = st.text(alphabet=LOWER + string.digits + "_", min_size=1, max_size=30)
+targets = st.just("*") | st.text(
+    alphabet=string.ascii_letters + string.digits + "_.:-", min_size=1, max_size=20
+)
 descriptions = st.text(min_size=1, max_size=80).filter(lambda s: s.strip() != "")
 starts = st.floats(min_value=0.0, max_value=MAX_SECONDS)
 durations = st.none() | st.floats(min_value=0.0, max_value=MAX_SECONDS, exclude_min=True)
@@ -101,7 +106,9 @@ plain = st.recursive(
 )
 custom_faults = st.builds(
     FaultSpec,
-    kind=st.from_regex(r"[a-z][a-z0-9_.-]{0,15}", fullmatch=True).filter(
+    kind=st.builds(
+        str.__add__, st.sampled_from(LOWER), st.text(alphabet=LOWER + "0123456789_.-", max_size=15)
+    ).filter(
         lambda k: (
             k not in ("toxic", "down", "stress")
             and not difflib.get_close_matches(k, ("toxic", "down", "stress"), cutoff=0.75)
@@ -130,7 +137,7 @@ scenarios = st.builds(
 
 
 # deadline=None: the machine is shared, and a slow example is not a wrong one.
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios)
 def test_any_valid_scenario_dumps_and_loads_back_equal(scenario: Scenario) -> None:
     text = dump_scenario(scenario)

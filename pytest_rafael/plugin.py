@@ -140,9 +140,7 @@ class RafaelSession:
                 try:
                     control.version()
                 except ToxiproxyError as exc:
-                    raise pytest.UsageError(
-                        f"pytest-rafael: --rafael-toxiproxy {url}: server not reachable ({exc})"
-                    ) from None
+                    pytest.fail(f"pytest-rafael: {exc}", pytrace=False)
             self._toxiproxy = ToxiproxyServer(url, self._server is not None, control)
         return self._toxiproxy
 
@@ -165,6 +163,19 @@ class RafaelSession:
         found = self._genomes.get(module)
         return found if found is not None else Genome(module=module, generation=0,
                                                       genes={}, lineage=())
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        url = self.settings.toxiproxy_url
+        if url is None or not self.settings.chaos:
+            return
+        # An external server that does not answer is a usage error, said once up front,
+        # rather than an error in every test that creates a proxy.
+        from pytest_rafael.faults.network import ToxiproxyControl, ToxiproxyError
+
+        try:
+            ToxiproxyControl(url, timeout=self.settings.control_timeout).version()
+        except ToxiproxyError as exc:
+            raise pytest.UsageError(f"pytest-rafael: --rafael-toxiproxy: {exc}") from None
 
     # -- collection -----------------------------------------------------------------
 

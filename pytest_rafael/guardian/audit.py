@@ -125,7 +125,8 @@ def entry_hash(
 
 
 def _mac(key: bytes, text: str) -> str:
-    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+    # hmac.digest is the one-shot C path: several times faster than hmac.new() per call.
+    return hmac.digest(key, text.encode("utf-8"), "sha256").hex()
 
 
 @dataclass(frozen=True)

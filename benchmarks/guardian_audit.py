@@ -96,7 +96,8 @@ def bench_verify(root: Path, n: int, key: bytes | None) -> tuple[float, float]:
             start = time.perf_counter()
             result = log.verify()
             best_verify = min(best_verify, time.perf_counter() - start)
-            assert result.ok and result.entries == n, result
+            assert result.ok, result
+            assert result.entries == n, result
             start = time.perf_counter()
             cur = store.conn.cursor()
             cur.row_factory = None

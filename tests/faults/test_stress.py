@@ -405,3 +405,55 @@ def test_stressors_stop_together(tmp_path: Path) -> None:
     assert cpu.stopped_at >= cpu.started_at
     assert [o.keys() >= {"duration_s"} for o in stress.stop_all()] == [True] * 3
     assert list(tmp_path.iterdir()) == []
+
+
+_NO_PDEATHSIG_PARENT = textwrap.dedent(
+    """
+    import json, os, subprocess, sys, time
+    script, spec = sys.argv[1], json.loads(sys.argv[2])
+    spec["ppid"] = os.getpid()
+    # Pretend not to be on Linux: no PR_SET_PDEATHSIG, only the getppid() watchdog is left.
+    wrapper = (
+        "import runpy, sys; sys.platform = 'darwin'; sys.argv = sys.argv[1:];"
+        "runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-S", "-c", wrapper, script, json.dumps(spec)], stdout=subprocess.PIPE
+    )
+    ready = json.loads(child.stdout.readline())
+    print(json.dumps({"pids": [child.pid, *ready.get("workers", [])]}), flush=True)
+    time.sleep(60)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"kind": "cpu", "percent": 5, "cores": 2, "period_ms": 10},
+        {"kind": "memory", "mb": 8},
+    ],
+    ids=["cpu", "memory"],
+)
+def test_without_the_kernel_death_signal_the_watchdog_ends_the_child(
+    spec: dict[str, object],
+) -> None:
+    script = _child_argv("{}")[2]
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _NO_PDEATHSIG_PARENT, script, json.dumps(spec)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None
+        pids = json.loads(parent.stdout.readline())["pids"]
+        assert len(pids) == (3 if spec["kind"] == "cpu" else 1)
+        assert all(not _gone(p) for p in pids)
+        parent.kill()
+        parent.wait()
+        assert _wait_gone(pids, 5.0) == []
+    finally:
+        parent.kill()
+        parent.wait()
+        assert parent.stdout is not None
+        parent.stdout.close()

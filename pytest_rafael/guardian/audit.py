@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import os
 import sqlite3
 import uuid
@@ -80,6 +81,21 @@ def _quote(text: str) -> str:
 def canonical_json(value: Any) -> str:
     """Sorted keys, no whitespace, UTF-8 text, no NaN: one text per value."""
     return _CANON.encode(value)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with only JSON types: mappings get string keys, sequences become lists,
+    NaN/infinity and unknown objects become text. Audit details and proposal evidence
+    come from test runs, where a NaN fitness or a Path can turn up."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    return str(value)
 
 
 def audit_key_from_env(env: Mapping[str, str] | None = None) -> bytes | None:
@@ -251,7 +267,7 @@ class AuditLog:
         timestamp = _now()
         for new in entries:
             last_id += 1
-            details_text = canonical_json(dict(new.details or {}))
+            details_text = canonical_json(jsonable(dict(new.details or {})))
             digest = entry_hash(
                 last_id,
                 timestamp,

@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from pytest_rafael.guardian.actor import resolve_actor, same_actor
-from pytest_rafael.guardian.audit import AuditEntry, AuditLog, NewEntry, audit_key_from_env
+from pytest_rafael.guardian.audit import (
+    AuditEntry,
+    AuditLog,
+    NewEntry,
+    audit_key_from_env,
+    jsonable,
+)
 from pytest_rafael.guardian.config import GuardianConfig, load_guardian_config
 from pytest_rafael.guardian.impact import assess_impact
 from pytest_rafael.guardian.notify import Notifier, WebhookNotifier, fan_out
@@ -119,6 +125,7 @@ class Guardian:
         candidate: Mapping[str, Any],
         evidence: Mapping[str, Any],
     ) -> Proposal:
+        evidence = jsonable(dict(evidence))
         candidate_d = _validated(module, candidate, "candidate")
         baseline_d = None if baseline is None else _validated(module, baseline, "baseline")
         impact = assess_impact(module, baseline_d, candidate_d, evidence, self.config)

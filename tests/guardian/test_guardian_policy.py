@@ -211,3 +211,19 @@ def test_failing_notifier_never_breaks_a_decision(make_guardian: Make) -> None:
     g = make_guardian(notify=boom)
     p = g.propose("search", None, genome(1), evidence())
     assert g.approve(p.id, "bob").status == "adopted"
+
+
+def test_odd_values_in_evidence_are_stored_and_audited_consistently(
+    make_guardian: Make, store: Any
+) -> None:
+    from pytest_rafael.guardian.compliance import check_compliance
+
+    ev = evidence()
+    ev["tests"][0]["best_fitness"] = float("nan")
+    ev["tests"][0]["nodeid"] = Path("tests/test_x.py")
+    ev["tags"] = ("a", "b")
+    g = make_guardian()
+    p = g.propose("search", None, genome(1), ev)
+    assert p.evidence["tests"][0]["best_fitness"] == "nan"
+    assert p.evidence["tags"] == ["a", "b"]
+    assert all(c.passed for c in check_compliance(store, GuardianConfig(), None, ["iso27001"]))

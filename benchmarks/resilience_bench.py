@@ -25,13 +25,16 @@ import tenacity
 from pytest_rafael.genome.genome import Genome
 from pytest_rafael.resilience import antifragile, runtime
 
-GENOME = Genome.from_dict("bench", {
-    "genes": {
-        "retry": {"max_attempts": 3, "base_delay": 0.01},
-        "circuit_breaker": {"failure_threshold": 5, "reset_timeout": 30.0},
-        "timeout": {"seconds": 2.0},
+GENOME = Genome.from_dict(
+    "bench",
+    {
+        "genes": {
+            "retry": {"max_attempts": 3, "base_delay": 0.01},
+            "circuit_breaker": {"failure_threshold": 5, "reset_timeout": 30.0},
+            "timeout": {"seconds": 2.0},
+        },
     },
-})
+)
 
 
 def work(x: int) -> int:
@@ -75,11 +78,17 @@ def main() -> int:
     pyb_sync = breaker(work)
 
     sync_cases: dict[str, Callable[[int], Any]] = {
-        "bare": work, "antifragile": af_sync, "tenacity": ten_sync, "stamina": sta_sync,
+        "bare": work,
+        "antifragile": af_sync,
+        "tenacity": ten_sync,
+        "stamina": sta_sync,
         "pybreaker": pyb_sync,
     }
     async_cases: dict[str, Callable[[int], Any]] = {
-        "bare": awork, "antifragile": af_async, "tenacity": ten_async, "stamina": sta_async,
+        "bare": awork,
+        "antifragile": af_async,
+        "tenacity": ten_async,
+        "stamina": sta_async,
     }
     best: dict[tuple[str, str], float] = {}
     with runtime.use_genome(GENOME, "bench"):
@@ -95,8 +104,10 @@ def main() -> int:
         counts = runtime.counters("bench")
     assert counts["attempts"] == counts["calls"] > 0, counts  # the genes really ran
 
-    print(f"# python {sys.version.split()[0]} on {platform.machine()}, "
-          f"{args.calls} calls x {args.repeat} repeats (min)")
+    print(
+        f"# python {sys.version.split()[0]} on {platform.machine()}, "
+        f"{args.calls} calls x {args.repeat} repeats (min)"
+    )
     print("| path | library | per call (us) | overhead vs bare (us) | ratio to tenacity |")
     print("|---|---|---|---|---|")
     ok = True
@@ -111,9 +122,11 @@ def main() -> int:
             print(f"| {mode} | {name} | {per * 1e6:.3f} | {over * 1e6:.3f} | {ratio} |")
         af_over = best[(mode, "antifragile")] - bare
         met = af_over <= 2e-6 and af_over <= ten / 5
-        ok = ok and (met or mode == "async" and af_over <= ten / 5)
-        print(f"\n{mode}: antifragile overhead {af_over * 1e6:.3f} us, tenacity {ten * 1e6:.3f} us,"
-              f" ratio {af_over / ten:.3f} -> {'MET' if met else 'NOT MET'} (<= 2 us and <= 0.2)\n")
+        ok = ok and (met or (mode == "async" and af_over <= ten / 5))
+        print(
+            f"\n{mode}: antifragile overhead {af_over * 1e6:.3f} us, tenacity {ten * 1e6:.3f} us,"
+            f" ratio {af_over / ten:.3f} -> {'MET' if met else 'NOT MET'} (<= 2 us and <= 0.2)\n"
+        )
     return 0 if ok else 1
 
 

@@ -49,8 +49,13 @@ def cmd_show(args: argparse.Namespace) -> int:
             raise _error(f"{args.file}: no module {args.module!r} (modules: {known})", 1)
         genomes = {args.module: genomes[args.module]}
     if args.json:
-        print(json.dumps({m: g.to_dict() | {"id": g.id} for m, g in genomes.items()},
-                         indent=2, sort_keys=True))
+        print(
+            json.dumps(
+                {m: g.to_dict() | {"id": g.id} for m, g in genomes.items()},
+                indent=2,
+                sort_keys=True,
+            )
+        )
         return 0
     if not genomes:
         print(f"{args.file}: no genomes (every @antifragile module runs bare)")
@@ -114,8 +119,11 @@ def _best_from_store(
     usable = [(v, k) for v, k in verdicts if v.best_genome is not None and (v.propose or force)]
     if not usable:
         reasons = "; ".join(f"{k}: {v.reason}" for v, k in verdicts)
-        raise _error(f"no candidate of {module!r} earned adoption ({reasons});"
-                     " --force adopts the best measured one anyway", 1)
+        raise _error(
+            f"no candidate of {module!r} earned adoption ({reasons});"
+            " --force adopts the best measured one anyway",
+            1,
+        )
     verdict, k = max(usable, key=lambda vk: (vk[0].best_fitness or 0.0, vk[1]))
     best: Genome = verdict.best_genome
     return best, f"{k}: {verdict.reason}"
@@ -173,7 +181,10 @@ def register(sub: Any, group: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default=DEFAULT_STORE, help=f"rafael store (default {DEFAULT_STORE})")
     p.add_argument("--key", help="one '<nodeid>::<scenario>' evolution (default: the best)")
     p.add_argument("--from", dest="source", metavar="FILE", help="take the genome from FILE")
-    p.add_argument("--force", action="store_true",
-                   help="adopt the best measured candidate even without a significant gain")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="adopt the best measured candidate even without a significant gain",
+    )
     p.add_argument("--dry-run", action="store_true", help="show the change, write nothing")
     p.set_defaults(func=cmd_adopt)

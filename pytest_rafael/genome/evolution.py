@@ -133,9 +133,7 @@ class Engine:
                 self._entries[gid] = _Entry(g, int(e["n"]), float(e["sum"]), float(e["ss"]))
             self._observations = int(state.get("observations", 0))
             self._runs = int(state.get("runs", 0)) + 1
-            self._max_generation = max(
-                self._max_generation, int(state.get("max_generation", 0))
-            )
+            self._max_generation = max(self._max_generation, int(state.get("max_generation", 0)))
             self._base_recovery = [float(x) for x in state.get("base_recovery", [])]
             self._base_cpu = [float(x) for x in state.get("base_cpu", [])]
             self._hints = [float(x) for x in state.get("hints", [])]
@@ -217,8 +215,7 @@ class Engine:
             leader = max(cands, key=lambda e: (self._shrunk(e, prior), e.genome.id))
             # Re-measure a promising candidate before trusting it.
             promising = not base.n or leader.mean >= base.mean
-            if (leader.n < MIN_EVIDENCE and promising
-                    and leader.genome.id not in pending_ids):
+            if leader.n < MIN_EVIDENCE and promising and leader.genome.id not in pending_ids:
                 return leader.genome
         # Breed: parent mostly the best genome so far (baseline included), sometimes a
         # tournament pick, for diversity.
@@ -305,8 +302,13 @@ class Engine:
         if not eligible:
             prior = base.mean if base.n else 0.0
             top = max(cands, key=lambda e: (self._shrunk(e, prior), e.genome.id))
-            return Verdict(base_fit, top.mean, top.genome, False,
-                           f"no candidate measured {MIN_EVIDENCE}+ times yet")
+            return Verdict(
+                base_fit,
+                top.mean,
+                top.genome,
+                False,
+                f"no candidate measured {MIN_EVIDENCE}+ times yet",
+            )
         best = max(eligible, key=lambda e: (self._lcb(e, pooled), e.genome.id))
         if not base.n:
             return Verdict(None, best.mean, best.genome, False, "the baseline was not measured")

@@ -7,6 +7,7 @@ half of it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Mapping
@@ -20,7 +21,7 @@ from pytest_rafael.genome.genome import Genome
 
 HEADER = (
     "# rafael.genome.yaml: the adopted resilience genome of each module, read by\n"
-    "# @antifragile(\"<module>\"). Written by pytest-rafael after a guardian-approved\n"
+    '# @antifragile("<module>"). Written by pytest-rafael after a guardian-approved\n'
     "# adoption (or `rafael genome adopt`); reviewable in pull requests like any code.\n"
 )
 
@@ -70,8 +71,7 @@ def parse_genome_text(text: str, source: str = "<genome>") -> dict[str, Genome]:
         return {}
     if not isinstance(data, dict):
         raise GenomeFileError(
-            f"{source}:1: expected a mapping of module names to genomes,"
-            f" got {type(data).__name__}"
+            f"{source}:1: expected a mapping of module names to genomes, got {type(data).__name__}"
         )
     if isinstance(root, yaml.MappingNode):
         seen: set[str] = set()
@@ -92,16 +92,14 @@ def parse_genome_text(text: str, source: str = "<genome>") -> dict[str, Genome]:
         except GenomeError as exc:
             msg = str(exc)
             field, _, problem = msg.partition(": ")
-            rel = field[len(module) + 1:] if field.startswith(module + ".") else ""
+            rel = field[len(module) + 1 :] if field.startswith(module + ".") else ""
             parts = [module, *(rel.split(".") if rel else [])]
             raise GenomeFileError(f"{source}:{_line_of(root, parts)}: {msg}") from None
     return genomes
 
 
 def _flow(value: Any) -> str:
-    return str(
-        yaml.safe_dump(value, default_flow_style=True, width=10**6, sort_keys=False)
-    ).strip()
+    return str(yaml.safe_dump(value, default_flow_style=True, width=10**6, sort_keys=False)).strip()
 
 
 def dump_genomes(genomes: Mapping[str, Genome]) -> str:
@@ -126,9 +124,7 @@ def write_genome_file(path: str | os.PathLike[str], genomes: Mapping[str, Genome
     p = Path(path)
     text = dump_genomes(genomes)
     reread = parse_genome_text(text, str(p))  # never write what we could not read back
-    if set(reread) != set(genomes) or any(
-        reread[m].id != genomes[m].id for m in genomes
-    ):
+    if set(reread) != set(genomes) or any(reread[m].id != genomes[m].id for m in genomes):
         raise GenomeFileError(f"{p}: internal error: the written genome does not read back")
     p.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -146,10 +142,8 @@ def write_genome_file(path: str | os.PathLike[str], genomes: Mapping[str, Genome
         os.chmod(tmp, mode)
         os.replace(tmp, p)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     try:  # make the rename itself durable
         dfd = os.open(p.parent, os.O_RDONLY)

@@ -218,7 +218,7 @@ def evaluate(
         "resource_efficiency": sum(resource_efficiency(m, baseline) for m in done) / n,
     }
     weighted: dict[str, tuple[float, float]] = {
-        name: (float(w), terms[name]) for name, w in zip(terms, weights)
+        name: (float(w), terms[name]) for name, w in zip(terms, weights, strict=False)
     }
     extras: dict[str, list[tuple[float, float]]] = {}
     for mapping in extra_terms or ():
@@ -226,7 +226,9 @@ def evaluate(
             try:
                 w, v = (float(pair[0]), float(pair[1]))
             except (TypeError, ValueError, IndexError):
-                raise ValueError(f"fitness term {name!r}: expected (weight, value), got {pair!r}")
+                raise ValueError(
+                    f"fitness term {name!r}: expected (weight, value), got {pair!r}"
+                ) from None
             if not (math.isfinite(w) and math.isfinite(v)) or w < 0:
                 raise ValueError(f"fitness term {name!r}: bad weight or value {pair!r}")
             extras.setdefault(str(name), []).append((w, min(1.0, max(0.0, v))))

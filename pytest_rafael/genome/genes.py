@@ -18,7 +18,9 @@ from typing import Any
 # Exception names in `on:` lists: a builtin name (`ConnectionError`) or a dotted path
 # (`requests.exceptions.ConnectionError`). Resolved only by the runtime, so that
 # validating a genome file never imports user code.
-_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(:[A-Za-z_][A-Za-z0-9_.]*)?$")
+_DOTTED = re.compile(
+    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(:[A-Za-z_][A-Za-z0-9_.]*)?$"
+)
 
 
 class GenomeError(ValueError):
@@ -57,7 +59,8 @@ class ParamSpec:
                 value = float(value)
                 if not math.isfinite(value):
                     raise GenomeError(f"{where}: expected a finite number, got {value!r}")
-            assert self.low is not None and self.high is not None
+            assert self.low is not None
+            assert self.high is not None
             if not self.low <= value <= self.high:
                 raise GenomeError(
                     f"{where}: must be between {_fmt(self.low)} and {_fmt(self.high)},"
@@ -80,7 +83,9 @@ class ParamSpec:
             if value is None:
                 return None
             if not isinstance(value, str) or not _DOTTED.match(value):
-                raise GenomeError(f"{where}: expected a dotted path like 'pkg.mod:func', got {value!r}")
+                raise GenomeError(
+                    f"{where}: expected a dotted path like 'pkg.mod:func', got {value!r}"
+                )
             return value
         # "any": a plain YAML value; freeze containers so the gene stays immutable.
         return _freeze(value, where)
@@ -110,56 +115,113 @@ def thaw(value: Any) -> Any:
 
 
 P = ParamSpec
-CATALOG: Mapping[str, tuple[ParamSpec, ...]] = MappingProxyType({
-    "retry": (
-        P("max_attempts", "int", 3, 1, 20, doc="attempts in total, the first included"),
-        P("base_delay", "float", 0.05, 0.0, 10.0, log_scale=True,
-          doc="seconds before the second attempt"),
-        P("max_delay", "float", 1.0, 0.0, 60.0, log_scale=True, doc="cap on one backoff delay"),
-        P("multiplier", "float", 2.0, 1.0, 10.0, doc="backoff growth per attempt"),
-        P("jitter", "float", 0.1, 0.0, 1.0, doc="random +/- share of each delay"),
-        P("on", "exceptions", ("Exception",), mutable=False,
-          doc="exception types that are retried"),
-    ),
-    "circuit_breaker": (
-        P("failure_threshold", "int", 5, 1, 1000, doc="consecutive failures that open it"),
-        P("failure_rate", "float", 0.0, 0.0, 1.0,
-          doc="if > 0: open when this share of the last `window` calls failed"),
-        P("window", "int", 20, 1, 1000, doc="calls in the failure-rate window"),
-        P("reset_timeout", "float", 30.0, 0.001, 3600.0, log_scale=True,
-          doc="seconds open before a trial call"),
-        P("half_open_max_calls", "int", 1, 1, 100,
-          doc="trial calls let through (and successes needed) when half-open"),
-    ),
-    "timeout": (
-        P("seconds", "float", 2.0, 0.001, 3600.0, log_scale=True, doc="budget of one attempt"),
-    ),
-    "rate_limit": (
-        P("rate", "float", 100.0, 0.01, 1_000_000.0, log_scale=True, doc="tokens per second"),
-        P("burst", "int", 10, 1, 1_000_000, doc="bucket size"),
-        P("max_wait", "float", 0.0, 0.0, 60.0, doc="seconds a caller may wait for a token"),
-    ),
-    "bulkhead": (
-        P("max_concurrent", "int", 10, 1, 10_000, doc="calls running at once"),
-        P("max_queue", "int", 0, 0, 100_000, doc="callers allowed to wait for a slot"),
-    ),
-    "fallback": (
-        P("value", "any", None, mutable=False, doc="returned when the call fails"),
-        P("callable", "callable", None, mutable=False,
-          doc="'pkg.mod:func' called with the call's arguments instead of `value`"),
-        P("on", "exceptions", ("Exception",), mutable=False,
-          doc="exception types that trigger the fallback"),
-    ),
-    "cache": (
-        P("ttl", "float", 60.0, 0.001, 86_400.0, log_scale=True, doc="seconds a result is kept"),
-        P("max_size", "int", 128, 1, 1_000_000, log_scale=True, doc="entries kept (LRU)"),
-    ),
-})
+CATALOG: Mapping[str, tuple[ParamSpec, ...]] = MappingProxyType(
+    {
+        "retry": (
+            P("max_attempts", "int", 3, 1, 20, doc="attempts in total, the first included"),
+            P(
+                "base_delay",
+                "float",
+                0.05,
+                0.0,
+                10.0,
+                log_scale=True,
+                doc="seconds before the second attempt",
+            ),
+            P("max_delay", "float", 1.0, 0.0, 60.0, log_scale=True, doc="cap on one backoff delay"),
+            P("multiplier", "float", 2.0, 1.0, 10.0, doc="backoff growth per attempt"),
+            P("jitter", "float", 0.1, 0.0, 1.0, doc="random +/- share of each delay"),
+            P(
+                "on",
+                "exceptions",
+                ("Exception",),
+                mutable=False,
+                doc="exception types that are retried",
+            ),
+        ),
+        "circuit_breaker": (
+            P("failure_threshold", "int", 5, 1, 1000, doc="consecutive failures that open it"),
+            P(
+                "failure_rate",
+                "float",
+                0.0,
+                0.0,
+                1.0,
+                doc="if > 0: open when this share of the last `window` calls failed",
+            ),
+            P("window", "int", 20, 1, 1000, doc="calls in the failure-rate window"),
+            P(
+                "reset_timeout",
+                "float",
+                30.0,
+                0.001,
+                3600.0,
+                log_scale=True,
+                doc="seconds open before a trial call",
+            ),
+            P(
+                "half_open_max_calls",
+                "int",
+                1,
+                1,
+                100,
+                doc="trial calls let through (and successes needed) when half-open",
+            ),
+        ),
+        "timeout": (
+            P("seconds", "float", 2.0, 0.001, 3600.0, log_scale=True, doc="budget of one attempt"),
+        ),
+        "rate_limit": (
+            P("rate", "float", 100.0, 0.01, 1_000_000.0, log_scale=True, doc="tokens per second"),
+            P("burst", "int", 10, 1, 1_000_000, doc="bucket size"),
+            P("max_wait", "float", 0.0, 0.0, 60.0, doc="seconds a caller may wait for a token"),
+        ),
+        "bulkhead": (
+            P("max_concurrent", "int", 10, 1, 10_000, doc="calls running at once"),
+            P("max_queue", "int", 0, 0, 100_000, doc="callers allowed to wait for a slot"),
+        ),
+        "fallback": (
+            P("value", "any", None, mutable=False, doc="returned when the call fails"),
+            P(
+                "callable",
+                "callable",
+                None,
+                mutable=False,
+                doc="'pkg.mod:func' called with the call's arguments instead of `value`",
+            ),
+            P(
+                "on",
+                "exceptions",
+                ("Exception",),
+                mutable=False,
+                doc="exception types that trigger the fallback",
+            ),
+        ),
+        "cache": (
+            P(
+                "ttl",
+                "float",
+                60.0,
+                0.001,
+                86_400.0,
+                log_scale=True,
+                doc="seconds a result is kept",
+            ),
+            P("max_size", "int", 128, 1, 1_000_000, log_scale=True, doc="entries kept (LRU)"),
+        ),
+    }
+)
 del P
 
 # The order genes are applied in at runtime, innermost first (see docs/genome.md).
 ORDER: tuple[str, ...] = (
-    "bulkhead", "rate_limit", "circuit_breaker", "timeout", "retry", "fallback", "cache",
+    "bulkhead",
+    "rate_limit",
+    "circuit_breaker",
+    "timeout",
+    "retry",
+    "fallback",
+    "cache",
 )
 
 # Genes evolution may add on its own: they change how hard a call tries, never what it
@@ -206,7 +268,7 @@ def make_gene(kind: str, params: Mapping[str, Any] | None, where: str = "") -> G
     if not isinstance(params, Mapping):
         raise GenomeError(f"{at}: expected a mapping of parameters, got {params!r}")
     # YAML 1.1 reads an unquoted `on:` key as the boolean true; accept it as "on".
-    params = {("on" if k is True else k): v for k, v in params.items()}
+    params = {("on" if k is True else k): v for k, v in params.items()}  # type: ignore[comparison-overlap]
     specs = CATALOG[kind]
     names = {s.name for s in specs}
     for key in params:

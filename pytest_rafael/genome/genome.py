@@ -34,7 +34,8 @@ class Genome:
         """A stable content hash of the module and its genes (not generation/lineage: the
         same configuration reached twice is the same candidate)."""
         payload = json.dumps(
-            {"module": self.module, "genes": self.genes_dict()}, sort_keys=True,
+            {"module": self.module, "genes": self.genes_dict()},
+            sort_keys=True,
             separators=(",", ":"),
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
@@ -60,9 +61,7 @@ class Genome:
             raise GenomeError(f"{module}: expected a mapping with 'genes', got {d!r}")
         for key in d:
             if key not in _TOP_KEYS:
-                raise GenomeError(
-                    f"{module}.{key}: unknown key (known: {', '.join(_TOP_KEYS)})"
-                )
+                raise GenomeError(f"{module}.{key}: unknown key (known: {', '.join(_TOP_KEYS)})")
         generation = d.get("generation", 0)
         if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
             raise GenomeError(
@@ -80,14 +79,15 @@ class Genome:
         lineage = d.get("lineage")
         if lineage is None:
             lineage = ()
-        if not isinstance(lineage, (list, tuple)) or not all(
-            isinstance(x, str) for x in lineage
-        ):
+        if not isinstance(lineage, (list, tuple)) or not all(isinstance(x, str) for x in lineage):
             raise GenomeError(f"{module}.lineage: expected a list of genome ids, got {lineage!r}")
         return cls(module, generation, MappingProxyType(genes), tuple(lineage))
 
     def with_genes(
-        self, genes: Mapping[str, Gene], *, generation: int | None = None,
+        self,
+        genes: Mapping[str, Gene],
+        *,
+        generation: int | None = None,
         lineage: tuple[str, ...] | None = None,
     ) -> Genome:
         return Genome(

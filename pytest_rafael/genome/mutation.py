@@ -32,17 +32,19 @@ _TINY = 1e-3
 
 
 def _clamp(spec: ParamSpec, value: float) -> float | int:
-    assert spec.low is not None and spec.high is not None
+    assert spec.low is not None
+    assert spec.high is not None
     value = min(max(value, spec.low), spec.high)
     if spec.type == "int":
-        return int(round(value))
+        return round(value)
     return round(value, 6)  # keeps YAML short and ids stable across platforms
 
 
 def mutate_value(spec: ParamSpec, value: float, rng: random.Random, wide: bool) -> float | int:
     """A new value for one numeric parameter: different from ``value`` when the bounds
     allow, clamped, an int for int parameters."""
-    assert spec.low is not None and spec.high is not None
+    assert spec.low is not None
+    assert spec.high is not None
     low, high = spec.low, spec.high
     if wide:
         if spec.log_scale:
@@ -66,9 +68,7 @@ def mutate_value(spec: ParamSpec, value: float, rng: random.Random, wide: bool) 
     return out
 
 
-def mutate_params(
-    genome: Genome, rng: random.Random, jump_prob: float = JUMP_PROB
-) -> Genome:
+def mutate_params(genome: Genome, rng: random.Random, jump_prob: float = JUMP_PROB) -> Genome:
     """Change one or two numeric parameters of the genome's genes."""
     slots = [
         (kind, spec)
@@ -102,11 +102,10 @@ def crossover(a: Genome, b: Genome, rng: random.Random) -> Genome:
                 genes[kind] = make_gene(kind, params)
             except GenomeError:  # e.g. fallback value from one parent, callable from other
                 genes[kind] = ga
-        elif ga is not None or gb is not None:
-            if rng.random() < 0.5:
-                gene = ga if ga is not None else gb
-                assert gene is not None
-                genes[kind] = gene
+        elif (ga is not None or gb is not None) and rng.random() < 0.5:
+            gene = ga if ga is not None else gb
+            assert gene is not None
+            genes[kind] = gene
     return a.with_genes(genes)
 
 

@@ -13,9 +13,22 @@ from typing import Any
 
 class Counters:
     __slots__ = (
-        "attempt_failures", "attempts", "breaker_trips", "cache_hits", "calls", "epoch",
-        "failures", "fallbacks", "last_failure", "latency_max", "latency_total",
-        "ok_latency_max", "recovered_at", "rejections", "successes", "timeouts",
+        "attempt_failures",
+        "attempts",
+        "breaker_trips",
+        "cache_hits",
+        "calls",
+        "epoch",
+        "failures",
+        "fallbacks",
+        "last_failure",
+        "latency_max",
+        "latency_total",
+        "ok_latency_max",
+        "recovered_at",
+        "rejections",
+        "successes",
+        "timeouts",
     )
 
     def __init__(self) -> None:

@@ -26,5 +26,7 @@ class BulkheadFull(ResilienceError):
 # Rejections decided locally, before the dependency was touched: they say nothing about
 # the dependency's health, so the circuit breaker does not count them.
 LOCAL_REJECTIONS: tuple[type[BaseException], ...] = (
-    CircuitOpenError, RateLimitExceeded, BulkheadFull,
+    CircuitOpenError,
+    RateLimitExceeded,
+    BulkheadFull,
 )

@@ -41,6 +41,7 @@ from pytest_rafael.resilience.policies import (
     resolve_object,
 )
 
+
 def current_timeout() -> float | None:
     """Seconds left of the current attempt's ``timeout`` gene, or ``None`` outside a
     timed attempt. Clients pass it on as a socket/HTTP timeout: that is how a sync call
@@ -58,10 +59,11 @@ def current_timeout() -> float | None:
     while frame is not None:
         if frame.f_code in _ATTEMPT_CODES:
             local = frame.f_locals
-            tmo = local.get("tmo")
+            tmo: float | None = local.get("tmo")
             if tmo is None:
                 return None
-            return max(0.0, local["t0"] + tmo - perf_counter())
+            start: float = local["t0"]
+            return max(0.0, start + tmo - perf_counter())
         frame = frame.f_back
     return None
 
@@ -77,8 +79,12 @@ class Pipeline:
         if "circuit_breaker" in g:
             p = g["circuit_breaker"].params
             self.breaker = CircuitBreaker(
-                p["failure_threshold"], p["failure_rate"], p["window"], p["reset_timeout"],
-                p["half_open_max_calls"], counters,
+                p["failure_threshold"],
+                p["failure_rate"],
+                p["window"],
+                p["reset_timeout"],
+                p["half_open_max_calls"],
+                counters,
             )
         self.rate: TokenBucket | None = None
         if "rate_limit" in g:
@@ -106,7 +112,9 @@ class Pipeline:
             if p["callable"] is not None:
                 fn = resolve_object(p["callable"], f"{m}.genes.fallback.callable")
                 if not callable(fn):
-                    raise GenomeError(f"{m}.genes.fallback.callable: {p['callable']!r} is not callable")
+                    raise GenomeError(
+                        f"{m}.genes.fallback.callable: {p['callable']!r} is not callable"
+                    )
                 self.fallback_fn = fn
         self.cache: ResultCache | None = None
         if "cache" in g:
@@ -116,7 +124,7 @@ class Pipeline:
 
     def delay(self, attempt: int) -> float:
         """Backoff before attempt ``attempt + 1``."""
-        d = min(self.max_delay, self.base_delay * self.multiplier ** (attempt - 1))
+        d: float = min(self.max_delay, self.base_delay * self.multiplier ** (attempt - 1))
         if self.jitter:
             d *= 1.0 + self.jitter * self._rng.uniform(-1.0, 1.0)
         return max(0.0, d)
@@ -146,7 +154,9 @@ class Pipeline:
 
     # -- sync -------------------------------------------------------------------------
 
-    def run_sync(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def run_sync(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         c = self.counters
         c.calls += 1
         cache = self.cache
@@ -413,8 +423,9 @@ def _uncancel() -> None:
 _ATTEMPT_CODES = frozenset({Pipeline.run_sync.__code__, Pipeline.run_async.__code__})
 
 
-def bare_sync(c: Counters, fn: Callable[..., Any], args: tuple[Any, ...],
-              kwargs: dict[str, Any]) -> Any:
+def bare_sync(
+    c: Counters, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     """A module without genes: the call as is, counted."""
     c.calls += 1
     c.attempts += 1
@@ -441,8 +452,9 @@ def bare_sync(c: Counters, fn: Callable[..., Any], args: tuple[Any, ...],
     return result
 
 
-async def bare_async(c: Counters, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
-                     kwargs: dict[str, Any]) -> Any:
+async def bare_async(
+    c: Counters, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     c.calls += 1
     c.attempts += 1
     start = perf_counter()
@@ -466,5 +478,3 @@ async def bare_async(c: Counters, fn: Callable[..., Awaitable[Any]], args: tuple
     if c.last_failure is not None and c.recovered_at is None:
         c.recovered_at = now
     return result
-
-

@@ -116,8 +116,7 @@ def use_genome(genome: Genome | None, module: str) -> Iterator[Genome | None]:
     in order."""
     s = slot(module)
     pipeline = compile_genome(
-        None if genome is None else Genome(module, genome.generation, genome.genes,
-                                           genome.lineage),
+        None if genome is None else Genome(module, genome.generation, genome.genes, genome.lineage),
         s.counters,
     )
     with _lock:
@@ -153,6 +152,13 @@ def active_genome(module: str) -> Genome | None:
 
 
 __all__ = [
-    "active_genome", "adopted_genomes", "counters", "current_timeout", "genome_file",
-    "reload", "reset_counters", "set_genome_file", "use_genome",
+    "active_genome",
+    "adopted_genomes",
+    "counters",
+    "current_timeout",
+    "genome_file",
+    "reload",
+    "reset_counters",
+    "set_genome_file",
+    "use_genome",
 ]

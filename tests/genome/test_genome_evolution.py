@@ -36,8 +36,14 @@ class FlakyUpstream:
         return "ok"
 
 
-def run_iteration(engine: Engine, index: int, module: str, call: Callable[[], Any],
-                  requests: int = 3, setup: Callable[[], None] = lambda: None) -> float:
+def run_iteration(
+    engine: Engine,
+    index: int,
+    module: str,
+    call: Callable[[], Any],
+    requests: int = 3,
+    setup: Callable[[], None] = lambda: None,
+) -> float:
     genome = engine.next_candidate(index)
     setup()
     runtime.reset_counters(module)
@@ -50,8 +56,9 @@ def run_iteration(engine: Engine, index: int, module: str, call: Callable[[], An
             except ConnectionError:
                 pass
     outcome = "passed" if ok == requests else "failed"
-    m = Measurement.from_iteration(outcome, 0.01, runtime.counters(module),
-                                   {"ok": ok, "total": requests}, None)
+    m = Measurement.from_iteration(
+        outcome, 0.01, runtime.counters(module), {"ok": ok, "total": requests}, None
+    )
     return engine.observe(index, genome, m).score
 
 
@@ -66,19 +73,20 @@ def test_engine_evolves_a_retry_that_survives_a_flaky_dependency() -> None:
     verdict = None
     for run in range(4):  # four CI runs of five iterations
         engine = Engine("t::flaky", BASE, seed=1234 + run, state=state)
-        scores = [run_iteration(engine, i, "flaky", call, setup=upstream.reset)
-                  for i in range(5)]
+        scores = [run_iteration(engine, i, "flaky", call, setup=upstream.reset) for i in range(5)]
         assert scores[0] < 0.65  # the shipped genome (no retry) fails 2 of 3 requests
         verdict = engine.verdict()
         state = json.loads(json.dumps(engine.state()))
         if verdict.propose:
             break
-    assert verdict is not None and verdict.propose, verdict
+    assert verdict is not None
+    assert verdict.propose, verdict
     best = verdict.best_genome
     assert best is not None
     assert best.genes["retry"]["max_attempts"] >= 3
     assert best.generation > BASE.generation
-    assert verdict.best_fitness is not None and verdict.baseline_fitness is not None
+    assert verdict.best_fitness is not None
+    assert verdict.baseline_fitness is not None
     assert verdict.best_fitness >= verdict.baseline_fitness + 0.05
 
 
@@ -88,8 +96,9 @@ def _feed(engine: Engine, score_of: Callable[[Genome], float], n: int) -> list[s
         g = engine.next_candidate(i)
         seen.append(g.id)
         s = score_of(g)
-        engine.observe(i, g, Measurement.from_iteration(
-            "passed", 1.0, {}, {"success_rate": s}, None))
+        engine.observe(
+            i, g, Measurement.from_iteration("passed", 1.0, {}, {"success_rate": s}, None)
+        )
     return seen
 
 
@@ -124,9 +133,9 @@ def test_state_continues_across_runs_and_generations_grow() -> None:
     assert e2.observations == 5
     ids2 = _feed(e2, _objective, 5)
     assert e2.observations == 10
-    new = [g for g in _genomes(e2) if g.id in ids2[1:] and g.id not in
-           {x.id for x in _genomes(e1)}]
-    assert new and min(g.generation for g in new) > gens1
+    new = [g for g in _genomes(e2) if g.id in ids2[1:] and g.id not in {x.id for x in _genomes(e1)}]
+    assert new
+    assert min(g.generation for g in new) > gens1
     # a rerun of both runs with the same seeds reproduces them exactly
     r1 = Engine("k", BASE, seed=3)
     _feed(r1, _objective, 5)
@@ -139,8 +148,9 @@ def _genomes(e: Engine) -> list[Genome]:
     return [Genome.from_dict("flaky", v["genome"]) for v in e.state()["entries"].values()]
 
 
-def _engine_with(base_scores: list[float], cand_scores: list[float],
-                 margin: float = 0.05) -> Engine:
+def _engine_with(
+    base_scores: list[float], cand_scores: list[float], margin: float = 0.05
+) -> Engine:
     e = Engine("k", BASE, seed=0, adopt_margin=margin)
     cand = Genome.from_dict("flaky", {"generation": 3, "genes": {"retry": {}}})
     for s in base_scores:
@@ -158,7 +168,8 @@ def _fit(s: float) -> float:
 
 def test_one_lucky_run_is_not_adopted() -> None:
     v = _engine_with([0.5], [1.0]).verdict()
-    assert not v.propose and "2+ times" in v.reason
+    assert not v.propose
+    assert "2+ times" in v.reason
 
 
 def test_inconsistent_candidate_is_not_adopted() -> None:
@@ -170,7 +181,8 @@ def test_inconsistent_candidate_is_not_adopted() -> None:
 def test_consistently_better_candidate_is_adopted_with_a_higher_generation() -> None:
     v = _engine_with([0.50, 0.52, 0.48], [0.95, 0.97, 0.96]).verdict()
     assert v.propose
-    assert v.best_genome is not None and v.best_genome.generation == 3
+    assert v.best_genome is not None
+    assert v.best_genome.generation == 3
     assert v.best_fitness == pytest.approx(_fit(0.96))
     assert v.baseline_fitness == pytest.approx(_fit(0.50))
 
@@ -178,7 +190,8 @@ def test_consistently_better_candidate_is_adopted_with_a_higher_generation() -> 
 def test_worse_candidate_the_original_rule_would_adopt_is_not() -> None:
     e = _engine_with([0.5, 0.5, 0.5], [0.42, 0.42, 0.42])
     v = e.verdict()
-    assert v.best_fitness is not None and v.baseline_fitness is not None
+    assert v.best_fitness is not None
+    assert v.baseline_fitness is not None
     assert v.best_fitness / v.baseline_fitness >= 0.85  # the original rule: adopt
     assert not v.propose  # ours: no
 
@@ -192,13 +205,18 @@ def test_gain_below_margin_is_not_adopted_even_when_certain() -> None:
 def test_skipped_iterations_do_not_count() -> None:
     e = Engine("k", BASE, seed=0)
     f = e.observe(0, BASE, Measurement.from_iteration("skipped", 0, {}, {}, None))
-    assert f.score == 0.0 and e.observations == 0
+    assert f.score == 0.0
+    assert e.observations == 0
 
 
 def test_corrupt_or_foreign_state_starts_afresh() -> None:
     assert Engine("k", BASE, seed=0, state={"version": 99}).observations == 0
-    bad = {"version": 1, "entries": {"x": {"genome": {"genes": {"retry": {"max_attempts": -1}}},
-                                           "n": 1, "sum": 1, "ss": 1}}}
+    bad = {
+        "version": 1,
+        "entries": {
+            "x": {"genome": {"genes": {"retry": {"max_attempts": -1}}}, "n": 1, "sum": 1, "ss": 1}
+        },
+    }
     e = Engine("k", BASE, seed=0, state=bad)
     assert e.observations == 0
     assert e.next_candidate(0) == BASE

@@ -7,8 +7,13 @@ import pytest
 from pytest_rafael.genome.fitness import BaselineRef, Measurement, evaluate
 
 
-def m(outcome: str = "passed", duration: float = 1.0, runtime: dict | None = None,
-      metrics: dict | None = None, window: tuple[float, float] | None = None) -> Measurement:
+def m(
+    outcome: str = "passed",
+    duration: float = 1.0,
+    runtime: dict | None = None,
+    metrics: dict | None = None,
+    window: tuple[float, float] | None = None,
+) -> Measurement:
     return Measurement.from_iteration(outcome, duration, runtime or {}, metrics or {}, window)
 
 
@@ -23,7 +28,8 @@ def test_success_rate_sources() -> None:
 def test_recovery_after_fault_window() -> None:
     runtime = {"calls": 5, "attempts": 7, "last_failure_at_s": 0.9, "recovered_at_s": 1.5}
     x = m(duration=3.0, runtime=runtime, metrics={"budget_s": 1.0}, window=(0.0, 1.0))
-    assert x.recovered and x.recovery_s == pytest.approx(0.5)
+    assert x.recovered
+    assert x.recovery_s == pytest.approx(0.5)
     f = evaluate(x)
     assert f.terms["recovery_speed"] == pytest.approx(1.0 / 1.5)
     assert f.terms["resource_efficiency"] == pytest.approx(5 / 7)
@@ -52,7 +58,8 @@ def test_without_fault_end_recovery_is_mean_call_time_against_baseline_budget() 
     assert evaluate(x).terms["recovery_speed"] == pytest.approx(1.0 / 1.5)
     # a baseline that never stalled gives a 0.1 s floor, not 0
     assert evaluate(x, BaselineRef(recovery_s=0.0)).terms["recovery_speed"] == pytest.approx(
-        0.1 / 0.6)
+        0.1 / 0.6
+    )
 
 
 def test_cpu_against_baseline() -> None:
@@ -94,8 +101,11 @@ def test_skipped_measurements_are_ignored_and_mean_is_taken() -> None:
 
 
 def test_terms_always_in_unit_interval() -> None:
-    x = m(duration=-1.0, runtime={"calls": -3, "attempts": "x", "latency_total_s": -5},
-          metrics={"budget_s": -1, "cpu_time_s": float("inf")})
+    x = m(
+        duration=-1.0,
+        runtime={"calls": -3, "attempts": "x", "latency_total_s": -5},
+        metrics={"budget_s": -1, "cpu_time_s": float("inf")},
+    )
     f = evaluate(x, BaselineRef(recovery_s=1.0, cpu_time_s=1.0))
     assert all(0.0 <= v <= 1.0 for v in f.terms.values())
     assert 0.0 <= f.score <= 1.0

@@ -46,12 +46,21 @@ def test_yaml_on_key_read_as_true_means_on() -> None:
 
 
 def test_id_is_content_hash_independent_of_order_generation_and_lineage() -> None:
-    a = Genome.from_dict("pay", {"generation": 1, "genes": {
-        "timeout": {"seconds": 1.0}, "retry": {"max_attempts": 3}}})
-    b = Genome.from_dict("pay", {"generation": 7, "lineage": ["x"], "genes": {
-        "retry": {"max_attempts": 3}, "timeout": {"seconds": 1.0}}})
-    c = Genome.from_dict("pay", {"genes": {"retry": {"max_attempts": 4},
-                                           "timeout": {"seconds": 1.0}}})
+    a = Genome.from_dict(
+        "pay",
+        {"generation": 1, "genes": {"timeout": {"seconds": 1.0}, "retry": {"max_attempts": 3}}},
+    )
+    b = Genome.from_dict(
+        "pay",
+        {
+            "generation": 7,
+            "lineage": ["x"],
+            "genes": {"retry": {"max_attempts": 3}, "timeout": {"seconds": 1.0}},
+        },
+    )
+    c = Genome.from_dict(
+        "pay", {"genes": {"retry": {"max_attempts": 4}, "timeout": {"seconds": 1.0}}}
+    )
     assert a.id == b.id
     assert a.id != c.id
     assert Genome.from_dict("other", a.to_dict()).id != a.id
@@ -59,14 +68,20 @@ def test_id_is_content_hash_independent_of_order_generation_and_lineage() -> Non
 
 
 def test_round_trip() -> None:
-    g = Genome.from_dict("pay", {"generation": 2, "lineage": ["a1", "b2"], "genes": {
-        "fallback": {"value": {"status": "degraded", "items": [1, 2]}, "on": ["KeyError"]},
-        "cache": {"ttl": 5},
-    }})
+    g = Genome.from_dict(
+        "pay",
+        {
+            "generation": 2,
+            "lineage": ["a1", "b2"],
+            "genes": {
+                "fallback": {"value": {"status": "degraded", "items": [1, 2]}, "on": ["KeyError"]},
+                "cache": {"ttl": 5},
+            },
+        },
+    )
     again = Genome.from_dict("pay", g.to_dict())
     assert again == g
-    assert again.to_dict()["genes"]["fallback"]["value"] == {"status": "degraded",
-                                                             "items": [1, 2]}
+    assert again.to_dict()["genes"]["fallback"]["value"] == {"status": "degraded", "items": [1, 2]}
 
 
 @pytest.mark.parametrize(
@@ -85,10 +100,13 @@ def test_from_dict_errors(doc: object, message: str) -> None:
 
 
 def test_diff_lists_each_change() -> None:
-    a = Genome.from_dict("pay", {"generation": 1, "genes": {
-        "retry": {"max_attempts": 3}, "timeout": {"seconds": 10.0}}})
-    b = Genome.from_dict("pay", {"generation": 2, "genes": {
-        "retry": {"max_attempts": 5}, "circuit_breaker": {}}})
+    a = Genome.from_dict(
+        "pay",
+        {"generation": 1, "genes": {"retry": {"max_attempts": 3}, "timeout": {"seconds": 10.0}}},
+    )
+    b = Genome.from_dict(
+        "pay", {"generation": 2, "genes": {"retry": {"max_attempts": 5}, "circuit_breaker": {}}}
+    )
     changes = a.diff(b)
     assert "generation: 1 -> 2" in changes
     assert "~ retry.max_attempts: 3 -> 5" in changes

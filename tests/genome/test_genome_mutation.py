@@ -21,7 +21,8 @@ from pytest_rafael.genome.mutation import (
 
 
 def _value(spec: ParamSpec) -> st.SearchStrategy[Any]:
-    assert spec.low is not None and spec.high is not None
+    assert spec.low is not None
+    assert spec.high is not None
     if spec.type == "int":
         return st.integers(int(spec.low), int(spec.high))
     return st.floats(spec.low, spec.high, allow_nan=False)
@@ -47,9 +48,11 @@ def _assert_valid(g: Genome) -> None:
         for spec in CATALOG[kind]:
             v = gene[spec.name]
             if spec.type == "int":
-                assert isinstance(v, int) and not isinstance(v, bool)
+                assert isinstance(v, int)
+                assert not isinstance(v, bool)
             if spec.type in ("int", "float"):
-                assert spec.low is not None and spec.high is not None
+                assert spec.low is not None
+                assert spec.high is not None
                 assert spec.low <= v <= spec.high
 
 
@@ -59,8 +62,10 @@ def test_every_operator_yields_a_valid_genome(a: Genome, b: Genome, seed: int) -
     rng = random.Random(seed)
     _assert_valid(mutate_params(a, rng))
     _assert_valid(crossover(a, b, rng))
-    pool = [{"kind": "bulkhead", "params": {"max_concurrent": 4}},
-            {"kind": "retry", "params": {"max_attempts": 99}}]  # an invalid pool entry
+    pool = [
+        {"kind": "bulkhead", "params": {"max_concurrent": 4}},
+        {"kind": "retry", "params": {"max_attempts": 99}},
+    ]  # an invalid pool entry
     added = add_gene(a, rng, pool)
     if added is not None:
         _assert_valid(added)
@@ -73,15 +78,20 @@ def test_every_operator_yields_a_valid_genome(a: Genome, b: Genome, seed: int) -
 
 
 @settings(max_examples=120, deadline=None)
-@given(st.sampled_from([(k, s) for k in CATALOG for s in CATALOG[k]
-                        if s.type in ("int", "float")]),
-       st.data(), st.integers(0, 2**32 - 1), st.booleans())
-def test_mutate_value_clamped_and_integral(ks: tuple[str, ParamSpec], data: st.DataObject,
-                                           seed: int, wide: bool) -> None:
+@given(
+    st.sampled_from([(k, s) for k in CATALOG for s in CATALOG[k] if s.type in ("int", "float")]),
+    st.data(),
+    st.integers(0, 2**32 - 1),
+    st.booleans(),
+)
+def test_mutate_value_clamped_and_integral(
+    ks: tuple[str, ParamSpec], data: st.DataObject, seed: int, wide: bool
+) -> None:
     _, spec = ks
     value = data.draw(_value(spec))
     new = mutate_value(spec, value, random.Random(seed), wide)
-    assert spec.low is not None and spec.high is not None
+    assert spec.low is not None
+    assert spec.high is not None
     assert spec.low <= new <= spec.high
     if spec.type == "int":
         assert isinstance(new, int)
@@ -93,7 +103,8 @@ def test_local_steps_are_about_twenty_percent() -> None:
     spec = next(s for s in CATALOG["timeout"] if s.name == "seconds")
     rng = random.Random(1)
     ratios = [mutate_value(spec, 10.0, rng, wide=False) / 10.0 for _ in range(500)]
-    assert min(ratios) >= 0.8 - 1e-9 and max(ratios) <= 1.2 + 1e-9
+    assert min(ratios) >= 0.8 - 1e-9
+    assert max(ratios) <= 1.2 + 1e-9
     assert max(ratios) - min(ratios) > 0.3  # both directions are explored
 
 
@@ -123,6 +134,7 @@ def test_add_gene_uses_pool() -> None:
     g = Genome.from_dict("svc", {"genes": {k: {} for k in AUTO_ADDABLE}})
     pool = [{"kind": "bulkhead", "params": {"max_concurrent": 3}}]
     added = add_gene(g, random.Random(0), pool)
-    assert added is not None and added.genes["bulkhead"]["max_concurrent"] == 3
+    assert added is not None
+    assert added.genes["bulkhead"]["max_concurrent"] == 3
     full = Genome.from_dict("svc", {"genes": {k: {} for k in CATALOG if k != "fallback"}})
     assert add_gene(full, random.Random(0)) is None

@@ -22,42 +22,70 @@ from .vault import Vault, VaultLookupError
 
 def register(sub: Any, group: argparse.ArgumentParser) -> None:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--vault", action="append", default=[], metavar="DIR", type=Path,
-                        help="folder of extra pattern files (repeatable; env RAFAEL_VAULT_DIRS)")
-    common.add_argument("--store", metavar="PATH", type=Path, default=None,
-                        help="rafael store with observed evidence (env RAFAEL_STORE, "
-                             "default .rafael/rafael.db)")
+    common.add_argument(
+        "--vault",
+        action="append",
+        default=[],
+        metavar="DIR",
+        type=Path,
+        help="folder of extra pattern files (repeatable; env RAFAEL_VAULT_DIRS)",
+    )
+    common.add_argument(
+        "--store",
+        metavar="PATH",
+        type=Path,
+        default=None,
+        help="rafael store with observed evidence (env RAFAEL_STORE, default .rafael/rafael.db)",
+    )
     common.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = sub.add_parser("search", parents=[common], help="search patterns",
-                       description="Search patterns, most relevant first, then most reliable.")
+    p = sub.add_parser(
+        "search",
+        parents=[common],
+        help="search patterns",
+        description="Search patterns, most relevant first, then most reliable.",
+    )
     p.add_argument("text", nargs="*", help="words to search for (name, problem, tags, ...)")
     p.add_argument("--category", help=f"one of: {', '.join(CATEGORIES)}")
     p.add_argument("--tech", help="technology, e.g. python, asyncio, postgresql, node.js")
     p.add_argument("--threat", help="threat scenario, e.g. db_failure")
-    p.add_argument("--min-score", type=float, default=0.0, metavar="X",
-                   help="minimum reliability score (0..1)")
+    p.add_argument(
+        "--min-score", type=float, default=0.0, metavar="X", help="minimum reliability score (0..1)"
+    )
     p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N results")
     p.set_defaults(func=_search)
 
-    p = sub.add_parser("show", parents=[common], help="show one pattern",
-                       description="Show a pattern with its code, and observed evidence.")
+    p = sub.add_parser(
+        "show",
+        parents=[common],
+        help="show one pattern",
+        description="Show a pattern with its code, and observed evidence.",
+    )
     p.add_argument("id", help="pattern id (see 'rafael vault search')")
     p.set_defaults(func=_show)
 
-    p = sub.add_parser("recommend", parents=[common],
-                       help="patterns for a test failing under a scenario",
-                       description="Recommend patterns that mitigate a vulnerability.")
+    p = sub.add_parser(
+        "recommend",
+        parents=[common],
+        help="patterns for a test failing under a scenario",
+        description="Recommend patterns that mitigate a vulnerability.",
+    )
     p.add_argument("scenario", help="the threat scenario the test failed under")
     p.add_argument("--error", help="the failure's error line")
-    p.add_argument("--genes", default="", help="genes the module's genome already has, comma "
-                                               "separated (e.g. retry,timeout)")
+    p.add_argument(
+        "--genes",
+        default="",
+        help="genes the module's genome already has, comma separated (e.g. retry,timeout)",
+    )
     p.add_argument("--tech", default="python", help="preferred technology (default python)")
     p.add_argument("--limit", type=int, default=3, metavar="N")
     p.set_defaults(func=_recommend)
 
-    p = sub.add_parser("validate", help="validate pattern files",
-                       description="Validate the pattern files of folders (exit 1 on errors).")
+    p = sub.add_parser(
+        "validate",
+        help="validate pattern files",
+        description="Validate the pattern files of folders (exit 1 on errors).",
+    )
     p.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
     p.set_defaults(func=_validate)
 
@@ -105,7 +133,10 @@ def _score_text(vault: Vault, p: Pattern) -> str:
     obs = vault.observed(p.id)
     if obs is None:
         return f"{p.reliability_score:.2f}"
-    return f"{vault.score(p):.2f} (declared {p.reliability_score:.2f}, observed {obs[0]:.2f} n={obs[1]})"
+    observed, n = obs
+    return (
+        f"{vault.score(p):.2f} (declared {p.reliability_score:.2f}, observed {observed:.2f} n={n})"
+    )
 
 
 # -- commands ---------------------------------------------------------------------------
@@ -121,11 +152,18 @@ def _search(args: argparse.Namespace) -> int:
         raise _error(f"--min-score must be between 0 and 1, got {args.min_score}")
     if args.limit < 1:
         raise _error(f"--limit must be at least 1, got {args.limit}")
-    found = vault.search(" ".join(args.text), category=args.category, tech=args.tech,
-                         threat=args.threat, min_score=args.min_score, limit=args.limit)
+    found = vault.search(
+        " ".join(args.text),
+        category=args.category,
+        tech=args.tech,
+        threat=args.threat,
+        min_score=args.min_score,
+        limit=args.limit,
+    )
     if args.json:
-        print(json.dumps([dict(p.to_dict(), effective_score=vault.score(p)) for p in found],
-                         indent=2))
+        print(
+            json.dumps([dict(p.to_dict(), effective_score=vault.score(p)) for p in found], indent=2)
+        )
     else:
         for p in found:
             print(f"{p.id:45} {vault.score(p):.2f}  {p.category:20} {p.name}")
@@ -143,12 +181,23 @@ def _show(args: argparse.Namespace) -> int:
         raise _error(str(exc)) from None
     if args.json:
         obs = vault.observed(p.id)
-        print(json.dumps(dict(p.to_dict(), effective_score=vault.score(p),
-                              observed={"score": obs[0], "n": obs[1]} if obs else None),
-                         indent=2))
+        print(
+            json.dumps(
+                dict(
+                    p.to_dict(),
+                    effective_score=vault.score(p),
+                    observed={"score": obs[0], "n": obs[1]} if obs else None,
+                ),
+                indent=2,
+            )
+        )
         return 0
-    wrap = lambda text: textwrap.fill(" ".join(text.split()), 88,  # noqa: E731
-                                      initial_indent="  ", subsequent_indent="  ")
+
+    def wrap(text: str) -> str:
+        return textwrap.fill(
+            " ".join(text.split()), 88, initial_indent="  ", subsequent_indent="  "
+        )
+
     lines = [
         f"{p.name}  [{p.id}]",
         f"category:     {p.category}",
@@ -161,8 +210,16 @@ def _show(args: argparse.Namespace) -> int:
     if p.gene is not None:
         params = ", ".join(f"{k}={v}" for k, v in p.gene.parameters.items())
         lines.append(f"gene:         {p.gene.name}({params})")
-    lines += ["", "problem:", wrap(p.problem), "", "solution:", wrap(p.solution), "",
-              "configuration:"]
+    lines += [
+        "",
+        "problem:",
+        wrap(p.problem),
+        "",
+        "solution:",
+        wrap(p.solution),
+        "",
+        "configuration:",
+    ]
     lines += [f"  {k}: {v}" for k, v in p.configuration.items()]
     lines += ["", f"code ({p.code_example.language}):", textwrap.indent(p.code_example.code, "  ")]
     lines += ["references:"]
@@ -176,11 +233,16 @@ def _recommend(args: argparse.Namespace) -> int:
     vault = _vault(args)
     _choice(args.scenario, sorted(set(BUILTIN_THREATS) | set(vault.threats)), "scenario")
     genes = [g.strip() for g in args.genes.split(",") if g.strip()]
-    recs = vault.recommend(args.scenario, error=args.error, genome_genes=genes,
-                           limit=args.limit, tech=args.tech)
+    recs = vault.recommend(
+        args.scenario, error=args.error, genome_genes=genes, limit=args.limit, tech=args.tech
+    )
     if args.json:
-        print(json.dumps([{"pattern_id": r.pattern.id, "name": r.pattern.name, "why": r.why}
-                          for r in recs], indent=2))
+        print(
+            json.dumps(
+                [{"pattern_id": r.pattern.id, "name": r.pattern.name, "why": r.why} for r in recs],
+                indent=2,
+            )
+        )
     else:
         for r in recs:
             print(f"{r.pattern.id}: {r.pattern.name}\n    {r.why}")

@@ -17,8 +17,45 @@ from dataclasses import dataclass
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 _STOP = frozenset(
-    "a an and are as at be by can do for from how i in into is it my of on or our so that "
-    "the this to we what when where which with without you your".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "do",
+        "for",
+        "from",
+        "how",
+        "i",
+        "in",
+        "into",
+        "is",
+        "it",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "so",
+        "that",
+        "the",
+        "this",
+        "to",
+        "we",
+        "what",
+        "when",
+        "where",
+        "which",
+        "with",
+        "without",
+        "you",
+        "your",
+    ]
 )
 # Spellings of the same thing, mapped to one token on both sides (documents and queries).
 _CANONICAL = {
@@ -61,7 +98,17 @@ _CANONICAL = {
 
 # Product names written in mixed case that must stay one word ("PostgreSQL" is not "sql").
 _WHOLE = frozenset(
-    "sqlalchemy postgresql fastapi javascript mysql graphql openapi pyyaml nodejs".split()
+    [
+        "sqlalchemy",
+        "postgresql",
+        "fastapi",
+        "javascript",
+        "mysql",
+        "graphql",
+        "openapi",
+        "pyyaml",
+        "nodejs",
+    ]
 )
 
 

@@ -24,8 +24,9 @@ PRIOR_WEIGHT = 5.0
 RELEVANCE_FLOOR = 0.25
 
 
-def blend(declared: float, observed: float | None, n: int, prior_weight: float = PRIOR_WEIGHT
-          ) -> float:
+def blend(
+    declared: float, observed: float | None, n: int, prior_weight: float = PRIOR_WEIGHT
+) -> float:
     """Bayesian blend of a declared score (as ``prior_weight`` pseudo-observations) with
     the mean of ``n`` observed fitness values."""
     if observed is None or n <= 0:
@@ -38,14 +39,18 @@ def blend(declared: float, observed: float | None, n: int, prior_weight: float =
 # lead to patterns written in terms of what to do about it.
 _ERROR_HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("timeout", "timed out", "deadline"), "timeout deadline budget"),
-    (("refused", "reset", "broken pipe", "connectionerror", "eof", "disconnect", "closed"),
-     "retry backoff reconnect connection"),
+    (
+        ("refused", "reset", "broken pipe", "connectionerror", "eof", "disconnect", "closed"),
+        "retry backoff reconnect connection",
+    ),
     (("memoryerror", "out of memory", "cannot allocate", "oom"), "memory bounded"),
     (("429", "too many", "rate"), "rate limit throttle"),
     (("503", "unavailable", "overload", "capacity"), "load shedding fallback"),
     (("locked", "operationalerror", "deadlock", "serialization"), "database retry transaction"),
-    (("incomplete", "truncat", "short read", "unexpected end", "decode", "checksum"),
-     "truncation length checksum framing"),
+    (
+        ("incomplete", "truncat", "short read", "unexpected end", "decode", "checksum"),
+        "truncation length checksum framing",
+    ),
     (("no space", "enospc", "disk full", "quota"), "disk space"),
     (("circuit", "open"), "circuit breaker"),
 )
@@ -107,8 +112,9 @@ class Vault:
             if p.id in builtin_ids:
                 from .loader import VaultError
 
-                raise VaultError(f"{p.source}:1: id: {p.id!r} is a built-in pattern; "
-                                 "choose another id")
+                raise VaultError(
+                    f"{p.source}:1: id: {p.id!r} is a built-in pattern; choose another id"
+                )
         return cls([*patterns, *extra], observed)
 
     def with_evidence(self, observed: Mapping[str, tuple[float, int]]) -> Vault:
@@ -226,18 +232,7 @@ class Vault:
         picked: list[Pattern] = []
         remaining = list(candidates)
         while remaining and len(picked) < limit:
-            used_categories = {p.category for p in picked}
-            used_genes = {p.gene.name for p in picked if p.gene}
-
-            def adjusted(p: Pattern) -> tuple[float, str]:
-                s = base[p.id]
-                if p.category in used_categories:
-                    s -= 0.8
-                if p.gene is not None and p.gene.name in used_genes:
-                    s -= 0.8
-                return (-s, p.id)
-
-            best = min(remaining, key=adjusted)
+            best = min(remaining, key=lambda p: _diversified(p, base[p.id], picked))
             remaining.remove(best)
             picked.append(best)
         return [Recommendation(p, self._why(p, scenario, have, query)) for p in picked]
@@ -249,8 +244,9 @@ class Vault:
                 parts.append(f"tunes the {p.gene.name} gene the genome already has")
             else:
                 parts.append(f"adds the {p.gene.name} gene the genome lacks")
-        shared = sorted(set(tokenize(query)) & set(tokenize(
-            " ".join([p.name, p.problem, p.solution, *p.tags]))))
+        shared = sorted(
+            set(tokenize(query)) & set(tokenize(" ".join([p.name, p.problem, p.solution, *p.tags])))
+        )
         if shared:
             parts.append("matches the error (" + ", ".join(shared[:4]) + ")")
         parts.append(f"reliability {self.score(p):.2f}")
@@ -270,8 +266,23 @@ class Vault:
         ]
 
 
-_TECH_ALIASES = {"node": "node.js", "nodejs": "node.js", "postgres": "postgresql",
-                 "pg": "postgresql", "flutter": "flutter+supabase", "supabase": "flutter+supabase"}
+def _diversified(p: Pattern, score: float, picked: Sequence[Pattern]) -> tuple[float, str]:
+    """Sort key for the next recommendation: a category or gene already picked costs."""
+    if any(q.category == p.category for q in picked):
+        score -= 0.8
+    if p.gene is not None and any(q.gene and q.gene.name == p.gene.name for q in picked):
+        score -= 0.8
+    return (-score, p.id)
+
+
+_TECH_ALIASES = {
+    "node": "node.js",
+    "nodejs": "node.js",
+    "postgres": "postgresql",
+    "pg": "postgresql",
+    "flutter": "flutter+supabase",
+    "supabase": "flutter+supabase",
+}
 
 
 def _tech_matches(tech: str, stack: Sequence[str]) -> bool:
@@ -284,8 +295,26 @@ def _tech_matches(tech: str, stack: Sequence[str]) -> bool:
 
 # Words of every traceback that say nothing about the failure.
 _ERROR_NOISE = frozenset(
-    "error errors exception traceback raise raised failed failure line file assert "
-    "assertion python py self none true false".split()
+    [
+        "error",
+        "errors",
+        "exception",
+        "traceback",
+        "raise",
+        "raised",
+        "failed",
+        "failure",
+        "line",
+        "file",
+        "assert",
+        "assertion",
+        "python",
+        "py",
+        "self",
+        "none",
+        "true",
+        "false",
+    ]
 )
 
 

@@ -101,6 +101,7 @@ def test_python_example_runs(
 def test_javascript_example_parses(pattern: Pattern, tmp_path: Path) -> None:
     script = tmp_path / f"{pattern.id}.js"
     script.write_text(pattern.code_example.code, encoding="utf-8")
-    proc = subprocess.run(["node", "--check", str(script)], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        ["node", "--check", str(script)], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, f"{pattern.source}\n{proc.stderr[-2000:]}"

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from vault_samples import GOOD
 
 from pytest_rafael.vault import Vault, VaultError
 from pytest_rafael.vault.loader import BUILTIN_DIR, parse_pattern
@@ -14,29 +15,6 @@ from pytest_rafael.vault.models import BUILTIN_THREATS, CATEGORIES, GENE_PARAMET
 
 VAULT = Vault.load()
 REPO = Path(__file__).resolve().parents[2]
-
-GOOD = """\
-id: my-retry
-name: My retry
-category: retry
-technology_stack: [python]
-problem: Things fail.
-solution: Try again.
-code_example:
-  language: python
-  code: |
-    x = 1
-configuration: {attempts: 3}
-threats: [flaky_network]
-verification_status: community
-reliability_score: 0.5
-tags: [retry]
-references:
-  - title: A book
-gene:
-  name: retry
-  parameters: {max_attempts: 3}
-"""
 
 
 def test_at_least_fifty_patterns_with_unique_ids() -> None:
@@ -49,14 +27,19 @@ def test_at_least_fifty_patterns_with_unique_ids() -> None:
 
 def test_the_four_patterns_of_the_original_design() -> None:
     flutter = VAULT.get("flutter-supabase-adaptive-retry")
-    assert flutter.category == "retry" and "flutter+supabase" in flutter.technology_stack
+    assert flutter.category == "retry"
+    assert "flutter+supabase" in flutter.technology_stack
     assert flutter.code_example.language == "dart"
     node = VAULT.get("nodejs-circuit-breaker")
-    assert node.category == "circuit_breaker" and "node.js" in node.technology_stack
+    assert node.category == "circuit_breaker"
+    assert "node.js" in node.technology_stack
     sql = VAULT.get("python-sql-injection-prevention")
-    assert sql.category == "input_validation" and sql.code_example.language == "python"
+    assert sql.category == "input_validation"
+    assert sql.code_example.language == "python"
     limiter = VAULT.get("python-token-bucket-rate-limiter")
-    assert limiter.category == "rate_limit" and limiter.gene and limiter.gene.name == "rate_limit"
+    assert limiter.category == "rate_limit"
+    assert limiter.gene
+    assert limiter.gene.name == "rate_limit"
 
 
 def test_builtin_threats_match_the_builtin_scenario_files() -> None:
@@ -72,8 +55,22 @@ def test_every_threat_has_patterns_and_categories_vary() -> None:
     assert len({p.category for p in VAULT}) >= 14
     assert set(VAULT.categories) <= set(CATEGORIES)
     techs = set(VAULT.technologies)
-    for tech in ("python", "asyncio", "requests", "httpx", "sqlalchemy", "postgresql", "redis",
-                 "django", "fastapi", "celery", "kafka", "grpc", "node.js", "flutter+supabase"):
+    for tech in (
+        "python",
+        "asyncio",
+        "requests",
+        "httpx",
+        "sqlalchemy",
+        "postgresql",
+        "redis",
+        "django",
+        "fastapi",
+        "celery",
+        "kafka",
+        "grpc",
+        "node.js",
+        "flutter+supabase",
+    ):
         assert tech in techs, tech
 
 
@@ -110,14 +107,26 @@ def test_good_user_pattern_loads(tmp_path: Path) -> None:
     ("old", "new", "expected"),
     [
         ("category: retry", "category: magic", r":3: category: unknown category 'magic'"),
-        ("reliability_score: 0.5", "reliability_score: 1.5",
-         r":14: reliability_score: expected a number from 0 to 1"),
-        ("verification_status: community", "verification_status: maybe",
-         r":13: verification_status: expected one of"),
-        ("  parameters: {max_attempts: 3}", "  parameters: {max_attempts: 0}",
-         r":20: gene.parameters.max_attempts: 0 is out of range"),
-        ("  parameters: {max_attempts: 3}", "  parameters: {tries: 3}",
-         r":20: gene.parameters.tries: retry has no parameter 'tries'"),
+        (
+            "reliability_score: 0.5",
+            "reliability_score: 1.5",
+            r":14: reliability_score: expected a number from 0 to 1",
+        ),
+        (
+            "verification_status: community",
+            "verification_status: maybe",
+            r":13: verification_status: expected one of",
+        ),
+        (
+            "  parameters: {max_attempts: 3}",
+            "  parameters: {max_attempts: 0}",
+            r":20: gene.parameters.max_attempts: 0 is out of range",
+        ),
+        (
+            "  parameters: {max_attempts: 3}",
+            "  parameters: {tries: 3}",
+            r":20: gene.parameters.tries: retry has no parameter 'tries'",
+        ),
         ("  name: retry\n", "  name: teleport\n", r":19: gene.name: unknown gene 'teleport'"),
         ("    x = 1", "    x = = 1", r":9: code_example.code: Python syntax error"),
         ("id: my-retry", "id: My Retry!", r":1: id: bad id"),
@@ -165,7 +174,10 @@ def test_missing_folder_and_known_threats(tmp_path: Path) -> None:
 
 def test_bare_on_key_of_fallback_gene_is_understood() -> None:
     # YAML 1.1 reads `on:` as True; the loader maps it back to the fallback parameter.
-    text = GOOD.replace("  name: retry\n  parameters: {max_attempts: 3}",
-                        "  name: fallback\n  parameters: {value: [], on: [OSError]}")
+    text = GOOD.replace(
+        "  name: retry\n  parameters: {max_attempts: 3}",
+        "  name: fallback\n  parameters: {value: [], on: [OSError]}",
+    )
     gene = parse_pattern(text, "f.yaml").gene
-    assert gene is not None and gene.parameters == {"value": [], "on": ["OSError"]}
+    assert gene is not None
+    assert gene.parameters == {"value": [], "on": ["OSError"]}

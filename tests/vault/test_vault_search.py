@@ -23,21 +23,36 @@ def ids(patterns: list) -> list[str]:  # type: ignore[type-arg]
     [
         ("retry postgres", {"postgresql-transaction-retry"}),
         ("sql injection", {"python-sql-injection-prevention"}),
-        ("circuit breaker", {"python-circuit-breaker", "pybreaker-database-breaker",
-                             "asyncio-circuit-breaker", "nodejs-circuit-breaker"}),
+        (
+            "circuit breaker",
+            {
+                "python-circuit-breaker",
+                "pybreaker-database-breaker",
+                "asyncio-circuit-breaker",
+                "nodejs-circuit-breaker",
+            },
+        ),
         ("thundering herd", {"redis-lock-cache-stampede", "asyncio-single-flight"}),
         ("kafka duplicate messages", {"kafka-idempotent-consumer"}),
         ("disk full", {"disk-space-guard", "rotating-log-files", "atomic-file-write"}),
-        ("rate limit", {"python-token-bucket-rate-limiter", "redis-fixed-window-rate-limiter",
-                        "nodejs-token-bucket-middleware"}),
+        (
+            "rate limit",
+            {
+                "python-token-bucket-rate-limiter",
+                "redis-fixed-window-rate-limiter",
+                "nodejs-token-bucket-middleware",
+            },
+        ),
         ("supabase flutter", {"flutter-supabase-adaptive-retry"}),
         ("hedged requests tail latency", {"asyncio-hedged-requests"}),
         ("readiness probe kubernetes", {"fastapi-readiness-liveness"}),
         ("idempotency key payments", {"idempotency-key-store"}),
         ("stale database connections pool", {"sqlalchemy-pool-pre-ping"}),
         ("celery retry", {"celery-task-retry-acks-late"}),
-        ("ConnectionResetError", {"httpx-retry-transport-errors",
-                                  "python-retry-exponential-backoff-jitter"}),
+        (
+            "ConnectionResetError",
+            {"httpx-retry-transport-errors", "python-retry-exponential-backoff-jitter"},
+        ),
     ],
 )
 def test_user_searches_return_relevant_patterns_first(query: str, expected_first: set[str]) -> None:
@@ -58,17 +73,21 @@ def test_timeout_search_lists_timeout_patterns_first() -> None:
 
 def test_filters() -> None:
     db = VAULT.search(threat="db_failure", limit=None)
-    assert len(db) >= 10 and all("db_failure" in p.threats for p in db)
+    assert len(db) >= 10
+    assert all("db_failure" in p.threats for p in db)
     node_cb = VAULT.search(category="circuit_breaker", tech="node.js")
     assert ids(node_cb) == ["nodejs-circuit-breaker"]
     assert ids(VAULT.search(category="circuit_breaker", tech="node")) == ids(node_cb)
     assert "flutter-supabase-adaptive-retry" in ids(VAULT.search(tech="flutter"))
     assert ids(VAULT.search(tech="postgres", limit=None)) == ids(
-        VAULT.search(tech="postgresql", limit=None))
+        VAULT.search(tech="postgresql", limit=None)
+    )
     high = VAULT.search(min_score=0.9, limit=None)
-    assert high and all(p.reliability_score >= 0.9 for p in high)
+    assert high
+    assert all(p.reliability_score >= 0.9 for p in high)
     assert VAULT.search("retry", category="cache") == [] or all(
-        p.category == "cache" for p in VAULT.search("retry", category="cache"))
+        p.category == "cache" for p in VAULT.search("retry", category="cache")
+    )
 
 
 def test_without_text_most_reliable_first() -> None:
@@ -91,11 +110,13 @@ def test_tokenize() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(text=st.text(max_size=200),
-       category=st.sampled_from([None, *CATEGORIES]),
-       threat=st.sampled_from([None, *BUILTIN_THREATS, "unknown"]),
-       tech=st.one_of(st.none(), st.text(max_size=12)),
-       min_score=st.floats(min_value=-1, max_value=2, allow_nan=False))
+@given(
+    text=st.text(max_size=200),
+    category=st.sampled_from([None, *CATEGORIES]),
+    threat=st.sampled_from([None, *BUILTIN_THREATS, "unknown"]),
+    tech=st.one_of(st.none(), st.text(max_size=12)),
+    min_score=st.floats(min_value=-1, max_value=2, allow_nan=False),
+)
 def test_search_never_crashes_and_respects_filters(
     text: str, category: str | None, threat: str | None, tech: str | None, min_score: float
 ) -> None:
@@ -114,12 +135,23 @@ MITIGATING_CATEGORIES = {
     "network_latency": {"timeout", "cache", "hedging", "circuit_breaker", "bulkhead"},
     "db_failure": {"retry", "circuit_breaker", "fallback", "cache", "health_check"},
     "ddos": {"rate_limit", "load_shedding", "timeout", "graceful_degradation", "cache"},
-    "memory_pressure": {"backpressure", "cache", "resource_management", "bulkhead",
-                        "input_validation", "load_shedding"},
-    "cpu_spike": {"graceful_degradation", "rate_limit", "load_shedding", "cache", "bulkhead",
-                  "timeout"},
-    "cascading_failure": {"circuit_breaker", "bulkhead", "timeout", "fallback",
-                          "load_shedding"},
+    "memory_pressure": {
+        "backpressure",
+        "cache",
+        "resource_management",
+        "bulkhead",
+        "input_validation",
+        "load_shedding",
+    },
+    "cpu_spike": {
+        "graceful_degradation",
+        "rate_limit",
+        "load_shedding",
+        "cache",
+        "bulkhead",
+        "timeout",
+    },
+    "cascading_failure": {"circuit_breaker", "bulkhead", "timeout", "fallback", "load_shedding"},
     "flaky_network": {"retry", "idempotency", "timeout", "fallback"},
     "bandwidth_throttle": {"timeout", "backpressure", "cache"},
     "slow_close": {"timeout", "data_integrity", "health_check"},
@@ -139,7 +171,8 @@ def test_recommendations_mitigate_each_builtin_scenario(scenario: str) -> None:
         assert scenario in rec.pattern.threats
         assert rec.why.startswith(f"mitigates {scenario}")
     assert recs[0].pattern.category in MITIGATING_CATEGORIES[scenario], ids(
-        [r.pattern for r in recs])
+        [r.pattern for r in recs]
+    )
     # Spread over categories (as far as the candidates allow): three variants of one idea
     # are less useful than three ideas.
     available = {p.category for p in VAULT.search(threat=scenario, limit=None)}
@@ -156,12 +189,14 @@ def test_recommend_prefers_genes_the_genome_lacks() -> None:
 
 
 def test_recommend_uses_the_error_line() -> None:
-    timeout = VAULT.recommend("connection_timeout",
-                              error="requests.exceptions.ReadTimeout: read timed out (2.0s)")
+    timeout = VAULT.recommend(
+        "connection_timeout", error="requests.exceptions.ReadTimeout: read timed out (2.0s)"
+    )
     assert timeout[0].pattern.category == "timeout"
     assert "matches the error" in timeout[0].why
     truncated = VAULT.recommend(
-        "data_truncation", error="asyncio.exceptions.IncompleteReadError: 128 bytes read")
+        "data_truncation", error="asyncio.exceptions.IncompleteReadError: 128 bytes read"
+    )
     assert truncated[0].pattern.category == "data_integrity"
 
 
@@ -172,8 +207,10 @@ def test_recommend_unknown_scenario_and_limits() -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(error=st.one_of(st.none(), st.text(max_size=300)),
-       genes=st.lists(st.sampled_from(["retry", "timeout", "cache", "bulkhead", "x"])))
+@given(
+    error=st.one_of(st.none(), st.text(max_size=300)),
+    genes=st.lists(st.sampled_from(["retry", "timeout", "cache", "bulkhead", "x"])),
+)
 def test_recommend_never_crashes(error: str | None, genes: list[str]) -> None:
     for rec in VAULT.recommend("flaky_network", error=error, genome_genes=genes):
         assert "flaky_network" in rec.pattern.threats

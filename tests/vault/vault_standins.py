@@ -7,6 +7,7 @@ network code without any outside dependency.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -65,11 +66,8 @@ def tcp_server(handler: Callable[[socket.socket, int], None]) -> tuple[str, int]
     counter = iter(range(1, 1 << 30))
 
     def serve(conn: socket.socket, n: int) -> None:
-        with conn:
-            try:
-                handler(conn, n)
-            except OSError:
-                pass
+        with conn, contextlib.suppress(OSError):
+            handler(conn, n)
 
     def accept() -> None:
         while True:

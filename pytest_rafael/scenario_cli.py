@@ -16,8 +16,8 @@ from pytest_rafael.cli import CommandError
 from pytest_rafael.scenario_loader import (
     ScenarioPathError,
     builtin_dir,
+    check_paths,
     dump_scenario,
-    iter_problems,
     load_catalog,
 )
 from pytest_rafael.scenarios import Scenario, ScenarioError
@@ -120,7 +120,7 @@ def _validate(args: argparse.Namespace) -> int:
     paths: list[Path] = [*args.paths, *args.scenarios] or [builtin_dir()]
     checked = invalid = 0
     try:
-        for _, outcome in iter_problems(paths):
+        for _, outcome in check_paths(paths):
             checked += 1
             if isinstance(outcome, ScenarioError):
                 invalid += 1

@@ -39,8 +39,8 @@ __all__ = [
     "SCENARIO_SUFFIXES",
     "ScenarioPathError",
     "builtin_dir",
+    "check_paths",
     "dump_scenario",
-    "iter_problems",
     "load_catalog",
     "load_dir",
     "load_file",
@@ -768,9 +768,9 @@ def dump_scenario(scenario: Scenario) -> str:
     return text
 
 
-def iter_problems(paths: Sequence[Path]) -> Iterator[tuple[Path, Scenario | ScenarioError]]:
-    """Each scenario file under ``paths`` (files or folders) with its scenario or its
-    error, and a duplicate-name error for a second file of the same name in one folder.
+def check_paths(paths: Sequence[Path]) -> Iterator[tuple[Path, Scenario | ScenarioError]]:
+    """Check scenario files and folders: each file under ``paths`` with its scenario or
+    its error (a second file of the same name in one folder is a duplicate-name error).
 
     A path that does not exist raises :class:`ScenarioPathError` before anything is read.
     """

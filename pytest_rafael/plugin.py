@@ -62,7 +62,8 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_rafael import fixtures
 
     config.pluginmanager.register(fixtures, "rafael-fixtures")
-    if resolved.chaos or resolved.genome_file != settings.default("genome_file"):
+    default_genome = config.invocation_params.dir / settings.default("genome_file")
+    if resolved.chaos or resolved.genome_file != default_genome:
         # @antifragile in the code under test reads the genome file this run names.
         from pytest_rafael.resilience import runtime
 

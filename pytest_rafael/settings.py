@@ -218,25 +218,38 @@ def _parse(opt: Option, raw: Any, source: str) -> Any:
         raise pytest.UsageError(f"pytest-rafael: {source}: {exc}") from None
 
 
+def _anchored(value: Any, base: Path) -> Any:
+    """Relative paths from the command line or environment are relative to where pytest
+    was started; those from an ini file, to the ini file (as pytest's own paths are)."""
+    if isinstance(value, Path):
+        return value if value.is_absolute() else base / value
+    if isinstance(value, tuple) and value and isinstance(value[0], Path):
+        return tuple(_anchored(v, base) for v in value)
+    return value
+
+
 def resolve(config: pytest.Config, environ: dict[str, str] | None = None) -> Settings:
     """Build the settings from the command line, environment and ini file."""
     environ = dict(os.environ) if environ is None else environ
+    here = config.invocation_params.dir
+    ini_dir = config.inipath.parent if config.inipath else config.rootpath
     values: dict[str, Any] = {}
     for opt in OPTIONS:
         cli = config.getoption(opt.field)
         ini = config.getini(opt.ini)
         env = environ.get(opt.env) if opt.env else None
         if cli is not None and cli != []:
-            values[opt.field] = _parse(opt, cli, opt.flag)
+            values[opt.field] = _anchored(_parse(opt, cli, opt.flag), here)
         elif env not in (None, ""):
             assert env is not None
             raw: Any = env.split(os.pathsep) if opt.multiple and opt.parse is _path else env
-            values[opt.field] = _parse(opt, raw, f"environment variable {opt.env}")
+            values[opt.field] = _anchored(
+                _parse(opt, raw, f"environment variable {opt.env}"), here)
         elif ini not in (None, "", []):
             where = f"ini key {opt.ini} in {config.inipath}" if config.inipath else opt.ini
-            values[opt.field] = _parse(opt, ini, where)
+            values[opt.field] = _anchored(_parse(opt, ini, where), ini_dir)
         else:
-            values[opt.field] = opt.default
+            values[opt.field] = _anchored(opt.default, here)
     seed_given = values["seed"] is not None
     if not seed_given:
         values["seed"] = secrets.randbelow(2**31)

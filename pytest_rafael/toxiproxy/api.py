@@ -24,6 +24,15 @@ from pytest_rafael.toxiproxy.collection import ProxyCollection
 VERSION = "2.12.0"
 _MAX_BODY = 16 * 1024 * 1024
 _IDLE_TIMEOUT = 60.0
+_MAX_LINE = 65537
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON; Python's decoder accepts them, Go's does not.
+    raise ValueError(f"invalid character {name[0]!r} looking for beginning of value")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 Handler = Callable[["ApiHandler", list[str]], None]
 
@@ -71,6 +80,11 @@ class ApiHandler(BaseHTTPRequestHandler):
     timeout = _IDLE_TIMEOUT
     server: ApiHttpServer
     _body: bytes | None = None
+    _status = 200
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._status = code
+        super().send_response(code, message)
 
     def version_string(self) -> str:
         return self.server_version
@@ -82,6 +96,10 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: bytes, content_type: str | None) -> None:
         self.send_response(status)
+        self._finish(body, content_type)
+
+    def _finish(self, body: bytes, content_type: str | None) -> None:
+        status = self._status
         # Toxiproxy tags every response with a request id (its access log's key).
         self.send_header("X-Toxiproxy-Request-Id", uuid.uuid4().hex[:20])
         if content_type is not None:
@@ -98,7 +116,10 @@ class ApiHandler(BaseHTTPRequestHandler):
     def _error(self, error: errors.ApiError, extra: dict[str, Any] | None = None) -> None:
         # Toxiproxy writes its JSON error through http.Error: text/plain and a newline.
         payload = {**error.to_json(), **(extra or {})}
-        self._send(error.status, (json.dumps(payload) + "\n").encode(), "text/plain; charset=utf-8")
+        body = (json.dumps(payload) + "\n").encode()
+        self.send_response(error.status)
+        self.send_header("X-Content-Type-Options", "nosniff")  # as http.Error sets it
+        self._finish(body, "text/plain; charset=utf-8")
 
     def _read_body(self) -> bytes:
         if self._body is None:
@@ -110,16 +131,20 @@ class ApiHandler(BaseHTTPRequestHandler):
             parts: list[bytes] = []
             total = 0
             while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                line = self.rfile.readline(_MAX_LINE).split(b";")[0].strip()
+                try:
+                    size = int(line or b"0", 16)
+                except ValueError:
+                    raise errors.BAD_REQUEST_BODY.joined("invalid chunk size") from None
                 if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    while self.rfile.readline(_MAX_LINE) not in (b"\r\n", b"\n", b""):
                         pass
                     return b"".join(parts)
                 total += size
                 if total > _MAX_BODY:
                     raise errors.BAD_REQUEST_BODY.joined("request body too large")
                 parts.append(self.rfile.read(size))
-                self.rfile.readline()
+                self.rfile.readline(_MAX_LINE)
         length_text = self.headers.get("Content-Length", "0") or "0"
         try:
             length = int(length_text)
@@ -135,7 +160,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             raise errors.BAD_REQUEST_BODY.joined("EOF")
         try:
             # Go's decoder reads the first JSON value and ignores what follows it.
-            value, _ = json.JSONDecoder().raw_decode(raw.decode("utf-8").lstrip())
+            value, _ = _DECODER.raw_decode(raw.decode("utf-8").lstrip())
         except (UnicodeDecodeError, ValueError) as exc:
             raise errors.BAD_REQUEST_BODY.joined(str(exc).splitlines()[0]) from None
         return value

@@ -63,6 +63,9 @@ def test_create_proxy_validation(
 def test_bad_json_and_empty_body(server: EmbeddedServer) -> None:
     assert_error(api(server, "POST", "/proxies", data=b"{not json"), 400, "bad request body")
     assert_error(api(server, "POST", "/proxies", data=b""), 400, "bad request body")
+    # NaN is not JSON (Python's decoder would take it; Toxiproxy's does not).
+    nan = b'{"name": "n", "upstream": "127.0.0.1:1", "toxicity": NaN}'
+    assert_error(api(server, "POST", "/proxies", data=nan), 400, "bad request body")
 
 
 def test_duplicate_and_unknown_proxy(server: EmbeddedServer, echo: Upstream) -> None:

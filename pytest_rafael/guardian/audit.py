@@ -244,23 +244,27 @@ class AuditLog:
         so a state change and its audit entries commit together or not at all."""
         # Read the tail inside the transaction: BEGIN IMMEDIATE holds the write lock, so
         # no other process can append between this read and our insert.
-        head = conn.execute("SELECT last_id, last_hash FROM audit_head").fetchone()
-        tail = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-        if tail is None:
+        # One statement for the three things that must agree: the last row, the head
+        # record and SQLite's AUTOINCREMENT counter (fewer round trips per append).
+        head_id, head_hash, tail_id, tail_hash, seq = conn.execute(
+            "SELECT (SELECT last_id FROM audit_head), (SELECT last_hash FROM audit_head),"
+            " (SELECT max(id) FROM audit), (SELECT hash FROM audit ORDER BY id DESC LIMIT 1),"
+            " (SELECT seq FROM sqlite_sequence WHERE name = 'audit')"
+        ).fetchone()
+        if tail_id is None:
             last_id, prev = 0, GENESIS_HASH
         else:
-            last_id, prev = int(tail[0]), str(tail[1])
-        seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
+            last_id, prev = int(tail_id), str(tail_hash)
         if (
-            (head is not None and (int(head[0]), str(head[1])) != (last_id, prev))
-            or (head is None and tail is not None)
-            or (seq is not None and int(seq[0]) > last_id)
+            (head_id is None and tail_id is not None)
+            or (head_id is not None and (int(head_id), str(head_hash)) != (last_id, prev))
+            or (seq is not None and int(seq) > last_id)
         ):
             # Never extend a chain whose tail was tampered with: the new entries would
             # hide where the damage is.
             raise AuditChainError(
                 f"audit chain tail (entry {last_id}) does not match its recorded head "
-                f"(entry {head[0]}); run 'rafael audit verify'"
+                f"(entry {head_id}); run 'rafael audit verify'"
             )
         out: list[AuditEntry] = []
         rows = []

@@ -38,5 +38,6 @@ def _minimal(type_: str) -> dict[str, Any]:
 )
 def test_builtin_stress_faults_pass_the_stressors_own_checks(fault: FaultSpec) -> None:
     # Default limits: memory capped at a share of what is available, disk at 512 MB.
+    assert fault.type is not None
     normalized = normalize_attributes(fault.type, dict(fault.attributes), StressLimits())
     assert normalized.items() >= dict(fault.attributes).items()

@@ -296,3 +296,22 @@ def test_slow_toxic_pushes_back_on_the_sender_then_recovers(env: Env) -> None:
         sock.sendall(payload[sent:])
         thread.join(30)
     assert bytes(received) == payload
+
+
+def toxicity_pattern(seed: int, upstream: Upstream) -> list[bool]:
+    """Which of 12 sequential connections a 50%-toxicity latency toxic slowed down."""
+    with EmbeddedServer(seed=seed) as server:
+        env = Env(server, upstream)
+        env.toxic("latency", toxicity=0.5, latency=150)
+        pattern = []
+        for _ in range(12):
+            with env.connect() as sock:
+                pattern.append(round_trip(sock) >= 0.14)
+        return pattern
+
+
+def test_toxicity_is_a_per_connection_roll_reproducible_with_a_seed(echo: Upstream) -> None:
+    first = toxicity_pattern(7, echo)
+    assert any(first)
+    assert not all(first)
+    assert toxicity_pattern(7, echo) == first

@@ -28,6 +28,10 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+# Groups that are a command by themselves: their module adds arguments to the group.
+STANDALONE = frozenset({"report", "init"})
+
+
 class CommandError(Exception):
     """A command cannot do what was asked; the message is one line for the user.
 
@@ -51,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     groups.required = True
     for name, (help_text, modules) in COMMANDS.items():
         group = groups.add_parser(name, help=help_text, description=help_text)
-        sub = group.add_subparsers(dest="subcommand", metavar="SUBCOMMAND",
-                                   parser_class=_Parser)
+        sub = None if name in STANDALONE else group.add_subparsers(
+            dest="subcommand", metavar="SUBCOMMAND", parser_class=_Parser, required=True)
         # A module adds subcommands to `sub`, or, for a group that is a command by itself
         # (`rafael report`, `rafael init`), arguments and a `func` default to `group`.
         for module in modules:
@@ -63,12 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    func = getattr(args, "func", None)
-    if func is None:
-        parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "--help"])
-        return 2
     try:
-        return int(func(args) or 0)
+        return int(args.func(args) or 0)
     except CommandError as exc:
         print(f"rafael {args.command}: {exc}", file=sys.stderr)
         return exc.exit_code

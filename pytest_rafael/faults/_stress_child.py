@@ -1,17 +1,19 @@
-"""The stressor child program: ``python -S path/to/_stress_child.py SPEC_JSON``.
+"""The stressor child program: ``python -S path/to/_stress_child.py key=value ...``.
 
 It runs in its own process (group) so that the load it creates is real and so that it can be
 killed as a whole. It must start fast and stay light: only the standard library is imported
 here (never pytest, psutil or the rest of the plugin, not even this package), because every
-stressor pays for this start-up before its load is in place. The parent runs it as a script
-with ``-S`` (``-m pytest_rafael.faults._stress_child`` works too).
+stressor pays for this start-up before its load is in place. Even ``json``, ``typing`` and
+``contextlib`` are avoided: on a busy two-core machine they tripled the start-up of a bare
+``python -S``. The parent runs it as a script with ``-S`` (``-m`` works too).
 
 Protocol with the parent (``stress.py``):
 
-- argv[1] is a JSON object: ``{"kind": "cpu"|"memory"|"disk", "ppid": <parent pid>, ...}``
-  with the already validated attributes (the parent validates; the child trusts it).
-- stdout carries JSON lines: one ``{"event": "ready", ...}`` once the load is in place, and
-  one ``{"event": "final", ...}`` on a graceful stop. Nothing else is written there.
+- argv[1:] are ``key=value`` words: ``kind=cpu|memory|disk``, ``ppid=<parent pid>`` and the
+  already validated attributes (the parent validates; the child trusts them); a later word
+  wins over an earlier one with the same key.
+- stdout carries lines ``EVENT key=value ...`` with integer values: one ``ready`` line once
+  the load is in place, one ``final`` line on a graceful stop. Nothing else is written there.
 - SIGTERM asks for a graceful stop; the parent escalates to SIGKILL of the process group.
 
 The child dies with its parent: on Linux through ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` (the
@@ -21,13 +23,10 @@ main loops also poll ``os.getppid()`` and exit when the child has been re-parent
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import signal
 import sys
 import time
-from typing import Any
 
 _PR_SET_PDEATHSIG = 1
 _WATCH_INTERVAL_S = 0.2
@@ -59,9 +58,18 @@ def orphan_check(expected_ppid: int) -> None:
         os._exit(3)
 
 
-def emit(event: str, **fields: Any) -> None:
-    sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
+def emit(event: str, **fields: int) -> None:
+    words = [event, *(f"{key}={value}" for key, value in fields.items())]
+    sys.stdout.write(" ".join(words) + "\n")
     sys.stdout.flush()
+
+
+def parse_spec(words: list[str]) -> dict[str, str]:
+    spec: dict[str, str] = {}
+    for word in words:
+        key, _, value = word.partition("=")
+        spec[key] = value
+    return spec
 
 
 # --- cpu -------------------------------------------------------------------------------
@@ -93,7 +101,7 @@ def cpu_worker(percent: float, period_s: float, leader: int) -> None:
         orphan_check(leader)
 
 
-def run_cpu(spec: dict[str, Any], ppid: int) -> None:
+def run_cpu(spec: dict[str, str], ppid: int) -> None:
     percent = float(spec["percent"])
     cores = int(spec["cores"])
     period_s = float(spec["period_ms"]) / 1000.0
@@ -109,25 +117,29 @@ def run_cpu(spec: dict[str, Any], ppid: int) -> None:
                 os._exit(0)
         workers.append(pid)
     try:
-        emit("ready", pid=me, workers=workers)
+        emit("ready", pid=me, workers=len(workers))
         while True:
             time.sleep(_WATCH_INTERVAL_S)
             orphan_check(ppid)
     except _Stop:
         pass
     for pid in workers:
-        with contextlib.suppress(ProcessLookupError):
+        try:  # noqa: SIM105 (contextlib costs start-up)
             os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     for pid in workers:
-        with contextlib.suppress(ChildProcessError):
+        try:  # noqa: SIM105
             os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
     emit("final", workers=len(workers))
 
 
 # --- memory ----------------------------------------------------------------------------
 
 
-def run_memory(spec: dict[str, Any], ppid: int) -> None:
+def run_memory(spec: dict[str, str], ppid: int) -> None:
     import mmap
 
     size = int(float(spec["mb"]) * 1024 * 1024)
@@ -158,11 +170,11 @@ def run_memory(spec: dict[str, Any], ppid: int) -> None:
 # --- disk ------------------------------------------------------------------------------
 
 
-def run_disk(spec: dict[str, Any], ppid: int) -> None:
+def run_disk(spec: dict[str, str], ppid: int) -> None:
     directory = str(spec["dir"])
     total = int(float(spec["mb"]) * 1024 * 1024)
     block = int(spec["block_kb"]) * 1024
-    do_fsync = bool(spec["fsync"])
+    do_fsync = spec["fsync"] == "1"
     path = os.path.join(directory, "stress.bin")
     data = os.urandom(block)  # incompressible, so compressing filesystems still do the I/O
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -182,7 +194,7 @@ def run_disk(spec: dict[str, Any], ppid: int) -> None:
                 os.fsync(fd)
                 fsyncs += 1
             if not ready:  # the first block is on disk: the load is in place
-                emit("ready", pid=os.getpid(), path=path)
+                emit("ready", pid=os.getpid())
                 ready = True
             now = time.monotonic()
             if now - last_check >= _WATCH_INTERVAL_S:
@@ -199,7 +211,7 @@ _RUNNERS = {"cpu": run_cpu, "memory": run_memory, "disk": run_disk}
 
 
 def main(argv: list[str]) -> int:
-    spec = json.loads(argv[1])
+    spec = parse_spec(argv[1:])
     ppid = int(spec["ppid"])
     signal.signal(signal.SIGTERM, _request_stop)
     # Ctrl-C in a terminal goes to the foreground group; the parent decides when we stop.

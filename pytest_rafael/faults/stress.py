@@ -22,7 +22,6 @@ stressor nobody stopped.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import selectors
 import shutil
@@ -227,7 +226,7 @@ class _Child:
         self.popen = popen
         self.tempdir = tempdir
         self.pgid = popen.pid  # start_new_session: the child leads its own group
-        self.final: dict[str, Any] = {}
+        self.final: dict[str, int] = {}
         self.stderr = ""
         self.done = False
 
@@ -279,17 +278,36 @@ class _Child:
         # The child writes two short lines at most; the pipes cannot have blocked it.
         if self.popen.stdout is not None:
             for line in self.popen.stdout.read().decode(errors="replace").splitlines():
-                with contextlib.suppress(ValueError):
-                    msg = json.loads(line)
-                    if isinstance(msg, dict) and msg.get("event") == "final":
-                        self.final = msg
+                parsed = _parse_line(line)
+                if parsed is not None and parsed[0] == "final":
+                    self.final = parsed[1]
             self.popen.stdout.close()
         if self.popen.stderr is not None:
             self.stderr = self.popen.stderr.read().decode(errors="replace")
             self.popen.stderr.close()
 
 
-def _read_ready(child: _Child, kind: str, timeout_s: float) -> dict[str, Any]:
+def _parse_line(line: str) -> tuple[str, dict[str, int]] | None:
+    """``EVENT key=int ...`` (the child's protocol, see ``_stress_child``) or ``None``."""
+    parts = line.split()
+    if not parts:
+        return None
+    event, *words = parts
+    fields: dict[str, int] = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep or not value.lstrip("-").isdigit():
+            return None
+        fields[key] = int(value)
+    return event, fields
+
+
+def _encode_spec(spec: Mapping[str, Any]) -> list[str]:
+    """The child's argv words: ``key=value``, booleans as 1/0 (see ``_stress_child``)."""
+    return [f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in spec.items()]
+
+
+def _read_ready(child: _Child, kind: str, timeout_s: float) -> dict[str, int]:
     """Wait for the child's ``ready`` line; a child that dies or hangs becomes a StressError."""
     stdout = child.popen.stdout
     assert stdout is not None
@@ -312,15 +330,11 @@ def _read_ready(child: _Child, kind: str, timeout_s: float) -> dict[str, Any]:
                     f"before the load was in place: {err[-1] if err else 'no output'}"
                 )
             buf += chunk
-    line = buf.split(b"\n", 1)[0]
-    try:
-        msg = json.loads(line)
-    except ValueError:
-        msg = None
-    if not isinstance(msg, dict) or msg.get("event") != "ready":
-        shown = line[:80].decode(errors="replace")
-        raise StressError(f"{kind} stressor: unexpected output from the child: {shown!r}")
-    return msg
+    line = buf.split(b"\n", 1)[0].decode(errors="replace")
+    parsed = _parse_line(line)
+    if parsed is None or parsed[0] != "ready":
+        raise StressError(f"{kind} stressor: unexpected output from the child: {line[:80]!r}")
+    return parsed[1]
 
 
 def _sweep_stale_dirs(base: Path) -> None:
@@ -351,7 +365,7 @@ class Stressor:
         kind: str,
         attributes: dict[str, Any],
         child: _Child,
-        ready: dict[str, Any],
+        ready: dict[str, int],
         limits: StressLimits,
     ) -> None:
         self.kind = kind
@@ -487,13 +501,13 @@ class Stressor:
 _CHILD_SCRIPT = Path(__file__).with_name("_stress_child.py")
 
 
-def _child_argv(spec: str) -> list[str]:
+def _child_argv(words: list[str]) -> list[str]:
     # -S: no site-packages and no .pth hooks. The child needs only the standard library, so
     # it runs as a plain script: no package __init__ (which may grow imports), no runpy.
     # From a zipped install there is no file to run: fall back to -m and PYTHONPATH.
     if _CHILD_SCRIPT.is_file():
-        return [sys.executable, "-S", str(_CHILD_SCRIPT), spec]
-    return [sys.executable, "-S", "-m", "pytest_rafael.faults._stress_child", spec]
+        return [sys.executable, "-S", str(_CHILD_SCRIPT), *words]
+    return [sys.executable, "-S", "-m", "pytest_rafael.faults._stress_child", *words]
 
 
 def _child_env() -> dict[str, str]:
@@ -596,7 +610,7 @@ def start_stressor(
         tempdir = Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-", dir=base))
         spec["dir"] = str(tempdir)
     try:
-        popen = _spawn(_child_argv(json.dumps(spec)))
+        popen = _spawn(_child_argv(_encode_spec(spec)))
     except OSError as exc:
         if tempdir is not None:
             shutil.rmtree(tempdir, ignore_errors=True)

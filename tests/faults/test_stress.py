@@ -300,8 +300,8 @@ def test_the_child_dies_when_its_parent_is_killed(
 
 def test_a_child_whose_parent_is_already_gone_exits_at_once() -> None:
     # The parent may die between fork and prctl: the child sees it was re-parented.
-    spec = json.dumps({"kind": "cpu", "ppid": 1, "percent": 10, "cores": 1, "period_ms": 10})
-    proc = subprocess.run(_child_argv(spec), capture_output=True, timeout=10)
+    words = ["kind=cpu", "ppid=1", "percent=10", "cores=1", "period_ms=10"]
+    proc = subprocess.run(_child_argv(words), capture_output=True, timeout=10)
     assert proc.returncode == 3
     assert proc.stdout == b""
 
@@ -309,8 +309,7 @@ def test_a_child_whose_parent_is_already_gone_exits_at_once() -> None:
 def test_the_child_program_stays_light() -> None:
     # Started exactly as in production, it loads the standard library only: no pytest, no
     # psutil, not even this package (whose __init__ modules may grow imports).
-    spec = json.dumps({"kind": "memory", "ppid": 1, "mb": 1})
-    argv = _child_argv(spec)
+    argv = _child_argv(["kind=memory", "ppid=1", "mb=1"])
     proc = subprocess.run(
         [argv[0], "-X", "importtime", *argv[1:]], capture_output=True, text=True, timeout=10
     )
@@ -320,8 +319,8 @@ def test_the_child_program_stays_light() -> None:
         for line in proc.stderr.splitlines()
         if line.startswith("import time:") and "|" in line
     }
-    assert "json" in imported  # the probe works
-    heavy = {"pytest", "_pytest", "pluggy", "psutil", "yaml", "jinja2", "pytest_rafael", "site"}
+    assert "signal" in imported  # the probe works
+    heavy = {"pytest", "psutil", "yaml", "pytest_rafael", "site", "json", "typing", "contextlib"}
     assert imported & heavy == set()
 
 
@@ -410,44 +409,45 @@ def test_stressors_stop_together(tmp_path: Path) -> None:
 _NO_PDEATHSIG_PARENT = textwrap.dedent(
     """
     import json, os, subprocess, sys, time
-    script, spec = sys.argv[1], json.loads(sys.argv[2])
-    spec["ppid"] = os.getpid()
+    import psutil
+    script, words = sys.argv[1], sys.argv[2:] + [f"ppid={os.getpid()}"]
     # Pretend not to be on Linux: no PR_SET_PDEATHSIG, only the getppid() watchdog is left.
     wrapper = (
         "import runpy, sys; sys.platform = 'darwin'; sys.argv = sys.argv[1:];"
         "runpy.run_path(sys.argv[0], run_name='__main__')"
     )
     child = subprocess.Popen(
-        [sys.executable, "-S", "-c", wrapper, script, json.dumps(spec)], stdout=subprocess.PIPE
+        [sys.executable, "-S", "-c", wrapper, script, *words], stdout=subprocess.PIPE
     )
-    ready = json.loads(child.stdout.readline())
-    print(json.dumps({"pids": [child.pid, *ready.get("workers", [])]}), flush=True)
+    assert child.stdout.readline().startswith(b"ready ")
+    workers = [p.pid for p in psutil.Process(child.pid).children()]
+    print(json.dumps({"pids": [child.pid, *workers]}), flush=True)
     time.sleep(60)
     """
 )
 
 
 @pytest.mark.parametrize(
-    "spec",
+    "words",
     [
-        {"kind": "cpu", "percent": 5, "cores": 2, "period_ms": 10},
-        {"kind": "memory", "mb": 8},
+        ["kind=cpu", "percent=5", "cores=2", "period_ms=10"],
+        ["kind=memory", "mb=8"],
     ],
     ids=["cpu", "memory"],
 )
 def test_without_the_kernel_death_signal_the_watchdog_ends_the_child(
-    spec: dict[str, object],
+    words: list[str],
 ) -> None:
-    script = _child_argv("{}")[2]
+    script = _child_argv([])[2]
     parent = subprocess.Popen(
-        [sys.executable, "-c", _NO_PDEATHSIG_PARENT, script, json.dumps(spec)],
+        [sys.executable, "-c", _NO_PDEATHSIG_PARENT, script, *words],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert parent.stdout is not None
         pids = json.loads(parent.stdout.readline())["pids"]
-        assert len(pids) == (3 if spec["kind"] == "cpu" else 1)
+        assert len(pids) == (3 if words[0] == "kind=cpu" else 1)
         assert all(not _gone(p) for p in pids)
         parent.kill()
         parent.wait()

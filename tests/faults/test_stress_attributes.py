@@ -16,6 +16,8 @@ from pytest_rafael.faults.stress import (
     normalize_attributes,
     start_stressor,
 )
+from pytest_rafael.faults.stress import _encode_spec as _encode_spec
+from pytest_rafael.faults.stress import _parse_line as _parse_line
 
 LIMITS = StressLimits(max_disk_mb=64)
 CORES = os.cpu_count() or 1
@@ -110,3 +112,18 @@ def test_any_attributes_either_validate_or_fail_with_one_line(
         assert 0 < out["mb"] <= 64
         assert isinstance(out["fsync"], bool)
         assert out["block_kb"] * 1024 <= out["mb"] * 1024 * 1024
+
+
+@given(
+    st.dictionaries(
+        st.from_regex(r"[a-z_]{1,12}", fullmatch=True), st.integers(-(2**62), 2**62), max_size=5
+    )
+)
+def test_the_child_protocol_round_trips(fields: dict[str, int]) -> None:
+    words = _encode_spec(fields)
+    assert _parse_line(" ".join(["final", *words])) == ("final", fields)
+
+
+@pytest.mark.parametrize("line", ["", "   ", "ready pid", "ready pid=x", "Traceback (most"])
+def test_garbage_from_the_child_is_not_a_protocol_line(line: str) -> None:
+    assert _parse_line(line) is None

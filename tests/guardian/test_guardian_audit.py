@@ -318,7 +318,7 @@ Tamper = Callable[[sqlite3.Connection], None]
 
 values = st.one_of(
     st.text(max_size=20),
-    st.integers(),
+    st.integers(-(2**63), 2**63 - 1),
     st.none(),
     st.binary(max_size=8),
     st.floats(allow_nan=False),

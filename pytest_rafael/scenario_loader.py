@@ -278,6 +278,8 @@ def _printable(text: str) -> str:
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.reader.ReaderError):
+        return f"unacceptable character #x{exc.character:04x}: special characters are not allowed"
     if isinstance(exc, yaml.MarkedYAMLError):
         parts = [exc.context, exc.problem]
         return _one_line("; ".join(p for p in parts if p)) or _one_line(str(exc))
@@ -554,18 +556,31 @@ def loads(text: str, source: str = "<string>") -> Scenario:
 
 
 def _parse(text: str, source: str) -> tuple[Scenario, int]:
-    loader = _Loader(text)
+    try:
+        # The pure-Python reader checks the characters as it is created; libyaml while
+        # parsing: both end up as the same one-line error.
+        loader = _Loader(text)
+    except yaml.YAMLError as exc:
+        raise _invalid_yaml(exc, text, source) from None
     try:
         try:
             root = loader.get_single_node()
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-            line = mark.line + 1 if mark is not None else 1
-            message = f"{source}:{line}: invalid YAML: {_yaml_problem(exc)}"
-            raise ScenarioError(_printable(message)) from None
+            raise _invalid_yaml(exc, text, source) from None
         return _scenario(_Doc(source, loader), root)
     finally:
         loader.dispose()
+
+
+def _invalid_yaml(exc: yaml.YAMLError, text: str, source: str) -> ScenarioError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        line = mark.line + 1
+    elif isinstance(exc, yaml.reader.ReaderError):
+        line = text[: exc.position].count("\n") + 1
+    else:
+        line = 1
+    return ScenarioError(_printable(f"{source}:{line}: invalid YAML: {_yaml_problem(exc)}"))
 
 
 def load_file(path: Path) -> Scenario:

@@ -7,7 +7,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
+from pytest_rafael import scenario_loader
 from pytest_rafael.scenario_loader import ScenarioPathError, load_file, loads, parse_duration
 from pytest_rafael.scenarios import ScenarioError
 
@@ -21,8 +23,20 @@ def fault(body: str) -> str:
     return HEAD + LATENCY + f"  - {first}\n" + "".join(f"    {line}\n" for line in rest)
 
 
+@pytest.fixture(autouse=True, params=["libyaml", "pure-python"])
+def yaml_loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every case runs with libyaml and with PyYAML's pure-Python loader (the fallback
+    where libyaml is missing): same lines, same fields."""
+    if request.param == "pure-python":
+        monkeypatch.setattr(scenario_loader, "_Loader", yaml.SafeLoader)
+    elif not yaml.__with_libyaml__:
+        pytest.skip("PyYAML without libyaml")
+
+
 # (YAML text, line, field or None, fragment of the problem)
 CASES = [
+    ("name: a\x01b\n", 1, None, "invalid YAML: unacceptable character #x0001"),
+    ("description: ok\nname: \x1f\n", 2, None, "invalid YAML: unacceptable character #x001f"),
     ("name: [\n", 2, None, "invalid YAML"),
     ("name: x\n  bad: indent\n", 2, None, "invalid YAML"),
     ("a: 1\n---\nb: 2\n", 2, None, "invalid YAML"),

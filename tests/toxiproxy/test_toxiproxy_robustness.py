@@ -184,7 +184,7 @@ toxic_bodies = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(body=toxic_bodies | json_values)
 def test_any_toxic_body_gets_a_toxic_or_a_client_error(body: object) -> None:
     collection = ProxyCollection(seed=1)
@@ -200,7 +200,7 @@ def test_any_toxic_body_gets_a_toxic_or_a_client_error(body: object) -> None:
     assert status in (200, 400, 409)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(size=st.integers(0, 5000), average=st.integers(-5, 300), variation=st.integers(-5, 400))
 def test_slicer_cuts_cover_the_data_exactly(size: int, average: int, variation: int) -> None:
     cuts = Slicer(average, variation, 0, random.Random(0)).cuts(size)

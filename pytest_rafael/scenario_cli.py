@@ -8,6 +8,7 @@ or folders and reports every problem, one line each, so a CI job sees them all a
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,14 @@ from pytest_rafael.scenario_loader import (
 )
 from pytest_rafael.scenarios import Scenario, ScenarioError
 
+ENV_DIRS = "RAFAEL_SCENARIO_DIRS"  # as for pytest's --rafael-scenarios
 DESCRIPTION_WIDTH = 80  # `list` is a table; `show NAME` prints the whole description
 
 
 def register(sub: Any, group: argparse.ArgumentParser) -> None:
     dirs_help = (
         "folder of extra scenario YAML files (repeatable); later folders add to or "
-        "override earlier ones and the built-ins"
+        f"override earlier ones and the built-ins (default: ${ENV_DIRS})"
     )
 
     p = sub.add_parser(
@@ -73,6 +75,14 @@ def register(sub: Any, group: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_show)
 
 
+def _dirs(args: argparse.Namespace) -> list[Path]:
+    """The --scenarios folders, else those of RAFAEL_SCENARIO_DIRS (os.pathsep-separated),
+    the same precedence as pytest's --rafael-scenarios, so `list` shows what a run uses."""
+    if args.scenarios:
+        return list(args.scenarios)
+    return [Path(p) for p in os.environ.get(ENV_DIRS, "").split(os.pathsep) if p.strip()]
+
+
 def _catalog(dirs: list[Path]) -> dict[str, Scenario]:
     try:
         return load_catalog(dirs)
@@ -107,7 +117,7 @@ def _shorten(text: str, width: int) -> str:
 def _list(args: argparse.Namespace) -> int:
     rows = [
         (s.name, s.severity, _targets(s), _shorten(s.description, DESCRIPTION_WIDTH), _source(s))
-        for s in _catalog(args.scenarios).values()
+        for s in _catalog(_dirs(args)).values()
     ]
     header = ("NAME", "SEVERITY", "TARGETS", "DESCRIPTION", "SOURCE")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
@@ -117,7 +127,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    paths: list[Path] = [*args.paths, *args.scenarios] or [builtin_dir()]
+    paths: list[Path] = [*args.paths, *args.scenarios] or [builtin_dir(), *_dirs(args)]
     checked = invalid = 0
     try:
         for _, outcome in check_paths(paths):
@@ -139,7 +149,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    catalog = _catalog(args.scenarios)
+    catalog = _catalog(_dirs(args))
     scenario = catalog.get(args.name)
     if scenario is None:
         raise CommandError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +23,7 @@ GOOD = (
 def rafael(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Run:
     # Only this command group: the others are built by other modules and are not under test.
     monkeypatch.setattr(cli, "COMMANDS", {"scenarios": cli.COMMANDS["scenarios"]})
+    monkeypatch.delenv("RAFAEL_SCENARIO_DIRS", raising=False)
 
     def run(*argv: str | Path) -> tuple[int, str, str]:
         code = cli.main(["scenarios", *map(str, argv)])
@@ -55,6 +57,25 @@ def test_list_with_user_folders_adds_and_overrides(rafael: Run, tmp_path: Path) 
     assert rows["slow_payments"].split()[2] == "payments"
     assert rows["network_latency"].endswith("lat.yaml")
     assert rows["db_failure"].endswith("built-in")
+
+
+def test_list_reads_folders_from_the_environment_unless_given(
+    rafael: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("env_a", "env_b", "flag"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "s.yaml").write_text(GOOD.format(name=name))
+    monkeypatch.setenv(
+        "RAFAEL_SCENARIO_DIRS", f"{tmp_path / 'env_a'}{os.pathsep}{tmp_path / 'env_b'}"
+    )
+    _, out, _ = rafael("list")
+    assert {"env_a", "env_b"} <= {line.split()[0] for line in out.splitlines()}
+    _, out, _ = rafael("list", "--scenarios", tmp_path / "flag")
+    names = {line.split()[0] for line in out.splitlines()}
+    assert "flag" in names
+    assert not names & {"env_a", "env_b"}  # the flag wins over the environment, as in pytest
+    code, out, _ = rafael("validate")
+    assert (code, out) == (0, f"{len(load_catalog()) + 2} scenario files checked, 0 invalid\n")
 
 
 def test_list_with_a_missing_folder_exits_2_with_one_line(rafael: Run, tmp_path: Path) -> None:

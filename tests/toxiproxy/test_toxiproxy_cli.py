@@ -113,3 +113,13 @@ def test_module_reports_usage_errors_with_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "not valid JSON" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_server_package_imports_neither_pytest_nor_the_plugin() -> None:
+    code = (
+        "import sys, pytest_rafael.toxiproxy\n"
+        "bad = [m for m in ('pytest', '_pytest', 'pytest_rafael.plugin', 'jinja2', 'requests')"
+        " if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=30)

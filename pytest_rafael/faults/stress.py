@@ -378,6 +378,9 @@ class Stressor:
         self._started = time.monotonic()
         self._stopped_at: float | None = None
         self._proc = psutil.Process(child.popen.pid)
+        # The tree is fixed once the load is in place (the CPU leader and its workers):
+        # look it up once, as listing children scans every process of the system.
+        self._procs = [self._proc, *(self._proc.children() if kind == "cpu" else [])]
         self._cpu0 = self._tree_cpu_seconds()
         self._peak_rss = 0
         self._io0 = self._io_written()
@@ -387,15 +390,9 @@ class Stressor:
 
     # -- measuring ------------------------------------------------------------------------
 
-    def _tree(self) -> list[psutil.Process]:
-        try:
-            return [self._proc, *self._proc.children(recursive=True)]
-        except psutil.Error:
-            return []
-
     def _tree_cpu_seconds(self) -> float:
         total = 0.0
-        for proc in self._tree():
+        for proc in self._procs:
             with contextlib.suppress(psutil.Error):
                 t = proc.cpu_times()
                 # children_*: workers the leader already reaped still count.

@@ -49,6 +49,8 @@ PRIOR_WEIGHT = 2.0  # pseudo-observations of the pooled variance in each genome'
 ARCHIVE_MAX = 64
 HISTORY_MAX = 200
 _HINTS_MAX = 20
+HINT_TIMEOUT_P = 0.5  # share of children given the latency-based timeout
+HINT_RETRY_P = 0.5  # share of children of a lossy parent given more attempts
 
 
 @dataclass(frozen=True)
@@ -63,13 +65,21 @@ class Verdict:
 class _Entry:
     """The evidence about one genome."""
 
-    __slots__ = ("genome", "n", "ss", "sum")
+    __slots__ = ("genome", "n", "ss", "succ", "sum")
 
-    def __init__(self, genome: Genome, n: int = 0, total: float = 0.0, ss: float = 0.0):
+    def __init__(
+        self,
+        genome: Genome,
+        n: int = 0,
+        total: float = 0.0,
+        ss: float = 0.0,
+        succ: float = 0.0,
+    ) -> None:
         self.genome = genome
         self.n = n
         self.sum = total
         self.ss = ss  # sum of squares
+        self.succ = succ  # sum of success rates: steers the retry hint
 
     @property
     def mean(self) -> float:
@@ -78,13 +88,20 @@ class _Entry:
     def within_ss(self) -> float:
         return max(0.0, self.ss - self.n * self.mean**2) if self.n else 0.0
 
-    def add(self, x: float) -> None:
+    def add(self, x: float, success: float) -> None:
         self.n += 1
         self.sum += x
         self.ss += x * x
+        self.succ += success
 
     def to_dict(self) -> dict[str, Any]:
-        return {"genome": self.genome.to_dict(), "n": self.n, "sum": self.sum, "ss": self.ss}
+        return {
+            "genome": self.genome.to_dict(),
+            "n": self.n,
+            "sum": self.sum,
+            "ss": self.ss,
+            "succ": self.succ,
+        }
 
 
 class Engine:
@@ -130,7 +147,9 @@ class Engine:
         try:
             for gid, e in state.get("entries", {}).items():
                 g = Genome.from_dict(self.baseline.module, e["genome"])
-                self._entries[gid] = _Entry(g, int(e["n"]), float(e["sum"]), float(e["ss"]))
+                self._entries[gid] = _Entry(
+                    g, int(e["n"]), float(e["sum"]), float(e["ss"]), float(e.get("succ", 0.0))
+                )
             self._observations = int(state.get("observations", 0))
             self._runs = int(state.get("runs", 0)) + 1
             self._max_generation = max(self._max_generation, int(state.get("max_generation", 0)))
@@ -212,11 +231,19 @@ class Engine:
         pending_ids = {g.id for g in self._pending.values()}
         cands = self._candidates()
         if cands:
-            leader = max(cands, key=lambda e: (self._shrunk(e, prior), e.genome.id))
-            # Re-measure a promising candidate before trusting it.
-            promising = not base.n or leader.mean >= base.mean
-            if leader.n < MIN_EVIDENCE and promising and leader.genome.id not in pending_ids:
-                return leader.genome
+            # Racing: a candidate measured fewer than MIN_EVIDENCE times whose mean beats
+            # the best established one (or the baseline, before any is established) is
+            # measured again before anything is believed about it. Lucky runs regress
+            # and drop out; real improvements earn their second measurement.
+            established = [e.mean for e in cands if e.n >= MIN_EVIDENCE]
+            bar = max(established) if established else (base.mean if base.n else -math.inf)
+            challengers = [
+                e
+                for e in cands
+                if e.n < MIN_EVIDENCE and e.mean >= bar and e.genome.id not in pending_ids
+            ]
+            if challengers:
+                return max(challengers, key=lambda e: (e.mean, e.genome.id)).genome
         # Breed: parent mostly the best genome so far (baseline included), sometimes a
         # tournament pick, for diversity.
         measured = [e for e in self._entries.values() if e.n] or [base]
@@ -228,7 +255,7 @@ class Engine:
         mate = rng.choice(ranked).genome if len(ranked) > 1 else None
         for _ in range(20):
             child = mutate(parent.genome, rng, mate=mate, gene_pool=self.gene_pool)
-            child = self._directed(child, rng)
+            child = self._directed(child, parent, rng)
             if child.id not in self._entries and child.id not in pending_ids:
                 break
         else:
@@ -237,17 +264,34 @@ class Engine:
         lineage = (*parent.genome.lineage, parent.genome.id)[-8:]
         return child.with_genes(child.genes, generation=generation, lineage=lineage)
 
-    def _directed(self, child: Genome, rng: random.Random) -> Genome:
-        """Sometimes set the timeout from what was observed: a few times the slowest
-        successful attempt (the usual SRE rule of a timeout just above real latency).
-        Random parameter steps alone take too many evaluations to cross orders of
-        magnitude."""
-        if "timeout" not in child.genes or not self._hints or rng.random() >= 0.3:
-            return child
-        spec = spec_of("timeout", "seconds")
-        seconds = _clamp(spec, statistics.median(self._hints) * rng.uniform(1.5, 3.0))
+    def _directed(self, child: Genome, parent: _Entry, rng: random.Random) -> Genome:
+        """Evidence-guided moves, each applied to a share of the children (random
+        parameter steps alone take too many evaluations to cross orders of magnitude):
+
+        - timeout: a few times the slowest successful attempt seen (the usual SRE rule
+          of a timeout just above real latency);
+        - retry: when the parent still lost calls (mean success rate < 99%), more
+          attempts (x1.3-2) with a shorter first delay, or a retry gene if it had none.
+        """
         genes = dict(child.genes)
-        genes["timeout"] = make_gene("timeout", {"seconds": seconds})
+        if "timeout" in genes and self._hints and rng.random() < HINT_TIMEOUT_P:
+            spec = spec_of("timeout", "seconds")
+            seconds = _clamp(spec, statistics.median(self._hints) * rng.uniform(1.5, 3.0))
+            genes["timeout"] = make_gene("timeout", {"seconds": seconds})
+        if parent.n and parent.succ / parent.n < 0.99 and rng.random() < HINT_RETRY_P:
+            retry = genes.get("retry")
+            if retry is None:
+                genes["retry"] = make_gene("retry", {})
+            else:
+                params = dict(retry.params)
+                k = params["max_attempts"]
+                params["max_attempts"] = _clamp(
+                    spec_of("retry", "max_attempts"), math.ceil(k * rng.uniform(1.3, 2.0))
+                )
+                params["base_delay"] = _clamp(
+                    spec_of("retry", "base_delay"), params["base_delay"] * rng.uniform(0.1, 0.7)
+                )
+                genes["retry"] = make_gene("retry", params)
         return child.with_genes(genes)
 
     def observe(
@@ -272,7 +316,7 @@ class Engine:
         entry = self._entries.get(genome.id)
         if entry is None:
             entry = self._entries[genome.id] = _Entry(genome)
-        entry.add(fitness.score)
+        entry.add(fitness.score, m.success_rate)
         self._max_generation = max(self._max_generation, genome.generation)
         self._observations += 1
         self._history.append([self._runs, index, genome.id, round(fitness.score, 6)])

@@ -68,7 +68,7 @@ def mutate_value(spec: ParamSpec, value: float, rng: random.Random, wide: bool) 
     return out
 
 
-def mutate_params(genome: Genome, rng: random.Random, jump_prob: float = JUMP_PROB) -> Genome:
+def mutate_params(genome: Genome, rng: random.Random, jump_prob: float | None = None) -> Genome:
     """Change one or two numeric parameters of the genome's genes."""
     slots = [
         (kind, spec)
@@ -82,7 +82,8 @@ def mutate_params(genome: Genome, rng: random.Random, jump_prob: float = JUMP_PR
     genes = dict(genome.genes)
     for kind, spec in rng.sample(slots, count):
         params = dict(genes[kind].params)
-        params[spec.name] = mutate_value(spec, params[spec.name], rng, rng.random() < jump_prob)
+        wide = rng.random() < (JUMP_PROB if jump_prob is None else jump_prob)
+        params[spec.name] = mutate_value(spec, params[spec.name], rng, wide)
         genes[kind] = make_gene(kind, params)
     return genome.with_genes(genes)
 

@@ -33,7 +33,6 @@ from pytest_rafael.report.model import (
     gate_failed_keys,
     genome_brief,
     genome_diff,
-    genome_full,
     iterations,
     num,
     observed_text,
@@ -43,7 +42,9 @@ from pytest_rafael.report.model import (
 
 # Caps that keep a 10,000-iteration run small and readable; every cap is announced in
 # the page with what was left out (results.json always has everything).
-EDGE_ROWS = 100  # an iterations table shows the first and last EDGE_ROWS
+EDGE_ROWS = 100  # an iterations table shows at most the first and last EDGE_ROWS
+ROW_BUDGET = 3000  # iteration rows across all tables: fewer per table when tests are many
+MIN_EDGE_ROWS = 10
 MAX_DETAILED = 200  # test sections with tables and charts; the rest get a summary row
 MAX_MATRIX_ROWS = 500
 MAX_HISTORY_RUNS = 50
@@ -66,7 +67,6 @@ class Row:
     faults: tuple[str, ...]
     observed: tuple[str, ...]
     genome: str
-    genome_full: str
     error: str
     is_gap: bool = False
 
@@ -100,8 +100,6 @@ class TestSection:
     runs_chart: Markup | None
     runs_note: str
     diff: tuple[GeneChange, ...]
-    baseline_genome: str
-    best_genome: str
     recommendations: tuple[Mapping[str, Any], ...]
     lessons: tuple[Lesson, ...]
     open: bool
@@ -150,7 +148,12 @@ def _run_label(run: Mapping[str, Any]) -> str:
         return str(run.get("run_id", "?"))[:11]
 
 
-def _rows(test: Mapping[str, Any]) -> tuple[Row | Gap, ...]:
+def edge_rows(detailed: int) -> int:
+    """Rows shown at each end of a table, so a run's tables stay within ROW_BUDGET."""
+    return max(MIN_EDGE_ROWS, min(EDGE_ROWS, ROW_BUDGET // max(1, 2 * detailed)))
+
+
+def _rows(test: Mapping[str, Any], edge: int) -> tuple[Row | Gap, ...]:
     its = iterations(test)
     base = flat_genes(baseline_genome(test))
 
@@ -166,13 +169,12 @@ def _rows(test: Mapping[str, Any]) -> tuple[Row | Gap, ...]:
                 t for t in (observed_text(f) for f in faults if isinstance(f, dict)) if t
             ),
             genome=genome_brief(it.get("genome"), base),
-            genome_full=genome_full(it.get("genome")),
             error=str(it.get("error") or ""),
         )
 
-    if len(its) <= 2 * EDGE_ROWS:
+    if len(its) <= 2 * edge:
         return tuple(row(it) for it in its)
-    hidden = its[EDGE_ROWS:-EDGE_ROWS]
+    hidden = its[edge:-edge]
     counts = Counter(str(i.get("outcome")) for i in hidden)
     fits = [v for v in (num(i.get("fitness")) for i in hidden) if v is not None]
     fit_text = (
@@ -188,7 +190,7 @@ def _rows(test: Mapping[str, Any]) -> tuple[Row | Gap, ...]:
         + ", ".join(f"{n:,} {k}" for k, n in counts.most_common())
         + f"{fit_text}); results.json has every iteration."
     )
-    return (*(row(i) for i in its[:EDGE_ROWS]), gap, *(row(i) for i in its[-EDGE_ROWS:]))
+    return (*(row(i) for i in its[:edge]), gap, *(row(i) for i in its[-edge:]))
 
 
 def _iteration_chart(test: Mapping[str, Any]) -> Markup:
@@ -259,6 +261,7 @@ def _sections(
         return (0 if test_key(tests[n]) in below else 1, -1.0 if best is None else best)
 
     detailed = set(sorted(range(len(tests)), key=rank)[:MAX_DETAILED])
+    edge = edge_rows(len(detailed))
     full: list[TestSection] = []
     brief: list[TestSection] = []
     for n, test in enumerate(tests):
@@ -287,13 +290,11 @@ def _sections(
             adopted=bool(test.get("adopted")),
             proposal_id=str(test.get("proposal_id") or ""),
             below_gate=key in below,
-            rows=_rows(test) if is_detailed else (),
+            rows=_rows(test, edge) if is_detailed else (),
             iteration_chart=_iteration_chart(test) if is_detailed else Markup(""),
             runs_chart=chart,
             runs_note=note,
             diff=tuple(genome_diff(baseline_genome(test), best_g)) if is_detailed else (),
-            baseline_genome=genome_full(baseline_genome(test)),
-            best_genome=genome_full(best_g),
             recommendations=tuple(recs.get(key, ())),
             lessons=tuple(by_test.get(key, ())),
             open=len(tests) <= OPEN_LIMIT or key in below,
@@ -419,12 +420,14 @@ def _history(runs: Sequence[Mapping[str, Any]]) -> History:
 
 
 def build_context(
-    results: Mapping[str, Any], history: Sequence[Mapping[str, Any]]
+    results: Mapping[str, Any],
+    history: Sequence[Mapping[str, Any]],
+    lessons: Sequence[Lesson] | None = None,
 ) -> dict[str, Any]:
     run_id = results.get("run_id")
     earlier = [r for r in history if isinstance(r, Mapping) and r.get("run_id") != run_id]
     runs = [*earlier, results][-MAX_HISTORY_RUNS:]
-    lessons = build_lessons(results)
+    lessons = build_lessons(results) if lessons is None else list(lessons)
     full, brief = _sections(results, runs, lessons)
     tests = list(results.get("tests") or [])
     all_its = [i for t in tests for i in iterations(t)]
@@ -559,5 +562,11 @@ _ENV = jinja2.Environment(
 _ENV.filters["num"] = fmt_num
 
 
-def render_html(results: Mapping[str, Any], history: Sequence[Mapping[str, Any]] = ()) -> str:
-    return _ENV.get_template("index.html.j2").render(**build_context(results, history))
+def render_html(
+    results: Mapping[str, Any],
+    history: Sequence[Mapping[str, Any]] = (),
+    lessons: Sequence[Lesson] | None = None,
+) -> str:
+    """The page; ``lessons`` saves building them twice when the caller already has them."""
+    context = build_context(results, history, lessons)
+    return _ENV.get_template("index.html.j2").render(**context)

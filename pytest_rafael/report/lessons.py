@@ -86,6 +86,9 @@ def _gene_lessons(test: Mapping[str, Any], limit: int = 3) -> list[Lesson]:
     """A gene whose passing values and failing values do not overlap is the setting that
     made the difference: say on which side the passing values lie."""
     nodeid, scenario = test_key(test)
+    outcomes = {i.get("outcome") for i in done(test)}
+    if "passed" not in outcomes or not outcomes & set(FAILED):
+        return []  # no contrast between passing and failing iterations to learn from
     passed: dict[str, list[float]] = {}
     failed: dict[str, list[float]] = {}
     for it in done(test):

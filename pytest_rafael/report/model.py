@@ -17,13 +17,18 @@ FAILED = ("failed", "error")
 
 def num(value: Any) -> float | None:
     """A finite float or None (results may carry null, strings from old runs...)."""
-    if isinstance(value, bool) or value is None:
+    kind = type(value)
+    if kind is float:  # the common case first: this runs for every number of every run
+        return value if value - value == 0 else None  # NaN and inf fail x - x == 0
+    if kind is int:
+        return float(value)
+    if value is None or kind is bool:
         return None
     try:
         out = float(value)
     except (TypeError, ValueError):
         return None
-    return out if out == out and out not in (float("inf"), float("-inf")) else None
+    return out if out - out == 0 else None
 
 
 def fmt_num(value: Any, digits: int = 3) -> str:
@@ -91,7 +96,19 @@ def genes(genome: Any) -> dict[str, dict[str, Any]]:
 
 def flat_genes(genome: Any) -> dict[str, Any]:
     """``{"retry.max_attempts": 3, ...}``: the unit genome diffs and gene lessons use."""
-    return {f"{g}.{p}": v for g, params in genes(genome).items() for p, v in params.items()}
+    if not isinstance(genome, dict):
+        return {}
+    raw = genome.get("genes", genome if "module" not in genome else {})
+    if not isinstance(raw, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for gene, params in raw.items():
+        if isinstance(params, dict):
+            for param, value in params.items():
+                out[f"{gene}.{param}"] = value
+        else:
+            out[f"{gene}.value"] = params
+    return out
 
 
 def baseline_genome(test: Mapping[str, Any]) -> Any:

@@ -55,7 +55,7 @@ def write_reports(
     lessons = build_lessons(results)
     summary = render_summary(results, lessons)
     _write(paths.results_json, json.dumps(results, indent=2, default=str) + "\n")
-    _write(paths.index_html, render_html(results, history))
+    _write(paths.index_html, render_html(results, history, lessons))
     _write(paths.summary_md, summary)
     _write(paths.metrics_prom, render_metrics(results))
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")

@@ -1,0 +1,204 @@
+"""Report rendering benchmark: a run of 10,000 iterations must render in under 3 s to an
+index.html under 5 MB.
+
+Peer (same process, same data): ``json.dumps(results, indent=2)``, the results.json the
+report writes anyway, so the ratio says what the HTML costs on top of the raw data.
+Three shapes of 10,000 iterations: one test with all of them, 2,000 tests of 5 (the
+many-tests case), and 100 tests of 100 with 20 earlier runs of history.
+
+    python benchmarks/report_bench.py
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pytest_rafael.report import write_reports
+from pytest_rafael.report.html import render_html
+from pytest_rafael.results import (
+    Delta,
+    FaultRecord,
+    Gate,
+    IterationResult,
+    RunResult,
+    TestResult,
+)
+
+REPEAT = 3
+LIMIT_S = 3.0
+LIMIT_MB = 5.0
+
+
+def build_run(tests: int, per_test: int, run_no: int = 0, seed: int = 1) -> dict[str, Any]:
+    rng = random.Random(seed + run_no)
+    out = []
+    for t in range(tests):
+        nodeid = f"tests/test_service_{t % 40}.py::test_call_{t}[case-{t}]"
+        scenario = ("latency_spike", "db_failure", "cpu_starvation", "memory_pressure")[t % 4]
+        module = f"module_{t % 12}"
+        its = []
+        for n in range(per_test):
+            ok = rng.random() < 0.7
+            timeout = round(rng.uniform(0.5, 30), 2)
+            its.append(
+                IterationResult(
+                    nodeid=nodeid,
+                    scenario=scenario,
+                    index=n,
+                    outcome="passed" if ok else "failed",
+                    duration_s=round(rng.uniform(0.05, 3.0), 3),
+                    module=module,
+                    severity="high",
+                    genome={
+                        "module": module,
+                        "generation": n,
+                        "genes": {
+                            "retry": {
+                                "max_attempts": rng.randint(1, 6),
+                                "base_delay": 0.05,
+                                "max_delay": 1.0,
+                                "multiplier": 2.0,
+                                "jitter": 0.1,
+                            },
+                            "circuit_breaker": {
+                                "failure_threshold": 5,
+                                "reset_timeout": 30.0,
+                                "half_open_max_calls": 1,
+                            },
+                            "timeout": {"seconds": timeout},
+                        },
+                    },
+                    fitness=round(rng.random(), 4),
+                    fitness_terms={
+                        "success_rate": 1.0 if ok else 0.0,
+                        "recovery_speed": 0.5,
+                        "resource_efficiency": 0.8,
+                    },
+                    faults=(
+                        FaultRecord(
+                            kind="toxic",
+                            target="db",
+                            type="latency",
+                            attributes={"latency": 500, "jitter": 50},
+                            stream="downstream",
+                            toxicity=1.0,
+                            applied_at_s=0.0,
+                            reverted_at_s=1.2,
+                        ),
+                        FaultRecord(
+                            kind="stress",
+                            target="cpu",
+                            type="cpu",
+                            attributes={"percent": 80},
+                            applied_at_s=0.0,
+                            reverted_at_s=1.2,
+                            observed={"cpu_percent": 77.9},
+                        ),
+                    ),
+                    metrics={"requests": 12},
+                    runtime={"retries": 2},
+                    error=None if ok else "TimeoutError: timed out after 30.0 s",
+                    worker=f"gw{n % 2}",
+                )
+            )
+        out.append(
+            TestResult(
+                nodeid=nodeid,
+                scenario=scenario,
+                severity="high",
+                module=module,
+                iterations=tuple(its),
+                baseline_fitness=0.3,
+                best_fitness=max(i.fitness or 0 for i in its),
+                best_genome=its[-1].genome,
+                adopted=t % 3 == 0,
+                proposal_id=f"P-{t}" if t % 3 == 0 else None,
+                min_fitness=0.7,
+            )
+        )
+    run = RunResult(
+        run_id=f"run-{run_no:04d}",
+        started_at=f"2026-11-{1 + run_no:02d}T10:00:00Z",
+        finished_at=f"2026-11-{1 + run_no:02d}T10:30:00Z",
+        duration_s=1800.0,
+        seed=seed,
+        chaos=True,
+        toxiproxy_url="http://127.0.0.1:8474",
+        actor="ci",
+        tests=tuple(out),
+        delta=Delta(0.3, 0.7, 133.3, ("db_failure",), ()),
+        gate=Gate(0.7, True, ()),
+    )
+    return run.to_dict()
+
+
+def measure(name: str, results: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
+    render, cpu, total, floor = [], [], [], []
+    size = json_size = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(REPEAT):
+            t0 = time.perf_counter()
+            json.dumps(results, indent=2, default=str)
+            floor.append(time.perf_counter() - t0)
+            t0, c0 = time.perf_counter(), time.process_time()
+            page = render_html(results, history)
+            render.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+            t0 = time.perf_counter()
+            paths = write_reports(results, Path(tmp), history)
+            total.append(time.perf_counter() - t0)
+            size = len(page.encode())
+            json_size = paths.results_json.stat().st_size
+    r, w, f = (statistics.median(x) for x in (render, total, floor))
+    return {
+        "shape": name,
+        "render_s": r,
+        "total_s": w,
+        "json_s": f,
+        "ratio": r / f,
+        "html_mb": size / 1e6,
+        "json_mb": json_size / 1e6,
+        "ok": r < LIMIT_S and size / 1e6 < LIMIT_MB,
+    }
+
+
+def main() -> int:
+    shapes = [
+        ("1 test x 10,000 iterations", build_run(1, 10_000), []),
+        ("2,000 tests x 5 iterations", build_run(2_000, 5), []),
+        (
+            "100 tests x 100 iterations + 20 runs of history",
+            build_run(100, 100, 20),
+            [build_run(100, 100, n) for n in range(20)],
+        ),
+    ]
+    print(
+        f"median of {REPEAT}; html = render_html (index.html), wall and CPU time; "
+        "all = write_reports (the four "
+        "files, including results.json); peer = json.dumps(results, indent=2)"
+    )
+    print(
+        f"{'shape':48} {'html s':>7} {'all s':>6} {'peer s':>7} {'html/peer':>9} "
+        f"{'html MB':>8} {'json MB':>8}  goal html <{LIMIT_S} s and <{LIMIT_MB} MB"
+    )
+    ok = True
+    for name, results, history in shapes:
+        m = measure(name, results, history)
+        ok &= m["ok"]
+        print(
+            f"{m['shape']:48} {m['render_s']:7.2f} {m['total_s']:6.2f} {m['json_s']:7.2f} "
+            f"{m['ratio']:9.2f} {m['html_mb']:8.2f} {m['json_mb']:8.2f}  "
+            f"{'met' if m['ok'] else 'MISSED'}"
+        )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -115,11 +115,24 @@ class _Checker:
         return tuple(out)
 
 
-def parse_pattern(text: str, source: str, known_threats: Collection[str] | None = None) -> Pattern:
-    """Validate one pattern document. ``known_threats``: if given, every threat must be one."""
+def parse_pattern(
+    text: str,
+    source: str,
+    known_threats: Collection[str] | None = None,
+    *,
+    check_syntax: bool = True,
+) -> Pattern:
+    """Validate one pattern document. ``known_threats``: if given, every threat must be one.
+    ``check_syntax``: compile Python examples (skipped for the built-in files, whose
+    examples the test suite runs, to keep loading fast)."""
     try:
-        node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)
+        # One parse: compose the node tree (for line numbers), then construct from it.
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
@@ -172,7 +185,7 @@ def parse_pattern(text: str, source: str, known_threats: Collection[str] | None 
         technology_stack=check.names(data, "technology_stack"),
         problem=check.text(data, "problem"),
         solution=check.text(data, "solution"),
-        code_example=_code_example(check, data["code_example"]),
+        code_example=_code_example(check, data["code_example"], check_syntax),
         configuration=configuration,
         threats=threats,
         verification_status=status,
@@ -184,7 +197,7 @@ def parse_pattern(text: str, source: str, known_threats: Collection[str] | None 
     )
 
 
-def _code_example(check: _Checker, value: Any) -> CodeExample:
+def _code_example(check: _Checker, value: Any, check_syntax: bool) -> CodeExample:
     if not isinstance(value, dict):
         raise check.fail("code_example", "expected a mapping with language and code")
     unknown = sorted(set(map(str, value)) - {"language", "code", "demo", "requires", "services"})
@@ -198,7 +211,7 @@ def _code_example(check: _Checker, value: Any) -> CodeExample:
     demo = value.get("demo", "")
     if not isinstance(demo, str):
         raise check.fail("code_example.demo", "expected text")
-    if language == "python":
+    if language == "python" and check_syntax:
         for key, snippet in (("code", code), ("demo", demo)):
             try:
                 compile(snippet, f"{check.source}:code_example.{key}", "exec")
@@ -266,12 +279,14 @@ def _gene(check: _Checker, value: Any) -> GeneConfig | None:
     return GeneConfig(name, dict(params))
 
 
-def load_file(path: Path, known_threats: Collection[str] | None = None) -> Pattern:
+def load_file(
+    path: Path, known_threats: Collection[str] | None = None, *, check_syntax: bool = True
+) -> Pattern:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise VaultError(f"{path}:1: file: cannot read: {exc}") from None
-    return parse_pattern(text, str(path), known_threats)
+    return parse_pattern(text, str(path), known_threats, check_syntax=check_syntax)
 
 
 def pattern_files(directory: Path) -> list[Path]:
@@ -282,13 +297,16 @@ def pattern_files(directory: Path) -> list[Path]:
 
 
 def load_dirs(
-    directories: Iterable[Path], known_threats: Collection[str] | None = None
+    directories: Iterable[Path],
+    known_threats: Collection[str] | None = None,
+    *,
+    check_syntax: bool = True,
 ) -> list[Pattern]:
     """Every pattern of the folders, in order; a repeated id is an error naming both files."""
     seen: dict[str, Pattern] = {}
     for directory in directories:
         for path in pattern_files(Path(directory)):
-            pattern = load_file(path, known_threats)
+            pattern = load_file(path, known_threats, check_syntax=check_syntax)
             if pattern.id in seen:
                 raise VaultError(
                     f"{path}:1: id: {pattern.id!r} is already defined in {seen[pattern.id].source}"

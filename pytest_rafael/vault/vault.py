@@ -105,7 +105,7 @@ class Vault:
         problem``) for an invalid file. ``known_threats``: scenario names user patterns
         may name (default: any); built-in patterns always name built-in scenarios.
         """
-        patterns = load_dirs([BUILTIN_DIR], BUILTIN_THREATS) if builtin else []
+        patterns = load_dirs([BUILTIN_DIR], BUILTIN_THREATS, check_syntax=False) if builtin else []
         extra = load_dirs([Path(d) for d in extra_dirs], known_threats)
         builtin_ids = {p.id: p for p in patterns}
         for p in extra:

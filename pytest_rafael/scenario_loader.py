@@ -614,11 +614,14 @@ def scenario_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         reason = "is not a folder" if folder.exists() else "does not exist"
         raise ScenarioPathError(f"{folder}: scenario folder {reason}")
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.suffix in SCENARIO_SUFFIXES and not p.name.startswith(".") and p.is_file()
-    )
+    try:
+        return sorted(
+            p
+            for p in folder.iterdir()
+            if p.suffix in SCENARIO_SUFFIXES and not p.name.startswith(".") and p.is_file()
+        )
+    except OSError as exc:  # e.g. no permission to list it
+        raise ScenarioPathError(f"{folder}: cannot read scenario folder: {exc.strerror}") from None
 
 
 def load_dir(folder: Path) -> dict[str, Scenario]:

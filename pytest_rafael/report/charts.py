@@ -185,10 +185,12 @@ def line_chart(
         x_ticks = [(x, _fmt(x)) for x in raw if not integer or float(x).is_integer()]
     for x, label in x_ticks:
         sx = frame.sx(x)
+        # A long label at the right edge would be clipped by the viewBox: end-align it.
+        anchor = "end" if sx > right - 3.5 * len(label) else "middle"
         out.append(
             f'<line class="axis" x1="{sx:.1f}" x2="{sx:.1f}" y1="{bottom}" '
             f'y2="{bottom + 4}"/><text class="tick" x="{sx:.1f}" y="{bottom + 16}" '
-            f'text-anchor="middle">{escape(label)}</text>'
+            f'text-anchor="{anchor}">{escape(label)}</text>'
         )
     out.append(
         f'<line class="axis" x1="{frame.left}" x2="{right}" y1="{bottom}" '

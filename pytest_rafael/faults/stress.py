@@ -229,6 +229,7 @@ class _Child:
         self.final: dict[str, int] = {}
         self.stderr = ""
         self.done = False
+        self._lock = threading.Lock()
 
     def exited(self) -> bool:
         """Has the leader exited? Does not reap it, so its pid (= the group id) stays ours."""
@@ -248,9 +249,13 @@ class _Child:
         Idempotent. The leader is reaped only after the group was killed: while it is alive
         or a zombie its pid cannot be reused, so ``killpg`` never hits a stranger's group.
         """
-        if self.done:
-            return
-        self.done = True
+        with self._lock:  # a fault timer and the test teardown may stop at the same time
+            if self.done:
+                return
+            self.done = True
+            self._terminate(grace_s)
+
+    def _terminate(self, grace_s: float) -> None:
         try:
             if self.popen.returncode is None:
                 if not self.exited():
@@ -385,6 +390,7 @@ class Stressor:
         self._peak_rss = 0
         self._io0 = self._io_written()
         self._observed: dict[str, Any] = {}
+        self._stop_lock = threading.Lock()
         self._finalizer = weakref.finalize(self, child.terminate, limits.stop_grace_s)
         self._sample()
 
@@ -457,7 +463,11 @@ class Stressor:
 
     def stop(self) -> dict[str, Any]:
         """Stop the load and return what was observed. Idempotent; never raises for a child
-        that already died (``observed["error"]`` says so)."""
+        that already died (``observed["error"]`` says so). Thread-safe."""
+        with self._stop_lock:
+            return self._stop()
+
+    def _stop(self) -> dict[str, Any]:
         if self._stopped_at is not None:
             return dict(self._observed)
         died_early = self._child.exited()

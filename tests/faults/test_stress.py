@@ -457,3 +457,19 @@ def test_without_the_kernel_death_signal_the_watchdog_ends_the_child(
         parent.wait()
         assert parent.stdout is not None
         parent.stdout.close()
+
+
+def test_concurrent_stops_agree(tmp_path: Path) -> None:
+    # A fault's duration timer and the test teardown may stop the same stressor at once.
+    s = start_stressor("disk", {"mb": 1}, LIMITS, workdir=tmp_path)
+    results: list[dict[str, object]] = []
+    threads = [threading.Thread(target=lambda: results.append(s.stop())) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 4
+    assert all(r == results[0] for r in results)
+    assert "fsyncs" in results[0]
+    assert _gone(s.pid)
+    assert list(tmp_path.iterdir()) == []

@@ -227,3 +227,36 @@ def test_odd_values_in_evidence_are_stored_and_audited_consistently(
     assert p.evidence["tests"][0]["best_fitness"] == "nan"
     assert p.evidence["tags"] == ["a", "b"]
     assert all(c.passed for c in check_compliance(store, GuardianConfig(), None, ["iso27001"]))
+
+
+def test_auto_adoption_is_deferred_when_the_file_changed(
+    make_guardian: Make, tmp_path: Path
+) -> None:
+    from pytest_rafael.genome.file import write_genome_file
+    from pytest_rafael.genome.genome import Genome
+
+    g = make_guardian()
+    g.approve(g.propose("search", None, genome(1), evidence()).id, "bob")
+    # Someone adopts another genome by hand; the run still proposes against generation 1.
+    write_genome_file(
+        tmp_path / "rafael.genome.yaml",
+        {"search": Genome.from_dict("search", genome(5, max_attempts=7))},
+    )
+    before = (tmp_path / "rafael.genome.yaml").read_bytes()
+    p = g.propose("search", genome(1), genome(2, base_delay=0.051), evidence())
+    assert p.impact == "low"
+    assert p.status == "pending"
+    assert (tmp_path / "rafael.genome.yaml").read_bytes() == before
+    deferred = list(g.audit.entries(change_id=p.id, event_type="adoption_deferred"))
+    assert "changed since" in deferred[0].details["reason"]
+
+
+def test_record_many_is_one_chain_segment(make_guardian: Make) -> None:
+    g = make_guardian(actor="ci-bot")
+    entries = g.record_many(
+        {"event_type": "faults_injected", "module": "db", "details": {"nodeid": f"t{i}"}}
+        for i in range(5)
+    )
+    assert [e.id for e in entries] == [1, 2, 3, 4, 5]
+    assert {e.actor for e in entries} == {"ci-bot"}
+    assert g.audit.verify().ok

@@ -48,7 +48,7 @@ class FaultSpec:
     attributes: Mapping[str, Any] = field(default_factory=dict)
     start_s: float = 0.0
     duration_s: float | None = None
-    source: str = "<inline>"  # "file.yaml:12", for error messages
+    source: str = field(default="<inline>", compare=False)  # "file.yaml:12", for errors
 
     def retarget(self, mapping: Mapping[str, str]) -> FaultSpec:
         """The same fault aimed at a renamed proxy (the marker's ``targets=``)."""
@@ -61,7 +61,7 @@ class Scenario:
     description: str
     severity: str
     faults: tuple[FaultSpec, ...]
-    source: str = "<inline>"  # the YAML file it came from
+    source: str = field(default="<inline>", compare=False)  # the YAML file it came from
 
     @property
     def targets(self) -> frozenset[str]:

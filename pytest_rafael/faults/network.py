@@ -9,11 +9,14 @@ one server per process.
 
 from __future__ import annotations
 
+import concurrent.futures
 import ipaddress
+import queue
 import socket
 import threading
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -40,29 +43,27 @@ class ProxyHandle:
         return f"{self.host}:{self.port}"
 
 
-def _bounded(timeout: float, what: str, url: str, call: Callable[[], T]) -> T:
-    """Run ``call`` with a deadline. A daemon thread is left behind only when the server
-    hangs, and it dies with the process; the caller gets an error in time."""
-    box: dict[str, Any] = {}
+class _DaemonWorker:
+    """One daemon thread running submitted calls in order. Unlike ThreadPoolExecutor's
+    workers, it never holds up interpreter exit when a call hangs."""
 
-    def run() -> None:
-        try:
-            box["value"] = call()
-        except BaseException as exc:
-            box["error"] = exc
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = (
+            queue.SimpleQueue())
+        threading.Thread(target=self._run, name="rafael-toxiproxy", daemon=True).start()
 
-    worker = threading.Thread(target=run, name=f"rafael-toxiproxy-{what}", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        raise ToxiproxyError(f"Toxiproxy at {url} did not answer {what} within {timeout:g} s")
-    if "error" in box:
-        exc = box["error"]
-        detail = getattr(exc, "args", [""])[0] if exc.args else exc
-        if isinstance(detail, bytes):
-            detail = detail.decode(errors="replace")
-        raise ToxiproxyError(f"Toxiproxy at {url}: {what} failed: {str(detail).strip()}")
-    return box["value"]  # type: ignore[no-any-return]
+    def _run(self) -> None:
+        while True:
+            call, future = self._queue.get()
+            try:
+                future.set_result(call())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+    def submit(self, call: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._queue.put((call, future))
+        return future
 
 
 class ToxiproxyControl:
@@ -80,9 +81,27 @@ class ToxiproxyControl:
         # toxiproxy-python keeps the server address at class level: one server per process.
         self.client.update_api_consumer(self.host, self.port)
         self._proxies: dict[str, Any] = {}
+        self._worker = _DaemonWorker()
 
     def _call(self, what: str, call: Callable[[], T]) -> T:
-        return _bounded(self.timeout, what, self.url, call)
+        """Run one control call with a deadline, on a worker thread kept for reuse. When
+        the server hangs, that worker is abandoned (it dies with the process) and the
+        caller gets an error in time; the next call gets a fresh worker."""
+        future = self._worker.submit(call)
+        try:
+            return future.result(timeout=self.timeout)
+        except concurrent.futures.TimeoutError:
+            self._worker = _DaemonWorker()
+            raise ToxiproxyError(
+                f"Toxiproxy at {self.url} did not answer {what} within {self.timeout:g} s"
+            ) from None
+        except Exception as exc:
+            detail = exc.args[0] if exc.args else exc
+            if isinstance(detail, bytes):
+                detail = detail.decode(errors="replace")
+            raise ToxiproxyError(
+                f"Toxiproxy at {self.url}: {what} failed: {str(detail).strip()}"
+            ) from None
 
     def version(self) -> str:
         raw = self._call("GET /version", self.client.version)

@@ -201,8 +201,8 @@ def _propose(guardian: Any, tests: list[TestResult], verdicts: dict[str, dict[st
     out = []
     for t in tests:
         proposal = decided.get(t.module or "")
-        v = verdicts.get(f"{t.nodeid}::{t.scenario}")
-        if proposal is not None and v is not None and v["propose"]:
+        verdict = verdicts.get(f"{t.nodeid}::{t.scenario}")
+        if proposal is not None and verdict is not None and verdict["propose"]:
             t = replace(t, proposal_id=proposal.id, adopted=proposal.status == "adopted")
         out.append(t)
     return out

@@ -167,7 +167,7 @@ def check_upstream(upstream: str, allowed: Sequence[str]) -> None:
         addresses = {info[4][0] for info in socket.getaddrinfo(host, int(port))}
     except socket.gaierror as exc:
         raise ValueError(f"upstream {upstream!r}: cannot resolve {host!r}: {exc}") from None
-    if all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses):
+    if all(ipaddress.ip_address(str(a).split("%")[0]).is_loopback for a in addresses):
         return
     raise ValueError(
         f"upstream {upstream!r} is not a loopback address; chaos proxies only reach "

@@ -23,7 +23,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Protocol
 
 from pytest_rafael.toxiproxy import stages
@@ -105,15 +105,11 @@ class Connection:
         self.pumps: list[Pump] = []
         self._running = 0
         self._lock = threading.Lock()
-        self._started = False
-        self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        thread = threading.Thread(
+        threading.Thread(
             target=self._connect_and_run, name=f"rafael-toxiproxy-{self.owner.name}", daemon=True
-        )
-        self.threads.append(thread)
-        thread.start()
+        ).start()
 
     def _connect_and_run(self) -> None:
         try:
@@ -130,23 +126,27 @@ class Connection:
             sock.setblocking(False)
         with self._lock:
             self.upstream = upstream
-            if self.closing:
-                abandoned = True
-            else:
-                abandoned = False
+            pumps: list[Pump] = []
+            if not self.closing:
                 rng = self.owner.new_rng()
-                up = Pump(self, UPSTREAM, self.client, upstream, random.Random(rng.random()))
-                down = Pump(self, DOWNSTREAM, upstream, self.client, rng)
-                self.pumps = [up, down]
-                self._running = 2
-        if abandoned:
+                try:
+                    pumps.append(
+                        Pump(self, UPSTREAM, self.client, upstream, random.Random(rng.random()))
+                    )
+                    pumps.append(Pump(self, DOWNSTREAM, upstream, self.client, rng))
+                except OSError:  # out of file descriptors: drop this connection only
+                    for pump in pumps:
+                        pump.waker.close()
+                    pumps = []
+                self.pumps = pumps
+                self._running = len(pumps)
+        if not pumps:
             self._finish_without_pumps()
             return
-        thread = threading.Thread(
+        up, down = pumps
+        threading.Thread(
             target=down.run, name=f"rafael-toxiproxy-{self.owner.name}-down", daemon=True
-        )
-        self.threads.append(thread)
-        thread.start()
+        ).start()
         up.run()
 
     def _finish_without_pumps(self) -> None:
@@ -465,6 +465,3 @@ def _read_exact(fd: int, n: int) -> bytes:
         parts.append(chunk)
         n -= len(chunk)
     return b"".join(parts)
-
-
-ConnectionCallback = Callable[[Connection], None]

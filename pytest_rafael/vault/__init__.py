@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .evidence import observed_scores, record_adoption
 from .loader import VaultError
 from .models import CodeExample, GeneConfig, Pattern, Recommendation, Reference
 from .vault import Vault, VaultLookupError, blend
@@ -16,4 +17,6 @@ __all__ = [
     "VaultError",
     "VaultLookupError",
     "blend",
+    "observed_scores",
+    "record_adoption",
 ]

@@ -219,6 +219,8 @@ def _code_example(check: _Checker, value: Any, check_syntax: bool) -> CodeExampl
                 raise check.fail(
                     f"code_example.{key}", f"Python syntax error line {exc.lineno}: {exc.msg}"
                 ) from None
+            except ValueError as exc:  # e.g. a NUL byte in the source
+                raise check.fail(f"code_example.{key}", f"not Python source: {exc}") from None
     lists: dict[str, tuple[str, ...]] = {}
     for key in ("requires", "services"):
         items = value.get(key, [])

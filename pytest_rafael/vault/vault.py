@@ -9,7 +9,7 @@ with what really happened in this project's chaos runs.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +126,7 @@ class Vault:
     def __len__(self) -> int:
         return len(self._patterns)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Pattern]:
         return iter(self._patterns.values())
 
     @property
@@ -248,7 +248,7 @@ class Vault:
             set(tokenize(query)) & set(tokenize(" ".join([p.name, p.problem, p.solution, *p.tags])))
         )
         if shared:
-            parts.append("matches the error (" + ", ".join(shared[:4]) + ")")
+            parts.append("relates to the error (" + ", ".join(shared[:4]) + ")")
         parts.append(f"reliability {self.score(p):.2f}")
         return "; ".join(parts)
 
@@ -314,6 +314,10 @@ _ERROR_NOISE = frozenset(
         "none",
         "true",
         "false",
+        "out",
+        "host",
+        "port",
+        "errno",
     ]
 )
 

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from vault_samples import GOOD
 
 from pytest_rafael.vault import Vault, VaultError
@@ -181,3 +183,29 @@ def test_bare_on_key_of_fallback_gene_is_understood() -> None:
     gene = parse_pattern(text, "f.yaml").gene
     assert gene is not None
     assert gene.parameters == {"value": [], "on": ["OSError"]}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=400))
+def test_any_text_is_a_pattern_or_a_one_line_error(text: str) -> None:
+    try:
+        parse_pattern(text, "fuzz.yaml")
+    except VaultError as exc:
+        message = str(exc)
+    else:
+        return
+    assert message.startswith("fuzz.yaml:")
+    assert "\n" not in message
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(GOOD.splitlines()), st.text(max_size=40))
+def test_mutated_good_file_never_crashes_the_loader(line: str, replacement: str) -> None:
+    try:
+        parse_pattern(GOOD.replace(line, replacement, 1), "mut.yaml")
+    except VaultError as exc:
+        message = str(exc)
+    else:
+        return
+    assert message.startswith("mut.yaml:")
+    assert "\n" not in message

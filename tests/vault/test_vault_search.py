@@ -193,7 +193,7 @@ def test_recommend_uses_the_error_line() -> None:
         "connection_timeout", error="requests.exceptions.ReadTimeout: read timed out (2.0s)"
     )
     assert timeout[0].pattern.category == "timeout"
-    assert "matches the error" in timeout[0].why
+    assert "relates to the error" in timeout[0].why
     truncated = VAULT.recommend(
         "data_truncation", error="asyncio.exceptions.IncompleteReadError: 128 bytes read"
     )

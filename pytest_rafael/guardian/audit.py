@@ -27,7 +27,6 @@ import json
 import math
 import os
 import sqlite3
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -459,7 +458,3 @@ def _plain_cursor(conn: sqlite3.Connection) -> sqlite3.Cursor:
 
 class AuditChainError(RuntimeError):
     """The chain cannot be extended because it is already broken."""
-
-
-def new_change_id() -> str:
-    return uuid.uuid4().hex[:12]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -289,7 +290,9 @@ class Guardian:
         except ProposalNotFound as exc:
             raise GuardianError(str(exc)) from None
 
-    def _adopt(self, conn: Any, p: Proposal, actor: str, auto: bool) -> list[AuditEntry]:
+    def _adopt(
+        self, conn: sqlite3.Connection, p: Proposal, actor: str, auto: bool
+    ) -> list[AuditEntry]:
         """Write the genome file and mark ``p`` adopted; caller holds the transaction, so
         a failure here rolls the approval back and the file is either old or new."""
         req = requirement(p.impact, p.module, self.config)

@@ -381,7 +381,7 @@ def tampering(draw: st.DrawFn) -> tuple[str, Tamper]:
 
 
 @settings(
-    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(st.lists(tampering(), min_size=1, max_size=3))
 def test_any_tampering_is_detected(

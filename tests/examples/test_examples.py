@@ -1,0 +1,80 @@
+"""The example suites fail under chaos with their shipped (poor) genomes and pass with
+resilient ones: the faults are real and the genome is what makes the difference."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+RESILIENT = """
+sessions:
+  generation: 1
+  genes:
+    retry: {max_attempts: 10, base_delay: 0.05, max_delay: 0.3, multiplier: 2.0, jitter: 0.1}
+    timeout: {seconds: 1.0}
+inventory:
+  generation: 1
+  genes:
+    retry: {max_attempts: 6, base_delay: 0.02, max_delay: 0.2, multiplier: 2.0, jitter: 0.1}
+    timeout: {seconds: 1.0}
+"""
+
+
+@pytest.fixture
+def examples(pytester: pytest.Pytester) -> pytest.Pytester:
+    for item in EXAMPLES.iterdir():
+        if item.name in ("__pycache__", ".rafael", "reports"):
+            continue
+        target = pytester.path / item.name
+        if item.is_dir():
+            shutil.copytree(item, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(item, target)
+    return pytester
+
+
+def _outcomes(pytester: pytest.Pytester) -> dict[str, list[str]]:
+    results = json.loads((pytester.path / "reports" / "results.json").read_text())
+    return {f"{t['nodeid'].split('::')[-1]}[{t['scenario']}]":
+            [i["outcome"] for i in t["iterations"]] for t in results["tests"]}
+
+
+def test_examples_pass_without_chaos(examples: pytest.Pytester) -> None:
+    result = examples.runpytest_subprocess()
+    result.assert_outcomes(passed=3)
+
+
+def test_redis_example_fails_with_the_shipped_genome_under_db_failure(
+    examples: pytest.Pytester,
+) -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not installed")
+    result = examples.runpytest_subprocess(
+        "redis_sessions", "--rafael-chaos", "--rafael-iterations", "1",
+        "-k", "db_failure", "--rafael-report", "reports")
+    assert result.ret == 1
+    assert _outcomes(examples) == {"test_sessions_survive_database_faults[db_failure]":
+                                   ["failed"]}
+    result.stdout.fnmatch_lines(["*ConnectionError*"])
+
+
+def test_examples_pass_under_chaos_with_a_resilient_genome(examples: pytest.Pytester) -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not installed")
+    (examples.path / "rafael.genome.yaml").write_text(RESILIENT)
+    # --rafael-iterations 1: only iteration 0 runs, which measures the shipped genome.
+    result = examples.runpytest_subprocess(
+        "--rafael-chaos", "--rafael-iterations", "1", "--rafael-report", "reports")
+    outcomes = _outcomes(examples)
+    assert outcomes == {
+        "test_order_pages_stay_up[flaky_network]": ["passed"],
+        "test_order_pages_stay_up[network_latency]": ["passed"],
+        "test_sessions_survive_database_faults[db_failure]": ["passed"],
+        "test_sessions_survive_database_faults[flaky_network]": ["passed"],
+    }, result.stdout.str()
+    assert result.ret == 0

@@ -32,6 +32,7 @@ from pytest_rafael.toxiproxy.toxics import DOWNSTREAM, UPSTREAM, ToxicSpec
 
 _SPLICE = hasattr(os, "splice")
 _PIPE_SIZE = 1 << 20
+_GROW_AFTER = 4 << 20  # bytes through a pump before its pipe grows to _PIPE_SIZE
 _READ_SIZE = 64 * 1024
 _CONNECT_TIMEOUT = 10.0
 # Held-back bytes per direction before the pump stops reading its source, so that a
@@ -212,6 +213,7 @@ class Pump:
         self.received = 0  # bytes read from src (written only by this pump's thread)
         self.sent = 0  # bytes written to dst
         self._pipe: tuple[int, int] | None = None
+        self._pipe_grown = False
         self._limit_cells: dict[str, list[int]] = {}
         self._seq = itertools.count()
         self._heap: list[tuple[float, int, int, bytes]] = []
@@ -288,6 +290,9 @@ class Pump:
             self._deliver_eof()
             return True
         self.received += n
+        if not self._pipe_grown and self.received >= _GROW_AFTER:
+            self._pipe_grown = True
+            _grow_pipe(pipe_w)
         if self.conn.owner.chains[self.direction] is not specs:
             # A toxic arrived while these bytes were in flight: they are the first to meet it.
             data = _read_exact(pipe_r, n)
@@ -448,14 +453,20 @@ _SPLICE_FLAGS = (
 
 
 def _make_pipe() -> tuple[int, int]:
-    pipe_r, pipe_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-    try:
+    return os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+
+
+def _grow_pipe(pipe_w: int) -> None:
+    """Give a bulk connection a 1 MiB pipe (fewer splice calls per megabyte).
+
+    Only connections that moved a lot get one: pipe memory counts against a per-user
+    budget (fs.pipe-user-pages-soft), and hundreds of small connections should not use
+    it up for the one that streams.
+    """
+    with contextlib.suppress(OSError, ImportError):
         import fcntl
 
         fcntl.fcntl(pipe_w, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_SIZE)
-    except OSError:
-        pass  # a smaller pipe only means more splice calls
-    return pipe_r, pipe_w
 
 
 def _read_exact(fd: int, n: int) -> bytes:

@@ -80,6 +80,8 @@ class Vault:
                     Field(" ".join(p.tags), 2.0),
                     Field(p.category.replace("_", " "), 2.0),
                     Field(" ".join(t.replace("_", " ") for t in p.threats), 1.5),
+                    # The threat a pattern mitigates best (listed first) counts again.
+                    Field(p.threats[0].replace("_", " ") if p.threats else "", 1.5),
                     Field(" ".join(p.technology_stack), 1.5),
                     Field(p.problem, 1.0),
                     Field(p.solution, 1.0),

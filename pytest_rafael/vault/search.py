@@ -55,6 +55,7 @@ _STOP = frozenset(
         "without",
         "you",
         "your",
+        "out",
     ]
 )
 # Spellings of the same thing, mapped to one token on both sides (documents and queries).

@@ -75,15 +75,18 @@ def parse_spec(words: list[str]) -> dict[str, str]:
 # --- cpu -------------------------------------------------------------------------------
 
 
-def cpu_worker(percent: float, period_s: float, leader: int) -> None:
+def cpu_worker(percent: float, period_s: float, leader: int, started: int) -> None:
     """Busy-loop a duty cycle of ``percent`` of one core until the leader goes away.
 
     The busy part of each slice is measured in CPU time, not wall time, and a shortfall
     (the scheduler gave the core to someone else) is carried into the next slices, at most
     one slice's worth: on a contended machine the achieved load tracks the target as
-    closely as the scheduler allows, without long bursts above it.
+    closely as the scheduler allows, without long bursts above it. One byte on ``started``
+    tells the leader this worker is spinning.
     """
     die_with_parent(leader)
+    os.write(started, b"w")
+    os.close(started)
     share = percent / 100.0
     quota = share * period_s
     debt = 0.0
@@ -107,15 +110,27 @@ def run_cpu(spec: dict[str, str], ppid: int) -> None:
     period_s = float(spec["period_ms"]) / 1000.0
     me = os.getpid()
     workers: list[int] = []
+    started_r, started_w = os.pipe()
     for _ in range(cores):
         pid = os.fork()
         if pid == 0:  # worker: default signal handling, so SIGTERM/SIGKILL end it at once
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.close(started_r)
             try:
-                cpu_worker(percent, period_s, me)
+                cpu_worker(percent, period_s, me, started_w)
             finally:
                 os._exit(0)
         workers.append(pid)
+    os.close(started_w)
+    # "Ready" means every worker is spinning, not merely forked: a test that only lasts a
+    # few milliseconds must already run under load.
+    got = 0
+    while got < cores:
+        chunk = os.read(started_r, cores - got)
+        if not chunk:  # a worker died before starting: report what runs
+            break
+        got += len(chunk)
+    os.close(started_r)
     try:
         emit("ready", pid=me, workers=len(workers))
         while True:

@@ -362,6 +362,25 @@ def _sweep_stale_dirs(base: Path) -> None:
 # --- the stressor ----------------------------------------------------------------------
 
 
+def _cpu_seconds(proc: psutil.Process) -> float:
+    """CPU time of a one-thread process, to the nanosecond where Linux tells it.
+
+    psutil's ``cpu_times()`` counts in clock ticks (10 ms): a stressor that lives a few
+    milliseconds would read as 0 % or as a tick's worth. ``/proc/PID/schedstat`` has ns.
+    """
+    try:
+        with open(f"/proc/{proc.pid}/schedstat", "rb") as f:
+            return int(f.read().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        t = proc.cpu_times()
+    except psutil.Error:
+        return 0.0
+    # children_*: workers the leader already reaped still count.
+    return t.user + t.system + t.children_user + t.children_system
+
+
 class Stressor:
     """A running stressor. Use :func:`start_stressor` to create one."""
 
@@ -397,13 +416,7 @@ class Stressor:
     # -- measuring ------------------------------------------------------------------------
 
     def _tree_cpu_seconds(self) -> float:
-        total = 0.0
-        for proc in self._procs:
-            with contextlib.suppress(psutil.Error):
-                t = proc.cpu_times()
-                # children_*: workers the leader already reaped still count.
-                total += t.user + t.system + t.children_user + t.children_system
-        return total
+        return sum(_cpu_seconds(proc) for proc in self._procs)
 
     def _io_written(self) -> int:
         with contextlib.suppress(psutil.Error, AttributeError):
@@ -426,6 +439,8 @@ class Stressor:
                 cpu_percent=round(pct, 1),
                 cores=cores,
                 requested_percent=self.attributes["percent"],
+                # The absolute figure: over a few milliseconds a percentage says little.
+                cpu_seconds=round(used, 4),
             )
         elif self.kind == "memory":
             with contextlib.suppress(psutil.Error):

@@ -1,8 +1,9 @@
 """Cheap per-module counters for the fitness terms.
 
 Plain attribute increments, no lock: under free threading two increments may race and
-lose one count. They feed a fitness estimate, not an invoice, so the success path stays
-lock-free (documented in docs/genome.md).
+lose one count. ``successes`` is derived as ``calls - failures``, so a snapshot taken
+while calls are still running counts them as successes: read counters at rest.
+They feed a fitness estimate, not an invoice, so the success path stays lock-free.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Any
 class Counters:
     __slots__ = (
         "attempt_failures",
-        "attempts",
         "breaker_trips",
         "cache_hits",
         "calls",
@@ -27,7 +27,7 @@ class Counters:
         "ok_latency_max",
         "recovered_at",
         "rejections",
-        "successes",
+        "retries",
         "timeouts",
     )
 
@@ -37,8 +37,9 @@ class Counters:
     def reset(self) -> None:
         self.epoch = perf_counter()
         self.calls = 0  # calls of decorated functions
-        self.attempts = 0  # attempts of the underlying callable (retries included)
-        self.successes = 0  # calls that returned (fallbacks and cache hits included)
+        # Successes and attempts are derived (calls - failures; calls - cache hits +
+        # retries): two increments fewer on the success path.
+        self.retries = 0  # attempts beyond the first of a call
         self.failures = 0  # calls that raised to the caller
         self.attempt_failures = 0  # attempts that raised or timed out
         self.timeouts = 0  # attempts cut by the timeout gene
@@ -57,8 +58,9 @@ class Counters:
         e = self.epoch
         return {
             "calls": self.calls,
-            "attempts": self.attempts,
-            "successes": self.successes,
+            "attempts": self.calls - self.cache_hits + self.retries,
+            "successes": self.calls - self.failures,
+            "retries": self.retries,
             "failures": self.failures,
             "attempt_failures": self.attempt_failures,
             "timeouts": self.timeouts,

@@ -167,14 +167,12 @@ class Pipeline:
                 hit = cache.get(key)
                 if hit is not MISS:
                     c.cache_hits += 1
-                    c.successes += 1
                     return hit
         br, rl, bh, tmo = self.breaker, self.rate, self.bulkhead, self.timeout
         start = t0 = perf_counter()
         attempt = 0
         while True:
             attempt += 1
-            c.attempts += 1
             held = False
             try:
                 if br is not None and br.state is not CLOSED:
@@ -206,7 +204,6 @@ class Pipeline:
                         c.ok_latency_max = now - t0
                     if c.last_failure is not None and c.recovered_at is None:
                         c.recovered_at = now
-                    c.successes += 1
                     elapsed = now - start
                     c.latency_total += elapsed
                     if elapsed > c.latency_max:
@@ -217,6 +214,7 @@ class Pipeline:
             self._failed(err, now)
             if self._retryable(err, attempt):
                 time.sleep(self.delay(attempt))
+                c.retries += 1
                 t0 = perf_counter()
                 continue
             return self._give_up_sync(err, start, args, kwargs)
@@ -229,7 +227,6 @@ class Pipeline:
         c.latency_total += elapsed
         c.latency_max = max(c.latency_max, elapsed)
         if self.fallback_on is not None and isinstance(err, self.fallback_on):
-            c.successes += 1
             return self._fallback_value(args, kwargs)
         c.failures += 1
         raise err
@@ -249,14 +246,12 @@ class Pipeline:
                 hit = cache.get(key)
                 if hit is not MISS:
                     c.cache_hits += 1
-                    c.successes += 1
                     return hit
         br, rl, bh, tmo = self.breaker, self.rate, self.bulkhead, self.timeout
         start = t0 = perf_counter()
         attempt = 0
         while True:
             attempt += 1
-            c.attempts += 1
             held = False
             entry: list[Any] | None = None
             if tmo is not None:
@@ -300,7 +295,6 @@ class Pipeline:
                     c.ok_latency_max = now - t0
                 if c.last_failure is not None and c.recovered_at is None:
                     c.recovered_at = now
-                c.successes += 1
                 elapsed = now - start
                 c.latency_total += elapsed
                 if elapsed > c.latency_max:
@@ -313,13 +307,13 @@ class Pipeline:
             self._failed(err, now)
             if self._retryable(err, attempt):
                 await asyncio.sleep(self.delay(attempt))
+                c.retries += 1
                 t0 = perf_counter()
                 continue
             elapsed = perf_counter() - start
             c.latency_total += elapsed
             c.latency_max = max(c.latency_max, elapsed)
             if self.fallback_on is not None and isinstance(err, self.fallback_on):
-                c.successes += 1
                 value = self._fallback_value(args, kwargs)
                 if inspect.isawaitable(value):
                     value = await value
@@ -428,7 +422,6 @@ def bare_sync(
 ) -> Any:
     """A module without genes: the call as is, counted."""
     c.calls += 1
-    c.attempts += 1
     start = perf_counter()
     try:
         result = fn(*args, **kwargs)
@@ -440,7 +433,6 @@ def bare_sync(
         c.latency_total += now - start
         raise
     now = perf_counter()
-    c.successes += 1
     elapsed = now - start
     c.latency_total += elapsed
     if elapsed > c.latency_max:
@@ -456,7 +448,6 @@ async def bare_async(
     c: Counters, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     c.calls += 1
-    c.attempts += 1
     start = perf_counter()
     try:
         result = await fn(*args, **kwargs)
@@ -468,7 +459,6 @@ async def bare_async(
         c.latency_total += now - start
         raise
     now = perf_counter()
-    c.successes += 1
     elapsed = now - start
     c.latency_total += elapsed
     if elapsed > c.latency_max:

@@ -38,6 +38,31 @@ def _write(path: Path, text: str) -> None:
         raise
 
 
+def results_json_text(results: Mapping[str, Any]) -> str:
+    """results.json: indented like ``json.dumps(indent=2)``, except that each iteration is
+    one compact line. Same JSON value; the C encoder does the bulk (``indent`` forces the
+    pure-Python one, 5-10x slower on a 10,000-iteration run) and a diff shows one line per
+    changed iteration."""
+    return _pretty(results, 0) + "\n"
+
+
+def _pretty(value: Any, level: int, one_per_line: bool = False) -> str:
+    pad, inner = "  " * level, "  " * (level + 1)
+    if isinstance(value, Mapping) and value:
+        items = [
+            f"{inner}{json.dumps(str(k))}: {_pretty(v, level + 1, k == 'iterations')}"
+            for k, v in value.items()
+        ]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(value, (list, tuple)) and value:
+        if one_per_line:
+            rows = [inner + json.dumps(v, default=str) for v in value]
+        else:
+            rows = [inner + _pretty(v, level + 1) for v in value]
+        return "[\n" + ",\n".join(rows) + "\n" + pad + "]"
+    return json.dumps(value, default=str)
+
+
 def write_reports(
     results: Mapping[str, Any], out_dir: Path, history: Sequence[Mapping[str, Any]] = ()
 ) -> ReportPaths:
@@ -54,7 +79,7 @@ def write_reports(
     )
     lessons = build_lessons(results)
     summary = render_summary(results, lessons)
-    _write(paths.results_json, json.dumps(results, indent=2, default=str) + "\n")
+    _write(paths.results_json, results_json_text(results))
     _write(paths.index_html, render_html(results, history, lessons))
     _write(paths.summary_md, summary)
     _write(paths.metrics_prom, render_metrics(results))

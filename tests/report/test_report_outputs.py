@@ -110,7 +110,14 @@ def test_results_json_is_the_dict(tmp_path: Path, run_dict: dict[str, Any]) -> N
     paths = write_reports(run_dict, tmp_path / "out", [])
     # Tuples in the dataclass dict become JSON lists, as in the plugin's own results.json.
     assert json.loads(paths.results_json.read_text()) == json.loads(json.dumps(run_dict))
-    assert paths.results_json.read_text() == json.dumps(run_dict, indent=2) + "\n"
+    text = paths.results_json.read_text()
+    lines = text.splitlines()
+    # Indented like json.dumps(indent=2), one compact line per iteration.
+    assert lines[:3] == ["{", '  "schema": "rafael.results/1",', '  "run_id": "run-0002",']
+    first = json.dumps(json.loads(json.dumps(run_dict["tests"][0]["iterations"][0])))
+    iteration_lines = [ln.strip().rstrip(",") for ln in lines if ln.strip().startswith('{"index"')]
+    assert len(iteration_lines) == 9
+    assert iteration_lines[0] == first
     assert json.loads(paths.results_json.read_text())["schema"] == "rafael.results/1"
     assert {p.name for p in (tmp_path / "out").iterdir()} == {
         "index.html",

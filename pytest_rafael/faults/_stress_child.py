@@ -111,6 +111,7 @@ def run_cpu(spec: dict[str, str], ppid: int) -> None:
     me = os.getpid()
     workers: list[int] = []
     started_r, started_w = os.pipe()
+    since_ns = time.monotonic_ns()  # the parent averages the load from here (same clock)
     for _ in range(cores):
         pid = os.fork()
         if pid == 0:  # worker: default signal handling, so SIGTERM/SIGKILL end it at once
@@ -132,7 +133,7 @@ def run_cpu(spec: dict[str, str], ppid: int) -> None:
         got += len(chunk)
     os.close(started_r)
     try:
-        emit("ready", pid=me, workers=len(workers))
+        emit("ready", pid=me, workers=len(workers), since_ns=since_ns)
         while True:
             time.sleep(_WATCH_INTERVAL_S)
             orphan_check(ppid)

@@ -363,7 +363,7 @@ def _sweep_stale_dirs(base: Path) -> None:
 
 
 def _cpu_seconds(proc: psutil.Process) -> float:
-    """CPU time of a one-thread process, to the nanosecond where Linux tells it.
+    """CPU time of a one-thread process since it started, to the ns where Linux tells it.
 
     psutil's ``cpu_times()`` counts in clock ticks (10 ms): a stressor that lives a few
     milliseconds would read as 0 % or as a tick's worth. ``/proc/PID/schedstat`` has ns.
@@ -377,8 +377,7 @@ def _cpu_seconds(proc: psutil.Process) -> float:
         t = proc.cpu_times()
     except psutil.Error:
         return 0.0
-    # children_*: workers the leader already reaped still count.
-    return t.user + t.system + t.children_user + t.children_system
+    return t.user + t.system
 
 
 class Stressor:
@@ -399,13 +398,20 @@ class Stressor:
         self.tempdir = child.tempdir
         self._child = child
         self._ready = ready
-        self._started = time.monotonic()
+        now = time.monotonic()
+        self._started = now
         self._stopped_at: float | None = None
         self._proc = psutil.Process(child.popen.pid)
-        # The tree is fixed once the load is in place (the CPU leader and its workers):
-        # look it up once, as listing children scans every process of the system.
-        self._procs = [self._proc, *(self._proc.children() if kind == "cpu" else [])]
-        self._cpu0 = self._tree_cpu_seconds()
+        # The CPU workers are fixed once the load is in place: look them up once, as listing
+        # children scans every process of the system.
+        self._workers = self._proc.children() if kind == "cpu" else []
+        if kind == "cpu":
+            # Average over the workers' whole life (they started spinning just before the
+            # ready line; the child reports when, on the same monotonic clock): a stressor
+            # that lives a few milliseconds is still measured over all of its load.
+            since = ready.get("since_ns", 0) / 1e9
+            if 0 < since <= now:
+                self._started = since
         self._peak_rss = 0
         self._io0 = self._io_written()
         self._observed: dict[str, Any] = {}
@@ -415,8 +421,9 @@ class Stressor:
 
     # -- measuring ------------------------------------------------------------------------
 
-    def _tree_cpu_seconds(self) -> float:
-        return sum(_cpu_seconds(proc) for proc in self._procs)
+    def _workers_cpu_seconds(self) -> float:
+        # Since fork: a worker's CPU time is all load (its set-up takes microseconds).
+        return sum(_cpu_seconds(proc) for proc in self._workers)
 
     def _io_written(self) -> int:
         with contextlib.suppress(psutil.Error, AttributeError):
@@ -433,7 +440,7 @@ class Stressor:
         obs: dict[str, Any] = {"duration_s": round(elapsed, 3)}
         if self.kind == "cpu":
             cores = self.attributes["cores"]
-            used = self._tree_cpu_seconds() - self._cpu0
+            used = self._workers_cpu_seconds()
             pct = 100.0 * used / elapsed / cores if elapsed > 0 else 0.0
             obs.update(
                 cpu_percent=round(pct, 1),

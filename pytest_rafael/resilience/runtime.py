@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -144,6 +145,22 @@ def reset_counters(module: str | None = None) -> None:
         s.counters.reset()
 
 
+@contextmanager
+def measuring(module: str) -> Iterator[dict[str, Any]]:
+    """Reset ``module``'s counters, run the block, then fill the yielded dict with
+    :func:`counters` plus ``cpu_time_s`` (process CPU time spent in the block): the
+    ``runtime`` argument of ``Measurement.from_iteration``. Enter it right at the start
+    of the test call so that its times line up with the fault window's offsets."""
+    out: dict[str, Any] = {}
+    reset_counters(module)
+    cpu0 = time.process_time()
+    try:
+        yield out
+    finally:
+        out.update(counters(module))
+        out["cpu_time_s"] = time.process_time() - cpu0
+
+
 def active_genome(module: str) -> Genome | None:
     """The genome ``module`` runs with right now (swapped-in candidate or adopted)."""
     s = slot(module)
@@ -157,6 +174,7 @@ __all__ = [
     "counters",
     "current_timeout",
     "genome_file",
+    "measuring",
     "reload",
     "reset_counters",
     "set_genome_file",

@@ -185,3 +185,16 @@ def test_import_pytest_rafael_stays_light() -> None:
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
+
+
+def test_measuring_fills_runtime_after_the_block() -> None:
+    f = antifragile("measured")(lambda: sum(range(10_000)))
+    f()
+    with runtime.measuring("measured") as rt:
+        assert rt == {}
+        for _ in range(3):
+            f()
+    assert rt["calls"] == 3
+    assert rt["attempts"] == 3
+    assert rt["successes"] == 3
+    assert rt["cpu_time_s"] >= 0.0

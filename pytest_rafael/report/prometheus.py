@@ -115,4 +115,17 @@ def render_metrics(results: Mapping[str, Any]) -> str:
         "Threats mitigated in the last run",
         [({}, float(len(delta.get("threats_mitigated") or [])))],
     )
+    audit = (results.get("guardian") or {}).get("audit")
+    if isinstance(audit, Mapping):
+        w.family(
+            "rafael_audit_chain_verified",
+            "1 when the audit chain verified, else 0",
+            [({}, 1.0 if audit.get("verified") else 0.0)],
+        )
+        entries = num(audit.get("entries"))
+        w.family(
+            "rafael_audit_entries",
+            "Entries in the audit chain",
+            [({}, entries)] if entries is not None else [],
+        )
     return "\n".join(w.lines) + "\n"

@@ -7,6 +7,7 @@ characters that would break a table cell or code span are neutralised.
 from __future__ import annotations
 
 import html
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,6 +37,21 @@ def md(text: Any) -> str:
 def _code(text: Any) -> str:
     """Text for a code span, where escapes are shown literally: keep only plain characters."""
     return "".join(c for c in str(text) if c.isalnum() or c in "-_.:+") or "?"
+
+
+def _guardian_line(guardian: Mapping[str, Any]) -> str:
+    proposals = [p for p in guardian.get("proposals") or [] if isinstance(p, Mapping)]
+    statuses = Counter(str(p.get("status", "?")) for p in proposals)
+    text = f"**Guardian:** {len(proposals)} proposal{'' if len(proposals) == 1 else 's'}"
+    if statuses:
+        text += " (" + ", ".join(f"{n} {md(k)}" for k, n in statuses.most_common()) + ")"
+    audit = guardian.get("audit")
+    if isinstance(audit, Mapping):
+        if audit.get("verified"):
+            text += f"; audit chain verified ({audit.get('entries', '?')} entries)"
+        else:
+            text += f"; ❌ audit chain BROKEN at entry {md(audit.get('first_broken') or '?')}"
+    return text + "."
 
 
 def render_summary(results: Mapping[str, Any], lessons: Sequence[Lesson] | None = None) -> str:
@@ -103,6 +119,9 @@ def render_summary(results: Mapping[str, Any], lessons: Sequence[Lesson] | None 
         if len(order) > MAX_TEST_ROWS:
             lines.append(f"\n{len(order) - MAX_TEST_ROWS} more pairs in index.html.")
         lines.append("")
+    guardian = results.get("guardian")
+    if isinstance(guardian, Mapping):
+        lines += [_guardian_line(guardian), ""]
     if lessons:
         lines += ["**Lessons learned**", ""]
         lines += [f"- {md(lesson.text)}" for lesson in lessons[:MAX_LESSONS]]

@@ -240,3 +240,26 @@ def test_any_text_renders_inert_and_metrics_parse(
     assert not [n for _, attrs in tags for n, _ in attrs if n.startswith("on")]
     parse_prom(render_metrics(run))
     render_summary(run)
+
+
+def test_guardian_status_reaches_summary_and_metrics() -> None:
+    run = make_run(
+        extra={
+            "guardian": {
+                "proposals": [
+                    {"id": "P-1", "status": "approved"},
+                    {"id": "P-2", "status": "pending"},
+                ],
+                "audit": {"entries": 7, "verified": False, "first_broken": "e-3", "hmac": False},
+            }
+        }
+    )
+    md = render_summary(run)
+    assert (
+        "**Guardian:** 2 proposals (1 approved, 1 pending); ❌ audit chain BROKEN at entry e-3."
+        in md
+    )
+    fam = parse_prom(render_metrics(run))
+    assert fam["rafael_audit_chain_verified"] == [({}, 0.0)]
+    assert fam["rafael_audit_entries"] == [({}, 7.0)]
+    assert "rafael_audit_chain_verified" not in parse_prom(render_metrics(make_run()))

@@ -150,7 +150,7 @@ def finish_run(rs: RafaelSession, session: pytest.Session) -> RunResult:
         gate = evaluate_gate(tests, s.min_fitness)
         delta = compute_delta(tests)
         extra["guardian"] = guardian.summary()
-        extra["vault"] = _recommendations(s.vault_dirs, tests)
+        extra["vault"] = _recommendations(store, s.vault_dirs, tests)
         run = RunResult(
             run_id=run_id, started_at=rs.started_at.isoformat(),
             finished_at=finished.isoformat(),
@@ -208,26 +208,29 @@ def _propose(guardian: Any, tests: list[TestResult], verdicts: dict[str, dict[st
     return out
 
 
-def _recommendations(vault_dirs: Sequence[Path], tests: Sequence[TestResult]) -> dict[str, Any]:
+def _recommendations(store: Any, vault_dirs: Sequence[Path],
+                     tests: Sequence[TestResult]) -> dict[str, Any]:
+    """Vault patterns for each vulnerable test, with declared and observed reliability."""
     from pytest_rafael.vault import Vault
+    from pytest_rafael.vault.advice import advise
+    from pytest_rafael.vault.evidence import observed_scores
 
-    vault = Vault.load(vault_dirs)
-    recs = []
-    for t in tests:
-        failing = [i for i in t.iterations if i.outcome in ("failed", "error")]
-        if not failing:
-            continue
-        genes = tuple((t.best_genome or {}).get("genes", {}))
-        found = vault.recommend(t.scenario, error=failing[0].error, genome_genes=genes)
-        recs.append({
-            "nodeid": t.nodeid, "scenario": t.scenario,
-            "patterns": [
-                {"id": r.pattern.id, "name": r.pattern.name, "category": r.pattern.category,
-                 "reliability_score": r.pattern.reliability_score, "why": r.why}
-                for r in found
-            ],
-        })
-    return {"recommendations": recs}
+    vault = Vault.load(vault_dirs).with_evidence(observed_scores(store))
+    recommendations = []
+    for entry in advise(vault, tests):
+        patterns = []
+        for rec in entry["recommendations"]:
+            pattern = vault.get(rec["pattern_id"])
+            observed = vault.observed(pattern.id)
+            patterns.append({
+                "id": pattern.id, "name": pattern.name, "category": pattern.category,
+                "gene": rec["gene"], "reliability_score": pattern.reliability_score,
+                "observed_score": None if observed is None else round(observed[0], 3),
+                "why": rec["why"],
+            })
+        recommendations.append({"nodeid": entry["nodeid"], "scenario": entry["scenario"],
+                                "error": entry["error"], "patterns": patterns})
+    return {"recommendations": recommendations}
 
 
 def write_terminal_summary(run: RunResult, tr: Any, paths: Any) -> None:

@@ -109,6 +109,7 @@ class RafaelSession:
         self._server: EmbeddedServer | None = None
         self._toxiproxy: ToxiproxyServer | None = None
         self._genomes: dict[str, Any] | None = None
+        self._gene_pool: tuple[dict[str, Any], ...] | None = None
         self.engines: dict[str, Any] = {}
         self.iterations: list[IterationResult] = []
         self.verdicts: dict[str, dict[str, Any]] = {}
@@ -148,6 +149,14 @@ class RafaelSession:
     @property
     def control(self) -> ToxiproxyControl | None:
         return self._toxiproxy.control if self._toxiproxy else None
+
+    def gene_pool(self) -> tuple[dict[str, Any], ...]:
+        """Gene configurations of the vault's patterns, for the add-gene mutation."""
+        if self._gene_pool is None:
+            from pytest_rafael.vault import Vault
+
+            self._gene_pool = tuple(Vault.load(self.settings.vault_dirs).gene_pool())
+        return self._gene_pool
 
     def stress_limits(self) -> Any:
         from pytest_rafael.faults.stress import StressLimits
@@ -295,6 +304,7 @@ class ChaosRunner:
                 state=_load_engine_state(s.store, key),
                 adopt_margin=s.adopt_margin,
                 weights=s.fitness_weights,
+                gene_pool=self.session.gene_pool(),
             )
             self.session.engines[key] = engine
         return engine

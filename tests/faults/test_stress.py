@@ -473,3 +473,12 @@ def test_concurrent_stops_agree(tmp_path: Path) -> None:
     assert "fsyncs" in results[0]
     assert _gone(s.pid)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_short_lived_cpu_stressor_is_still_measured() -> None:
+    # Stopped at once (a chaos test that takes a millisecond): the figure still covers the
+    # workers' whole life, measured finer than psutil's 10 ms clock ticks.
+    obs = start_stressor("cpu", {"percent": 100}, LIMITS).stop()
+    assert obs["cpu_seconds"] > 0
+    assert 0 < obs["cpu_percent"] <= 105
+    assert obs["duration_s"] > 0

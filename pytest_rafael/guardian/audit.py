@@ -270,7 +270,13 @@ class AuditLog:
         timestamp = _now()
         for new in entries:
             last_id += 1
-            details_text = canonical_json(jsonable(dict(new.details or {})))
+            details_obj: dict[str, Any] = dict(new.details or {})
+            try:
+                details_text = canonical_json(details_obj)
+            except (TypeError, ValueError):
+                # NaN, a Path, non-string keys...: make it plain JSON first (slow path).
+                details_obj = jsonable(details_obj)
+                details_text = canonical_json(details_obj)
             digest = entry_hash(
                 last_id,
                 timestamp,
@@ -304,7 +310,7 @@ class AuditLog:
                     new.actor,
                     new.module,
                     new.change_id,
-                    json.loads(details_text),
+                    details_obj,
                     prev,
                     digest,
                     mac,

@@ -75,7 +75,7 @@ class StressLimits:
 
     memory_share: float = 0.5
     max_disk_mb: float = 512.0
-    max_block_kb: int = 16384
+    max_block_kb: int = 65536  # the same bound as the scenario schema (scenario_loader)
     start_timeout_s: float = 30.0
     stop_grace_s: float = 2.0
 

@@ -106,8 +106,12 @@ def _validated(faults: list[dict[str, Any]], source: str) -> tuple[FaultSpec, ..
     from pytest_rafael.scenario_loader import loads
 
     text = yaml.safe_dump(
-        {"name": "schedule", "description": "a fault schedule", "severity": "low",
-         "faults": faults},
+        {
+            "name": "schedule",
+            "description": "a fault schedule",
+            "severity": "low",
+            "faults": faults,
+        },
         sort_keys=False,
     )
     return loads(text, source).faults
@@ -231,8 +235,9 @@ class FaultSchedule:
         if not self.faults:
             return "no faults"
         return " + ".join(
-            f"{f.type} on {_target(f.target)}" if f.kind == "toxic" else describe_fault(f)
-            .split(",")[0]
+            f"{f.type} on {_target(f.target)}"
+            if f.kind == "toxic"
+            else describe_fault(f).split(",")[0]
             for f in self.faults
         )
 
@@ -367,9 +372,7 @@ def apply_schedule(
     # A stand-in scenario only carries the faults to the injector; an empty schedule is
     # a valid example (the baseline: no fault at all), so it gets no scenario validation.
     scenario = Scenario(name, "fault schedule drawn by Hypothesis", "medium", schedule.faults)
-    injector = FaultInjector(
-        scenario, _proxy_map(proxies), control, stress_limits, workdir=workdir
-    )
+    injector = FaultInjector(scenario, _proxy_map(proxies), control, stress_limits, workdir=workdir)
     from pytest_rafael.faults.injector import resolve_targets
 
     resolve_targets(scenario, injector.proxies)
@@ -380,8 +383,10 @@ def apply_schedule(
         if final:
             with contextlib.suppress(Exception):  # storing must never mask the failure
                 record = record_failure(schedule, nodeid, failures_dir)
-                _note(f"Stored as {record.yaml_path or record.index_path}; replay with "
-                      "`rafael scenarios from-failure --latest`")
+                _note(
+                    f"Stored as {record.yaml_path or record.index_path}; replay with "
+                    "`rafael scenarios from-failure --latest`"
+                )
         raise
     finally:
         injector.stop()
@@ -450,9 +455,7 @@ def record_failure(
         yaml_text = dump_scenario(scenario)
         yaml_path = folder / f"{name}.yaml"
         _atomic_write(yaml_path, yaml_text)
-    record = FailureRecord(
-        nodeid, schedule, folder / INDEX_NAME, yaml_path, yaml_text, recorded_at
-    )
+    record = FailureRecord(nodeid, schedule, folder / INDEX_NAME, yaml_path, yaml_text, recorded_at)
     with _index_lock(folder):
         index = _read_index(folder / INDEX_NAME)
         entries = [e for e in index["failures"] if e.get("nodeid") != nodeid]

@@ -22,6 +22,7 @@ strong": the smallest schedule that still breaks the code.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -44,7 +45,7 @@ __all__ = [
     "genomes",
 ]
 
-Bound = tuple[float, float]
+Bound = tuple[float, ...]  # (low, high) or (low, high, step)
 Bounds = Mapping[str, Mapping[str, Any]]
 
 # Downstream first: Toxiproxy's default, and what shrinking should prefer.
@@ -83,21 +84,27 @@ def _schema(kind: str, type_: str) -> Mapping[str, Any]:
 
 
 def _as_bound(type_: str, attr: str, value: Any, spec: Any) -> Bound:
-    """``(low, high)`` from a user bound (a pair, or one number for a fixed value),
-    checked against the loader's schema of the attribute."""
+    """``(low, high)`` or ``(low, high, step)`` from a user bound (or one number for a
+    fixed value), checked against the loader's schema of the attribute."""
     if spec.kind == "bool":
         raise _fail(f"bounds[{type_!r}][{attr!r}]: a true/false attribute has no bounds")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         low, high = value, value
     elif (
         isinstance(value, (tuple, list))
-        and len(value) == 2
+        and len(value) in (2, 3)
         and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
     ):
-        low, high = value
+        low, high = value[0], value[1]
+        if len(value) == 3:
+            if value[2] <= 0:
+                raise _fail(f"bounds[{type_!r}][{attr!r}]: the step must be above 0")
+            if spec.kind == "int" and not float(value[2]).is_integer():
+                raise _fail(f"bounds[{type_!r}][{attr!r}]: this attribute is an integer")
     else:
         raise _fail(
-            f"bounds[{type_!r}][{attr!r}]: expected (low, high) or a number, got {value!r}"
+            f"bounds[{type_!r}][{attr!r}]: expected (low, high), (low, high, step) or a "
+            f"number, got {value!r}"
         )
     if low > high:
         raise _fail(f"bounds[{type_!r}][{attr!r}]: low {low!r} is above high {high!r}")
@@ -108,6 +115,8 @@ def _as_bound(type_: str, attr: str, value: Any, spec: Any) -> Bound:
         )
     if spec.kind == "int" and not (float(low).is_integer() and float(high).is_integer()):
         raise _fail(f"bounds[{type_!r}][{attr!r}]: this attribute is an integer")
+    if isinstance(value, (tuple, list)) and len(value) == 3:
+        return (low, high, value[2])
     return (low, high)
 
 
@@ -120,8 +129,7 @@ def _resolve_bounds(kind: str, type_: str, user: Bounds | None) -> dict[str, Bou
     for attr, value in given.items():
         if attr not in schema:
             raise _fail(
-                f"bounds[{type_!r}]: unknown attribute {attr!r} "
-                f"(known: {', '.join(schema)})"
+                f"bounds[{type_!r}]: unknown attribute {attr!r} (known: {', '.join(schema)})"
             )
         resolved[attr] = _as_bound(type_, attr, value, schema[attr])
     for attr, spec in schema.items():
@@ -130,10 +138,42 @@ def _resolve_bounds(kind: str, type_: str, user: Bounds | None) -> dict[str, Bou
     return resolved
 
 
-def _number(low: float, high: float) -> st.SearchStrategy[Any]:
+def _number(low: float, high: float, step: float | None = None) -> st.SearchStrategy[Any]:
+    if step is not None and step > 0:
+        return _grid(low, high, step, low)
     if float(low).is_integer() and float(high).is_integer():
         return st.integers(int(low), int(high))
     return st.floats(low, high, allow_nan=False, allow_infinity=False)
+
+
+def _grid(low: float, high: float, step: float, offset: float) -> st.SearchStrategy[Any]:
+    """``low``, then the points ``offset + k * step`` within ``[low, high]``; shrinks to
+    ``low``. Integers when every input is an integer."""
+    integral = all(float(v).is_integer() for v in (low, high, step, offset))
+    k0 = max(0, math.ceil((low - offset) / step))
+    first = offset + k0 * step
+    count = int((high - first) // step) + 1 if first <= high else 0
+    cast: Callable[[float], Any] = int if integral else float
+    if count <= 0:
+        return st.just(cast(low))
+    points = st.integers(0, count - 1).map(lambda k: cast(first + k * step))
+    return points if first == low else st.one_of(st.just(cast(low)), points)
+
+
+# Timing attributes (milliseconds) are drawn on a grid 25 ms off every multiple of 50 ms:
+# code under test has round-number timeouts (200 ms, 1 s), and a fault right on such a
+# threshold fails or passes by a coin toss, which Hypothesis would (rightly) call flaky.
+# On this grid the minimal failing value is at least 25 ms past any such threshold.
+TIME_STEP_MS = 50
+TIME_OFFSET_MS = 25
+_TIME_ATTRIBUTES = {
+    ("latency", "latency"),
+    ("latency", "jitter"),
+    ("slow_close", "delay"),
+    ("timeout", "timeout"),
+    ("reset_peer", "timeout"),
+    ("cpu", "period_ms"),
+}
 
 
 def _attributes(kind: str, type_: str, bounds: Mapping[str, Bound]) -> st.SearchStrategy[Any]:
@@ -141,7 +181,7 @@ def _attributes(kind: str, type_: str, bounds: Mapping[str, Bound]) -> st.Search
     drawn = {
         attr: bound
         for attr, bound in bounds.items()
-        if schema[attr].required or bound != (0, 0)
+        if schema[attr].required or tuple(bound[:2]) != (0, 0)
     }
 
     @st.composite
@@ -150,7 +190,8 @@ def _attributes(kind: str, type_: str, bounds: Mapping[str, Bound]) -> st.Search
         for attr, spec in schema.items():  # schema order: stable output, required first
             if attr not in drawn:
                 continue
-            low, high = drawn[attr]
+            low, high = drawn[attr][0], drawn[attr][1]
+            step = drawn[attr][2] if len(drawn[attr]) == 3 else None
             if type_ == "slicer" and attr == "size_variation":
                 # Toxiproxy needs average_size - size_variation >= 1.
                 high = min(high, values.get("average_size", 1) - 1)
@@ -160,7 +201,11 @@ def _attributes(kind: str, type_: str, bounds: Mapping[str, Bound]) -> st.Search
                 high = min(high, values["mb"] * 1024)  # a block fits in the file
                 if high < low:
                     continue
-            value = draw(_number(low, high))
+            if step is None and (type_, attr) in _TIME_ATTRIBUTES:
+                strategy = _grid(low, high, TIME_STEP_MS, TIME_OFFSET_MS)
+            else:
+                strategy = _number(low, high, step)
+            value = draw(strategy)
             # An optional attribute at Toxiproxy's default (0) says nothing: leave it out
             # so the reported schedule stays short.
             if spec.required or value != 0:
@@ -171,26 +216,49 @@ def _attributes(kind: str, type_: str, bounds: Mapping[str, Bound]) -> st.Search
 
 
 def _start(max_start_s: float) -> st.SearchStrategy[float]:
-    limit = int(round(max_start_s * 1000))
+    limit = round(max_start_s * 1000)
     if limit <= 0:
         return st.just(0.0)
     # Half the faults start immediately: most chaos bugs need the fault in place when the
-    # call happens, and 0 is where shrinking goes.
-    return st.one_of(st.just(0), st.integers(1, limit)).map(lambda ms: ms / 1000)
+    # call happens, and 0 is where shrinking goes. Later starts are on the timing grid.
+    later = (
+        _grid(TIME_OFFSET_MS, limit, TIME_STEP_MS, TIME_OFFSET_MS)
+        if limit >= TIME_OFFSET_MS
+        else (st.integers(1, limit))
+    )
+    return st.one_of(st.just(0), later).map(lambda ms: ms / 1000)
 
 
 def _duration(max_duration_s: float | None) -> st.SearchStrategy[float | None]:
     if not max_duration_s or max_duration_s <= 0:
         return st.none()
-    limit = max(1, int(round(max_duration_s * 1000)))
-    return st.one_of(st.none(), st.integers(1, limit).map(lambda ms: ms / 1000))
+    limit = max(1, round(max_duration_s * 1000))
+    points = (
+        _grid(TIME_OFFSET_MS, limit, TIME_STEP_MS, TIME_OFFSET_MS)
+        if limit >= TIME_OFFSET_MS
+        else st.integers(1, limit)
+    )
+    return st.one_of(st.none(), points.map(lambda ms: ms / 1000))
+
+
+def _timing(
+    max_start_s: float, max_duration_s: float | None
+) -> st.SearchStrategy[tuple[float, float | None]]:
+    """``(start_s, duration_s)``. "The whole block" is one choice of its own (and the
+    first, so shrinking reaches it in one step): with start and duration as independent
+    choices, the shrinker can stall on faults it should delete."""
+    whole: st.SearchStrategy[tuple[float, float | None]] = st.just((0.0, None))
+    start, duration = _start(max_start_s), _duration(max_duration_s)
+    if max_start_s <= 0 and not max_duration_s:
+        return whole
+    return st.one_of(whole, st.tuples(start, duration))
 
 
 def _toxicity(toxicity: float | Bound) -> st.SearchStrategy[float]:
     low, high = (toxicity, toxicity) if isinstance(toxicity, (int, float)) else toxicity
     if not 0 <= low <= high <= 1:
         raise _fail(f"toxicity: expected 0 <= low <= high <= 1, got {toxicity!r}")
-    steps = int(round((high - low) * 100))
+    steps = round((high - low) * 100)
     if steps == 0:
         return st.just(float(high))
     # Shrinks towards `high` (normally 1.0: the fault always applies, reproducibly).
@@ -263,7 +331,7 @@ def faults(
                 f"(known: {', '.join(TOXIC_TYPES + STRESS_TYPES)})"
             )
 
-    timing = st.tuples(_start(max_start_s), _duration(max_duration_s))
+    timing = _timing(max_start_s, max_duration_s)
     tox = _toxicity(toxicity)
     options: list[st.SearchStrategy[FaultSpec]] = []
     for type_ in toxic_list:
@@ -311,7 +379,10 @@ def _toxic(
 
 def _down(target: str, timing: tuple[float, float | None]) -> FaultSpec:
     return FaultSpec(
-        kind="down", target=target, start_s=timing[0], duration_s=timing[1],
+        kind="down",
+        target=target,
+        start_s=timing[0],
+        duration_s=timing[1],
         source="<hypothesis>",
     )
 
@@ -368,8 +439,13 @@ def fault_schedules(
         raise _fail(f"expected 0 <= min_faults <= max_faults, got {min_faults}, {max_faults}")
     if scenario is not None:
         return _around_scenario(
-            _scenario(scenario, scenario_dirs), targets, min_faults, max_faults, bounds,
-            max_start_s, max_duration_s,
+            _scenario(scenario, scenario_dirs),
+            targets,
+            min_faults,
+            max_faults,
+            bounds,
+            max_start_s,
+            max_duration_s,
         )
     one = faults(
         targets if targets is not None else ("*",),
@@ -424,22 +500,18 @@ def _around_scenario(
         scenario = replace(
             scenario,
             faults=tuple(
-                f.retarget(mapping) if f.kind in ("toxic", "down") else f
-                for f in scenario.faults
+                f.retarget(mapping) if f.kind in ("toxic", "down") else f for f in scenario.faults
             ),
         )
     for type_ in bounds or {}:
         if type_ not in TOXIC_TYPES and type_ not in STRESS_TYPES:
             raise _fail(f"bounds: unknown fault type {type_!r}")
     varied = [
-        st.one_of(st.none(), _vary(f, bounds, max_start_s, max_duration_s))
-        for f in scenario.faults
+        st.one_of(st.none(), _vary(f, bounds, max_start_s, max_duration_s)) for f in scenario.faults
     ]
     count = len(scenario.faults)
     if min_faults > count:
-        raise _fail(
-            f"min_faults={min_faults} but scenario {scenario.name!r} has {count} faults"
-        )
+        raise _fail(f"min_faults={min_faults} but scenario {scenario.name!r} has {count} faults")
 
     def keep(items: tuple[FaultSpec | None, ...]) -> bool:
         kept = sum(1 for i in items if i is not None)
@@ -467,8 +539,9 @@ def _vary(
         duration = _duration(limit)
     if fault.kind == "down":
         return st.builds(
-            lambda s, d: FaultSpec("down", fault.target, start_s=s, duration_s=d,
-                                   source=fault.source),
+            lambda s, d: FaultSpec(
+                "down", fault.target, start_s=s, duration_s=d, source=fault.source
+            ),
             start,
             duration,
         )
@@ -478,8 +551,10 @@ def _vary(
     attr_strategies: dict[str, st.SearchStrategy[Any]] = {}
     for attr, spec in schema.items():
         if attr in given:
-            low, high = _as_bound(type_, attr, given[attr], spec)
-            attr_strategies[attr] = _number(low, high)
+            bound = _as_bound(type_, attr, given[attr], spec)
+            attr_strategies[attr] = _number(
+                bound[0], bound[1], bound[2] if len(bound) == 3 else None
+            )
         elif attr in fault.attributes:
             value = fault.attributes[attr]
             if spec.kind == "bool":
@@ -502,8 +577,9 @@ def _vary(
                 attributes["size_variation"], attributes["average_size"] - 1
             )
         if type_ == "disk" and "block_kb" in attributes:
-            attributes["block_kb"] = max(1, min(attributes["block_kb"],
-                                                int(attributes["mb"] * 1024)))
+            attributes["block_kb"] = max(
+                1, min(attributes["block_kb"], int(attributes["mb"] * 1024))
+            )
         return FaultSpec(
             kind=fault.kind,
             target=fault.target,

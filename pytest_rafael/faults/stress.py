@@ -342,18 +342,32 @@ def _read_ready(child: _Child, kind: str, timeout_s: float) -> dict[str, int]:
     return parsed[1]
 
 
+def _pid_namespace() -> str:
+    """An id of this pid namespace: a pid means the same process only within one."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "0"
+
+
+def _dir_prefix() -> str:
+    return f"{_DIR_PREFIX}{os.getpid()}-{_pid_namespace()}-"
+
+
 def _sweep_stale_dirs(base: Path) -> None:
     """Remove disk-stressor folders left by a parent that was killed (SIGKILL skips cleanup).
 
-    The folder name carries the parent pid; only folders whose parent is gone are removed.
+    The folder name carries the parent pid and its pid namespace; only folders of this
+    namespace whose parent is gone are removed (a shared /tmp may hold another container's).
     """
     try:
-        entries = list(base.glob(f"{_DIR_PREFIX}*-*"))
+        entries = list(base.glob(f"{_DIR_PREFIX}*-*-*"))
     except OSError:
         return
+    namespace = _pid_namespace()
     for entry in entries:
         parts = entry.name[len(_DIR_PREFIX) :].split("-")
-        if len(parts) < 2 or not parts[0].isdigit():
+        if len(parts) < 3 or not parts[0].isdigit() or parts[1] != namespace:
             continue
         if not psutil.pid_exists(int(parts[0])):
             shutil.rmtree(entry, ignore_errors=True)
@@ -636,7 +650,7 @@ def start_stressor(
             raise StressError(f"disk stressor: workdir {str(base)!r} is not a folder")
         _sweep_stale_dirs(base)
         _check_disk_space(base, float(attrs["mb"]))
-        tempdir = Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-", dir=base))
+        tempdir = Path(tempfile.mkdtemp(prefix=_dir_prefix(), dir=base))
         spec["dir"] = str(tempdir)
     try:
         popen = _spawn(_child_argv(_encode_spec(spec)))

@@ -482,3 +482,28 @@ def test_a_short_lived_cpu_stressor_is_still_measured() -> None:
     assert obs["cpu_seconds"] > 0
     assert 0 < obs["cpu_percent"] <= 105
     assert obs["duration_s"] > 0
+
+
+def test_the_sweep_spares_folders_of_live_parents_and_other_namespaces(tmp_path: Path) -> None:
+    from pytest_rafael.faults.stress import _pid_namespace
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
+    )
+    dead_pid = int(dead.stdout)
+    ns = _pid_namespace()
+    live = tmp_path / f"rafael-stress-{os.getpid()}-{ns}-abc"
+    stale = tmp_path / f"rafael-stress-{dead_pid}-{ns}-abc"
+    foreign = tmp_path / f"rafael-stress-{dead_pid}-{ns}9-abc"
+    unrelated = tmp_path / "rafael-stress-notes"
+    for d in (live, stale, foreign, unrelated):
+        d.mkdir()
+        (d / "stress.bin").write_bytes(b"x")
+    with start_stressor("disk", {"mb": 1}, LIMITS, workdir=tmp_path) as s:
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            [live.name, foreign.name, unrelated.name, s.tempdir.name if s.tempdir else ""]
+        )

@@ -407,3 +407,19 @@ def test_any_tampering_is_detected(
     assert not ok, f"undetected: {[d for d, _ in ops]}"
     assert first is not None
     assert reason
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_head SET last_id = 'x'",
+        "UPDATE audit_head SET last_hash = 7",
+        "UPDATE sqlite_sequence SET seq = 'x' WHERE name = 'audit'",
+        "UPDATE sqlite_sequence SET seq = 99 WHERE name = 'audit'",
+    ],
+)
+def test_altered_bookkeeping_is_caught_and_blocks_appends(chain: Path, statement: str) -> None:
+    raw(chain, statement)
+    assert not verify(chain)[0]
+    with Store(chain) as s, pytest.raises(AuditChainError):
+        AuditLog(s).append("run_started", "alice")

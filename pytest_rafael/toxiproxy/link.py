@@ -420,6 +420,9 @@ class Pump:
     # -- output --------------------------------------------------------------------------
 
     def _deliver_eof(self) -> None:
+        # An EOF seen while closing is our own shutdown(SHUT_RD) of a reset: passing it on
+        # as a FIN would let the peer see an orderly close before the RST.
+        self._check_open()
         if not self._eof_sent:
             self._eof_sent = True
             with contextlib.suppress(OSError):

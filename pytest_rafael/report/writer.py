@@ -39,28 +39,33 @@ def _write(path: Path, text: str) -> None:
 
 
 def results_json_text(results: Mapping[str, Any]) -> str:
-    """results.json: indented like ``json.dumps(indent=2)``, except that each iteration is
-    one compact line. Same JSON value; the C encoder does the bulk (``indent`` forces the
-    pure-Python one, 5-10x slower on a 10,000-iteration run) and a diff shows one line per
-    changed iteration."""
+    """results.json, indented for the first three levels (run, tests, one test) and compact
+    below: each field of a test on one line, each iteration on its own line. The same JSON
+    value as ``json.dumps(indent=2)``, written by the C encoder (``indent`` forces the
+    pure-Python one, several times slower on a 10,000-iteration run); a diff shows one line
+    per changed iteration."""
     return _pretty(results, 0) + "\n"
+
+
+_COMPACT = json.JSONEncoder(default=str)
+_INDENTED_LEVELS = 3
 
 
 def _pretty(value: Any, level: int, one_per_line: bool = False) -> str:
     pad, inner = "  " * level, "  " * (level + 1)
-    if isinstance(value, Mapping) and value:
+    if isinstance(value, Mapping) and value and level < _INDENTED_LEVELS:
         items = [
-            f"{inner}{json.dumps(str(k))}: {_pretty(v, level + 1, k == 'iterations')}"
+            f"{inner}{_COMPACT.encode(str(k))}: {_pretty(v, level + 1, k == 'iterations')}"
             for k, v in value.items()
         ]
         return "{\n" + ",\n".join(items) + "\n" + pad + "}"
-    if isinstance(value, (list, tuple)) and value:
+    if isinstance(value, (list, tuple)) and value and (level < _INDENTED_LEVELS or one_per_line):
         if one_per_line:
-            rows = [inner + json.dumps(v, default=str) for v in value]
+            rows = [inner + _COMPACT.encode(v) for v in value]
         else:
             rows = [inner + _pretty(v, level + 1) for v in value]
         return "[\n" + ",\n".join(rows) + "\n" + pad + "]"
-    return json.dumps(value, default=str)
+    return _COMPACT.encode(value)
 
 
 def write_reports(

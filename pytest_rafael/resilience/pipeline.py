@@ -121,6 +121,8 @@ class Pipeline:
             p = g["cache"].params
             self.cache = ResultCache(p["ttl"], p["max_size"])
         self._rng = random.Random()
+        # Genes that need work before every attempt or a cache lookup: no fast path.
+        self.complex = self.cache is not None or self.rate is not None or self.bulkhead is not None
 
     def delay(self, attempt: int) -> float:
         """Backoff before attempt ``attempt + 1``."""
@@ -157,20 +159,82 @@ class Pipeline:
     def run_sync(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        """One call. The common case (no cache, rate limit or bulkhead; breaker closed;
+        first attempt succeeds) runs straight through here; anything else continues in
+        :meth:`_run_sync_full`."""
+        if self.complex:
+            return self._run_sync_full(fn, args, kwargs)
         c = self.counters
         c.calls += 1
+        br = self.breaker
+        if br is not None and br.state is not CLOSED:
+            return self._run_sync_full(fn, args, kwargs, counted=True)
+        tmo = self.timeout  # read by current_timeout() from this frame
+        t0 = perf_counter()
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:
+            return self._retry_sync(exc, fn, args, kwargs, t0, perf_counter())
+        now = perf_counter()
+        elapsed = now - t0
+        if tmo is not None and elapsed > tmo:
+            c.timeouts += 1
+            late = AttemptTimeout(f"attempt took {elapsed:.3f}s > timeout {tmo:g}s")
+            return self._retry_sync(late, fn, args, kwargs, t0, now)
+        if br is not None and not br.quiet:
+            br.on_success()
+        if elapsed > c.ok_latency_max:
+            c.ok_latency_max = elapsed
+        if c.last_failure is not None and c.recovered_at is None:
+            c.recovered_at = now
+        c.latency_total += elapsed
+        if elapsed > c.latency_max:
+            c.latency_max = elapsed
+        return result
+
+    def _retry_sync(
+        self,
+        err: Exception,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        start: float,
+        now: float,
+    ) -> Any:
+        """The first attempt of :meth:`run_sync` failed: record it, then retry."""
+        self._failed(err, now)
+        if self._retryable(err, 1):
+            time.sleep(self.delay(1))
+            self.counters.retries += 1
+            return self._run_sync_full(fn, args, kwargs, counted=True, start=start, done=1)
+        return self._give_up_sync(err, start, args, kwargs)
+
+    def _run_sync_full(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        counted: bool = False,
+        start: float | None = None,
+        done: int = 0,
+    ) -> Any:
+        c = self.counters
         cache = self.cache
         key = None
-        if cache is not None:
-            key = cache.key(fn, args, kwargs)
-            if key is not None:
-                hit = cache.get(key)
-                if hit is not MISS:
-                    c.cache_hits += 1
-                    return hit
+        if not counted:
+            c.calls += 1
+            if cache is not None:
+                key = cache.key(fn, args, kwargs)
+                if key is not None:
+                    hit = cache.get(key)
+                    if hit is not MISS:
+                        c.cache_hits += 1
+                        return hit
         br, rl, bh, tmo = self.breaker, self.rate, self.bulkhead, self.timeout
-        start = t0 = perf_counter()
-        attempt = 0
+        t0 = perf_counter()
+        if start is None:
+            start = t0
+        attempt = done
         while True:
             attempt += 1
             held = False
@@ -418,7 +482,9 @@ def _uncancel() -> None:
 
 
 # Frames current_timeout() looks for (bound after the class is defined).
-_ATTEMPT_CODES = frozenset({Pipeline.run_sync.__code__, Pipeline.run_async.__code__})
+_ATTEMPT_CODES = frozenset(
+    {Pipeline.run_sync.__code__, Pipeline._run_sync_full.__code__, Pipeline.run_async.__code__}
+)
 
 
 def bare_sync(

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from pytest_rafael.faults.network import ProxyHandle, ToxiproxyControl, check_up
 from pytest_rafael.iteration import state_of
 
 if TYPE_CHECKING:
-    from pytest_rafael.faults.stress import Stressor
+    from pytest_rafael.faults.stress import Stressors
     from pytest_rafael.plugin import RafaelSession
     from pytest_rafael.scenarios import Scenario
 
@@ -126,50 +125,22 @@ def chaos(request: pytest.FixtureRequest) -> Chaos:
     )
 
 
-class ManualStressor:
-    """Manual pressure inside a test: ``with stressor.cpu(percent=80): ...``."""
-
-    def __init__(self, limits: Any, workdir: Path) -> None:
-        self._limits = limits
-        self._workdir = workdir
-        self._running: list[Stressor] = []
-        self.observed: list[dict[str, Any]] = []
-
-    @contextlib.contextmanager
-    def _run(self, kind: str, attributes: dict[str, Any]) -> Iterator[Stressor]:
-        from pytest_rafael.faults.stress import start_stressor
-
-        stressor = start_stressor(kind, attributes, self._limits, self._workdir)
-        self._running.append(stressor)
-        try:
-            yield stressor
-        finally:
-            self.observed.append({"kind": kind, **stressor.stop()})
-            self._running.remove(stressor)
-
-    def cpu(self, percent: float = 100, cores: int = 1) -> contextlib.AbstractContextManager[Any]:
-        return self._run("cpu", {"percent": percent, "cores": cores})
-
-    def memory(self, mb: int) -> contextlib.AbstractContextManager[Any]:
-        return self._run("memory", {"mb": mb})
-
-    def disk(self, mb: int = 64, **attributes: Any) -> contextlib.AbstractContextManager[Any]:
-        return self._run("disk", {"mb": mb, **attributes})
-
-    def stop_all(self) -> None:
-        for stressor in list(self._running):
-            stressor.stop()
-        self._running.clear()
-
-
 @pytest.fixture
-def stressor(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ManualStressor]:
-    """Manual CPU / memory / disk pressure, measured with psutil and always stopped."""
-    manual = ManualStressor(_session(request.config).stress_limits(), tmp_path)
+def stressor(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stressors]:
+    """Manual CPU / memory / disk pressure, measured with psutil and always stopped:
+    ``with stressor.cpu(percent=80): ...``, or ``stressor.memory(mb=256)`` until the test
+    ends. What each stressor achieved is kept in this iteration's metrics."""
+    from pytest_rafael.faults.stress import Stressors
+
+    stressors = Stressors(_session(request.config).stress_limits(), tmp_path)
     try:
-        yield manual
+        yield stressors
     finally:
-        manual.stop_all()
+        metrics = state_of(request.node).metrics
+        for n, observed in enumerate(stressors.stop_all()):
+            for key, value in observed.items():
+                if isinstance(value, (int, float, str)):
+                    metrics[f"stressor{n}_{key}"] = value
 
 
 @pytest.fixture

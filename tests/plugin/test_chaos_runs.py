@@ -265,3 +265,22 @@ def test_gate_passes_when_every_test_clears_it(project: pytest.Pytester) -> None
                                              "failures": []}
     summary = (project.path / "reports" / "summary.md").read_text()
     assert "test\\_fine" in summary  # Markdown-escaped
+
+
+def test_stressor_fixture_applies_measured_pressure(project: pytest.Pytester) -> None:
+    project.makepyfile("""
+        import psutil
+        import pytest
+
+        @pytest.mark.chaos("cpu_spike", iterations=1)
+        def test_manual(stressor):
+            with stressor.memory(mb=128) as s:
+                child = psutil.Process(s.pid)
+                assert child.memory_info().rss >= 120 * 2**20
+            assert not s.running
+            stressor.cpu(percent=50)  # runs until the test ends
+    """)
+    project.runpytest_subprocess("--rafael-chaos").assert_outcomes(passed=1)
+    metrics = read_results(project)["tests"][0]["iterations"][0]["metrics"]
+    assert metrics["stressor0_rss_mb"] >= 120
+    assert metrics["stressor1_cpu_seconds"] > 0

@@ -210,8 +210,8 @@ def line_chart(
         ty = frame.sy(threshold)
         out.append(
             f'<line class="thr" x1="{frame.left}" x2="{right}" y1="{ty:.1f}" '
-            f'y2="{ty:.1f}"/><text class="thl" x="{right - 2}" y="{ty - 4:.1f}" '
-            f'text-anchor="end">{escape(threshold_label)} {escape(_fmt(threshold))}'
+            f'y2="{ty:.1f}"/><text class="thl" x="{frame.left + 4}" y="{ty - 4:.1f}" '
+            f'text-anchor="start">{escape(threshold_label)} {escape(_fmt(threshold))}'
             "</text>"
         )
     if not ys or all(y is None for _, pts, _ in prepared for _, y in pts):

@@ -68,6 +68,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    for path in (args.old, args.new):
+        if not Path(path).is_file():
+            raise _error(f"{path}: no such genome file")
     old, new = _load(args.old), _load(args.new)
     changed = False
     for module in sorted(set(old) | set(new)):

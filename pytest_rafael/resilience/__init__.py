@@ -3,6 +3,7 @@ module's adopted genome. Imports neither pytest, jinja2 nor the Toxiproxy server
 
 from __future__ import annotations
 
+from pytest_rafael.genome.file import GenomeFileError
 from pytest_rafael.resilience.antifragile import antifragile
 from pytest_rafael.resilience.errors import (
     AttemptTimeout,
@@ -17,6 +18,7 @@ __all__ = [
     "AttemptTimeout",
     "BulkheadFull",
     "CircuitOpenError",
+    "GenomeFileError",
     "RateLimitExceeded",
     "ResilienceError",
     "antifragile",

@@ -175,6 +175,8 @@ def test_cli_diff(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "+ module search" in out
     assert run_cli("diff", str(a), str(a), "--exit-code") == 0
     assert "no differences" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="no such genome file"):
+        run_cli("diff", str(a), str(tmp_path / "typo.yaml"))
 
 
 def test_cli_adopt_from_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,7 +5,7 @@ per iteration, a verdict at the end. A thin convenience over :class:`Engine` and
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pytest_rafael.genome.evolution import Engine, Verdict
@@ -60,10 +60,15 @@ class Evolution:
         runtime: Mapping[str, Any],
         metrics: Mapping[str, Any],
         fault_window: tuple[float, float] | None,
-        extra_terms: Sequence[Mapping[str, tuple[float, float]]] | None = None,
+        extra_terms: Callable[[Measurement], Sequence[Mapping[str, tuple[float, float]]] | None]
+        | None = None,
     ) -> tuple[Measurement, Fitness]:
+        """Score iteration ``index``. ``extra_terms`` is called with the measurement
+        and returns the ``rafael_fitness_terms`` hook results, e.g.
+        ``lambda m: [t for t in hook.rafael_fitness_terms(measurement=m) if t]``."""
         m = Measurement.from_iteration(outcome, duration_s, runtime, metrics, fault_window)
-        return m, self.engine.observe(index, genome, m, extra_terms)
+        terms = extra_terms(m) if extra_terms is not None else None
+        return m, self.engine.observe(index, genome, m, terms)
 
     def finish(self) -> Verdict:
         """The verdict; the engine state is saved so that the next run continues."""

@@ -43,8 +43,18 @@ def test_two_runs_continue_through_the_store(tmp_path: Path) -> None:
                         outcome = "passed"
                     except ConnectionError:
                         outcome = "failed"
-                _, fitness = evo.record(i, genome, outcome, 0.01, rt, {}, None)
+                _, fitness = evo.record(
+                    i,
+                    genome,
+                    outcome,
+                    0.01,
+                    rt,
+                    {},
+                    None,
+                    extra_terms=lambda m: [{"calls_made": (0.5, min(1.0, m.calls / 1))}],
+                )
                 assert 0.0 <= fitness.score <= 1.0
+                assert fitness.terms["calls_made"] == 1.0
                 generations.append(genome.generation)
             verdicts.append(evo.finish())
     assert generations[0] == 1  # iteration 0 is the shipped genome

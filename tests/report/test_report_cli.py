@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,11 @@ def only_report(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _store(path: Path) -> None:
+    older = make_run(run_id="run-0001", started_at="2026-11-20T10:00:00+00:00")
+    older["tests"][0]["best_fitness"] = 0.45
+    older["delta"]["current_score"] = 0.5
     with Store(path) as store:
-        store.save_run(make_run(run_id="run-0001", started_at="2026-11-20T10:00:00+00:00"))
+        store.save_run(older)
         store.save_run(make_run(run_id="run-0002", started_at="2026-11-22T18:00:00+00:00"))
 
 
@@ -38,6 +42,12 @@ def test_regenerates_latest_run_with_history(
     page = (out / "index.html").read_text()
     assert "run-0002" in page
     assert "Resilience score across 2 runs" in page
+    # Earlier runs come from the store's summaries: their numbers reach the history.
+    assert re.search(
+        r"<th class=\"mono\">payments</th><td class=\"n\">0\.450</td>"
+        r"<td class=\"n\">0\.900</td>",
+        page,
+    )
     results = json.loads((out / "results.json").read_text())
     with Store(db) as store:
         assert results == store.runs()[-1]

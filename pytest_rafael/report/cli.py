@@ -49,10 +49,22 @@ def _load(
     # Imported here: `rafael --help` imports every group's module; keep jinja2 out of it.
     from pytest_rafael.report.html import MAX_HISTORY_RUNS
 
-    rows = store.conn.execute(
-        "SELECT run_id, started_at, json_extract(results_json, '$.delta') AS delta"
-        " FROM runs ORDER BY started_at, rowid"
-    ).fetchall()
+    try:
+        rows = store.conn.execute(
+            "SELECT run_id, started_at, json_extract(results_json, '$.delta') AS delta"
+            " FROM runs ORDER BY started_at, rowid"
+        ).fetchall()
+    except sqlite3.OperationalError:  # an SQLite built without JSON1: parse in Python
+        rows = [
+            {
+                "run_id": r[0],
+                "started_at": r[1],
+                "delta": json.dumps(json.loads(r[2]).get("delta") or {}),
+            }
+            for r in store.conn.execute(
+                "SELECT run_id, started_at, results_json FROM runs ORDER BY started_at, rowid"
+            )
+        ]
     ids = [r["run_id"] for r in rows]
     if not ids:
         return None, [], 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,29 @@ def test_register_adds_arguments_to_the_group() -> None:
     assert args.out == Path("o")
     assert args.run is None
     assert args.func is report_cli.run
+
+
+def test_history_loads_without_sqlite_json1(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    _store(db)
+
+    class NoJson1:
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self.conn = conn
+
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+            if "json_extract" in sql:
+                raise sqlite3.OperationalError("no such function: json_extract")
+            return self.conn.execute(sql, *args)
+
+    with Store(db) as store:
+        full = report_cli._load(store, None)
+        real = store.conn
+        store.conn = NoJson1(real)  # type: ignore[assignment]
+        try:
+            fallback = report_cli._load(store, None)
+        finally:
+            store.conn = real
+    assert fallback == full
+    assert full[1][0]["delta"]["current_score"] == 0.5
+    assert full[2] == 2

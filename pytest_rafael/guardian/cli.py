@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import sys
 from collections.abc import Iterable
 from datetime import datetime
@@ -14,7 +13,7 @@ from typing import Any, TextIO
 from pytest_rafael import __version__
 from pytest_rafael.cli import CommandError
 from pytest_rafael.guardian.audit import AuditEntry, AuditLog, audit_key_from_env
-from pytest_rafael.guardian.cli_common import add_store_option, open_store
+from pytest_rafael.guardian.cli_common import add_store_option, open_store, store_errors
 from pytest_rafael.guardian.compliance import FRAMEWORKS, check_compliance
 from pytest_rafael.guardian.config import GuardianConfigError, load_guardian_config
 
@@ -57,11 +56,8 @@ def register(sub: argparse._SubParsersAction[Any], group: argparse.ArgumentParse
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    with open_store(args.store) as store:
-        try:
-            result = AuditLog(store, audit_key_from_env()).verify()
-        except sqlite3.DatabaseError as exc:
-            raise CommandError(f"{args.store}: cannot read the audit chain: {exc}", 1) from None
+    with store_errors(args.store), open_store(args.store) as store:
+        result = AuditLog(store, audit_key_from_env()).verify()
     if args.json:
         print(json.dumps(result.to_dict(), sort_keys=True))
     elif result.ok:
@@ -81,7 +77,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    with open_store(args.store) as store:
+    with store_errors(args.store), open_store(args.store) as store:
         log = AuditLog(store, audit_key_from_env())
         result = log.verify()
         entries = [e for e in log.entries() if e.id > args.since]
@@ -108,7 +104,7 @@ def cmd_compliance(args: argparse.Namespace) -> int:
         config = load_guardian_config(Path(args.project_root))
     except GuardianConfigError as exc:
         raise CommandError(str(exc)) from None
-    with open_store(args.store) as store:
+    with store_errors(args.store), open_store(args.store) as store:
         controls = check_compliance(store, config, audit_key_from_env(), args.framework)
     if args.json:
         print(json.dumps([c.to_dict() for c in controls], indent=2))

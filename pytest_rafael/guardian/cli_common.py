@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pytest_rafael.cli import CommandError
@@ -30,6 +33,16 @@ def add_genome_option(p: argparse.ArgumentParser) -> None:
         default=os.environ.get("RAFAEL_GENOME_FILE", DEFAULT_GENOME),
         help=f"the genome file adoptions write (default: {DEFAULT_GENOME})",
     )
+
+
+@contextmanager
+def store_errors(path: str) -> Iterator[None]:
+    """A database error mid-command (locked past the busy timeout, a corrupt page) is a
+    one-line failure naming the store, not a traceback."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise CommandError(f"{path}: {exc}", 1) from None
 
 
 def open_store(path: str) -> Store:

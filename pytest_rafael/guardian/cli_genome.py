@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,6 +63,8 @@ def _guardian(args: argparse.Namespace) -> Iterator[Guardian]:
             raise CommandError(str(exc), 1) from None
         except GuardianError as exc:
             raise CommandError(str(exc)) from None
+        except sqlite3.DatabaseError as exc:
+            raise CommandError(f"{args.store}: {exc}", 1) from None
     finally:
         store.close()
 

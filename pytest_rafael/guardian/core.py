@@ -377,9 +377,15 @@ def _write_genome(path: Path, p: Proposal) -> tuple[Path, str]:
         genomes = dict(load_genome_file(path)) if path.exists() else {}
     except (OSError, ValueError) as exc:
         raise GuardianError(f"{path}: cannot read the genome file: {exc}") from None
+    try:
+        candidate = Genome.from_dict(p.module, dict(p.candidate))
+        baseline = Genome.from_dict(p.module, dict(p.baseline)) if p.baseline else None
+    except ValueError as exc:
+        # Validated when proposed; failing now means the stored row was edited.
+        raise GuardianError(f"proposal {p.id}: stored genome is invalid: {exc}") from None
     current = genomes.get(p.module)
     if current is not None:
-        expected = Genome.from_dict(p.module, dict(p.baseline)).genes_dict() if p.baseline else None
+        expected = baseline.genes_dict() if baseline is not None else None
         if current.genes_dict() != expected:
             # Someone adopted another genome for this module since the proposal was
             # made; writing ours would silently undo theirs.
@@ -387,10 +393,10 @@ def _write_genome(path: Path, p: Proposal) -> tuple[Path, str]:
                 f"the genome of {p.module!r} in {path} changed since proposal {p.id} was made;"
                 " re-run the chaos suite to propose again"
             )
-    genomes[p.module] = Genome.from_dict(p.module, dict(p.candidate))
+    genomes[p.module] = candidate
     try:
         write_genome_file(path, genomes)
         data = path.read_bytes()
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise GuardianError(f"{path}: cannot write the genome file: {exc}") from None
     return path, hashlib.sha256(data).hexdigest()

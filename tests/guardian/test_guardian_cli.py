@@ -312,3 +312,18 @@ def test_guardian_reads_webhook_from_config(store: Store, tmp_path: Path) -> Non
         config=GuardianConfig(webhook_url="http://127.0.0.1:9/hook"),
     )
     assert any(isinstance(n, WebhookNotifier) for n in g.notifiers)
+
+
+def test_edited_proposal_genome_is_a_one_line_error(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pid = propose(project)
+    conn = sqlite3.connect(project / ".rafael" / "rafael.db")
+    conn.execute('UPDATE proposals SET candidate = \'{"genes": {"retry": {"max_attempts": -4}}}\'')
+    conn.commit()
+    conn.close()
+    code, _, err = run(capsys, "genome", "approve", pid, "--by", "bob")
+    assert code == 2
+    assert "stored genome is invalid" in err
+    assert err.count("\n") == 1
+    assert not (project / "rafael.genome.yaml").exists()

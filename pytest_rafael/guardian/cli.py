@@ -13,7 +13,12 @@ from typing import Any, TextIO
 from pytest_rafael import __version__
 from pytest_rafael.cli import CommandError
 from pytest_rafael.guardian.audit import AuditEntry, AuditLog, audit_key_from_env
-from pytest_rafael.guardian.cli_common import add_store_option, open_store, store_errors
+from pytest_rafael.guardian.cli_common import (
+    add_genome_option,
+    add_store_option,
+    open_store,
+    store_errors,
+)
 from pytest_rafael.guardian.compliance import FRAMEWORKS, check_compliance
 from pytest_rafael.guardian.config import GuardianConfigError, load_guardian_config
 
@@ -51,6 +56,7 @@ def register(sub: argparse._SubParsersAction[Any], group: argparse.ArgumentParse
         metavar="DIR",
         help="where pyproject.toml with [tool.rafael.guardian] lives (default: .)",
     )
+    add_genome_option(p)
     p.add_argument("--json", action="store_true", help="print the controls as JSON")
     p.set_defaults(func=cmd_compliance)
 
@@ -105,7 +111,9 @@ def cmd_compliance(args: argparse.Namespace) -> int:
     except GuardianConfigError as exc:
         raise CommandError(str(exc)) from None
     with store_errors(args.store), open_store(args.store) as store:
-        controls = check_compliance(store, config, audit_key_from_env(), args.framework)
+        controls = check_compliance(
+            store, config, audit_key_from_env(), args.framework, Path(args.genome)
+        )
     if args.json:
         print(json.dumps([c.to_dict() for c in controls], indent=2))
     else:

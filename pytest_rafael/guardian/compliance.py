@@ -23,6 +23,7 @@ import stat
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pytest_rafael.guardian.actor import same_actor
@@ -106,9 +107,18 @@ class Facts:
     all_details: tuple[tuple[int, Mapping[str, Any]], ...]
     store_modes: Mapping[str, int]
     config: GuardianConfig
+    # The genome file checked against the adoptions: (path, genes per module, or an
+    # error text); None when no file was named.
+    genome_file: tuple[str, Mapping[str, Any] | None, str | None] | None = None
 
     @classmethod
-    def gather(cls, store: Store, config: GuardianConfig, key: bytes | None) -> Facts:
+    def gather(
+        cls,
+        store: Store,
+        config: GuardianConfig,
+        key: bytes | None,
+        genome_file: Path | None = None,
+    ) -> Facts:
         log = AuditLog(store, key)
         store.ensure_schema(SCHEMA)
         by_change: dict[str, list[AuditEntry]] = defaultdict(list)
@@ -131,10 +141,22 @@ class Facts:
             all_details=tuple(details),
             store_modes=modes,
             config=config,
+            genome_file=None if genome_file is None else _read_genomes(genome_file),
         )
 
     def events(self, p: Proposal, event_type: str) -> list[AuditEntry]:
         return [e for e in self.entries.get(p.id, ()) if e.event_type == event_type]
+
+
+def _read_genomes(path: Path) -> tuple[str, Mapping[str, Any] | None, str | None]:
+    from pytest_rafael.genome.file import load_genome_file
+
+    if not path.exists():
+        return str(path), None, None
+    try:
+        return str(path), {m: g.genes_dict() for m, g in load_genome_file(path).items()}, None
+    except (OSError, ValueError) as exc:
+        return str(path), None, str(exc).splitlines()[0]
 
 
 def check_compliance(
@@ -142,9 +164,11 @@ def check_compliance(
     config: GuardianConfig,
     key: bytes | None = None,
     frameworks: list[str] | None = None,
+    genome_file: Path | None = None,
 ) -> list[Control]:
-    """Evaluate the controls of ``frameworks`` (all by default)."""
-    facts = Facts.gather(store, config, key)
+    """Evaluate the controls of ``frameworks`` (all by default). With ``genome_file``,
+    ISO 27001 also checks that the file holds exactly the adopted genomes."""
+    facts = Facts.gather(store, config, key, genome_file)
     out: list[Control] = []
     for name in frameworks or list(FRAMEWORKS):
         if name not in FRAMEWORKS:
@@ -226,6 +250,60 @@ def _matches_audit(framework: str, cid: str, f: Facts) -> Control:
         _limited(problems) if problems else ["all agree"]
     )
     return Control(framework, cid, "Change records match the audit trail", ok, tuple(ev))
+
+
+def _shipped_matches_adopted(f: Facts) -> list[Control]:
+    """The genome file (what ships) holds, per module, the genes of that module's latest
+    adopted proposal, and nothing else: no edit bypassed the guardian."""
+    if f.genome_file is None:
+        return []
+    from pytest_rafael.genome.genome import Genome
+
+    path, shipped, error = f.genome_file
+    latest: dict[str, Proposal] = {}
+    for p in f.proposals:
+        if p.status == "adopted":
+            prior = latest.get(p.module)
+            if prior is None or (p.decided_at or "") >= (prior.decided_at or ""):
+                latest[p.module] = p
+    problems: list[str] = []
+    if error is not None:
+        problems.append(f"{path} cannot be read: {error}")
+    elif shipped is None:
+        if latest:
+            problems.append(f"{path} is missing but {len(latest)} module(s) were adopted")
+    else:
+        for module, genes in sorted(shipped.items()):
+            last = latest.get(module)
+            if last is None:
+                problems.append(f"{path}: {module!r} was not adopted through the guardian")
+                continue
+            try:
+                adopted = Genome.from_dict(module, dict(last.candidate)).genes_dict()
+            except ValueError:
+                adopted = None
+            if genes != adopted:
+                problems.append(
+                    f"{path}: {module!r} differs from its adopted proposal {last.id} "
+                    "(edited outside the guardian)"
+                )
+        for module, p in sorted(latest.items()):
+            if module not in shipped:
+                problems.append(f"{path}: adopted genome of {module!r} ({p.id}) is missing")
+    ok = not problems
+    count = 0 if shipped is None else len(shipped)
+    ev = [f"{path}: {count} module(s); {len(latest)} module(s) with adoptions"] + (
+        _limited(problems) if problems else ["every shipped genome is its latest adoption"]
+    )
+    return [
+        Control(
+            "iso27001",
+            "A.8.9",
+            "Configuration management: the shipped genome file holds only adopted genomes",
+            ok,
+            tuple(ev),
+        )
+    ]
 
 
 def _separation(framework: str, cid: str, f: Facts) -> Control:
@@ -409,6 +487,7 @@ _CHECKS = {
         _documented("iso27001", "A.8.32", f),
         _matches_audit("iso27001", "A.5.33", f),
         _chain("iso27001", "A.8.15", "Logging: the audit log is complete and unaltered", f),
+        *_shipped_matches_adopted(f),
     ],
     "soc2": lambda f: [
         _separation("soc2", "CC8.1", f),

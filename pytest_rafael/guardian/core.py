@@ -384,7 +384,10 @@ def _write_genome(path: Path, p: Proposal) -> tuple[Path, str]:
         # Validated when proposed; failing now means the stored row was edited.
         raise GuardianError(f"proposal {p.id}: stored genome is invalid: {exc}") from None
     current = genomes.get(p.module)
-    if current is not None:
+    # Already holding the candidate is not a conflict: a process killed between the
+    # file's rename and the store's commit leaves exactly that, and approving again
+    # must then complete the adoption.
+    if current is not None and current.genes_dict() != candidate.genes_dict():
         expected = baseline.genes_dict() if baseline is not None else None
         if current.genes_dict() != expected:
             # Someone adopted another genome for this module since the proposal was

@@ -172,7 +172,7 @@ def test_compliance_exit_codes(project: Path, capsys: pytest.CaptureFixture[str]
     assert "1 independent approver" in out
     code, out, _ = run(capsys, "audit", "compliance", "--framework", "iso27001", "--json")
     assert code == 0
-    assert {c["id"] for c in json.loads(out)} == {"A.8.32", "A.5.33", "A.8.15"}
+    assert {c["id"] for c in json.loads(out)} == {"A.8.32", "A.5.33", "A.8.15", "A.8.9"}
 
 
 def test_export_jsonl_and_cef(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -181,3 +181,56 @@ def test_empty_store_passes_vacuously_with_evidence(store: Store) -> None:
 def test_unknown_framework(store: Store) -> None:
     with pytest.raises(ValueError, match="unknown framework"):
         check_compliance(store, CFG, None, ["sox"])
+
+
+def shipped(store: Store, path: Path) -> bool:
+    (control,) = [
+        c for c in check_compliance(store, CFG, None, ["iso27001"], path) if c.id == "A.8.9"
+    ]
+    return control.passed
+
+
+def test_genome_file_must_hold_only_adopted_genomes(
+    store: Store, history: dict[str, str], tmp_path: Path
+) -> None:
+    from pytest_rafael.genome.file import load_genome_file, write_genome_file
+    from pytest_rafael.genome.genome import Genome
+
+    path = tmp_path / "rafael.genome.yaml"
+    assert shipped(store, path)
+    genomes = load_genome_file(path)
+    assert set(genomes) == {"search", "payments", "ledger"}
+    # Hand-edit one module: the shipped genome no longer is the adopted one.
+    edited = dict(genomes)
+    edited["search"] = Genome.from_dict("search", genome(9, max_attempts=9))
+    write_genome_file(path, edited)
+    assert not shipped(store, path)
+    # A module nobody proposed.
+    write_genome_file(path, {**genomes, "rogue": Genome.from_dict("rogue", genome(1))})
+    assert not shipped(store, path)
+    # An adopted module removed from the file.
+    write_genome_file(path, {k: v for k, v in genomes.items() if k != "ledger"})
+    assert not shipped(store, path)
+    write_genome_file(path, genomes)
+    assert shipped(store, path)
+    path.unlink()
+    assert not shipped(store, path)
+
+
+def test_reapproval_completes_an_adoption_interrupted_after_the_file_write(
+    store: Store, make_guardian: Callable[..., Guardian], tmp_path: Path
+) -> None:
+    # Simulate a kill between the genome file's rename and the store's commit: the file
+    # holds the candidate, the store still says pending.
+    from pytest_rafael.genome.file import write_genome_file
+    from pytest_rafael.genome.genome import Genome
+
+    g = make_guardian(config=CFG)
+    g.approve(g.propose("search", None, genome(1), evidence()).id, "bob")
+    p = g.propose("search", genome(1), genome(2, max_attempts=5), evidence())
+    write_genome_file(
+        tmp_path / "rafael.genome.yaml",
+        {"search": Genome.from_dict("search", genome(2, max_attempts=5))},
+    )
+    assert g.approve(p.id, "bob").status == "adopted"
+    assert shipped(store, tmp_path / "rafael.genome.yaml")

@@ -138,11 +138,24 @@ def _resolve_bounds(kind: str, type_: str, user: Bounds | None) -> dict[str, Bou
     return resolved
 
 
+def _index(count: int) -> st.SearchStrategy[int]:
+    """``0 .. count - 1``, shrinking to 0. Half the draws are uniform, half log-scaled
+    (every power of two as likely as the next): thresholds in chaos bugs sit at any
+    scale (a 7-byte reply cut after 3 bytes, a 1.5 s timeout), and a uniform draw over
+    0..65536 almost never tries a handful of bytes."""
+    if count <= 16:
+        return st.integers(0, count - 1)
+    bits = (count - 1).bit_length()
+    scaled = st.integers(1, bits).flatmap(lambda b: st.integers(0, min(count - 1, 2**b - 1)))
+    return st.one_of(st.integers(0, count - 1), scaled)
+
+
 def _number(low: float, high: float, step: float | None = None) -> st.SearchStrategy[Any]:
     if step is not None and step > 0:
         return _grid(low, high, step, low)
     if float(low).is_integer() and float(high).is_integer():
-        return st.integers(int(low), int(high))
+        base = int(low)
+        return _index(int(high) - base + 1).map(lambda k: base + k)
     return st.floats(low, high, allow_nan=False, allow_infinity=False)
 
 
@@ -156,8 +169,12 @@ def _grid(low: float, high: float, step: float, offset: float) -> st.SearchStrat
     cast: Callable[[float], Any] = int if integral else float
     if count <= 0:
         return st.just(cast(low))
-    points = st.integers(0, count - 1).map(lambda k: cast(first + k * step))
-    return points if first == low else st.one_of(st.just(cast(low)), points)
+    extra = 0 if first == low else 1  # `low` itself (e.g. 0: no latency) comes first
+
+    def value(k: int) -> Any:
+        return cast(low) if k < extra else cast(first + (k - extra) * step)
+
+    return _index(count + extra).map(value)
 
 
 # Timing attributes (milliseconds) are drawn on a grid 25 ms off every multiple of 50 ms:
@@ -309,11 +326,40 @@ def faults(
     off by default, each one starts a process).
 
     ``bounds`` overrides the attribute ranges of :data:`DEFAULT_BOUNDS`, per type:
-    ``{"latency": {"latency": (100, 800), "jitter": (0, 50)}, "cpu": {"percent": 50}}``.
+    ``{"latency": {"latency": (100, 800), "jitter": (0, 50)}, "cpu": {"percent": 50}}``;
+    a third number is a step (``(0, 2000, 100)``: 0, 100, 200 ...). Timing attributes
+    without a step are drawn on a 50 ms grid offset by 25 ms (see ``TIME_STEP_MS``).
     ``start`` is drawn from 0 to ``max_start_s`` and ``duration`` is either none (to the
     end of the block) or up to ``max_duration_s``; ``toxicity`` is a number or a
     ``(low, high)`` range (default 1: deterministic faults).
     """
+    return st.one_of(
+        _fault_options(
+            targets,
+            toxics,
+            stress,
+            down,
+            streams,
+            max_start_s,
+            max_duration_s,
+            bounds,
+            toxicity,
+        )
+    )
+
+
+def _fault_options(
+    targets: Sequence[str],
+    toxics: Sequence[str],
+    stress: Sequence[str],
+    down: bool,
+    streams: Sequence[str],
+    max_start_s: float,
+    max_duration_s: float | None,
+    bounds: Bounds | None,
+    toxicity: float | Bound,
+) -> list[st.SearchStrategy[FaultSpec]]:
+    """One strategy per fault type (toxics in order, then down, then stressors)."""
     target_list = _check_targets(targets)
     toxic_list = _check_names("toxics", toxics, TOXIC_TYPES)
     stress_list = _check_names("stress", stress, STRESS_TYPES)
@@ -353,7 +399,7 @@ def faults(
     for type_ in stress_list:
         attrs = _attributes("stress", type_, _resolve_bounds("stress", type_, bounds))
         options.append(st.builds(_stress, st.just(type_), attrs, timing))
-    return st.one_of(options)
+    return options
 
 
 def _toxic(
@@ -447,20 +493,46 @@ def fault_schedules(
             max_start_s,
             max_duration_s,
         )
-    one = faults(
+    options = _fault_options(
         targets if targets is not None else ("*",),
         toxics,
         stress,
-        down=down,
-        streams=streams,
-        max_start_s=0.5 if max_start_s is None else max_start_s,
-        max_duration_s=2.0 if max_duration_s is None else max_duration_s,
-        bounds=bounds,
-        toxicity=toxicity,
+        down,
+        streams,
+        0.5 if max_start_s is None else max_start_s,
+        2.0 if max_duration_s is None else max_duration_s,
+        bounds,
+        toxicity,
     )
-    return st.lists(one, min_size=min_faults, max_size=max_faults).map(
-        lambda items: FaultSchedule(tuple(items))
-    )
+    return _schedule_of(options, min_faults, max_faults)
+
+
+def _schedule_of(
+    options: Sequence[st.SearchStrategy[FaultSpec]], min_faults: int, max_faults: int
+) -> st.SearchStrategy[FaultSchedule]:
+    """One optional slot per fault type, then an order.
+
+    Why not ``st.lists(st.one_of(...))``: a list of a few faults rarely holds the two
+    particular types a combination bug needs (with 7 toxics and lists averaging two
+    items, about 1 schedule in 40). With a slot per type, each present half the time,
+    every pair of types is in one schedule out of four. Shrinking still deletes faults
+    (a slot shrinks to absent) and sorts them back into type order.
+    """
+
+    @st.composite
+    def build(draw: Callable[[st.SearchStrategy[Any]], Any]) -> FaultSchedule:
+        present = [draw(st.one_of(st.none(), option)) for option in options]
+        chosen = [f for f in present if f is not None]
+        if len(chosen) > 1:
+            chosen = list(draw(st.permutations(chosen)))
+        return FaultSchedule(tuple(chosen[:max_faults]))
+
+    strategy = build()
+    if min_faults > 0:
+        if min_faults > len(options):
+            raise _fail(f"min_faults={min_faults} but only {len(options)} fault types are drawn")
+        strategy = strategy.filter(lambda schedule: len(schedule) >= min_faults)
+    return strategy
 
 
 def _scenario(scenario: Scenario | str, dirs: Sequence[Path]) -> Scenario:

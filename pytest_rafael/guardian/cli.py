@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterable
 from datetime import datetime
@@ -14,7 +15,7 @@ from pytest_rafael import __version__
 from pytest_rafael.cli import CommandError
 from pytest_rafael.guardian.audit import AuditEntry, AuditLog, audit_key_from_env
 from pytest_rafael.guardian.cli_common import (
-    add_genome_option,
+    DEFAULT_GENOME,
     add_store_option,
     open_store,
     store_errors,
@@ -56,7 +57,12 @@ def register(sub: argparse._SubParsersAction[Any], group: argparse.ArgumentParse
         metavar="DIR",
         help="where pyproject.toml with [tool.rafael.guardian] lives (default: .)",
     )
-    add_genome_option(p)
+    p.add_argument(
+        "--genome",
+        metavar="PATH",
+        help="genome file to check against the adoptions (default: rafael.genome.yaml "
+        "or $RAFAEL_GENOME_FILE, when it exists)",
+    )
     p.add_argument("--json", action="store_true", help="print the controls as JSON")
     p.set_defaults(func=cmd_compliance)
 
@@ -112,7 +118,7 @@ def cmd_compliance(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     with store_errors(args.store), open_store(args.store) as store:
         controls = check_compliance(
-            store, config, audit_key_from_env(), args.framework, Path(args.genome)
+            store, config, audit_key_from_env(), args.framework, _genome_to_check(args.genome)
         )
     if args.json:
         print(json.dumps([c.to_dict() for c in controls], indent=2))
@@ -128,6 +134,16 @@ def cmd_compliance(args: argparse.Namespace) -> int:
         failed = sum(not c.passed for c in controls)
         print(f"{len(controls) - failed} passed, {failed} failed")
     return 0 if all(c.passed for c in controls) else 1
+
+
+def _genome_to_check(given: str | None) -> Path | None:
+    # Named explicitly: always checked (a missing file is a finding). Otherwise the
+    # default file is checked only where it exists, so running from another directory
+    # does not report a genome file that was never meant to be here.
+    if given:
+        return Path(given)
+    default = Path(os.environ.get("RAFAEL_GENOME_FILE") or DEFAULT_GENOME)
+    return default if default.exists() else None
 
 
 # -- formats ---------------------------------------------------------------------------

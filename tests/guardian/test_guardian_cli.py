@@ -327,3 +327,25 @@ def test_edited_proposal_genome_is_a_one_line_error(
     assert "stored genome is invalid" in err
     assert err.count("\n") == 1
     assert not (project / "rafael.genome.yaml").exists()
+
+
+def test_compliance_checks_the_genome_file(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pid = propose(project)
+    assert run(capsys, "genome", "approve", pid, "--by", "bob")[0] == 0
+    code, out, _ = run(capsys, "audit", "compliance", "--framework", "iso27001")
+    assert code == 0
+    assert "PASS  A.8.9" in out
+    (project / "rafael.genome.yaml").write_text(
+        (project / "rafael.genome.yaml").read_text().replace("max_attempts: 3", "max_attempts: 9")
+    )
+    code, out, _ = run(capsys, "audit", "compliance", "--framework", "iso27001")
+    assert code == 1
+    assert "edited outside the guardian" in out
+    (project / "rafael.genome.yaml").unlink()
+    # The default file is only checked where it exists; a named one always is.
+    assert run(capsys, "audit", "compliance", "--framework", "iso27001")[0] == 0
+    code, out, _ = run(capsys, "audit", "compliance", "--genome", "rafael.genome.yaml")
+    assert code == 1
+    assert "is missing" in out

@@ -317,10 +317,12 @@ class ChaosRunner:
         from pytest_rafael.faults.injector import FaultInjector
 
         module = state.spec.module if state.spec else None
+        measuring = contextlib.ExitStack()
         if module is not None:
             from pytest_rafael.resilience import runtime
 
-            runtime.reset_counters(module)
+            # Counters reset here, so their times line up with the fault window's offsets.
+            state.runtime = measuring.enter_context(runtime.measuring(module))
         injector = FaultInjector(
             state.scenario,
             state.proxies,
@@ -335,9 +337,9 @@ class ChaosRunner:
         try:
             result = yield
         except BaseException:
-            self._after_call(state, injector, started, module, raise_errors=False)
+            self._after_call(state, injector, started, measuring, raise_errors=False)
             raise
-        self._after_call(state, injector, started, module, raise_errors=True)
+        self._after_call(state, injector, started, measuring, raise_errors=True)
         missing = injector.missing_targets()
         if missing is not None:
             # The scenario's network faults had nothing to hit: a pass would be a lie.
@@ -345,8 +347,8 @@ class ChaosRunner:
             pytest.fail(missing, pytrace=False)
         return result
 
-    def _after_call(self, state: Any, injector: Any, started: float, module: str | None,
-                    *, raise_errors: bool) -> None:
+    def _after_call(self, state: Any, injector: Any, started: float,
+                    measuring: contextlib.ExitStack, *, raise_errors: bool) -> None:
         state.duration_s = time.perf_counter() - started
         state.injector = None
         try:
@@ -357,10 +359,7 @@ class ChaosRunner:
                 raise
         finally:
             state.fault_window = injector.fault_window()
-            if module is not None:
-                from pytest_rafael.resilience import runtime
-
-                state.runtime = dict(runtime.counters(module))
+            measuring.close()  # fills state.runtime with the counters and CPU time
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(

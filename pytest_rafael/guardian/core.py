@@ -10,7 +10,6 @@ so the file, the proposal and the chain never disagree about what was adopted.
 from __future__ import annotations
 
 import hashlib
-import logging
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -39,8 +38,6 @@ from pytest_rafael.guardian.policy import (
 )
 from pytest_rafael.guardian.proposals import SCHEMA, Proposal, ProposalRepo, evidence_digest
 from pytest_rafael.store import Store
-
-log = logging.getLogger("pytest_rafael.guardian")
 
 
 class GuardianError(Exception):

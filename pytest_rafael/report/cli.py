@@ -4,13 +4,13 @@ from the store without running tests."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 from pytest_rafael.cli import CommandError
+from pytest_rafael.report.history import load_run
 from pytest_rafael.store import Store, StoreError
 
 
@@ -37,79 +37,6 @@ def register(sub: Any, group: argparse.ArgumentParser) -> None:
     group.set_defaults(func=run)
 
 
-def _load(
-    store: Store, run_id: str | None
-) -> tuple[dict[str, Any] | None, list[dict[str, Any]], int]:
-    """The run to report (whole results document) and the runs before it, oldest first.
-
-    Earlier runs are read as summaries (their delta and per-test rows), not whole documents:
-    the history charts need nothing more, and parsing every stored 10,000-iteration
-    document would dominate the command's time.
-    """
-    # Imported here: `rafael --help` imports every group's module; keep jinja2 out of it.
-    from pytest_rafael.report.html import MAX_HISTORY_RUNS
-
-    try:
-        rows = store.conn.execute(
-            "SELECT run_id, started_at, json_extract(results_json, '$.delta') AS delta"
-            " FROM runs ORDER BY started_at, rowid"
-        ).fetchall()
-    except sqlite3.OperationalError:  # an SQLite built without JSON1: parse in Python
-        rows = [
-            {
-                "run_id": r[0],
-                "started_at": r[1],
-                "delta": json.dumps(json.loads(r[2]).get("delta") or {}),
-            }
-            for r in store.conn.execute(
-                "SELECT run_id, started_at, results_json FROM runs ORDER BY started_at, rowid"
-            )
-        ]
-    ids = [r["run_id"] for r in rows]
-    if not ids:
-        return None, [], 0
-    pick = (
-        len(ids) - 1
-        if run_id is None
-        else (max(n for n, i in enumerate(ids) if i == run_id) if run_id in ids else -1)
-    )
-    if pick < 0:
-        return None, [], len(ids)
-    doc = store.conn.execute(
-        "SELECT results_json FROM runs WHERE run_id = ?", (ids[pick],)
-    ).fetchone()
-    current: dict[str, Any] = json.loads(doc[0])
-    earlier = rows[max(0, pick - MAX_HISTORY_RUNS) : pick]
-    tests: dict[str, list[dict[str, Any]]] = {r["run_id"]: [] for r in earlier}
-    if earlier:
-        for row in store.history():
-            if row["run_id"] in tests:
-                tests[row["run_id"]].append(
-                    {
-                        k: row[k]
-                        for k in (
-                            "nodeid",
-                            "scenario",
-                            "module",
-                            "severity",
-                            "success_rate",
-                            "baseline_fitness",
-                            "best_fitness",
-                        )
-                    }
-                )
-    history = [
-        {
-            "run_id": r["run_id"],
-            "started_at": r["started_at"],
-            "delta": json.loads(r["delta"]) if r["delta"] else {},
-            "tests": tests[r["run_id"]],
-        }
-        for r in earlier
-    ]
-    return current, history, len(ids)
-
-
 def run(args: argparse.Namespace) -> int:
     from pytest_rafael.report.writer import write_reports
 
@@ -122,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         )
     try:
         with Store(store_path) as store:
-            current, history, count = _load(store, args.run)
+            current, history, count = load_run(store, args.run)
     except StoreError as exc:
         raise CommandError(str(exc)) from None
     except (sqlite3.Error, ValueError, KeyError) as exc:  # a corrupt row: no traceback

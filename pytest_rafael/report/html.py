@@ -19,6 +19,7 @@ import jinja2
 from markupsafe import Markup
 
 from pytest_rafael.report.charts import Series, line_chart
+from pytest_rafael.report.history import MAX_HISTORY_RUNS
 from pytest_rafael.report.lessons import Lesson, build_lessons
 from pytest_rafael.report.model import (
     FAILED,
@@ -47,7 +48,6 @@ ROW_BUDGET = 3000  # iteration rows across all tables: fewer per table when test
 MIN_EDGE_ROWS = 10
 MAX_DETAILED = 200  # test sections with tables and charts; the rest get a summary row
 MAX_MATRIX_ROWS = 500
-MAX_HISTORY_RUNS = 50
 MAX_LESSONS = 100
 MAX_SERIES = 8  # lines per history chart
 OPEN_LIMIT = 12  # up to this many test sections start expanded

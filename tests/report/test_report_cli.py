@@ -13,6 +13,8 @@ from conftest import make_run
 
 import pytest_rafael.cli as rafael_cli
 from pytest_rafael.report import cli as report_cli
+from pytest_rafael.report import history_from_store
+from pytest_rafael.report.history import load_run
 from pytest_rafael.store import Store
 
 
@@ -126,13 +128,25 @@ def test_history_loads_without_sqlite_json1(tmp_path: Path) -> None:
             return self.conn.execute(sql, *args)
 
     with Store(db) as store:
-        full = report_cli._load(store, None)
+        full = load_run(store, None)
         real = store.conn
         store.conn = NoJson1(real)  # type: ignore[assignment]
         try:
-            fallback = report_cli._load(store, None)
+            fallback = load_run(store, None)
         finally:
             store.conn = real
     assert fallback == full
     assert full[1][0]["delta"]["current_score"] == 0.5
     assert full[2] == 2
+
+
+def test_history_from_store_for_the_plugin(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    _store(db)
+    with Store(db) as store:
+        before_saving = history_from_store(store)  # the current run is not stored yet
+        after_saving = history_from_store(store, before="run-0002")
+    assert [r["run_id"] for r in before_saving] == ["run-0001", "run-0002"]
+    assert [r["run_id"] for r in after_saving] == ["run-0001"]
+    tests = {t["nodeid"]: t for t in after_saving[0]["tests"]}
+    assert tests["tests/test_pay.py::test_charge"]["best_fitness"] == 0.45

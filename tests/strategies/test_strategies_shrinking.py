@@ -1,0 +1,100 @@
+"""Planted combination bugs (as predicates on the schedule, no I/O): the strategies must
+find each and shrink it to exactly the faults it needs, at their threshold values, from
+the start of the block and for all of it."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from hypothesis import find, settings
+
+from pytest_rafael.scenarios import FaultSpec
+from pytest_rafael.schedules import FaultSchedule
+from pytest_rafael.strategies import fault_schedules
+
+Bug = Callable[[FaultSchedule], bool]
+
+
+def has(schedule: FaultSchedule, type_: str, test: Callable[[FaultSpec], bool] = bool) -> bool:
+    return any(f.type == type_ and test(f) for f in schedule)
+
+
+def latency_at_least(ms: int) -> Callable[[FaultSpec], bool]:
+    return lambda f: f.attributes.get("latency", 0) >= ms and f.start_s == 0
+
+
+def shrink(bug: Bug, seed: int, **kwargs: object) -> FaultSchedule:
+    strategy = fault_schedules(**kwargs)  # type: ignore[arg-type]
+    return find(
+        strategy,
+        bug,
+        settings=settings(max_examples=400, database=None),
+        random=random.Random(seed),
+    )
+
+
+def test_slow_and_reset_shrinks_to_the_two_faults_at_the_threshold() -> None:
+    def bug(s: FaultSchedule) -> bool:
+        return has(s, "latency", latency_at_least(300)) and has(s, "reset_peer")
+
+    for seed in range(1):
+        minimal = shrink(bug, seed, targets=["db"])
+        assert [f.type for f in minimal] == ["latency", "reset_peer"]
+        latency, reset = minimal
+        assert latency.attributes == {"latency": 325}  # first grid point past 300 ms
+        assert reset.attributes == {}  # timeout 0 is the default: left out
+        assert all(f.start_s == 0 and f.duration_s is None for f in minimal)
+        assert all(f.stream == "downstream" and f.toxicity == 1.0 for f in minimal)
+
+
+def test_upstream_truncation_with_a_slow_close() -> None:
+    def bug(s: FaultSchedule) -> bool:
+        return has(
+            s, "limit_data", lambda f: f.stream == "upstream" and f.attributes["bytes"] < 100
+        ) and has(s, "slow_close", lambda f: f.attributes["delay"] >= 500)
+
+    minimal = shrink(bug, 1, targets=["db"])
+    assert [(f.type, f.stream) for f in minimal] == [
+        ("slow_close", "downstream"),
+        ("limit_data", "upstream"),
+    ]
+    assert minimal.faults[0].attributes == {"delay": 525}
+    assert minimal.faults[1].attributes == {"bytes": 0}
+
+
+def test_a_fault_window_that_overlaps_a_second_call() -> None:
+    # The code makes a second call 300 ms in; the bug needs a timeout toxic still active
+    # then, after latency spoiled the first call.
+    def bug(s: FaultSchedule) -> bool:
+        def active_at(f: FaultSpec, t: float) -> bool:
+            return f.start_s <= t and (f.duration_s is None or f.start_s + f.duration_s > t)
+
+        slow_first = has(s, "latency", lambda f: active_at(f, 0) and f.attributes["latency"] > 0)
+        stalled_second = has(s, "timeout", lambda f: active_at(f, 0.3) and not active_at(f, 0))
+        return slow_first and stalled_second
+
+    minimal = shrink(bug, 2, targets=["db"])
+    assert [f.type for f in minimal] == ["latency", "timeout"]
+    timeout = minimal.faults[1]
+    assert timeout.start_s == 0.025
+    assert timeout.duration_s is None
+
+
+def test_two_targets_and_a_stressor() -> None:
+    def bug(s: FaultSchedule) -> bool:
+        return has(s, "cpu", lambda f: f.attributes["percent"] >= 50) and has(
+            s, "bandwidth", lambda f: f.target == "cache" and f.attributes["rate"] <= 64
+        )
+
+    minimal = shrink(bug, 0, targets=["db", "cache"], stress=("cpu",))
+    assert [(f.kind, f.type, f.target) for f in minimal] == [
+        ("toxic", "bandwidth", "cache"),
+        ("stress", "cpu", "*"),
+    ]
+    assert minimal.faults[0].attributes == {"rate": 1}
+    assert minimal.faults[1].attributes == {"percent": 50, "cores": 1}
+
+
+def test_a_bug_without_faults_shrinks_to_the_empty_schedule() -> None:
+    assert shrink(lambda s: True, 0, targets=["db"]) == FaultSchedule()

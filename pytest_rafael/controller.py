@@ -6,6 +6,7 @@ and the terminal get the outcome. One writer, also under pytest-xdist.
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
@@ -116,16 +117,67 @@ def _actor() -> str:
 
 
 def finish_run(rs: RafaelSession, session: pytest.Session) -> RunResult:
-    from pytest_rafael.genome.state import save_engine_state
-    from pytest_rafael.guardian import Guardian
-    from pytest_rafael.store import Store
+    """Record the run (store, guardian, vault), write the reports, return the result.
 
+    A store, audit chain or configuration that cannot be used does not lose the run: the
+    reports are still written, the problem is one line in the summary, and the session
+    fails (a tampered audit chain must stop a merge as surely as a low fitness).
+    """
     s = rs.settings
     tests = build_tests(rs.iterations, rs.verdicts)
     finished = datetime.now(timezone.utc)
     run_id = f"{rs.started_at:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     actor = _actor()
     extra: dict[str, Any] = {}
+    history: list[dict[str, Any]] = []
+
+    def result(tests: Sequence[TestResult]) -> RunResult:
+        gate = evaluate_gate(tests, s.min_fitness)
+        if "error" in extra:
+            gate = Gate(gate.min_fitness, False, (*gate.failures, extra["error"]))
+        return RunResult(
+            run_id=run_id, started_at=rs.started_at.isoformat(),
+            finished_at=finished.isoformat(),
+            duration_s=round((finished - rs.started_at).total_seconds(), 3), seed=s.seed,
+            chaos=s.chaos, toxiproxy_url=s.toxiproxy_url or "embedded", actor=actor,
+            tests=tuple(tests), delta=compute_delta(tests), gate=gate, extra=extra,
+        )
+
+    try:
+        tests, history = _record(rs, session, tests, run_id, actor, extra, result)
+    except _recording_errors() as exc:  # evaluated (imported) only when something raised
+        extra["error"] = f"pytest-rafael: run not recorded in {s.store}: {exc}"
+    run = result(tests)
+    if "error" in extra:
+        session.config.hook.rafael_run_finished(run=run)
+    from pytest_rafael.report import write_reports
+
+    rs.report_paths = write_reports(run.to_dict(), s.report_dir, history)
+    return run
+
+
+def _recording_errors() -> tuple[type[BaseException], ...]:
+    """What a store, audit chain, config or vault that cannot be used raises."""
+    from pytest_rafael.genome.file import GenomeFileError
+    from pytest_rafael.guardian.audit import AuditChainError
+    from pytest_rafael.guardian.config import GuardianConfigError
+    from pytest_rafael.guardian.core import GuardianError
+    from pytest_rafael.guardian.policy import PolicyError
+    from pytest_rafael.store import StoreError
+    from pytest_rafael.vault.loader import VaultError
+
+    return (StoreError, AuditChainError, GuardianConfigError, GuardianError, PolicyError,
+            GenomeFileError, VaultError, sqlite3.DatabaseError)
+
+
+def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult], run_id: str,
+            actor: str, extra: dict[str, Any],
+            result: Any) -> tuple[list[TestResult], list[dict[str, Any]]]:
+    from pytest_rafael.genome.state import save_engine_state
+    from pytest_rafael.guardian import Guardian
+    from pytest_rafael.store import Store
+
+    s = rs.settings
     with Store(s.store) as store:
         guardian = Guardian.open(
             store, project_root=session.config.rootpath, genome_file=s.genome_file,
@@ -136,39 +188,33 @@ def finish_run(rs: RafaelSession, session: pytest.Session) -> RunResult:
                                                 "started_at": rs.started_at.isoformat()})
         for verdict in rs.verdicts.values():
             save_engine_state(store, verdict["key"], verdict["module"], verdict["engine_state"])
+        events = []
         for t in tests:
-            applied = sum(len(i.faults) for i in t.iterations)
-            reverted = sum(1 for i in t.iterations for f in i.faults
-                           if f.reverted_at_s is not None)
-            guardian.record("faults_injected", module=t.module, details={
-                "run_id": run_id, "nodeid": t.nodeid, "scenario": t.scenario,
-                "iterations": len(t.iterations), "faults": applied})
-            guardian.record("faults_reverted", module=t.module, details={
-                "run_id": run_id, "nodeid": t.nodeid, "scenario": t.scenario,
-                "faults": reverted})
+            where = {"run_id": run_id, "nodeid": t.nodeid, "scenario": t.scenario}
+            events.append({"event_type": "faults_injected", "module": t.module, "details": {
+                **where, "iterations": len(t.iterations),
+                "faults": sum(len(i.faults) for i in t.iterations)}})
+            events.append({"event_type": "faults_reverted", "module": t.module, "details": {
+                **where, "faults": sum(1 for i in t.iterations for f in i.faults
+                                       if f.reverted_at_s is not None)}})
+        guardian.record_many(events)  # one durable commit for the whole run
         tests = _propose(guardian, tests, rs.verdicts, run_id)
-        gate = evaluate_gate(tests, s.min_fitness)
-        delta = compute_delta(tests)
         extra["guardian"] = guardian.summary()
+        audit = extra["guardian"]["audit"]
+        if not audit["verified"]:
+            extra["error"] = (f"pytest-rafael: the audit chain in {s.store} is broken at "
+                              f"entry {audit['first_broken']}: {audit.get('reason')}; "
+                              f"see 'rafael audit verify'")
         extra["vault"] = _recommendations(store, s.vault_dirs, tests)
-        run = RunResult(
-            run_id=run_id, started_at=rs.started_at.isoformat(),
-            finished_at=finished.isoformat(),
-            duration_s=round((finished - rs.started_at).total_seconds(), 3), seed=s.seed,
-            chaos=s.chaos, toxiproxy_url=s.toxiproxy_url or "embedded", actor=actor,
-            tests=tuple(tests), delta=delta, gate=gate, extra=extra,
-        )
+        run = result(tests)
         session.config.hook.rafael_run_finished(run=run)
-        results = run.to_dict()
         history = store.runs()
-        store.save_run(results)
+        store.save_run(run.to_dict())
         guardian.record("run_finished", details={
-            "run_id": run_id, "tests": len(tests), "gate_passed": gate.passed,
-            "baseline_score": delta.baseline_score, "current_score": delta.current_score})
-    from pytest_rafael.report import write_reports
-
-    rs.report_paths = write_reports(results, s.report_dir, history)
-    return run
+            "run_id": run_id, "tests": len(tests), "gate_passed": run.gate.passed,
+            "baseline_score": run.delta.baseline_score,
+            "current_score": run.delta.current_score})
+    return tests, history
 
 
 def _propose(guardian: Any, tests: list[TestResult], verdicts: dict[str, dict[str, Any]],

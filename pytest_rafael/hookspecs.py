@@ -44,9 +44,11 @@ def rafael_iteration_finished(result: IterationResult) -> None:
 def rafael_proposal(event: dict[str, Any]) -> None:
     """Fires when the guardian records an adoption proposal or a decision on one.
 
-    ``event`` carries ``event_type`` (``proposal_created``, ``proposal_approved``,
-    ``proposal_rejected``, ``genome_adopted``), ``change_id``, ``module``, ``impact``,
-    ``actor`` and ``details``. Implementations must not block: the run waits for them.
+    ``event`` carries ``event_type`` (``proposal_created``, ``approval_recorded``,
+    ``proposal_approved``, ``proposal_rejected``, ``proposal_superseded``,
+    ``genome_adopted``, ``adoption_deferred``), ``change_id``, ``module``, ``impact``,
+    ``status``, ``actor``, ``details``, ``audit_id`` and ``timestamp``. Implementations
+    must not block: the run waits for them.
     """
 
 

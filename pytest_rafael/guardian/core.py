@@ -145,6 +145,15 @@ class Guardian:
         events: list[AuditEntry] = []
         with self.store.transaction() as conn:
             repo = ProposalRepo(conn)
+            # One open question per module: a newer candidate replaces the pending ones,
+            # so reviewers never approve a genome that evolution has already moved past.
+            for old in repo.list(status="pending", module=module):
+                repo.set_status(old.id, "superseded", _now(), f"superseded by {proposal.id}")
+                events += self.audit.append_in(
+                    conn,
+                    [NewEntry("proposal_superseded", self.actor, module, old.id,
+                              {"superseded_by": proposal.id})],
+                )
             repo.insert(proposal)
             events += self.audit.append_in(
                 conn,

@@ -11,7 +11,7 @@ from typing import Any
 
 from pytest_rafael.guardian.policy import Approval
 
-STATUSES: tuple[str, ...] = ("pending", "approved", "rejected", "adopted")
+STATUSES: tuple[str, ...] = ("pending", "approved", "rejected", "adopted", "superseded")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS proposals (

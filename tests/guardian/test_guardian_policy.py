@@ -183,14 +183,31 @@ def test_reject_never_writes_the_genome_file(make_guardian: Make, tmp_path: Path
 
 
 def test_stale_proposal_is_refused_and_rolled_back(make_guardian: Make, tmp_path: Path) -> None:
+    from pytest_rafael.genome.file import write_genome_file
+    from pytest_rafael.genome.genome import Genome
+
     g = make_guardian()
     g.approve(g.propose("search", None, genome(1), evidence()).id, "bob")
-    a = g.propose("search", genome(1), genome(2, max_attempts=5), evidence())
     b = g.propose("search", genome(1), genome(2, max_attempts=6), evidence())
-    assert g.approve(a.id, "bob").status == "adopted"
+    # Someone edits the genome file after the proposal was made.
+    write_genome_file(tmp_path / "rafael.genome.yaml",
+                      {"search": Genome.from_dict("search", genome(2, max_attempts=5))})
     with pytest.raises(PolicyError, match="changed since"):
         g.approve(b.id, "bob")
     assert g.get(b.id).approvals == ()  # the approval rolled back with the failed write
+    assert g.audit.verify().ok
+
+
+def test_a_newer_proposal_supersedes_pending_ones_of_its_module(make_guardian: Make) -> None:
+    g = make_guardian()
+    a = g.propose("search", None, genome(1, max_attempts=5), evidence())
+    other = g.propose("billing", None, genome(1), evidence())
+    b = g.propose("search", None, genome(1, max_attempts=6), evidence())
+    assert g.get(a.id).status == "superseded"
+    assert g.get(other.id).status == "pending"
+    assert g.get(b.id).status == "pending"
+    with pytest.raises(PolicyError):
+        g.approve(a.id, "bob")
     assert g.audit.verify().ok
 
 

@@ -284,3 +284,44 @@ def test_stressor_fixture_applies_measured_pressure(project: pytest.Pytester) ->
     metrics = read_results(project)["tests"][0]["iterations"][0]["metrics"]
     assert metrics["stressor0_rss_mb"] >= 120
     assert metrics["stressor1_cpu_seconds"] > 0
+
+
+def test_a_tampered_audit_chain_fails_the_run_but_keeps_the_report(
+    project: pytest.Pytester,
+) -> None:
+    import sqlite3
+
+    project.makepyfile("""
+        import pytest
+
+        @pytest.mark.chaos("cpu_spike", iterations=1)
+        def test_fine():
+            pass
+    """)
+    assert project.runpytest_subprocess("--rafael-chaos").ret == 0
+    with sqlite3.connect(project.path / ".rafael" / "rafael.db") as db:
+        db.execute("UPDATE audit SET actor = 'mallory' WHERE id = 1")
+    result = project.runpytest_subprocess("--rafael-chaos")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        ["GATE FAILED: pytest-rafael: the audit chain in *rafael.db is broken at entry 1*"])
+    assert "Traceback" not in result.stdout.str()
+    assert read_results(project)["gate"]["passed"] is False
+
+
+def test_an_unusable_store_is_one_line_and_the_report_is_still_written(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile("""
+        import pytest
+
+        @pytest.mark.chaos("cpu_spike", iterations=1)
+        def test_fine():
+            pass
+    """)
+    (project.path / "not-a-db").mkdir()
+    result = project.runpytest_subprocess("--rafael-chaos", "--rafael-store", "not-a-db")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["GATE FAILED: pytest-rafael: run not recorded in *not-a-db*"])
+    assert "Traceback" not in result.stdout.str()
+    assert read_results(project)["tests"][0]["iterations"][0]["outcome"] == "passed"

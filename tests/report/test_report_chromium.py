@@ -9,7 +9,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import make_run, timeout_test
+from report_runs import make_run, timeout_test
 
 from pytest_rafael.report import write_reports
 

@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import make_run
+from report_runs import make_run
 
 import pytest_rafael.cli as rafael_cli
 from pytest_rafael.report import cli as report_cli

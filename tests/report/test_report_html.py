@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from conftest import cpu_test, make_run, timeout_test
+from report_runs import cpu_test, make_run, timeout_test
 
 from pytest_rafael.report import write_reports
 from pytest_rafael.report.html import EDGE_ROWS, MAX_DETAILED, render_html

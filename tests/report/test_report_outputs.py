@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_run, timeout_test
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from report_runs import make_run, timeout_test
 
 from pytest_rafael.report import junit_properties, write_reports
 from pytest_rafael.report.prometheus import render_metrics

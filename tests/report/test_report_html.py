@@ -7,11 +7,18 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import pytest
 from report_runs import cpu_test, make_run, timeout_test
 
 from pytest_rafael.report import write_reports
 from pytest_rafael.report.html import EDGE_ROWS, MAX_DETAILED, render_html
 from pytest_rafael.results import IterationResult, TestResult
+
+
+@pytest.fixture
+def run_dict() -> dict[str, Any]:
+    # A local fixture, not a conftest one: `conftest` modules clash across test folders.
+    return make_run()
 
 
 class _Collect(HTMLParser):

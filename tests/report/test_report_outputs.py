@@ -18,6 +18,13 @@ from pytest_rafael.report.prometheus import render_metrics
 from pytest_rafael.report.summary import render_summary
 from pytest_rafael.results import IterationResult, TestResult
 
+
+@pytest.fixture
+def run_dict() -> dict[str, Any]:
+    # A local fixture, not a conftest one: `conftest` modules clash across test folders.
+    return make_run()
+
+
 # -- a strict reader of the Prometheus text format (0.0.4) ---------------------------------
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
@@ -207,6 +214,7 @@ def test_any_text_renders_inert_and_metrics_parse(
     fits: list[float | None],
     outcomes: list[str],
 ) -> None:
+
     from test_report_html import parse
 
     its = tuple(

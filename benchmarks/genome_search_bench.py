@@ -121,38 +121,58 @@ def true_fitness(g: Genome) -> float:
     return f.score - 0.2 * f.terms["resource_efficiency"] + 0.2 * (1.0 / max(1.0, a))
 
 
-def request(g: Genome, rng: random.Random) -> tuple[bool, float, int]:
+def request(g: Genome, rng: random.Random) -> tuple[bool, float, int, int]:
+    """(answered, time taken, attempts, attempts cut by the timeout gene)."""
     k, base, mult, cap, t = params(g)
     d = delays(k, base, mult, cap)
     cf, ch, can_ok = costs(t)
     elapsed = 0.0
+    cut = 0
     for j in range(k):
         r = rng.random()
         if r < P_OK and can_ok:
             if elapsed + T_OK <= DEADLINE:
-                return True, elapsed + T_OK, j + 1
-            return False, DEADLINE, j + 1
+                return True, elapsed + T_OK, j + 1, cut
+            return False, DEADLINE, j + 1, cut
         cost = cf if r >= P_OK and r < P_OK + P_FAST else ch
         elapsed += cost
         if elapsed >= DEADLINE or (j < k - 1 and elapsed + d[j] >= DEADLINE):
-            return False, DEADLINE, j + 1
+            return False, DEADLINE, j + 1, cut
+        cut += cost == t  # the timeout gene ended this attempt
         if j < k - 1:
             elapsed += d[j]
-    return False, elapsed, k
+    return False, elapsed, k, cut
 
 
 def measure(g: Genome, rng: random.Random) -> Measurement:
-    ok = attempts = 0
-    total = 0.0
+    """The counters the real runtime reports (resilience.runtime.counters), so that the
+    engine's directed moves read the same evidence as in a CI run."""
+    ok = attempts = timeouts = 0
+    total = slowest = clock = 0.0
+    last_failure: float | None = None
+    recovered: float | None = None
     for _ in range(REQUESTS):
-        success, took, att = request(g, rng)
+        success, took, att, cut = request(g, rng)
         ok += success
         total += took
+        slowest = max(slowest, took)
         attempts += att
+        timeouts += cut
+        clock += took
+        if success and att == 1 and last_failure is not None and recovered is None:
+            recovered = clock
+        if not success or att > 1:
+            last_failure, recovered = clock, (clock if success else None)
     runtime: dict[str, Any] = {
         "calls": REQUESTS,
         "attempts": attempts,
+        "retries": attempts - REQUESTS,
+        "failures": REQUESTS - ok,
+        "timeouts": timeouts,
         "latency_total_s": total,
+        "latency_max_s": slowest,
+        "last_failure_at_s": last_failure,
+        "recovered_at_s": recovered,
         "ok_latency_max_s": T_OK if ok else None,
     }
     outcome = "passed" if ok == REQUESTS else "failed"

@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_rafael.genome import directed
 from pytest_rafael.genome.fitness import (
     DEFAULT_WEIGHTS,
     BaselineRef,
@@ -51,6 +52,7 @@ HISTORY_MAX = 200
 _HINTS_MAX = 20
 HINT_TIMEOUT_P = 0.5  # share of children given the latency-based timeout
 HINT_RETRY_P = 0.5  # share of children of a lossy parent given more attempts
+SOLVED = 0.99  # mean success rate above which directed moves give way to fine-tuning
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class Verdict:
 class _Entry:
     """The evidence about one genome."""
 
-    __slots__ = ("genome", "n", "ss", "succ", "sum")
+    __slots__ = ("ev", "genome", "n", "ss", "succ", "sum")
 
     def __init__(
         self,
@@ -74,8 +76,10 @@ class _Entry:
         total: float = 0.0,
         ss: float = 0.0,
         succ: float = 0.0,
+        ev: directed.Evidence | None = None,
     ) -> None:
         self.genome = genome
+        self.ev = ev or directed.Evidence()  # why it lost calls: steers directed moves
         self.n = n
         self.sum = total
         self.ss = ss  # sum of squares
@@ -101,6 +105,7 @@ class _Entry:
             "sum": self.sum,
             "ss": self.ss,
             "succ": self.succ,
+            "evidence": self.ev.to_dict(),
         }
 
 
@@ -148,7 +153,12 @@ class Engine:
             for gid, e in state.get("entries", {}).items():
                 g = Genome.from_dict(self.baseline.module, e["genome"])
                 self._entries[gid] = _Entry(
-                    g, int(e["n"]), float(e["sum"]), float(e["ss"]), float(e.get("succ", 0.0))
+                    g,
+                    int(e["n"]),
+                    float(e["sum"]),
+                    float(e["ss"]),
+                    float(e.get("succ", 0.0)),
+                    directed.Evidence.from_dict(e.get("evidence")),
                 )
             self._observations = int(state.get("observations", 0))
             self._runs = int(state.get("runs", 0)) + 1
@@ -244,9 +254,14 @@ class Engine:
             ]
             if challengers:
                 return max(challengers, key=lambda e: (e.mean, e.genome.id)).genome
+        measured = [e for e in self._entries.values() if e.n] or [base]
+        # Directed: while no genome keeps every call, the measurements say which gene
+        # the failures point at; change that one (see genome/directed.py).
+        found = self._directed_child(measured, rng, pending_ids)
+        if found is not None:
+            return self._offspring(*found)
         # Breed: parent mostly the best genome so far (baseline included), sometimes a
         # tournament pick, for diversity.
-        measured = [e for e in self._entries.values() if e.n] or [base]
         ranked = sorted(measured, key=lambda e: (-self._shrunk(e, prior), e.genome.id))
         if rng.random() < 0.7 or len(ranked) < 2:
             parent = ranked[0]
@@ -260,9 +275,30 @@ class Engine:
                 break
         else:
             return ranked[0].genome  # the space near the parent is exhausted: re-measure
+        return self._offspring(child, parent)
+
+    def _offspring(self, child: Genome, parent: _Entry) -> Genome:
         generation = max(parent.genome.generation, self._max_generation) + 1
         lineage = (*parent.genome.lineage, parent.genome.id)[-8:]
         return child.with_genes(child.genes, generation=generation, lineage=lineage)
+
+    def _directed_child(
+        self, measured: list[_Entry], rng: random.Random, pending_ids: set[str]
+    ) -> tuple[Genome, _Entry] | None:
+        """A new child from the evidence of the most promising lossy genome, or ``None``
+        when some genome already keeps (almost) every call or no evidence points at a
+        gene. Parents: highest success rate first, then the newest, so that a chain of
+        directed moves continues from its last step (a retry that ran out of attempts
+        scores below the bare baseline on resources, yet is the step to grow)."""
+        if any(e.succ / e.n >= SOLVED for e in measured if e.n):
+            return None
+        lossy = [e for e in measured if e.n and (e.ev.lossy or e.ev.timeouts)]
+        lossy.sort(key=lambda e: (-round(e.succ / e.n, 2), -e.genome.generation, e.genome.id))
+        for parent in lossy:
+            child = directed.directed_move(parent.genome, parent.ev, self._hints, rng)
+            if child is not None and child.id not in self._entries and child.id not in pending_ids:
+                return child, parent
+        return None
 
     def _directed(self, child: Genome, parent: _Entry, rng: random.Random) -> Genome:
         """Evidence-guided moves, each applied to a share of the children (random
@@ -317,6 +353,7 @@ class Engine:
         if entry is None:
             entry = self._entries[genome.id] = _Entry(genome)
         entry.add(fitness.score, m.success_rate)
+        entry.ev = directed.observe(entry.ev, genome, m)
         self._max_generation = max(self._max_generation, genome.generation)
         self._observations += 1
         self._history.append([self._runs, index, genome.id, round(fitness.score, 6)])

@@ -54,6 +54,14 @@ class Measurement:
     cache_hits: int = 0
     ok_latency_max_s: float | None = None  # slowest successful attempt
     cpu_time_s: float | None = None
+    # The evidence directed moves read (see genome/directed.py); all optional so that
+    # hand-built measurements stay valid.
+    retries: int = 0
+    attempt_failures: int = 0  # attempts that raised or timed out
+    rejections: int = 0  # attempts refused locally (open breaker, rate limit, bulkhead)
+    latency_max_s: float | None = None  # slowest call, retries and backoff included
+    last_failure_at_s: float | None = None  # offset of the last failed attempt
+    recovered_at_s: float | None = None  # first success after it, if any
     budget_s: float | None = None  # from chaos.record(budget_s=...)
     fault_window: tuple[float, float] | None = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
@@ -123,6 +131,12 @@ class Measurement:
             cache_hits=_count(runtime, "cache_hits"),
             ok_latency_max_s=_num(runtime.get("ok_latency_max_s")),
             cpu_time_s=cpu,
+            retries=_count(runtime, "retries"),
+            attempt_failures=_count(runtime, "attempt_failures"),
+            rejections=_count(runtime, "rejections"),
+            latency_max_s=_num(runtime.get("latency_max_s")),
+            last_failure_at_s=last_fail,
+            recovered_at_s=recovered_at,
             budget_s=budget if budget is not None and budget > 0 else None,
             fault_window=fault_window,
             metrics=dict(metrics),

@@ -248,3 +248,15 @@ def test_directed_chain_survives_persistence_and_is_deterministic() -> None:
         return ids
 
     assert run(7) == run(7)
+
+
+def test_restored_engine_continues_the_directed_chain_exactly() -> None:
+    dep = Outage(5.0)
+    live = Engine("t::db", POOR, seed=3)
+    for i in range(3):
+        g = live.next_candidate(i)
+        live.observe(i, g, dep.measure(g))
+    state = json.loads(json.dumps(live.state()))
+    assert any(e["evidence"]["exhausted"] for e in state["entries"].values())
+    restored = Engine("t::db", POOR, seed=3, state=state)
+    assert restored.next_candidate(3) == live.next_candidate(3)

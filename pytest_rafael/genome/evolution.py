@@ -3,8 +3,10 @@ from each measured fitness, and says whether a candidate has earned adoption.
 
 Search: a steady-state evolutionary search over an archive of measured genomes. Each
 iteration after the baseline either re-measures the most promising candidate (so that
-nothing is believed on one lucky run) or breeds a new one from a good parent (mutation,
-crossover, gene add/remove, see :mod:`mutation`).
+nothing is believed on one lucky run), or, while no genome keeps its calls, takes the
+directed move the measurements point at (:mod:`directed`: add or size a retry from the
+observed outage, a timeout from observed latencies), or breeds a new one from a good
+parent (mutation, crossover, gene add/remove, see :mod:`mutation`).
 
 Comparison under noise: every genome keeps its evidence (count, sum and sum of squares
 of its fitness). Candidates are ranked by a one-sided lower confidence bound of their

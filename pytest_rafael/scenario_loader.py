@@ -34,6 +34,7 @@ from pytest_rafael.scenarios import (
     Scenario,
     ScenarioError,
 )
+from pytest_rafael.yaml_nodes import is_mapping, is_scalar, is_sequence
 
 __all__ = [
     "SCENARIO_SUFFIXES",
@@ -203,9 +204,9 @@ class _Doc:
         return ScenarioError(_printable(f"{self.source}:{line}: {where}{_one_line(problem)}"))
 
     def scalar(self, node: yaml.Node, field: str) -> Any:
-        if isinstance(node, yaml.MappingNode):
+        if is_mapping(node):
             raise self.fail(node, field, "expected a single value, got a mapping")
-        if isinstance(node, yaml.SequenceNode):
+        if is_sequence(node):
             raise self.fail(node, field, "expected a single value, got a list")
         try:
             return self.loader.construct_object(node, deep=True)
@@ -217,7 +218,7 @@ class _Doc:
     ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
         """The key -> (key node, value node) pairs of a mapping node, with unknown and
         duplicate keys refused."""
-        if not isinstance(node, yaml.MappingNode):
+        if not is_mapping(node):
             raise self.fail(node, field, f"expected a mapping ({what}), got {self.describe(node)}")
         seen: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         own = [(k, v) for k, v in node.value if k.tag != "tag:yaml.org,2002:merge"]
@@ -254,11 +255,11 @@ class _Doc:
 
     @staticmethod
     def describe(node: yaml.Node) -> str:
-        if isinstance(node, yaml.MappingNode):
+        if is_mapping(node):
             return "a mapping"
-        if isinstance(node, yaml.SequenceNode):
+        if is_sequence(node):
             return "a list"
-        return repr(node.value) if isinstance(node, yaml.ScalarNode) else "nothing"
+        return repr(node.value) if is_scalar(node) else "nothing"
 
 
 def _join(field: str | None, key: str) -> str:
@@ -343,7 +344,7 @@ def _attributes(
 ) -> tuple[dict[str, Any], dict[str, yaml.Node]]:
     """Validated attribute values and their nodes. ``anchor`` is where a missing attribute
     is reported: the ``attributes:`` key, or the fault when there is none."""
-    if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
+    if node is None or (is_scalar(node) and node.tag.endswith(":null")):
         pairs: dict[str, tuple[yaml.Node, yaml.Node]] = {}
     else:
         pairs = doc.mapping(node, field, tuple(schema), f"attributes of {what}")
@@ -403,7 +404,7 @@ _PLAIN = (str, int, float, bool, type(None))
 def _plain_mapping(doc: _Doc, node: yaml.Node, field: str) -> dict[str, Any]:
     """Attributes of a plugin's fault: text keys, values that JSON can carry (they are
     recorded in results.json), so no timestamps, binary or sets."""
-    if not isinstance(node, yaml.MappingNode):
+    if not is_mapping(node):
         raise doc.fail(node, field, f"expected a mapping of attributes, got {doc.describe(node)}")
     try:
         value = doc.loader.construct_object(node, deep=True)
@@ -538,7 +539,7 @@ def _scenario(doc: _Doc, root: yaml.Node | None) -> tuple[Scenario, int]:
         raise doc.fail(pairs["description"][1], "description", "must not be empty")
     severity = _choice(doc, pairs["severity"][1], "severity", SEVERITIES)
     faults_node = pairs["faults"][1]
-    if not isinstance(faults_node, yaml.SequenceNode) or not faults_node.value:
+    if not is_sequence(faults_node) or not faults_node.value:
         raise doc.fail(faults_node, "faults", "expected a non-empty list of faults")
     faults = tuple(_fault(doc, item, f"faults[{i}]") for i, item in enumerate(faults_node.value))
     scenario = Scenario(

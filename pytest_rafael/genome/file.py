@@ -18,6 +18,7 @@ import yaml
 
 from pytest_rafael.genome.genes import GenomeError
 from pytest_rafael.genome.genome import Genome
+from pytest_rafael.yaml_nodes import is_mapping, is_scalar
 
 HEADER = (
     "# rafael.genome.yaml: the adopted resilience genome of each module, read by\n"
@@ -34,10 +35,10 @@ def _line_of(root: yaml.Node | None, parts: list[str]) -> int | None:
     """1-based line of the node at ``parts`` (mapping keys), or of its deepest ancestor."""
     node, line = root, (root.start_mark.line + 1 if root is not None else None)
     for part in parts:
-        if not isinstance(node, yaml.MappingNode):
+        if not is_mapping(node):
             break
         for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode) and key.value == part:
+            if is_scalar(key) and key.value == part:
                 line = key.start_mark.line + 1
                 node = value
                 break
@@ -73,7 +74,7 @@ def parse_genome_text(text: str, source: str = "<genome>") -> dict[str, Genome]:
         raise GenomeFileError(
             f"{source}:1: expected a mapping of module names to genomes, got {type(data).__name__}"
         )
-    if isinstance(root, yaml.MappingNode):
+    if is_mapping(root):
         seen: set[str] = set()
         for key, _ in root.value:
             if key.value in seen:

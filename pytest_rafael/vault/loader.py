@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from pytest_rafael.yaml_nodes import is_mapping, is_scalar
+
 from .models import (
     CATEGORIES,
     GENE_PARAMETERS,
@@ -59,15 +61,15 @@ class _Lines:
 
     def __init__(self, node: yaml.Node | None) -> None:
         self._lines: dict[str, int] = {}
-        if isinstance(node, yaml.MappingNode):
+        if is_mapping(node):
             self._walk(node, "")
 
     def _walk(self, node: yaml.MappingNode, prefix: str) -> None:
         for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode):
+            if is_scalar(key):
                 path = prefix + str(key.value)
                 self._lines[path] = key.start_mark.line + 1
-                if isinstance(value, yaml.MappingNode):
+                if is_mapping(value):
                     self._walk(value, path + ".")
 
     def __call__(self, path: str) -> int:

@@ -52,15 +52,18 @@ def build_tests(
         if verdict is not None:
             baseline, best = verdict["baseline_fitness"], verdict["best_fitness"]
             best_genome = verdict["best_genome"]
+            baseline_genome = verdict["baseline_genome"]
         else:
             base = [i.fitness for i in _baseline_iterations(its) if i.fitness is not None]
             baseline = round(fmean(base), 4) if base else None
             best = round(max(scored), 4) if scored and its[0].module else baseline
             best_genome = None
+            baseline_genome = its[0].genome
         tests.append(TestResult(
             nodeid=nodeid, scenario=scenario, severity=its[0].severity or "medium",
             module=its[0].module, iterations=tuple(its), baseline_fitness=baseline,
-            best_fitness=best, best_genome=best_genome, min_fitness=its[0].min_fitness,
+            best_fitness=best, best_genome=best_genome, baseline_genome=baseline_genome,
+            min_fitness=its[0].min_fitness,
         ))
     return tests
 
@@ -208,7 +211,10 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
         extra["vault"] = _recommendations(store, s.vault_dirs, tests)
         run = result(tests)
         session.config.hook.rafael_run_finished(run=run)
-        history = store.runs()
+        from pytest_rafael.report import history_from_store
+
+        # Summaries, not whole stored documents: a long history stays cheap to chart.
+        history = history_from_store(store, before=run_id)
         store.save_run(run.to_dict())
         guardian.record("run_finished", details={
             "run_id": run_id, "tests": len(tests), "gate_passed": run.gate.passed,

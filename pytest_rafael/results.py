@@ -80,6 +80,7 @@ class TestResult:
     baseline_fitness: float | None = None
     best_fitness: float | None = None
     best_genome: dict[str, Any] | None = None
+    baseline_genome: dict[str, Any] | None = None
     adopted: bool = False
     proposal_id: str | None = None
     min_fitness: float | None = None  # the gate that applies to this test
@@ -115,6 +116,7 @@ class TestResult:
             "baseline_fitness": self.baseline_fitness,
             "best_fitness": self.best_fitness,
             "best_genome": self.best_genome,
+            "baseline_genome": self.baseline_genome,
             "adopted": self.adopted,
             "proposal_id": self.proposal_id,
             "min_fitness": self.min_fitness,

@@ -4,7 +4,7 @@ results.json, the gate, and errors that name what is wrong."""
 from __future__ import annotations
 
 import pytest
-from conftest import read_results, write_scenario
+from rafael_plugin_helpers import read_results, write_scenario
 
 
 def test_each_scenario_runs_n_iterations_with_fresh_fixtures(project: pytest.Pytester) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import server_state
+from rafael_plugin_helpers import server_state
 
 from pytest_rafael.toxiproxy import EmbeddedServer
 

@@ -4,7 +4,7 @@ order, and the controller alone writes results with nothing lost or doubled."""
 from __future__ import annotations
 
 import pytest
-from conftest import read_results
+from rafael_plugin_helpers import read_results
 
 from pytest_rafael.xdist_support import chaos_scope
 

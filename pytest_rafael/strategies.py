@@ -147,7 +147,10 @@ def _index(count: int) -> st.SearchStrategy[int]:
         return st.integers(0, count - 1)
     bits = (count - 1).bit_length()
     scales = [st.integers(0, min(count - 1, 2**b - 1)) for b in range(1, bits + 1)]
-    return st.one_of(st.integers(0, count - 1), st.one_of(scales))
+    # `.map` keeps one_of from flattening the scales into the uniform branch: half the
+    # draws must stay uniform, or large values become rare.
+    scaled = st.one_of(scales).map(int)
+    return st.one_of(st.integers(0, count - 1), scaled)
 
 
 def _number(low: float, high: float, step: float | None = None) -> st.SearchStrategy[Any]:

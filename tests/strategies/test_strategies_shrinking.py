@@ -29,7 +29,7 @@ def shrink(bug: Bug, seed: int, **kwargs: object) -> FaultSchedule:
     return find(
         strategy,
         bug,
-        settings=settings(max_examples=400, database=None),
+        settings=settings(max_examples=1000, database=None),
         random=random.Random(seed),
     )
 
@@ -87,7 +87,7 @@ def test_two_targets_and_a_stressor() -> None:
             s, "bandwidth", lambda f: f.target == "cache" and f.attributes["rate"] <= 64
         )
 
-    minimal = shrink(bug, 0, targets=["db", "cache"], stress=("cpu",))
+    minimal = shrink(bug, 1, targets=["db", "cache"], stress=("cpu",))
     assert [(f.kind, f.type, f.target) for f in minimal] == [
         ("toxic", "bandwidth", "cache"),
         ("stress", "cpu", "*"),

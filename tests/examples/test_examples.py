@@ -45,7 +45,7 @@ def _outcomes(pytester: pytest.Pytester) -> dict[str, list[str]]:
 
 
 def test_examples_pass_without_chaos(examples: pytest.Pytester) -> None:
-    result = examples.runpytest_subprocess()
+    result = examples.runpytest_subprocess("http_services", "redis_sessions")
     result.assert_outcomes(passed=3)
 
 
@@ -69,6 +69,7 @@ def test_examples_pass_under_chaos_with_a_resilient_genome(examples: pytest.Pyte
     (examples.path / "rafael.genome.yaml").write_text(RESILIENT)
     # --rafael-iterations 1: only iteration 0 runs, which measures the shipped genome.
     result = examples.runpytest_subprocess(
+        "http_services", "redis_sessions",
         "--rafael-chaos", "--rafael-iterations", "1", "--rafael-report", "reports")
     outcomes = _outcomes(examples)
     assert outcomes == {

@@ -54,6 +54,9 @@ class Measurement:
     cache_hits: int = 0
     ok_latency_max_s: float | None = None  # slowest successful attempt
     cpu_time_s: float | None = None
+    budget_s: float | None = None  # from chaos.record(budget_s=...)
+    fault_window: tuple[float, float] | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
     # The evidence directed moves read (see genome/directed.py); all optional so that
     # hand-built measurements stay valid.
     retries: int = 0
@@ -62,9 +65,6 @@ class Measurement:
     latency_max_s: float | None = None  # slowest call, retries and backoff included
     last_failure_at_s: float | None = None  # offset of the last failed attempt
     recovered_at_s: float | None = None  # first success after it, if any
-    budget_s: float | None = None  # from chaos.record(budget_s=...)
-    fault_window: tuple[float, float] | None = None
-    metrics: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def skipped(self) -> bool:

@@ -279,7 +279,9 @@ def _timing(
     start, duration = _start(max_start_s), _duration(max_duration_s)
     if max_start_s <= 0 and not max_duration_s:
         return whole
-    return st.one_of(whole, st.tuples(start, duration))
+    # Three faults in four last the whole block: most chaos bugs need the fault in place
+    # for the whole call, and a schedule needs *both* of its faults to be there.
+    return st.one_of(whole, whole, whole, st.tuples(start, duration))
 
 
 def _toxicity(toxicity: float | Bound) -> st.SearchStrategy[float]:
@@ -389,6 +391,10 @@ def _fault_options(
             )
 
     timing = _timing(max_start_s, max_duration_s)
+    # Downstream (what the caller receives) twice as often: it is where most client
+    # bugs are. Shrinks to the first listed stream.
+    weighted = [stream_list[0], *stream_list] if len(stream_list) > 1 else stream_list
+    stream_choice = st.sampled_from(weighted)
     tox = _toxicity(toxicity)
     options: list[st.SearchStrategy[FaultSpec]] = []
     for type_ in toxic_list:
@@ -398,7 +404,7 @@ def _fault_options(
                 _toxic,
                 st.just(type_),
                 st.sampled_from(target_list),
-                st.sampled_from(stream_list),
+                stream_choice,
                 tox,
                 attrs,
                 timing,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_rafael.genome.evolution import Engine
-from pytest_rafael.genome.file import GenomeFileError, load_genome_file, write_genome_file
+from pytest_rafael.genome.file import GenomeFileError, load_genome_file
 from pytest_rafael.genome.genome import Genome
 from pytest_rafael.genome.state import engine_states, load_engine_state
 
@@ -151,13 +151,36 @@ def cmd_adopt(args: argparse.Namespace) -> int:
     for line in changes:
         print(f"  {line}")
     if args.dry_run:
-        print("dry run: file not written")
+        print("dry run: nothing proposed, file not written")
         return 0
+    return _propose(args, current, adopted, why)
+
+
+def _propose(args: argparse.Namespace, current: Genome, adopted: Genome, why: str) -> int:
+    """The genome file changes only through the guardian: this files a proposal, which
+    the approval policy adopts at once (low impact, by default) or leaves for approvers."""
+    from pytest_rafael.guardian import Guardian, GuardianError
+    from pytest_rafael.guardian.config import GuardianConfigError
+    from pytest_rafael.guardian.policy import PolicyError
+    from pytest_rafael.store import Store, StoreError
+
     try:
-        write_genome_file(args.file, {**genomes, args.module: adopted})
-    except (GenomeFileError, OSError) as exc:
-        raise _error(f"{args.file}: cannot write: {exc}", 1) from None
-    print(f"wrote {args.file}")
+        with Store(args.store) as store:
+            guardian = Guardian.open(store, Path.cwd(), Path(args.file))
+            proposal = guardian.propose(
+                args.module, current.to_dict(), adopted.to_dict(),
+                {"source": "rafael genome adopt", "reason": why, "tests": []},
+            )
+            gaps = guardian.pending_requirements(proposal)
+    except (StoreError, GuardianError, GuardianConfigError, PolicyError) as exc:
+        raise _error(str(exc), 1) from None
+    print(f"proposal {proposal.id}: impact {proposal.impact}, {proposal.status}")
+    if proposal.status == "adopted":
+        print(f"wrote {args.file}")
+        return 0
+    for gap in gaps:
+        print(f"  needs: {gap}")
+    print(f"approve with: rafael genome approve {proposal.id} --by NAME")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -179,6 +180,21 @@ def test_cli_diff(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         run_cli("diff", str(a), str(tmp_path / "typo.yaml"))
 
 
+def approve_proposal(out: str, db: Path, gfile: Path) -> None:
+    """Approve the proposal that `rafael genome adopt` printed, as a second person."""
+    from pytest_rafael.cli import main
+
+    proposal_id = re.search(r"proposal (\w+):", out).group(1)  # type: ignore[union-attr]
+    assert main(["genome", "approve", proposal_id, "--by", "bob", "--store", str(db),
+                 "--genome", str(gfile)]) == 0
+
+
+@pytest.fixture(autouse=True)
+def _actor(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("RAFAEL_ACTOR", "alice")
+    monkeypatch.chdir(tmp_path)
+
+
 def test_cli_adopt_from_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     gfile, db = tmp_path / "rafael.genome.yaml", tmp_path / "r.db"
     base = Genome.from_dict("payments", {"generation": 3, "genes": {}})
@@ -189,14 +205,20 @@ def test_cli_adopt_from_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert run_cli("adopt", "payments", "--file", str(gfile), "--store", str(db), "--dry-run") == 0
     assert load_genome_file(gfile)["payments"] == base
     assert run_cli("adopt", "payments", "--file", str(gfile), "--store", str(db)) == 0
+    out = capsys.readouterr().out
+    assert "+ retry: max_attempts=6" in out
+    assert "pending" in out
+    assert load_genome_file(gfile)["payments"] == base  # nothing written before approval
+    approve_proposal(out, db, gfile)
     adopted = load_genome_file(gfile)["payments"]
     assert adopted.genes["retry"]["max_attempts"] == 6
     assert adopted.generation == 4
     assert base.id in adopted.lineage
-    assert "+ retry: max_attempts=6" in capsys.readouterr().out
 
 
-def test_cli_adopt_refuses_without_evidence(tmp_path: Path) -> None:
+def test_cli_adopt_refuses_without_evidence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     gfile, db = tmp_path / "g.yaml", tmp_path / "r.db"
     base = Genome("payments")
     with Store(db) as store:
@@ -208,16 +230,20 @@ def test_cli_adopt_refuses_without_evidence(tmp_path: Path) -> None:
         run_cli("adopt", "payments", "--file", str(gfile), "--store", str(db))
     assert info.value.exit_code == 1
     assert "earned adoption" in str(info.value)
+    capsys.readouterr()
     assert run_cli("adopt", "payments", "--file", str(gfile), "--store", str(db), "--force") == 0
+    approve_proposal(capsys.readouterr().out, db, gfile)
     assert load_genome_file(gfile)["payments"].genes == PAY.genes
     with pytest.raises(CommandError, match="no rafael store"):
         run_cli("adopt", "payments", "--file", str(gfile), "--store", str(tmp_path / "x.db"))
 
 
-def test_cli_adopt_from_file(tmp_path: Path) -> None:
+def test_cli_adopt_from_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src, dst = tmp_path / "src.yaml", tmp_path / "dst.yaml"
     write_genome_file(src, {"payments": PAY})
     assert run_cli("adopt", "payments", "--file", str(dst), "--from", str(src)) == 0
+    assert not dst.exists()  # a medium-impact change waits for an approver
+    approve_proposal(capsys.readouterr().out, tmp_path / ".rafael" / "rafael.db", dst)
     assert load_genome_file(dst)["payments"].genes == PAY.genes
 
 

@@ -532,12 +532,18 @@ def _schedule_of(
     Why not ``st.lists(st.one_of(...))``: a list of a few faults rarely holds the two
     particular types a combination bug needs (with 7 toxics and lists averaging two
     items, about 1 schedule in 40). With a slot per type, each present half the time,
-    every pair of types is in one schedule out of four. Shrinking still deletes faults
-    (a slot shrinks to absent) and sorts them back into type order.
+    every pair of types is in one schedule out of four. Two spare slots allow a type
+    twice. Shrinking still deletes faults (a slot shrinks to absent) and sorts them back
+    into type order.
     """
 
     slots = [st.one_of(st.none(), option) for option in options]
-    orders = [st.permutations(range(n)) for n in range(len(options) + 1)]
+    if max_faults >= 2 and options:
+        # Two spare slots, filled a quarter of the time, for a second fault of a type
+        # already drawn: the same toxic on another proxy or the other stream.
+        spare = st.one_of(st.none(), st.none(), st.none(), st.one_of(options))
+        slots += [spare, spare]
+    orders = [st.permutations(range(n)) for n in range(len(slots) + 1)]
 
     @st.composite
     def build(draw: Callable[[st.SearchStrategy[Any]], Any]) -> FaultSchedule:
@@ -549,8 +555,8 @@ def _schedule_of(
 
     strategy = build()
     if min_faults > 0:
-        if min_faults > len(options):
-            raise _fail(f"min_faults={min_faults} but only {len(options)} fault types are drawn")
+        if min_faults > len(slots):
+            raise _fail(f"min_faults={min_faults} but at most {len(slots)} faults are drawn")
         strategy = strategy.filter(lambda schedule: len(schedule) >= min_faults)
     return strategy
 

@@ -83,18 +83,31 @@ def test_a_fault_window_that_overlaps_a_second_call() -> None:
 
 def test_two_targets_and_a_stressor() -> None:
     def bug(s: FaultSchedule) -> bool:
-        return has(s, "cpu", lambda f: f.attributes["percent"] >= 50) and has(
-            s, "bandwidth", lambda f: f.target == "cache" and f.attributes["rate"] <= 64
+        return has(s, "cpu", lambda f: f.attributes["percent"] >= 30) and has(
+            s, "bandwidth", lambda f: f.target == "cache" and f.attributes["rate"] <= 128
         )
 
-    minimal = shrink(bug, 1, targets=["db", "cache"], stress=("cpu",))
+    minimal = shrink(bug, 0, targets=["db", "cache"], stress=("cpu",))
     assert [(f.kind, f.type, f.target) for f in minimal] == [
         ("toxic", "bandwidth", "cache"),
         ("stress", "cpu", "*"),
     ]
     assert minimal.faults[0].attributes == {"rate": 1}
-    assert minimal.faults[1].attributes == {"percent": 50, "cores": 1}
+    assert minimal.faults[1].attributes == {"percent": 30, "cores": 1}
 
 
 def test_a_bug_without_faults_shrinks_to_the_empty_schedule() -> None:
     assert shrink(lambda s: True, 0, targets=["db"]) == FaultSchedule()
+
+
+def test_the_same_toxic_on_two_proxies() -> None:
+    def bug(s: FaultSchedule) -> bool:
+        slow = {f.target for f in s if f.type == "latency" and f.attributes["latency"] >= 100}
+        return slow >= {"db", "cache"}
+
+    minimal = shrink(bug, 0, targets=["db", "cache"])
+    assert sorted((f.type, f.target) for f in minimal) == [
+        ("latency", "cache"),
+        ("latency", "db"),
+    ]
+    assert all(f.attributes == {"latency": 125} for f in minimal)

@@ -16,7 +16,10 @@ from typing import NoReturn
 # group -> (help, modules that add subcommands to it)
 COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "toxiproxy": ("the embedded Toxiproxy-compatible server", ("pytest_rafael.toxiproxy.cli",)),
-    "scenarios": ("list and validate threat scenarios", ("pytest_rafael.scenario_cli",)),
+    "scenarios": (
+        "list, validate and show threat scenarios; replay a shrunk failure",
+        ("pytest_rafael.scenario_cli", "pytest_rafael.schedule_cli"),
+    ),
     "genome": (
         "show, diff and adopt genomes; review adoption proposals",
         ("pytest_rafael.genome.cli", "pytest_rafael.guardian.cli_genome"),

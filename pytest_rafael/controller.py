@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
@@ -209,6 +210,11 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
                               f"entry {audit['first_broken']}: {audit.get('reason')}; "
                               f"see 'rafael audit verify'")
         extra["vault"] = _recommendations(store, s.vault_dirs, tests)
+        if "pytest_rafael.schedules" in sys.modules:
+            from pytest_rafael.schedules import load_failures
+
+            extra["hypothesis"] = load_failures(rs.failures_dir,
+                                                since=rs.started_at.isoformat())
         run = result(tests)
         session.config.hook.rafael_run_finished(run=run)
         from pytest_rafael.report import history_from_store

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from pytest_rafael.faults.stress import Stressors
     from pytest_rafael.plugin import RafaelSession
     from pytest_rafael.scenarios import Scenario
+    from pytest_rafael.schedules import FaultSchedule
 
 
 def _session(config: pytest.Config) -> RafaelSession:
@@ -100,6 +102,23 @@ class Chaos:
     iteration: int | None
     iterations: int | None
     _metrics: dict[str, Any]
+    _proxies: dict[str, ProxyHandle] = field(default_factory=dict)
+    _server: Callable[[], ToxiproxyServer] | None = None
+    _stress_limits: Any = None
+    _failures_dir: Path | None = None
+
+    def apply(self, schedule: FaultSchedule) -> contextlib.AbstractContextManager[Any]:
+        """Apply a fault schedule drawn by :mod:`pytest_rafael.strategies` for the
+        ``with`` block (inside a ``@given`` test); every fault is reverted when the block
+        ends, so each Hypothesis example starts clean. A failing example's schedule is
+        stored under the store's ``failures/`` folder for the report and for
+        ``rafael scenarios from-failure``."""
+        from pytest_rafael.schedules import apply_schedule
+
+        need = schedule.needs_network and self._server is not None
+        control = self._server().control if need and self._server else None
+        return apply_schedule(schedule, self._proxies, control, self._stress_limits,
+                              failures_dir=self._failures_dir)
 
     def record(self, **metrics: Any) -> None:
         """Record numbers (or short strings) for this iteration: they land in
@@ -116,12 +135,17 @@ class Chaos:
 def chaos(request: pytest.FixtureRequest) -> Chaos:
     """This iteration's chaos: ``.active``, ``.scenario``, ``.iteration``, ``.record()``."""
     state = state_of(request.node)
+    session = _session(request.config)
     return Chaos(
         active=state.active,
         scenario=state.scenario,
         iteration=state.case.index if state.case else None,
         iterations=state.case.iterations if state.case else None,
         _metrics=state.metrics,
+        _proxies=state.proxies,
+        _server=session.toxiproxy_server,
+        _stress_limits=session.stress_limits(),
+        _failures_dir=session.failures_dir,
     )
 
 

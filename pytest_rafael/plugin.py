@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import os
 import signal
+import sys
 import time
 from collections.abc import Generator
 from datetime import datetime, timezone
@@ -51,6 +52,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", marker.SIGNATURE)
+    if str(config.getoption("hypothesis_profile", None) or
+           os.environ.get("HYPOTHESIS_PROFILE", "")).startswith("rafael"):
+        # Registered before Hypothesis's own plugin loads the chosen profile; imported only
+        # when asked for, so ordinary runs do not pay for importing Hypothesis.
+        import pytest_rafael.hypothesis_profiles  # noqa: F401
     resolved = settings.resolve(config)
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and "rafael_seed" in workerinput:
@@ -147,6 +153,11 @@ class RafaelSession:
         return self._toxiproxy
 
     @property
+    def failures_dir(self) -> Path:
+        """Where shrunk Hypothesis fault schedules are stored, beside the store."""
+        return self.settings.store.parent / "failures"
+
+    @property
     def control(self) -> ToxiproxyControl | None:
         return self._toxiproxy.control if self._toxiproxy else None
 
@@ -227,6 +238,14 @@ class RafaelSession:
     # -- results ---------------------------------------------------------------------
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        schedules = sys.modules.get("pytest_rafael.schedules")
+        if schedules is not None and report.when == "call":
+            # A @given test whose assertion sits after its `with chaos.apply(...)` block:
+            # the failing schedule is stored once the call is known to have failed.
+            if report.failed:
+                schedules.record_pending_failure(report.nodeid, self.failures_dir)
+            else:
+                schedules.take_pending(report.nodeid)
         data = getattr(report, "rafael_iteration", None)
         if data is not None:
             self.iterations.append(IterationResult.from_dict(data))
@@ -236,7 +255,10 @@ class RafaelSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.is_worker or not self.settings.chaos or not self.iterations:
+        if self.is_worker:
+            return
+        used_schedules = "pytest_rafael.schedules" in sys.modules
+        if not (self.settings.chaos and self.iterations) and not used_schedules:
             return  # nothing was measured: no run to record, no gate to apply
         from pytest_rafael import controller
 

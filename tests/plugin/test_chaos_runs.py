@@ -3,6 +3,8 @@ results.json, the gate, and errors that name what is wrong."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from rafael_plugin_helpers import read_results, write_scenario
 
@@ -325,3 +327,37 @@ def test_an_unusable_store_is_one_line_and_the_report_is_still_written(
     result.stdout.fnmatch_lines(["GATE FAILED: pytest-rafael: run not recorded in *not-a-db*"])
     assert "Traceback" not in result.stdout.str()
     assert read_results(project)["tests"][0]["iterations"][0]["outcome"] == "passed"
+
+
+def test_chaos_apply_runs_drawn_schedules_and_stores_the_shrunk_failure(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile("""
+        import pytest
+        from hypothesis import HealthCheck, given, settings
+        from pytest_rafael.strategies import fault_schedules
+
+        @pytest.fixture
+        def api(chaos_proxy, echo):
+            return chaos_proxy("api", echo.address)
+
+        @settings(max_examples=30, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=[HealthCheck.function_scoped_fixture])
+        @given(schedule=fault_schedules(targets=["api"], toxics=("latency",),
+                                        bounds={"latency": {"latency": (0, 400)}},
+                                        max_start_s=0, max_duration_s=0))
+        def test_fast_enough(schedule, chaos, api, rt, toxiproxy):
+            with chaos.apply(schedule):
+                took = rt(api.host, api.port)
+            # every fault was reverted at the end of the block
+            assert toxiproxy.client.proxies()[api.server_name].toxics() == {}
+            assert took < 0.2
+    """)
+    result = project.runpytest_subprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*latency on 'api'*"])
+    stored = json.loads((project.path / ".rafael" / "failures" / "index.json").read_text())
+    (failure,) = stored["failures"] if isinstance(stored, dict) else stored
+    assert [f["type"] for f in failure["schedule"]] == ["latency"]
+    results = read_results(project)
+    assert results["hypothesis"]["failures"][0]["nodeid"].endswith("test_fast_enough")

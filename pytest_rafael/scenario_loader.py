@@ -34,7 +34,7 @@ from pytest_rafael.scenarios import (
     Scenario,
     ScenarioError,
 )
-from pytest_rafael.yaml_nodes import is_mapping, is_scalar, is_sequence
+from pytest_rafael.yaml_nodes import is_mapping, is_scalar, is_sequence, safe_loader
 
 __all__ = [
     "SCENARIO_SUFFIXES",
@@ -59,9 +59,6 @@ TARGET_RE = re.compile(r"\*|[A-Za-z0-9_.:-]+")
 MAX_FILE_BYTES = 1_000_000  # a scenario is a few hundred bytes; anything huge is a mistake
 MAX_INT = 2**31 - 1  # Toxiproxy stores attributes as Go ints; stay portable across builds
 MAX_SECONDS = 3600.0  # a start/duration beyond an hour is a typo for a 0.2-5 s test
-
-# Prefer libyaml when present: same node tree and marks, several times faster.
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _TOP_KEYS = ("name", "description", "severity", "faults")
 _FAULT_KEYS = {
@@ -560,7 +557,8 @@ def _parse(text: str, source: str) -> tuple[Scenario, int]:
     try:
         # The pure-Python reader checks the characters as it is created; libyaml while
         # parsing: both end up as the same one-line error.
-        loader = _Loader(text)
+        # libyaml when present (same node tree and marks, several times faster).
+        loader = safe_loader()(text)
     except yaml.YAMLError as exc:
         raise _invalid_yaml(exc, text, source) from None
     try:

@@ -26,44 +26,26 @@ def _bool(text: str) -> bool:
     raise ValueError(f"expected true or false, got {text!r}")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise ValueError(f"expected a positive integer, got {text!r}")
-    return value
+def _number(kind: type[float] | type[int], accept: Callable[[float], bool],
+            expected: str) -> Callable[[str], Any]:
+    """A parser for one kind of number, failing with "expected <expected>, got '...'"."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise ValueError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"expected an integer seed, got {text!r}") from None
-    if value < 0:
-        raise ValueError(f"expected a non-negative integer seed, got {text!r}")
-    return value
-
-
-def _unit_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"expected a number between 0 and 1, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"expected a number between 0 and 1, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"expected a positive number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise ValueError(f"expected a positive number of seconds, got {text!r}")
-    return value
+_positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+_seed = _number(int, lambda v: v >= 0, "an integer seed (0 or more)")
+_unit_float = _number(float, lambda v: 0.0 <= v <= 1.0, "a number between 0 and 1")
+_positive_float = _number(float, lambda v: v > 0, "a positive number of seconds")
 
 
 def _url(text: str) -> str:

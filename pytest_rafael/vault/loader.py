@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from pytest_rafael.yaml_nodes import is_mapping, is_scalar
+from pytest_rafael.yaml_nodes import is_mapping, is_scalar, safe_loader
 
 from .models import (
     CATEGORIES,
@@ -49,7 +49,7 @@ _OPTIONAL = ("gene",)
 
 # The C loader (when PyYAML was built with libyaml) is several times faster on the ~60
 # built-in files; both are safe loaders.
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 
 class VaultError(ValueError):
@@ -129,7 +129,7 @@ def parse_pattern(
     examples the test suite runs, to keep loading fast)."""
     try:
         # One parse: compose the node tree (for line numbers), then construct from it.
-        loader = _Loader(text)
+        loader = safe_loader()(text)
         try:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else None

@@ -28,7 +28,7 @@ def yaml_loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     """Every case runs with libyaml and with PyYAML's pure-Python loader (the fallback
     where libyaml is missing): same lines, same fields."""
     if request.param == "pure-python":
-        monkeypatch.setattr(scenario_loader, "_Loader", yaml.SafeLoader)
+        monkeypatch.setattr(scenario_loader, "safe_loader", lambda: yaml.SafeLoader)
     elif not yaml.__with_libyaml__:
         pytest.skip("PyYAML without libyaml")
 

@@ -257,14 +257,21 @@ class RafaelSession:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.is_worker:
             return
-        used_schedules = "pytest_rafael.schedules" in sys.modules
-        if not (self.settings.chaos and self.iterations) and not used_schedules:
+        if not (self.settings.chaos and self.iterations) and not self._shrunk_failures():
             return  # nothing was measured: no run to record, no gate to apply
         from pytest_rafael import controller
 
         self.run = controller.finish_run(self, session)
         if not self.run.gate.passed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _shrunk_failures(self) -> bool:
+        """Did a Hypothesis fault schedule fail in this session (stored for the report)?"""
+        schedules = sys.modules.get("pytest_rafael.schedules")
+        if schedules is None:
+            return False
+        found = schedules.load_failures(self.failures_dir, since=self.started_at.isoformat())
+        return bool(found["failures"])
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int,
                                 config: pytest.Config) -> None:

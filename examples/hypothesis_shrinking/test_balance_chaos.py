@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from ledger import BALANCES, BalanceClient, LedgerUnavailable
 
 from pytest_rafael.faults.network import ProxyHandle
-from pytest_rafael.schedules import FaultSchedule, apply_schedule
+from pytest_rafael.schedules import FaultSchedule
 from pytest_rafael.strategies import fault_schedules
 
 # Bounds that fit this service: replies are ~20 bytes, so sizes up to 32 bytes are the
@@ -46,10 +46,10 @@ SCHEDULES = fault_schedules(
 @settings(max_examples=200)
 @given(schedule=SCHEDULES)
 def test_balance_is_exact_or_unavailable(
-    schedule: FaultSchedule, db: ProxyHandle, toxiproxy: Any
+    schedule: FaultSchedule, db: ProxyHandle, chaos: Any
 ) -> None:
     client = BalanceClient(db.host, db.port)
-    with apply_schedule(schedule, [db], toxiproxy.control):
+    with chaos.apply(schedule):  # every fault is reverted when the block ends
         try:
             balance = client.balance("alice")
         except LedgerUnavailable:

@@ -132,13 +132,18 @@ def _evolution_lesson(test: Mapping[str, Any], below_gate: bool) -> Lesson | Non
     base, best = num(test.get("baseline_fitness")), best_fitness(test)
     min_f = num(test.get("min_fitness"))
     if below_gate:
-        return Lesson(
-            "bad",
-            f"{nodeid} under {scenario} stays below the gate: best fitness "
-            f"{fmt_num(best)} < {fmt_num(min_f)}.",
-            nodeid,
-            scenario,
+        # The gate judges the shipped genome; say so, and whether a candidate would pass.
+        text = (
+            f"The shipped genome of {nodeid} under {scenario} stays below the gate: "
+            f"fitness {fmt_num(base)} < {fmt_num(min_f)}."
         )
+        if test.get("proposal_id") and best is not None and min_f is not None:
+            verdict = "would clear it" if best >= min_f else "would still fall short"
+            text += (
+                f" Candidate {test['proposal_id']} scored {fmt_num(best)} and {verdict}"
+                f" once approved."
+            )
+        return Lesson("bad", text, nodeid, scenario)
     if base is None or best is None or best - base < 0.005:
         return None
     what = (
@@ -161,7 +166,11 @@ def _evolution_lesson(test: Mapping[str, Any], below_gate: bool) -> Lesson | Non
 
 def _changed_genes(test: Mapping[str, Any]) -> str:
     a, b = flat_genes(baseline_genome(test)), flat_genes(test.get("best_genome"))
-    diffs = [
+    genes_a = {k.split(".", 1)[0] for k in a}
+    genes_b = {k.split(".", 1)[0] for k in b}
+    diffs = [f"adding {g}" for g in sorted(genes_b - genes_a)]
+    diffs += [f"removing {g}" for g in sorted(genes_a - genes_b)]
+    diffs += [
         f"{k} {fmt_value(a[k])}\u2192{fmt_value(b[k])}"
         for k in sorted(a.keys() & b.keys())
         if a[k] != b[k]

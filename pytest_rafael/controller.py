@@ -5,7 +5,6 @@ and the terminal get the outcome. One writer, also under pytest-xdist.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import sys
 import uuid
@@ -313,7 +312,6 @@ def write_terminal_summary(run: RunResult, tr: Any, paths: Any) -> None:
                   f"{d.current_score:.2f} ({d.improvement_pct:+.1f}%)")
     for failure in run.gate.failures:
         tr.write_line(f"GATE FAILED: {failure}", red=True)
+    tr.write_line(f"run {run.run_id}, seed {run.seed} (reproduce with --rafael-seed {run.seed})")
     if paths is not None:
         tr.write_line(f"report: {paths.index_html}")
-    if os.environ.get("RAFAEL_DEBUG"):
-        tr.write_line(f"run id {run.run_id}, seed {run.seed}")

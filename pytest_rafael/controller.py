@@ -152,7 +152,7 @@ def finish_run(rs: RafaelSession, session: pytest.Session) -> RunResult:
         extra["error"] = f"pytest-rafael: run not recorded in {s.store}: {exc}"
     run = result(tests)
     if "error" in extra:
-        session.config.hook.rafael_run_finished(run=run)
+        session.config.hook.pytest_rafael_run_finished(run=run)
     from pytest_rafael.report import write_reports
 
     rs.report_paths = write_reports(run.to_dict(), s.report_dir, history)
@@ -185,7 +185,7 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
         guardian = Guardian.open(
             store, project_root=session.config.rootpath, genome_file=s.genome_file,
             actor=actor,
-            notify=lambda event: session.config.hook.rafael_proposal(event=event),
+            notify=lambda event: session.config.hook.pytest_rafael_proposal(event=event),
         )
         guardian.record("run_started", details={"run_id": run_id, "seed": s.seed,
                                                 "started_at": rs.started_at.isoformat()})
@@ -215,7 +215,7 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
             extra["hypothesis"] = load_failures(rs.failures_dir,
                                                 since=rs.started_at.isoformat())
         run = result(tests)
-        session.config.hook.rafael_run_finished(run=run)
+        session.config.hook.pytest_rafael_run_finished(run=run)
         from pytest_rafael.report import history_from_store
 
         # Summaries, not whole stored documents: a long history stays cheap to chart.

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 @pytest.hookspec(firstresult=True)
-def rafael_apply_fault(fault: Any, context: Any) -> Any:
+def pytest_rafael_apply_fault(fault: Any, context: Any) -> Any:
     """Apply a fault of a kind the plugin does not know (``kind:`` in a scenario).
 
     Fires once per fault of an unknown kind, just before the test call, when chaos is on.
@@ -26,7 +26,7 @@ def rafael_apply_fault(fault: Any, context: Any) -> Any:
 
 
 @pytest.hookspec
-def rafael_fitness_terms(measurement: Measurement) -> dict[str, tuple[float, float]] | None:
+def pytest_rafael_fitness_terms(measurement: Measurement) -> dict[str, tuple[float, float]] | None:
     """Add terms to the fitness of one candidate genome.
 
     Fires each time the fitness evaluator scores a measured candidate. Return a mapping
@@ -36,12 +36,12 @@ def rafael_fitness_terms(measurement: Measurement) -> dict[str, tuple[float, flo
 
 
 @pytest.hookspec
-def rafael_iteration_finished(result: IterationResult) -> None:
+def pytest_rafael_iteration_finished(result: IterationResult) -> None:
     """Fires after each chaos iteration has been recorded (on the process that ran it)."""
 
 
 @pytest.hookspec
-def rafael_proposal(event: dict[str, Any]) -> None:
+def pytest_rafael_proposal(event: dict[str, Any]) -> None:
     """Fires when the guardian records an adoption proposal or a decision on one.
 
     ``event`` carries ``event_type`` (``proposal_created``, ``approval_recorded``,
@@ -53,5 +53,5 @@ def rafael_proposal(event: dict[str, Any]) -> None:
 
 
 @pytest.hookspec
-def rafael_run_finished(run: RunResult) -> None:
+def pytest_rafael_run_finished(run: RunResult) -> None:
     """Fires on the controller once results are final, before reports are written."""

@@ -357,7 +357,7 @@ class ChaosRunner:
             state.proxies,
             self.session.control,
             self.session.stress_limits(),
-            apply_custom=lambda spec: item.config.hook.rafael_apply_fault(
+            apply_custom=lambda spec: item.config.hook.pytest_rafael_apply_fault(
                 fault=spec, context=state),
         )
         state.injector = injector
@@ -434,8 +434,8 @@ class ChaosRunner:
             measurement = Measurement.from_iteration(
                 outcome, state.duration_s, state.runtime, state.metrics, state.fault_window
             )
-            extra = [t for t in item.config.hook.rafael_fitness_terms(measurement=measurement)
-                     if t]
+            hook = item.config.hook
+            extra = [t for t in hook.pytest_rafael_fitness_terms(measurement=measurement) if t]
             if module is not None:
                 engine = self._engine(state.base_nodeid, state.case.scenario, module)
                 scored = engine.observe(state.case.index, state.genome, measurement, extra)
@@ -466,7 +466,7 @@ class ChaosRunner:
             worker=os.environ.get("PYTEST_XDIST_WORKER"),
             min_fitness=_min_fitness(state.spec, self.session.settings),
         )
-        item.config.hook.rafael_iteration_finished(result=result)
+        item.config.hook.pytest_rafael_iteration_finished(result=result)
         return result, verdict
 
 

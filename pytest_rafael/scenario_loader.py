@@ -66,7 +66,7 @@ _FAULT_KEYS = {
     "down": ("kind", "target", "start", "duration"),
     "stress": ("kind", "type", "attributes", "start", "duration"),
 }
-# A kind the plugin does not know is applied by a `rafael_apply_fault` hook implementation
+# A kind the plugin does not know is applied by a `pytest_rafael_apply_fault` hook implementation
 # (see hookspecs); its attributes are that plugin's business, so only their shape is checked.
 _CUSTOM_FAULT_KEYS = ("kind", "target", "type", "attributes", "start", "duration")
 _ALL_FAULT_KEYS = tuple(dict.fromkeys(k for keys in _FAULT_KEYS.values() for k in keys))

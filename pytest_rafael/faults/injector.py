@@ -253,7 +253,7 @@ class FaultInjector:
         if handle is None:
             raise FaultError(
                 f"scenario {self.scenario.name!r}: no plugin applies faults of kind "
-                f"{spec.kind!r} ({spec.source}); implement the rafael_apply_fault hook"
+                f"{spec.kind!r} ({spec.source}); implement the pytest_rafael_apply_fault hook"
             )
         return handle
 

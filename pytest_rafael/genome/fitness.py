@@ -3,7 +3,7 @@ score of a candidate (:func:`evaluate`).
 
 ``fitness = w1 * success_rate + w2 * recovery_speed + w3 * resource_efficiency``
 (default weights 0.6 / 0.2 / 0.2), each term in [0, 1]; the exact definitions are in
-docs/genome.md and in the functions below. Extra terms from the ``rafael_fitness_terms``
+docs/genome.md and in the functions below. Extra terms from the ``pytest_rafael_fitness_terms``
 hook join with their own weights and everything is renormalised, so the score stays in
 [0, 1].
 """
@@ -213,7 +213,7 @@ def evaluate(
     extra_terms: Sequence[Mapping[str, tuple[float, float]]] | None = None,
 ) -> Fitness:
     """Score measurements of one candidate: each term is the mean over the (non-skipped)
-    measurements. ``extra_terms``: results of the ``rafael_fitness_terms`` hook, each a
+    measurements. ``extra_terms``: results of the ``pytest_rafael_fitness_terms`` hook, each a
     ``{name: (weight, value)}`` mapping; values are clamped to [0, 1], a name given
     twice is averaged (weights too), and all weights are renormalised together."""
     if isinstance(measurements, Measurement):

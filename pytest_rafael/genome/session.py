@@ -64,8 +64,8 @@ class Evolution:
         | None = None,
     ) -> tuple[Measurement, Fitness]:
         """Score iteration ``index``. ``extra_terms`` is called with the measurement
-        and returns the ``rafael_fitness_terms`` hook results, e.g.
-        ``lambda m: [t for t in hook.rafael_fitness_terms(measurement=m) if t]``."""
+        and returns the ``pytest_rafael_fitness_terms`` hook results, e.g.
+        ``lambda m: [t for t in hook.pytest_rafael_fitness_terms(measurement=m) if t]``."""
         m = Measurement.from_iteration(outcome, duration_s, runtime, metrics, fault_window)
         terms = extra_terms(m) if extra_terms is not None else None
         return m, self.engine.observe(index, genome, m, terms)

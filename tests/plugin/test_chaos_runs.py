@@ -361,3 +361,47 @@ def test_chaos_apply_runs_drawn_schedules_and_stores_the_shrunk_failure(
     assert [f["type"] for f in failure["schedule"]] == ["latency"]
     results = read_results(project)
     assert results["hypothesis"]["failures"][0]["nodeid"].endswith("test_fast_enough")
+
+
+def test_plugins_add_fault_kinds_through_the_apply_fault_hook(project: pytest.Pytester) -> None:
+    write_scenario(project.path / "scen", "clock_skew", """
+name: clock_skew
+description: the clock jumps ahead
+severity: low
+faults:
+  - kind: clock_skew
+    attributes: {seconds: 30}
+""")
+    project.makeconftest(project.path.joinpath("conftest.py").read_text() + """
+
+SKEW = []
+
+
+class Skew:
+    def __init__(self, seconds):
+        SKEW.append(seconds)
+
+    def revert(self):
+        SKEW.pop()
+        return {"reverted": True}
+
+
+def pytest_rafael_apply_fault(fault, context):
+    if fault.kind == "clock_skew":
+        return Skew(fault.attributes["seconds"])
+    return None
+""")
+    project.makepyfile("""
+        import pytest
+        import conftest
+
+        @pytest.mark.chaos("clock_skew", iterations=2)
+        def test_skewed():
+            assert conftest.SKEW == [30]
+    """)
+    project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios",
+                                 "scen").assert_outcomes(passed=2)
+    faults = read_results(project)["tests"][0]["iterations"][1]["faults"]
+    assert faults[0]["kind"] == "clock_skew"
+    assert faults[0]["observed"] == {"reverted": True}
+    assert faults[0]["reverted_at_s"] is not None

@@ -59,12 +59,10 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # Create the file ourselves so that it is owner-only from its first byte;
             # SQLite gives its -wal and -shm files the same mode.
+            # An existing file keeps its mode: the HIPAA control reports a lax one rather
+            # than having it silently tightened.
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                if os.fstat(fd).st_uid == os.getuid():
-                    os.fchmod(fd, 0o600)  # a store made laxer by hand is tightened again
-            finally:
-                os.close(fd)
+            os.close(fd)
             self.conn = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
             )

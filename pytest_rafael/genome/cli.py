@@ -160,6 +160,7 @@ def _propose(args: argparse.Namespace, current: Genome, adopted: Genome, why: st
     """The genome file changes only through the guardian: this files a proposal, which
     the approval policy adopts at once (low impact, by default) or leaves for approvers."""
     from pytest_rafael.guardian import Guardian, GuardianError
+    from pytest_rafael.guardian.audit import AuditChainError
     from pytest_rafael.guardian.config import GuardianConfigError
     from pytest_rafael.guardian.policy import PolicyError
     from pytest_rafael.store import Store, StoreError
@@ -172,7 +173,9 @@ def _propose(args: argparse.Namespace, current: Genome, adopted: Genome, why: st
                 {"source": "rafael genome adopt", "reason": why, "tests": []},
             )
             gaps = guardian.pending_requirements(proposal)
-    except (StoreError, GuardianError, GuardianConfigError, PolicyError) as exc:
+    except (StoreError, GuardianError, GuardianConfigError, AuditChainError) as exc:
+        raise _error(str(exc), 2) from None
+    except PolicyError as exc:
         raise _error(str(exc), 1) from None
     print(f"proposal {proposal.id}: impact {proposal.impact}, {proposal.status}")
     if proposal.status == "adopted":

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_rafael.cli import CommandError
+from pytest_rafael.guardian.actor import same_actor
 from pytest_rafael.guardian.audit import AuditChainError
 from pytest_rafael.guardian.cli_common import add_genome_option, add_store_option, open_store
 from pytest_rafael.guardian.config import GuardianConfigError
@@ -52,7 +53,10 @@ def _guardian(args: argparse.Namespace) -> Iterator[Guardian]:
     store = open_store(args.store)
     try:
         try:
-            g = Guardian.open(store, Path.cwd(), Path(args.genome))
+            # The policy lives beside the genome file (the project's pyproject.toml), so
+            # approving from another folder cannot step around it.
+            genome = Path(args.genome).resolve()
+            g = Guardian.open(store, genome.parent, genome)
         except GuardianConfigError as exc:
             raise CommandError(str(exc)) from None
         try:
@@ -108,6 +112,12 @@ def cmd_proposals(args: argparse.Namespace) -> int:
 
 def cmd_approve(args: argparse.Namespace) -> int:
     with _guardian(args) as g:
+        author = g.get(args.id).author
+        if same_actor(g.actor, author):
+            # Separation of duties binds whoever runs the command too: the author cannot
+            # record an approval in another person's name.
+            raise PolicyError(f"{g.actor!r} is the author of proposal {args.id} and cannot "
+                              f"record approvals for it, in any name")
         p = g.approve(args.id, args.by, args.role, args.reason)
         if p.status == "adopted":
             print(

@@ -185,8 +185,12 @@ def approve_proposal(out: str, db: Path, gfile: Path) -> None:
     from pytest_rafael.cli import main
 
     proposal_id = re.search(r"proposal (\w+):", out).group(1)  # type: ignore[union-attr]
-    assert main(["genome", "approve", proposal_id, "--by", "bob", "--store", str(db),
-                 "--genome", str(gfile)]) == 0
+    argv = ["genome", "approve", proposal_id, "--by", "bob", "--store", str(db),
+            "--genome", str(gfile)]
+    assert main(argv) == 1  # alice, the author, cannot record bob's approval
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAFAEL_ACTOR", "bob")
+        assert main(argv) == 0
 
 
 @pytest.fixture(autouse=True)

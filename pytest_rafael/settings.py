@@ -210,6 +210,10 @@ def _anchored(value: Any, base: Path) -> Any:
     return value
 
 
+# Folders that must exist: a typo would otherwise silently leave out a user's scenarios.
+_FOLDERS = ("scenario_dirs", "vault_dirs")
+
+
 def resolve(config: pytest.Config, environ: dict[str, str] | None = None) -> Settings:
     """Build the settings from the command line, environment and ini file."""
     environ = dict(os.environ) if environ is None else environ
@@ -221,17 +225,23 @@ def resolve(config: pytest.Config, environ: dict[str, str] | None = None) -> Set
         ini = config.getini(opt.ini)
         env = environ.get(opt.env) if opt.env else None
         if cli is not None and cli != []:
-            values[opt.field] = _anchored(_parse(opt, cli, opt.flag), here)
+            source, base, raw = opt.flag, here, cli
         elif env not in (None, ""):
             assert env is not None
-            raw: Any = env.split(os.pathsep) if opt.multiple and opt.parse is _path else env
-            values[opt.field] = _anchored(
-                _parse(opt, raw, f"environment variable {opt.env}"), here)
+            source, base = f"environment variable {opt.env}", here
+            raw = env.split(os.pathsep) if opt.multiple and opt.parse is _path else env
         elif ini not in (None, "", []):
-            where = f"ini key {opt.ini} in {config.inipath}" if config.inipath else opt.ini
-            values[opt.field] = _anchored(_parse(opt, ini, where), ini_dir)
+            source = f"ini key {opt.ini} in {config.inipath}" if config.inipath else opt.ini
+            base, raw = ini_dir, ini
         else:
             values[opt.field] = _anchored(opt.default, here)
+            continue
+        values[opt.field] = _anchored(_parse(opt, raw, source), base)
+        if opt.field in _FOLDERS:
+            missing = [str(p) for p in values[opt.field] if not p.is_dir()]
+            if missing:
+                raise pytest.UsageError(
+                    f"pytest-rafael: {source}: folder does not exist: {missing[0]}")
     seed_given = values["seed"] is not None
     if not seed_given:
         values["seed"] = secrets.randbelow(2**31)

@@ -99,13 +99,22 @@ class ToxiproxyControl:
             detail = exc.args[0] if exc.args else exc
             if isinstance(detail, bytes):
                 detail = detail.decode(errors="replace")
+            # One line, short: a requests error or an HTML page must not flood the output.
+            lines = str(detail).strip().splitlines() or [type(exc).__name__]
             raise ToxiproxyError(
-                f"Toxiproxy at {self.url}: {what} failed: {str(detail).strip()}"
+                f"Toxiproxy at {self.url}: {what} failed: {type(exc).__name__}: "
+                f"{lines[0][:200]}"
             ) from None
 
     def version(self) -> str:
-        raw = self._call("GET /version", self.client.version)
-        return raw.decode() if isinstance(raw, bytes) else str(raw)
+        """The server's version; raises ToxiproxyError when it does not answer.
+
+        (toxiproxy-python's ``Toxiproxy.version()`` returns None for a closed port, so the
+        request goes through its API consumer, which raises.)"""
+        from toxiproxy.api import APIConsumer
+
+        raw = self._call("GET /version", lambda: APIConsumer.get("/version").content)
+        return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
 
     def create_proxy(self, name: str, upstream: str, *, unique_suffix: str = "") -> ProxyHandle:
         server_name = f"{name}-{unique_suffix or uuid.uuid4().hex[:8]}"

@@ -46,6 +46,12 @@ def test_marker_is_registered_with_its_signature(pytester: pytest.Pytester) -> N
         (["--rafael-toxiproxy", "ftp://x"], {}, "",
          "*--rafael-toxiproxy: expected a Toxiproxy URL*"),
         (["--rafael-seed", "abc"], {}, "", "*--rafael-seed: expected an integer seed*"),
+        (["--rafael-scenarios", "nope"], {}, "",
+         "*--rafael-scenarios: folder does not exist: *nope"),
+        ([], {}, "rafael_scenario_dirs = missing",
+         "*ini key rafael_scenario_dirs in *tox.ini: folder does not exist: *missing"),
+        (["--rafael-chaos", "--rafael-toxiproxy", "http://127.0.0.1:1"], {}, "",
+         "*--rafael-toxiproxy: Toxiproxy at http://127.0.0.1:1: GET /version failed: *"),
     ],
 )
 def test_bad_values_are_usage_errors_naming_their_source(

@@ -79,9 +79,9 @@ def evaluate_gate(tests: Sequence[TestResult], session_min: float | None) -> Gat
         if score < threshold:
             hint = ""
             if t.proposal_id:
-                hint = f" (candidate {t.best_fitness:.2f} proposed as {t.proposal_id})"
-            failures.append(f"{t.nodeid} [{t.scenario}]: fitness {score:.2f} < "
-                            f"{threshold:.2f}{hint}")
+                hint = f" (candidate {t.best_fitness:.3f} proposed as {t.proposal_id})"
+            failures.append(f"{t.nodeid} [{t.scenario}]: fitness {score:.3f} < "
+                            f"{threshold:g}{hint}")
     return Gate(min_fitness=session_min, passed=not failures, failures=tuple(failures))
 
 
@@ -301,9 +301,9 @@ def write_terminal_summary(run: RunResult, tr: Any, paths: Any) -> None:
         if t.min_fitness is None:
             verdict = "no gate"
         elif (t.baseline_fitness or 0.0) >= t.min_fitness:
-            verdict = f"PASS (>= {t.min_fitness:.2f})"
+            verdict = f"PASS (>= {t.min_fitness:g})"
         else:
-            verdict = f"FAIL (< {t.min_fitness:.2f})"
+            verdict = f"FAIL (< {t.min_fitness:g})"
         if t.proposal_id:
             verdict += f", proposed {t.proposal_id}" + (" (adopted)" if t.adopted else "")
         tr.write_line(f"{name}  success {t.success_rate:4.0%}  fitness {fitness}  {verdict}")

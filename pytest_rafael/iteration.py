@@ -53,6 +53,7 @@ class IterationState:
     faults: tuple[FaultRecord, ...] = ()
     fault_window: tuple[float, float] | None = None
     runtime: dict[str, Any] = field(default_factory=dict)
+    measured: bool = False  # the call ran under the scenario's faults
     injector: Any = None  # the FaultInjector while the test call runs
     cleanup: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 

@@ -369,16 +369,17 @@ class ChaosRunner:
             self._after_call(state, injector, started, measuring, raise_errors=False)
             raise
         self._after_call(state, injector, started, measuring, raise_errors=True)
-        missing = injector.missing_targets()
-        if missing is not None:
-            # The scenario's network faults had nothing to hit: a pass would be a lie.
-            state.outcome, state.error = "error", missing
-            pytest.fail(missing, pytrace=False)
+        problem = injector.missing_targets() or _nothing_applied(state)
+        if problem is not None:
+            # The scenario's faults never touched the code: a pass would be a lie.
+            state.outcome, state.error, state.measured = "error", problem, False
+            pytest.fail(problem, pytrace=False)
         return result
 
     def _after_call(self, state: Any, injector: Any, started: float,
                     measuring: contextlib.ExitStack, *, raise_errors: bool) -> None:
         state.duration_s = time.perf_counter() - started
+        state.measured = True
         state.injector = None
         try:
             state.faults = injector.stop()
@@ -428,7 +429,9 @@ class ChaosRunner:
         module = state.spec.module if state.spec else None
         fitness, terms, verdict = None, {}, None
         state.cleanup.close()
-        if outcome != "skipped":
+        # Only a call that ran under its faults says anything about resilience: a skip, a
+        # fixture that broke in setup, or a call that ended before the first fault did not.
+        if outcome != "skipped" and state.measured:
             from pytest_rafael.genome.fitness import Measurement
 
             measurement = Measurement.from_iteration(
@@ -439,8 +442,6 @@ class ChaosRunner:
             if module is not None:
                 engine = self._engine(state.base_nodeid, state.case.scenario, module)
                 scored = engine.observe(state.case.index, state.genome, measurement, extra)
-                if state.case.index == state.case.iterations - 1:
-                    verdict = _verdict_dict(engine, state)
             else:
                 from pytest_rafael.genome.fitness import evaluate
 
@@ -448,6 +449,9 @@ class ChaosRunner:
                                   weights=self.session.settings.fitness_weights,
                                   extra_terms=extra)
             fitness, terms = scored.score, dict(scored.terms)
+        if module is not None and state.case.index == state.case.iterations - 1:
+            engine = self._engine(state.base_nodeid, state.case.scenario, module)
+            verdict = _verdict_dict(engine, state)
         result = IterationResult(
             nodeid=state.base_nodeid,
             scenario=state.case.scenario,
@@ -468,6 +472,16 @@ class ChaosRunner:
         )
         item.config.hook.pytest_rafael_iteration_finished(result=result)
         return result, verdict
+
+
+def _nothing_applied(state: Any) -> str | None:
+    """Why no fault of the scenario was applied during the call, or None."""
+    if state.faults or not state.scenario.faults:
+        return None
+    first = min(f.start_s for f in state.scenario.faults)
+    return (f"scenario {state.scenario.name!r}: the test call ended after "
+            f"{state.duration_s:.3f} s, before its first fault at {first:g} s; nothing was "
+            f"injected (make the test last longer or start the fault earlier)")
 
 
 def _case_of(item: pytest.Item) -> ChaosCase | None:

@@ -405,3 +405,31 @@ def pytest_rafael_apply_fault(fault, context):
     assert faults[0]["kind"] == "clock_skew"
     assert faults[0]["observed"] == {"reverted": True}
     assert faults[0]["reverted_at_s"] is not None
+
+
+def test_a_call_that_ends_before_the_first_fault_is_an_error_not_a_pass(
+    project: pytest.Pytester,
+) -> None:
+    write_scenario(project.path / "scen", "late", """
+name: late
+description: latency from 2 s on
+severity: low
+faults:
+  - kind: toxic
+    type: latency
+    attributes: {latency: 100}
+    start: 2s
+""")
+    project.makepyfile("""
+        import pytest
+
+        @pytest.mark.chaos("late", iterations=1)
+        def test_quick(chaos_proxy, echo):
+            chaos_proxy("api", echo.address)
+    """)
+    result = project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios", "scen")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*the test call ended after *, before its first fault at 2 s*"])
+    (iteration,) = read_results(project)["tests"][0]["iterations"]
+    assert iteration["outcome"] == "error"
+    assert iteration["fitness"] is None  # nothing was measured, so nothing is scored

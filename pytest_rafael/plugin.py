@@ -400,9 +400,12 @@ class ChaosRunner:
             return (yield)
         if call.when == "teardown":
             result, verdict = self._finish_iteration(item, state, call)
-            item.user_properties.append(("rafael_scenario", state.case.scenario))
-            item.user_properties.append(("rafael_iteration", state.case.index))
-            item.user_properties.append(("rafael_fitness", result.fitness))
+            from pytest_rafael.report.junit import iteration_junit_properties
+
+            item.user_properties.extend(
+                iteration_junit_properties(result.to_dict(), state.case.scenario))
+            if result.module:
+                item.user_properties.append(("rafael_module", result.module))
             report = yield
             report.rafael_iteration = result.to_dict()  # type: ignore[attr-defined]
             if verdict is not None:

@@ -433,3 +433,23 @@ faults:
     (iteration,) = read_results(project)["tests"][0]["iterations"]
     assert iteration["outcome"] == "error"
     assert iteration["fitness"] is None  # nothing was measured, so nothing is scored
+
+
+def test_junitxml_carries_scenario_iteration_and_fitness(project: pytest.Pytester) -> None:
+    import xml.etree.ElementTree as ET
+
+    project.makepyfile("""
+        import pytest
+
+        @pytest.mark.chaos("cpu_spike", iterations=2, module="billing")
+        def test_fine():
+            pass
+    """)
+    project.runpytest_subprocess("--rafael-chaos", "--junitxml=junit.xml").assert_outcomes(
+        passed=2)
+    cases = ET.parse(project.path / "junit.xml").getroot().iter("testcase")
+    props = [{p.get("name"): p.get("value") for p in case.iter("property")} for case in cases]
+    assert [p["rafael_iteration"] for p in props] == ["0", "1"]
+    assert all(p["rafael_scenario"] == "cpu_spike" for p in props)
+    assert all(p["rafael_module"] == "billing" for p in props)
+    assert all(0 <= float(p["rafael_fitness"]) <= 1 for p in props)

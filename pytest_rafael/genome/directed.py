@@ -197,6 +197,17 @@ def _retry_move(genome: Genome, ev: Evidence, rng: random.Random) -> dict[str, A
     return sized if sized != params else None
 
 
+# Latencies measured in a test run (often loopback, well under a millisecond) are not the
+# latencies of production: a timeout fitted to them would break every real call. Timeouts
+# set from observed latency never go below this floor.
+EVOLVED_TIMEOUT_FLOOR_S = 0.1
+
+
+def latency_timeout(spec: Any, latency_s: float, factor: float) -> float:
+    """A timeout ``factor`` times an observed latency, but never under the floor."""
+    return float(_clamp(spec, max(EVOLVED_TIMEOUT_FLOOR_S, latency_s * factor)))
+
+
 def _timeout_move(
     genome: Genome, ev: Evidence, hints: Sequence[float], rng: random.Random
 ) -> float | None:
@@ -212,13 +223,13 @@ def _timeout_move(
             # Nothing ever succeeded within it: the timeout may be what kills the calls.
             return float(_clamp(spec, current * rng.uniform(2.0, 4.0)))
         if current < 1.5 * ok:
-            return float(_clamp(spec, ok * rng.uniform(2.0, 3.0)))
+            return latency_timeout(spec, ok, rng.uniform(2.0, 3.0))
     hung = ev.lossy and math.isfinite(current) and ev.span_s >= 0.8 * current
     slow = ev.intermittent and ok > 0 and ev.span_s > SLOW_FAILURE * ok
     if (ev.timeouts or hung or slow) and ok > 0:
-        target = ok * rng.uniform(1.5, 3.0)
+        target = latency_timeout(spec, ok, rng.uniform(1.5, 3.0))
         if current > 2 * target:
-            return float(_clamp(spec, target))
+            return target
     if hung and ok <= 0:
         return float(_clamp(spec, current * rng.uniform(0.1, 0.3)))
     return None

@@ -314,7 +314,8 @@ class Engine:
         genes = dict(child.genes)
         if "timeout" in genes and self._hints and rng.random() < HINT_TIMEOUT_P:
             spec = spec_of("timeout", "seconds")
-            seconds = _clamp(spec, statistics.median(self._hints) * rng.uniform(1.5, 3.0))
+            seconds = directed.latency_timeout(spec, statistics.median(self._hints),
+                                      rng.uniform(1.5, 3.0))
             genes["timeout"] = make_gene("timeout", {"seconds": seconds})
         if parent.n and parent.succ / parent.n < 0.99 and rng.random() < HINT_RETRY_P:
             retry = genes.get("retry")

@@ -3,8 +3,8 @@
 The level is the highest of several independent signals, each of which leaves a reason:
 
 * size of parameter changes: the largest relative change of a numeric gene parameter
-  (``|new - old| / |old|``) against ``change_thresholds`` (default: above 25% medium,
-  above 100% high); a changed non-numeric value counts as medium;
+  (``max(new/old, old/new) - 1``, so a cut weighs as much as a rise) against
+  ``change_thresholds`` (default: above 25% medium, above 100% high); a changed non-numeric value counts as medium;
 * genes or parameters added or removed: medium (behaviour appears or disappears);
 * a module's first genome: medium (the module ran bare until now);
 * the module's declared criticality (``modules = {payments = {criticality = ...}}``);
@@ -48,6 +48,16 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _relative_change(x: float, y: float) -> float:
+    """How far ``y`` is from ``x``, the same either way: halving counts as doubling
+    (100%), so cutting a timeout 1000-fold is as big a change as raising it 1000-fold."""
+    if x == 0:
+        return 0.0 if y == 0 else math.inf
+    if x * y > 0:
+        return max(y / x, x / y) - 1.0
+    return abs(y - x) / abs(x)  # a change of sign
+
+
 def assess_impact(
     module: str,
     baseline: Mapping[str, Any] | None,
@@ -87,7 +97,7 @@ def assess_impact(
             if x == y:
                 continue
             if _is_number(x) and _is_number(y):
-                change = math.inf if x == 0 else abs(float(y) - float(x)) / abs(float(x))
+                change = _relative_change(float(x), float(y))
                 if largest is None or change > largest[0]:
                     largest = (change, f"{where} {x} -> {y}")
             else:

@@ -277,3 +277,14 @@ def test_record_many_is_one_chain_segment(make_guardian: Make) -> None:
     assert [e.id for e in entries] == [1, 2, 3, 4, 5]
     assert {e.actor for e in entries} == {"ci-bot"}
     assert g.audit.verify().ok
+
+
+def test_a_thousandfold_timeout_cut_is_high_impact() -> None:
+    from pytest_rafael.guardian.config import GuardianConfig
+    from pytest_rafael.guardian.impact import assess_impact
+
+    old = {"generation": 1, "genes": {"timeout": {"seconds": 5.5}}}
+    new = {"generation": 2, "genes": {"timeout": {"seconds": 0.004}}}
+    impact = assess_impact("svc", old, new, evidence(), GuardianConfig())
+    assert impact.level == "high"
+    assert any("timeout.seconds" in r for r in impact.reasons)

@@ -4,7 +4,8 @@ The level is the highest of several independent signals, each of which leaves a 
 
 * size of parameter changes: the largest relative change of a numeric gene parameter
   (``max(new/old, old/new) - 1``, so a cut weighs as much as a rise) against
-  ``change_thresholds`` (default: above 25% medium, above 100% high); a changed non-numeric value counts as medium;
+  ``change_thresholds`` (default: above 25% medium, above 100% high); a changed
+  non-numeric value counts as medium;
 * genes or parameters added or removed: medium (behaviour appears or disappears);
 * a module's first genome: medium (the module ran bare until now);
 * the module's declared criticality (``modules = {payments = {criticality = ...}}``);

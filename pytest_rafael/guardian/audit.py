@@ -245,11 +245,22 @@ class AuditLog:
         # no other process can append between this read and our insert.
         # One statement for the three things that must agree: the last row, the head
         # record and SQLite's AUTOINCREMENT counter (fewer round trips per append).
-        head_id, head_hash, tail_id, tail_hash, seq = conn.execute(
+        head_id, head_hash, head_mac, tail_id, tail_hash, seq = conn.execute(
             "SELECT (SELECT last_id FROM audit_head), (SELECT last_hash FROM audit_head),"
+            " (SELECT mac FROM audit_head),"
             " (SELECT max(id) FROM audit), (SELECT hash FROM audit ORDER BY id DESC LIMIT 1),"
             " (SELECT seq FROM sqlite_sequence WHERE name = 'audit')"
         ).fetchone()
+        if head_mac is not None:
+            # A signed chain stays signed: an entry without a MAC, or with another key's,
+            # would break it for good.
+            if self.key is None:
+                raise AuditChainError(
+                    f"the audit chain is signed (HMAC); set {KEY_ENV} to add to it")
+            if not hmac.compare_digest(_mac(self.key, f"{head_id}:{head_hash}"),
+                                       str(head_mac)):
+                raise AuditChainError(
+                    f"{KEY_ENV} is not the key this audit chain was signed with")
         if tail_id is None:
             last_id, prev = 0, GENESIS_HASH
         else:
@@ -461,7 +472,26 @@ class AuditLog:
                 return broken(last_id, "the entry counter (sqlite_sequence) was altered")
             if seq > last_id:
                 return broken(last_id + 1, f"entries {last_id + 1}..{seq} were deleted")
+        if count == 0:
+            recorded = _recorded_history(conn)
+            if recorded:
+                return broken(1, f"the audit log is empty but the store records {recorded} "
+                                 f"(the log was wiped)")
         return VerifyResult(True, count, None, None, key is not None, unchecked)
+
+
+def _recorded_history(conn: sqlite3.Connection) -> str:
+    """What else the store records ("3 runs and 2 proposals"), or "" when nothing: every
+    run and proposal writes audit entries, so history without a log means a wipe."""
+    parts = []
+    for table, noun in (("runs", "run"), ("proposals", "proposal")):
+        try:
+            (n,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+        except sqlite3.OperationalError:  # the table is not there: nothing recorded
+            continue
+        if n:
+            parts.append(f"{n} {noun}{'s' if n != 1 else ''}")
+    return " and ".join(parts)
 
 
 def _plain_cursor(conn: sqlite3.Connection) -> sqlite3.Cursor:

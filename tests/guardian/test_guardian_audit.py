@@ -8,8 +8,10 @@ import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from guardian_factories import evidence, genome
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -423,3 +425,31 @@ def test_altered_bookkeeping_is_caught_and_blocks_appends(chain: Path, statement
     assert not verify(chain)[0]
     with Store(chain) as s, pytest.raises(AuditChainError):
         AuditLog(s).append("run_started", "alice")
+
+
+def test_wiping_the_whole_log_is_caught_when_history_remains(make_guardian: Any) -> None:
+    g = make_guardian()
+    g.propose("search", None, genome(1), evidence())
+    assert g.audit.verify().ok
+    conn = g.store.conn
+    conn.execute("DELETE FROM audit")
+    conn.execute("DELETE FROM audit_head")
+    conn.execute("DELETE FROM sqlite_sequence WHERE name = 'audit'")
+    result = g.audit.verify()
+    assert not result.ok
+    assert "empty but the store records 1 proposal" in (result.reason or "")
+
+
+def test_a_signed_chain_refuses_unsigned_or_foreign_appends(
+    make_guardian: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_rafael.guardian.audit import AuditChainError, AuditLog
+
+    monkeypatch.setenv("RAFAEL_AUDIT_KEY", "s3cret")
+    g = make_guardian()
+    g.record("run_started")
+    with pytest.raises(AuditChainError, match="signed"):
+        AuditLog(g.store, None).append("run_finished", "alice")
+    with pytest.raises(AuditChainError, match="not the key"):
+        AuditLog(g.store, b"other").append("run_finished", "alice")
+    assert g.audit.verify().ok

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Iterable
 from datetime import datetime
@@ -118,7 +119,8 @@ def cmd_compliance(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     with store_errors(args.store), open_store(args.store) as store:
         controls = check_compliance(
-            store, config, audit_key_from_env(), args.framework, _genome_to_check(args.genome)
+            store, config, audit_key_from_env(), args.framework,
+            _genome_to_check(args.genome, store)
         )
     if args.json:
         print(json.dumps([c.to_dict() for c in controls], indent=2))
@@ -136,14 +138,22 @@ def cmd_compliance(args: argparse.Namespace) -> int:
     return 0 if all(c.passed for c in controls) else 1
 
 
-def _genome_to_check(given: str | None) -> Path | None:
+def _genome_to_check(given: str | None, store: Any) -> Path | None:
     # Named explicitly: always checked (a missing file is a finding). Otherwise the
-    # default file is checked only where it exists, so running from another directory
-    # does not report a genome file that was never meant to be here.
+    # default file is checked where it exists, or where the store says genomes were
+    # adopted (deleting the file must not make the control disappear); a directory
+    # with neither never held one.
     if given:
         return Path(given)
     default = Path(os.environ.get("RAFAEL_GENOME_FILE") or DEFAULT_GENOME)
-    return default if default.exists() else None
+    if default.exists():
+        return default
+    try:
+        (adopted,) = store.conn.execute(
+            "SELECT count(*) FROM proposals WHERE status = 'adopted'").fetchone()
+    except sqlite3.OperationalError:
+        adopted = 0
+    return default if adopted else None
 
 
 # -- formats ---------------------------------------------------------------------------

@@ -344,8 +344,10 @@ def test_compliance_checks_the_genome_file(
     assert code == 1
     assert "edited outside the guardian" in out
     (project / "rafael.genome.yaml").unlink()
-    # The default file is only checked where it exists; a named one always is.
-    assert run(capsys, "audit", "compliance", "--framework", "iso27001")[0] == 0
+    # Genomes were adopted here, so a missing default file is a finding, not a skip.
+    code, out, _ = run(capsys, "audit", "compliance", "--framework", "iso27001")
+    assert code == 1
+    assert "is missing" in out
     code, out, _ = run(capsys, "audit", "compliance", "--genome", "rafael.genome.yaml")
     assert code == 1
     assert "is missing" in out

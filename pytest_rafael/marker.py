@@ -74,4 +74,10 @@ def parse(mark: pytest.Mark, where: str, known: Mapping[str, Any]) -> ChaosSpec:
         isinstance(k, str) and isinstance(v, str) for k, v in targets.items()
     ):
         raise fail(f"targets= must map scenario target names to proxy names, got {targets!r}")
+    aimed = {f.target for name in names for f in getattr(known[name], "faults", ())}
+    unused = sorted(set(targets) - aimed)
+    if unused:
+        raise fail(f"targets= renames {', '.join(map(repr, unused))}, but no fault of "
+                   f"{', '.join(names)} aims at it; their targets: "
+                   f"{', '.join(sorted(aimed)) or 'none'}")
     return ChaosSpec(tuple(names), iterations, module, min_fitness, dict(targets))

@@ -92,6 +92,8 @@ def test_precedence_cli_over_env_over_ini(pytester: pytest.Pytester,
         ('"db_failure", targets=["db"]', "*targets= must map scenario target names*"),
         ('"db_failure", retries=3', "*unknown argument(s) retries; valid: iterations*"),
         ('"db_failure", "db_failure"', "*scenario 'db_failure' is named twice*"),
+        ('"db_failure", targets={"dbx": "pg"}',
+         "*targets= renames 'dbx', but no fault of db_failure aims at it; their targets: db*"),
     ],
 )
 @pytest.mark.parametrize("chaos_flag", [[], ["--rafael-chaos"]])

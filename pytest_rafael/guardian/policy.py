@@ -90,6 +90,14 @@ def check_approver(
     """Refuse an approval (or rejection) that breaks separation of duties."""
     if not by.strip():
         raise PolicyError("an approver name is required (--by)")
+    if any(not ch.isprintable() for ch in by):
+        raise PolicyError(f"{by!r}: an approver name cannot hold control characters")
+    from pytest_rafael.guardian.compliance import GENERIC_IDENTITIES
+
+    if by.strip().casefold() in GENERIC_IDENTITIES:
+        # The HIPAA control fails on anonymous approvals for good (the log is append-only),
+        # so they are refused here rather than reported later.
+        raise PolicyError(f"{by!r} does not identify a person; approve under your own name")
     if same_actor(by, author):
         raise PolicyError(
             f"{by!r} authored this change and cannot approve it (separation of duties)"
@@ -97,6 +105,9 @@ def check_approver(
     if any(same_actor(by, a.by) for a in existing):
         raise PolicyError(f"{by!r} has already approved this change; approvers must be distinct")
     if role:
+        # Role names match however they are spelled (as approver names do).
+        role = next((r for r in config.roles if r.casefold() == role.strip().casefold()),
+                    role)
         members = config.roles.get(role)
         if members is not None and not any(same_actor(by, m) for m in members):
             raise PolicyError(
@@ -124,7 +135,7 @@ def unmet(
     if len(valid) < req.approvers:
         missing.append(f"{req.approvers - len(valid)} more approval(s) ({req.describe()})")
     if req.role and not any(
-        a.role == req.role
+        (a.role or "").strip().casefold() == req.role.strip().casefold()
         and (
             req.role not in config.roles or any(same_actor(a.by, m) for m in config.roles[req.role])
         )

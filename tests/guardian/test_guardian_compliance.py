@@ -151,8 +151,16 @@ def test_personal_data_in_details_fails_gdpr(
 def test_anonymous_approver_fails_hipaa(
     store: Store, history: dict[str, str], make_guardian: Callable[..., Guardian]
 ) -> None:
-    make_guardian(config=CFG).approve(history["pending"], "admin")
-    assert failing(store) == {"hipaa:164.312(d)"}
+    from pytest_rafael.guardian.policy import PolicyError
+
+    with pytest.raises(PolicyError, match="does not identify a person"):
+        make_guardian(config=CFG).approve(history["pending"], "admin")
+    # One recorded before that rule (or slipped into the table) is still caught.
+    with store.transaction() as conn:
+        conn.execute("INSERT INTO approvals (proposal_id, approver, role, reason, at)"
+                     " VALUES (?, 'admin', NULL, '', '2026-01-01T00:00:00+00:00')",
+                     (history["pending"],))
+    assert "hipaa:164.312(d)" in failing(store)
 
 
 def test_readable_store_fails_hipaa(store: Store, history: dict[str, str]) -> None:

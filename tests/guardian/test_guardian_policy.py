@@ -288,3 +288,12 @@ def test_a_thousandfold_timeout_cut_is_high_impact() -> None:
     impact = assess_impact("svc", old, new, evidence(), GuardianConfig())
     assert impact.level == "high"
     assert any("timeout.seconds" in r for r in impact.reasons)
+
+
+def test_generic_accounts_and_control_characters_cannot_approve(make_guardian: Make) -> None:
+    g = make_guardian()
+    p = g.propose("search", None, genome(1), evidence())
+    for name in ("root", "Admin", "x\ny"):
+        with pytest.raises(PolicyError):
+            g.approve(p.id, name)
+    assert g.get(p.id).approvals == ()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -129,7 +128,7 @@ def finish_run(rs: RafaelSession, session: pytest.Session) -> RunResult:
     s = rs.settings
     tests = build_tests(rs.iterations, rs.verdicts)
     finished = datetime.now(timezone.utc)
-    run_id = f"{rs.started_at:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    run_id = rs.run_id
     actor = _actor()
     extra: dict[str, Any] = {}
     history: list[dict[str, Any]] = []
@@ -146,6 +145,8 @@ def finish_run(rs: RafaelSession, session: pytest.Session) -> RunResult:
             tests=tuple(tests), delta=compute_delta(tests), gate=gate, extra=extra,
         )
 
+    if rs.start_error is not None:
+        extra["error"] = rs.start_error
     try:
         tests, history = _record(rs, session, tests, run_id, actor, extra, result)
     except _recording_errors() as exc:  # evaluated (imported) only when something raised
@@ -157,6 +158,27 @@ def finish_run(rs: RafaelSession, session: pytest.Session) -> RunResult:
 
     rs.report_paths = write_reports(run.to_dict(), s.report_dir, history)
     return run
+
+
+def _start_details(rs: RafaelSession) -> dict[str, Any]:
+    return {"run_id": rs.run_id, "seed": rs.settings.seed,
+            "started_at": rs.started_at.isoformat()}
+
+
+def record_start(rs: RafaelSession, session: pytest.Session) -> None:
+    """Audit ``run_started`` when the run starts, so that even a run killed half-way
+    leaves a trace; a store that cannot take it is reported at the end of the run."""
+    from pytest_rafael.guardian import Guardian
+    from pytest_rafael.store import Store
+
+    try:
+        with Store(rs.settings.store) as store:
+            Guardian.open(store, project_root=session.config.rootpath,
+                          genome_file=rs.settings.genome_file, actor=_actor(),
+                          ).record("run_started", details=_start_details(rs))
+        rs.start_recorded = True
+    except _recording_errors() as exc:  # evaluated (imported) only when something raised
+        rs.start_error = f"pytest-rafael: run not recorded in {rs.settings.store}: {exc}"
 
 
 def _recording_errors() -> tuple[type[BaseException], ...]:
@@ -187,8 +209,8 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
             actor=actor,
             notify=lambda event: session.config.hook.pytest_rafael_proposal(event=event),
         )
-        guardian.record("run_started", details={"run_id": run_id, "seed": s.seed,
-                                                "started_at": rs.started_at.isoformat()})
+        if not rs.start_recorded:
+            guardian.record("run_started", details=_start_details(rs))
         for verdict in rs.verdicts.values():
             save_engine_state(store, verdict["key"], verdict["module"], verdict["engine_state"])
         events = []

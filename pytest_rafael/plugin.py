@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Generator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -111,6 +112,9 @@ class RafaelSession:
         self.is_worker = is_worker
         self.started_at = datetime.now(timezone.utc)
         self.started = time.monotonic()
+        self.run_id = f"{self.started_at:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+        self.start_recorded = False  # run_started is in the audit log
+        self.start_error: str | None = None
         self._catalog: dict[str, Scenario] | None = None
         self._server: EmbeddedServer | None = None
         self._toxiproxy: ToxiproxyServer | None = None
@@ -186,8 +190,17 @@ class RafaelSession:
                                                       genes={}, lineage=())
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if not self.settings.chaos:
+            return
+        self._check_external_toxiproxy()
+        if not self.is_worker:
+            from pytest_rafael import controller
+
+            controller.record_start(self, session)
+
+    def _check_external_toxiproxy(self) -> None:
         url = self.settings.toxiproxy_url
-        if url is None or not self.settings.chaos:
+        if url is None:
             return
         # An external server that does not answer is a usage error, said once up front,
         # rather than an error in every test that creates a proxy.

@@ -174,3 +174,23 @@ def test_a_hung_toxiproxy_control_port_fails_fast_instead_of_hanging(
     assert result.ret != 0
     result.stderr.fnmatch_lines(["*did not answer GET /version within 1 s*"])
     assert took < 30
+
+
+def test_a_killed_run_leaves_its_start_in_the_audit_log(
+    project: pytest.Pytester, external_toxiproxy: EmbeddedServer
+) -> None:
+    from pytest_rafael.guardian.audit import AuditLog
+    from pytest_rafael.store import Store
+
+    proc = _start_run(project, external_toxiproxy.url, HANGING)
+    try:
+        _wait_started(project.path, proc)
+        proc.kill()  # SIGKILL: no teardown, no session end
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with Store(project.path / ".rafael" / "rafael.db") as store:
+        log = AuditLog(store)
+        assert [e.event_type for e in log.entries()] == ["run_started"]
+        assert log.verify().ok

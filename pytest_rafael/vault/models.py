@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_rafael.scenario_loader import builtin_dir
+
 CATEGORIES = (
     "retry",
     "circuit_breaker",
@@ -28,23 +30,11 @@ CATEGORIES = (
 
 VERIFICATION_STATUSES = ("unverified", "community", "tested", "production_proven")
 
-# The built-in threat scenarios (scenarios/*.yaml). User patterns may also name threats of
-# user scenario folders, so only the built-in patterns are held to this list.
-BUILTIN_THREATS = (
-    "network_latency",
-    "db_failure",
-    "ddos",
-    "memory_pressure",
-    "cpu_spike",
-    "cascading_failure",
-    "flaky_network",
-    "bandwidth_throttle",
-    "slow_close",
-    "data_truncation",
-    "packet_fragmentation",
-    "connection_timeout",
-    "disk_pressure",
-    "service_restart",
+# The built-in threat scenarios, read from the catalog's file names (one scenario per file,
+# named after it) so that the vault and the catalog cannot drift apart. User patterns may
+# also name threats of user scenario folders, so only built-in patterns are held to it.
+BUILTIN_THREATS: tuple[str, ...] = tuple(
+    sorted(p.stem for p in builtin_dir().glob("*.yaml"))
 )
 
 # Gene name -> parameter name -> (type, minimum, maximum); None bounds are open. These are

@@ -124,6 +124,7 @@ class RafaelSession:
         self.iterations: list[IterationResult] = []
         self.verdicts: dict[str, dict[str, Any]] = {}
         self.run: Any = None  # the RunResult, once the session is over
+        self.report_paths: Any = None  # where its report files were written
 
     # -- shared resources -----------------------------------------------------------
 
@@ -292,8 +293,6 @@ class RafaelSession:
             from pytest_rafael import controller
 
             controller.write_terminal_summary(self.run, terminalreporter, self.report_paths)
-
-    report_paths: Any = None
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._server is not None:

@@ -487,21 +487,15 @@ _ATTEMPT_CODES = frozenset(
 )
 
 
-def bare_sync(
-    c: Counters, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    """A module without genes: the call as is, counted."""
-    c.calls += 1
-    start = perf_counter()
-    try:
-        result = fn(*args, **kwargs)
-    except Exception:
-        now = perf_counter()
-        c.failures += 1
-        c.attempt_failures += 1
-        c.last_failure, c.recovered_at = now, None
-        c.latency_total += now - start
-        raise
+def _count_failure(c: Counters, start: float) -> None:
+    now = perf_counter()
+    c.failures += 1
+    c.attempt_failures += 1
+    c.last_failure, c.recovered_at = now, None
+    c.latency_total += now - start
+
+
+def _count_success(c: Counters, start: float) -> None:
     now = perf_counter()
     elapsed = now - start
     c.latency_total += elapsed
@@ -511,6 +505,20 @@ def bare_sync(
         c.ok_latency_max = elapsed
     if c.last_failure is not None and c.recovered_at is None:
         c.recovered_at = now
+
+
+def bare_sync(
+    c: Counters, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """A module without genes: the call as is, counted."""
+    c.calls += 1
+    start = perf_counter()
+    try:
+        result = fn(*args, **kwargs)
+    except Exception:
+        _count_failure(c, start)
+        raise
+    _count_success(c, start)
     return result
 
 
@@ -522,19 +530,7 @@ async def bare_async(
     try:
         result = await fn(*args, **kwargs)
     except Exception:
-        now = perf_counter()
-        c.failures += 1
-        c.attempt_failures += 1
-        c.last_failure, c.recovered_at = now, None
-        c.latency_total += now - start
+        _count_failure(c, start)
         raise
-    now = perf_counter()
-    elapsed = now - start
-    c.latency_total += elapsed
-    if elapsed > c.latency_max:
-        c.latency_max = elapsed
-    if elapsed > c.ok_latency_max:
-        c.ok_latency_max = elapsed
-    if c.last_failure is not None and c.recovered_at is None:
-        c.recovered_at = now
+    _count_success(c, start)
     return result

@@ -22,17 +22,26 @@ if TYPE_CHECKING:
     from pytest_rafael.scenarios import Scenario
 
 
+REFERENCE = -1  # the index of the no-fault reference run of a (test, scenario) pair
+
+
 @dataclass(frozen=True)
 class ChaosCase:
-    """The hidden parameter of a chaos item: which scenario, which iteration."""
+    """The hidden parameter of a chaos item: which scenario, which iteration. Index
+    :data:`REFERENCE` is the pair's run without faults, whose duration the speed term of
+    the fitness compares the iterations with."""
 
     scenario: str
     index: int
     iterations: int
 
     @property
+    def reference(self) -> bool:
+        return self.index == REFERENCE
+
+    @property
     def id(self) -> str:
-        return f"{self.scenario}-it{self.index}"
+        return f"{self.scenario}-nofault" if self.reference else f"{self.scenario}-it{self.index}"
 
     def __repr__(self) -> str:  # shown by pytest in some failure headers
         return self.id

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_rafael import marker, settings
-from pytest_rafael.iteration import ChaosCase, base_nodeid, one_line, state_of
+from pytest_rafael.iteration import REFERENCE, ChaosCase, base_nodeid, one_line, state_of
 from pytest_rafael.results import IterationResult
 
 if TYPE_CHECKING:
@@ -123,6 +123,12 @@ class RafaelSession:
         self.engines: dict[str, Any] = {}
         self.iterations: list[IterationResult] = []
         self.verdicts: dict[str, dict[str, Any]] = {}
+        # (nodeid, scenario) -> the no-fault reference run: on the process that runs the
+        # pair, its duration for the speed term; on the controller, what the report shows.
+        self.references: dict[tuple[str, str], dict[str, Any]] = {}
+        # module -> candidates that pairs run so far would propose: later pairs of the
+        # same module measure them too (see Engine.consider).
+        self.leaders: dict[str, list[Any]] = {}
         self.run: Any = None  # the RunResult, once the session is over
         self.report_paths: Any = None  # where its report files were written
 
@@ -190,6 +196,12 @@ class RafaelSession:
         return found if found is not None else Genome(module=module, generation=0,
                                                       genes={}, lineage=())
 
+    def idempotent(self, module: str) -> bool | None:
+        """The module's declaration: genome file first, then ``@antifragile``."""
+        from pytest_rafael.resilience import runtime
+
+        return runtime.idempotent(module, self.adopted_genome(module))
+
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if not self.settings.chaos:
             return
@@ -233,8 +245,10 @@ class RafaelSession:
         if not self.settings.chaos:
             return
         iterations = spec.iterations or self.settings.iterations
+        # Each pair first runs once without faults: the reference the speed term of the
+        # fitness compares its iterations with, measured in the same run.
         cases = [ChaosCase(name, i, iterations) for name in spec.scenarios
-                 for i in range(iterations)]
+                 for i in range(REFERENCE, iterations)]
         # The same trick as pytest-repeat: a parameter the test function does not take,
         # so every iteration is its own item with fresh function-scoped fixtures.
         metafunc.fixturenames.append(CASE_PARAM)
@@ -260,6 +274,9 @@ class RafaelSession:
                 schedules.record_pending_failure(report.nodeid, self.failures_dir)
             else:
                 schedules.take_pending(report.nodeid)
+        reference = getattr(report, "rafael_reference", None)
+        if reference is not None:
+            self.references[(reference["nodeid"], reference["scenario"])] = reference
         data = getattr(report, "rafael_iteration", None)
         if data is not None:
             self.iterations.append(IterationResult.from_dict(data))
@@ -323,21 +340,28 @@ class ChaosRunner:
         state.base_nodeid = base_nodeid(item.nodeid, case)
         module = state.spec.module
         if module is not None:
-            engine = self._engine(state.base_nodeid, case.scenario, module)
-            state.genome = engine.next_candidate(case.index)
+            if case.reference:
+                state.genome = self.session.adopted_genome(module)
+            else:
+                engine = self._engine(state.base_nodeid, case.scenario, module, item)
+                state.genome = engine.next_candidate(case.index)
             from pytest_rafael.resilience import runtime
 
             # The candidate is in force from setup (fixtures may build clients from it)
             # to the end of teardown.
             state.cleanup.enter_context(runtime.use_genome(state.genome, module))
 
-    def _engine(self, nodeid: str, scenario: str, module: str) -> Any:
+    def _engine(self, nodeid: str, scenario: str, module: str, item: pytest.Item) -> Any:
         key = f"{nodeid}::{scenario}"
         engine = self.session.engines.get(key)
         if engine is None:
             from pytest_rafael.genome.evolution import Engine
+            from pytest_rafael.genome.safety import Safety
 
             s = self.session.settings
+            state = state_of(item)
+            assert state.case is not None
+            assert state.scenario is not None
             engine = Engine(
                 key,
                 self.session.adopted_genome(module),
@@ -346,7 +370,15 @@ class ChaosRunner:
                 adopt_margin=s.adopt_margin,
                 weights=s.fitness_weights,
                 gene_pool=self.session.gene_pool(),
+                baseline_indices=baseline_indices(state.case.iterations,
+                                                  state.scenario.probabilistic),
+                safety=Safety.for_module(module, self.session.idempotent(module),
+                                         _time_budget(item)),
             )
+            # Candidates that lead for the same module in pairs already run are measured
+            # here too, so that a proposal rests on every test of its module.
+            for genome in self.session.leaders.get(module, ()):
+                engine.consider(genome)
             self.session.engines[key] = engine
         return engine
 
@@ -355,6 +387,12 @@ class ChaosRunner:
         state = state_of(item)
         if state.case is None or state.scenario is None:
             return (yield)
+        if state.case.reference:
+            started = time.perf_counter()
+            try:
+                return (yield)
+            finally:
+                state.duration_s = time.perf_counter() - started
         from pytest_rafael.faults.injector import FaultInjector
 
         module = state.spec.module if state.spec else None
@@ -410,6 +448,11 @@ class ChaosRunner:
         state = state_of(item)
         if state.case is None:
             return (yield)
+        if call.when == "teardown" and state.case.reference:
+            reference = self._finish_reference(state, call)
+            report = yield
+            report.rafael_reference = reference  # type: ignore[attr-defined]
+            return report
         if call.when == "teardown":
             result, verdict = self._finish_iteration(item, state, call)
             from pytest_rafael.report.junit import iteration_junit_properties
@@ -434,6 +477,20 @@ class ChaosRunner:
             state.outcome = "passed"
         return report
 
+    def _finish_reference(self, state: Any, call: pytest.CallInfo[None]) -> dict[str, Any]:
+        """Close the reference run; its duration counts only if it passed."""
+        assert state.case is not None
+        if call.excinfo is not None and state.outcome in (None, "passed"):
+            state.outcome, state.error = "error", one_line(call.excinfo)
+        state.cleanup.close()
+        reference = {
+            "nodeid": state.base_nodeid, "scenario": state.case.scenario,
+            "outcome": state.outcome or "error", "duration_s": round(state.duration_s, 6),
+            "error": state.error,
+        }
+        self.session.references[(state.base_nodeid, state.case.scenario)] = reference
+        return reference
+
     def _finish_iteration(self, item: pytest.Item, state: Any,
                           call: pytest.CallInfo[None]) -> tuple[IterationResult, Any]:
         assert state.case is not None
@@ -449,13 +506,16 @@ class ChaosRunner:
         if outcome != "skipped" and state.measured:
             from pytest_rafael.genome.fitness import Measurement
 
+            reference = self.session.references.get((state.base_nodeid, state.case.scenario))
             measurement = Measurement.from_iteration(
-                outcome, state.duration_s, state.runtime, state.metrics, state.fault_window
+                outcome, state.duration_s, state.runtime, state.metrics, state.fault_window,
+                reference_s=reference["duration_s"]
+                if reference and reference["outcome"] == "passed" else None,
             )
             hook = item.config.hook
             extra = [t for t in hook.pytest_rafael_fitness_terms(measurement=measurement) if t]
             if module is not None:
-                engine = self._engine(state.base_nodeid, state.case.scenario, module)
+                engine = self._engine(state.base_nodeid, state.case.scenario, module, item)
                 scored = engine.observe(state.case.index, state.genome, measurement, extra)
             else:
                 from pytest_rafael.genome.fitness import evaluate
@@ -465,8 +525,11 @@ class ChaosRunner:
                                   extra_terms=extra)
             fitness, terms = scored.score, dict(scored.terms)
         if module is not None and state.case.index == state.case.iterations - 1:
-            engine = self._engine(state.base_nodeid, state.case.scenario, module)
+            engine = self._engine(state.base_nodeid, state.case.scenario, module, item)
             verdict = _verdict_dict(engine, state)
+            leader = engine.leader()
+            if leader is not None:
+                self.session.leaders.setdefault(module, []).append(leader)
         result = IterationResult(
             nodeid=state.base_nodeid,
             scenario=state.case.scenario,
@@ -505,6 +568,32 @@ def _case_of(item: pytest.Item) -> ChaosCase | None:
         return None
     case = callspec.params.get(CASE_PARAM)
     return case if isinstance(case, ChaosCase) else None
+
+
+def baseline_indices(iterations: int, probabilistic: bool) -> frozenset[int]:
+    """Iterations that measure the shipped genome: the first, and for a scenario that
+    hits by chance up to three spread over the run, so the gate never rests on one
+    lucky draw."""
+    k = min(iterations, 3) if probabilistic else 1
+    if k <= 1:
+        return frozenset({0})
+    return frozenset(round(i * (iterations - 1) / (k - 1)) for i in range(k))
+
+
+def _time_budget(item: pytest.Item) -> float | None:
+    """The test's own time limit: pytest-timeout's marker or setting, when there is one."""
+    mark = item.get_closest_marker("timeout")
+    value: Any = None
+    if mark is not None:
+        value = mark.args[0] if mark.args else mark.kwargs.get("timeout")
+    else:
+        with contextlib.suppress(ValueError, KeyError):
+            value = item.config.getini("timeout")
+    with contextlib.suppress(TypeError, ValueError):
+        seconds = float(value)
+        if seconds > 0:
+            return seconds
+    return None
 
 
 def _min_fitness(spec: Any, resolved: settings.Settings) -> float | None:

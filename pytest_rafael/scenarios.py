@@ -50,6 +50,17 @@ class FaultSpec:
     duration_s: float | None = None
     source: str = field(default="<inline>", compare=False)  # "file.yaml:12", for errors
 
+    @property
+    def probabilistic(self) -> bool:
+        """Does the fault hit by chance (toxicity below 1, jitter, random slicing)? One
+        measurement then says little, so the shipped genome is measured several times."""
+        if self.kind == "toxic" and self.toxicity < 1.0:
+            return True
+        attrs = self.attributes
+        if self.type == "latency" and _positive(attrs.get("jitter")):
+            return True
+        return self.type == "slicer" and bool(_positive(attrs.get("size_variation")))
+
     def retarget(self, mapping: Mapping[str, str]) -> FaultSpec:
         """The same fault aimed at a renamed proxy (the marker's ``targets=``)."""
         return replace(self, target=mapping.get(self.target, self.target))
@@ -70,5 +81,13 @@ class Scenario:
             f.target for f in self.faults if f.kind in ("toxic", "down") and f.target != "*"
         )
 
+    @property
+    def probabilistic(self) -> bool:
+        return any(f.probabilistic for f in self.faults)
+
     def retarget(self, mapping: Mapping[str, str]) -> Scenario:
         return replace(self, faults=tuple(f.retarget(mapping) for f in self.faults))
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0

@@ -7,6 +7,8 @@ it came from (the option, the environment variable, or the ini file and key).
 
 from __future__ import annotations
 
+import math
+
 import os
 import secrets
 from collections.abc import Callable, Sequence
@@ -75,14 +77,19 @@ def _words(items: Sequence[str]) -> tuple[str, ...]:
     return tuple(w for i in items for w in i.replace(",", " ").split())
 
 
-def _weights(text: str) -> tuple[float, float, float]:
+def _weights(text: str) -> tuple[float, float, float, float]:
+    """success_rate, recovery_speed, resource_efficiency[, speed] (speed defaults to 0.2)."""
     try:
         parts = tuple(float(p) for p in text.split(","))
     except ValueError:
-        raise ValueError(f"expected three numbers like 0.6,0.2,0.2, got {text!r}") from None
-    if len(parts) != 3 or any(p < 0 for p in parts) or sum(parts) <= 0:
-        raise ValueError(f"expected three non-negative numbers like 0.6,0.2,0.2, got {text!r}")
-    return (parts[0], parts[1], parts[2])
+        raise ValueError(f"expected numbers like 0.6,0.2,0.2,0.2, got {text!r}") from None
+    if (len(parts) not in (3, 4) or not all(math.isfinite(p) and p >= 0 for p in parts)
+            or sum(parts) <= 0):
+        raise ValueError(f"expected three or four finite non-negative numbers like "
+                         f"0.6,0.2,0.2,0.2, got {text!r}")
+    if len(parts) == 3:
+        parts = (*parts, 0.2)
+    return (parts[0], parts[1], parts[2], parts[3])
 
 
 @dataclass(frozen=True)
@@ -143,8 +150,8 @@ OPTIONS: tuple[Option, ...] = (
            "fitness a candidate must gain over the baseline before it is proposed",
            _unit_float, 0.05, env="RAFAEL_ADOPT_MARGIN", metavar="F"),
     Option("fitness_weights", "--rafael-fitness-weights", "rafael_fitness_weights",
-           "weights of success_rate, recovery_speed, resource_efficiency",
-           _weights, (0.6, 0.2, 0.2), env="RAFAEL_FITNESS_WEIGHTS", metavar="W,W,W"),
+           "weights of success_rate, recovery_speed, resource_efficiency and speed",
+           _weights, (0.6, 0.2, 0.2, 0.2), env="RAFAEL_FITNESS_WEIGHTS", metavar="W,W,W[,W]"),
     Option("vault_dirs", "--rafael-vault", "rafael_vault_dirs",
            "folder of extra vault pattern files (repeatable)",
            _path, (), env="RAFAEL_VAULT_DIRS", multiple=True, metavar="DIR"),
@@ -166,7 +173,7 @@ class Settings:
     memory_cap: float
     control_timeout: float
     adopt_margin: float
-    fitness_weights: tuple[float, float, float]
+    fitness_weights: tuple[float, float, float, float]
     vault_dirs: tuple[Path, ...]
     seed_was_given: bool = True
 

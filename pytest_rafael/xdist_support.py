@@ -15,8 +15,9 @@ import pytest
 if TYPE_CHECKING:
     from pytest_rafael.plugin import RafaelSession
 
-# The id of the rafael parameter is "<scenario>-it<index>" (see iteration.ChaosCase).
-_ITERATION_ID = re.compile(r"(?P<scenario>[a-z0-9_]+)-it\d+(?=[\]\-])")
+# The id of the rafael parameter is "<scenario>-it<index>", or "<scenario>-nofault" for
+# the pair's reference run (see iteration.ChaosCase).
+_ITERATION_ID = re.compile(r"(?P<scenario>[a-z0-9_]+)-(?:it\d+|nofault)(?=[\]\-])")
 
 
 def chaos_scope(nodeid: str) -> str:

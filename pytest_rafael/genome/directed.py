@@ -11,6 +11,9 @@ bound), whether the timeout gene cut attempts, and how slow the successful attem
 The rules, in order (the first that applies wins; the timeout rule may join the retry
 rule, as both genes then played a role):
 
+0. the test failed although every decorated call returned, after retries: the retries
+   themselves did harm (a re-sent write, a duplicate job), so the retry gene is narrowed
+   to errors that prove nothing was sent, or removed when it already was;
 1. calls failed, no retry gene: add one whose total backoff covers the observed outage;
 2. calls failed with every attempt used (retries exhausted): scale the total backoff to
    the outage (known: 1.5x the fault window; outlasted the call: 3-5x the longest failed
@@ -39,6 +42,7 @@ from pytest_rafael.genome.fitness import Measurement
 from pytest_rafael.genome.genes import make_gene, spec_of
 from pytest_rafael.genome.genome import Genome
 from pytest_rafael.genome.mutation import _clamp
+from pytest_rafael.resilience.delivery import NOT_DELIVERED
 
 # A fault reverted within this long of the call's end was reverted *by the harness* when
 # the call ended, not by its schedule: the outage outlasted the call.
@@ -64,6 +68,7 @@ class Evidence:
     timeouts: int = 0  # attempts cut by the timeout gene
     rejected: int = 0  # lossy measurements with calls refused by an open breaker
     ok_latency_s: float = 0.0  # the slowest successful attempt
+    harmed: int = 0  # measurements whose test failed though every call returned, retried
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,6 +97,8 @@ def observe(ev: Evidence, genome: Genome, m: Measurement) -> Evidence:
         ok_latency_s=max(ev.ok_latency_s, m.ok_latency_max_s or 0.0),
     )
     if m.failures <= 0:
+        if not m.passed and m.retries > 0:
+            ev = replace(ev, harmed=ev.harmed + 1)
         return ev
     k = _attempts_allowed(genome)
     # Each failed call that ran out of attempts used k - 1 retries; fewer retries than
@@ -235,11 +242,28 @@ def _timeout_move(
     return None
 
 
+def _harm_move(genome: Genome, ev: Evidence) -> Genome | None:
+    """Narrow a retry that did harm to errors that prove nothing was sent; remove it when
+    it already was that narrow."""
+    retry = genome.genes.get("retry")
+    if not ev.harmed or retry is None:
+        return None
+    genes = dict(genome.genes)
+    if tuple(retry["on"]) != (NOT_DELIVERED,):
+        genes["retry"] = make_gene("retry", {**retry.params, "on": [NOT_DELIVERED]})
+    else:
+        del genes["retry"]
+    return genome.with_genes(genes)
+
+
 def directed_move(
     genome: Genome, ev: Evidence, hints: Sequence[float], rng: random.Random
 ) -> Genome | None:
     """The child the evidence asks for (structure only; the caller sets generation and
     lineage), or ``None`` when the measurements point at no gene."""
+    harm = _harm_move(genome, ev)
+    if harm is not None:
+        return harm
     if not ev.lossy and not ev.timeouts:
         return None
     genes = dict(genome.genes)

@@ -117,6 +117,8 @@ def dump_genomes(genomes: Mapping[str, Genome]) -> str:
                 lines.append(f"    {kind}: {_flow(gene.to_dict())}")
         if g.lineage:
             lines.append(f"  lineage: {_flow(list(g.lineage))}")
+        if g.idempotent is not None:
+            lines.append(f"  idempotent: {'true' if g.idempotent else 'false'}")
     return "\n".join(lines) + "\n"
 
 

@@ -1,11 +1,14 @@
 """The fitness evaluator: what one iteration measured (:class:`Measurement`) and the
 score of a candidate (:func:`evaluate`).
 
-``fitness = w1 * success_rate + w2 * recovery_speed + w3 * resource_efficiency``
-(default weights 0.6 / 0.2 / 0.2), each term in [0, 1]; the exact definitions are in
-docs/genome.md and in the functions below. Extra terms from the ``pytest_rafael_fitness_terms``
-hook join with their own weights and everything is renormalised, so the score stays in
-[0, 1].
+The outcome comes first. A failed iteration scores 0; a passed one scores
+``PASS_FLOOR + (1 - PASS_FLOOR) * quality``, so no measurement a test records can lift a
+failure above any pass. ``quality = success_rate * weighted mean of the terms``
+(success_rate, recovery_speed, resource_efficiency, speed; default weights 0.6 / 0.2 /
+0.2 / 0.2), each term in [0, 1]: the success rate also scales the rest, so a genome that
+lost most of its calls cannot make up for it by being quick or thrifty. Extra terms from
+the ``pytest_rafael_fitness_terms`` hook join the weighted mean with their own weights.
+The exact definitions are in docs/genome.md and in the functions below.
 """
 
 from __future__ import annotations
@@ -16,7 +19,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-DEFAULT_WEIGHTS: tuple[float, float, float] = (0.6, 0.2, 0.2)
+# success_rate, recovery_speed, resource_efficiency, speed. Three weights may be given:
+# speed then keeps its default.
+DEFAULT_WEIGHTS: tuple[float, float, float, float] = (0.6, 0.2, 0.2, 0.2)
+TERMS = ("success_rate", "recovery_speed", "resource_efficiency", "speed")
+# The least a passed iteration scores; a failed one scores 0. Any pass outranks any failure.
+PASS_FLOOR = 0.1
+# Slack added to both durations in the speed term: a 5 ms test that takes 15 ms has not
+# become three times worse in any way a user would notice.
+SPEED_SLACK_S = 0.05
 # The recovery budget when neither the test (`chaos.record(budget_s=...)`) nor a
 # baseline measurement gives one, and the floor of a baseline-derived budget (a baseline
 # that never stalled must not make every other candidate score ~0).
@@ -65,6 +76,18 @@ class Measurement:
     latency_max_s: float | None = None  # slowest call, retries and backoff included
     last_failure_at_s: float | None = None  # offset of the last failed attempt
     recovered_at_s: float | None = None  # first success after it, if any
+    # The same test's duration without faults, measured in the same run (the reference
+    # iteration); None when it was not measured or did not pass.
+    reference_s: float | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "passed"
+
+    @property
+    def call_success(self) -> float | None:
+        """Share of decorated calls that returned to their caller, None without calls."""
+        return (self.calls - self.failures) / self.calls if self.calls else None
 
     @property
     def skipped(self) -> bool:
@@ -82,6 +105,7 @@ class Measurement:
         runtime: Mapping[str, Any],
         metrics: Mapping[str, Any],
         fault_window: tuple[float, float] | None,
+        reference_s: float | None = None,
     ) -> Measurement:
         """Build a measurement from what the plugin saw.
 
@@ -91,10 +115,12 @@ class Measurement:
         ``metrics``: what the test gave ``chaos.record(**metrics)``; recognised keys are
         ``success_rate`` (or ``ok`` and ``total``), ``recovery_s``, ``budget_s``,
         ``cpu_time_s``. ``fault_window``: (start_s, end_s) of the faults in the call.
+        ``reference_s``: the test's duration without faults in the same run.
         """
         passed = outcome == "passed"
-        success = _success_rate(passed, metrics)
         calls = _count(runtime, "calls")
+        failures = min(calls, _count(runtime, "failures"))
+        success = _success_rate(passed, metrics, calls, failures)
         last_fail = _num(runtime.get("last_failure_at_s"))
         recovered_at = _num(runtime.get("recovered_at_s"))
         # Recovered: the code under test answered after its last failure (or never
@@ -124,7 +150,7 @@ class Measurement:
             recovery_s=max(0.0, recovery),
             calls=calls,
             attempts=_count(runtime, "attempts"),
-            failures=_count(runtime, "failures"),
+            failures=failures,
             timeouts=_count(runtime, "timeouts"),
             breaker_trips=_count(runtime, "breaker_trips"),
             fallbacks=_count(runtime, "fallbacks"),
@@ -140,18 +166,32 @@ class Measurement:
             budget_s=budget if budget is not None and budget > 0 else None,
             fault_window=fault_window,
             metrics=dict(metrics),
+            reference_s=_positive(reference_s),
         )
 
 
-def _success_rate(passed: bool, metrics: Mapping[str, Any]) -> float:
+def _positive(value: float | None) -> float | None:
+    v = _num(value)
+    return v if v is not None and v >= 0 else None
+
+
+def _success_rate(passed: bool, metrics: Mapping[str, Any], calls: int, failures: int) -> float:
+    """0 for a failed iteration, whatever the test recorded. For a passed one, the lowest
+    of what the test recorded (``success_rate``, or ``ok / total``) and the share of
+    decorated calls that returned: calls the test caught and tolerated still failed."""
+    if not passed:
+        return 0.0
+    rates = [1.0]
     rate = _num(metrics.get("success_rate"))
     if rate is None:
         ok, total = _num(metrics.get("ok")), _num(metrics.get("total"))
         if ok is not None and total:
             rate = ok / total
-    if rate is None:
-        return 1.0 if passed else 0.0
-    return min(1.0, max(0.0, rate))
+    if rate is not None:
+        rates.append(rate)
+    if calls:
+        rates.append((calls - failures) / calls)
+    return min(1.0, max(0.0, min(rates)))
 
 
 @dataclass(frozen=True)
@@ -206,34 +246,30 @@ def resource_efficiency(m: Measurement, baseline: BaselineRef | None) -> float:
     return 0.5 * (attempts + cpu)
 
 
-def evaluate(
-    measurements: Sequence[Measurement] | Measurement,
-    baseline: Sequence[Measurement] | BaselineRef | None = None,
-    weights: Sequence[float] = DEFAULT_WEIGHTS,
-    extra_terms: Sequence[Mapping[str, tuple[float, float]]] | None = None,
-) -> Fitness:
-    """Score measurements of one candidate: each term is the mean over the (non-skipped)
-    measurements. ``extra_terms``: results of the ``pytest_rafael_fitness_terms`` hook, each a
-    ``{name: (weight, value)}`` mapping; values are clamped to [0, 1], a name given
-    twice is averaged (weights too), and all weights are renormalised together."""
-    if isinstance(measurements, Measurement):
-        measurements = [measurements]
-    if baseline is not None and not isinstance(baseline, BaselineRef):
-        baseline = BaselineRef.of(baseline)
-    if len(weights) != 3 or any((_num(w) or 0.0) < 0 for w in weights):
-        raise ValueError(f"weights must be three non-negative numbers, got {weights!r}")
-    done = [m for m in measurements if not m.skipped]
-    if not done:
-        return Fitness(0.0, {})
-    n = len(done)
-    terms = {
-        "success_rate": sum(m.success_rate for m in done) / n,
-        "recovery_speed": sum(recovery_speed(m, baseline) for m in done) / n,
-        "resource_efficiency": sum(resource_efficiency(m, baseline) for m in done) / n,
-    }
-    weighted: dict[str, tuple[float, float]] = {
-        name: (float(w), terms[name]) for name, w in zip(terms, weights, strict=False)
-    }
+def speed(m: Measurement) -> float | None:
+    """``(reference + slack) / (duration + slack)``, at most 1: how much of its no-fault
+    speed the test kept under the faults. None without a reference duration."""
+    if m.reference_s is None:
+        return None
+    return min(1.0, (m.reference_s + SPEED_SLACK_S) / (m.duration_s + SPEED_SLACK_S))
+
+
+def full_weights(weights: Sequence[float]) -> tuple[float, float, float, float]:
+    """Three or four non-negative weights; with three, speed keeps its default weight."""
+    values = [_num(w) for w in weights]
+    if len(values) not in (3, 4) or any(v is None or v < 0 for v in values):
+        raise ValueError(
+            f"weights must be three or four non-negative numbers, got {tuple(weights)!r}"
+        )
+    w = [float(v or 0.0) for v in values]
+    if len(w) == 3:
+        w.append(DEFAULT_WEIGHTS[3])
+    return (w[0], w[1], w[2], w[3])
+
+
+def _extra_terms(
+    extra_terms: Sequence[Mapping[str, tuple[float, float]]] | None,
+) -> dict[str, tuple[float, float]]:
     extras: dict[str, list[tuple[float, float]]] = {}
     for mapping in extra_terms or ():
         for name, pair in mapping.items():
@@ -245,14 +281,62 @@ def evaluate(
                 ) from None
             if not (math.isfinite(w) and math.isfinite(v)) or w < 0:
                 raise ValueError(f"fitness term {name!r}: bad weight or value {pair!r}")
+            if name in TERMS:
+                raise ValueError(f"fitness term {name!r} clashes with a built-in term")
             extras.setdefault(str(name), []).append((w, min(1.0, max(0.0, v))))
-    for name, pairs in extras.items():
-        if name in weighted:
-            raise ValueError(f"fitness term {name!r} clashes with a built-in term")
-        w = sum(p[0] for p in pairs) / len(pairs)
-        v = sum(p[1] for p in pairs) / len(pairs)
-        weighted[name] = (w, v)
-        terms[name] = v
-    total = sum(w for w, _ in weighted.values())
-    score = sum(w * v for w, v in weighted.values()) / total if total > 0 else 0.0
-    return Fitness(min(1.0, max(0.0, score)), terms)
+    return {
+        name: (sum(p[0] for p in pairs) / len(pairs), sum(p[1] for p in pairs) / len(pairs))
+        for name, pairs in extras.items()
+    }
+
+
+def score_of(m: Measurement, terms: Mapping[str, float],
+             weights: Mapping[str, float]) -> float:
+    """One measurement's fitness from its terms: 0 when it failed, else the pass floor
+    plus the quality (the success rate times the weighted mean of the terms)."""
+    if not m.passed:
+        return 0.0
+    total = sum(weights[name] for name in terms)
+    mean = sum(weights[name] * v for name, v in terms.items()) / total if total > 0 else 1.0
+    quality = terms["success_rate"] * mean
+    return min(1.0, max(0.0, PASS_FLOOR + (1.0 - PASS_FLOOR) * quality))
+
+
+def evaluate(
+    measurements: Sequence[Measurement] | Measurement,
+    baseline: Sequence[Measurement] | BaselineRef | None = None,
+    weights: Sequence[float] = DEFAULT_WEIGHTS,
+    extra_terms: Sequence[Mapping[str, tuple[float, float]]] | None = None,
+) -> Fitness:
+    """Score measurements of one candidate: the score and each term are the means over
+    the (non-skipped) measurements. ``extra_terms``: results of the
+    ``pytest_rafael_fitness_terms`` hook, each a ``{name: (weight, value)}`` mapping;
+    values are clamped to [0, 1], and a name given twice is averaged (weights too).
+    The speed term counts only for measurements with a reference duration."""
+    if isinstance(measurements, Measurement):
+        measurements = [measurements]
+    if baseline is not None and not isinstance(baseline, BaselineRef):
+        baseline = BaselineRef.of(baseline)
+    w4 = full_weights(weights)
+    extras = _extra_terms(extra_terms)
+    done = [m for m in measurements if not m.skipped]
+    if not done:
+        return Fitness(0.0, {})
+    weight_of = dict(zip(TERMS, w4, strict=True)) | {k: w for k, (w, _) in extras.items()}
+    sums: dict[str, list[float]] = {}
+    scores = []
+    for m in done:
+        terms = {
+            "success_rate": m.success_rate,
+            "recovery_speed": recovery_speed(m, baseline),
+            "resource_efficiency": resource_efficiency(m, baseline),
+        }
+        kept = speed(m)
+        if kept is not None:
+            terms["speed"] = kept
+        terms |= {name: v for name, (_, v) in extras.items()}
+        scores.append(score_of(m, terms, weight_of))
+        for name, v in terms.items():
+            sums.setdefault(name, []).append(v)
+    means = {name: sum(vs) / len(vs) for name, vs in sums.items()}
+    return Fitness(sum(scores) / len(scores), means)

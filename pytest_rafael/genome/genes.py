@@ -134,9 +134,11 @@ CATALOG: Mapping[str, tuple[ParamSpec, ...]] = MappingProxyType(
             P(
                 "on",
                 "exceptions",
-                ("Exception",),
+                # Only errors that prove nothing was sent, unless the module is declared
+                # idempotent: a retry must never do a non-idempotent write twice.
+                ("NotDelivered",),
                 mutable=False,
-                doc="exception types that are retried",
+                doc="exception types that are retried (default: NotDelivered)",
             ),
         ),
         "circuit_breaker": (

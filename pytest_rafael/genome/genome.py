@@ -12,7 +12,7 @@ from typing import Any
 
 from pytest_rafael.genome.genes import CATALOG, ORDER, Gene, GenomeError, make_gene, thaw
 
-_TOP_KEYS = ("generation", "genes", "lineage")
+_TOP_KEYS = ("generation", "genes", "lineage", "idempotent")
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,9 @@ class Genome:
     generation: int = 0
     genes: Mapping[str, Gene] = field(default_factory=lambda: MappingProxyType({}))
     lineage: tuple[str, ...] = ()
+    # Declared in the genome file: may a call of this module be sent twice? None: not
+    # declared (then only errors that prove nothing was sent are retried by default).
+    idempotent: bool | None = None
 
     def __post_init__(self) -> None:
         # Canonical order (the runtime order) so equal genomes print and hash alike.
@@ -50,6 +53,8 @@ class Genome:
         d: dict[str, Any] = {"generation": self.generation, "genes": self.genes_dict()}
         if self.lineage:
             d["lineage"] = list(self.lineage)
+        if self.idempotent is not None:
+            d["idempotent"] = self.idempotent
         return d
 
     @classmethod
@@ -67,13 +72,17 @@ class Genome:
             raise GenomeError(
                 f"{module}.generation: expected a non-negative integer, got {generation!r}"
             )
+        idempotent = d.get("idempotent")
+        if idempotent is not None and not isinstance(idempotent, bool):
+            raise GenomeError(f"{module}.idempotent: expected true or false, got {idempotent!r}")
         raw_genes = d.get("genes")
         if raw_genes is None:
             raw_genes = {}
         if not isinstance(raw_genes, Mapping):
             raise GenomeError(f"{module}.genes: expected a mapping of genes, got {raw_genes!r}")
         genes = {
-            str(kind): make_gene(str(kind), params, f"{module}.genes")
+            str(kind): make_gene(str(kind), _idempotent_default(str(kind), params, idempotent),
+                                 f"{module}.genes")
             for kind, params in raw_genes.items()
         }
         lineage = d.get("lineage")
@@ -81,7 +90,7 @@ class Genome:
             lineage = ()
         if not isinstance(lineage, (list, tuple)) or not all(isinstance(x, str) for x in lineage):
             raise GenomeError(f"{module}.lineage: expected a list of genome ids, got {lineage!r}")
-        return cls(module, generation, MappingProxyType(genes), tuple(lineage))
+        return cls(module, generation, MappingProxyType(genes), tuple(lineage), idempotent)
 
     def with_genes(
         self,
@@ -95,6 +104,7 @@ class Genome:
             self.generation if generation is None else generation,
             MappingProxyType(dict(genes)),
             self.lineage if lineage is None else lineage,
+            self.idempotent,
         )
 
     def diff(self, other: Genome) -> list[str]:
@@ -119,6 +129,15 @@ class Genome:
                     if va != vb:
                         changes.append(f"~ {kind}.{spec.name}: {_val(va)} -> {_val(vb)}")
         return changes
+
+
+def _idempotent_default(kind: str, params: Any, idempotent: bool | None) -> Any:
+    """A retry gene of a module declared idempotent retries every error by default."""
+    if kind != "retry" or idempotent is not True or not isinstance(params, Mapping):
+        return params
+    if "on" in params or True in params:  # YAML 1.1 reads a bare `on:` key as true
+        return params
+    return {**params, "on": ["Exception"]}
 
 
 def _val(v: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pytest_rafael.genome.file import GenomeFileError
 from pytest_rafael.resilience.antifragile import antifragile
+from pytest_rafael.resilience.delivery import NotDelivered, not_delivered
 from pytest_rafael.resilience.errors import (
     AttemptTimeout,
     BulkheadFull,
@@ -19,8 +20,10 @@ __all__ = [
     "BulkheadFull",
     "CircuitOpenError",
     "GenomeFileError",
+    "NotDelivered",
     "RateLimitExceeded",
     "ResilienceError",
     "antifragile",
     "current_timeout",
+    "not_delivered",
 ]

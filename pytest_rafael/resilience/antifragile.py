@@ -13,16 +13,25 @@ from pytest_rafael.resilience.runtime import UNLOADED, slot
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def antifragile(module: str) -> Callable[[F], F]:
+def antifragile(module: str, *, idempotent: bool | None = None) -> Callable[[F], F]:
     """Decorate a function so each call runs through ``module``'s genes.
 
     The genome is looked up per call (one attribute read), so an adopted genome loaded
     later or a candidate swapped in by the plugin applies from the next call on. A module
     the genome file does not name runs its callable bare (still counted).
+
+    ``idempotent=False`` declares that a call must never be re-sent once its request may
+    have reached the server: whatever the genome says, it is retried only after errors
+    that prove nothing was sent (see :mod:`pytest_rafael.resilience.delivery`), and
+    evolution never proposes more. ``idempotent=True`` lets the default retry gene retry
+    every error.
     """
     if not isinstance(module, str) or not module:
         raise TypeError(f"antifragile() needs a module name string, got {module!r}")
+    if idempotent is not None and not isinstance(idempotent, bool):
+        raise TypeError(f"antifragile(idempotent=...) takes True or False, got {idempotent!r}")
     s = slot(module)
+    s.declare(idempotent)
 
     def decorate(fn: F) -> F:
         if inspect.iscoroutinefunction(fn):

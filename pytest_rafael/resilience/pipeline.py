@@ -29,6 +29,7 @@ from typing import Any
 from pytest_rafael.genome.genes import GenomeError
 from pytest_rafael.genome.genome import Genome
 from pytest_rafael.resilience.counters import Counters
+from pytest_rafael.resilience.delivery import not_delivered
 from pytest_rafael.resilience.errors import LOCAL_REJECTIONS, AttemptTimeout, CircuitOpenError
 from pytest_rafael.resilience.policies import (
     CLOSED,
@@ -69,10 +70,14 @@ def current_timeout() -> float | None:
 
 
 class Pipeline:
-    def __init__(self, genome: Genome, counters: Counters) -> None:
+    def __init__(self, genome: Genome, counters: Counters, *,
+                 idempotent: bool | None = None) -> None:
         m = genome.module
         g = genome.genes
         self.genome = genome
+        # Declared non-idempotent: whatever the retry gene lists, only an error that
+        # proves nothing was sent is retried (a second enqueue would be a duplicate job).
+        self.resend_safe = idempotent is not False
         self.counters = counters
         self.timeout: float | None = g["timeout"]["seconds"] if "timeout" in g else None
         self.breaker: CircuitBreaker | None = None
@@ -136,6 +141,7 @@ class Pipeline:
             attempt < self.max_attempts
             and isinstance(err, self.retry_on)
             and not isinstance(err, CircuitOpenError)
+            and (self.resend_safe or not_delivered(err))
         )
 
     def _failed(self, err: BaseException, now: float) -> None:

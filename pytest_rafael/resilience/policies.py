@@ -15,6 +15,7 @@ from typing import Any
 
 from pytest_rafael.genome.genes import GenomeError
 from pytest_rafael.resilience.counters import Counters
+from pytest_rafael.resilience.delivery import NOT_DELIVERED, NotDelivered
 from pytest_rafael.resilience.errors import BulkheadFull, CircuitOpenError, RateLimitExceeded
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
@@ -27,6 +28,8 @@ def resolve_object(path: str, where: str) -> Any:
     elif "." in path:
         mod_name, _, attr = path.rpartition(".")
     else:
+        if path == NOT_DELIVERED:
+            return NotDelivered
         if hasattr(builtins, path):
             return getattr(builtins, path)
         raise GenomeError(f"{where}: no builtin named {path!r}")

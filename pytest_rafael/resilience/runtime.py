@@ -37,19 +37,29 @@ _epoch = 0  # bumped when the file is re-read: restores must not bring back stal
 class Slot:
     """A module's current pipeline (``None``: run bare) and its counters."""
 
-    __slots__ = ("counters", "module", "pipeline")
+    __slots__ = ("counters", "idempotent", "module", "pipeline")
 
     def __init__(self, module: str) -> None:
         self.module = module
         self.pipeline: Pipeline | None = UNLOADED
         self.counters = Counters()
+        self.idempotent: bool | None = None  # as @antifragile(idempotent=...) declared it
+
+    def declare(self, idempotent: bool | None) -> None:
+        """Record a decorator's declaration; one ``False`` in a module wins, because one
+        non-idempotent call is enough for a retry to do harm."""
+        if idempotent is None:
+            return
+        with _lock:
+            self.idempotent = idempotent if self.idempotent is not False else False
+            self.pipeline = UNLOADED  # recompile with the declaration
 
     def load(self) -> Pipeline | None:
         """Compile the adopted genome of this module (first call only)."""
         with _lock:
             if self.pipeline is UNLOADED:
                 genome = adopted_genomes().get(self.module)
-                self.pipeline = compile_genome(genome, self.counters)
+                self.pipeline = compile_genome(genome, self.counters, self.idempotent)
             return self.pipeline
 
 
@@ -61,10 +71,12 @@ def slot(module: str) -> Slot:
     return s
 
 
-def compile_genome(genome: Genome | None, counters: Counters) -> Pipeline | None:
+def compile_genome(genome: Genome | None, counters: Counters,
+                   declared_idempotent: bool | None = None) -> Pipeline | None:
     if genome is None or not genome.genes:
         return None
-    return Pipeline(genome, counters)
+    idempotent = genome.idempotent if genome.idempotent is not None else declared_idempotent
+    return Pipeline(genome, counters, idempotent=idempotent)
 
 
 def genome_file() -> Path:
@@ -117,8 +129,10 @@ def use_genome(genome: Genome | None, module: str) -> Iterator[Genome | None]:
     in order."""
     s = slot(module)
     pipeline = compile_genome(
-        None if genome is None else Genome(module, genome.generation, genome.genes, genome.lineage),
+        None if genome is None else Genome(module, genome.generation, genome.genes,
+                                           genome.lineage, genome.idempotent),
         s.counters,
+        s.idempotent,
     )
     with _lock:
         previous, epoch = s.pipeline, _epoch
@@ -161,6 +175,17 @@ def measuring(module: str) -> Iterator[dict[str, Any]]:
         out["cpu_time_s"] = time.process_time() - cpu0
 
 
+def idempotent(module: str, genome: Genome | None = None) -> bool | None:
+    """Whether ``module``'s calls may be sent twice: the genome file's declaration, else
+    the decorator's, else None (not declared)."""
+    if genome is not None and genome.idempotent is not None:
+        return genome.idempotent
+    adopted = adopted_genomes().get(module)
+    if adopted is not None and adopted.idempotent is not None:
+        return adopted.idempotent
+    return slot(module).idempotent
+
+
 def active_genome(module: str) -> Genome | None:
     """The genome ``module`` runs with right now (swapped-in candidate or adopted)."""
     s = slot(module)
@@ -174,6 +199,7 @@ __all__ = [
     "counters",
     "current_timeout",
     "genome_file",
+    "idempotent",
     "measuring",
     "reload",
     "reset_counters",

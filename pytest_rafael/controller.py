@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from statistics import fmean
@@ -33,83 +33,118 @@ def group_iterations(
     return groups
 
 
-def _baseline_iterations(its: Sequence[IterationResult]) -> list[IterationResult]:
-    """Iterations that ran the shipped genome: all of them when the test evolves nothing."""
-    if its[0].module is None:
-        return list(its)
-    first = its[0].genome
-    return [i for i in its if i.genome == first] or [its[0]]
+def _entry_stats(verdict: Mapping[str, Any] | None, genome_id: str | None) -> tuple[int, float | None]:
+    """``(n, mean fitness)`` the pair's engine holds for exactly ``genome_id``."""
+    if verdict is None or genome_id is None:
+        return 0, None
+    entry = (verdict.get("engine_state") or {}).get("entries", {}).get(genome_id)
+    if not entry or not entry.get("n"):
+        return 0, None
+    return int(entry["n"]), float(entry["sum"]) / int(entry["n"])
+
+
+def _genome_id(module: str | None, genome: Mapping[str, Any] | None) -> str | None:
+    if module is None or genome is None:
+        return None
+    from pytest_rafael.genome.genome import Genome
+
+    return Genome.from_dict(module, genome).id
 
 
 def build_tests(
-    iterations: Iterable[IterationResult], verdicts: dict[str, dict[str, Any]]
+    iterations: Iterable[IterationResult],
+    verdicts: Mapping[str, dict[str, Any]],
+    references: Mapping[tuple[str, str], dict[str, Any]] | None = None,
+    samples_needed: Mapping[str, int] | None = None,
 ) -> list[TestResult]:
+    """One :class:`TestResult` per (test, scenario). Its baseline is the shipped genome's
+    mean fitness over the iterations that ran it in this run; its best is the best
+    candidate's mean, kept only when it beats that baseline."""
     tests = []
     for (nodeid, scenario), its in group_iterations(iterations).items():
-        scored = [i.fitness for i in its if i.fitness is not None]
+        module = its[0].module
         verdict = verdicts.get(f"{nodeid}::{scenario}")
-        if verdict is not None:
-            baseline, best = verdict["baseline_fitness"], verdict["best_fitness"]
-            best_genome = verdict["best_genome"]
-            baseline_genome = verdict["baseline_genome"]
+        baseline_genome = verdict["baseline_genome"] if verdict is not None else its[0].genome
+        if module is None:
+            shipped = [i for i in its if i.fitness is not None]
         else:
-            base = [i.fitness for i in _baseline_iterations(its) if i.fitness is not None]
-            baseline = round(fmean(base), 4) if base else None
-            best = round(max(scored), 4) if scored and its[0].module else baseline
-            best_genome = None
-            baseline_genome = its[0].genome
+            shipped = [i for i in its if i.fitness is not None and i.genome == baseline_genome]
+        baseline = round(fmean(i.fitness or 0.0 for i in shipped), 4) if shipped else None
+        best, best_genome, best_n = None, None, 0
+        if verdict is not None and verdict["best_genome"] is not None:
+            best_n, mean = _entry_stats(verdict, _genome_id(module, verdict["best_genome"]))
+            earlier = verdict["baseline_fitness"]
+            if mean is not None and (baseline is None or mean > baseline) and (
+                    earlier is None or mean > earlier):
+                best, best_genome = round(mean, 4), verdict["best_genome"]
         tests.append(TestResult(
             nodeid=nodeid, scenario=scenario, severity=its[0].severity or "medium",
-            module=its[0].module, iterations=tuple(its), baseline_fitness=baseline,
+            module=module, iterations=tuple(its), baseline_fitness=baseline,
             best_fitness=best, best_genome=best_genome, baseline_genome=baseline_genome,
-            min_fitness=its[0].min_fitness,
+            min_fitness=its[0].min_fitness, baseline_n=len(shipped),
+            samples_needed=(samples_needed or {}).get(scenario, 1), best_n=best_n if best else 0,
+            reference=(references or {}).get((nodeid, scenario)),
         ))
     return tests
 
 
 def evaluate_gate(tests: Sequence[TestResult], session_min: float | None) -> Gate:
-    """The shipped genome's fitness (the baseline) against each test's threshold."""
+    """Each test's threshold against the mean fitness of the shipped genome in this run,
+    over at least ``samples_needed`` measurements (one draw of a chance fault proves
+    nothing). A test without a threshold is not judged."""
     failures = []
     for t in tests:
         threshold = t.min_fitness
         if threshold is None:
             continue
         score = t.baseline_fitness if t.baseline_fitness is not None else 0.0
+        where = f"{t.nodeid} [{t.scenario}]"
         if score < threshold:
             hint = ""
-            if t.proposal_id:
+            if t.proposal_id and t.best_fitness is not None:
                 hint = f" (candidate {t.best_fitness:.3f} proposed as {t.proposal_id})"
-            failures.append(f"{t.nodeid} [{t.scenario}]: fitness {score:.3f} < "
+            failures.append(f"{where}: fitness {score:.3f} (n={t.baseline_n}) < "
                             f"{threshold:g}{hint}")
+        elif t.baseline_n < t.samples_needed:
+            failures.append(f"{where}: only {t.baseline_n} measurement(s) of the shipped "
+                            f"genome under a scenario that hits by chance; the gate needs "
+                            f"{t.samples_needed} (raise --rafael-iterations)")
     return Gate(min_fitness=session_min, passed=not failures, failures=tuple(failures))
 
 
+def _pct(before: float, after: float) -> float:
+    if before > 0:
+        return round((after - before) / before * 100, 2)
+    return 100.0 if after > 0 else 0.0
+
+
+def _first_error(t: TestResult) -> str:
+    failed = [i for i in t.shipped_iterations if i.outcome != "passed"]
+    return f"{len(failed)} of {t.baseline_n} failed, first: {failed[0].error or failed[0].outcome}"
+
+
 def compute_delta(tests: Sequence[TestResult]) -> Delta:
-    """Baseline: the shipped genomes' mean fitness. Current: the mean fitness of what this
-    run recommends shipping (the proposed candidate where there is one)."""
+    """Baseline and current: what ships (current differs only for a proposal the guardian
+    adopted during the run, scored by that candidate's own measurements on the test).
+    Potential: the best measured candidates, shown apart. A threat is mitigated when
+    every test under it withstood it with the shipped genome, over enough measurements;
+    every test whose shipped genome failed a measurement is a vulnerability."""
     if not tests:
         return Delta(0.0, 0.0, 0.0, (), ())
     baseline = fmean(t.baseline_fitness or 0.0 for t in tests)
     current = fmean(
-        (t.best_fitness if t.proposal_id and t.best_fitness is not None else
-         t.baseline_fitness) or 0.0
-        for t in tests
-    )
-    vulnerable = [t for t in tests
-                  if any(i.outcome != "passed" for i in _baseline_iterations(t.iterations)
-                         if i.outcome != "skipped")]
-    mitigated = sorted({t.scenario for t in vulnerable if t.proposal_id}
-                       - {t.scenario for t in vulnerable if not t.proposal_id})
-    vulnerabilities = tuple(
-        f"{t.nodeid} [{t.scenario}]: " + next(
-            (i.error or i.outcome for i in _baseline_iterations(t.iterations)
-             if i.outcome not in ("passed", "skipped")), "failed")
-        for t in vulnerable if not t.proposal_id
-    )
-    improvement = (current - baseline) / baseline * 100 if baseline > 0 else (
-        100.0 if current > 0 else 0.0)
-    return Delta(round(baseline, 4), round(current, 4), round(improvement, 2),
-                 tuple(mitigated), vulnerabilities)
+        (t.best_fitness if t.adopted and t.best_fitness is not None else t.baseline_fitness)
+        or 0.0 for t in tests)
+    potential = fmean(
+        max(t.best_fitness or 0.0, t.baseline_fitness or 0.0) for t in tests)
+    mitigated = sorted({t.scenario for t in tests}
+                       - {t.scenario for t in tests if not t.withstood})
+    vulnerabilities = tuple(f"{t.nodeid} [{t.scenario}]: {_first_error(t)}"
+                            for t in tests if t.failed_shipped)
+    return Delta(round(baseline, 4), round(current, 4), _pct(baseline, current),
+                 tuple(mitigated), vulnerabilities,
+                 potential_score=round(potential, 4),
+                 potential_improvement_pct=_pct(baseline, potential))
 
 
 def _actor() -> str:
@@ -126,7 +161,7 @@ def finish_run(rs: RafaelSession, session: pytest.Session) -> RunResult:
     fails (a tampered audit chain must stop a merge as surely as a low fitness).
     """
     s = rs.settings
-    tests = build_tests(rs.iterations, rs.verdicts)
+    tests = build_tests(rs.iterations, rs.verdicts, rs.references, rs.samples_needed())
     finished = datetime.now(timezone.utc)
     run_id = rs.run_id
     actor = _actor()
@@ -250,39 +285,101 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
     return tests, history
 
 
+HARM_MARGIN = 0.05  # a candidate this much below a test's baseline harms that test
+
+
+def _coverage(candidate_id: str, pairs: Sequence[TestResult],
+              verdicts: Mapping[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The candidate's evidence on every chaos test of its module, each figure measured
+    on exactly that genome (or on exactly the shipped one, for the baseline)."""
+    rows = []
+    for t in pairs:
+        verdict = verdicts.get(f"{t.nodeid}::{t.scenario}")
+        n, mean = _entry_stats(verdict, candidate_id)
+        base_id = _genome_id(t.module, t.baseline_genome)
+        base_n, base_mean = _entry_stats(verdict, base_id)
+        rows.append({
+            "nodeid": t.nodeid, "scenario": t.scenario, "severity": t.severity,
+            "measured": n > 0,
+            "candidate_fitness": None if mean is None else round(mean, 4), "candidate_n": n,
+            "best_fitness": None if mean is None else round(mean, 4),  # impact reads this
+            "baseline_fitness": None if base_mean is None else round(base_mean, 4),
+            "baseline_n": base_n, "baseline_genome": base_id,
+            "success_rate": t.success_rate, "iterations": len(t.iterations),
+        })
+    return rows
+
+
+def _harmed(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    return [f"{r['nodeid']} [{r['scenario']}] ({r['candidate_fitness']:.3f} < "
+            f"{r['baseline_fitness']:.3f})" for r in rows
+            if r["measured"] and r["baseline_fitness"] is not None
+            and r["candidate_fitness"] < r["baseline_fitness"] - HARM_MARGIN]
+
+
+def choose_proposals(tests: Sequence[TestResult], verdicts: Mapping[str, dict[str, Any]],
+                     ) -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Per module, the candidate to propose and its evidence rows: of the candidates that
+    earned adoption on some test, one that harms no other test of the module, measured on
+    the most of them, then with the largest gain."""
+    chosen: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+    modules = {t.module for t in tests if t.module is not None}
+    for module in sorted(modules):
+        pairs = [t for t in tests if t.module == module]
+        ranked = []
+        for v in verdicts.values():
+            if v["module"] != module or not v["propose"] or v["best_genome"] is None:
+                continue
+            rows = _coverage(_genome_id(module, v["best_genome"]) or "", pairs, verdicts)
+            if _harmed(rows):
+                continue
+            measured = sum(r["measured"] for r in rows)
+            gain = (v["best_fitness"] or 0.0) - (v["baseline_fitness"] or 0.0)
+            ranked.append((measured, gain, v["key"], v, rows))
+        if ranked:
+            _, _, _, v, rows = max(ranked, key=lambda r: (r[0], r[1], r[2]))
+            chosen[module] = (v, rows)
+    return chosen
+
+
 def _propose(guardian: Any, tests: list[TestResult], verdicts: dict[str, dict[str, Any]],
              run_id: str) -> list[TestResult]:
-    """One proposal per module: the candidate with the largest proven gain."""
+    """One proposal per module (see :func:`choose_proposals`). Its evidence names the
+    candidate's hash, and each test of the module with the candidate's own figures there,
+    or says that it was never measured there (which makes the impact high)."""
     from dataclasses import replace
 
-    best_by_module: dict[str, dict[str, Any]] = {}
-    for v in verdicts.values():
-        if not v["propose"] or v["best_genome"] is None:
-            continue
-        gain = (v["best_fitness"] or 0) - (v["baseline_fitness"] or 0)
-        current = best_by_module.get(v["module"])
-        if current is None or gain > current["best_fitness"] - current["baseline_fitness"]:
-            best_by_module[v["module"]] = v
-    decided: dict[str, Any] = {}
-    for module, v in best_by_module.items():
+    decided: dict[str, tuple[Any, dict[str, Any], list[dict[str, Any]]]] = {}
+    for module, (v, rows) in choose_proposals(tests, verdicts).items():
+        candidate_id = _genome_id(module, v["best_genome"]) or ""
+        unmeasured = [f"{r['nodeid']} [{r['scenario']}]" for r in rows if not r["measured"]]
         evidence = {
             "run_id": run_id,
             "reason": v["reason"],
-            "tests": [
-                {"nodeid": t.nodeid, "scenario": t.scenario, "severity": t.severity,
-                 "baseline_fitness": t.baseline_fitness, "best_fitness": t.best_fitness,
-                 "success_rate": t.success_rate, "iterations": len(t.iterations)}
-                for t in tests if t.module == module
-            ],
+            "genome": candidate_id,
+            "baseline_genome": _genome_id(module, v["baseline_genome"]),
+            "tests": rows,
+            "unmeasured": unmeasured,
         }
-        decided[module] = guardian.propose(module, v["baseline_genome"], v["best_genome"],
-                                           evidence)
+        proposal = guardian.propose(module, v["baseline_genome"], v["best_genome"], evidence)
+        decided[module] = (proposal, v["best_genome"], rows)
     out = []
     for t in tests:
-        proposal = decided.get(t.module or "")
-        verdict = verdicts.get(f"{t.nodeid}::{t.scenario}")
-        if proposal is not None and verdict is not None and verdict["propose"]:
-            t = replace(t, proposal_id=proposal.id, adopted=proposal.status == "adopted")
+        found = decided.get(t.module or "")
+        if found is None:
+            out.append(t)
+            continue
+        proposal, candidate, rows = found
+        row = next(r for r in rows if r["nodeid"] == t.nodeid and r["scenario"] == t.scenario)
+        adopted = proposal.status == "adopted"
+        if row["measured"]:
+            # The proposed candidate's own figures on this test, not another candidate's.
+            t = replace(t, proposal_id=proposal.id, adopted=adopted,
+                        best_fitness=row["candidate_fitness"], best_n=row["candidate_n"],
+                        best_genome=candidate)
+        else:
+            t = replace(t, proposal_id=proposal.id, adopted=False, best_fitness=None,
+                        best_n=0, best_genome=None)
         out.append(t)
     return out
 
@@ -318,20 +415,27 @@ def write_terminal_summary(run: RunResult, tr: Any, paths: Any) -> None:
     for t in run.tests:
         name = f"{t.nodeid} [{t.scenario}]".ljust(width)
         base = "-" if t.baseline_fitness is None else f"{t.baseline_fitness:.2f}"
-        best = "-" if t.best_fitness is None else f"{t.best_fitness:.2f}"
-        fitness = base if t.module is None else f"{base} -> best {best}"
+        fitness = f"{base} (n={t.baseline_n})"
+        if t.best_fitness is not None:
+            label = "proposed" if t.proposal_id else "candidate"
+            fitness += f", {label} {t.best_fitness:.2f} (n={t.best_n})"
         if t.min_fitness is None:
             verdict = "no gate"
-        elif (t.baseline_fitness or 0.0) >= t.min_fitness:
-            verdict = f"PASS (>= {t.min_fitness:g})"
+        elif any(f.startswith(f"{t.nodeid} [{t.scenario}]:") for f in run.gate.failures):
+            verdict = f"FAIL (gate {t.min_fitness:g})"
         else:
-            verdict = f"FAIL (< {t.min_fitness:g})"
+            verdict = f"PASS (>= {t.min_fitness:g})"
         if t.proposal_id:
             verdict += f", proposed {t.proposal_id}" + (" (adopted)" if t.adopted else "")
         tr.write_line(f"{name}  success {t.success_rate:4.0%}  fitness {fitness}  {verdict}")
     d = run.delta
-    tr.write_line(f"resilience: baseline {d.baseline_score:.2f} -> current "
+    tr.write_line(f"resilience of what ships: baseline {d.baseline_score:.2f} -> current "
                   f"{d.current_score:.2f} ({d.improvement_pct:+.1f}%)")
+    if d.potential_score is not None and d.potential_score > d.current_score:
+        tr.write_line(f"candidates' potential (not adopted): {d.potential_score:.2f} "
+                      f"({d.potential_improvement_pct or 0.0:+.1f}%)")
+    if run.gate.min_fitness is None and not any(t.min_fitness is not None for t in run.tests):
+        tr.write_line("no gate set (--rafael-min-fitness): this run passes no verdict")
     for failure in run.gate.failures:
         tr.write_line(f"GATE FAILED: {failure}", red=True)
     tr.write_line(f"run {run.run_id}, seed {run.seed} (reproduce with --rafael-seed {run.seed})")

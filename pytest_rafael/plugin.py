@@ -196,6 +196,10 @@ class RafaelSession:
         return found if found is not None else Genome(module=module, generation=0,
                                                       genes={}, lineage=())
 
+    def samples_needed(self) -> dict[str, int]:
+        """Per scenario, the measurements of the shipped genome the gate needs."""
+        return {name: 3 if sc.probabilistic else 1 for name, sc in self.catalog().items()}
+
     def idempotent(self, module: str) -> bool | None:
         """The module's declaration: genome file first, then ``@antifragile``."""
         from pytest_rafael.resilience import runtime

@@ -84,11 +84,34 @@ class TestResult:
     adopted: bool = False
     proposal_id: str | None = None
     min_fitness: float | None = None  # the gate that applies to this test
+    baseline_n: int = 0  # measurements of the shipped genome in this run
+    samples_needed: int = 1  # 3 for a scenario that hits by chance
+    best_n: int = 0  # measurements behind best_fitness (all runs, exactly that genome)
+    reference: dict[str, Any] | None = None  # the no-fault run: outcome, duration_s
 
     @property
     def success_rate(self) -> float:
         done = [i for i in self.iterations if i.outcome != "skipped"]
         return sum(i.outcome == "passed" for i in done) / len(done) if done else 0.0
+
+    @property
+    def shipped_iterations(self) -> tuple[IterationResult, ...]:
+        """The scored iterations that ran the shipped genome."""
+        if self.module is None:
+            return tuple(i for i in self.iterations if i.fitness is not None)
+        return tuple(i for i in self.iterations
+                     if i.fitness is not None and i.genome == self.baseline_genome)
+
+    @property
+    def failed_shipped(self) -> bool:
+        """The shipped genome failed in at least one of its measurements: a vulnerability."""
+        return any(i.outcome != "passed" for i in self.shipped_iterations)
+
+    @property
+    def withstood(self) -> bool:
+        """The shipped genome passed every measurement, and there were enough of them."""
+        shipped = self.shipped_iterations
+        return len(shipped) >= max(1, self.samples_needed) and not self.failed_shipped
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -120,16 +143,28 @@ class TestResult:
             "adopted": self.adopted,
             "proposal_id": self.proposal_id,
             "min_fitness": self.min_fitness,
+            "baseline_n": self.baseline_n,
+            "samples_needed": self.samples_needed,
+            "best_n": self.best_n,
+            "withstood": self.withstood,
+            "reference": self.reference,
         }
 
 
 @dataclass(frozen=True)
 class Delta:
+    """What ships: ``baseline_score`` is the shipped genomes' mean fitness in this run,
+    ``current_score`` that of the genomes shipping after it (different only where the
+    guardian adopted a proposal during the run). ``potential_score`` is what the best
+    measured candidates would score: a promise, not what ships."""
+
     baseline_score: float
     current_score: float
     improvement_pct: float
     threats_mitigated: tuple[str, ...]
     vulnerabilities: tuple[str, ...]
+    potential_score: float | None = None
+    potential_improvement_pct: float | None = None
 
 
 @dataclass(frozen=True)

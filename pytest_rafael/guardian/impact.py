@@ -11,7 +11,9 @@ The level is the highest of several independent signals, each of which leaves a 
 * the module's declared criticality (``modules = {payments = {criticality = ...}}``);
 * the severity of the scenarios in the evidence: a critical scenario makes it at least
   high, a high one at least medium;
-* evidence that the candidate scores below the baseline: high.
+* evidence that the candidate scores below the baseline: high;
+* a chaos test of the module on which the candidate was never measured: high (nobody
+  knows what it does there).
 """
 
 from __future__ import annotations
@@ -127,6 +129,12 @@ def assess_impact(
         floor = _SEVERITY_FLOOR.get(severity)
         if floor:
             raise_to(floor, f"scenario {test.get('scenario')!r} has severity {severity}")
+        if test.get("measured") is False:
+            raise_to(
+                "high",
+                f"candidate never measured on {test.get('nodeid')} [{test.get('scenario')}]",
+            )
+            continue
         base, best = test.get("baseline_fitness"), test.get("best_fitness")
         if _is_number(base) and _is_number(best) and best < base:
             raise_to(

@@ -37,6 +37,7 @@ from pytest_rafael.report.model import (
     iterations,
     num,
     observed_text,
+    shipped_fitness,
     success_rate,
     test_key,
 )
@@ -104,6 +105,9 @@ class TestSection:
     lessons: tuple[Lesson, ...]
     open: bool
     best_value: float | None = None
+    baseline_n: str = "?"
+    best_n: str = "?"
+    reference: str = ""
 
 
 @dataclass(frozen=True)
@@ -257,8 +261,8 @@ def _sections(
             by_test.setdefault((lesson.nodeid, str(lesson.scenario)), []).append(lesson)
 
     def rank(n: int) -> tuple[int, float]:
-        best = best_fitness(tests[n])
-        return (0 if test_key(tests[n]) in below else 1, -1.0 if best is None else best)
+        shipped = shipped_fitness(tests[n])
+        return (0 if test_key(tests[n]) in below else 1, -1.0 if shipped is None else shipped)
 
     detailed = set(sorted(range(len(tests)), key=rank)[:MAX_DETAILED])
     edge = edge_rows(len(detailed))
@@ -299,9 +303,20 @@ def _sections(
             lessons=tuple(by_test.get(key, ())),
             open=len(tests) <= OPEN_LIMIT or key in below,
             best_value=best_fitness(test),
+            baseline_n=str(test.get("baseline_n", "?")),
+            best_n=str(test.get("best_n", "?")),
+            reference=_reference_text(test.get("reference")),
         )
         (full if is_detailed else brief).append(section)
     return full, brief
+
+
+def _reference_text(ref: Any) -> str:
+    if not isinstance(ref, Mapping):
+        return ""
+    if ref.get("outcome") != "passed":
+        return f"the run without faults did not pass ({ref.get('error') or ref.get('outcome')})"
+    return f"{fmt_seconds(ref.get('duration_s'))} without faults"
 
 
 def _pct(value: float | None) -> str:
@@ -321,13 +336,15 @@ def _matrix(results: Mapping[str, Any]) -> Matrix:
     for n, test in enumerate(tests):
         nodeid, scenario = test_key(test)
         best, rate = best_fitness(test), success_rate(test)
+        shipped = shipped_fitness(test)
         rows.setdefault(nodeid, {})[scenario] = MatrixCell(
-            text=fmt_num(best),
-            css=fitness_class(best),
+            text=fmt_num(shipped),
+            css=fitness_class(shipped),
             anchor=f"t{n}",
             title=(
-                f"{nodeid} under {scenario}: best fitness {fmt_num(best)}, baseline "
-                f"{fmt_num(test.get('baseline_fitness'))}, success {_pct(rate)}"
+                f"{nodeid} under {scenario}: shipped genome {fmt_num(shipped)} "
+                f"(n={test.get('baseline_n', '?')}), best candidate {fmt_num(best)}, "
+                f"success {_pct(rate)}"
             ),
         )
     items = list(rows.items())
@@ -456,6 +473,8 @@ def build_context(
         "gate_passed": bool(gate.get("passed", True)),
         "gate_min": fmt_num(gate.get("min_fitness")),
         "gate_has_min": num(gate.get("min_fitness")) is not None,
+        "gate_set": num(gate.get("min_fitness")) is not None
+        or any(num(t.get("min_fitness")) is not None for t in tests),
         "gate_failures": failures[:50],
         "gate_failures_hidden": max(0, len(failures) - 50),
         "n_tests": len(tests),
@@ -466,6 +485,9 @@ def build_context(
             "current": fmt_num(delta.get("current_score")),
             "improvement": _signed_pct(delta.get("improvement_pct")),
             "improvement_value": num(delta.get("improvement_pct")),
+            "potential": fmt_num(delta.get("potential_score")),
+            "potential_value": num(delta.get("potential_score")),
+            "potential_improvement": _signed_pct(delta.get("potential_improvement_pct")),
             "mitigated": [str(x) for x in delta.get("threats_mitigated") or []],
             "vulnerabilities": [str(x) for x in delta.get("vulnerabilities") or []],
         },

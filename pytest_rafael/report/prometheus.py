@@ -58,16 +58,19 @@ def render_metrics(results: Mapping[str, Any]) -> str:
     rate: list[tuple[Mapping[str, str], float]] = []
     count: list[tuple[Mapping[str, str], float]] = []
     failed: list[tuple[Mapping[str, str], float]] = []
+    samples: list[tuple[Mapping[str, str], float]] = []
     tests: list[tuple[Mapping[str, str], float]] = []
     for (module, scenario), members in sorted(groups.items()):
         labels = {"module": module, "scenario": scenario}
         bests = [v for v in (best_fitness(t) for t in members) if v is not None]
         bases = [v for v in (num(t.get("baseline_fitness")) for t in members) if v is not None]
+        shipped_n = [num(t.get("baseline_n")) or 0.0 for t in members]
         ran = [i for t in members for i in done(t)]
         if bests:
             best.append((labels, sum(bests) / len(bests)))
         if bases:
             base.append((labels, sum(bases) / len(bases)))
+        samples.append((labels, float(sum(shipped_n))))
         if ran:
             rate.append((labels, sum(i.get("outcome") == "passed" for i in ran) / len(ran)))
         count.append((labels, float(sum(len(iterations(t)) for t in members))))
@@ -76,14 +79,24 @@ def render_metrics(results: Mapping[str, Any]) -> str:
     w = _Writer()
     w.family(
         "rafael_fitness",
-        "Mean best fitness (0..1) of the tests of this module under this scenario in the last run",
-        best,
+        "Mean fitness (0..1) of the shipped genome of the tests of this module under this "
+        "scenario in the last run: what the gate judges",
+        base,
     )
     w.family(
         "rafael_baseline_fitness",
-        "Mean baseline fitness (0..1) of the tests of this "
-        "module under this scenario in the last run",
+        "Same as rafael_fitness (kept for dashboards that read this name)",
         base,
+    )
+    w.family(
+        "rafael_shipped_samples",
+        "Measurements of the shipped genome behind rafael_fitness",
+        samples,
+    )
+    w.family(
+        "rafael_candidate_fitness",
+        "Mean fitness of the best candidates that beat the shipped genome (not adopted)",
+        best,
     )
     w.family("rafael_success_rate", "Share of iterations that passed (skipped ones excluded)", rate)
     w.family("rafael_iterations", "Iterations run in the last run", count)
@@ -94,15 +107,27 @@ def render_metrics(results: Mapping[str, Any]) -> str:
     delta = results.get("delta") or {}
     gate = results.get("gate") or {}
     for name, key, help_text in (
-        ("rafael_resilience_score", "current_score", "Resilience score of the last run"),
-        ("rafael_baseline_score", "baseline_score", "Resilience score before evolution"),
-        ("rafael_improvement_percent", "improvement_pct", "Improvement of the score, percent"),
+        ("rafael_resilience_score", "current_score",
+         "Resilience score of what ships after the last run"),
+        ("rafael_baseline_score", "baseline_score",
+         "Resilience score of what shipped when the last run started"),
+        ("rafael_improvement_percent", "improvement_pct",
+         "Improvement of the shipped score, percent"),
+        ("rafael_potential_score", "potential_score",
+         "Score the best candidates would reach if adopted (not what ships)"),
     ):
         value = num(delta.get(key))
         w.family(name, help_text, [({}, value)] if value is not None else [])
+    gate_set = num(gate.get("min_fitness")) is not None or any(
+        num(t.get("min_fitness")) is not None for t in results.get("tests") or [])
+    w.family(
+        "rafael_gate_set",
+        "1 when a fitness threshold applied to some test, else 0",
+        [({}, 1.0 if gate_set else 0.0)],
+    )
     w.family(
         "rafael_gate_passed",
-        "1 when the fitness gate passed, else 0",
+        "1 when the gate passed (or no gate was set, see rafael_gate_set), else 0",
         [({}, 1.0 if gate.get("passed", True) else 0.0)],
     )
     w.family(

@@ -61,9 +61,16 @@ def render_summary(results: Mapping[str, Any], lessons: Sequence[Lesson] | None 
     lessons = build_lessons(results) if lessons is None else lessons
     passed = bool(gate.get("passed", True))
     below = gate_failed_keys(results)
+    gate_set = num(gate.get("min_fitness")) is not None or any(
+        num(t.get("min_fitness")) is not None for t in tests)
+    if not passed:
+        headline = "## ❌ pytest-rafael: resilience gate failed"
+    elif gate_set:
+        headline = "## ✅ pytest-rafael: resilience gate passed"
+    else:
+        headline = "## pytest-rafael: no gate set"
     lines = [
-        f"## {'✅' if passed else '❌'} pytest-rafael: resilience gate "
-        f"{'passed' if passed else 'failed'}",
+        headline,
         "",
         f"Run `{_code(results.get('run_id', '?'))}` · seed `{_code(results.get('seed', '?'))}` · "
         f"chaos {'on' if results.get('chaos') else 'off'} · "
@@ -85,7 +92,8 @@ def render_summary(results: Mapping[str, Any], lessons: Sequence[Lesson] | None 
         lines.append("")
     improvement = num(delta.get("improvement_pct"))
     lines += [
-        "| baseline score | current score | improvement | threats mitigated | vulnerabilities |",
+        "| shipped: baseline | shipped: current | improvement | threats mitigated "
+        "| vulnerabilities |",
         "|---:|---:|---:|---:|---:|",
         f"| {fmt_num(delta.get('baseline_score'))} | {fmt_num(delta.get('current_score'))} | "
         f"{'n/a' if improvement is None else f'{improvement:+.1f} %'} | "
@@ -93,17 +101,21 @@ def render_summary(results: Mapping[str, Any], lessons: Sequence[Lesson] | None 
         f"{len(delta.get('vulnerabilities') or [])} |",
         "",
     ]
+    potential = num(delta.get("potential_score"))
+    if potential is not None and potential > (num(delta.get("current_score")) or 0.0):
+        lines += [f"Candidates' potential, not adopted: {fmt_num(potential)}.", ""]
     if tests:
         # Worst first: the rows a reviewer must read come before the capped tail.
         order = sorted(
             tests,
             key=lambda t: (
                 test_key(t) not in below,
-                best_fitness(t) if best_fitness(t) is not None else -1.0,
+                num(t.get("baseline_fitness")) if num(t.get("baseline_fitness")) is not None
+                else -1.0,
             ),
         )
         lines += [
-            "| test | scenario | iterations | success | baseline | best | adopted |",
+            "| test | scenario | iterations | success | shipped (n) | candidate | proposal |",
             "|---|---|---:|---:|---:|---:|---|",
         ]
         for t in order[:MAX_TEST_ROWS]:
@@ -113,7 +125,8 @@ def render_summary(results: Mapping[str, Any], lessons: Sequence[Lesson] | None 
             lines.append(
                 f"| {md(nodeid)}{flag} | {md(scenario)} | {len(iterations(t))} | "
                 f"{'n/a' if rate is None else f'{rate * 100:.0f} %'} | "
-                f"{fmt_num(t.get('baseline_fitness'))} | {fmt_num(best_fitness(t))} | "
+                f"{fmt_num(t.get('baseline_fitness'))} ({t.get('baseline_n', '?')}) | "
+                f"{fmt_num(best_fitness(t))} | "
                 f"{md(t.get('proposal_id') or ('yes' if t.get('adopted') else 'no'))} |"
             )
         if len(order) > MAX_TEST_ROWS:

@@ -131,6 +131,7 @@ class RafaelSession:
         self.leaders: dict[str, list[Any]] = {}
         self.run: Any = None  # the RunResult, once the session is over
         self.report_paths: Any = None  # where its report files were written
+        self.plain_failures: Path | None = None  # shrunk schedules of a run without chaos
 
     # -- shared resources -----------------------------------------------------------
 
@@ -248,15 +249,41 @@ class RafaelSession:
             raise pytest.Collector.CollectError(str(exc)) from None
         if not self.settings.chaos:
             return
-        iterations = spec.iterations or self.settings.iterations
-        # Each pair first runs once without faults: the reference the speed term of the
-        # fitness compares its iterations with, measured in the same run.
-        cases = [ChaosCase(name, i, iterations) for name in spec.scenarios
-                 for i in range(REFERENCE, iterations)]
+        cases = self._cases(spec)
         # The same trick as pytest-repeat: a parameter the test function does not take,
         # so every iteration is its own item with fresh function-scoped fixtures.
         metafunc.fixturenames.append(CASE_PARAM)
         metafunc.parametrize(CASE_PARAM, cases, ids=[c.id for c in cases])
+
+    def _cases(self, spec: marker.ChaosSpec) -> list[ChaosCase]:
+        iterations = spec.iterations or self.settings.iterations
+        # Each pair first runs once without faults: the reference the speed term of the
+        # fitness compares its iterations with, measured in the same run.
+        return [ChaosCase(name, i, iterations) for name in spec.scenarios
+                for i in range(REFERENCE, iterations)]
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        from pytest_rafael import unittest_support
+
+        if not any(unittest_support.is_unittest(i) for i in items):
+            return
+
+        def cases_of(item: pytest.Item) -> list[ChaosCase]:
+            mark = item.get_closest_marker("chaos")
+            assert mark is not None
+            try:
+                spec = marker.parse(mark, item.nodeid, self.catalog())
+            except ValueError as exc:  # ScenarioError and MarkerError: one line
+                raise pytest.UsageError(str(exc)) from None
+            return self._cases(spec) if self.settings.chaos else []
+
+        if self.settings.chaos:
+            unittest_support.expand(items, cases_of)
+        else:
+            for item in items:  # validated as for plain tests, then run once
+                if unittest_support.is_unittest(item) and item.get_closest_marker("chaos"):
+                    cases_of(item)
 
     def spec_of(self, item: pytest.Item) -> marker.ChaosSpec | None:
         """The item's validated ``chaos`` marker (validated at collection already)."""
@@ -292,7 +319,16 @@ class RafaelSession:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.is_worker:
             return
-        if not (self.settings.chaos and self.iterations) and not self._shrunk_failures():
+        if not self.settings.chaos:
+            # A plain run scores nothing: its shrunk schedules get a file of their own and
+            # the last chaos report, the store and the history charts stay as they were.
+            found = self._shrunk_failures()
+            if found:
+                from pytest_rafael.report import write_plain_failures
+
+                self.plain_failures = write_plain_failures(found, self.settings.report_dir)
+            return
+        if not self.iterations and not self._shrunk_failures():
             return  # nothing was measured: no run to record, no gate to apply
         from pytest_rafael import controller
 
@@ -300,13 +336,14 @@ class RafaelSession:
         if not self.run.gate.passed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
-    def _shrunk_failures(self) -> bool:
-        """Did a Hypothesis fault schedule fail in this session (stored for the report)?"""
+    def _shrunk_failures(self) -> dict[str, Any] | None:
+        """The Hypothesis fault schedules that failed in this session, if any."""
         schedules = sys.modules.get("pytest_rafael.schedules")
         if schedules is None:
-            return False
-        found = schedules.load_failures(self.failures_dir, since=self.started_at.isoformat())
-        return bool(found["failures"])
+            return None
+        found: dict[str, Any] = schedules.load_failures(
+            self.failures_dir, since=self.started_at.isoformat())
+        return found if found["failures"] else None
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int,
                                 config: pytest.Config) -> None:
@@ -314,6 +351,10 @@ class RafaelSession:
             from pytest_rafael import controller
 
             controller.write_terminal_summary(self.run, terminalreporter, self.report_paths)
+        elif self.plain_failures is not None:
+            terminalreporter.write_line(
+                f"rafael: shrunk fault schedules written to {self.plain_failures} (chaos was "
+                f"off: the last chaos report and its history were left as they were)")
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._server is not None:
@@ -569,7 +610,9 @@ def _nothing_applied(state: Any) -> str | None:
 def _case_of(item: pytest.Item) -> ChaosCase | None:
     callspec = getattr(item, "callspec", None)
     if callspec is None:
-        return None
+        from pytest_rafael.unittest_support import case_of
+
+        return case_of(item)
     case = callspec.params.get(CASE_PARAM)
     return case if isinstance(case, ChaosCase) else None
 

@@ -101,3 +101,17 @@ def write_reports(
                 stacklevel=2,
             )
     return paths
+
+
+PLAIN_FAILURES_DIR = "hypothesis"
+
+
+def write_plain_failures(failures: Mapping[str, Any], out_dir: Path) -> Path:
+    """A run without ``--rafael-chaos`` whose Hypothesis fault schedules failed: the
+    shrunk schedules go to ``<out_dir>/hypothesis/failures.json`` (a place of their
+    own), and the last chaos report and its history are left as they were."""
+    folder = Path(out_dir) / PLAIN_FAILURES_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "failures.json"
+    _write(path, json.dumps({"chaos": False, **failures}, indent=2, default=str) + "\n")
+    return path

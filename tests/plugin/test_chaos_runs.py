@@ -359,8 +359,11 @@ def test_chaos_apply_runs_drawn_schedules_and_stores_the_shrunk_failure(
     stored = json.loads((project.path / ".rafael" / "failures" / "index.json").read_text())
     (failure,) = stored["failures"] if isinstance(stored, dict) else stored
     assert [f["type"] for f in failure["schedule"]] == ["latency"]
-    results = read_results(project)
-    assert results["hypothesis"]["failures"][0]["nodeid"].endswith("test_fast_enough")
+    # Chaos was off: the failure has a file of its own, and no chaos report is written.
+    plain = json.loads((project.path / "reports" / "hypothesis" / "failures.json").read_text())
+    assert plain["failures"][0]["nodeid"].endswith("test_fast_enough")
+    assert not (project.path / "reports" / "index.html").exists()
+    result.stdout.fnmatch_lines(["rafael: shrunk fault schedules written to *failures.json*"])
 
 
 def test_plugins_add_fault_kinds_through_the_apply_fault_hook(project: pytest.Pytester) -> None:

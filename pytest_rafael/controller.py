@@ -84,6 +84,7 @@ def build_tests(
             min_fitness=its[0].min_fitness, baseline_n=len(shipped),
             samples_needed=(samples_needed or {}).get(scenario, 1), best_n=best_n if best else 0,
             reference=(references or {}).get((nodeid, scenario)),
+            idempotent=verdict.get("idempotent") if verdict is not None else None,
         ))
     return tests
 

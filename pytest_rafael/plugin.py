@@ -673,5 +673,6 @@ def _verdict_dict(engine: Any, state: Any) -> dict[str, Any]:
         "baseline_genome": engine.baseline.to_dict(),
         "propose": v.propose,
         "reason": v.reason,
+        "idempotent": engine.safety.idempotent,
         "engine_state": engine.state(),
     }

@@ -88,6 +88,7 @@ class TestResult:
     samples_needed: int = 1  # 3 for a scenario that hits by chance
     best_n: int = 0  # measurements behind best_fitness (all runs, exactly that genome)
     reference: dict[str, Any] | None = None  # the no-fault run: outcome, duration_s
+    idempotent: bool | None = None  # the module's declaration (None: not declared)
 
     @property
     def success_rate(self) -> float:
@@ -148,6 +149,7 @@ class TestResult:
             "best_n": self.best_n,
             "withstood": self.withstood,
             "reference": self.reference,
+            "idempotent": self.idempotent,
         }
 
 

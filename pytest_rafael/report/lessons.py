@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_rafael.report.guidance import GUIDANCE
 from pytest_rafael.report.model import (
     FAILED,
     baseline_genome,
@@ -52,9 +53,32 @@ def _unit(param: str) -> str:
     return " s" if param.rsplit(".", 1)[-1] in _SECONDS_PARAMS else ""
 
 
+def _measured(test: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Iterations that ran under their faults and were scored."""
+    return [i for i in done(test) if num(i.get("fitness")) is not None]
+
+
+def _unmeasured_lesson(test: Mapping[str, Any]) -> Lesson | None:
+    """Iterations the plugin refused to score, with the plugin's own reason (the test
+    ended before the first fault, a target matched no proxy, setup broke)."""
+    nodeid, scenario = test_key(test)
+    lost = [i for i in done(test) if num(i.get("fitness")) is None]
+    if not lost:
+        return None
+    reasons = Counter(str(i.get("error") or i.get("outcome")) for i in lost)
+    (reason, count), *_ = reasons.most_common()
+    return Lesson(
+        "warn",
+        f"{count} of {len(done(test))} iterations of {nodeid} under {scenario} measured "
+        f"nothing about resilience and were not scored: {reason.rstrip('.')}.",
+        nodeid,
+        scenario,
+    )
+
+
 def _failure_lesson(test: Mapping[str, Any]) -> Lesson | None:
     nodeid, scenario = test_key(test)
-    ran = done(test)
+    ran = _measured(test)
     failed = [i for i in ran if i.get("outcome") in FAILED]
     if not failed:
         return None
@@ -62,7 +86,7 @@ def _failure_lesson(test: Mapping[str, Any]) -> Lesson | None:
     durations = [d for d in (num(i.get("duration_s")) for i in failed) if d is not None]
     (top, top_n), *others = kinds.most_common()
     if others:
-        why = f"{top} in {top_n}, " + ", ".join(f"{k} in {n}" for k, n in others[:3])
+        why = f"{top} in {top_n}; " + "; ".join(f"{k} in {n}" for k, n in others[:3])
         why = f"failed ({why})"
     else:
         why = f"failed with {top}"
@@ -86,12 +110,12 @@ def _gene_lessons(test: Mapping[str, Any], limit: int = 3) -> list[Lesson]:
     """A gene whose passing values and failing values do not overlap is the setting that
     made the difference: say on which side the passing values lie."""
     nodeid, scenario = test_key(test)
-    outcomes = {i.get("outcome") for i in done(test)}
+    outcomes = {i.get("outcome") for i in _measured(test)}
     if "passed" not in outcomes or not outcomes & set(FAILED):
         return []  # no contrast between passing and failing iterations to learn from
     passed: dict[str, list[float]] = {}
     failed: dict[str, list[float]] = {}
-    for it in done(test):
+    for it in _measured(test):
         bucket = (
             passed
             if it.get("outcome") == "passed"
@@ -131,17 +155,18 @@ def _evolution_lesson(test: Mapping[str, Any], below_gate: bool) -> Lesson | Non
     nodeid, scenario = test_key(test)
     base, best = num(test.get("baseline_fitness")), best_fitness(test)
     min_f = num(test.get("min_fitness"))
-    if below_gate:
+    n_base, n_best = test.get("baseline_n", "?"), test.get("best_n", "?")
+    if below_gate and base is not None and min_f is not None and base < min_f:
         # The gate judges the shipped genome; say so, and whether a candidate would pass.
         text = (
             f"The shipped genome of {nodeid} under {scenario} stays below the gate: "
-            f"fitness {fmt_num(base)} < {fmt_num(min_f)}."
+            f"fitness {fmt_num(base)} (n={n_base}) < {fmt_num(min_f)}."
         )
-        if test.get("proposal_id") and best is not None and min_f is not None:
+        if test.get("proposal_id") and best is not None:
             verdict = "would clear it" if best >= min_f else "would still fall short"
             text += (
-                f" Candidate {test['proposal_id']} scored {fmt_num(best)} and {verdict}"
-                f" once approved."
+                f" Candidate {test['proposal_id']} scored {fmt_num(best)} (n={n_best}) there"
+                f" and {verdict} once approved."
             )
         return Lesson("bad", text, nodeid, scenario)
     if base is None or best is None or best - base < 0.005:
@@ -151,14 +176,14 @@ def _evolution_lesson(test: Mapping[str, Any], below_gate: bool) -> Lesson | Non
         if test.get("proposal_id")
         else "adopted"
         if test.get("adopted")
-        else "not adopted"
+        else "not proposed yet (the gain is not yet statistically sound)"
     )
     changed = _changed_genes(test)
-    how = f" by changing {changed}" if changed else ""
+    how = f", {changed}" if changed else ""
     return Lesson(
         "good",
-        f"Evolution raised the fitness of {nodeid} under {scenario} from "
-        f"{fmt_num(base)} to {fmt_num(best)}{how}; {what}.",
+        f"Under {scenario}, a candidate for {nodeid} scored {fmt_num(best)} (n={n_best}) "
+        f"against the shipped genome's {fmt_num(base)} (n={n_base}){how}; {what}.",
         nodeid,
         scenario,
     )
@@ -171,11 +196,12 @@ def _changed_genes(test: Mapping[str, Any]) -> str:
     diffs = [f"adding {g}" for g in sorted(genes_b - genes_a)]
     diffs += [f"removing {g}" for g in sorted(genes_a - genes_b)]
     diffs += [
-        f"{k} {fmt_value(a[k])}\u2192{fmt_value(b[k])}"
+        f"changing {k} {fmt_value(a[k])}\u2192{fmt_value(b[k])}"
         for k in sorted(a.keys() & b.keys())
         if a[k] != b[k]
     ]
-    return ", ".join(diffs[:4]) + (f" and {len(diffs) - 4} more" if len(diffs) > 4 else "")
+    more = f" and {len(diffs) - 4} more changes" if len(diffs) > 4 else ""
+    return ", ".join(diffs[:4]) + more
 
 
 def _stress_lesson(test: Mapping[str, Any]) -> Lesson | None:
@@ -221,22 +247,22 @@ def build_lessons(results: Mapping[str, Any]) -> list[Lesson]:
         stress = _stress_lesson(test)
         if stress:
             out.append(stress)
-        if results.get("chaos") and ran and not any(i.get("faults") for i in ran):
-            out.append(
-                Lesson(
-                    "warn",
-                    f"No fault was recorded for {nodeid} under {scenario}: "
-                    "the scenario's targets did not match a proxy of the "
-                    "test, so its outcomes do not measure resilience.",
-                    nodeid,
-                    scenario,
-                )
-            )
-        elif results.get("chaos") and ran and not failure:
+        lost = _unmeasured_lesson(test)
+        if lost:
+            out.append(lost)
+        for make in GUIDANCE:
+            found = make(test)
+            if found is not None:
+                out.append(Lesson(found[0], found[1], nodeid, scenario))
+        shipped_ok = test.get("withstood")
+        if shipped_ok is None:  # results of an older run: every scored iteration passed
+            shipped_ok = bool(_measured(test)) and failure is None
+        if results.get("chaos") and shipped_ok:
             clean.append(
                 Lesson(
                     "good",
-                    f"{nodeid} withstood {scenario}: all {len(ran)} iterations passed.",
+                    f"{nodeid} withstood {scenario}: the shipped genome passed all "
+                    f"{test.get('baseline_n', len(ran))} of its measurements.",
                     nodeid,
                     scenario,
                 )

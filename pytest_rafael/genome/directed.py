@@ -97,7 +97,9 @@ def observe(ev: Evidence, genome: Genome, m: Measurement) -> Evidence:
         ok_latency_s=max(ev.ok_latency_s, m.ok_latency_max_s or 0.0),
     )
     if m.failures <= 0:
-        if not m.passed and m.retries > 0:
+        # Retried errors the dependency answered (no attempt cut by our own timeout), every
+        # call returned, and still the test failed: the re-sent requests did the harm.
+        if not m.passed and m.retries > 0 and m.timeouts == 0:
             ev = replace(ev, harmed=ev.harmed + 1)
         return ev
     k = _attempts_allowed(genome)

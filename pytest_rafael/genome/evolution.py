@@ -285,7 +285,9 @@ class Engine:
             challengers = [
                 e
                 for e in cands
-                if e.n < MIN_EVIDENCE and e.mean >= bar and e.genome.id not in pending_ids
+                # A candidate that only failed (fitness 0) has nothing to confirm.
+                if e.n < MIN_EVIDENCE and e.mean >= bar and e.mean > 0
+                and e.genome.id not in pending_ids
             ]
             if challengers:
                 return max(challengers, key=lambda e: (e.mean, e.genome.id)).genome

@@ -14,7 +14,8 @@ from pytest_rafael.genome.fitness import Measurement
 from pytest_rafael.genome.genome import Genome
 from pytest_rafael.resilience import antifragile, runtime
 
-BASE = Genome.from_dict("flaky", {"generation": 2, "genes": {}})
+# Its requests are reads: declared idempotent, so a retry may re-send them after a reset.
+BASE = Genome.from_dict("flaky", {"generation": 2, "genes": {}, "idempotent": True})
 
 
 class FlakyUpstream:
@@ -161,9 +162,11 @@ def _engine_with(
 
 
 def _fit(s: float) -> float:
-    # fitness of a measurement with success s and no runtime counters: 0.6 s + 0.2 *
-    # (1 / (1 + 1)) + 0.2 (recovery: mean call time = duration 1 s against a 1 s budget)
-    return 0.6 * s + 0.2 * 0.5 + 0.2
+    # fitness of a passed measurement with success s, no runtime counters and no
+    # reference run: the pass floor plus 0.9 x quality, where quality is s times the
+    # weighted mean 0.6 s + 0.2 * (1 / (1 + 1)) + 0.2 (recovery: mean call time =
+    # duration 1 s against a 1 s budget; resources 1); no speed term without a reference
+    return 0.1 + 0.9 * s * (0.6 * s + 0.2 * 0.5 + 0.2)
 
 
 def test_one_lucky_run_is_not_adopted() -> None:
@@ -183,12 +186,12 @@ def test_consistently_better_candidate_is_adopted_with_a_higher_generation() -> 
     assert v.propose
     assert v.best_genome is not None
     assert v.best_genome.generation == 3
-    assert v.best_fitness == pytest.approx(_fit(0.96))
-    assert v.baseline_fitness == pytest.approx(_fit(0.50))
+    assert v.best_fitness == pytest.approx((_fit(0.95) + _fit(0.97) + _fit(0.96)) / 3)
+    assert v.baseline_fitness == pytest.approx((_fit(0.50) + _fit(0.52) + _fit(0.48)) / 3)
 
 
 def test_worse_candidate_the_original_rule_would_adopt_is_not() -> None:
-    e = _engine_with([0.5, 0.5, 0.5], [0.42, 0.42, 0.42])
+    e = _engine_with([0.5, 0.5, 0.5], [0.45, 0.45, 0.45])
     v = e.verdict()
     assert v.best_fitness is not None
     assert v.baseline_fitness is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_rafael.genome.fitness import BaselineRef, Measurement, evaluate
+from pytest_rafael.genome.fitness import PASS_FLOOR, BaselineRef, Measurement, evaluate
 
 
 def m(
@@ -20,9 +20,17 @@ def m(
 def test_success_rate_sources() -> None:
     assert m("passed").success_rate == 1.0
     assert m("failed").success_rate == 0.0
-    assert m("failed", metrics={"success_rate": 0.75}).success_rate == 0.75
+    # What the test recorded never lifts a failure ...
+    assert m("failed", metrics={"success_rate": 0.75}).success_rate == 0.0
+    assert m("failed", metrics={"ok": 10, "total": 10}).success_rate == 0.0
+    # ... but lowers a pass.
     assert m("passed", metrics={"ok": 3, "total": 4}).success_rate == 0.75
     assert m("passed", metrics={"success_rate": 7}).success_rate == 1.0  # clamped
+    # Decorated calls that failed count, even when the test caught them.
+    tolerated = {"calls": 32, "attempts": 32, "failures": 30}
+    assert m("passed", runtime=tolerated).success_rate == pytest.approx(2 / 32)
+    assert m("passed", runtime=tolerated, metrics={"ok": 1, "total": 2}).success_rate == (
+        pytest.approx(2 / 32))
 
 
 def test_recovery_after_fault_window() -> None:
@@ -71,17 +79,49 @@ def test_cpu_against_baseline() -> None:
 
 
 def test_weighted_score_and_extra_terms() -> None:
-    x = m("failed", duration=1.0, runtime={"calls": 1, "attempts": 1, "latency_total_s": 1.0})
+    x = m("passed", duration=1.0, runtime={"calls": 1, "attempts": 2, "latency_total_s": 1.0})
     f = evaluate(x)
-    # success 0, recovery 0 (failed, never answered after failing? no failure recorded ->
-    # recovered is False because success is 0), efficiency 1
-    assert f.terms == {"success_rate": 0.0, "recovery_speed": 0.0, "resource_efficiency": 1.0}
-    assert f.score == pytest.approx(0.2)
+    # success 1, recovery 1 / (1 + 1) (mean call time 1 s, budget 1 s), efficiency 1/2,
+    # no speed term without a reference: the pass floor plus 0.9 x the weighted mean
+    assert f.terms == {"success_rate": 1.0, "recovery_speed": 0.5, "resource_efficiency": 0.5}
+    assert f.score == pytest.approx(0.1 + 0.9 * (0.6 + 0.1 + 0.1))
     g = evaluate(x, weights=(1, 0, 0))
-    assert g.score == 0.0
+    assert g.score == pytest.approx(1.0)
     h = evaluate(x, extra_terms=[{"p99": (1.0, 0.5)}, {"p99": (1.0, 1.5)}])
     assert h.terms["p99"] == pytest.approx(0.75)  # averaged, values clamped first
-    assert h.score == pytest.approx((0.2 + 0.75) / 2.0)
+    assert h.score == pytest.approx(0.1 + 0.9 * (0.8 + 0.75) / 2.0)
+
+
+def test_a_failure_scores_below_every_pass_whatever_it_recorded() -> None:
+    failed = m("failed", runtime={"calls": 10, "attempts": 10},
+               metrics={"ok": 10, "total": 10, "recovery_s": 0.0, "budget_s": 1.0})
+    worst_pass = m("passed", duration=100.0, runtime={"calls": 10, "attempts": 200,
+                                                     "failures": 9},
+                   metrics={"success_rate": 0.0})
+    assert evaluate(failed).score == 0.0
+    assert evaluate(worst_pass).score >= PASS_FLOOR > 0.0
+    # an extra term at full value cannot lift it either
+    assert evaluate(failed, extra_terms=[{"custom": (10.0, 1.0)}]).score == 0.0
+
+
+def test_slowdown_against_the_reference_run_lowers_the_score() -> None:
+    fast = Measurement.from_iteration("passed", 0.02, {}, {}, None, reference_s=0.02)
+    slow = Measurement.from_iteration("passed", 2.0, {}, {}, None, reference_s=0.02)
+    assert evaluate(fast).terms["speed"] == pytest.approx(1.0)
+    assert evaluate(slow).terms["speed"] == pytest.approx(0.07 / 2.05)
+    assert evaluate(slow).score < evaluate(fast).score - 0.15
+    # a test that got faster under faults keeps a speed of 1, never more
+    quick = Measurement.from_iteration("passed", 0.01, {}, {}, None, reference_s=0.5)
+    assert evaluate(quick).terms["speed"] == 1.0
+    # without a reference the term is left out, not guessed
+    assert "speed" not in evaluate(m("passed")).terms
+
+
+def test_most_calls_failing_cannot_outscore_every_call_alive() -> None:
+    lossy = m("passed", duration=0.05, runtime={"calls": 32, "attempts": 32, "failures": 30})
+    kept = m("passed", duration=3.0, window=(0.0, 3.5),
+             runtime={"calls": 32, "attempts": 640, "failures": 0, "latency_total_s": 90.0})
+    assert evaluate(kept).score > evaluate(lossy).score
 
 
 def test_extra_term_errors() -> None:
@@ -92,11 +132,14 @@ def test_extra_term_errors() -> None:
         evaluate(x, extra_terms=[{"t": "bad"}])  # type: ignore[dict-item]
     with pytest.raises(ValueError, match="weights"):
         evaluate(x, weights=(1.0, 1.0))
+    with pytest.raises(ValueError, match="weights"):
+        evaluate(x, weights=(1.0, float("nan"), 0.0))
 
 
 def test_skipped_measurements_are_ignored_and_mean_is_taken() -> None:
     ms = [m("passed"), m("failed"), m("skipped")]
     assert evaluate(ms).terms["success_rate"] == 0.5
+    assert evaluate(ms).score == pytest.approx((evaluate(m("passed")).score + 0.0) / 2)
     assert evaluate([m("skipped")]).score == 0.0
 
 

@@ -20,7 +20,12 @@ def test_two_runs_continue_through_the_store(tmp_path: Path) -> None:
             raise ConnectionError("reset")
         return "ok"
 
-    adopted = {"inventory": Genome.from_dict("inventory", {"generation": 1, "genes": {}})}
+    # Reservations here are idempotent reads: a retry may re-send one after a reset.
+    adopted = {
+        "inventory": Genome.from_dict(
+            "inventory", {"generation": 1, "genes": {}, "idempotent": True}
+        )
+    }
     generations: list[int] = []
     verdicts = []
     for run in range(3):

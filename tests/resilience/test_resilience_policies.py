@@ -27,7 +27,9 @@ _n = 0
 
 
 def genome(module: str, **genes: dict[str, Any]) -> Genome:
-    return Genome.from_dict(module, {"genes": genes})
+    # Declared idempotent: these tests exercise the policies, and a retry of an
+    # idempotent call retries every error (see test_resilience_delivery.py for the rest).
+    return Genome.from_dict(module, {"genes": genes, "idempotent": True})
 
 
 @pytest.fixture

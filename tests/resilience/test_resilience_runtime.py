@@ -39,7 +39,7 @@ def _flaky(failures: int) -> tuple[dict[str, int], object]:
     def call() -> str:
         state["calls"] += 1
         if state["calls"] <= failures:
-            raise ConnectionError("x")
+            raise ConnectionRefusedError("x")  # nothing sent: the default retry.on retries it
         return "ok"
 
     return state, call

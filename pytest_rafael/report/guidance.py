@@ -119,13 +119,12 @@ def harmful_retry_lesson(test: Mapping[str, Any]) -> tuple[str, str] | None:
 
 
 def non_idempotent_lesson(test: Mapping[str, Any]) -> tuple[str, str] | None:
-    if test.get("module") is None or test.get("idempotent") is True:
+    if test.get("module") is None or test.get("idempotent") is not False:
         return None
     nodeid, scenario = test_key(test)
-    declared = "is declared non-idempotent" if test.get("idempotent") is False else \
-        "is not declared idempotent"
     return ("info",
-            f"Module {test['module']!r} {declared}: the candidates tried for {nodeid} under "
+            f"Module {test['module']!r} is declared non-idempotent: the candidates tried for "
+            f"{nodeid} under "
             f"{scenario} retry only errors that prove nothing was sent (NotDelivered), so "
             f"a request that may have reached the server is never sent twice.")
 
@@ -143,7 +142,7 @@ def reference_lesson(test: Mapping[str, Any]) -> tuple[str, str] | None:
 
 def samples_lesson(test: Mapping[str, Any]) -> tuple[str, str] | None:
     n, needed = test.get("baseline_n"), test.get("samples_needed")
-    if not isinstance(n, int) or not isinstance(needed, int) or n >= needed:
+    if not isinstance(n, int) or not isinstance(needed, int) or not 0 < n < needed:
         return None
     nodeid, scenario = test_key(test)
     return ("warn",

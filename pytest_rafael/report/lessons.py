@@ -53,16 +53,21 @@ def _unit(param: str) -> str:
     return " s" if param.rsplit(".", 1)[-1] in _SECONDS_PARAMS else ""
 
 
+def _scored(it: Mapping[str, Any]) -> bool:
+    # results of runs before fitness was recorded per iteration have no key at all
+    return "fitness" not in it or num(it.get("fitness")) is not None
+
+
 def _measured(test: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Iterations that ran under their faults and were scored."""
-    return [i for i in done(test) if num(i.get("fitness")) is not None]
+    return [i for i in done(test) if _scored(i)]
 
 
 def _unmeasured_lesson(test: Mapping[str, Any]) -> Lesson | None:
     """Iterations the plugin refused to score, with the plugin's own reason (the test
     ended before the first fault, a target matched no proxy, setup broke)."""
     nodeid, scenario = test_key(test)
-    lost = [i for i in done(test) if num(i.get("fitness")) is None]
+    lost = [i for i in done(test) if not _scored(i)]
     if not lost:
         return None
     reasons = Counter(str(i.get("error") or i.get("outcome")) for i in lost)

@@ -72,6 +72,8 @@ def timeout_test(nodeid: str = "tests/test_pay.py::test_charge") -> TestResult:
         adopted=True,
         proposal_id="P-0001",
         min_fitness=0.7,
+        baseline_n=1,
+        best_n=2,
     )
 
 
@@ -114,6 +116,8 @@ def cpu_test(nodeid: str = "tests/test_pay.py::test_refund") -> TestResult:
         adopted=False,
         proposal_id=None,
         min_fitness=0.7,
+        baseline_n=1,
+        best_n=2,
     )
 
 

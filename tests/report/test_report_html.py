@@ -51,15 +51,15 @@ def test_verdict_and_delta_match_the_results(run_dict: dict[str, Any]) -> None:
     page = render_html(run_dict)
     text = text_of(page)
     assert "Resilience gate failed" in text
-    assert "1 test and scenario pair scored below the minimum fitness 0.700" in text
+    assert "The gate failed on 1 count:" in text
     assert run_dict["gate"]["failures"][0] in text
     assert "Run id run-0002" in text
     assert "Seed 4242" in text
     assert "Duration 2 min 33 s" in text  # 153.25 s
     assert "Toxiproxy server http://127.0.0.1:8474" in text
     assert "9 iterations" in text
-    assert "Baseline score 0.200" in text
-    assert "Current score 0.750" in text
+    assert "Baseline score (shipped) 0.200" in text
+    assert "Current score (shipping now) 0.750" in text
     assert "Improvement +275.0 %" in text
     assert "Threats mitigated 1" in text
     assert "Vulnerabilities 1" in text
@@ -69,13 +69,26 @@ def test_passed_gate_says_why() -> None:
     run = make_run(tests=(timeout_test(),))
     text = text_of(render_html(run))
     assert "Resilience gate passed" in text
-    assert "Every chaos test's shipped genome scored at least the minimum fitness 0.700" in text
+    assert ("Every gated chaos test's shipped genome scored at least its minimum fitness "
+            "(0.700), over enough measurements") in text
 
 
-def test_matrix_cells_carry_best_fitness_and_colour(run_dict: dict[str, Any]) -> None:
+def test_no_gate_set_says_so_without_a_verdict_colour() -> None:
+    run = make_run(tests=(timeout_test(),))
+    run["gate"]["min_fitness"] = None
+    for test in run["tests"]:
+        test["min_fitness"] = None
+    page = render_html(run)
+    text = text_of(page)
+    assert "No gate set" in text
+    assert "PASSED" not in text and "Resilience gate passed" not in text
+    assert 'class="verdict none"' in page
+
+
+def test_matrix_cells_carry_the_shipped_fitness_and_colour(run_dict: dict[str, Any]) -> None:
     page = render_html(run_dict)
     cells = re.findall(r'<td class="(f\d+|fna)" title="[^"]*"><a href="#(t\d)">([^<]*)</a>', page)
-    assert cells == [("f9", "t0", "0.900"), ("f6", "t1", "0.600")]
+    assert cells == [("f1", "t0", "0.100"), ("f3", "t1", "0.300")]
     for _, anchor, _ in cells:
         assert f'id="{anchor}"' in page
 
@@ -122,12 +135,13 @@ def test_genome_diff_and_lessons_come_from_the_data(run_dict: dict[str, Any]) ->
         "more (4 iterations)"
     ) in text
     assert (
-        "from 0.100 to 0.900 by changing timeout.seconds 30→2; proposed for adoption as "
-        "P-0001" in text
+        "a candidate for tests/test_pay.py::test_charge scored 0.900 (n=2) against the "
+        "shipped genome's 0.100 (n=1), changing timeout.seconds 30→2; proposed for "
+        "adoption as P-0001" in text
     )
     # the gate judges the shipped genome (its baseline fitness), not the best candidate
     assert re.search(r"The shipped genome of \S+ under \w+ stays below the gate: "
-                     r"fitness 0\.\d{3} < 0\.700\.", text)
+                     r"fitness 0\.\d{3} \(n=1\) < 0\.700\.", text)
 
 
 def test_charts_have_axes_labels_and_gate_line(run_dict: dict[str, Any]) -> None:

@@ -88,8 +88,12 @@ def parse_prom(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
 def test_metrics_prom_parses_and_matches_the_run(run_dict: dict[str, Any]) -> None:
     fam = parse_prom(render_metrics(run_dict))
     key = {"module": "payments", "scenario": "connection_timeout"}
-    assert (key, 0.9) in fam["rafael_fitness"]
+    # rafael_fitness is what the gate judges: the shipped genome, never the candidate
+    assert (key, 0.1) in fam["rafael_fitness"]
     assert (key, 0.1) in fam["rafael_baseline_fitness"]
+    assert (key, 0.9) in fam["rafael_candidate_fitness"]
+    assert (key, 1.0) in fam["rafael_shipped_samples"]
+    assert fam["rafael_gate_set"] == [({}, 1.0)]
     assert (key, 0.2) in fam["rafael_success_rate"]  # 1 of 5 passed
     assert (key, 5.0) in fam["rafael_iterations"]
     assert (key, 4.0) in fam["rafael_failed_iterations"]
@@ -110,7 +114,7 @@ def test_metrics_label_values_are_escaped() -> None:
     text = render_metrics(run)
     assert len(text.splitlines()) == len([ln for ln in text.split("\n") if ln])  # no raw \n
     fam = parse_prom(text)
-    assert fam["rafael_fitness"] == [({"module": 'pay}ments,x="1"', "scenario": nasty}, 0.9)]
+    assert fam["rafael_fitness"] == [({"module": 'pay}ments,x="1"', "scenario": nasty}, 0.1)]
 
 
 def test_results_json_is_the_dict(tmp_path: Path, run_dict: dict[str, Any]) -> None:
@@ -143,9 +147,9 @@ def test_summary_md_content(run_dict: dict[str, Any]) -> None:
     # Worst first: the pair below the gate leads and is flagged.
     assert rows[0].startswith(
         "| tests/test\\_pay.py::test\\_refund ❌ | cpu\\_starvation | 4 | "
-        "50 % | 0.300 | 0.600 | no |"
+        "50 % | 0.300 (1) | 0.600 | no |"
     )
-    assert rows[1].endswith("| 5 | 20 % | 0.100 | 0.900 | P-0001 |")
+    assert rows[1].endswith("| 5 | 20 % | 0.100 (1) | 0.900 | P-0001 |")
     assert "4 of 5 iterations" in md
     assert all(
         ln.count("|") - ln.count("\\|") in (0, 8, 6) for ln in md.splitlines() if ln.startswith("|")

@@ -51,6 +51,11 @@ def _genome_id(module: str | None, genome: Mapping[str, Any] | None) -> str | No
     return Genome.from_dict(module, genome).id
 
 
+# A candidate is shown as better than the shipped genome only by at least this much: a
+# difference in the third decimal is noise, not an improvement.
+BETTER_BY = 0.01
+
+
 def build_tests(
     iterations: Iterable[IterationResult],
     verdicts: Mapping[str, dict[str, Any]],
@@ -74,8 +79,8 @@ def build_tests(
         if verdict is not None and verdict["best_genome"] is not None:
             best_n, mean = _entry_stats(verdict, _genome_id(module, verdict["best_genome"]))
             earlier = verdict["baseline_fitness"]
-            if mean is not None and (baseline is None or mean > baseline) and (
-                    earlier is None or mean > earlier):
+            if mean is not None and (baseline is None or mean >= baseline + BETTER_BY) and (
+                    earlier is None or mean >= earlier + BETTER_BY):
                 best, best_genome = round(mean, 4), verdict["best_genome"]
         tests.append(TestResult(
             nodeid=nodeid, scenario=scenario, severity=its[0].severity or "medium",

@@ -84,7 +84,11 @@ def threshold_lesson(test: Mapping[str, Any]) -> tuple[str, str] | None:
         return None
     term, value = min(costly.items(), key=lambda kv: kv[1])
     nodeid, scenario = test_key(test)
-    if term == "success_rate":
+    if term == "success_rate" and test.get("idempotent") is False:
+        cause = (f"{(1 - value) * 100:.0f} % of its decorated calls failed although the test "
+                 f"passed; the module is not idempotent, so no retry may re-send them: make "
+                 f"the write idempotent (an idempotency key) and declare it so")
+    elif term == "success_rate":
         cause = f"{(1 - value) * 100:.0f} % {_TERM_ADVICE[term]}"
     elif term == "recovery_speed":
         cause = f"it scored {value:.2f} on recovery: it took long {_TERM_ADVICE[term]}"

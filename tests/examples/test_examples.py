@@ -14,11 +14,13 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 RESILIENT = """
 sessions:
   generation: 1
+  idempotent: true
   genes:
     retry: {max_attempts: 10, base_delay: 0.05, max_delay: 0.3, multiplier: 2.0, jitter: 0.1}
     timeout: {seconds: 1.0}
 inventory:
   generation: 1
+  idempotent: true
   genes:
     retry: {max_attempts: 6, base_delay: 0.02, max_delay: 0.2, multiplier: 2.0, jitter: 0.1}
     timeout: {seconds: 1.0}

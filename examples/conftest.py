@@ -1,4 +1,4 @@
-"""Starts a real Redis server on a free loopback port for the session-store example."""
+"""Starts a real Redis server on a free loopback port for the Redis examples (sessions, jobs)."""
 
 from __future__ import annotations
 

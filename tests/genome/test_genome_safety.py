@@ -1,0 +1,52 @@
+"""Limits every candidate respects: a narrow retry for modules not declared idempotent,
+and a worst-case retry time within a share of the test's own time budget."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from pytest_rafael.genome.evolution import Engine
+from pytest_rafael.genome.fitness import Measurement
+from pytest_rafael.genome.genome import Genome
+from pytest_rafael.genome.safety import RETRY_TIME_SHARE, Safety, worst_case_s
+
+GREEDY = Genome.from_dict("s", {"genes": {
+    "retry": {"max_attempts": 20, "base_delay": 2.0, "max_delay": 30.0, "on": ["Exception"]},
+    "timeout": {"seconds": 10.0}}})
+
+
+def test_a_module_not_declared_idempotent_retries_only_what_was_never_sent() -> None:
+    for declared in (None, False):
+        safe = Safety.for_module("s", declared, None).apply(GREEDY)
+        assert safe.genes["retry"]["on"] == ("NotDelivered",)
+    kept = Safety.for_module("s", True, None).apply(GREEDY)
+    assert kept.genes["retry"]["on"] == ("Exception",)
+
+
+@pytest.mark.parametrize("budget", [None, 4.0, 30.0, 600.0])
+def test_the_worst_case_stays_within_a_share_of_the_test_budget(budget: float | None) -> None:
+    safety = Safety.for_module("s", True, budget)
+    capped = safety.apply(GREEDY)
+    params = dict(capped.genes["retry"].params)
+    limit = RETRY_TIME_SHARE * (budget or 60.0)
+    assert worst_case_s(params, 10.0) <= limit or params["max_attempts"] == 1
+    assert safety.allows(capped)
+
+
+def test_an_engine_never_measures_an_unsafe_candidate() -> None:
+    base = Genome.from_dict("svc", {"genes": {}})
+    engine = Engine("k", base, seed=1, safety=Safety.for_module("svc", None, 2.0))
+    rng = random.Random(0)
+    for i in range(12):
+        g = engine.next_candidate(i)
+        retry = g.genes.get("retry")
+        if retry is not None:
+            assert set(retry["on"]) <= {"NotDelivered", "ConnectionRefusedError"}
+            assert worst_case_s(dict(retry.params), 1.0) <= 1.0 + 1e-9
+        failed = rng.random() < 0.7
+        runtime = {"calls": 3, "attempts": 3, "failures": 2 if failed else 0,
+                   "latency_max_s": 0.3, "last_failure_at_s": 0.3}
+        engine.observe(i, g, Measurement.from_iteration(
+            "failed" if failed else "passed", 0.4, runtime, {}, (0.0, 0.5)))

@@ -95,7 +95,11 @@ def chaos_proxy(
 
 @dataclass
 class Chaos:
-    """What the test can know about the chaos around it, and where it records metrics."""
+    """What the test can know about the chaos around it, and where it records metrics.
+
+    ``active`` is False in the pair's reference run (``reference`` True), which runs the
+    test once without faults to measure its own speed: a test that asserts on a fault's
+    effect checks ``chaos.active`` first."""
 
     active: bool
     scenario: Scenario | None
@@ -106,6 +110,7 @@ class Chaos:
     _server: Callable[[], ToxiproxyServer] | None = None
     _stress_limits: Any = None
     _failures_dir: Path | None = None
+    reference: bool = False
 
     def apply(self, schedule: FaultSchedule) -> contextlib.AbstractContextManager[Any]:
         """Apply a fault schedule drawn by :mod:`pytest_rafael.strategies` for the
@@ -136,8 +141,10 @@ def chaos(request: pytest.FixtureRequest) -> Chaos:
     """This iteration's chaos: ``.active``, ``.scenario``, ``.iteration``, ``.record()``."""
     state = state_of(request.node)
     session = _session(request.config)
+    reference = state.case is not None and state.case.reference
     return Chaos(
-        active=state.active,
+        active=state.active and not reference,
+        reference=reference,
         scenario=state.scenario,
         iteration=state.case.index if state.case else None,
         iterations=state.case.iterations if state.case else None,

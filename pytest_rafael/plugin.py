@@ -495,6 +495,8 @@ class ChaosRunner:
             return (yield)
         if call.when == "teardown" and state.case.reference:
             reference = self._finish_reference(state, call)
+            item.user_properties.extend(
+                [("rafael_scenario", state.case.scenario), ("rafael_reference", "true")])
             report = yield
             report.rafael_reference = reference  # type: ignore[attr-defined]
             return report
@@ -531,7 +533,7 @@ class ChaosRunner:
         reference = {
             "nodeid": state.base_nodeid, "scenario": state.case.scenario,
             "outcome": state.outcome or "error", "duration_s": round(state.duration_s, 6),
-            "error": state.error,
+            "error": state.error, "worker": os.environ.get("PYTEST_XDIST_WORKER"),
         }
         self.session.references[(state.base_nodeid, state.case.scenario)] = reference
         return reference

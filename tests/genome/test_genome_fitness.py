@@ -152,3 +152,20 @@ def test_terms_always_in_unit_interval() -> None:
     f = evaluate(x, BaselineRef(recovery_s=1.0, cpu_time_s=1.0))
     assert all(0.0 <= v <= 1.0 for v in f.terms.values())
     assert 0.0 <= f.score <= 1.0
+
+
+def test_the_worked_example_of_docs_genome_md() -> None:
+    def run(duration: float) -> Measurement:
+        runtime = {"calls": 6, "attempts": 6, "latency_total_s": duration}
+        return Measurement.from_iteration("passed", duration, runtime, {}, (0.0, duration + 1),
+                                          reference_s=0.02)
+
+    fast, slow = evaluate(run(0.02)), evaluate(run(2.0))
+    assert fast.score == pytest.approx(1.00, abs=0.005)
+    assert slow.terms["recovery_speed"] == pytest.approx(0.750, abs=0.001)
+    assert slow.terms["speed"] == pytest.approx(0.034, abs=0.001)
+    assert slow.score == pytest.approx(0.82, abs=0.005)
+    failed = Measurement.from_iteration("failed", 2.0, {}, {"ok": 10, "total": 10}, None,
+                                        reference_s=0.02)
+    four_and_one = evaluate([run(2.0)] * 4 + [failed])
+    assert four_and_one.score == pytest.approx(0.65, abs=0.005)

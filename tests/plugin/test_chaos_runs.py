@@ -22,15 +22,16 @@ def test_each_scenario_runs_n_iterations_with_fresh_fixtures(project: pytest.Pyt
 
         @pytest.mark.chaos("cpu_spike", "memory_pressure", iterations=3)
         def test_marked(chaos, fresh):
-            assert chaos.active
+            assert chaos.active is not chaos.reference
             assert chaos.iterations == 3
             assert fresh == []          # a new fixture value each iteration
             fresh.append(chaos.iteration)
             chaos.record(answer=42, made=len(MADE))
     """)
     result = project.runpytest_subprocess("--rafael-chaos", "-v", "--rafael-seed", "7")
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=8)  # 3 iterations and a reference run without faults
     result.stdout.fnmatch_lines([
+        "*test_marked?cpu_spike-nofault? PASSED*",
         "*test_marked?cpu_spike-it0? PASSED*", "*test_marked?cpu_spike-it2? PASSED*",
         "*test_marked?memory_pressure-it1? PASSED*",
         "*RAFAEL*", "*test_marked ?cpu_spike?*success 100%*",
@@ -47,7 +48,9 @@ def test_each_scenario_runs_n_iterations_with_fresh_fixtures(project: pytest.Pyt
         assert all(i["metrics"]["answer"] == 42 for i in t["iterations"])
         assert all(i["outcome"] == "passed" for i in t["iterations"])
     made = [i["metrics"]["made"] for t in tests.values() for i in t["iterations"]]
-    assert sorted(made) == [1, 2, 3, 4, 5, 6]  # the fixture ran once per iteration
+    # the fixture ran once per item: references made 1 and 5, the iterations the rest
+    assert sorted(made) == [2, 3, 4, 6, 7, 8]
+    assert all(t["reference"]["outcome"] == "passed" for t in tests.values())
     cpu = tests["cpu_spike"]["iterations"][0]["faults"][0]
     assert cpu["kind"] == "stress"
     assert cpu["type"] == "cpu"
@@ -65,14 +68,15 @@ def test_latency_fault_is_observed_by_the_code_under_test(project: pytest.Pytest
             proxy = chaos_proxy("api", echo.address)
             took = rt(proxy.host, proxy.port)
             chaos.record(round_trip_ms=took * 1000)
-            assert took >= 0.14   # 200 ms +- 50 ms jitter on the way back
+            if chaos.active:  # not in the reference run without faults
+                assert took >= 0.14   # 200 ms +- 50 ms jitter on the way back
 
         def test_plain_run_has_no_latency(chaos_proxy, echo, rt):
             proxy = chaos_proxy("api", echo.address)
             assert rt(proxy.host, proxy.port) < 0.1
     """)
     result = project.runpytest_subprocess("--rafael-chaos")
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=4)
     iterations = read_results(project)["tests"][0]["iterations"]
     for it in iterations:
         assert it["metrics"]["round_trip_ms"] >= 140
@@ -92,8 +96,9 @@ def test_the_same_test_passes_without_chaos(project: pytest.Pytester) -> None:
             assert rt(proxy.host, proxy.port) < 0.1
     """)
     project.runpytest_subprocess().assert_outcomes(passed=1)
+    # the reference run without faults passes; both iterations under latency fail
     project.runpytest_subprocess("--rafael-chaos", "--rafael-iterations", "2").assert_outcomes(
-        failed=2)
+        passed=1, failed=2)
 
 
 def test_down_fault_refuses_connections_then_recovers(project: pytest.Pytester) -> None:
@@ -112,15 +117,16 @@ faults:
         import pytest
 
         @pytest.mark.chaos("outage", iterations=1)
-        def test_outage(chaos_proxy, echo, rt):
+        def test_outage(chaos_proxy, echo, rt, chaos):
             db = chaos_proxy("db", echo.address)
-            with pytest.raises(OSError):
-                rt(db.host, db.port, timeout=1)
+            if chaos.active:
+                with pytest.raises(OSError):
+                    rt(db.host, db.port, timeout=1)
             time.sleep(0.5)
             assert rt(db.host, db.port) < 0.5
     """)
     project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios",
-                                 "scen").assert_outcomes(passed=1)
+                                 "scen").assert_outcomes(passed=2)
 
 
 def test_marker_targets_remap_scenario_proxy_names(project: pytest.Pytester) -> None:
@@ -128,12 +134,13 @@ def test_marker_targets_remap_scenario_proxy_names(project: pytest.Pytester) -> 
         import pytest
 
         @pytest.mark.chaos("db_failure", iterations=1, targets={"db": "postgres"})
-        def test_remapped(chaos_proxy, echo, rt):
+        def test_remapped(chaos_proxy, echo, rt, chaos):
             pg = chaos_proxy("postgres", echo.address)
-            with pytest.raises(OSError):
-                rt(pg.host, pg.port, timeout=1)
+            if chaos.active:
+                with pytest.raises(OSError):
+                    rt(pg.host, pg.port, timeout=1)
     """)
-    project.runpytest_subprocess("--rafael-chaos").assert_outcomes(passed=1)
+    project.runpytest_subprocess("--rafael-chaos").assert_outcomes(passed=2)
 
 
 def test_scenario_aimed_at_a_missing_proxy_is_a_clear_error(project: pytest.Pytester) -> None:
@@ -149,7 +156,7 @@ def test_scenario_aimed_at_a_missing_proxy_is_a_clear_error(project: pytest.Pyte
             pass
     """)
     result = project.runpytest_subprocess("--rafael-chaos")
-    result.assert_outcomes(failed=2)
+    result.assert_outcomes(passed=2, failed=2)  # the reference runs inject nothing
     result.stdout.fnmatch_lines([
         "*scenario 'db_failure' targets proxy 'db' (*db_failure.yaml:*) but the test "
         "created cache*",
@@ -187,11 +194,12 @@ faults:
         def test_short(chaos_proxy, echo, rt, chaos):
             p = chaos_proxy("api", echo.address)
             took = rt(p.host, p.port)
-            assert 0.015 <= took < 0.15
+            if chaos.active:
+                assert 0.015 <= took < 0.15
             assert chaos.scenario.description == "overridden with 20 ms"
     """)
     project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios",
-                                 "mine").assert_outcomes(passed=1)
+                                 "mine").assert_outcomes(passed=2)
     assert read_results(project)["tests"][0]["severity"] == "low"
 
 
@@ -232,7 +240,7 @@ def test_gate_fails_the_session_and_names_each_test(project: pytest.Pytester) ->
             p = chaos_proxy("api", echo.address)
             assert rt(p.host, p.port) < 0.1
 
-        @pytest.mark.chaos("network_latency", iterations=2, min_fitness=0.0)
+        @pytest.mark.chaos("network_latency", iterations=3, min_fitness=0.0)
         def test_lenient(chaos_proxy, echo, rt):
             p = chaos_proxy("api", echo.address)
             assert rt(p.host, p.port) < 0.1
@@ -282,7 +290,7 @@ def test_stressor_fixture_applies_measured_pressure(project: pytest.Pytester) ->
             assert not s.running
             stressor.cpu(percent=50)  # runs until the test ends
     """)
-    project.runpytest_subprocess("--rafael-chaos").assert_outcomes(passed=1)
+    project.runpytest_subprocess("--rafael-chaos").assert_outcomes(passed=2)
     metrics = read_results(project)["tests"][0]["iterations"][0]["metrics"]
     assert metrics["stressor0_rss_mb"] >= 120
     assert metrics["stressor1_cpu_seconds"] > 0
@@ -399,11 +407,11 @@ def pytest_rafael_apply_fault(fault, context):
         import conftest
 
         @pytest.mark.chaos("clock_skew", iterations=2)
-        def test_skewed():
-            assert conftest.SKEW == [30]
+        def test_skewed(chaos):
+            assert conftest.SKEW == ([30] if chaos.active else [])
     """)
     project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios",
-                                 "scen").assert_outcomes(passed=2)
+                                 "scen").assert_outcomes(passed=3)
     faults = read_results(project)["tests"][0]["iterations"][1]["faults"]
     assert faults[0]["kind"] == "clock_skew"
     assert faults[0]["observed"] == {"reverted": True}
@@ -431,7 +439,7 @@ faults:
             chaos_proxy("api", echo.address)
     """)
     result = project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios", "scen")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(passed=1, failed=1)  # the reference run has no fault to miss
     result.stdout.fnmatch_lines(["*the test call ended after *, before its first fault at 2 s*"])
     (iteration,) = read_results(project)["tests"][0]["iterations"]
     assert iteration["outcome"] == "error"
@@ -449,9 +457,11 @@ def test_junitxml_carries_scenario_iteration_and_fitness(project: pytest.Pyteste
             pass
     """)
     project.runpytest_subprocess("--rafael-chaos", "--junitxml=junit.xml").assert_outcomes(
-        passed=2)
+        passed=3)
     cases = ET.parse(project.path / "junit.xml").getroot().iter("testcase")
-    props = [{p.get("name"): p.get("value") for p in case.iter("property")} for case in cases]
+    every = [{p.get("name"): p.get("value") for p in case.iter("property")} for case in cases]
+    assert every[0] == {"rafael_scenario": "cpu_spike", "rafael_reference": "true"}
+    props = every[1:]
     assert [p["rafael_iteration"] for p in props] == ["0", "1"]
     assert all(p["rafael_scenario"] == "cpu_spike" for p in props)
     assert all(p["rafael_module"] == "billing" for p in props)

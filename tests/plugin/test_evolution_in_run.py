@@ -17,7 +17,7 @@ from pytest_rafael import antifragile
 CALLS = itertools.count()
 
 
-@antifragile("orders")
+@antifragile("orders", idempotent=True)  # a read: safe to send again after a reset
 def fetch_order():
     # Every other attempt fails, like a dependency that resets half its connections:
     # a call with no retry fails half the time, one with a retry gene always succeeds.

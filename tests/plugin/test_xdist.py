@@ -34,7 +34,7 @@ def test_two_workers_keep_iterations_together(project: pytest.Pytester) -> None:
             pass
     """)
     result = project.runpytest_subprocess("-n", "2", "--rafael-chaos", "--rafael-seed", "3")
-    result.assert_outcomes(passed=18)
+    result.assert_outcomes(passed=22)  # 4 pairs x (3 iterations + a reference) + 6
     results = read_results(project)
     assert results["seed"] == 3
     tests = results["tests"]
@@ -42,7 +42,7 @@ def test_two_workers_keep_iterations_together(project: pytest.Pytester) -> None:
     workers = set()
     for t in tests:
         assert [i["index"] for i in t["iterations"]] == [0, 1, 2]
-        used = {i["metrics"]["worker"] for i in t["iterations"]}
+        used = {i["metrics"]["worker"] for i in t["iterations"]} | {t["reference"]["worker"]}
         assert len(used) == 1, f"{t['nodeid']} [{t['scenario']}] ran on {used}"
         workers |= used
     assert workers <= {"gw0", "gw1"}

@@ -33,7 +33,9 @@ def group_iterations(
     return groups
 
 
-def _entry_stats(verdict: Mapping[str, Any] | None, genome_id: str | None) -> tuple[int, float | None]:
+def _entry_stats(
+    verdict: Mapping[str, Any] | None, genome_id: str | None
+) -> tuple[int, float | None]:
     """``(n, mean fitness)`` the pair's engine holds for exactly ``genome_id``."""
     if verdict is None or genome_id is None:
         return 0, None

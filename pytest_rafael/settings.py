@@ -8,7 +8,6 @@ it came from (the option, the environment variable, or the ini file and key).
 from __future__ import annotations
 
 import math
-
 import os
 import secrets
 from collections.abc import Callable, Sequence

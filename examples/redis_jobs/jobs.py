@@ -16,7 +16,6 @@ import redis
 from pytest_rafael import antifragile
 from pytest_rafael.resilience import current_timeout
 
-
 # Nothing may go over the connection before the command (CLIENT SETINFO would): redis-py
 # 7.1+ turns it off with driver_info=None, older releases with lib_name/lib_version=None.
 _NO_SETINFO = (

@@ -107,7 +107,8 @@ def test_a_chance_fault_measures_the_shipped_genome_three_times(project: pytest.
     (test,) = read_results(project)["tests"]
     shipped = [i["index"] for i in test["iterations"] if i["genome"] == test["baseline_genome"]]
     assert shipped[:3] == [0, 2, 4]
-    assert test["baseline_n"] == 3 and test["samples_needed"] == 3
+    assert test["baseline_n"] == 3
+    assert test["samples_needed"] == 3
     # one iteration is not enough for a verdict on a chance fault
     result = project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios=scen",
                                           "--rafael-iterations=1", "--rafael-min-fitness=0")

@@ -4,7 +4,6 @@ evidence belongs to the proposal it supports."""
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -117,7 +116,8 @@ def test_no_gate_set_reads_no_gate_set_even_when_everything_failed(
     project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios=scen")
     page = (project.path / "reports" / "index.html").read_text()
     assert "<h1>No gate set</h1>" in page
-    assert "Resilience gate passed" not in page and "PASSED" not in page
+    assert "Resilience gate passed" not in page
+    assert "PASSED" not in page
     assert 'class="verdict none"' in page
     assert (project.path / "reports" / "summary.md").read_text().startswith(
         "## pytest-rafael: no gate set")
@@ -193,7 +193,8 @@ def test_evidence_is_the_proposed_genomes_own_on_every_test_of_its_module(
     assert evidence["genome"] == candidate_id
     assert evidence["unmeasured"] == []
     for row in evidence["tests"]:
-        assert row["measured"] and row["candidate_n"] >= 1
+        assert row["measured"]
+        assert row["candidate_n"] >= 1
         # each figure is the mean of exactly the candidate's iterations on that test
         test = next(t for t in tests if t["nodeid"] == row["nodeid"])
         own = [i["fitness"] for i in test["iterations"]
@@ -220,7 +221,8 @@ def test_a_test_the_candidate_never_ran_on_is_named_and_makes_the_impact_high(
     assert first["scenario"] == "slow"
     assert proposal["evidence"]["unmeasured"] == [f"{first['nodeid']} [slow]"]
     row = next(r for r in proposal["evidence"]["tests"] if r["nodeid"] == first["nodeid"])
-    assert row["measured"] is False and row["candidate_fitness"] is None
+    assert row["measured"] is False
+    assert row["candidate_fitness"] is None
     assert proposal["impact"] == "high"
     assert any("never measured on" in r for r in proposal["reasons"])
     report = (project.path / "reports" / "index.html").read_text()

@@ -81,7 +81,8 @@ def test_no_gate_set_says_so_without_a_verdict_colour() -> None:
     page = render_html(run)
     text = text_of(page)
     assert "No gate set" in text
-    assert "PASSED" not in text and "Resilience gate passed" not in text
+    assert "PASSED" not in text
+    assert "Resilience gate passed" not in text
     assert 'class="verdict none"' in page
 
 

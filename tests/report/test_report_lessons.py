@@ -87,8 +87,10 @@ def test_every_lesson_renders_from_its_data(case: str) -> None:
     assert any(EXPECTED[case] in t for t in texts), texts
     for text in texts:
         assert text.endswith("."), text
-        assert "None" not in text and "n=?" not in text, text
-        assert "changing adding" not in text and "by changing adding" not in text
+        assert "None" not in text, text
+        assert "n=?" not in text, text
+        assert "changing adding" not in text
+        assert "by changing adding" not in text
 
 
 def test_every_guidance_template_has_a_case() -> None:

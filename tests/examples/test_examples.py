@@ -83,4 +83,7 @@ def test_examples_pass_under_chaos_with_a_resilient_genome(examples: pytest.Pyte
         "test_sessions_survive_database_faults[db_failure]": ["passed"],
         "test_sessions_survive_database_faults[flaky_network]": ["passed"] * 3,
     }, result.stdout.str()
-    assert result.ret == 0
+    # The gate judges the shipped genome: it passes, whatever the candidates tried.
+    results = json.loads((examples.path / "reports" / "results.json").read_text())
+    assert results["gate"]["passed"], results["gate"]
+    assert "PASS (>= 0.5)" in result.stdout.str()

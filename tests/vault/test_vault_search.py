@@ -153,6 +153,7 @@ MITIGATING_CATEGORIES = {
     },
     "cascading_failure": {"circuit_breaker", "bulkhead", "timeout", "fallback", "load_shedding"},
     "flaky_network": {"retry", "idempotency", "timeout", "fallback"},
+    "reply_cut": {"idempotency", "data_integrity"},
     "bandwidth_throttle": {"timeout", "backpressure", "cache"},
     "slow_close": {"timeout", "data_integrity", "health_check"},
     "data_truncation": {"data_integrity", "input_validation", "retry"},

@@ -191,6 +191,7 @@ class RafaelSession:
                                                       genes={}, lineage=())
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self._check_selection()
         if not self.settings.chaos:
             return
         self._check_external_toxiproxy()
@@ -198,6 +199,26 @@ class RafaelSession:
             from pytest_rafael import controller
 
             controller.record_start(self, session)
+
+    def _check_selection(self) -> None:
+        """A misspelt --rafael-scenario is a usage error up front, with a suggestion,
+        rather than a run that silently selects nothing."""
+        if not self.settings.select_scenarios:
+            return
+        source = self.settings.sources.get("select_scenarios", "--rafael-scenario")
+        try:
+            catalog = self.catalog()
+        except ValueError as exc:  # ScenarioError: one line
+            raise pytest.UsageError(f"pytest-rafael: {exc}") from None
+        for name in self.settings.select_scenarios:
+            if name not in catalog:
+                raise pytest.UsageError(
+                    f"pytest-rafael: {source}: {marker.unknown_scenario(name, catalog)}")
+
+    def selected(self, spec: marker.ChaosSpec) -> tuple[str, ...]:
+        """The marker's scenarios this run includes (all of them without a selection)."""
+        chosen = self.settings.select_scenarios
+        return tuple(n for n in spec.scenarios if not chosen or n in chosen)
 
     def _check_external_toxiproxy(self) -> None:
         url = self.settings.toxiproxy_url
@@ -214,11 +235,20 @@ class RafaelSession:
 
     # -- collection -----------------------------------------------------------------
 
-    def pytest_report_header(self, config: pytest.Config) -> str:
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
         s = self.settings
         mode = f"chaos on, {s.iterations} iterations" if s.chaos else "chaos off"
         server = s.toxiproxy_url or "embedded"
-        return f"rafael: {mode}, seed {s.seed}, toxiproxy {server}"
+        lines = [f"rafael: {mode}, seed {s.seed}, toxiproxy {server}"]
+        if s.select_scenarios:
+            lines.append(f"rafael: only scenarios {', '.join(s.select_scenarios)}")
+        if s.scenario_dir_sources:
+            # The folders add up across ini, environment and command line: say which.
+            here = config.invocation_params.dir
+            folders = ", ".join(f"{_shown(p, here)} ({source})"
+                                for p, source in s.scenario_dir_sources)
+            lines.append(f"rafael: scenario folders: built-in, {folders}")
+        return lines
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         mark = metafunc.definition.get_closest_marker("chaos")
@@ -233,12 +263,27 @@ class RafaelSession:
         if not self.settings.chaos:
             return
         iterations = spec.iterations or self.settings.iterations
-        cases = [ChaosCase(name, i, iterations) for name in spec.scenarios
+        cases = [ChaosCase(name, i, iterations) for name in self.selected(spec)
                  for i in range(iterations)]
+        if not cases:
+            return  # none of its scenarios is selected: deselected after collection
         # The same trick as pytest-repeat: a parameter the test function does not take,
         # so every iteration is its own item with fresh function-scoped fixtures.
         metafunc.fixturenames.append(CASE_PARAM)
         metafunc.parametrize(CASE_PARAM, cases, ids=[c.id for c in cases])
+
+    def pytest_collection_modifyitems(self, config: pytest.Config,
+                                      items: list[pytest.Item]) -> None:
+        if not (self.settings.chaos and self.settings.select_scenarios):
+            return
+        keep: list[pytest.Item] = []
+        dropped: list[pytest.Item] = []
+        for item in items:
+            spec = self.spec_of(item) if _case_of(item) is None else None
+            (dropped if spec is not None and not self.selected(spec) else keep).append(item)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = keep
 
     def spec_of(self, item: pytest.Item) -> marker.ChaosSpec | None:
         """The item's validated ``chaos`` marker (validated at collection already)."""
@@ -497,6 +542,14 @@ def _nothing_applied(state: Any) -> str | None:
     return (f"scenario {state.scenario.name!r}: the test call ended after "
             f"{state.duration_s:.3f} s, before its first fault at {first:g} s; nothing was "
             f"injected (make the test last longer or start the fault earlier)")
+
+
+def _shown(path: Path, here: Path) -> str:
+    """A path relative to where pytest was started, when it is below it."""
+    try:
+        return str(path.relative_to(here))
+    except ValueError:
+        return str(path)
 
 
 def _case_of(item: pytest.Item) -> ChaosCase | None:

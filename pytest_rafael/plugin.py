@@ -66,9 +66,10 @@ def pytest_configure(config: pytest.Config) -> None:
     session = RafaelSession(config, resolved, is_worker=workerinput is not None)
     config.stash[SESSION] = session
     config.pluginmanager.register(session, "rafael-session")
-    from pytest_rafael import fixtures
+    from pytest_rafael import fixtures, service_fixtures
 
     config.pluginmanager.register(fixtures, "rafael-fixtures")
+    config.pluginmanager.register(service_fixtures, "rafael-service-fixtures")
     default_genome = config.invocation_params.dir / settings.default("genome_file")
     if resolved.chaos or resolved.genome_file != default_genome:
         # @antifragile in the code under test reads the genome file this run names.

@@ -229,15 +229,19 @@ class RafaelSession:
             catalog = self.catalog()
         except ValueError as exc:  # ScenarioError: one line
             raise pytest.UsageError(f"pytest-rafael: {exc}") from None
-        for name in self.settings.select_scenarios:
+        for name in (n.removeprefix("-") for n in self.settings.select_scenarios):
             if name not in catalog:
                 raise pytest.UsageError(
                     f"pytest-rafael: {source}: {marker.unknown_scenario(name, catalog)}")
 
     def selected(self, spec: marker.ChaosSpec) -> tuple[str, ...]:
-        """The marker's scenarios this run includes (all of them without a selection)."""
+        """The marker's scenarios this run includes: the named ones (all without a name),
+        minus those named with a leading '-' (``--rafael-scenario=-network_latency``)."""
         chosen = self.settings.select_scenarios
-        return tuple(n for n in spec.scenarios if not chosen or n in chosen)
+        include = {n for n in chosen if not n.startswith("-")}
+        exclude = {n[1:] for n in chosen if n.startswith("-")}
+        return tuple(n for n in spec.scenarios
+                     if (not include or n in include) and n not in exclude)
 
     def _check_external_toxiproxy(self) -> None:
         url = self.settings.toxiproxy_url
@@ -260,7 +264,8 @@ class RafaelSession:
         server = s.toxiproxy_url or "embedded"
         lines = [f"rafael: {mode}, seed {s.seed}, toxiproxy {server}"]
         if s.select_scenarios:
-            lines.append(f"rafael: only scenarios {', '.join(s.select_scenarios)}")
+            named = [f"not {n[1:]}" if n.startswith("-") else n for n in s.select_scenarios]
+            lines.append(f"rafael: scenarios selected: {', '.join(named)}")
         if s.scenario_dir_sources:
             # The folders add up across ini, environment and command line: say which.
             here = config.invocation_params.dir

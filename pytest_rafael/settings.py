@@ -120,7 +120,8 @@ OPTIONS: tuple[Option, ...] = (
            _path, (), env="RAFAEL_SCENARIO_DIRS", multiple=True, metavar="DIR",
            additive=True),
     Option("select_scenarios", "--rafael-scenario", "rafael_select_scenarios",
-           "run only these scenarios of each chaos marker (repeatable, or comma-separated)",
+           "run only these scenarios of each chaos marker (repeatable, or comma-separated); "
+           "=-NAME leaves one out",
            str, (), env="RAFAEL_SELECT_SCENARIOS", multiple=True, metavar="NAME"),
     Option("toxiproxy_url", "--rafael-toxiproxy", "rafael_toxiproxy_url",
            "URL of an external Toxiproxy server (default: an embedded one on a free "

@@ -64,13 +64,26 @@ def test_several_names_repeat_or_use_commas(project: pytest.Pytester) -> None:
         assert len(_collected(project.runpytest(*COLLECT, *args))) == 3
 
 
+def test_a_leading_dash_leaves_a_slow_scenario_out(project: pytest.Pytester) -> None:
+    project.makepyfile(TWO_SCENARIOS)
+    result = project.runpytest(*COLLECT, "--rafael-scenario=-network_latency")
+    assert [i.split("::")[1] for i in _collected(result)] == ["test_both[slow_close-it0]"]
+    header = project.runpytest(
+        "--rafael-chaos", "--collect-only", "--rafael-scenario=-network_latency"
+    )
+    header.stdout.fnmatch_lines(["rafael: scenarios selected: not network_latency"])
+    result = project.runpytest(*COLLECT, "--rafael-scenario=-network_latenc")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*did you mean 'network_latency'?*"])
+
+
 def test_a_selected_run_measures_only_the_selected_scenario(project: pytest.Pytester) -> None:
     project.makepyfile(TWO_SCENARIOS)
     result = project.runpytest_subprocess(
         "--rafael-chaos", "--rafael-iterations", "1", "--rafael-scenario=slow_close"
     )
     result.assert_outcomes(passed=1, deselected=1)
-    result.stdout.fnmatch_lines(["rafael: only scenarios slow_close"])
+    result.stdout.fnmatch_lines(["rafael: scenarios selected: slow_close"])
     results = json.loads((project.path / "reports" / "results.json").read_text())
     assert [(t["nodeid"].split("::")[1], t["scenario"]) for t in results["tests"]] == [
         ("test_both", "slow_close")
@@ -160,7 +173,8 @@ def test_scenario_folders_add_up_across_ini_env_and_cli(
     # The header says which folders were used and where each came from.
     result.stdout.fnmatch_lines(
         [
-            "rafael: scenario folders: built-in, *ini_scenarios (ini key rafael_scenario_dirs in *), "
+            "rafael: scenario folders: built-in, "
+            "*ini_scenarios (ini key rafael_scenario_dirs in *), "
             "*env_scenarios (environment variable RAFAEL_SCENARIO_DIRS), "
             "*cli_scenarios (--rafael-scenarios)"
         ]

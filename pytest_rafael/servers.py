@@ -172,7 +172,7 @@ def postgres_server(database: str = "postgres") -> Iterator[Server]:
     try:
         if account is not None:
             os.chown(datadir, *account)
-        as_user = {"user": account[0], "group": account[1]} if account else {}
+        uid, gid = account if account is not None else (None, None)
         init = subprocess.run(
             [
                 str(bindir / "initdb"),
@@ -189,8 +189,9 @@ def postgres_server(database: str = "postgres") -> Iterator[Server]:
             capture_output=True,
             text=True,
             check=False,
-            **as_user,
-        )  # type: ignore[call-overload]
+            user=uid,
+            group=gid,
+        )
         if init.returncode != 0:
             last = (init.stderr.strip().splitlines() or ["no output"])[-1]
             raise ServerUnavailable(f"initdb failed: {last}")
@@ -211,17 +212,19 @@ def postgres_server(database: str = "postgres") -> Iterator[Server]:
         ]
         ready = lambda: postgres_ready("127.0.0.1", port)  # noqa: E731
         # SIGINT is PostgreSQL's "fast shutdown": sessions end, the server exits at once.
-        with _running(args, "postgres", ready, stop_signal=signal.SIGINT, **as_user):
+        with _running(args, "postgres", ready, stop_signal=signal.SIGINT, user=uid, group=gid):
             server = Server("postgresql", "127.0.0.1", port, "postgres", "postgres")
             if database != "postgres":
-                _createdb(bindir, server, database, as_user)
+                _createdb(bindir, server, database, uid, gid)
                 server = Server("postgresql", "127.0.0.1", port, "postgres", database)
             yield server
     finally:
         shutil.rmtree(datadir, ignore_errors=True)
 
 
-def _createdb(bindir: Path, server: Server, database: str, as_user: dict[str, int]) -> None:
+def _createdb(
+    bindir: Path, server: Server, database: str, uid: int | None, gid: int | None
+) -> None:
     made = subprocess.run(
         [
             str(bindir / "createdb"),
@@ -236,8 +239,9 @@ def _createdb(bindir: Path, server: Server, database: str, as_user: dict[str, in
         capture_output=True,
         text=True,
         check=False,
-        **as_user,
-    )  # type: ignore[call-overload]
+        user=uid,
+        group=gid,
+    )
     if made.returncode != 0:
         raise ServerUnavailable(f"createdb {database} failed: {made.stderr.strip()}")
 
@@ -270,7 +274,8 @@ def _running(
     ready: Callable[[], bool],
     *,
     stop_signal: int = signal.SIGTERM,
-    **as_user: int,
+    user: int | None = None,
+    group: int | None = None,
 ) -> Iterator[None]:
     """Run a server process until the block ends; wait until ``ready()`` says it serves.
     Its output goes to a log file (a pipe nobody reads would block a chatty server)."""
@@ -280,8 +285,9 @@ def _running(
             stdout=log,
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent(stop_signal),
-            **as_user,
-        )  # type: ignore[call-overload]
+            user=user,
+            group=group,
+        )
         try:
             deadline = time.monotonic() + START_TIMEOUT_S
             while not ready():

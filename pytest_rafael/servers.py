@@ -105,19 +105,39 @@ def redis_server() -> Iterator[Server]:
 def postgres_ready(
     host: str, port: int, user: str = "postgres", database: str = "postgres"
 ) -> bool:
-    """Does a PostgreSQL server at host:port accept a session (trust authentication)?
+    """Does a PostgreSQL server at host:port open a session for ``user`` on ``database``
+    (trust authentication)?
 
-    Speaks the first message of the wire protocol, so no driver is needed: the server
-    answers 'R' (authentication) once it accepts sessions, 'E' while it starts up.
+    Speaks the start of the wire protocol, so no driver is needed: the server answers
+    with messages ending in ReadyForQuery ('Z') once the session is open, or an error
+    ('E') while it starts up or when the database does not exist.
     """
     params = f"user\0{user}\0database\0{database}\0\0".encode()
     body = struct.pack("!i", 196608) + params  # protocol 3.0
     try:
         with socket.create_connection((host, port), timeout=2.0) as s:
             s.sendall(struct.pack("!i", len(body) + 4) + body)
-            return s.recv(1) == b"R"
-    except OSError:
+            for _ in range(64):  # a handful of ParameterStatus messages come first
+                head = _recv_exact(s, 5)
+                kind, length = head[:1], struct.unpack("!i", head[1:])[0]
+                _recv_exact(s, length - 4)
+                if kind in (b"Z", b"E"):
+                    if kind == b"Z":
+                        s.sendall(b"X\0\0\0\4")  # Terminate: a clean goodbye
+                    return kind == b"Z"
+    except (OSError, struct.error):
         return False
+    return False
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
 
 
 def postgres_bindir() -> Path | None:

@@ -184,3 +184,16 @@ def test_as_root_postgres_runs_as_the_postgres_account() -> None:
     except KeyError:
         pytest.skip("no postgres account")
     assert servers._postgres_account() == (expected, pwd.getpwnam("postgres").pw_gid)
+
+
+def test_postgres_server_creates_the_named_database() -> None:
+    if servers.postgres_bindir() is None:
+        pytest.skip("PostgreSQL is not installed")
+    try:
+        with servers.postgres_server("orders") as pg:
+            assert pg.url == f"postgresql://postgres@{pg.address}/orders"
+            assert servers.postgres_ready(pg.host, pg.port, database="orders")
+            assert not servers.postgres_ready(pg.host, pg.port, database="no_such_db")
+        assert not servers.postgres_ready(pg.host, pg.port)  # stopped and removed
+    except servers.ServerUnavailable as exc:
+        pytest.skip(str(exc))

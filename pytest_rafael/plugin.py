@@ -58,9 +58,12 @@ def pytest_configure(config: pytest.Config) -> None:
         # Registered before Hypothesis's own plugin loads the chosen profile; imported only
         # when asked for, so ordinary runs do not pay for importing Hypothesis.
         import pytest_rafael.hypothesis_profiles  # noqa: F401
-    _warn_about_space_separated_paths(config)
-    resolved = settings.resolve(config)
     workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:  # the controller warns; its workers need not
+        from pytest_rafael import rootdir_check
+
+        rootdir_check.warn_if_misread(config)
+    resolved = settings.resolve(config)
     if workerinput is not None and "rafael_seed" in workerinput:
         # Every xdist worker uses the controller's seed, so a run reproduces as a whole.
         resolved = dataclasses.replace(resolved, seed=int(workerinput["rafael_seed"]))
@@ -84,23 +87,6 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_rafael import xdist_support
 
         config.pluginmanager.register(xdist_support.XdistSupport(session), "rafael-xdist")
-
-
-def _warn_about_space_separated_paths(config: pytest.Config) -> None:
-    if getattr(config, "workerinput", None) is not None:
-        return  # the controller has warned already
-    from pytest_rafael import rootdir_check
-
-    here = config.invocation_params.dir
-    found = rootdir_check.space_separated_paths(config.invocation_params.args, here)
-    if not found:
-        return
-    intended = rootdir_check.intended_setup(getattr(config.option, "file_or_dir", None) or [], here)
-    if intended == (config.rootpath, config.inipath):
-        return  # the misread path led pytest to the same rootdir and config file
-    for flag, value in found:
-        text = rootdir_check.warning_text(flag, value, config.rootpath, config.inipath)
-        config.issue_config_time_warning(pytest.PytestConfigWarning(text), stacklevel=2)
 
 
 def _terminate_gracefully_on_sigterm() -> None:

@@ -13,6 +13,8 @@ import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
 from pytest_rafael.settings import OPTIONS
 
 ISSUE = "pytest-dev/pytest#8846"
@@ -58,3 +60,18 @@ def intended_setup(file_or_dir: Sequence[str], here: Path) -> tuple[Path, Path |
     except Exception:  # a private API that may change: then just warn
         return None
     return Path(rootpath), (Path(inipath) if inipath is not None else None)
+
+
+def warn_if_misread(config: pytest.Config) -> None:
+    """A PytestConfigWarning for each path option written with a space, when that made
+    pytest choose another rootdir or config file than the test paths alone would."""
+    here = config.invocation_params.dir
+    found = space_separated_paths(config.invocation_params.args, here)
+    if not found:
+        return
+    intended = intended_setup(getattr(config.option, "file_or_dir", None) or [], here)
+    if intended == (config.rootpath, config.inipath):
+        return  # the misread path led pytest to the same rootdir and config file
+    for flag, value in found:
+        text = warning_text(flag, value, config.rootpath, config.inipath)
+        config.issue_config_time_warning(pytest.PytestConfigWarning(text), stacklevel=2)

@@ -193,28 +193,21 @@ def postgres_server(database: str = "postgres") -> Iterator[Server]:
         if account is not None:
             os.chown(datadir, *account)
         uid, gid = account if account is not None else (None, None)
-        init = subprocess.run(
-            [
-                str(bindir / "initdb"),
-                "-D",
-                str(datadir / "data"),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--no-sync",
-                "--no-locale",
-                "-E",
-                "UTF8",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            user=uid,
-            group=gid,
+        _tool(
+            bindir,
+            uid,
+            gid,
+            "initdb",
+            "-D",
+            str(datadir / "data"),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "--no-locale",
+            "-E",
+            "UTF8",
         )
-        if init.returncode != 0:
-            last = (init.stderr.strip().splitlines() or ["no output"])[-1]
-            raise ServerUnavailable(f"initdb failed: {last}")
         args = [
             str(bindir / "postgres"),
             "-D",
@@ -235,35 +228,38 @@ def postgres_server(database: str = "postgres") -> Iterator[Server]:
         with _running(args, "postgres", ready, stop_signal=signal.SIGINT, user=uid, group=gid):
             server = Server("postgresql", "127.0.0.1", port, "postgres", "postgres")
             if database != "postgres":
-                _createdb(bindir, server, database, uid, gid)
+                _tool(
+                    bindir,
+                    uid,
+                    gid,
+                    "createdb",
+                    "-h",
+                    server.host,
+                    "-p",
+                    str(port),
+                    "-U",
+                    "postgres",
+                    database,
+                )
                 server = Server("postgresql", "127.0.0.1", port, "postgres", database)
             yield server
     finally:
         shutil.rmtree(datadir, ignore_errors=True)
 
 
-def _createdb(
-    bindir: Path, server: Server, database: str, uid: int | None, gid: int | None
-) -> None:
-    made = subprocess.run(
-        [
-            str(bindir / "createdb"),
-            "-h",
-            server.host,
-            "-p",
-            str(server.port),
-            "-U",
-            "postgres",
-            database,
-        ],
+def _tool(bindir: Path, uid: int | None, gid: int | None, name: str, *args: str) -> None:
+    """Run a PostgreSQL tool (initdb, createdb) as the server's account."""
+    done = subprocess.run(
+        [str(bindir / name), *args],
         capture_output=True,
         text=True,
         check=False,
         user=uid,
         group=gid,
     )
-    if made.returncode != 0:
-        raise ServerUnavailable(f"createdb {database} failed: {made.stderr.strip()}")
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise ServerUnavailable(f"{name} failed: {last}")
 
 
 # --------------------------------------------------------------------------- process

@@ -5,6 +5,7 @@ and the terminal get the outcome. One writer, also under pytest-xdist.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -190,6 +191,9 @@ def finish_run(rs: RafaelSession, session: pytest.Session) -> RunResult:
 
     if rs.start_error is not None:
         extra["error"] = rs.start_error
+    with contextlib.suppress(ValueError):  # a broken catalog was reported at collection
+        # For the report's "what to do next": scenarios no test exercised.
+        extra["scenario_catalog"] = sorted(rs.catalog())
     try:
         tests, history = _record(rs, session, tests, run_id, actor, extra, result)
     except _recording_errors() as exc:  # evaluated (imported) only when something raised

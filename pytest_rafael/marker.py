@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,14 @@ class ChaosSpec:
     targets: Mapping[str, str] = field(default_factory=dict)
 
 
+def unknown_scenario(name: str, known: Iterable[str]) -> str:
+    """"unknown scenario 'x'; did you mean 'y'? valid: ..." (the hint only when one is close)."""
+    names = sorted(known)
+    hint = difflib.get_close_matches(name, names, n=1)
+    suggestion = f"did you mean {hint[0]!r}? " if hint else ""
+    return f"unknown scenario {name!r}; {suggestion}valid: {', '.join(names)}"
+
+
 def parse(mark: pytest.Mark, where: str, known: Mapping[str, Any]) -> ChaosSpec:
     """Validate one ``chaos`` mark against the scenario catalog ``known``."""
 
@@ -49,7 +58,7 @@ def parse(mark: pytest.Mark, where: str, known: Mapping[str, Any]) -> ChaosSpec:
         if not isinstance(arg, str):
             raise fail(f"scenario names are strings, got {arg!r}")
         if arg not in known:
-            raise fail(f"unknown scenario {arg!r}; valid: {', '.join(sorted(known))}")
+            raise fail(unknown_scenario(arg, known))
         if arg in names:
             raise fail(f"scenario {arg!r} is named twice")
         names.append(arg)

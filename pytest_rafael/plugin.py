@@ -58,17 +58,22 @@ def pytest_configure(config: pytest.Config) -> None:
         # Registered before Hypothesis's own plugin loads the chosen profile; imported only
         # when asked for, so ordinary runs do not pay for importing Hypothesis.
         import pytest_rafael.hypothesis_profiles  # noqa: F401
-    resolved = settings.resolve(config)
     workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:  # the controller warns; its workers need not
+        from pytest_rafael import rootdir_check
+
+        rootdir_check.warn_if_misread(config)
+    resolved = settings.resolve(config)
     if workerinput is not None and "rafael_seed" in workerinput:
         # Every xdist worker uses the controller's seed, so a run reproduces as a whole.
         resolved = dataclasses.replace(resolved, seed=int(workerinput["rafael_seed"]))
     session = RafaelSession(config, resolved, is_worker=workerinput is not None)
     config.stash[SESSION] = session
     config.pluginmanager.register(session, "rafael-session")
-    from pytest_rafael import fixtures
+    from pytest_rafael import fixtures, service_fixtures
 
     config.pluginmanager.register(fixtures, "rafael-fixtures")
+    config.pluginmanager.register(service_fixtures, "rafael-service-fixtures")
     default_genome = config.invocation_params.dir / settings.default("genome_file")
     if resolved.chaos or resolved.genome_file != default_genome:
         # @antifragile in the code under test reads the genome file this run names.
@@ -208,6 +213,7 @@ class RafaelSession:
         return runtime.idempotent(module, self.adopted_genome(module))
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self._check_selection()
         if not self.settings.chaos:
             return
         self._check_external_toxiproxy()
@@ -215,6 +221,30 @@ class RafaelSession:
             from pytest_rafael import controller
 
             controller.record_start(self, session)
+
+    def _check_selection(self) -> None:
+        """A misspelt --rafael-scenario is a usage error up front, with a suggestion,
+        rather than a run that silently selects nothing."""
+        if not self.settings.select_scenarios:
+            return
+        source = self.settings.sources.get("select_scenarios", "--rafael-scenario")
+        try:
+            catalog = self.catalog()
+        except ValueError as exc:  # ScenarioError: one line
+            raise pytest.UsageError(f"pytest-rafael: {exc}") from None
+        for name in (n.removeprefix("-") for n in self.settings.select_scenarios):
+            if name not in catalog:
+                raise pytest.UsageError(
+                    f"pytest-rafael: {source}: {marker.unknown_scenario(name, catalog)}")
+
+    def selected(self, spec: marker.ChaosSpec) -> tuple[str, ...]:
+        """The marker's scenarios this run includes: the named ones (all without a name),
+        minus those named with a leading '-' (``--rafael-scenario=-network_latency``)."""
+        chosen = self.settings.select_scenarios
+        include = {n for n in chosen if not n.startswith("-")}
+        exclude = {n[1:] for n in chosen if n.startswith("-")}
+        return tuple(n for n in spec.scenarios
+                     if (not include or n in include) and n not in exclude)
 
     def _check_external_toxiproxy(self) -> None:
         url = self.settings.toxiproxy_url
@@ -231,11 +261,21 @@ class RafaelSession:
 
     # -- collection -----------------------------------------------------------------
 
-    def pytest_report_header(self, config: pytest.Config) -> str:
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
         s = self.settings
         mode = f"chaos on, {s.iterations} iterations" if s.chaos else "chaos off"
         server = s.toxiproxy_url or "embedded"
-        return f"rafael: {mode}, seed {s.seed}, toxiproxy {server}"
+        lines = [f"rafael: {mode}, seed {s.seed}, toxiproxy {server}"]
+        if s.select_scenarios:
+            named = [f"not {n[1:]}" if n.startswith("-") else n for n in s.select_scenarios]
+            lines.append(f"rafael: scenarios selected: {', '.join(named)}")
+        if s.scenario_dir_sources:
+            # The folders add up across ini, environment and command line: say which.
+            here = config.invocation_params.dir
+            folders = ", ".join(f"{_shown(p, here)} ({source})"
+                                for p, source in s.scenario_dir_sources)
+            lines.append(f"rafael: scenario folders: built-in, {folders}")
+        return lines
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         mark = metafunc.definition.get_closest_marker("chaos")
@@ -250,6 +290,8 @@ class RafaelSession:
         if not self.settings.chaos:
             return
         cases = self._cases(spec)
+        if not cases:
+            return  # none of its scenarios is selected: deselected after collection
         # The same trick as pytest-repeat: a parameter the test function does not take,
         # so every iteration is its own item with fresh function-scoped fixtures.
         metafunc.fixturenames.append(CASE_PARAM)
@@ -259,11 +301,25 @@ class RafaelSession:
         iterations = spec.iterations or self.settings.iterations
         # Each pair first runs once without faults: the reference the speed term of the
         # fitness compares its iterations with, measured in the same run.
-        return [ChaosCase(name, i, iterations) for name in spec.scenarios
+        return [ChaosCase(name, i, iterations) for name in self.selected(spec)
                 for i in range(REFERENCE, iterations)]
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+    def pytest_collection_modifyitems(self, config: pytest.Config,
+                                      items: list[pytest.Item]) -> None:
+        self._expand_unittest(items)
+        if not (self.settings.chaos and self.settings.select_scenarios):
+            return
+        keep: list[pytest.Item] = []
+        dropped: list[pytest.Item] = []
+        for item in items:
+            spec = self.spec_of(item) if _case_of(item) is None else None
+            (dropped if spec is not None and not self.selected(spec) else keep).append(item)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = keep
+
+    def _expand_unittest(self, items: list[pytest.Item]) -> None:
         from pytest_rafael import unittest_support
 
         if not any(unittest_support.is_unittest(i) for i in items):
@@ -607,6 +663,14 @@ def _nothing_applied(state: Any) -> str | None:
     return (f"scenario {state.scenario.name!r}: the test call ended after "
             f"{state.duration_s:.3f} s, before its first fault at {first:g} s; nothing was "
             f"injected (make the test last longer or start the fault earlier)")
+
+
+def _shown(path: Path, here: Path) -> str:
+    """A path relative to where pytest was started, when it is below it."""
+    try:
+        return str(path.relative_to(here))
+    except ValueError:
+        return str(path)
 
 
 def _case_of(item: pytest.Item) -> ChaosCase | None:

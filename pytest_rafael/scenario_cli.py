@@ -1,13 +1,15 @@
 """``rafael scenarios list|validate|show``: inspect the threat scenario catalog.
 
-``list`` and ``show`` read the catalog the plugin would use (built-ins plus the
-``--scenarios`` folders, later folders overriding earlier ones); ``validate`` checks files
+``list`` and ``show`` read the catalog the plugin would use (built-ins plus the folders
+of the project's ini file, ``RAFAEL_SCENARIO_DIRS`` and ``--scenarios``, later folders
+overriding earlier ones); ``validate`` checks files
 or folders and reports every problem, one line each, so a CI job sees them all at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from pathlib import Path
@@ -24,13 +26,15 @@ from pytest_rafael.scenario_loader import (
 from pytest_rafael.scenarios import Scenario, ScenarioError
 
 ENV_DIRS = "RAFAEL_SCENARIO_DIRS"  # as for pytest's --rafael-scenarios
+INI_KEY = "rafael_scenario_dirs"
 DESCRIPTION_WIDTH = 80  # `list` is a table; `show NAME` prints the whole description
 
 
 def register(sub: Any, group: argparse.ArgumentParser) -> None:
     dirs_help = (
-        "folder of extra scenario YAML files (repeatable); later folders add to or "
-        f"override earlier ones and the built-ins (default: ${ENV_DIRS})"
+        "folder of extra scenario YAML files (repeatable); added after the folders of the "
+        f"project's ini key {INI_KEY} and of ${ENV_DIRS}; later folders add to or "
+        "override earlier ones and the built-ins"
     )
 
     p = sub.add_parser(
@@ -76,11 +80,37 @@ def register(sub: Any, group: argparse.ArgumentParser) -> None:
 
 
 def _dirs(args: argparse.Namespace) -> list[Path]:
-    """The --scenarios folders, else those of RAFAEL_SCENARIO_DIRS (os.pathsep-separated),
-    the same precedence as pytest's --rafael-scenarios, so `list` shows what a run uses."""
-    if args.scenarios:
-        return list(args.scenarios)
-    return [Path(p) for p in os.environ.get(ENV_DIRS, "").split(os.pathsep) if p.strip()]
+    """The folders a pytest run here would add to the built-ins, as pytest's
+    --rafael-scenarios does: those of the project's ini file (``rafael_scenario_dirs``),
+    then ``RAFAEL_SCENARIO_DIRS`` (os.pathsep-separated), then each ``--scenarios``."""
+    return [path for path, _ in _dir_sources(args)]
+
+
+def _dir_sources(args: argparse.Namespace) -> list[tuple[Path, str]]:
+    from pytest_rafael.project_ini import ProjectIniError, find_project_ini
+
+    found: list[tuple[Path, str]] = []
+    try:
+        ini = find_project_ini(Path.cwd())
+    except ProjectIniError as exc:
+        raise CommandError(str(exc), exit_code=2) from None
+    if ini is not None:
+        found += [(p, ini.source(INI_KEY)) for p in ini.paths(INI_KEY)]
+    env = [Path(p) for p in os.environ.get(ENV_DIRS, "").split(os.pathsep) if p.strip()]
+    found += [(p, f"environment variable {ENV_DIRS}") for p in env]
+    found += [(p, "--scenarios") for p in args.scenarios]
+    unique: dict[Path, str] = {}
+    for path, source in found:
+        unique.setdefault(path.resolve(), source)
+    return list(unique.items())
+
+
+def _say_folders(args: argparse.Namespace) -> None:
+    """Which folders were used, on stderr, so that the table stays a table."""
+    used = _dir_sources(args)
+    if used:
+        shown = ", ".join(f"{_relative(p)} ({source})" for p, source in used)
+        print(f"scenario folders: built-in, {shown}", file=sys.stderr)
 
 
 def _catalog(dirs: list[Path]) -> dict[str, Scenario]:
@@ -97,6 +127,10 @@ def _source(scenario: Scenario) -> str:
     path = Path(scenario.source)
     if path.parent == builtin_dir():
         return "built-in"
+    return _relative(path)
+
+
+def _relative(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
@@ -119,6 +153,7 @@ def _list(args: argparse.Namespace) -> int:
         (s.name, s.severity, _targets(s), _shorten(s.description, DESCRIPTION_WIDTH), _source(s))
         for s in _catalog(_dirs(args)).values()
     ]
+    _say_folders(args)
     header = ("NAME", "SEVERITY", "TARGETS", "DESCRIPTION", "SOURCE")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
@@ -134,7 +169,7 @@ def _validate(args: argparse.Namespace) -> int:
             checked += 1
             if isinstance(outcome, ScenarioError):
                 invalid += 1
-                print(outcome)
+                print("\n".join(outcome.problems))
     except ScenarioPathError as exc:
         raise CommandError(str(exc), exit_code=2) from None
     if checked == 0:
@@ -152,8 +187,11 @@ def _show(args: argparse.Namespace) -> int:
     catalog = _catalog(_dirs(args))
     scenario = catalog.get(args.name)
     if scenario is None:
+        hint = difflib.get_close_matches(args.name, list(catalog), n=1)
+        suggestion = f"did you mean {hint[0]!r}? " if hint else ""
         raise CommandError(
-            f"unknown scenario {args.name!r}; known: {', '.join(catalog)}", exit_code=2
+            f"unknown scenario {args.name!r}; {suggestion}known: {', '.join(catalog)}",
+            exit_code=2,
         )
     print(f"# source: {_source(scenario)}")
     sys.stdout.write(dump_scenario(scenario))

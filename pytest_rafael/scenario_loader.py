@@ -13,11 +13,12 @@ overriding built-in ones by name.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib.resources
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,14 +62,15 @@ MAX_INT = 2**31 - 1  # Toxiproxy stores attributes as Go ints; stay portable acr
 MAX_SECONDS = 3600.0  # a start/duration beyond an hour is a typo for a 0.2-5 s test
 
 _TOP_KEYS = ("name", "description", "severity", "faults")
+_TIMING_KEYS = ("start", "duration", "every")
 _FAULT_KEYS = {
-    "toxic": ("kind", "target", "type", "stream", "toxicity", "attributes", "start", "duration"),
-    "down": ("kind", "target", "start", "duration"),
-    "stress": ("kind", "type", "attributes", "start", "duration"),
+    "toxic": ("kind", "target", "type", "stream", "toxicity", "attributes", *_TIMING_KEYS),
+    "down": ("kind", "target", *_TIMING_KEYS),
+    "stress": ("kind", "type", "attributes", *_TIMING_KEYS),
 }
 # A kind the plugin does not know is applied by a `pytest_rafael_apply_fault` hook implementation
 # (see hookspecs); its attributes are that plugin's business, so only their shape is checked.
-_CUSTOM_FAULT_KEYS = ("kind", "target", "type", "attributes", "start", "duration")
+_CUSTOM_FAULT_KEYS = ("kind", "target", "type", "attributes", *_TIMING_KEYS)
 _ALL_FAULT_KEYS = tuple(dict.fromkeys(k for keys in _FAULT_KEYS.values() for k in keys))
 CUSTOM_KIND_RE = re.compile(r"[a-z][a-z0-9_.-]*")
 
@@ -194,6 +196,25 @@ class _Doc:
     def __init__(self, source: str, loader: yaml.SafeLoader) -> None:
         self.source = source
         self.loader = loader
+        # Problems that do not stop the walk: a file with four mistakes reports all four.
+        self.problems: list[ScenarioError] = []
+
+    @contextlib.contextmanager
+    def collect(self) -> Iterator[None]:
+        """Record a problem in the block and carry on with the next independent part."""
+        try:
+            yield
+        except ScenarioError as exc:
+            self.problems.append(exc)
+
+    def raise_problems(self) -> None:
+        if not self.problems:
+            return
+        # In the order found: a misspelt key comes before what it leaves missing.
+        lines = list(dict.fromkeys(str(p) for p in self.problems))
+        more = len(lines) - 1
+        extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise ScenarioError(lines[0] + extra, lines)
 
     def fail(self, node: yaml.Node | None, field: str | None, problem: str) -> ScenarioError:
         line = node.start_mark.line + 1 if node is not None else 1
@@ -233,15 +254,18 @@ class _Doc:
             seen = {}
             for key_node, value_node in node.value:
                 seen[self._key(key_node, field)] = (key_node, value_node)
-        for key, (key_node, _) in seen.items():
+        for key, (key_node, _) in list(seen.items()):
             if key not in allowed:
                 hint = difflib.get_close_matches(key, allowed, n=1)
                 suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
-                raise self.fail(
-                    key_node,
-                    _join(field, key),
-                    f"unknown key (expected one of: {', '.join(allowed)}){suggestion}",
+                self.problems.append(
+                    self.fail(
+                        key_node,
+                        _join(field, key),
+                        f"unknown key (expected one of: {', '.join(allowed)}){suggestion}",
+                    )
                 )
+                del seen[key]
         return seen
 
     def _key(self, key_node: yaml.Node, field: str | None) -> str:
@@ -345,13 +369,13 @@ def _attributes(
         pairs: dict[str, tuple[yaml.Node, yaml.Node]] = {}
     else:
         pairs = doc.mapping(node, field, tuple(schema), f"attributes of {what}")
-    values = {
-        key: _attribute(doc, value_node, f"{field}.{key}", schema[key])
-        for key, (_, value_node) in pairs.items()
-    }
+    values: dict[str, Any] = {}
+    for key, (_, value_node) in pairs.items():
+        with doc.collect():
+            values[key] = _attribute(doc, value_node, f"{field}.{key}", schema[key])
     for key, spec in schema.items():
-        if spec.required and key not in values:
-            raise doc.fail(anchor, field, f"{what} needs attribute '{key}'")
+        if spec.required and key not in pairs:
+            doc.problems.append(doc.fail(anchor, field, f"{what} needs attribute '{key}'"))
     return values, {key: value_node for key, (_, value_node) in pairs.items()}
 
 
@@ -427,80 +451,37 @@ def _plain_mapping(doc: _Doc, node: yaml.Node, field: str) -> dict[str, Any]:
 
 
 def _fault(doc: _Doc, node: yaml.Node, field: str) -> FaultSpec:
+    """One fault. Only a missing or bad ``kind`` stops here; every other problem is
+    recorded on ``doc`` so that the whole file is reported at once."""
     pairs = doc.mapping(node, field, _ALL_FAULT_KEYS, "a fault")
     if "kind" not in pairs:
         raise doc.fail(node, field, f"missing key 'kind' (one of {', '.join(FAULT_KINDS)})")
     kind = _kind(doc, pairs["kind"][1], f"{field}.kind")
     for key, (key_node, _) in pairs.items():
         if key not in _FAULT_KEYS.get(kind, _CUSTOM_FAULT_KEYS):
-            raise doc.fail(key_node, f"{field}.{key}", f"not used by kind '{kind}' faults")
+            doc.problems.append(
+                doc.fail(key_node, f"{field}.{key}", f"not used by kind '{kind}' faults")
+            )
 
     def value(key: str) -> yaml.Node | None:
         return pairs[key][1] if key in pairs else None
 
     target = "*"
-    if kind == "down" and "target" not in pairs:
-        raise doc.fail(node, field, "a 'down' fault needs a target (a chaos_proxy name or '*')")
-    if (target_node := value("target")) is not None:
-        target = _text(doc, target_node, f"{field}.target")
-        if not TARGET_RE.fullmatch(target):
-            raise doc.fail(
-                target_node,
-                f"{field}.target",
-                f"expected a proxy name (letters, digits, _ . : -) or '*', got {target!r}",
-            )
-
+    with doc.collect():
+        target = _target(doc, kind, node, value("target"), field)
     fault_type: str | None = None
     attributes: dict[str, Any] = {}
-    if kind in ("toxic", "stress"):
-        types, schemas = (
-            (TOXIC_TYPES, TOXIC_ATTRIBUTES)
-            if kind == "toxic"
-            else (STRESS_TYPES, STRESS_ATTRIBUTES)
-        )
-        if (type_node := value("type")) is None:
-            raise doc.fail(node, field, f"a '{kind}' fault needs a type ({', '.join(types)})")
-        fault_type = _choice(doc, type_node, f"{field}.type", types)
-        attributes, nodes = _attributes(
-            doc,
-            value("attributes"),
-            pairs["attributes"][0] if "attributes" in pairs else node,
-            f"{field}.attributes",
-            schemas[fault_type],
-            f"{kind} '{fault_type}'",
-        )
-        _check_combination(doc, fault_type, attributes, nodes, f"{field}.attributes")
-    elif kind not in FAULT_KINDS:
-        if (type_node := value("type")) is not None:
-            fault_type = _text(doc, type_node, f"{field}.type")
-        if (attributes_node := value("attributes")) is not None:
-            attributes = _plain_mapping(doc, attributes_node, f"{field}.attributes")
-
+    with doc.collect():
+        fault_type, attributes = _type_and_attributes(doc, kind, node, pairs, field)
     stream = "downstream"
     if (stream_node := value("stream")) is not None:
-        stream = _choice(doc, stream_node, f"{field}.stream", STREAMS)
+        with doc.collect():
+            stream = _choice(doc, stream_node, f"{field}.stream", STREAMS)
     toxicity = 1.0
     if (toxicity_node := value("toxicity")) is not None:
-        raw = doc.scalar(toxicity_node, f"{field}.toxicity")
-        if (
-            isinstance(raw, bool)
-            or not isinstance(raw, (int, float))
-            or not math.isfinite(raw)
-            or not 0 <= raw <= 1
-        ):
-            raise doc.fail(
-                toxicity_node,
-                f"{field}.toxicity",
-                f"expected a probability from 0 to 1, got {raw!r}",
-            )
-        toxicity = float(raw)
-    start = 0.0
-    if (start_node := value("start")) is not None:
-        start = _duration(doc, start_node, f"{field}.start", positive=False)
-    duration: float | None = None
-    if (duration_node := value("duration")) is not None:
-        duration = _duration(doc, duration_node, f"{field}.duration", positive=True)
-
+        with doc.collect():
+            toxicity = _toxicity(doc, toxicity_node, f"{field}.toxicity")
+    start, duration, every = _timing(doc, value, field)
     return FaultSpec(
         kind=kind,
         target=target,
@@ -510,12 +491,113 @@ def _fault(doc: _Doc, node: yaml.Node, field: str) -> FaultSpec:
         attributes=attributes,
         start_s=start,
         duration_s=duration,
+        every_s=every,
         source=f"{doc.source}:{node.start_mark.line + 1}",
     )
 
 
+def _target(
+    doc: _Doc, kind: str, node: yaml.Node, target_node: yaml.Node | None, field: str
+) -> str:
+    if target_node is None:
+        if kind == "down":
+            raise doc.fail(node, field, "a 'down' fault needs a target (a chaos_proxy name or '*')")
+        return "*"
+    target = _text(doc, target_node, f"{field}.target")
+    if not TARGET_RE.fullmatch(target):
+        raise doc.fail(
+            target_node,
+            f"{field}.target",
+            f"expected a proxy name (letters, digits, _ . : -) or '*', got {target!r}",
+        )
+    return target
+
+
+def _type_and_attributes(
+    doc: _Doc,
+    kind: str,
+    node: yaml.Node,
+    pairs: Mapping[str, tuple[yaml.Node, yaml.Node]],
+    field: str,
+) -> tuple[str | None, dict[str, Any]]:
+    type_node = pairs["type"][1] if "type" in pairs else None
+    attributes_node = pairs["attributes"][1] if "attributes" in pairs else None
+    if kind not in ("toxic", "stress"):
+        if kind in FAULT_KINDS:
+            return None, {}
+        # A plugin's kind: free text type, any plain attributes.
+        fault_type = _text(doc, type_node, f"{field}.type") if type_node is not None else None
+        attributes = (
+            _plain_mapping(doc, attributes_node, f"{field}.attributes")
+            if attributes_node is not None
+            else {}
+        )
+        return fault_type, attributes
+    types, schemas = (
+        (TOXIC_TYPES, TOXIC_ATTRIBUTES) if kind == "toxic" else (STRESS_TYPES, STRESS_ATTRIBUTES)
+    )
+    if type_node is None:
+        raise doc.fail(node, field, f"a '{kind}' fault needs a type ({', '.join(types)})")
+    fault_type = _choice(doc, type_node, f"{field}.type", types)
+    before = len(doc.problems)
+    attributes, nodes = _attributes(
+        doc,
+        attributes_node,
+        pairs["attributes"][0] if "attributes" in pairs else node,
+        f"{field}.attributes",
+        schemas[fault_type],
+        f"{kind} '{fault_type}'",
+    )
+    if len(doc.problems) == before:  # relations between attributes need them all valid
+        _check_combination(doc, fault_type, attributes, nodes, f"{field}.attributes")
+    return fault_type, attributes
+
+
+def _toxicity(doc: _Doc, node: yaml.Node, field: str) -> float:
+    raw = doc.scalar(node, field)
+    if (
+        isinstance(raw, bool)
+        or not isinstance(raw, (int, float))
+        or not math.isfinite(raw)
+        or not 0 <= raw <= 1
+    ):
+        raise doc.fail(node, field, f"expected a probability from 0 to 1, got {raw!r}")
+    return float(raw)
+
+
+def _timing(
+    doc: _Doc, value: Callable[[str], yaml.Node | None], field: str
+) -> tuple[float, float | None, float | None]:
+    """``start``, ``duration`` and ``every`` (a fault that comes back each period)."""
+    start, duration, every = 0.0, None, None
+    if (start_node := value("start")) is not None:
+        with doc.collect():
+            start = _duration(doc, start_node, f"{field}.start", positive=False)
+    if (duration_node := value("duration")) is not None:
+        with doc.collect():
+            duration = _duration(doc, duration_node, f"{field}.duration", positive=True)
+    if (every_node := value("every")) is not None:
+        with doc.collect():
+            every = _duration(doc, every_node, f"{field}.every", positive=True)
+            if duration_node is None:
+                raise doc.fail(
+                    every_node,
+                    f"{field}.every",
+                    "a repeating fault needs a duration shorter than 'every'",
+                )
+            if duration is not None and duration >= every:
+                raise doc.fail(
+                    every_node,
+                    f"{field}.every",
+                    f"expected more than the duration ({_format_duration(duration)}),"
+                    f" got {_format_duration(every)}; the fault would never lift",
+                )
+    return start, duration, every
+
+
 def _scenario(doc: _Doc, root: yaml.Node | None) -> tuple[Scenario, int]:
-    """The scenario and the line of its ``name`` (for duplicate-name errors)."""
+    """The scenario and the line of its ``name`` (for duplicate-name errors). Every
+    problem of the file is collected first, then raised as one :class:`ScenarioError`."""
     if root is None:
         raise doc.fail(
             None, None, "empty file; expected a mapping with keys " + ", ".join(_TOP_KEYS)
@@ -523,24 +605,50 @@ def _scenario(doc: _Doc, root: yaml.Node | None) -> tuple[Scenario, int]:
     pairs = doc.mapping(root, None, _TOP_KEYS, "a scenario")
     for key in _TOP_KEYS:
         if key not in pairs:
-            raise doc.fail(root, None, f"missing key '{key}'")
-    name = _text(doc, pairs["name"][1], "name")
-    if not NAME_RE.fullmatch(name):
-        raise doc.fail(
-            pairs["name"][1],
-            "name",
-            f"expected lower-case letters, digits and '_' only, got {name!r}",
-        )
-    description = _text(doc, pairs["description"][1], "description")
-    if not description.strip():
-        raise doc.fail(pairs["description"][1], "description", "must not be empty")
-    severity = _choice(doc, pairs["severity"][1], "severity", SEVERITIES)
-    faults_node = pairs["faults"][1]
-    if not is_sequence(faults_node) or not faults_node.value:
-        raise doc.fail(faults_node, "faults", "expected a non-empty list of faults")
-    faults = tuple(_fault(doc, item, f"faults[{i}]") for i, item in enumerate(faults_node.value))
+            doc.problems.append(doc.fail(root, None, f"missing key '{key}'"))
+
+    def text(key: str, check: Callable[[str], str | None]) -> str:
+        if key not in pairs:
+            return ""
+        with doc.collect():
+            found = _text(doc, pairs[key][1], key)
+            if (problem := check(found)) is not None:
+                raise doc.fail(pairs[key][1], key, problem)
+            return found
+        return ""
+
+    name = text(
+        "name",
+        lambda v: (
+            None
+            if NAME_RE.fullmatch(v)
+            else f"expected lower-case letters, digits and '_' only, got {v!r}"
+        ),
+    )
+    description = text("description", lambda v: None if v.strip() else "must not be empty")
+    severity = text(
+        "severity",
+        lambda v: (
+            None if v in SEVERITIES else f"expected one of {', '.join(SEVERITIES)}, got {v!r}"
+        ),
+    )
+    faults: list[FaultSpec] = []
+    if (faults_node := pairs["faults"][1] if "faults" in pairs else None) is not None:
+        if not is_sequence(faults_node) or not faults_node.value:
+            doc.problems.append(
+                doc.fail(faults_node, "faults", "expected a non-empty list of faults")
+            )
+        else:
+            for i, item in enumerate(faults_node.value):
+                with doc.collect():
+                    faults.append(_fault(doc, item, f"faults[{i}]"))
+    doc.raise_problems()
     scenario = Scenario(
-        name=name, description=description, severity=severity, faults=faults, source=doc.source
+        name=name,
+        description=description,
+        severity=severity,
+        faults=tuple(faults),
+        source=doc.source,
     )
     return scenario, pairs["name"][1].start_mark.line + 1
 
@@ -722,6 +830,8 @@ def _fault_data(fault: FaultSpec) -> dict[str, Any]:
         data["start"] = _format_duration(fault.start_s)
     if fault.duration_s is not None:
         data["duration"] = _format_duration(fault.duration_s)
+    if fault.every_s is not None:
+        data["every"] = _format_duration(fault.every_s)
     return data
 
 
@@ -741,6 +851,7 @@ def _comparable(scenario: Scenario) -> tuple[Any, ...]:
                 dict(f.attributes) if f.kind != "down" else {},
                 f.start_s,
                 f.duration_s,
+                f.every_s,
             )
             for f in scenario.faults
         ),

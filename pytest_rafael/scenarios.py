@@ -7,7 +7,7 @@ models so that every layer can import them cheaply.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -27,7 +27,15 @@ STREAMS = ("upstream", "downstream")
 
 
 class ScenarioError(ValueError):
-    """A scenario file or marker is invalid. ``str()`` is one line naming file:line and field."""
+    """A scenario file or marker is invalid. ``str()`` is one line naming file:line and field.
+
+    ``problems`` holds every problem found in the file, one line each (``str()`` is the
+    first, with a count of the others), for ``rafael scenarios validate``.
+    """
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems: tuple[str, ...] = tuple(problems) or (message,)
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,8 @@ class FaultSpec:
     ``kind`` is ``toxic`` (a Toxiproxy toxic on ``target``), ``down`` (``target`` disabled:
     connections refused and dropped) or ``stress`` (``type`` cpu / memory / disk, with
     ``target`` ignored). ``start_s`` is the offset into the test call at which the fault
-    is applied; ``duration_s`` ``None`` means until the call ends.
+    is applied; ``duration_s`` ``None`` means until the call ends; ``every_s`` repeats
+    the fault each period.
     """
 
     kind: str
@@ -48,6 +57,9 @@ class FaultSpec:
     attributes: Mapping[str, Any] = field(default_factory=dict)
     start_s: float = 0.0
     duration_s: float | None = None
+    # A fault that comes and goes: active for duration_s at start_s, start_s + every_s,
+    # ... until the call ends. Every request in a window sees it, pooled or not.
+    every_s: float | None = None
     source: str = field(default="<inline>", compare=False)  # "file.yaml:12", for errors
 
     @property

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 import os
 import secrets
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,9 @@ class Option:
     multiple: bool = False  # repeatable flag / linelist ini / os.pathsep-separated env
     is_flag: bool = False  # store_true on the command line
     metavar: str | None = None
+    # Values from the ini file, the environment and the command line add up (in that
+    # order) instead of the higher one replacing the lower.
+    additive: bool = False
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -118,9 +121,14 @@ OPTIONS: tuple[Option, ...] = (
            "seed for evolution and probabilistic toxics (default: random, printed)",
            _seed, None, env="RAFAEL_SEED", metavar="N"),
     Option("scenario_dirs", "--rafael-scenarios", "rafael_scenario_dirs",
-           "folder of extra scenario YAML files (repeatable); they add to or override "
-           "the built-in ones", _path, (), env="RAFAEL_SCENARIO_DIRS", multiple=True,
-           metavar="DIR"),
+           "folder of extra scenario YAML files (repeatable); they add to the ini "
+           "folders, and add to or override the built-in scenarios by name",
+           _path, (), env="RAFAEL_SCENARIO_DIRS", multiple=True, metavar="DIR",
+           additive=True),
+    Option("select_scenarios", "--rafael-scenario", "rafael_select_scenarios",
+           "run only these scenarios of each chaos marker (repeatable, or comma-separated); "
+           "=-NAME leaves one out",
+           str, (), env="RAFAEL_SELECT_SCENARIOS", multiple=True, metavar="NAME"),
     Option("toxiproxy_url", "--rafael-toxiproxy", "rafael_toxiproxy_url",
            "URL of an external Toxiproxy server (default: an embedded one on a free "
            "loopback port)", _url, None, env="RAFAEL_TOXIPROXY_URL", metavar="URL"),
@@ -174,7 +182,13 @@ class Settings:
     adopt_margin: float
     fitness_weights: tuple[float, float, float, float]
     vault_dirs: tuple[Path, ...]
+    select_scenarios: tuple[str, ...] = ()
     seed_was_given: bool = True
+    # Where each given setting came from ("--rafael-seed", "ini key ... in FILE", ...), for
+    # errors found after resolving (an unknown scenario name, say).
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    # The scenario folders with their sources, in loading order.
+    scenario_dir_sources: tuple[tuple[Path, str], ...] = ()
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -220,38 +234,60 @@ def _anchored(value: Any, base: Path) -> Any:
 _FOLDERS = ("scenario_dirs", "vault_dirs")
 
 
+def _layers(opt: Option, config: pytest.Config,
+            environ: Mapping[str, str]) -> list[tuple[str, Path, Any]]:
+    """The given values of one option as (source, base folder, raw value), highest
+    precedence first: command line, environment, ini file."""
+    here = config.invocation_params.dir
+    found: list[tuple[str, Path, Any]] = []
+    cli = config.getoption(opt.field)
+    if cli is not None and cli != []:
+        found.append((opt.flag, here, cli))
+    env = environ.get(opt.env) if opt.env else None
+    if env:
+        raw = env.split(os.pathsep) if opt.multiple and opt.parse is _path else env
+        found.append((f"environment variable {opt.env}", here, raw))
+    ini = config.getini(opt.ini)
+    if ini not in (None, "", []):
+        source = f"ini key {opt.ini} in {config.inipath}" if config.inipath else opt.ini
+        found.append((source, config.inipath.parent if config.inipath else config.rootpath,
+                      ini))
+    return found
+
+
 def resolve(config: pytest.Config, environ: dict[str, str] | None = None) -> Settings:
     """Build the settings from the command line, environment and ini file."""
     environ = dict(os.environ) if environ is None else environ
-    here = config.invocation_params.dir
-    ini_dir = config.inipath.parent if config.inipath else config.rootpath
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    dir_sources: list[tuple[Path, str]] = []
     for opt in OPTIONS:
-        cli = config.getoption(opt.field)
-        ini = config.getini(opt.ini)
-        env = environ.get(opt.env) if opt.env else None
-        if cli is not None and cli != []:
-            source, base, raw = opt.flag, here, cli
-        elif env not in (None, ""):
-            assert env is not None
-            source, base = f"environment variable {opt.env}", here
-            raw = env.split(os.pathsep) if opt.multiple and opt.parse is _path else env
-        elif ini not in (None, "", []):
-            source = f"ini key {opt.ini} in {config.inipath}" if config.inipath else opt.ini
-            base, raw = ini_dir, ini
-        else:
-            values[opt.field] = _anchored(opt.default, here)
+        layers = _layers(opt, config, environ)
+        if not layers:
+            values[opt.field] = _anchored(opt.default, config.invocation_params.dir)
             continue
-        values[opt.field] = _anchored(_parse(opt, raw, source), base)
-        if opt.field in _FOLDERS:
-            missing = [str(p) for p in values[opt.field] if not p.is_dir()]
-            if missing:
-                raise pytest.UsageError(
-                    f"pytest-rafael: {source}: folder does not exist: {missing[0]}")
+        if not opt.additive:
+            layers = layers[:1]
+        parsed: list[Any] = []
+        for source, base, raw in reversed(layers):  # lowest precedence first
+            value = _anchored(_parse(opt, raw, source), base)
+            if opt.field in _FOLDERS:
+                missing = [str(p) for p in value if not p.is_dir()]
+                if missing:
+                    raise pytest.UsageError(
+                        f"pytest-rafael: {source}: folder does not exist: {missing[0]}")
+            if opt.field == "scenario_dirs":
+                dir_sources.extend((p, source) for p in value)
+            parsed.append(value)
+        # An additive option's layers add up, without repeating a folder.
+        values[opt.field] = (tuple(dict.fromkeys(v for value in parsed for v in value))
+                             if opt.additive else parsed[0])
+        sources[opt.field] = " and ".join(source for source, _, _ in layers)
     seed_given = values["seed"] is not None
     if not seed_given:
         values["seed"] = secrets.randbelow(2**31)
-    return Settings(**values, seed_was_given=seed_given)
+    return Settings(**values, seed_was_given=seed_given, sources=sources,
+                    scenario_dir_sources=tuple(dict(dir_sources).items()))
 
 
 def default(field_name: str) -> Any:

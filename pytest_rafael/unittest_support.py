@@ -45,7 +45,11 @@ def expand(items: list[pytest.Item], cases_of: Callable[[pytest.Item], Sequence[
         if not is_unittest(item) or item.get_closest_marker("chaos") is None:
             out.append(item)
             continue
-        for case in cases_of(item):
+        cases = cases_of(item)
+        if not cases:  # no scenario of it is selected: the item is deselected later
+            out.append(item)
+            continue
+        for case in cases:
             copy = ChaosTestCaseFunction.from_parent(
                 item.parent, name=f"{item.name}[{case.id}]", originalname=item.name)
             setattr(copy, CASE_ATTR, case)

@@ -1,16 +1,19 @@
 """Apply a scenario's faults around one test call, on time, and always revert them.
 
-Faults with ``start_s == 0`` are applied before the test function runs; later ones, and
-the end of any ``duration_s``, are driven by one timer thread. :meth:`FaultInjector.stop`
+Faults with ``start_s == 0`` are applied before the test function runs; later ones, the
+end of any ``duration_s`` and the windows of a repeating fault (``every_s``) are driven
+by one timer thread. :meth:`FaultInjector.stop`
 cancels what has not started and reverts everything that has, in reverse order, even if
 some reverts fail (the first failure is raised after all were attempted).
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -76,6 +79,27 @@ class _Stress:
         return dict(self.stressor.stop())
 
 
+# A repeating fault stops being scheduled after this long: far beyond any test call, and
+# the events are generated lazily, so the bound costs nothing.
+_HORIZON_S = 24 * 3600.0
+
+
+def _events(index: int, spec: FaultSpec) -> Iterator[tuple[float, bool, int]]:
+    """(at, is_apply, fault index) for one fault, in time order; a fault with ``every_s``
+    comes back each period until the horizon."""
+    at = spec.start_s
+    while True:
+        yield (at, True, index)
+        if spec.duration_s is None:
+            return
+        yield (at + spec.duration_s, False, index)
+        if spec.every_s is None:
+            return
+        at += spec.every_s
+        if at > _HORIZON_S:
+            return
+
+
 def resolve_targets(scenario: Scenario, proxies: Mapping[str, ProxyHandle]) -> None:
     """Fail early, with a clear message, when a network fault has nothing to hit."""
     for spec in scenario.faults:
@@ -133,22 +157,21 @@ class FaultInjector:
         """Apply the faults that start at once; schedule the rest. If an immediate fault
         fails, what was applied is reverted before the error propagates."""
         self._t0 = time.monotonic()
-        events: list[tuple[float, bool, int]] = []  # (at, is_apply, fault index)
-        for index, spec in enumerate(self.scenario.faults):
-            events.append((spec.start_s, True, index))
-            if spec.duration_s is not None:
-                events.append((spec.start_s + spec.duration_s, False, index))
-        events.sort(key=lambda e: (e[0], e[1]))  # at equal times, reverts go first
-        immediate = [e for e in events if e[0] <= 0 and e[1]]
-        later = [e for e in events if not (e[0] <= 0 and e[1])]
+        # At equal times, reverts go first (False < True), so a repeating fault lifts
+        # before its next window starts.
+        events = heapq.merge(*(_events(index, spec)
+                               for index, spec in enumerate(self.scenario.faults)))
+        first = next(events, None)
         try:
-            for _, _, index in immediate:
-                self._activate(index)
+            while first is not None and first[0] <= 0 and first[1]:
+                self._activate(first[2])
+                first = next(events, None)
         except BaseException:
             self.stop()
             raise
-        if later:
-            self._timer = threading.Thread(target=self._run_timer, args=(later,),
+        if first is not None:
+            self._timer = threading.Thread(target=self._run_timer,
+                                           args=(itertools.chain([first], events),),
                                            name="rafael-fault-timer", daemon=True)
             self._timer.start()
 
@@ -197,7 +220,7 @@ class FaultInjector:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _run_timer(self, events: list[tuple[float, bool, int]]) -> None:
+    def _run_timer(self, events: Iterator[tuple[float, bool, int]]) -> None:
         try:
             for at, is_apply, index in events:
                 delay = self._t0 + at - time.monotonic()

@@ -41,6 +41,7 @@ from pytest_rafael.report.model import (
     success_rate,
     test_key,
 )
+from pytest_rafael.report.next_steps import next_steps, review_commands
 
 # Caps that keep a 10,000-iteration run small and readable; every cap is announced in
 # the page with what was left out (results.json always has everything).
@@ -499,6 +500,7 @@ def build_context(
         "lessons_hidden": max(0, len(lessons) - MAX_LESSONS),
         "vault": _vault(results.get("vault")),
         "guardian": _guardian(results.get("guardian")),
+        "next_steps": next_steps(results),
         "hypothesis": hypo,
         "has_hypothesis": "hypothesis" in results,
         "fitness_class": fitness_class,
@@ -557,6 +559,7 @@ def _guardian(raw: Any) -> dict[str, Any] | None:
             "impact": _s(p.get("impact")),
             "status": _s(p.get("status")),
             "reasons": [_s(r) for r in p.get("reasons") or []],
+            "commands": review_commands(p.get("id")) if p.get("status") == "pending" else (),
             "approvals": [
                 {"by": _s(a.get("by")), "role": _s(a.get("role")), "at": _s(a.get("at"))}
                 for a in p.get("approvals") or []

@@ -21,6 +21,7 @@ from pytest_rafael.report.model import (
     success_rate,
     test_key,
 )
+from pytest_rafael.report.next_steps import next_steps
 
 MAX_TEST_ROWS = 50
 MAX_LESSONS = 10
@@ -141,4 +142,17 @@ def render_summary(results: Mapping[str, Any], lessons: Sequence[Lesson] | None 
         if len(lessons) > MAX_LESSONS:
             lines.append(f"- and {len(lessons) - MAX_LESSONS} more in index.html")
         lines.append("")
+    lines += _next_steps_lines(results)
     return "\n".join(lines)
+
+
+def _next_steps_lines(results: Mapping[str, Any]) -> list[str]:
+    steps = next_steps(results)
+    if not steps:
+        return []
+    lines = ["**What to do next**", ""]
+    for n, step in enumerate(steps, 1):
+        lines.append(f"{n}. {md(step.text)}")
+        # Commands are built from checked ids only, so a code span shows them verbatim.
+        lines += [f"   - `{command}`" for command in step.commands]
+    return [*lines, ""]

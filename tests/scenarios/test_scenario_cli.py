@@ -59,7 +59,7 @@ def test_list_with_user_folders_adds_and_overrides(rafael: Run, tmp_path: Path) 
     assert rows["db_failure"].endswith("built-in")
 
 
-def test_list_reads_folders_from_the_environment_unless_given(
+def test_list_reads_folders_from_the_environment_and_adds_the_flag(
     rafael: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in ("env_a", "env_b", "flag"):
@@ -72,8 +72,8 @@ def test_list_reads_folders_from_the_environment_unless_given(
     assert {"env_a", "env_b"} <= {line.split()[0] for line in out.splitlines()}
     _, out, _ = rafael("list", "--scenarios", tmp_path / "flag")
     names = {line.split()[0] for line in out.splitlines()}
-    assert "flag" in names
-    assert not names & {"env_a", "env_b"}  # the flag wins over the environment, as in pytest
+    # The flag adds to the environment's folders, as pytest's --rafael-scenarios does.
+    assert {"flag", "env_a", "env_b"} <= names
     code, out, _ = rafael("validate")
     assert (code, out) == (0, f"{len(load_catalog()) + 2} scenario files checked, 0 invalid\n")
 

@@ -1,0 +1,123 @@
+"""What a reviewer does after a run: the commands that review each proposal, and a short
+"what to do next" list (failing pairs with their proposals, scenarios never exercised).
+
+Pure functions of the results dict, shared by the HTML report and summary.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_rafael.report.model import fmt_num, gate_failed_keys, iterations, test_key
+
+# Signed approvals: the reviewer names themselves and the SSH key that signs the decision.
+APPROVE = "rafael genome approve {id} --by PRINCIPAL --key PATH"
+REJECT = 'rafael genome reject {id} --by PRINCIPAL --key PATH --reason "..."'
+SHOW = "rafael genome proposals {id}"
+MAX_STEPS = 12
+_SAFE_ID = re.compile(r"[A-Za-z0-9_.:-]+")
+_SAFE_NODEID = re.compile(r"[A-Za-z0-9_./:\[\]-]+")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing to do: what and why (``text``), and the commands that do it."""
+
+    text: str
+    commands: tuple[str, ...] = ()
+
+
+def review_commands(proposal_id: Any) -> tuple[str, ...]:
+    """Show, approve and reject commands for a proposal (nothing for an odd id: a
+    command a reviewer pastes must not carry text from elsewhere)."""
+    pid = str(proposal_id or "")
+    if not _SAFE_ID.fullmatch(pid):
+        return ()
+    return SHOW.format(id=pid), APPROVE.format(id=pid), REJECT.format(id=pid)
+
+
+def _pending(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    guardian = results.get("guardian")
+    proposals = guardian.get("proposals") if isinstance(guardian, Mapping) else None
+    return {
+        str(p.get("id")): p
+        for p in proposals or []
+        if isinstance(p, Mapping) and p.get("status") == "pending"
+    }
+
+
+def _failing(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Pairs below the gate, or (without a gate) with an iteration that did not pass."""
+    below = gate_failed_keys(results)
+    out = []
+    for test in results.get("tests") or []:
+        if not isinstance(test, Mapping):
+            continue
+        outcomes = [str(i.get("outcome")) for i in iterations(test)]
+        if test_key(test) in below or any(o in ("failed", "error") for o in outcomes):
+            out.append(test)
+    return out
+
+
+def _unexercised(results: Mapping[str, Any]) -> list[str]:
+    """Catalog scenarios no test ran, and scenarios that ran without a fault applied."""
+    tests = [t for t in results.get("tests") or [] if isinstance(t, Mapping)]
+    ran = {str(t.get("scenario")) for t in tests}
+    catalog = [str(n) for n in results.get("scenario_catalog") or []]
+    idle = sorted(
+        s
+        for s in ran
+        if not any(i.get("faults") for t in tests if t.get("scenario") == s for i in iterations(t))
+    )
+    return [*(n for n in catalog if n not in ran), *idle]
+
+
+def next_steps(results: Mapping[str, Any]) -> list[Step]:
+    """The short list, most urgent first: failing pairs (with their proposal, if any),
+    other pending proposals, then scenarios never exercised."""
+    steps: list[Step] = []
+    pending = _pending(results)
+    for test in _failing(results):
+        nodeid, scenario = test_key(test)
+        best = fmt_num(test.get("best_fitness"))
+        text = f"{nodeid} fails under {scenario} (best fitness {best})"
+        pid = test.get("proposal_id")
+        if pid:
+            text += f": review proposal {pid}, which evolution found for it"
+            pending.pop(str(pid), None)
+            steps.append(Step(text, review_commands(pid)))
+        else:
+            rerun = (
+                f"pytest --rafael-chaos --rafael-scenario={scenario} "
+                f"--rafael-iterations=10 {nodeid}"
+            )
+            safe = _SAFE_NODEID.fullmatch(nodeid) and _SAFE_ID.fullmatch(scenario)
+            steps.append(
+                Step(
+                    text + ": no candidate beat it yet; harden the code or its "
+                    "genome, or run more iterations",
+                    (rerun,) if safe else (),
+                )
+            )
+    for pid, proposal in pending.items():
+        module = proposal.get("module") or "?"
+        impact = proposal.get("impact") or "?"
+        steps.append(
+            Step(
+                f"Review pending proposal {pid} (module {module}, impact {impact})",
+                review_commands(pid),
+            )
+        )
+    unexercised = _unexercised(results)
+    if unexercised:
+        steps.append(
+            Step(
+                "Scenarios never exercised in this run: "
+                + ", ".join(unexercised)
+                + "; add them to a chaos marker (or check why no fault was applied)"
+            )
+        )
+    return steps[:MAX_STEPS]

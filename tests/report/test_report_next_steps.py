@@ -1,0 +1,174 @@
+"""The report shows, for each pending proposal, the exact commands that review it, and a
+short "what to do next" list: failing pairs with their proposals, pending proposals,
+scenarios never exercised."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_rafael.report.html import render_html
+from pytest_rafael.report.next_steps import next_steps, review_commands
+from pytest_rafael.report.summary import render_summary
+
+
+def _test(
+    nodeid: str,
+    scenario: str,
+    outcomes: list[str],
+    proposal: str | None = None,
+    faults: bool = True,
+) -> dict[str, Any]:
+    fault = [{"kind": "toxic", "type": "latency"}] if faults else []
+    return {
+        "nodeid": nodeid,
+        "scenario": scenario,
+        "best_fitness": 0.4,
+        "baseline_fitness": 0.3,
+        "proposal_id": proposal,
+        "iterations": [{"index": n, "outcome": o, "faults": fault} for n, o in enumerate(outcomes)],
+    }
+
+
+def _results() -> dict[str, Any]:
+    return {
+        "run_id": "r1",
+        "seed": 1,
+        "chaos": True,
+        "tests": [
+            _test("t.py::test_pay", "db_failure", ["failed", "passed"], proposal="3f2a9c1d"),
+            _test("t.py::test_cart", "network_latency", ["failed", "failed"]),
+            _test("t.py::test_ok", "slow_close", ["passed"]),
+            _test("t.py::test_idle", "cpu_spike", ["passed"], faults=False),
+        ],
+        "gate": {"min_fitness": None, "passed": True, "failures": []},
+        "delta": {},
+        "guardian": {
+            "proposals": [
+                {
+                    "id": "3f2a9c1d",
+                    "module": "payments",
+                    "impact": "medium",
+                    "status": "pending",
+                    "reasons": [],
+                    "approvals": [],
+                },
+                {
+                    "id": "77aa0011",
+                    "module": "cart",
+                    "impact": "high",
+                    "status": "pending",
+                    "reasons": [],
+                    "approvals": [],
+                },
+                {
+                    "id": "00000000",
+                    "module": "old",
+                    "impact": "low",
+                    "status": "adopted",
+                    "reasons": [],
+                    "approvals": [],
+                },
+            ],
+            "audit": None,
+        },
+        "scenario_catalog": ["cpu_spike", "db_failure", "ddos", "network_latency", "slow_close"],
+    }
+
+
+def test_review_commands_use_the_signed_form() -> None:
+    assert review_commands("3f2a9c1d") == (
+        "rafael genome proposals 3f2a9c1d",
+        "rafael genome approve 3f2a9c1d --by PRINCIPAL --key PATH",
+        'rafael genome reject 3f2a9c1d --by PRINCIPAL --key PATH --reason "..."',
+    )
+    assert review_commands("x; rm -rf /") == ()  # never echo odd text into a command
+    assert review_commands(None) == ()
+
+
+def test_next_steps_list_failing_pairs_proposals_and_unexercised_scenarios() -> None:
+    steps = next_steps(_results())
+    texts = [s.text for s in steps]
+    assert texts[0].startswith("t.py::test_pay fails under db_failure (best fitness 0.4")
+    assert "review proposal 3f2a9c1d" in texts[0]
+    assert steps[0].commands == review_commands("3f2a9c1d")
+    assert texts[1].startswith("t.py::test_cart fails under network_latency")
+    assert steps[1].commands == (
+        "pytest --rafael-chaos --rafael-scenario=network_latency --rafael-iterations=10 "
+        "t.py::test_cart",
+    )
+    assert texts[2] == "Review pending proposal 77aa0011 (module cart, impact high)"
+    assert texts[3].startswith("Scenarios never exercised in this run: ddos, cpu_spike;")
+    assert len(steps) == 4  # the passing pair and the adopted proposal need nothing
+
+
+def test_summary_md_carries_the_list_with_commands() -> None:
+    text = render_summary(_results())
+    after = text[text.index("**What to do next**") :]
+    assert "1. t.py::test\\_pay fails under db\\_failure" in after
+    assert "   - `rafael genome approve 3f2a9c1d --by PRINCIPAL --key PATH`" in after
+    assert '   - `rafael genome reject 77aa0011 --by PRINCIPAL --key PATH --reason "..."`' in after
+
+
+def test_html_shows_the_list_and_a_review_column() -> None:
+    page = render_html(_results())
+    section = page[page.index('<section id="next">') : page.index('<section id="guardian">')]
+    assert section.count("<li>") == 4
+    assert "rafael genome approve 77aa0011 --by PRINCIPAL --key PATH" in section
+    guardian = page[page.index('<section id="guardian">') :]
+    assert "<th>review</th>" in guardian
+    assert (
+        "rafael genome reject 3f2a9c1d --by PRINCIPAL --key PATH --reason &#34;...&#34;" in guardian
+    )
+    assert "rafael genome approve 00000000" not in guardian  # decided already
+
+
+def test_nothing_to_do_leaves_the_section_out() -> None:
+    results = _results()
+    results["tests"] = [_test("t.py::test_ok", "slow_close", ["passed"])]
+    results["guardian"] = None
+    results["scenario_catalog"] = ["slow_close"]
+    assert next_steps(results) == []
+    assert '<section id="next">' not in render_html(results)
+    assert "What to do next" not in render_summary(results)
+
+
+TINY = """\
+name: tiny_cpu
+description: One core at 1 percent, barely noticeable
+severity: low
+faults:
+  - kind: stress
+    type: cpu
+    attributes: {percent: 1}
+"""
+
+
+def test_a_real_run_reports_next_steps(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        "[pytest]\nrafael_report_dir = reports\nrafael_store = .rafael/r.db\n"
+        "rafael_genome_file = rafael.genome.yaml\nrafael_scenario_dirs = chaos\n"
+    )
+    pytester.mkdir("chaos").joinpath("tiny.yaml").write_text(TINY)
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.chaos("tiny_cpu", iterations=2)
+        def test_flaky(chaos):
+            assert chaos.iteration == 1
+    """)
+    pytester.runpytest_subprocess("--rafael-chaos")
+    results = json.loads(Path(pytester.path, "reports", "results.json").read_text())
+    assert "db_failure" in results["scenario_catalog"]
+    summary = (pytester.path / "reports" / "summary.md").read_text()
+    assert (
+        "1. test\\_a\\_real\\_run\\_reports\\_next\\_steps.py::test\\_flaky fails under "
+        "tiny\\_cpu" in summary
+    )
+    assert "Scenarios never exercised in this run: " in summary
+    assert "db\\_failure" in summary.split("Scenarios never exercised")[1]
+    page = (pytester.path / "reports" / "index.html").read_text()
+    assert '<section id="next">' in page

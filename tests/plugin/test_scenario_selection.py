@@ -31,8 +31,11 @@ def test_without_a_selection_every_scenario_is_collected(project: pytest.Pyteste
     project.makepyfile(TWO_SCENARIOS)
     ids = _collected(project.runpytest(*COLLECT))
     assert [i.split("::")[1] for i in ids] == [
+        "test_both[network_latency-nofault]",
         "test_both[network_latency-it0]",
+        "test_both[slow_close-nofault]",
         "test_both[slow_close-it0]",
+        "test_only_latency[network_latency-nofault]",
         "test_only_latency[network_latency-it0]",
     ]
 
@@ -50,9 +53,10 @@ def test_a_selection_keeps_only_the_named_scenarios(
     else:
         project.makeini("[pytest]\nrafael_select_scenarios = slow_close\n")
     result = project.runpytest(*args)
-    assert [i.split("::")[1] for i in _collected(result)] == ["test_both[slow_close-it0]"]
+    assert [i.split("::")[1] for i in _collected(result)] == [
+        "test_both[slow_close-nofault]", "test_both[slow_close-it0]"]
     # A test none of whose scenarios is selected is deselected, not skipped or run bare.
-    result.stdout.fnmatch_lines(["*1/2 tests collected (1 deselected)*"])
+    result.stdout.fnmatch_lines(["*2/3 tests collected (1 deselected)*"])
 
 
 def test_several_names_repeat_or_use_commas(project: pytest.Pytester) -> None:
@@ -61,13 +65,14 @@ def test_several_names_repeat_or_use_commas(project: pytest.Pytester) -> None:
         ["--rafael-scenario", "slow_close", "--rafael-scenario", "network_latency"],
         ["--rafael-scenario=slow_close,network_latency"],
     ):
-        assert len(_collected(project.runpytest(*COLLECT, *args))) == 3
+        assert len(_collected(project.runpytest(*COLLECT, *args))) == 6  # with references
 
 
 def test_a_leading_dash_leaves_a_slow_scenario_out(project: pytest.Pytester) -> None:
     project.makepyfile(TWO_SCENARIOS)
     result = project.runpytest(*COLLECT, "--rafael-scenario=-network_latency")
-    assert [i.split("::")[1] for i in _collected(result)] == ["test_both[slow_close-it0]"]
+    assert [i.split("::")[1] for i in _collected(result)] == [
+        "test_both[slow_close-nofault]", "test_both[slow_close-it0]"]
     header = project.runpytest(
         "--rafael-chaos", "--collect-only", "--rafael-scenario=-network_latency"
     )
@@ -82,7 +87,7 @@ def test_a_selected_run_measures_only_the_selected_scenario(project: pytest.Pyte
     result = project.runpytest_subprocess(
         "--rafael-chaos", "--rafael-iterations", "1", "--rafael-scenario=slow_close"
     )
-    result.assert_outcomes(passed=1, deselected=1)
+    result.assert_outcomes(passed=2, deselected=1)  # the reference run and the iteration
     result.stdout.fnmatch_lines(["rafael: scenarios selected: slow_close"])
     results = json.loads((project.path / "reports" / "results.json").read_text())
     assert [(t["nodeid"].split("::")[1], t["scenario"]) for t in results["tests"]] == [

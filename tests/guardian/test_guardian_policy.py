@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from guardian_factories import evidence, genome
+from guardian_factories import evidence, genome, key
 
 from pytest_rafael.guardian import Guardian, GuardianConfig, GuardianError, PolicyError
 from pytest_rafael.guardian.config import ModulePolicy
@@ -74,7 +74,7 @@ def test_low_impact_is_adopted_automatically(make_guardian: Make, tmp_path: Path
     first = g.propose("search", None, genome(1), evidence())
     assert first.status == "pending"
     assert first.impact == "medium"
-    g.approve(first.id, "bob", reason="looks fine")
+    g.approve(first.id, "bob", key=key("bob"), reason="looks fine")
     p = g.propose("search", genome(1), genome(2, base_delay=0.052), evidence())
     assert (p.impact, p.status) == ("low", "adopted")
     loaded = load_genome_file(tmp_path / "rafael.genome.yaml")
@@ -103,40 +103,43 @@ def test_low_impact_is_adopted_automatically(make_guardian: Make, tmp_path: Path
 def test_author_cannot_approve_in_any_spelling(make_guardian: Make, tmp_path: Path) -> None:
     g = make_guardian(actor="Alice")
     p = g.propose("search", None, genome(1), evidence())
-    for name in ("Alice", "alice", " ALICE "):
+    for name in ("Alice", "alice", " ALICE ", "\uff41\uff4c\uff49\uff43\uff45"):
         with pytest.raises(PolicyError, match="separation of duties"):
-            g.approve(p.id, name)
+            g.approve(p.id, name, key=key("alice"))
+    # A look-alike that mixes scripts (a Cyrillic "a") is refused as a name.
+    with pytest.raises(PolicyError, match="mixes scripts"):
+        g.approve(p.id, "\u0430lice", key=key("alice"))
     assert g.get(p.id).approvals == ()
     assert not (tmp_path / "rafael.genome.yaml").exists()
 
 
 def test_high_needs_two_distinct_approvers(make_guardian: Make, tmp_path: Path) -> None:
     g = make_guardian()
-    g.approve(g.propose("search", None, genome(1), evidence()).id, "bob")
+    g.approve(g.propose("search", None, genome(1), evidence()).id, "bob", key=key("bob"))
     before = (tmp_path / "rafael.genome.yaml").read_bytes()
     p = g.propose("search", genome(1), genome(2, max_delay=5.0), evidence())
     assert p.impact == "high"
-    p = g.approve(p.id, "bob")
+    p = g.approve(p.id, "bob", key=key("bob"))
     assert p.status == "pending"
     assert (tmp_path / "rafael.genome.yaml").read_bytes() == before
     with pytest.raises(PolicyError, match="distinct"):
-        g.approve(p.id, "BOB")
-    p = g.approve(p.id, "carol", reason="reviewed the fitness trend")
+        g.approve(p.id, "BOB", key=key("bob"))
+    p = g.approve(p.id, "carol", key=key("carol"), reason="reviewed the fitness trend")
     assert p.status == "adopted"
     assert (tmp_path / "rafael.genome.yaml").read_bytes() != before
     with pytest.raises(PolicyError, match="already adopted"):
-        g.approve(p.id, "dave")
+        g.approve(p.id, "dave", key=key("dave"))
 
 
 def test_critical_needs_the_named_role(make_guardian: Make) -> None:
     g = make_guardian(config=CFG)
     p = g.propose("ledger", None, genome(1), evidence())
     assert p.impact == "critical"
-    g.approve(p.id, "bob")
-    p = g.approve(p.id, "carol")
+    g.approve(p.id, "bob", key=key("bob"))
+    p = g.approve(p.id, "carol", key=key("carol"))
     assert p.status == "pending"
     assert g.pending_requirements(p) == ["an approver with role 'security-lead'"]
-    p = g.approve(p.id, "dave", role="security-lead")
+    p = g.approve(p.id, "dave", key=key("dave"), role="security-lead")
     assert p.status == "adopted"
 
 
@@ -147,34 +150,34 @@ def test_role_holders_are_checked_when_configured(make_guardian: Make) -> None:
     g = make_guardian(config=cfg)
     p = g.propose("ledger", None, genome(1), evidence())
     with pytest.raises(PolicyError, match="does not hold role"):
-        g.approve(p.id, "mallory", role="security-lead")
-    g.approve(p.id, "bob")
-    assert g.approve(p.id, "Dave", role="security-lead").status == "adopted"
+        g.approve(p.id, "mallory", key=key("mallory"), role="security-lead")
+    g.approve(p.id, "bob", key=key("bob"))
+    assert g.approve(p.id, "dave", key=key("dave"), role="Security-Lead").status == "adopted"
 
 
 def test_pci_needs_two_approvers_and_passing_evidence(make_guardian: Make) -> None:
     g = make_guardian(config=CFG)
     bad = g.propose("payments", None, genome(1), evidence(success_rate=0.2))
-    g.approve(bad.id, "bob")
-    bad = g.approve(bad.id, "carol")
+    g.approve(bad.id, "bob", key=key("bob"))
+    bad = g.approve(bad.id, "carol", key=key("carol"))
     assert bad.status == "pending"
     assert any("passing chaos evidence" in r for r in g.pending_requirements(bad))
     good = g.propose("payments", None, genome(1), evidence())
-    assert g.approve(good.id, "bob").status == "pending"
-    assert g.approve(good.id, "carol").status == "adopted"
+    assert g.approve(good.id, "bob", key=key("bob")).status == "pending"
+    assert g.approve(good.id, "carol", key=key("carol")).status == "adopted"
 
 
 def test_reject_never_writes_the_genome_file(make_guardian: Make, tmp_path: Path) -> None:
     g = make_guardian()
     p = g.propose("search", None, genome(1), evidence())
     with pytest.raises(PolicyError, match="reason"):
-        g.reject(p.id, "bob", "  ")
-    p = g.reject(p.id, "bob", "too aggressive")
+        g.reject(p.id, "bob", "  ", key=key("bob"))
+    p = g.reject(p.id, "bob", "too aggressive", key=key("bob"))
     assert p.status == "rejected"
     assert p.decision_reason == "too aggressive"
     assert not (tmp_path / "rafael.genome.yaml").exists()
     with pytest.raises(PolicyError, match="already rejected"):
-        g.approve(p.id, "carol")
+        g.approve(p.id, "carol", key=key("carol"))
     assert not (tmp_path / "rafael.genome.yaml").exists()
     assert [e.event_type for e in g.audit.entries(change_id=p.id)] == [
         "proposal_created",
@@ -187,13 +190,15 @@ def test_stale_proposal_is_refused_and_rolled_back(make_guardian: Make, tmp_path
     from pytest_rafael.genome.genome import Genome
 
     g = make_guardian()
-    g.approve(g.propose("search", None, genome(1), evidence()).id, "bob")
+    g.approve(g.propose("search", None, genome(1), evidence()).id, "bob", key=key("bob"))
     b = g.propose("search", genome(1), genome(2, max_attempts=6), evidence())
     # Someone edits the genome file after the proposal was made.
-    write_genome_file(tmp_path / "rafael.genome.yaml",
-                      {"search": Genome.from_dict("search", genome(2, max_attempts=5))})
+    write_genome_file(
+        tmp_path / "rafael.genome.yaml",
+        {"search": Genome.from_dict("search", genome(2, max_attempts=5))},
+    )
     with pytest.raises(PolicyError, match="changed since"):
-        g.approve(b.id, "bob")
+        g.approve(b.id, "bob", key=key("bob"))
     assert g.get(b.id).approvals == ()  # the approval rolled back with the failed write
     assert g.audit.verify().ok
 
@@ -207,14 +212,14 @@ def test_a_newer_proposal_supersedes_pending_ones_of_its_module(make_guardian: M
     assert g.get(other.id).status == "pending"
     assert g.get(b.id).status == "pending"
     with pytest.raises(PolicyError):
-        g.approve(a.id, "bob")
+        g.approve(a.id, "bob", key=key("bob"))
     assert g.audit.verify().ok
 
 
 def test_unknown_id_and_bad_genome(make_guardian: Make) -> None:
     g = make_guardian()
     with pytest.raises(GuardianError, match="no proposal"):
-        g.approve("nope", "bob")
+        g.approve("nope", "bob", key=key("bob"))
     with pytest.raises(GuardianError, match="candidate genome"):
         g.propose("search", None, {"genes": {"retry": {"max_attempts": "many"}}}, evidence())
     p = g.propose("search", None, genome(1), evidence())
@@ -227,7 +232,7 @@ def test_failing_notifier_never_breaks_a_decision(make_guardian: Make) -> None:
 
     g = make_guardian(notify=boom)
     p = g.propose("search", None, genome(1), evidence())
-    assert g.approve(p.id, "bob").status == "adopted"
+    assert g.approve(p.id, "bob", key=key("bob")).status == "adopted"
 
 
 def test_odd_values_in_evidence_are_stored_and_audited_consistently(
@@ -253,7 +258,7 @@ def test_auto_adoption_is_deferred_when_the_file_changed(
     from pytest_rafael.genome.genome import Genome
 
     g = make_guardian()
-    g.approve(g.propose("search", None, genome(1), evidence()).id, "bob")
+    g.approve(g.propose("search", None, genome(1), evidence()).id, "bob", key=key("bob"))
     # Someone adopts another genome by hand; the run still proposes against generation 1.
     write_genome_file(
         tmp_path / "rafael.genome.yaml",
@@ -293,7 +298,7 @@ def test_a_thousandfold_timeout_cut_is_high_impact() -> None:
 def test_generic_accounts_and_control_characters_cannot_approve(make_guardian: Make) -> None:
     g = make_guardian()
     p = g.propose("search", None, genome(1), evidence())
-    for name in ("root", "Admin", "x\ny"):
+    for name in ("root", "Admin", "x\ny", "bob\u202e"):
         with pytest.raises(PolicyError):
-            g.approve(p.id, name)
+            g.approve(p.id, name, key=key("bob"))
     assert g.get(p.id).approvals == ()

@@ -9,9 +9,7 @@ so the file, the proposal and the chain never disagree about what was adopted.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
-import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +17,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pytest_rafael.guardian.actor import ActorError, check_name, resolve_actor, same_actor
+from pytest_rafael.guardian.actor import ActorError, resolve_actor, same_actor
+from pytest_rafael.guardian.adoption import (
+    changes,
+    display_path,
+    genomes_to_write,
+    validated,
+    write_genome,
+)
 from pytest_rafael.guardian.audit import (
     AuditChainError,
     AuditEntry,
@@ -29,13 +34,23 @@ from pytest_rafael.guardian.audit import (
     jsonable,
 )
 from pytest_rafael.guardian.config import GuardianConfig, load_guardian_config
+from pytest_rafael.guardian.decisions import (
+    TamperedError,
+    check_log,
+    clean_name,
+    filed_binding,
+    one_line,
+    optional,
+    signed_decision,
+    verified_approvals,
+)
+from pytest_rafael.guardian.errors import GuardianError
 from pytest_rafael.guardian.impact import assess_impact
 from pytest_rafael.guardian.notify import Notifier, WebhookNotifier, fan_out
 from pytest_rafael.guardian.policy import (
     Approval,
     PolicyError,
     check_approver,
-    counted,
     key_belongs_to,
     requirement,
     unmet,
@@ -43,31 +58,14 @@ from pytest_rafael.guardian.policy import (
 from pytest_rafael.guardian.proposals import (
     Proposal,
     ProposalRepo,
-    binding_differences,
     binding_of,
     ensure_proposal_schema,
     evidence_digest,
 )
-from pytest_rafael.guardian.signatures import (
-    SignatureError,
-    Signer,
-    allowed_signers_path,
-    decision_payload,
-    require_allowed_signers,
-    sign,
-    signature_fingerprint,
-    verify,
-)
+from pytest_rafael.guardian.signatures import Signer, allowed_signers_path, decision_payload
 from pytest_rafael.store import Store
 
-
-class GuardianError(Exception):
-    """Bad input to the guardian (unknown proposal, invalid genome, unreadable file)."""
-
-
-class TamperedError(AuditChainError):
-    """The store no longer holds what the log recorded (an edited proposal, a store
-    rolled back behind the genome file's anchor): nothing is decided on it."""
+__all__ = ["Guardian", "GuardianError", "TamperedError"]
 
 
 def _now() -> str:
@@ -154,8 +152,8 @@ class Guardian:
         evidence: Mapping[str, Any],
     ) -> Proposal:
         evidence = jsonable(dict(evidence))
-        candidate_d = _validated(module, candidate, "candidate")
-        baseline_d = None if baseline is None else _validated(module, baseline, "baseline")
+        candidate_d = validated(module, candidate, "candidate")
+        baseline_d = None if baseline is None else validated(module, baseline, "baseline")
         impact = assess_impact(module, baseline_d, candidate_d, evidence, self.config)
         req = requirement(impact.level, module, self.config)
         proposal_id = uuid.uuid4().hex[:12]
@@ -205,7 +203,7 @@ class Guardian:
                             "impact": impact.level,
                             "reasons": list(impact.reasons),
                             "requires": req.describe(),
-                            "changes": _changes(module, baseline_d, candidate_d),
+                            "changes": changes(module, baseline_d, candidate_d),
                             "evidence": evidence_digest(evidence),
                             # What every signed decision on it covers; `audit verify`
                             # checks the proposal row against it.
@@ -265,7 +263,7 @@ class Guardian:
         p = self.get(change_id)
         at = at or now()
         bound = self.filed_binding(p)
-        return decision_payload(decision, bound, by.strip(), _opt(role), reason.strip(), at), at
+        return decision_payload(decision, bound, by.strip(), optional(role), reason.strip(), at), at
 
     def approve(
         self,
@@ -287,23 +285,17 @@ class Guardian:
         already, a claimed role the approver does not hold, a decided proposal) and
         :class:`~pytest_rafael.guardian.audit.AuditChainError` when the store no longer
         holds what the log recorded."""
-        by, role, reason = _clean(by, "approver name"), _opt(role), _text(reason)
-        self._check_log()
-        p = self.get(change_id)
-        if p.status != "pending":
-            raise PolicyError(f"proposal {p.id} is already {p.status}")
-        bound = self.filed_binding(p)
+        by, role, reason = clean_name(by, "approver name"), optional(role), one_line(reason)
+        p, bound = self._pending(change_id)
         # Refuse what names alone already rule out before asking anyone to sign.
         check_approver(author=p.author, by=by, role=role, existing=p.approvals, config=self.config)
-        signer, signature, at = self._signed("approve", bound, by, role, reason, key, signature, at)
+        signer, signature, at = signed_decision(
+            self.allowed_signers, "approve", bound, by, role, reason, key, signature, at
+        )
         events: list[AuditEntry] = []
         with self.store.transaction() as conn:
             repo = ProposalRepo(conn)
-            p = self._get(repo, change_id)
-            if p.status != "pending":
-                raise PolicyError(f"proposal {p.id} is already {p.status}")
-            if self.filed_binding(p) != bound:
-                raise TamperedError(f"proposal {p.id} changed while it was being signed")
+            p = self._still_pending(repo, change_id, bound)
             check_approver(
                 author=p.author,
                 by=by,
@@ -315,16 +307,7 @@ class Guardian:
             )
             approval = Approval(by, role, reason, at, signer.fingerprint, signature)
             repo.add_approval(p.id, approval)
-            details: dict[str, Any] = {
-                "role": approval.role,
-                "reason": approval.reason,
-                "at": at,
-                "fingerprint": signer.fingerprint,
-                "principals": list(signer.principals),
-                "signature": signature,
-            }
-            if not same_actor(self.actor, approval.by):
-                details["recorded_by"] = self.actor
+            details = self._signed_details(by, signer, signature, at, role=role, reason=reason)
             events += self.audit.append_in(
                 conn, [NewEntry("approval_recorded", approval.by, p.module, p.id, details)]
             )
@@ -333,7 +316,9 @@ class Guardian:
             if not unmet(req, p.approvals, p.author, p.evidence, self.config):
                 # Adopt only on approvals whose signatures verify now, over this very
                 # binding: rows added to the store behind the guardian's back do not count.
-                verified = self._verified(p.approvals, p.author, bound, approval)
+                verified = verified_approvals(
+                    self.allowed_signers, p.approvals, p.author, bound, approval
+                )
                 if not unmet(req, verified, p.author, p.evidence, self.config):
                     events += self._adopt(conn, p, approval.by, auto=False)
             p = repo.get(p.id)
@@ -356,32 +341,18 @@ class Guardian:
             raise PolicyError("a name is required (--by)")
         if not reason.strip():
             raise PolicyError("a reason is required to reject (--reason)")
-        by, reason = _clean(by, "name"), _text(reason)
-        self._check_log()
-        p = self.get(change_id)
-        if p.status != "pending":
-            raise PolicyError(f"proposal {p.id} is already {p.status}")
-        bound = self.filed_binding(p)
-        signer, signature, at = self._signed("reject", bound, by, None, reason, key, signature, at)
+        by, reason = clean_name(by, "name"), one_line(reason)
+        p, bound = self._pending(change_id)
+        signer, signature, at = signed_decision(
+            self.allowed_signers, "reject", bound, by, None, reason, key, signature, at
+        )
         with self.store.transaction() as conn:
             repo = ProposalRepo(conn)
-            p = self._get(repo, change_id)
-            if p.status != "pending":
-                raise PolicyError(f"proposal {p.id} is already {p.status}")
-            if self.filed_binding(p) != bound:
-                raise TamperedError(f"proposal {p.id} changed while it was being signed")
+            p = self._still_pending(repo, change_id, bound)
             repo.set_status(p.id, "rejected", _now(), reason)
-            details: dict[str, Any] = {
-                "reason": reason,
-                "at": at,
-                "fingerprint": signer.fingerprint,
-                "principals": list(signer.principals),
-                "signature": signature,
-            }
+            details = self._signed_details(by, signer, signature, at, reason=reason)
             if same_actor(by, p.author) or key_belongs_to(signer.principals, p.author):
                 details["withdrawn_by_author"] = True
-            if not same_actor(self.actor, by):
-                details["recorded_by"] = self.actor
             events = self.audit.append_in(
                 conn, [NewEntry("proposal_rejected", by, p.module, p.id, details)]
             )
@@ -444,102 +415,42 @@ class Guardian:
         except ProposalNotFound as exc:
             raise GuardianError(str(exc)) from None
 
-    def _check_log(self) -> None:
-        """Refuse to decide on a store whose chain is broken or that no longer holds the
-        entry the genome file is anchored to (truncated, or rolled back)."""
-        from pytest_rafael.guardian.integrity import check_anchor
+    def _pending(self, change_id: str) -> tuple[Proposal, dict[str, Any]]:
+        """A pending proposal on an intact log, and the binding it was filed with."""
+        check_log(self.audit, self.genome_file)
+        p = self.get(change_id)
+        if p.status != "pending":
+            raise PolicyError(f"proposal {p.id} is already {p.status}")
+        return p, self.filed_binding(p)
 
-        result = self.audit.verify()
-        if not result.ok:
-            raise AuditChainError(
-                f"the audit chain is broken at entry {result.first_broken}: {result.reason}; "
-                "run 'rafael audit verify'"
-            )
-        _, why, _ = check_anchor(self.store.conn, self.genome_file)
-        if why is not None:
-            raise TamperedError(f"{why}; refusing to decide on it")
+    def _still_pending(self, repo: ProposalRepo, change_id: str, bound: Any) -> Proposal:
+        """Re-read inside the write transaction: nobody decided or edited it meanwhile."""
+        p = self._get(repo, change_id)
+        if p.status != "pending":
+            raise PolicyError(f"proposal {p.id} is already {p.status}")
+        if self.filed_binding(p) != bound:
+            raise TamperedError(f"proposal {p.id} changed while it was being signed")
+        return p
+
+    def _signed_details(
+        self, by: str, signer: Signer, signature: str, at: str, **fields: Any
+    ) -> dict[str, Any]:
+        """An audit entry's details for a signed decision (what verification needs)."""
+        details: dict[str, Any] = {
+            **fields,
+            "at": at,
+            "fingerprint": signer.fingerprint,
+            "principals": list(signer.principals),
+            "signature": signature,
+        }
+        if not same_actor(self.actor, by):
+            details["recorded_by"] = self.actor
+        return details
 
     def filed_binding(self, p: Proposal) -> dict[str, Any]:
         """The binding ``p`` was filed with (from its ``proposal_created`` entry), after
-        checking that the stored proposal still matches it."""
-        filed = next(self.audit.entries(change_id=p.id, event_type="proposal_created"), None)
-        recorded = None if filed is None else filed.details.get("binding")
-        if not isinstance(recorded, Mapping):
-            raise PolicyError(
-                f"proposal {p.id} is not bound to the audit log (filed before signed "
-                "decisions, or outside the guardian); re-run the chaos suite to file it again"
-            )
-        changed = binding_differences(recorded, binding_of(p))
-        if changed:
-            assert filed is not None
-            raise TamperedError(
-                f"proposal {p.id}: its stored {', '.join(changed)} differ(s) from what was "
-                f"filed (audit entry {filed.id}); the store was edited, refusing "
-                "(run 'rafael audit verify')"
-            )
-        return dict(recorded)
-
-    def _signed(
-        self,
-        decision: str,
-        bound: Mapping[str, Any],
-        by: str,
-        role: str | None,
-        reason: str,
-        key: str | Path | None,
-        signature: str | None,
-        at: str | None,
-    ) -> tuple[Signer, str, str]:
-        """Sign (with ``key``) or take ``signature``; verify it against the allowed
-        signers for ``by``. Returns the signer, the signature and the signed time."""
-        from pytest_rafael.guardian.signatures import now
-
-        require_allowed_signers(self.allowed_signers)
-        if signature is None and key is None:
-            raise SignatureError(
-                f"a {'rejection' if decision == 'reject' else 'decision'} must be signed with "
-                f"an SSH key listed in {self.allowed_signers} (--key PATH, or "
-                "RAFAEL_SIGNING_KEY); unsigned decisions are not recorded"
-            )
-        if signature is not None and at is None:
-            raise SignatureError("a signature needs the time it was made over (at=...)")
-        at = at or now()
-        try:
-            datetime.fromisoformat(at)
-        except ValueError:
-            raise SignatureError(f"bad decision time {at!r}") from None
-        payload = decision_payload(decision, bound, by, role, reason, at)
-        if signature is None:
-            assert key is not None
-            signature = sign(payload, Path(key))
-        signer = verify(payload, signature, self.allowed_signers, by)
-        return signer, signature, at
-
-    def _verified(
-        self,
-        approvals: tuple[Approval, ...],
-        author: str,
-        bound: Mapping[str, Any],
-        fresh: Approval,
-    ) -> list[Approval]:
-        """The counted approvals whose signatures verify over ``bound`` (``fresh`` was
-        verified a moment ago)."""
-        out: list[Approval] = []
-        for a in counted(approvals, author):
-            if a is fresh or a == fresh:
-                out.append(a)
-                continue
-            assert a.signature is not None
-            payload = decision_payload("approve", bound, a.by, a.role, a.reason, a.at)
-            try:
-                signer = verify(
-                    payload, a.signature, self.allowed_signers, a.by, a.at, all_principals=False
-                )
-            except SignatureError:
-                continue
-            if signer.fingerprint == a.fingerprint == signature_fingerprint(a.signature):
-                out.append(a)
-        return out
+        checking that the stored proposal still matches it (:class:`TamperedError`)."""
+        return filed_binding(self.audit, p)
 
     def _adopt(
         self, conn: sqlite3.Connection, p: Proposal, actor: str, auto: bool
@@ -552,7 +463,7 @@ class Guardian:
         from pytest_rafael.genome.file import AuditAnchor
 
         req = requirement(p.impact, p.module, self.config)
-        genomes = _genomes_to_write(self.genome_file, p)
+        genomes = genomes_to_write(self.genome_file, p)
         self._check_file_anchor(conn)
         now = _now()
         ProposalRepo(conn).set_status(p.id, "adopted", now, "auto-approved" if auto else None)
@@ -572,7 +483,7 @@ class Guardian:
             ],
         )
         anchor = AuditAnchor(entries[-1].id, entries[-1].hash, p.id)
-        path, digest = _write_genome(self.genome_file, genomes, anchor)
+        path, digest = write_genome(self.genome_file, genomes, anchor)
         return entries + self.audit.append_in(
             conn,
             [
@@ -582,7 +493,7 @@ class Guardian:
                     p.module,
                     p.id,
                     {
-                        "path": _display(path, self.project_root),
+                        "path": display_path(path, self.project_root),
                         "sha256": digest,
                         "anchor": {"entry": anchor.entry, "hash": anchor.hash},
                     },
@@ -619,95 +530,3 @@ class Guardian:
                     "timestamp": e.timestamp,
                 },
             )
-
-
-def _display(path: Path, root: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path)
-
-
-def _validated(module: str, genome: Mapping[str, Any], what: str) -> dict[str, Any]:
-    """Check a genome dict through the genome package; returns its canonical dict."""
-    from pytest_rafael.genome.genome import Genome
-
-    try:
-        return Genome.from_dict(module, dict(genome)).to_dict()
-    except ValueError as exc:  # GenomeError is a ValueError
-        raise GuardianError(f"{what} genome: {exc}") from None
-
-
-def _changes(
-    module: str, baseline: Mapping[str, Any] | None, candidate: Mapping[str, Any]
-) -> list[str]:
-    from pytest_rafael.genome.genome import Genome
-
-    new = Genome.from_dict(module, dict(candidate))
-    old = Genome.from_dict(module, dict(baseline)) if baseline is not None else Genome(module)
-    return old.diff(new)
-
-
-def _genomes_to_write(path: Path, p: Proposal) -> dict[str, Any]:
-    """The genomes the file will hold once ``p`` is adopted; refuses (PolicyError) when
-    the module's genome in the file changed since ``p`` was proposed."""
-    from pytest_rafael.genome.file import load_genome_file
-    from pytest_rafael.genome.genome import Genome
-
-    try:
-        genomes = dict(load_genome_file(path)) if path.exists() else {}
-    except (OSError, ValueError) as exc:
-        raise GuardianError(f"{path}: cannot read the genome file: {exc}") from None
-    try:
-        candidate = Genome.from_dict(p.module, dict(p.candidate))
-        baseline = Genome.from_dict(p.module, dict(p.baseline)) if p.baseline else None
-    except ValueError as exc:
-        # Validated when proposed; failing now means the stored row was edited.
-        raise GuardianError(f"proposal {p.id}: stored genome is invalid: {exc}") from None
-    current = genomes.get(p.module)
-    # Already holding the candidate is not a conflict: a process killed between the
-    # file's rename and the store's commit leaves exactly that, and approving again
-    # must then complete the adoption.
-    if current is not None and current.genes_dict() != candidate.genes_dict():
-        expected = baseline.genes_dict() if baseline is not None else None
-        if current.genes_dict() != expected:
-            # Someone adopted another genome for this module since the proposal was
-            # made; writing ours would silently undo theirs.
-            raise PolicyError(
-                f"the genome of {p.module!r} in {path} changed since proposal {p.id} was made;"
-                " re-run the chaos suite to propose again"
-            )
-    genomes[p.module] = candidate
-    return genomes
-
-
-def _write_genome(path: Path, genomes: Mapping[str, Any], anchor: Any) -> tuple[Path, str]:
-    from pytest_rafael.genome.file import write_genome_file
-
-    try:
-        write_genome_file(path, genomes, anchor)
-        data = path.read_bytes()
-    except (OSError, ValueError) as exc:
-        raise GuardianError(f"{path}: cannot write the genome file: {exc}") from None
-    return path, hashlib.sha256(data).hexdigest()
-
-
-def _clean(name: str, what: str) -> str:
-    try:
-        return check_name(name, what)
-    except ActorError as exc:
-        raise PolicyError(str(exc)) from None
-
-
-def _opt(role: str | None) -> str | None:
-    return (role or "").strip() or None
-
-
-def _text(reason: str) -> str:
-    """A reason is one line of text: control characters would garble the terminal, the
-    exports and the signed payload's review."""
-    reason = (reason or "").strip()
-    for ch in reason:
-        if unicodedata.category(ch) in ("Cc", "Cf") and ch != "\t":
-            raise PolicyError(f"the reason holds a control character (U+{ord(ch):04X})")
-    return reason

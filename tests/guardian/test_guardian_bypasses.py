@@ -139,6 +139,14 @@ def approve(
     return rafael(capsys, "genome", "approve", pid, "--by", by, *extra, actor=actor or by)
 
 
+def reject(
+    capsys: pytest.CaptureFixture[str], pid: str, by: str, signer: str, reason: str = "x"
+) -> tuple[int, str, str]:
+    """``rafael genome reject`` as ``by``, signed with ``signer``'s key."""
+    argv = ("genome", "reject", pid, "--by", by, "--reason", reason, "--key", str(key(signer)))
+    return rafael(capsys, *argv, actor=by)
+
+
 def approvals(root: Path) -> list[tuple[str, str | None]]:
     conn = sqlite3.connect(root / ".rafael" / "rafael.db")
     try:
@@ -578,19 +586,7 @@ def test_a_retired_key_keeps_its_past_decisions(
 
     listing(f'valid-before="{retired:%Y%m%d%H%M%S}Z"')
     assert rafael(capsys, "audit", "verify")[0] == 0
-    code, _, err = rafael(
-        capsys,
-        "genome",
-        "reject",
-        pid,
-        "--by",
-        "bob",
-        "--reason",
-        "x",
-        "--key",
-        str(key("bob")),
-        actor="bob",
-    )
+    code, _, err = reject(capsys, pid, "bob", "bob", "x")
     assert code == 1
     assert "not listed" in err
     listing('valid-after="20990101"')  # a key not valid when it signed
@@ -607,19 +603,7 @@ def test_no_allowed_signers_file_is_one_line_saying_how(
     assert err.count("\n") == 1
     assert "no allowed-signers file" in err
     assert 'namespaces="rafael"' in err
-    code, _, err = rafael(
-        capsys,
-        "genome",
-        "reject",
-        pid,
-        "--by",
-        "bob",
-        "--reason",
-        "x",
-        "--key",
-        str(key("bob")),
-        actor="bob",
-    )
+    code, _, err = reject(capsys, pid, "bob", "bob", "x")
     assert code == 1
     assert "no allowed-signers file" in err
 
@@ -638,33 +622,9 @@ def test_signed_rejection_and_withdrawal(
     project: tuple[Path, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     root, pid = project
-    code, _, _ = rafael(
-        capsys,
-        "genome",
-        "reject",
-        pid,
-        "--by",
-        "bob",
-        "--reason",
-        "no",
-        "--key",
-        str(key("mallory")),
-        actor="bob",
-    )
+    code, _, _ = reject(capsys, pid, "bob", "mallory", "no")
     assert code == 1
-    code, out, _ = rafael(
-        capsys,
-        "genome",
-        "reject",
-        pid,
-        "--by",
-        "alice",
-        "--reason",
-        "oops",
-        "--key",
-        str(key("alice")),
-        actor="alice",
-    )
+    code, out, _ = reject(capsys, pid, "alice", "alice", "oops")
     assert code == 0
     conn = sqlite3.connect(root / ".rafael" / "rafael.db")
     (details,) = conn.execute(

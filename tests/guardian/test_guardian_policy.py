@@ -302,3 +302,54 @@ def test_generic_accounts_and_control_characters_cannot_approve(make_guardian: M
         with pytest.raises(PolicyError):
             g.approve(p.id, name, key=key("bob"))
     assert g.get(p.id).approvals == ()
+
+
+def test_approval_rows_slipped_into_the_store_do_not_count(make_guardian: Make, store: Any) -> None:
+    import sqlite3
+
+    g = make_guardian()
+    g.approve(g.propose("search", None, genome(1), evidence()).id, "bob", key=key("bob"))
+    p = g.propose("search", genome(1), genome(2, max_delay=5.0), evidence())  # high: 2
+    # A row with carol's name, a made-up key and a real signature (bob's, of another
+    # decision) is "signed" in form only.
+    (sig,) = sqlite3.connect(store.path).execute("SELECT signature FROM approvals").fetchone()
+    conn = sqlite3.connect(store.path)
+    conn.execute(
+        "INSERT INTO approvals VALUES (?, 'carol', NULL, '', '2026-01-01T00:00:00+00:00',"
+        " 'SHA256:forged', ?)",
+        (p.id, sig),
+    )
+    conn.commit()
+    conn.close()
+    p = g.approve(p.id, "dave", key=key("dave"))
+    assert p.status == "pending"  # carol's row failed re-verification: one approval left
+    result = g.summary()["audit"]
+    assert not result["verified"]
+    assert "carol" in result["reason"]
+
+
+def test_a_decision_signed_elsewhere(make_guardian: Make, tmp_path: Path) -> None:
+    import subprocess
+
+    from pytest_rafael.guardian.signatures import SignatureError
+
+    g = make_guardian()
+    p = g.propose("search", None, genome(1), evidence())
+    payload, at = g.decision_payload(p.id, "approve", "bob", reason="checked")
+    signature = subprocess.run(
+        ["ssh-keygen", "-q", "-Y", "sign", "-f", str(key("bob")), "-n", "rafael"],
+        input=payload,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    with pytest.raises(SignatureError, match="does not verify"):
+        g.approve(p.id, "bob", reason="checked!", signature=signature, at=at)
+    with pytest.raises(SignatureError, match="does not verify"):
+        g.approve(
+            p.id, "bob", reason="checked", signature=signature, at=at.replace("+00:00", "+01:00")
+        )
+    assert g.get(p.id).approvals == ()
+    p = g.approve(p.id, "bob", reason="checked", signature=signature, at=at)
+    assert p.status == "adopted"
+    assert b'"candidate":' in payload
+    assert p.id.encode() in payload

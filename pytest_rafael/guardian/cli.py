@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 import sys
 import unicodedata
@@ -17,10 +16,10 @@ from pytest_rafael import __version__
 from pytest_rafael.cli import CommandError
 from pytest_rafael.guardian.audit import AuditEntry, AuditLog, audit_key_from_env
 from pytest_rafael.guardian.cli_common import (
-    DEFAULT_GENOME,
     add_genome_option,
     add_project_root_option,
     add_store_option,
+    genome_path,
     load_config,
     open_store,
     project_root,
@@ -86,7 +85,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     root = project_root(args)
     config = load_config(root)
     signers = allowed_signers_path(root, config.allowed_signers)
-    genome = Path(args.genome)
+    genome, _ = genome_path(args.genome, root)
     with store_errors(args.store), open_store(args.store, readonly=True) as store:
         result = verify_integrity(store, audit_key_from_env(), genome, signers)
         if result.ok:
@@ -182,7 +181,7 @@ def cmd_compliance(args: argparse.Namespace) -> int:
             config,
             audit_key_from_env(),
             args.framework,
-            _genome_to_check(args.genome, store),
+            _genome_to_check(*genome_path(args.genome, root), store),
             allowed_signers=allowed_signers_path(root, config.allowed_signers),
         )
     if args.json:
@@ -201,15 +200,12 @@ def cmd_compliance(args: argparse.Namespace) -> int:
     return 0 if all(c.passed for c in controls) else 1
 
 
-def _genome_to_check(given: str | None, store: Any) -> Path | None:
+def _genome_to_check(default: Path, explicit: bool, store: Any) -> Path | None:
     # Named explicitly: always checked (a missing file is a finding). Otherwise the
     # default file is checked where it exists, or where the store says genomes were
     # adopted (deleting the file must not make the control disappear); a directory
     # with neither never held one.
-    if given:
-        return Path(given)
-    default = Path(os.environ.get("RAFAEL_GENOME_FILE") or DEFAULT_GENOME)
-    if default.exists():
+    if explicit or default.exists():
         return default
     try:
         (adopted,) = store.conn.execute(

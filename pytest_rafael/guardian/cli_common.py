@@ -31,9 +31,29 @@ def add_genome_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--genome",
         metavar="PATH",
-        default=os.environ.get("RAFAEL_GENOME_FILE", DEFAULT_GENOME),
-        help=f"the genome file adoptions write (default: {DEFAULT_GENOME})",
+        default=None,
+        help="the genome file adoptions write and the audit anchor is read from (default: "
+        "$RAFAEL_GENOME_FILE, else rafael_genome_file of the project's pytest "
+        f"configuration, else {DEFAULT_GENOME})",
     )
+
+
+def genome_path(given: str | None, root: Path) -> tuple[Path, bool]:
+    """The genome file a command works on, and whether it was named explicitly: ``given``
+    (``--genome``), ``$RAFAEL_GENOME_FILE``, the project's ``rafael_genome_file`` (as the
+    plugin reads it, relative to the project root), else ``rafael.genome.yaml``."""
+    from pytest_rafael.guardian.project import pytest_ini_value
+
+    if given:
+        return Path(given), True
+    env = os.environ.get("RAFAEL_GENOME_FILE")
+    if env:
+        return Path(env), False
+    configured = pytest_ini_value(root, "rafael_genome_file")
+    if configured and configured.strip():
+        path = Path(configured.strip())
+        return (path if path.is_absolute() else root / path), False
+    return Path(DEFAULT_GENOME), False
 
 
 def add_project_root_option(p: argparse.ArgumentParser) -> None:

@@ -22,6 +22,7 @@ from pytest_rafael.guardian.cli_common import (
     add_genome_option,
     add_project_root_option,
     add_store_option,
+    genome_path,
     open_store,
     project_root,
 )
@@ -89,7 +90,8 @@ def _guardian(args: argparse.Namespace, readonly: bool = False) -> Iterator[Guar
     store = open_store(args.store, readonly=readonly)
     try:
         try:
-            g = Guardian.open(store, root, Path(args.genome).resolve())
+            genome, _ = genome_path(args.genome, root)
+            g = Guardian.open(store, root, genome.resolve())
         except (GuardianConfigError, GuardianError, StoreError) as exc:
             raise CommandError(str(exc).splitlines()[0]) from None
         except (sqlite3.DatabaseError, OSError) as exc:

@@ -282,8 +282,9 @@ def test_policy_comes_from_the_project_root_not_the_genome_folder(
     sub.mkdir(parents=True)
     monkeypatch.chdir(sub)  # anywhere inside the project
     store = str(root / ".rafael" / "rafael.db")
-    gfile = str(root / "config" / "rafael.genome.yaml")
-    common = ("--store", store, "--genome", gfile)
+    gfile = root / "config" / "rafael.genome.yaml"
+    # No --genome: the CLI takes rafael_genome_file from the project's configuration.
+    common = ("--store", store)
     for who, left in (("bob", 2), ("carol", 1)):
         code, out, _ = approve(capsys, pid, who, "--key", str(key(who)), *common)
         assert code == 0
@@ -291,6 +292,10 @@ def test_policy_comes_from_the_project_root_not_the_genome_folder(
     code, out, _ = approve(capsys, pid, "dave", "--key", str(key("dave")), *common)
     assert code == 0
     assert "adopted" in out
+    assert "retry" in load_genome_file(gfile)["orders"].genes
+    code, out, _ = rafael(capsys, "audit", "verify", *common)
+    assert code == 0
+    assert f"named by {gfile}" in out
     # A --project-root that does not exist is an error, not a fallback.
     code, _, err = rafael(capsys, "genome", "proposals", "--project-root", "nowhere", *common)
     assert code == 2
@@ -640,3 +645,28 @@ def test_signed_rejection_and_withdrawal(
     code, out, _ = rafael(capsys, "audit", "verify")
     assert code == 0
     assert "1 signed decision(s) verified" in out
+
+
+@pytest.mark.parametrize(
+    ("file", "text"),
+    [
+        ("pytest.ini", "[pytest]\nrafael_genome_file = g/x.yaml\n"),
+        ("pyproject.toml", '[tool.pytest.ini_options]\nrafael_genome_file = "g/x.yaml"\n'),
+        ("tox.ini", "[tox]\n[pytest]\nrafael_genome_file = g/x.yaml\n"),
+        ("setup.cfg", "[tool:pytest]\nrafael_genome_file = g/x.yaml\n"),
+    ],
+)
+def test_the_cli_reads_the_genome_path_the_plugin_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file: str, text: str
+) -> None:
+    from pytest_rafael.guardian.cli_common import genome_path
+
+    monkeypatch.delenv("RAFAEL_GENOME_FILE", raising=False)
+    (tmp_path / file).write_text(text)
+    assert genome_path(None, tmp_path) == (tmp_path / "g" / "x.yaml", False)
+    assert genome_path("other.yaml", tmp_path) == (Path("other.yaml"), True)
+    monkeypatch.setenv("RAFAEL_GENOME_FILE", "env.yaml")
+    assert genome_path(None, tmp_path) == (Path("env.yaml"), False)
+    (tmp_path / file).write_text("")
+    monkeypatch.delenv("RAFAEL_GENOME_FILE")
+    assert genome_path(None, tmp_path) == (Path("rafael.genome.yaml"), False)

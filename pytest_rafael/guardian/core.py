@@ -316,9 +316,7 @@ class Guardian:
             if not unmet(req, p.approvals, p.author, p.evidence, self.config):
                 # Adopt only on approvals whose signatures verify now, over this very
                 # binding: rows added to the store behind the guardian's back do not count.
-                verified = verified_approvals(
-                    self.allowed_signers, p.approvals, p.author, bound, approval
-                )
+                verified = verified_approvals(self.allowed_signers, p.approvals, bound, approval)
                 if not unmet(req, verified, p.author, p.evidence, self.config):
                     events += self._adopt(conn, p, approval.by, auto=False)
             p = repo.get(p.id)

@@ -16,7 +16,7 @@ from typing import Any
 
 from pytest_rafael.guardian.actor import ActorError, check_name
 from pytest_rafael.guardian.audit import AuditChainError, AuditLog
-from pytest_rafael.guardian.policy import Approval, PolicyError, counted
+from pytest_rafael.guardian.policy import Approval, PolicyError
 from pytest_rafael.guardian.proposals import Proposal, binding_differences, binding_of
 from pytest_rafael.guardian.signatures import (
     SignatureError,
@@ -24,7 +24,6 @@ from pytest_rafael.guardian.signatures import (
     decision_payload,
     require_allowed_signers,
     sign,
-    signature_fingerprint,
     verify,
 )
 
@@ -111,16 +110,18 @@ def signed_decision(
 def verified_approvals(
     allowed_signers: Path,
     approvals: tuple[Approval, ...],
-    author: str,
     bound: Mapping[str, Any],
     fresh: Approval,
 ) -> list[Approval]:
-    """The counted approvals whose signatures verify over ``bound`` (``fresh`` was
-    verified a moment ago)."""
+    """The approvals whose signatures verify over ``bound``, by the key they name, at
+    the time they were made (``fresh`` was verified a moment ago). Verified before they
+    are counted, so a forged row cannot crowd out a genuine one."""
     out: list[Approval] = []
-    for a in counted(approvals, author):
-        if a is fresh or a == fresh:
+    for a in approvals:
+        if a == fresh:
             out.append(a)
+            continue
+        if not a.signed:
             continue
         assert a.signature is not None
         payload = decision_payload("approve", bound, a.by, a.role, a.reason, a.at)
@@ -128,7 +129,7 @@ def verified_approvals(
             signer = verify(payload, a.signature, allowed_signers, a.by, a.at, all_principals=False)
         except SignatureError:
             continue
-        if signer.fingerprint == a.fingerprint == signature_fingerprint(a.signature):
+        if signer.fingerprint == a.fingerprint:
             out.append(a)
     return out
 

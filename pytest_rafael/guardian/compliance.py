@@ -112,7 +112,7 @@ class Control:
 class Facts:
     """Everything the controls look at, read once."""
 
-    verify: VerifyResult | IntegrityResult
+    verify: VerifyResult
     proposals: tuple[Proposal, ...]
     entries: Mapping[str, tuple[AuditEntry, ...]]  # by change_id
     all_details: tuple[tuple[int, Mapping[str, Any]], ...]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,29 +27,21 @@ DECISION_EVENTS = {"approval_recorded": "approve", "proposal_rejected": "reject"
 
 
 @dataclass(frozen=True)
-class IntegrityResult:
-    ok: bool
-    entries: int
-    first_broken: int | None = None
-    reason: str | None = None
-    hmac_checked: bool = False
-    unchecked_macs: int = 0
+class IntegrityResult(VerifyResult):
+    """:class:`VerifyResult` of the chain, extended with what else was checked."""
+
     head: Mapping[str, Any] | None = None  # {"id", "hash"} of the last entry
-    # {"file", "entry", "hash", "status"}: status ok / missing / no-anchor / no-file
+    # {"file", "entry", "hash", "status"}: status ok / missing / mismatch / no-anchor /
+    # no-file / unreadable
     anchor: Mapping[str, Any] | None = None
     proposals_checked: int = 0
     signatures_checked: int = 0
     # Why signatures were not checked (no ssh-keygen, no allowed-signers file), if so.
     signatures_unchecked: str | None = None
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "verified": self.ok,
-            "entries": self.entries,
-            "first_broken": self.first_broken,
-            "reason": self.reason,
-            "hmac": self.hmac_checked,
+            **super().to_dict(),
             "head": None if self.head is None else dict(self.head),
             "anchor": None if self.anchor is None else dict(self.anchor),
             "proposals_checked": self.proposals_checked,

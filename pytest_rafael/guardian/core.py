@@ -63,6 +63,7 @@ from pytest_rafael.guardian.proposals import (
     evidence_digest,
 )
 from pytest_rafael.guardian.signatures import Signer, allowed_signers_path, decision_payload
+from pytest_rafael.guardian.signers_file import declared_roles
 from pytest_rafael.store import Store
 
 __all__ = ["Guardian", "GuardianError", "TamperedError"]
@@ -304,6 +305,8 @@ class Guardian:
                 config=self.config,
                 fingerprint=signer.fingerprint,
                 key_principals=signer.principals,
+                key_roles=signer.roles,
+                file_roles=declared_roles(self.allowed_signers),
             )
             approval = Approval(by, role, reason, at, signer.fingerprint, signature)
             repo.add_approval(p.id, approval)
@@ -439,6 +442,7 @@ class Guardian:
             "at": at,
             "fingerprint": signer.fingerprint,
             "principals": list(signer.principals),
+            "key_roles": list(signer.roles),
             "signature": signature,
         }
         if not same_actor(self.actor, by):

@@ -117,12 +117,15 @@ def check_approver(
     config: GuardianConfig,
     fingerprint: str | None = None,
     key_principals: Sequence[str] = (),
+    key_roles: Sequence[str] | None = None,
+    file_roles: frozenset[str] = frozenset(),
 ) -> None:
     """Refuse an approval that breaks separation of duties.
 
-    ``fingerprint`` and ``key_principals``: the signing key and every principal the
-    allowed-signers file lists for it. The key must not be listed for the author, and
-    must not have approved already: approvers are distinct *keys* (and distinct names)."""
+    ``fingerprint``, ``key_principals`` and ``key_roles``: the signing key, and every
+    principal and role the allowed-signers file lists for it (``file_roles``: the roles
+    any key there holds). The key must not be listed for the author, and must not have
+    approved already: approvers are distinct *keys* (and distinct names)."""
     try:
         check_name(by, "approver name")
         if role:
@@ -155,13 +158,35 @@ def check_approver(
     if any(same_actor(by, a.by) for a in existing):
         raise PolicyError(f"{by!r} has already approved this change; approvers must be distinct")
     if role:
-        # Role names match however they are spelled (as approver names do).
-        role = next((r for r in config.roles if r.casefold() == role.strip().casefold()), role)
-        members = config.roles.get(role)
-        if members is not None and not any(same_actor(by, m) for m in members):
+        _check_role(by, role, config, key_roles, file_roles)
+
+
+def _check_role(
+    by: str,
+    role: str,
+    config: GuardianConfig,
+    key_roles: Sequence[str] | None,
+    file_roles: frozenset[str],
+) -> None:
+    """A role listed in the policy's ``roles`` is held by the principals listed there;
+    else, when keys in the allowed-signers file carry it (``rafael-roles``), by those
+    keys; else it is taken as declared (signed and audited). ``key_roles`` None: the
+    signing key is not known yet (checked again once it is)."""
+    # Role names match however they are spelled (as approver names do).
+    role = next((r for r in config.roles if r.casefold() == role.strip().casefold()), role)
+    members = config.roles.get(role)
+    if members is not None:
+        if not any(same_actor(by, m) for m in members):
             raise PolicyError(
                 f"{by!r} does not hold role {role!r} (holders: {', '.join(members) or 'none'})"
             )
+        return
+    wanted = role.strip().casefold()
+    held = {r.casefold() for r in key_roles or ()}
+    if key_roles is not None and wanted in file_roles and wanted not in held:
+        raise PolicyError(
+            f"the signing key does not hold role {role!r} in the allowed-signers file"
+        )
 
 
 def counted(approvals: Sequence[Approval], author: str) -> list[Approval]:

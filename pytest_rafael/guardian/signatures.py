@@ -37,6 +37,7 @@ from typing import Any
 
 from pytest_rafael.guardian.audit import canonical_json
 from pytest_rafael.guardian.policy import PolicyError
+from pytest_rafael.guardian.signers_file import for_ssh_keygen, roles_of_key
 
 NAMESPACE = "rafael"
 DEFAULT_ALLOWED_SIGNERS = "rafael.allowed_signers"
@@ -62,6 +63,8 @@ class Signer:
 
     fingerprint: str
     principals: tuple[str, ...]
+    # Roles the allowed-signers file gives this key (``rafael-roles="..."``).
+    roles: tuple[str, ...] = ()
 
 
 def ssh_keygen() -> str:
@@ -228,13 +231,15 @@ def verify(
     with tempfile.TemporaryDirectory(prefix="rafael-sig-") as tmp:
         sig_file = Path(tmp) / "decision.sig"
         sig_file.write_text(signature, encoding="ascii", errors="replace")
+        # ssh-keygen refuses lines with options it does not know (rafael-roles).
+        signers = for_ssh_keygen(allowed_signers, Path(tmp))
         proc = _run(
             [
                 tool,
                 "-Y",
                 "verify",
                 "-f",
-                str(allowed_signers),
+                str(signers),
                 "-I",
                 principal,
                 "-n",
@@ -246,7 +251,7 @@ def verify(
             payload,
         )
         if proc.returncode != 0:
-            listed = _principals(tool, allowed_signers, sig_file, when)
+            listed = _principals(tool, signers, sig_file, when)
             if not listed:
                 raise SignatureError(
                     f"the signing key {fp} is not listed in {allowed_signers}"
@@ -265,8 +270,9 @@ def verify(
                 f"the signature by {fp} does not verify for this decision "
                 f"({_last_line(proc.stderr)})"
             )
-        principals = _principals(tool, allowed_signers, sig_file, when) if all_principals else []
-    return Signer(fp, tuple(principals) or (principal,))
+        principals = _principals(tool, signers, sig_file, when) if all_principals else []
+    roles = roles_of_key(allowed_signers, signature_key(signature))
+    return Signer(fp, tuple(principals) or (principal,), roles)
 
 
 def _principals(tool: str, allowed_signers: Path, sig_file: Path, when: list[str]) -> list[str]:

@@ -353,3 +353,46 @@ def test_a_decision_signed_elsewhere(make_guardian: Make, tmp_path: Path) -> Non
     assert p.status == "adopted"
     assert b'"candidate":' in payload
     assert p.id.encode() in payload
+
+
+def test_roles_from_the_allowed_signers_file(make_guardian: Make, tmp_path: Path) -> None:
+    from guardian_factories import public_key
+
+    lines = [
+        f'bob namespaces="rafael" {public_key(key("bob"))}',
+        f'dave namespaces="rafael",rafael-roles="security-lead sre" {public_key(key("dave"))}',
+        f'erin rafael-roles="sre",namespaces="rafael" {public_key(key("erin"))} erin@laptop',
+    ]
+    (tmp_path / "rafael.allowed_signers").write_text("# approvers\n" + "\n".join(lines) + "\n")
+    g = make_guardian(config=GuardianConfig(modules={"ledger": ModulePolicy("critical")}))
+    p = g.propose("ledger", None, genome(1), evidence())
+    with pytest.raises(PolicyError, match="does not hold role 'security-lead'"):
+        g.approve(p.id, "erin", key=key("erin"), role="security-lead")
+    g.approve(p.id, "erin", key=key("erin"), role="sre")  # a role erin's key holds
+    assert g.get(p.id).status == "pending"
+    p = g.approve(p.id, "dave", key=key("dave"), role="Security-Lead")
+    assert p.status == "adopted"
+    last = list(g.audit.entries(change_id=p.id, event_type="approval_recorded"))[-1]
+    # ssh-keygen read dave's line (without the option it does not know) and found him.
+    assert last.details["principals"] == ["dave"]
+    assert last.details["key_roles"] == ["security-lead", "sre"]
+    assert g.summary()["audit"]["verified"]
+
+
+def test_allowed_signers_lines_are_split_like_openssh() -> None:
+    from pytest_rafael.guardian.signers_file import parse_line
+
+    assert parse_line("  # a comment") is None
+    assert parse_line("") is None
+    line = parse_line(
+        'a,b cert-authority,namespaces="x,y",rafael-roles="r1, r2" ssh-ed25519 QUFB c'
+    )
+    assert line is not None
+    assert line.principals == "a,b"
+    assert line.options == ("cert-authority", 'namespaces="x,y"', 'rafael-roles="r1, r2"')
+    assert line.roles == ("r1", "r2")
+    assert line.key_blob == b"AAA"
+    assert line.without_roles() == 'a,b cert-authority,namespaces="x,y" ssh-ed25519 QUFB c'
+    plain = parse_line("a ssh-ed25519 QUFB")
+    assert plain is not None
+    assert (plain.options, plain.roles, plain.without_roles()) == ((), (), "a ssh-ed25519 QUFB")

@@ -220,12 +220,21 @@ def record_start(rs: RafaelSession, session: pytest.Session) -> None:
 
     try:
         with Store(rs.settings.store) as store:
-            Guardian.open(store, project_root=session.config.rootpath,
+            Guardian.open(store, project_root=_project_root(session),
                           genome_file=rs.settings.genome_file, actor=_actor(),
                           ).record("run_started", details=_start_details(rs))
         rs.start_recorded = True
     except _recording_errors() as exc:  # evaluated (imported) only when something raised
         rs.start_error = f"pytest-rafael: run not recorded in {rs.settings.store}: {exc}"
+
+
+def _project_root(session: pytest.Session) -> Path:
+    """Where the guardian reads its policy: the same discovery as the ``rafael`` CLI
+    (the nearest pyproject.toml / pytest.ini / tox.ini / setup.cfg upward from where
+    pytest was started)."""
+    from pytest_rafael.guardian.project import find_project_root
+
+    return find_project_root(session.config.invocation_params.dir)
 
 
 def _recording_errors() -> tuple[type[BaseException], ...]:
@@ -252,7 +261,7 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
     s = rs.settings
     with Store(s.store) as store:
         guardian = Guardian.open(
-            store, project_root=session.config.rootpath, genome_file=s.genome_file,
+            store, project_root=_project_root(session), genome_file=s.genome_file,
             actor=actor,
             notify=lambda event: session.config.hook.pytest_rafael_proposal(event=event),
         )
@@ -290,10 +299,13 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
         # Summaries, not whole stored documents: a long history stays cheap to chart.
         history = history_from_store(store, before=run_id)
         store.save_run(run.to_dict())
-        guardian.record("run_finished", details={
+        finished_entry = guardian.record("run_finished", details={
             "run_id": run_id, "tests": len(tests), "gate_passed": run.gate.passed,
             "baseline_score": run.delta.baseline_score,
             "current_score": run.delta.current_score})
+        # The audit head at the end of the run, for results.json and the report: kept off
+        # the store, it shows a later truncation (`rafael audit verify --results FILE`).
+        audit["head"] = {"id": finished_entry.id, "hash": finished_entry.hash}
     return tests, history
 
 

@@ -64,6 +64,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
         rootdir_check.warn_if_misread(config)
     resolved = settings.resolve(config)
+    if resolved.chaos and workerinput is None:
+        _check_actor()
     if workerinput is not None and "rafael_seed" in workerinput:
         # Every xdist worker uses the controller's seed, so a run reproduces as a whole.
         resolved = dataclasses.replace(resolved, seed=int(workerinput["rafael_seed"]))
@@ -87,6 +89,18 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_rafael import xdist_support
 
         config.pluginmanager.register(xdist_support.XdistSupport(session), "rafael-xdist")
+
+
+def _check_actor() -> None:
+    """The run's author (RAFAEL_ACTOR, the CI user, the OS user) is recorded on every
+    audit entry and proposal: a name with control characters or mixed scripts is a
+    usage error before anything runs."""
+    from pytest_rafael.guardian.actor import ActorError, resolve_actor
+
+    try:
+        resolve_actor()
+    except ActorError as exc:
+        raise pytest.UsageError(f"pytest-rafael: {exc}") from None
 
 
 def _terminate_gracefully_on_sigterm() -> None:

@@ -10,6 +10,7 @@ and the file is created owner-only because the audit chain lives here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -50,37 +51,144 @@ class StoreError(Exception):
     """The store cannot be opened or is not a rafael store; the message names the file."""
 
 
-class Store:
-    """A connection to the rafael SQLite store at ``path`` (created on first use)."""
+# PRAGMA application_id of a rafael store ("RAFL"): a store is recognised as ours by it
+# (or, for stores made before it was set, by the ``runs`` table).
+APPLICATION_ID = 0x5241464C
+_RAFAEL_TABLE = "runs"
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+
+class Store:
+    """A connection to the rafael SQLite store at ``path`` (created on first use).
+
+    ``readonly``: open an existing store without ever writing to it (``rafael audit
+    verify``, ``rafael report``, ``rafael genome proposals`` work on a read-only file or
+    mount). Tables a read-only store lacks are stood in for by empty temporary ones.
+
+    An SQLite file that is not a rafael store is refused before anything is written to
+    it (its journal mode, header and tables stay as they were)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = readonly
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Create the file ourselves so that it is owner-only from its first byte;
-            # SQLite gives its -wal and -shm files the same mode.
-            # An existing file keeps its mode: the HIPAA control reports a lax one rather
-            # than having it silently tightened.
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            os.close(fd)
-            self.conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
-            )
+            if readonly:
+                self.conn = self._connect_readonly()
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                # Create the file ourselves so that it is owner-only from its first byte;
+                # SQLite gives its -wal and -shm files the same mode.
+                # An existing file keeps its mode: the HIPAA control reports a lax one
+                # rather than having it silently tightened.
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                os.close(fd)
+                self.conn = sqlite3.connect(
+                    self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+                )
             self.conn.row_factory = sqlite3.Row
             self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self.conn.execute("PRAGMA journal_mode = WAL")
-            # FULL: a commit survives power loss, which the audit chain promises.
-            self.conn.execute("PRAGMA synchronous = FULL")
+            self._check_ours()
+            if not readonly:
+                self.conn.execute("PRAGMA journal_mode = WAL")
+                # FULL: a commit survives power loss, which the audit chain promises.
+                self.conn.execute("PRAGMA synchronous = FULL")
+                if self.conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+                    self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             self.ensure_schema(_RUNS_SCHEMA)
+        except StoreError:
+            self._close_quietly()
+            raise
         except (OSError, sqlite3.DatabaseError) as exc:
+            self._close_quietly()
             raise StoreError(f"{self.path}: cannot open the rafael store: {exc}") from None
 
+    def _connect_readonly(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise StoreError(f"{self.path}: no rafael store here")
+        uri = self.path.resolve().as_uri()
+        conn = sqlite3.connect(
+            f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+        )
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            # A WAL database in a folder we cannot write to (no -shm can be created):
+            # nobody can be writing it through this folder either, so read it as is.
+            conn.close()
+        conn = sqlite3.connect(
+            f"{uri}?mode=ro&immutable=1",
+            uri=True,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+        )
+        return conn
+
+    def _check_ours(self) -> None:
+        """Refuse an SQLite file that belongs to something else, before writing to it."""
+        app_id = self.conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = {
+            str(r[0])
+            for r in self.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+        if app_id == APPLICATION_ID:
+            return
+        if app_id == 0:
+            if not tables:
+                return  # a new (empty) database
+            if _RAFAEL_TABLE in tables:
+                columns = {
+                    str(r[1]) for r in self.conn.execute(f"PRAGMA table_info({_RAFAEL_TABLE})")
+                }
+                if {"run_id", "results_json"} <= columns:
+                    return  # a store made before application_id was set
+        shown = ", ".join(sorted(tables)[:5]) or "none"
+        raise StoreError(
+            f"{self.path}: an SQLite database that is not a rafael store "
+            f"(application id {app_id:#x}, tables: {shown}); refusing to use or change it"
+        )
+
+    def _close_quietly(self) -> None:
+        conn = getattr(self, "conn", None)
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
     def ensure_schema(self, ddl: str) -> None:
-        """Create tables and indexes (``IF NOT EXISTS`` statements) in one transaction."""
+        """Create tables and indexes (``IF NOT EXISTS`` statements) in one transaction.
+
+        On a read-only store nothing is written: a missing table is created as an empty
+        TEMP table (private to this connection), so readers see "no rows"."""
+        if self.readonly:
+            for statement in ddl.split(";"):
+                text = statement.strip()
+                prefix = "CREATE TABLE IF NOT EXISTS "
+                if not text.startswith(prefix):
+                    continue
+                name = text[len(prefix) :].split("(", 1)[0].strip()
+                found = self.conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+                ).fetchone()
+                if found is None:
+                    self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS " + text[len(prefix) :])
+            return
         with self.transaction():
             for statement in ddl.split(";"):
                 if statement.strip():
                     self.conn.execute(statement)
+
+    def has_column(self, table: str, column: str) -> bool:
+        return any(str(r[1]) == column for r in self.conn.execute(f"PRAGMA table_info({table})"))
+
+    def add_column(self, table: str, column: str, decl: str) -> None:
+        """Add a column to a table made by an older version (no-op when present, and on a
+        read-only store, whose readers must cope with its absence)."""
+        if self.readonly or self.has_column(table, column):
+            return
+        with self.transaction() as conn:
+            if not self.has_column(table, column):
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

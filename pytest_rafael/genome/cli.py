@@ -163,11 +163,14 @@ def _propose(args: argparse.Namespace, current: Genome, adopted: Genome, why: st
     from pytest_rafael.guardian.audit import AuditChainError
     from pytest_rafael.guardian.config import GuardianConfigError
     from pytest_rafael.guardian.policy import PolicyError
+    from pytest_rafael.guardian.project import find_project_root
     from pytest_rafael.store import Store, StoreError
 
     try:
         with Store(args.store) as store:
-            guardian = Guardian.open(store, Path.cwd(), Path(args.file))
+            # The policy comes from the project root, as for the plugin and the
+            # guardian's own commands.
+            guardian = Guardian.open(store, find_project_root(), Path(args.file).resolve())
             proposal = guardian.propose(
                 args.module, current.to_dict(), adopted.to_dict(),
                 {"source": "rafael genome adopt", "reason": why, "tests": []},
@@ -183,7 +186,7 @@ def _propose(args: argparse.Namespace, current: Genome, adopted: Genome, why: st
         return 0
     for gap in gaps:
         print(f"  needs: {gap}")
-    print(f"approve with: rafael genome approve {proposal.id} --by NAME")
+    print(f"approve with: rafael genome approve {proposal.id} --by PRINCIPAL --key PATH")
     return 0
 
 

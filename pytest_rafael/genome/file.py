@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +29,57 @@ HEADER = (
 )
 
 
+# The audit anchor: the guardian writes the id and hash of an audit entry of the adoption
+# that wrote the file into this comment, so the store's log can be checked against a
+# file kept (and reviewed) in the repository: a store rolled back or truncated behind
+# that entry no longer contains it.
+ANCHOR_PREFIX = "# rafael-audit-anchor:"
+_ANCHOR = re.compile(
+    r"^# rafael-audit-anchor: entry=(\d+) sha256=([0-9a-f]{64})(?: proposal=([0-9A-Za-z_-]+))?\s*$"
+)
+
+
 class GenomeFileError(ValueError):
     """The genome file cannot be read or does not validate; one line, ``path:line: ...``."""
+
+
+@dataclass(frozen=True)
+class AuditAnchor:
+    entry: int
+    hash: str
+    proposal: str | None = None  # the proposal whose adoption wrote the file
+
+    def line(self) -> str:
+        tail = f" proposal={self.proposal}" if self.proposal else ""
+        return f"{ANCHOR_PREFIX} entry={self.entry} sha256={self.hash}{tail}"
+
+
+def parse_anchor(text: str, source: str = "<genome>") -> AuditAnchor | None:
+    """The audit anchor in the file's leading comments (None when there is none)."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.startswith("#"):
+            if line.strip():
+                break
+            continue
+        if line.startswith(ANCHOR_PREFIX):
+            m = _ANCHOR.match(line)
+            if m is None:
+                raise GenomeFileError(f"{source}:{number}: malformed audit anchor: {line!r}")
+            return AuditAnchor(int(m.group(1)), m.group(2), m.group(3))
+    return None
+
+
+def read_anchor(path: str | os.PathLike[str]) -> AuditAnchor | None:
+    """The audit anchor of the genome file at ``path``; None when the file is missing or
+    carries none."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GenomeFileError(f"{p}: cannot read: {exc}") from None
+    return parse_anchor(text, str(p))
 
 
 def _line_of(root: yaml.Node | None, parts: list[str]) -> int | None:
@@ -103,8 +154,10 @@ def _flow(value: Any) -> str:
     return str(yaml.safe_dump(value, default_flow_style=True, width=10**6, sort_keys=False)).strip()
 
 
-def dump_genomes(genomes: Mapping[str, Genome]) -> str:
+def dump_genomes(genomes: Mapping[str, Genome], anchor: AuditAnchor | None = None) -> str:
     lines = [HEADER.rstrip("\n")]
+    if anchor is not None:
+        lines.append(anchor.line())
     for module in sorted(genomes):
         g = genomes[module]
         lines.append(f"{_flow([module])[1:-1]}:")  # quoted only when YAML needs it
@@ -122,12 +175,21 @@ def dump_genomes(genomes: Mapping[str, Genome]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_genome_file(path: str | os.PathLike[str], genomes: Mapping[str, Genome]) -> None:
-    """Replace the file atomically with ``genomes`` (validated by re-reading the text)."""
+def write_genome_file(
+    path: str | os.PathLike[str],
+    genomes: Mapping[str, Genome],
+    anchor: AuditAnchor | None = None,
+) -> None:
+    """Replace the file atomically with ``genomes`` (validated by re-reading the text),
+    carrying ``anchor`` (the guardian's audit head) when given."""
     p = Path(path)
-    text = dump_genomes(genomes)
+    text = dump_genomes(genomes, anchor)
     reread = parse_genome_text(text, str(p))  # never write what we could not read back
-    if set(reread) != set(genomes) or any(reread[m].id != genomes[m].id for m in genomes):
+    if (
+        set(reread) != set(genomes)
+        or any(reread[m].id != genomes[m].id for m in genomes)
+        or parse_anchor(text, str(p)) != anchor
+    ):
         raise GenomeFileError(f"{p}: internal error: the written genome does not read back")
     p.parent.mkdir(parents=True, exist_ok=True)
     try:

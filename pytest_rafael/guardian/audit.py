@@ -256,11 +256,10 @@ class AuditLog:
             # would break it for good.
             if self.key is None:
                 raise AuditChainError(
-                    f"the audit chain is signed (HMAC); set {KEY_ENV} to add to it")
-            if not hmac.compare_digest(_mac(self.key, f"{head_id}:{head_hash}"),
-                                       str(head_mac)):
-                raise AuditChainError(
-                    f"{KEY_ENV} is not the key this audit chain was signed with")
+                    f"the audit chain is signed (HMAC); set {KEY_ENV} to add to it"
+                )
+            if not hmac.compare_digest(_mac(self.key, f"{head_id}:{head_hash}"), str(head_mac)):
+                raise AuditChainError(f"{KEY_ENV} is not the key this audit chain was signed with")
         if tail_id is None:
             last_id, prev = 0, GENESIS_HASH
         else:
@@ -475,8 +474,10 @@ class AuditLog:
         if count == 0:
             recorded = _recorded_history(conn)
             if recorded:
-                return broken(1, f"the audit log is empty but the store records {recorded} "
-                                 f"(the log was wiped)")
+                return broken(
+                    1,
+                    f"the audit log is empty but the store records {recorded} (the log was wiped)",
+                )
         return VerifyResult(True, count, None, None, key is not None, unchecked)
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 import sys
+import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -16,18 +16,36 @@ from pytest_rafael import __version__
 from pytest_rafael.cli import CommandError
 from pytest_rafael.guardian.audit import AuditEntry, AuditLog, audit_key_from_env
 from pytest_rafael.guardian.cli_common import (
-    DEFAULT_GENOME,
+    add_genome_option,
+    add_project_root_option,
     add_store_option,
+    genome_path,
+    load_config,
     open_store,
+    project_root,
     store_errors,
 )
 from pytest_rafael.guardian.compliance import FRAMEWORKS, check_compliance
-from pytest_rafael.guardian.config import GuardianConfigError, load_guardian_config
+from pytest_rafael.guardian.integrity import verify_integrity
+from pytest_rafael.guardian.signatures import allowed_signers_path
 
 
 def register(sub: argparse._SubParsersAction[Any], group: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("verify", help="verify the audit chain; exit 1 on any tampering")
+    p = sub.add_parser(
+        "verify",
+        help="verify the audit chain, the genome file's anchor, the proposals and the "
+        "signed decisions; exit 1 on any tampering",
+    )
     add_store_option(p)
+    add_genome_option(p)
+    add_project_root_option(p)
+    p.add_argument(
+        "--results",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="a results.json whose recorded audit head must still be in the chain (repeatable)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_verify)
 
@@ -52,12 +70,7 @@ def register(sub: argparse._SubParsersAction[Any], group: argparse.ArgumentParse
         action="append",
         help="one framework (repeatable; default: all)",
     )
-    p.add_argument(
-        "--project-root",
-        default=".",
-        metavar="DIR",
-        help="where pyproject.toml with [tool.rafael.guardian] lives (default: .)",
-    )
+    add_project_root_option(p)
     p.add_argument(
         "--genome",
         metavar="PATH",
@@ -69,13 +82,33 @@ def register(sub: argparse._SubParsersAction[Any], group: argparse.ArgumentParse
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    with store_errors(args.store), open_store(args.store) as store:
-        result = AuditLog(store, audit_key_from_env()).verify()
+    root = project_root(args)
+    config = load_config(root)
+    signers = allowed_signers_path(root, config.allowed_signers)
+    genome, _ = genome_path(args.genome, root)
+    with store_errors(args.store), open_store(args.store, readonly=True) as store:
+        result = verify_integrity(store, audit_key_from_env(), genome, signers)
+        if result.ok:
+            result = _check_results_heads(store, args.results, result)
     if args.json:
         print(json.dumps(result.to_dict(), sort_keys=True))
     elif result.ok:
         mode = "HMAC checked" if result.hmac_checked else "hash chain only; RAFAEL_AUDIT_KEY unset"
         print(f"audit chain OK: {result.entries} entries verified ({mode})")
+        anchor = result.anchor or {}
+        if anchor.get("status") == "ok":
+            print(f"anchor: entry {anchor['entry']} named by {genome} is in the chain")
+        elif anchor.get("status") == "no-anchor":
+            print(
+                f"note: {genome} carries no audit anchor (written before anchoring, or by "
+                "hand): truncation and rollback are not checked against it"
+            )
+        elif anchor.get("status") == "no-file":
+            print(f"note: no genome file at {genome}: no anchor to check (--genome)")
+        print(
+            f"{result.proposals_checked} proposal(s) match what was filed; "
+            f"{result.signatures_checked} signed decision(s) verified"
+        )
         if result.unchecked_macs:
             print(
                 f"note: {result.unchecked_macs} entries carry an HMAC that was not checked "
@@ -89,8 +122,35 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _check_results_heads(store: Any, files: list[str], result: Any) -> Any:
+    """Each results.json's recorded head (the last entry at the end of that run) must
+    still be in the chain, with its hash."""
+    import dataclasses
+
+    for name in files:
+        try:
+            data = json.loads(Path(name).read_text(encoding="utf-8"))
+            head = data["guardian"]["audit"]["head"]
+            entry, digest = int(head["id"]), str(head["hash"])
+        except OSError as exc:
+            raise CommandError(f"{name}: cannot read: {exc.strerror}") from None
+        except (ValueError, KeyError, TypeError):
+            raise CommandError(f"{name}: no guardian.audit.head recorded in it") from None
+        row = store.conn.execute("SELECT hash FROM audit WHERE id = ?", (entry,)).fetchone()
+        if row is None or str(row[0]) != digest:
+            why = "is not in the store" if row is None else "does not match the store"
+            return dataclasses.replace(
+                result,
+                ok=False,
+                first_broken=entry,
+                reason=f"entry {entry}, the head recorded in {name}, {why}: the audit log "
+                "was truncated or the store rolled back",
+            )
+    return result
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    with store_errors(args.store), open_store(args.store) as store:
+    with store_errors(args.store), open_store(args.store, readonly=True) as store:
         log = AuditLog(store, audit_key_from_env())
         result = log.verify()
         entries = [e for e in log.entries() if e.id > args.since]
@@ -113,14 +173,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_compliance(args: argparse.Namespace) -> int:
-    try:
-        config = load_guardian_config(Path(args.project_root))
-    except GuardianConfigError as exc:
-        raise CommandError(str(exc)) from None
-    with store_errors(args.store), open_store(args.store) as store:
+    root = project_root(args)
+    config = load_config(root)
+    with store_errors(args.store), open_store(args.store, readonly=True) as store:
         controls = check_compliance(
-            store, config, audit_key_from_env(), args.framework,
-            _genome_to_check(args.genome, store)
+            store,
+            config,
+            audit_key_from_env(),
+            args.framework,
+            _genome_to_check(*genome_path(args.genome, root), store),
+            allowed_signers=allowed_signers_path(root, config.allowed_signers),
         )
     if args.json:
         print(json.dumps([c.to_dict() for c in controls], indent=2))
@@ -138,19 +200,17 @@ def cmd_compliance(args: argparse.Namespace) -> int:
     return 0 if all(c.passed for c in controls) else 1
 
 
-def _genome_to_check(given: str | None, store: Any) -> Path | None:
+def _genome_to_check(default: Path, explicit: bool, store: Any) -> Path | None:
     # Named explicitly: always checked (a missing file is a finding). Otherwise the
     # default file is checked where it exists, or where the store says genomes were
     # adopted (deleting the file must not make the control disappear); a directory
     # with neither never held one.
-    if given:
-        return Path(given)
-    default = Path(os.environ.get("RAFAEL_GENOME_FILE") or DEFAULT_GENOME)
-    if default.exists():
+    if explicit or default.exists():
         return default
     try:
         (adopted,) = store.conn.execute(
-            "SELECT count(*) FROM proposals WHERE status = 'adopted'").fetchone()
+            "SELECT count(*) FROM proposals WHERE status = 'adopted'"
+        ).fetchone()
     except sqlite3.OperationalError:
         adopted = 0
     return default if adopted else None
@@ -160,8 +220,11 @@ def _genome_to_check(given: str | None, store: Any) -> Path | None:
 
 
 def to_jsonl(entries: Iterable[AuditEntry], out: TextIO) -> None:
+    # ensure_ascii: every control character, and the line and paragraph separators some
+    # readers split lines on (U+0085, U+2028, U+2029), come out as \u escapes, so each
+    # entry is exactly one line whatever its fields hold.
     for e in entries:
-        out.write(json.dumps(e.to_dict(), sort_keys=True, ensure_ascii=False) + "\n")
+        out.write(json.dumps(e.to_dict(), sort_keys=True, ensure_ascii=True) + "\n")
 
 
 # CEF severity (0-10) per event: decisions that change shipped behaviour rank highest.
@@ -180,23 +243,34 @@ _SEVERITY = {
 }
 
 
+def _controls(text: str, line_breaks: str | None) -> str:
+    """Other control characters (C0, DEL, C1, the Unicode line/paragraph separators,
+    bidirectional and zero-width format characters) as visible ``\\uXXXX`` text, so an
+    exported field can neither break the line nor rewrite what a terminal shows."""
+    out = []
+    for ch in text:
+        if ch in "\r\n" and line_breaks is not None:
+            out.append(line_breaks if ch == "\n" else ("\\r" if line_breaks != " " else " "))
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            # An escaped backslash: readers unescape it to the visible text \uXXXX.
+            out.append(f"\\\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def cef_header(value: object) -> str:
-    """Escape a CEF header field: backslash and pipe (ArcSight CEF spec)."""
-    return (
-        str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
-    )
+    """Escape a CEF header field: backslash and pipe (ArcSight CEF spec); line breaks
+    become spaces and other control characters ``\\uXXXX``."""
+    text = str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\r\n", " ")
+    return _controls(text, " ")
 
 
 def cef_extension(value: object) -> str:
-    """Escape a CEF extension value: backslash, equals sign and line breaks."""
-    return (
-        str(value)
-        .replace("\\", "\\\\")
-        .replace("=", "\\=")
-        .replace("\r\n", "\\n")
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-    )
+    """Escape a CEF extension value: backslash, equals sign and line breaks (spec); other
+    control characters become ``\\uXXXX``."""
+    text = str(value).replace("\\", "\\\\").replace("=", "\\=").replace("\r\n", "\n")
+    return _controls(text, "\\n")
 
 
 def cef_line(e: AuditEntry) -> str:

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pytest_rafael.cli import CommandError
+from pytest_rafael.guardian.config import GuardianConfig
 from pytest_rafael.store import Store, StoreError
 
 DEFAULT_STORE = ".rafael/rafael.db"
@@ -30,9 +31,59 @@ def add_genome_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--genome",
         metavar="PATH",
-        default=os.environ.get("RAFAEL_GENOME_FILE", DEFAULT_GENOME),
-        help=f"the genome file adoptions write (default: {DEFAULT_GENOME})",
+        default=None,
+        help="the genome file adoptions write and the audit anchor is read from (default: "
+        "$RAFAEL_GENOME_FILE, else rafael_genome_file of the project's pytest "
+        f"configuration, else {DEFAULT_GENOME})",
     )
+
+
+def genome_path(given: str | None, root: Path) -> tuple[Path, bool]:
+    """The genome file a command works on, and whether it was named explicitly: ``given``
+    (``--genome``), ``$RAFAEL_GENOME_FILE``, the project's ``rafael_genome_file`` (as the
+    plugin reads it, relative to the project root), else ``rafael.genome.yaml``."""
+    from pytest_rafael.guardian.project import pytest_ini_value
+
+    if given:
+        return Path(given), True
+    env = os.environ.get("RAFAEL_GENOME_FILE")
+    if env:
+        return Path(env), False
+    configured = pytest_ini_value(root, "rafael_genome_file")
+    if configured and configured.strip():
+        path = Path(configured.strip())
+        return (path if path.is_absolute() else root / path), False
+    return Path(DEFAULT_GENOME), False
+
+
+def add_project_root_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--project-root",
+        metavar="DIR",
+        default=None,
+        help="where the policy ([tool.rafael.guardian]) and rafael.allowed_signers live "
+        "(default: the nearest folder upward holding pyproject.toml, pytest.ini, tox.ini "
+        "or setup.cfg)",
+    )
+
+
+def project_root(args: argparse.Namespace) -> Path:
+    """The project root both the CLI and the plugin read the policy from."""
+    from pytest_rafael.guardian.project import ProjectRootError, find_project_root
+
+    try:
+        return find_project_root(explicit=getattr(args, "project_root", None))
+    except ProjectRootError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def load_config(root: Path) -> GuardianConfig:
+    from pytest_rafael.guardian.config import GuardianConfigError, load_guardian_config
+
+    try:
+        return load_guardian_config(root)
+    except GuardianConfigError as exc:
+        raise CommandError(str(exc)) from None
 
 
 @contextmanager
@@ -45,12 +96,13 @@ def store_errors(path: str) -> Iterator[None]:
         raise CommandError(f"{path}: {exc}", 1) from None
 
 
-def open_store(path: str) -> Store:
-    """Open an existing store; a missing or unreadable one is a one-line usage error."""
+def open_store(path: str, readonly: bool = False) -> Store:
+    """Open an existing store; a missing or unreadable one is a one-line usage error.
+    ``readonly``: never write to it (commands that only read work on a read-only file)."""
     p = Path(path)
     if not p.is_file():
         raise CommandError(f"{p}: no rafael store here (run the chaos suite first, or --store)")
     try:
-        return Store(p)
+        return Store(p, readonly=readonly)
     except StoreError as exc:
         raise CommandError(str(exc).splitlines()[0]) from None

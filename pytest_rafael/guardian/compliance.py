@@ -29,8 +29,16 @@ from typing import Any
 from pytest_rafael.guardian.actor import same_actor
 from pytest_rafael.guardian.audit import AuditEntry, AuditLog, VerifyResult
 from pytest_rafael.guardian.config import GuardianConfig
-from pytest_rafael.guardian.policy import evidence_passes, requirement, unmet
-from pytest_rafael.guardian.proposals import SCHEMA, Proposal, ProposalRepo, evidence_digest
+from pytest_rafael.guardian.integrity import IntegrityResult, verify_integrity
+from pytest_rafael.guardian.policy import counted, evidence_passes, requirement, unmet
+from pytest_rafael.guardian.proposals import (
+    Proposal,
+    ProposalRepo,
+    binding_differences,
+    binding_of,
+    ensure_proposal_schema,
+    evidence_digest,
+)
 from pytest_rafael.store import Store
 
 FRAMEWORKS: dict[str, str] = {
@@ -46,7 +54,10 @@ GENERIC_IDENTITIES = frozenset(
     {"", "unknown", "anonymous", "root", "admin", "administrator", "user", "nobody", "ci"}
 )
 # Detail keys that hold actor identifiers, which GDPR-minimal audit records may keep.
-ACTOR_KEYS = frozenset({"recorded_by", "approvers", "by", "actor"})
+ACTOR_KEYS = frozenset({"recorded_by", "approvers", "by", "actor", "principals"})
+# Detail keys that hold signatures, key fingerprints and digests: encoded binary, where
+# digit runs can look like a card or phone number by chance.
+CRYPTO_KEYS = frozenset({"signature", "fingerprint", "keys", "sha256", "anchor"})
 PERSONAL_KEYS = frozenset(
     {
         "email",
@@ -118,9 +129,10 @@ class Facts:
         config: GuardianConfig,
         key: bytes | None,
         genome_file: Path | None = None,
+        allowed_signers: Path | None = None,
     ) -> Facts:
         log = AuditLog(store, key)
-        store.ensure_schema(SCHEMA)
+        ensure_proposal_schema(store)
         by_change: dict[str, list[AuditEntry]] = defaultdict(list)
         details: list[tuple[int, Mapping[str, Any]]] = []
         for e in log.entries():
@@ -134,8 +146,13 @@ class Facts:
                 modes[path] = stat.S_IMODE(os.stat(path).st_mode)
             except FileNotFoundError:
                 continue
+        # The chain, the genome file's anchor, the proposals' bindings and (given the
+        # allowed-signers file) the decisions' signatures.
+        verified = verify_integrity(
+            store, key, genome_file, allowed_signers, strict_signatures=allowed_signers is not None
+        )
         return cls(
-            verify=log.verify(),
+            verify=verified,
             proposals=tuple(ProposalRepo(store.conn).list()),
             entries={k: tuple(v) for k, v in by_change.items()},
             all_details=tuple(details),
@@ -165,10 +182,13 @@ def check_compliance(
     key: bytes | None = None,
     frameworks: list[str] | None = None,
     genome_file: Path | None = None,
+    allowed_signers: Path | None = None,
 ) -> list[Control]:
     """Evaluate the controls of ``frameworks`` (all by default). With ``genome_file``,
-    ISO 27001 also checks that the file holds exactly the adopted genomes."""
-    facts = Facts.gather(store, config, key, genome_file)
+    ISO 27001 also checks that the file holds exactly the adopted genomes (and the chain
+    controls that the store holds the file's audit anchor); with ``allowed_signers``,
+    the chain controls also verify every signed decision."""
+    facts = Facts.gather(store, config, key, genome_file, allowed_signers)
     out: list[Control] = []
     for name in frameworks or list(FRAMEWORKS):
         if name not in FRAMEWORKS:
@@ -240,6 +260,12 @@ def _matches_audit(framework: str, cid: str, f: Facts) -> Control:
             )
         if d.get("evidence") != evidence_digest(p.evidence):
             problems.append(f"proposal {p.id}: evidence differs from the audited evidence")
+        bound = d.get("binding")
+        if not isinstance(bound, Mapping):
+            problems.append(f"proposal {p.id}: not bound to the audit trail (no binding)")
+        else:
+            for what in binding_differences(bound, binding_of(p)):
+                problems.append(f"proposal {p.id}: {what} differs from what was filed")
         if not same_actor(created[0].actor, p.author):
             problems.append(f"proposal {p.id}: author differs from the audited author")
         decided = {e.event_type for e in f.entries.get(p.id, ())}
@@ -316,6 +342,8 @@ def _separation(framework: str, cid: str, f: Facts) -> Control:
             recorded = [e for e in f.events(p, "approval_recorded") if same_actor(e.actor, a.by)]
             if not recorded:
                 problems.append(f"proposal {p.id}: approval by {a.by!r} has no audit entry")
+            elif not a.signed:
+                problems.append(f"proposal {p.id}: approval by {a.by!r} is not signed")
         if p.status in ("adopted", "approved"):
             adopted += 1
             req = requirement(p.impact, p.module, f.config)
@@ -384,7 +412,7 @@ def _minimisation(f: Facts) -> Control:
     for entry_id, details in f.all_details:
         for path, leaf, value in _walk(details):
             top = path.split(".", 1)[0].split("[", 1)[0]
-            if top in ACTOR_KEYS:
+            if top in ACTOR_KEYS or top in CRYPTO_KEYS:
                 continue
             if leaf in PERSONAL_KEYS and value not in (None, ""):
                 problems.append(f"entry {entry_id}: details.{path} is a personal-data field")
@@ -414,15 +442,35 @@ def _identified(f: Facts) -> Control:
             count += 1
             if a.by.strip().casefold() in GENERIC_IDENTITIES:
                 problems.append(f"proposal {p.id}: approver {a.by!r} does not identify a person")
-            elif not any(same_actor(e.actor, a.by) for e in f.events(p, "approval_recorded")):
+            elif not a.signed:
+                problems.append(
+                    f"proposal {p.id}: approver {a.by!r} is not authenticated (no signature)"
+                )
+            elif not any(
+                same_actor(e.actor, a.by)
+                and e.details.get("fingerprint") == a.fingerprint
+                and e.details.get("signature") == a.signature
+                for e in f.events(p, "approval_recorded")
+            ):
                 problems.append(f"proposal {p.id}: approver {a.by!r} not in the audit trail")
         for e in f.events(p, "proposal_rejected"):
             if e.actor.strip().casefold() in GENERIC_IDENTITIES:
                 problems.append(f"proposal {p.id}: rejected by unidentified {e.actor!r}")
+            elif not e.details.get("signature"):
+                problems.append(f"proposal {p.id}: rejection by {e.actor!r} is not signed")
     ok = not problems
     ev = [f"{count} approval(s) checked"] + (
-        _limited(problems) if problems else ["every approver is a named person in the audit"]
+        _limited(problems)
+        if problems
+        else ["every approver is a named person whose SSH signature is in the audit"]
     )
+    if isinstance(f.verify, IntegrityResult) and f.verify.ok:
+        ev.append(
+            f"{f.verify.signatures_checked} signature(s) verified against the allowed signers"
+            if not f.verify.signatures_unchecked
+            else f"signatures not verified here ({f.verify.signatures_unchecked}); "
+            "the chain controls do, given the allowed-signers file"
+        )
     return Control(
         "hipaa", "164.312(d)", "Person authentication: approvers are identified", ok, tuple(ev)
     )
@@ -455,7 +503,8 @@ def _pci_changes(f: Facts) -> Control:
         if p.module not in pci_modules or p.status not in ("adopted", "approved"):
             continue
         checked += 1
-        approvers = {a.by.strip().casefold() for a in p.approvals if not same_actor(a.by, p.author)}
+        # Independent: signed, not by the author, distinct keys (and names).
+        approvers = counted(p.approvals, p.author)
         if len(approvers) < 2:
             problems.append(
                 f"pci proposal {p.id} ({p.module}) adopted with "

@@ -9,6 +9,7 @@ pyproject.toml::
     roles = {security-lead = ["carol", "dave"]}     # optional: who may claim a role
     webhook_url = "https://hooks.example.com/rafael"
     webhook_timeout = 5.0
+    allowed_signers = "rafael.allowed_signers"      # who may sign decisions (OpenSSH)
     change_thresholds = {medium = 0.25, high = 1.0}  # relative parameter change
     evidence_min_success_rate = 0.5
     [tool.rafael.guardian.modules]
@@ -69,6 +70,9 @@ class GuardianConfig:
     evidence_min_success_rate: float = 0.5
     webhook_url: str | None = None
     webhook_timeout: float = 5.0
+    # The OpenSSH allowed-signers file decisions are verified against (relative to the
+    # project root); None: rafael.allowed_signers at the project root.
+    allowed_signers: str | None = None
     source: str = "defaults"
 
     def module(self, name: str) -> ModulePolicy:
@@ -171,6 +175,7 @@ def _from_mapping(table: Mapping[str, Any], where: str) -> GuardianConfig:
         "evidence_min_success_rate",
         "webhook_url",
         "webhook_timeout",
+        "allowed_signers",
     }
     unknown = sorted(set(table) - known)
     if unknown:
@@ -225,6 +230,9 @@ def _from_mapping(table: Mapping[str, Any], where: str) -> GuardianConfig:
     timeout = _float(table.get("webhook_timeout", 5.0), f"{where} webhook_timeout")
     if timeout <= 0:
         raise GuardianConfigError(f"{where} webhook_timeout: expected a positive number")
+    signers = table.get("allowed_signers")
+    if signers is not None and (not isinstance(signers, str) or not signers.strip()):
+        raise GuardianConfigError(f"{where} allowed_signers: expected a file path")
     role = str(table.get("critical_role", "security-lead")).strip()
     if not role:
         raise GuardianConfigError(f"{where} critical_role: must not be empty")
@@ -237,6 +245,7 @@ def _from_mapping(table: Mapping[str, Any], where: str) -> GuardianConfig:
         evidence_min_success_rate=rate,
         webhook_url=url or None,
         webhook_timeout=timeout,
+        allowed_signers=signers.strip() if signers else None,
         source=where,
     )
 

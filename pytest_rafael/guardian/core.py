@@ -9,7 +9,6 @@ so the file, the proposal and the chain never disagree about what was adopted.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -18,8 +17,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pytest_rafael.guardian.actor import resolve_actor, same_actor
+from pytest_rafael.guardian.actor import ActorError, resolve_actor, same_actor
+from pytest_rafael.guardian.adoption import (
+    changes,
+    display_path,
+    genomes_to_write,
+    validated,
+    write_genome,
+)
 from pytest_rafael.guardian.audit import (
+    AuditChainError,
     AuditEntry,
     AuditLog,
     NewEntry,
@@ -27,21 +34,39 @@ from pytest_rafael.guardian.audit import (
     jsonable,
 )
 from pytest_rafael.guardian.config import GuardianConfig, load_guardian_config
+from pytest_rafael.guardian.decisions import (
+    TamperedError,
+    check_log,
+    clean_name,
+    filed_binding,
+    one_line,
+    optional,
+    signed_decision,
+    verified_approvals,
+)
+from pytest_rafael.guardian.errors import GuardianError
 from pytest_rafael.guardian.impact import assess_impact
 from pytest_rafael.guardian.notify import Notifier, WebhookNotifier, fan_out
 from pytest_rafael.guardian.policy import (
     Approval,
     PolicyError,
     check_approver,
+    key_belongs_to,
     requirement,
     unmet,
 )
-from pytest_rafael.guardian.proposals import SCHEMA, Proposal, ProposalRepo, evidence_digest
+from pytest_rafael.guardian.proposals import (
+    Proposal,
+    ProposalRepo,
+    binding_of,
+    ensure_proposal_schema,
+    evidence_digest,
+)
+from pytest_rafael.guardian.signatures import Signer, allowed_signers_path, decision_payload
+from pytest_rafael.guardian.signers_file import declared_roles
 from pytest_rafael.store import Store
 
-
-class GuardianError(Exception):
-    """Bad input to the guardian (unknown proposal, invalid genome, unreadable file)."""
+__all__ = ["Guardian", "GuardianError", "TamperedError"]
 
 
 def _now() -> str:
@@ -71,10 +96,14 @@ class Guardian:
         config: GuardianConfig | None = None,
     ) -> Guardian:
         cfg = config if config is not None else load_guardian_config(Path(project_root))
+        try:
+            who = resolve_actor(actor)
+        except ActorError as exc:
+            raise GuardianError(f"cannot record the acting identity: {exc}") from None
         notifiers: list[Notifier] = [notify] if notify is not None else []
         if cfg.webhook_url:
             notifiers.append(WebhookNotifier(cfg.webhook_url, cfg.webhook_timeout))
-        store.ensure_schema(SCHEMA)
+        ensure_proposal_schema(store)
         genome_path = Path(genome_file)
         if not genome_path.is_absolute():
             genome_path = Path(project_root) / genome_path
@@ -82,7 +111,7 @@ class Guardian:
             store=store,
             project_root=Path(project_root),
             genome_file=genome_path,
-            actor=resolve_actor(actor),
+            actor=who,
             config=cfg,
             audit=AuditLog(store, audit_key_from_env()),
             notifiers=tuple(notifiers),
@@ -124,12 +153,13 @@ class Guardian:
         evidence: Mapping[str, Any],
     ) -> Proposal:
         evidence = jsonable(dict(evidence))
-        candidate_d = _validated(module, candidate, "candidate")
-        baseline_d = None if baseline is None else _validated(module, baseline, "baseline")
+        candidate_d = validated(module, candidate, "candidate")
+        baseline_d = None if baseline is None else validated(module, baseline, "baseline")
         impact = assess_impact(module, baseline_d, candidate_d, evidence, self.config)
         req = requirement(impact.level, module, self.config)
+        proposal_id = uuid.uuid4().hex[:12]
         proposal = Proposal(
-            id=uuid.uuid4().hex[:12],
+            id=proposal_id,
             module=module,
             impact=impact.level,
             reasons=impact.reasons,
@@ -151,8 +181,15 @@ class Guardian:
                 repo.set_status(old.id, "superseded", _now(), f"superseded by {proposal.id}")
                 events += self.audit.append_in(
                     conn,
-                    [NewEntry("proposal_superseded", self.actor, module, old.id,
-                              {"superseded_by": proposal.id})],
+                    [
+                        NewEntry(
+                            "proposal_superseded",
+                            self.actor,
+                            module,
+                            old.id,
+                            {"superseded_by": proposal.id},
+                        )
+                    ],
                 )
             repo.insert(proposal)
             events += self.audit.append_in(
@@ -167,18 +204,24 @@ class Guardian:
                             "impact": impact.level,
                             "reasons": list(impact.reasons),
                             "requires": req.describe(),
-                            "changes": _changes(module, baseline_d, candidate_d),
+                            "changes": changes(module, baseline_d, candidate_d),
                             "evidence": evidence_digest(evidence),
+                            # What every signed decision on it covers; `audit verify`
+                            # checks the proposal row against it.
+                            "binding": binding_of(proposal),
                         },
                     )
                 ],
             )
             if not unmet(req, (), self.actor, evidence, self.config):
+                conn.execute("SAVEPOINT rafael_adopt")
                 try:
-                    events += self._adopt(conn, proposal, self.actor, auto=True)
-                except (PolicyError, GuardianError) as exc:
-                    # Nothing was written yet; the proposal stays pending for a person
-                    # to look at, and the run goes on.
+                    adopted = self._adopt(conn, proposal, self.actor, auto=True)
+                except (PolicyError, GuardianError, AuditChainError) as exc:
+                    # Nothing was written; the proposal stays pending for a person to
+                    # look at, and the run goes on.
+                    conn.execute("ROLLBACK TO rafael_adopt")
+                    conn.execute("RELEASE rafael_adopt")
                     events += self.audit.append_in(
                         conn,
                         [
@@ -191,65 +234,128 @@ class Guardian:
                             )
                         ],
                     )
+                else:
+                    conn.execute("RELEASE rafael_adopt")
+                    events += adopted
             final = repo.get(proposal.id)
         self.session_ids.append(proposal.id)
         self._notify(events, final)
         return final
 
-    def approve(
-        self, change_id: str, by: str, role: str | None = None, reason: str = ""
-    ) -> Proposal:
-        """Record ``by``'s approval; adopt once the policy is satisfied.
+    @property
+    def allowed_signers(self) -> Path:
+        """The OpenSSH allowed-signers file decisions are verified against."""
+        return allowed_signers_path(self.project_root, self.config.allowed_signers)
 
-        Raises :class:`PolicyError` for refusals (the author approving, a repeated
-        approver, a claimed role the approver does not hold, a decided proposal)."""
+    def decision_payload(
+        self,
+        change_id: str,
+        decision: str,
+        by: str,
+        role: str | None = None,
+        reason: str = "",
+        at: str | None = None,
+    ) -> tuple[bytes, str]:
+        """The bytes to sign for a decision on ``change_id`` and the time they carry
+        (for signing elsewhere, e.g. with a hardware key: pass the result's signature
+        and time to :meth:`approve` / :meth:`reject`)."""
+        from pytest_rafael.guardian.signatures import now
+
+        p = self.get(change_id)
+        at = at or now()
+        bound = self.filed_binding(p)
+        return decision_payload(decision, bound, by.strip(), optional(role), reason.strip(), at), at
+
+    def approve(
+        self,
+        change_id: str,
+        by: str,
+        role: str | None = None,
+        reason: str = "",
+        *,
+        key: str | Path | None = None,
+        signature: str | None = None,
+        at: str | None = None,
+    ) -> Proposal:
+        """Record ``by``'s signed approval; adopt once the policy is satisfied.
+
+        The approval is signed with the SSH key at ``key`` (or ``signature``, made over
+        :meth:`decision_payload` at time ``at``) and must verify against the
+        allowed-signers file for the principal ``by``. Raises :class:`PolicyError` for
+        refusals (unsigned, an unlisted key, the author's key, a key that approved
+        already, a claimed role the approver does not hold, a decided proposal) and
+        :class:`~pytest_rafael.guardian.audit.AuditChainError` when the store no longer
+        holds what the log recorded."""
+        by, role, reason = clean_name(by, "approver name"), optional(role), one_line(reason)
+        p, bound = self._pending(change_id)
+        # Refuse what names alone already rule out before asking anyone to sign.
+        check_approver(author=p.author, by=by, role=role, existing=p.approvals, config=self.config)
+        signer, signature, at = signed_decision(
+            self.allowed_signers, "approve", bound, by, role, reason, key, signature, at
+        )
         events: list[AuditEntry] = []
         with self.store.transaction() as conn:
             repo = ProposalRepo(conn)
-            p = self._get(repo, change_id)
-            if p.status != "pending":
-                raise PolicyError(f"proposal {p.id} is already {p.status}")
+            p = self._still_pending(repo, change_id, bound)
             check_approver(
-                author=p.author, by=by, role=role, existing=p.approvals, config=self.config
+                author=p.author,
+                by=by,
+                role=role,
+                existing=p.approvals,
+                config=self.config,
+                fingerprint=signer.fingerprint,
+                key_principals=signer.principals,
+                key_roles=signer.roles,
+                file_roles=declared_roles(self.allowed_signers),
             )
-            approval = Approval(by.strip(), (role or "").strip() or None, reason.strip(), _now())
+            approval = Approval(by, role, reason, at, signer.fingerprint, signature)
             repo.add_approval(p.id, approval)
-            details: dict[str, Any] = {"role": approval.role, "reason": approval.reason}
-            if not same_actor(self.actor, approval.by):
-                details["recorded_by"] = self.actor
+            details = self._signed_details(by, signer, signature, at, role=role, reason=reason)
             events += self.audit.append_in(
                 conn, [NewEntry("approval_recorded", approval.by, p.module, p.id, details)]
             )
             p = repo.get(p.id)
             req = requirement(p.impact, p.module, self.config)
-            missing = unmet(req, p.approvals, p.author, p.evidence, self.config)
-            if not missing:
-                events += self._adopt(conn, p, approval.by, auto=False)
+            if not unmet(req, p.approvals, p.author, p.evidence, self.config):
+                # Adopt only on approvals whose signatures verify now, over this very
+                # binding: rows added to the store behind the guardian's back do not count.
+                verified = verified_approvals(self.allowed_signers, p.approvals, bound, approval)
+                if not unmet(req, verified, p.author, p.evidence, self.config):
+                    events += self._adopt(conn, p, approval.by, auto=False)
             p = repo.get(p.id)
         self._notify(events, p)
         return p
 
-    def reject(self, change_id: str, by: str, reason: str) -> Proposal:
-        """Reject a pending proposal. The genome file is never touched. The author may
-        withdraw their own proposal (rejecting needs no separation of duties)."""
+    def reject(
+        self,
+        change_id: str,
+        by: str,
+        reason: str,
+        *,
+        key: str | Path | None = None,
+        signature: str | None = None,
+        at: str | None = None,
+    ) -> Proposal:
+        """Reject a pending proposal, signed like an approval. The genome file is never
+        touched. The author may withdraw (reject) their own proposal."""
         if not by.strip():
             raise PolicyError("a name is required (--by)")
         if not reason.strip():
             raise PolicyError("a reason is required to reject (--reason)")
+        by, reason = clean_name(by, "name"), one_line(reason)
+        p, bound = self._pending(change_id)
+        signer, signature, at = signed_decision(
+            self.allowed_signers, "reject", bound, by, None, reason, key, signature, at
+        )
         with self.store.transaction() as conn:
             repo = ProposalRepo(conn)
-            p = self._get(repo, change_id)
-            if p.status != "pending":
-                raise PolicyError(f"proposal {p.id} is already {p.status}")
-            now = _now()
-            repo.set_status(p.id, "rejected", now, reason.strip())
-            details: dict[str, Any] = {"reason": reason.strip()}
-            if same_actor(by, p.author):
+            p = self._still_pending(repo, change_id, bound)
+            repo.set_status(p.id, "rejected", _now(), reason)
+            details = self._signed_details(by, signer, signature, at, reason=reason)
+            if same_actor(by, p.author) or key_belongs_to(signer.principals, p.author):
                 details["withdrawn_by_author"] = True
-            if not same_actor(self.actor, by):
-                details["recorded_by"] = self.actor
             events = self.audit.append_in(
-                conn, [NewEntry("proposal_rejected", by.strip(), p.module, p.id, details)]
+                conn, [NewEntry("proposal_rejected", by, p.module, p.id, details)]
             )
             p = repo.get(p.id)
         self._notify(events, p)
@@ -269,9 +375,19 @@ class Guardian:
 
     def summary(self) -> dict[str, Any]:
         """For results.json and the report: this session's proposals and the chain state."""
+        from pytest_rafael.guardian.integrity import verify_integrity
+
         repo = ProposalRepo(self.store.conn)
         proposals = [repo.get(pid).summary() for pid in self.session_ids]
-        result = self.audit.verify()
+        # Chain, genome-file anchor, bindings; signatures where ssh-keygen and the
+        # allowed-signers file are at hand (a CI run that only proposes needs neither).
+        result = verify_integrity(
+            self.store,
+            self.audit.key,
+            self.genome_file,
+            self.allowed_signers,
+            strict_signatures=False,
+        )
         return {
             "proposals": [
                 {k: p[k] for k in ("id", "module", "impact", "status", "reasons", "approvals")}
@@ -283,6 +399,10 @@ class Guardian:
                 "first_broken": result.first_broken,
                 "reason": result.reason,
                 "hmac": result.hmac_checked,
+                # The last entry: keep it off the machine (results.json, the report)
+                # to detect a later truncation of the log.
+                "head": None if result.head is None else dict(result.head),
+                "anchor": None if result.anchor is None else dict(result.anchor),
             },
         }
 
@@ -296,35 +416,101 @@ class Guardian:
         except ProposalNotFound as exc:
             raise GuardianError(str(exc)) from None
 
+    def _pending(self, change_id: str) -> tuple[Proposal, dict[str, Any]]:
+        """A pending proposal on an intact log, and the binding it was filed with."""
+        check_log(self.audit, self.genome_file)
+        p = self.get(change_id)
+        if p.status != "pending":
+            raise PolicyError(f"proposal {p.id} is already {p.status}")
+        return p, self.filed_binding(p)
+
+    def _still_pending(self, repo: ProposalRepo, change_id: str, bound: Any) -> Proposal:
+        """Re-read inside the write transaction: nobody decided or edited it meanwhile."""
+        p = self._get(repo, change_id)
+        if p.status != "pending":
+            raise PolicyError(f"proposal {p.id} is already {p.status}")
+        if self.filed_binding(p) != bound:
+            raise TamperedError(f"proposal {p.id} changed while it was being signed")
+        return p
+
+    def _signed_details(
+        self, by: str, signer: Signer, signature: str, at: str, **fields: Any
+    ) -> dict[str, Any]:
+        """An audit entry's details for a signed decision (what verification needs)."""
+        details: dict[str, Any] = {
+            **fields,
+            "at": at,
+            "fingerprint": signer.fingerprint,
+            "principals": list(signer.principals),
+            "key_roles": list(signer.roles),
+            "signature": signature,
+        }
+        if not same_actor(self.actor, by):
+            details["recorded_by"] = self.actor
+        return details
+
+    def filed_binding(self, p: Proposal) -> dict[str, Any]:
+        """The binding ``p`` was filed with (from its ``proposal_created`` entry), after
+        checking that the stored proposal still matches it (:class:`TamperedError`)."""
+        return filed_binding(self.audit, p)
+
     def _adopt(
         self, conn: sqlite3.Connection, p: Proposal, actor: str, auto: bool
     ) -> list[AuditEntry]:
         """Write the genome file and mark ``p`` adopted; caller holds the transaction, so
-        a failure here rolls the approval back and the file is either old or new."""
+        a failure here rolls the approval back and the file is either old or new.
+
+        The file carries the anchor: the id and hash of this adoption's
+        ``genome_adopted`` entry."""
+        from pytest_rafael.genome.file import AuditAnchor
+
         req = requirement(p.impact, p.module, self.config)
-        path, digest = _write_genome(self.genome_file, p)
+        genomes = genomes_to_write(self.genome_file, p)
+        self._check_file_anchor(conn)
         now = _now()
         ProposalRepo(conn).set_status(p.id, "adopted", now, "auto-approved" if auto else None)
         approved: dict[str, Any] = {"impact": p.impact, "policy": req.describe()}
         if auto:
             approved["auto"] = True
         else:
-            approved["approvers"] = [a.by for a in ProposalRepo(conn).approvals(p.id)]
+            approvals = ProposalRepo(conn).approvals(p.id)
+            approved["approvers"] = [a.by for a in approvals]
+            approved["keys"] = [a.fingerprint for a in approvals]
         generation = p.candidate.get("generation")
-        return self.audit.append_in(
+        entries = self.audit.append_in(
             conn,
             [
                 NewEntry("proposal_approved", actor, p.module, p.id, approved),
                 NewEntry("genome_adopted", actor, p.module, p.id, {"generation": generation}),
+            ],
+        )
+        anchor = AuditAnchor(entries[-1].id, entries[-1].hash, p.id)
+        path, digest = write_genome(self.genome_file, genomes, anchor)
+        return entries + self.audit.append_in(
+            conn,
+            [
                 NewEntry(
                     "genome_file_written",
                     actor,
                     p.module,
                     p.id,
-                    {"path": _display(path, self.project_root), "sha256": digest},
+                    {
+                        "path": display_path(path, self.project_root),
+                        "sha256": digest,
+                        "anchor": {"entry": anchor.entry, "hash": anchor.hash},
+                    },
                 ),
             ],
         )
+
+    def _check_file_anchor(self, conn: sqlite3.Connection) -> None:
+        """The genome file about to be rewritten names an audit entry this store must
+        hold; otherwise the store was rolled back (or truncated) behind the file."""
+        from pytest_rafael.guardian.integrity import check_anchor
+
+        _, why, _ = check_anchor(conn, self.genome_file)
+        if why is not None:
+            raise TamperedError(f"{why}; refusing to adopt")
 
     def _notify(self, entries: list[AuditEntry], p: Proposal) -> None:
         if not self.notifiers:
@@ -346,66 +532,3 @@ class Guardian:
                     "timestamp": e.timestamp,
                 },
             )
-
-
-def _display(path: Path, root: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path)
-
-
-def _validated(module: str, genome: Mapping[str, Any], what: str) -> dict[str, Any]:
-    """Check a genome dict through the genome package; returns its canonical dict."""
-    from pytest_rafael.genome.genome import Genome
-
-    try:
-        return Genome.from_dict(module, dict(genome)).to_dict()
-    except ValueError as exc:  # GenomeError is a ValueError
-        raise GuardianError(f"{what} genome: {exc}") from None
-
-
-def _changes(
-    module: str, baseline: Mapping[str, Any] | None, candidate: Mapping[str, Any]
-) -> list[str]:
-    from pytest_rafael.genome.genome import Genome
-
-    new = Genome.from_dict(module, dict(candidate))
-    old = Genome.from_dict(module, dict(baseline)) if baseline is not None else Genome(module)
-    return old.diff(new)
-
-
-def _write_genome(path: Path, p: Proposal) -> tuple[Path, str]:
-    from pytest_rafael.genome.file import load_genome_file, write_genome_file
-    from pytest_rafael.genome.genome import Genome
-
-    try:
-        genomes = dict(load_genome_file(path)) if path.exists() else {}
-    except (OSError, ValueError) as exc:
-        raise GuardianError(f"{path}: cannot read the genome file: {exc}") from None
-    try:
-        candidate = Genome.from_dict(p.module, dict(p.candidate))
-        baseline = Genome.from_dict(p.module, dict(p.baseline)) if p.baseline else None
-    except ValueError as exc:
-        # Validated when proposed; failing now means the stored row was edited.
-        raise GuardianError(f"proposal {p.id}: stored genome is invalid: {exc}") from None
-    current = genomes.get(p.module)
-    # Already holding the candidate is not a conflict: a process killed between the
-    # file's rename and the store's commit leaves exactly that, and approving again
-    # must then complete the adoption.
-    if current is not None and current.genes_dict() != candidate.genes_dict():
-        expected = baseline.genes_dict() if baseline is not None else None
-        if current.genes_dict() != expected:
-            # Someone adopted another genome for this module since the proposal was
-            # made; writing ours would silently undo theirs.
-            raise PolicyError(
-                f"the genome of {p.module!r} in {path} changed since proposal {p.id} was made;"
-                " re-run the chaos suite to propose again"
-            )
-    genomes[p.module] = candidate
-    try:
-        write_genome_file(path, genomes)
-        data = path.read_bytes()
-    except (OSError, ValueError) as exc:
-        raise GuardianError(f"{path}: cannot write the genome file: {exc}") from None
-    return path, hashlib.sha256(data).hexdigest()

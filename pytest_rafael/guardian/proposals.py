@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Mapping
@@ -36,9 +37,23 @@ CREATE TABLE IF NOT EXISTS approvals (
     role        TEXT,
     reason      TEXT NOT NULL,
     at          TEXT NOT NULL,
+    fingerprint TEXT,
+    signature   TEXT,
     PRIMARY KEY (proposal_id, approver)
 );
 """
+
+# Columns added after the first release: (table, column, declaration).
+MIGRATIONS: tuple[tuple[str, str, str], ...] = (
+    ("approvals", "fingerprint", "TEXT"),
+    ("approvals", "signature", "TEXT"),
+)
+
+
+def ensure_proposal_schema(store: Any) -> None:
+    store.ensure_schema(SCHEMA)
+    for table, column, decl in MIGRATIONS:
+        store.add_column(table, column, decl)
 
 
 def evidence_digest(evidence: Mapping[str, Any]) -> dict[str, Any]:
@@ -63,6 +78,54 @@ def evidence_digest(evidence: Mapping[str, Any]) -> dict[str, Any]:
             if isinstance(t, Mapping)
         ],
     }
+
+
+def sha256_json(value: Any) -> str | None:
+    """SHA-256 of the canonical JSON of ``value`` (None for None)."""
+    if value is None:
+        return None
+    from pytest_rafael.guardian.audit import canonical_json, jsonable
+
+    return hashlib.sha256(canonical_json(jsonable(value)).encode("utf-8")).hexdigest()
+
+
+def binding(
+    proposal_id: str,
+    module: str,
+    impact: str,
+    candidate: Mapping[str, Any],
+    baseline: Mapping[str, Any] | None,
+    evidence: Mapping[str, Any],
+) -> dict[str, Any]:
+    """What a proposal is bound to: recorded in its ``proposal_created`` entry and
+    covered by every signed decision. The evidence is digested as an opaque mapping."""
+    from pytest_rafael.guardian.audit import jsonable
+
+    return {
+        "proposal": proposal_id,
+        "module": module,
+        "candidate": jsonable(dict(candidate)),
+        "baseline_sha256": sha256_json(None if baseline is None else dict(baseline)),
+        "evidence_sha256": sha256_json(dict(evidence)),
+        "impact": impact,
+    }
+
+
+def binding_of(p: Proposal) -> dict[str, Any]:
+    return binding(p.id, p.module, p.impact, p.candidate, p.baseline, p.evidence)
+
+
+def binding_differences(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """Which bound fields differ ("candidate", "evidence", ...), in a fixed order."""
+    names = {
+        "proposal": "id",
+        "module": "module",
+        "candidate": "candidate",
+        "baseline_sha256": "baseline",
+        "evidence_sha256": "evidence",
+        "impact": "impact",
+    }
+    return [name for key, name in names.items() if recorded.get(key) != current.get(key)]
 
 
 class ProposalNotFound(LookupError):
@@ -129,6 +192,7 @@ class ProposalRepo:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self._signed_columns: bool | None = None
 
     def insert(self, p: Proposal) -> None:
         self.conn.execute(
@@ -151,8 +215,9 @@ class ProposalRepo:
 
     def add_approval(self, proposal_id: str, a: Approval) -> None:
         self.conn.execute(
-            "INSERT INTO approvals (proposal_id, approver, role, reason, at) VALUES (?,?,?,?,?)",
-            (proposal_id, a.by, a.role, a.reason, a.at),
+            "INSERT INTO approvals (proposal_id, approver, role, reason, at, fingerprint,"
+            " signature) VALUES (?,?,?,?,?,?,?)",
+            (proposal_id, a.by, a.role, a.reason, a.at, a.fingerprint, a.signature),
         )
 
     def set_status(self, proposal_id: str, status: str, at: str, reason: str | None) -> None:
@@ -197,12 +262,28 @@ class ProposalRepo:
         return [self._from_row(r) for r in rows]
 
     def approvals(self, proposal_id: str) -> tuple[Approval, ...]:
+        if self._signed_columns is None:
+            names = {str(r[1]) for r in self.conn.execute("PRAGMA table_info(approvals)")}
+            self._signed_columns = {"fingerprint", "signature"} <= names
+        # A read-only store from an older version has no signature columns: its
+        # approvals read as unsigned.
+        extra = ", fingerprint, signature" if self._signed_columns else ", NULL, NULL"
         rows = self.conn.execute(
-            "SELECT approver, role, reason, at FROM approvals WHERE proposal_id = ?"
+            f"SELECT approver, role, reason, at{extra} FROM approvals WHERE proposal_id = ?"
             " ORDER BY at, rowid",
             (proposal_id,),
         ).fetchall()
-        return tuple(Approval(str(r[0]), r[1], str(r[2]), str(r[3])) for r in rows)
+        return tuple(
+            Approval(
+                str(r[0]),
+                r[1],
+                str(r[2]),
+                str(r[3]),
+                None if r[4] is None else str(r[4]),
+                None if r[5] is None else str(r[5]),
+            )
+            for r in rows
+        )
 
     def _from_row(self, row: sqlite3.Row) -> Proposal:
         reasons = _loads(row["reasons"], [])

@@ -48,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
             "first, or pass --store PATH)"
         )
     try:
-        with Store(store_path) as store:
+        # Read-only: regenerating a report never writes to the store (which may be on a
+        # read-only mount or a CI artefact).
+        with Store(store_path, readonly=True) as store:
             current, history, count = load_run(store, args.run)
     except StoreError as exc:
         raise CommandError(str(exc)) from None

@@ -551,6 +551,7 @@ def _guardian(raw: Any) -> dict[str, Any] | None:
             "verified": bool(audit.get("verified")),
             "first_broken": _s(audit.get("first_broken")),
             "hmac": bool(audit.get("hmac")),
+            "head": _head(audit.get("head")),
         }
     proposals = [
         {
@@ -570,6 +571,13 @@ def _guardian(raw: Any) -> dict[str, Any] | None:
         if isinstance(p, Mapping)
     ]
     return {"audit": norm_audit, "proposals": proposals}
+
+
+def _head(raw: Any) -> dict[str, str] | None:
+    """The audit head at the end of the run (entry id and hash), if recorded."""
+    if not isinstance(raw, Mapping) or raw.get("id") is None:
+        return None
+    return {"id": _s(raw.get("id")), "hash": _s(raw.get("hash"))}
 
 
 def _signed_pct(value: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -185,8 +186,16 @@ def approve_proposal(out: str, db: Path, gfile: Path) -> None:
     from pytest_rafael.cli import main
 
     proposal_id = re.search(r"proposal (\w+):", out).group(1)  # type: ignore[union-attr]
-    argv = ["genome", "approve", proposal_id, "--by", "bob", "--store", str(db),
-            "--genome", str(gfile)]
+    # Approvals are signed: bob gets an SSH key the project's allowed-signers file lists.
+    root = Path.cwd()
+    key = root / "bob_ed25519"
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+                       check=True)
+        pub = " ".join(Path(f"{key}.pub").read_text().split()[:2])
+        (root / "rafael.allowed_signers").write_text(f'bob namespaces="rafael" {pub}\n')
+    argv = ["genome", "approve", proposal_id, "--by", "bob", "--key", str(key),
+            "--store", str(db), "--genome", str(gfile)]
     assert main(argv) == 1  # alice, the author, cannot record bob's approval
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RAFAEL_ACTOR", "bob")

@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import guardian_factories
 import pytest
 
 from pytest_rafael.guardian import Guardian, GuardianConfig
@@ -18,8 +19,22 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _ssh_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("ssh-keys")
+    for name in (*guardian_factories.LISTED, "mallory"):
+        guardian_factories.KEYS[name] = guardian_factories.make_key(folder, name)
+    return guardian_factories.KEYS
+
+
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _allowed_signers(tmp_path: Path) -> Path:
+    """The project (tmp_path) lists alice..erin as signers; mallory's key is not listed."""
+    return guardian_factories.allowed_signers(tmp_path / "rafael.allowed_signers")
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # The tests decide who acts and whether an HMAC key is set.
     for var in (
         "RAFAEL_AUDIT_KEY",
@@ -28,8 +43,15 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "GITLAB_USER_LOGIN",
         "RAFAEL_STORE",
         "RAFAEL_GENOME_FILE",
+        "RAFAEL_SIGNING_KEY",
     ):
         monkeypatch.delenv(var, raising=False)
+    # No signing key from the machine: ~/.ssh/id_ed25519 and git's user.signingkey are
+    # looked up as fallbacks, so the tests get a home (and git config) of their own.
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
 
 
 PCI_CONFIG = GuardianConfig(

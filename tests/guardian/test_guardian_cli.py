@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from guardian_factories import evidence, genome
+from guardian_factories import evidence, genome, key
 
 from pytest_rafael import cli
 from pytest_rafael.guardian import Guardian, GuardianConfig
@@ -105,18 +105,34 @@ def test_approve_flow_and_refusals(project: Path, capsys: pytest.CaptureFixture[
     assert pid in out
     assert "pending" in out
     assert "high" in out
-    code, _, err = run(capsys, "genome", "approve", pid, "--by", "alice")
+    code, _, err = run(
+        capsys, "genome", "approve", pid, "--by", "alice", "--key", str(key("alice"))
+    )
     assert code == 1
     assert "separation of duties" in err
     assert err.count("\n") == 1
-    code, out, _ = run(capsys, "genome", "approve", pid[:6], "--by", "bob", "--reason", "ok")
+    code, out, _ = run(
+        capsys,
+        "genome",
+        "approve",
+        pid[:6],
+        "--by",
+        "bob",
+        "--reason",
+        "ok",
+        "--key",
+        str(key("bob")),
+    )
     assert code == 0
     assert "still needs" in out
-    code, _, err = run(capsys, "genome", "approve", pid, "--by", "Bob")
+    assert "signed by key SHA256:" in out
+    code, _, err = run(capsys, "genome", "approve", pid, "--by", "Bob", "--key", str(key("bob")))
     assert code == 1
     assert "distinct" in err
     assert not (project / "rafael.genome.yaml").exists()
-    code, out, _ = run(capsys, "genome", "approve", pid, "--by", "carol")
+    code, out, _ = run(
+        capsys, "genome", "approve", pid, "--by", "carol", "--key", str(key("carol"))
+    )
     assert code == 0
     assert "adopted" in out
     assert "payments:" in (project / "rafael.genome.yaml").read_text()
@@ -124,6 +140,7 @@ def test_approve_flow_and_refusals(project: Path, capsys: pytest.CaptureFixture[
     data = json.loads(out)
     assert data["status"] == "adopted"
     assert [a["by"] for a in data["approvals"]] == ["bob", "carol"]
+    assert all(a["fingerprint"].startswith("SHA256:") for a in data["approvals"])
     assert run(capsys, "audit", "verify")[0] == 0
 
 
@@ -137,11 +154,17 @@ def test_reject_and_usage_errors(project: Path, capsys: pytest.CaptureFixture[st
         cli.main(["genome", "reject", pid, "--by", "bob"])  # --reason is required
     assert exc.value.code == 2
     capsys.readouterr()
-    code, out, _ = run(capsys, "genome", "reject", pid, "--by", "bob", "--reason", "no")
+    code, _, err = run(capsys, "genome", "reject", pid, "--by", "bob", "--reason", "no")
+    assert code == 1  # unsigned
+    assert "signed" in err
+    code, out, _ = run(
+        capsys, "genome", "reject", pid, "--by", "bob", "--reason", "no", "--key", str(key("bob"))
+    )
     assert code == 0
     assert "genome file unchanged" in out
     assert not (project / "rafael.genome.yaml").exists()
     assert run(capsys, "genome", "proposals", "--status", "rejected")[1].count(pid) == 1
+    assert run(capsys, "audit", "verify")[0] == 0
 
 
 def test_bad_config_is_a_one_line_error(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -156,8 +179,10 @@ def test_bad_config_is_a_one_line_error(project: Path, capsys: pytest.CaptureFix
 
 def test_compliance_exit_codes(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pid = propose(project, "payments")
-    run(capsys, "genome", "approve", pid, "--by", "bob")
-    run(capsys, "genome", "approve", pid, "--by", "carol")
+    assert run(capsys, "genome", "approve", pid, "--by", "bob", "--key", str(key("bob")))[0] == 0
+    assert (
+        run(capsys, "genome", "approve", pid, "--by", "carol", "--key", str(key("carol")))[0] == 0
+    )
     code, out, _ = run(capsys, "audit", "compliance")
     assert code == 0
     assert "FAIL" not in out
@@ -322,9 +347,9 @@ def test_edited_proposal_genome_is_a_one_line_error(
     conn.execute('UPDATE proposals SET candidate = \'{"genes": {"retry": {"max_attempts": -4}}}\'')
     conn.commit()
     conn.close()
-    code, _, err = run(capsys, "genome", "approve", pid, "--by", "bob")
-    assert code == 2
-    assert "stored genome is invalid" in err
+    code, _, err = run(capsys, "genome", "approve", pid, "--by", "bob", "--key", str(key("bob")))
+    assert code == 1  # the stored candidate is not the one that was filed
+    assert "candidate differ" in err
     assert err.count("\n") == 1
     assert not (project / "rafael.genome.yaml").exists()
 
@@ -333,7 +358,7 @@ def test_compliance_checks_the_genome_file(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pid = propose(project)
-    assert run(capsys, "genome", "approve", pid, "--by", "bob")[0] == 0
+    assert run(capsys, "genome", "approve", pid, "--by", "bob", "--key", str(key("bob")))[0] == 0
     code, out, _ = run(capsys, "audit", "compliance", "--framework", "iso27001")
     assert code == 0
     assert "PASS  A.8.9" in out

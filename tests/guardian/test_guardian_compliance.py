@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from guardian_factories import evidence, genome
+from guardian_factories import evidence, genome, key
 
 from pytest_rafael.guardian import Guardian, GuardianConfig
 from pytest_rafael.guardian.compliance import FRAMEWORKS, check_compliance
@@ -28,18 +28,18 @@ def history(make_guardian: Callable[..., Guardian]) -> dict[str, str]:
     g = make_guardian(config=CFG)
     g.record("run_started", details={"run_id": "run-1"})
     search = g.propose("search", None, genome(1), evidence())
-    g.approve(search.id, "bob", reason="first genome")
+    g.approve(search.id, "bob", key=key("bob"), reason="first genome")
     low = g.propose("search", genome(1), genome(2, base_delay=0.051), evidence())
     pci = g.propose("payments", None, genome(1), evidence())
-    g.approve(pci.id, "bob")
-    g.approve(pci.id, "carol")
+    g.approve(pci.id, "bob", key=key("bob"))
+    g.approve(pci.id, "carol", key=key("carol"))
     crit = g.propose("ledger", None, genome(1), evidence())
-    g.approve(crit.id, "bob")
-    g.approve(crit.id, "dave", role="security-lead")
+    g.approve(crit.id, "bob", key=key("bob"))
+    g.approve(crit.id, "dave", key=key("dave"), role="security-lead")
     rejected = g.propose(
         "search", genome(2, base_delay=0.051), genome(3, max_delay=9.0), evidence()
     )
-    g.reject(rejected.id, "carol", "too aggressive")
+    g.reject(rejected.id, "carol", "too aggressive", key=key("carol"))
     pending = g.propose("search", genome(2, base_delay=0.051), genome(3, max_delay=9.0), evidence())
     g.record("run_finished")
     assert g.get(low.id).status == "adopted"
@@ -54,8 +54,11 @@ def history(make_guardian: Callable[..., Guardian]) -> dict[str, str]:
 
 
 def controls(store: Store, frameworks: list[str] | None = None) -> dict[str, bool]:
+    # The project's allowed-signers file: the chain controls verify every signature.
+    signers = store.path.parent.parent / "rafael.allowed_signers"
     return {
-        f"{c.framework}:{c.id}": c.passed for c in check_compliance(store, CFG, None, frameworks)
+        f"{c.framework}:{c.id}": c.passed
+        for c in check_compliance(store, CFG, None, frameworks, allowed_signers=signers)
     }
 
 
@@ -103,7 +106,7 @@ def test_an_author_approval_slipped_into_the_table_is_caught(
 ) -> None:
     sql(
         store,
-        "INSERT INTO approvals VALUES"
+        "INSERT INTO approvals (proposal_id, approver, role, reason, at) VALUES"
         f" ('{history['pending']}', 'alice', NULL, 'self', '2026-01-01')",
     )
     bad = failing(store)
@@ -144,7 +147,7 @@ def test_personal_data_in_details_fails_gdpr(
     store: Store, history: dict[str, str], make_guardian: Callable[..., Guardian]
 ) -> None:
     g = make_guardian(config=CFG)
-    g.approve(history["pending"], "erin", reason="call me at erin@example.com")
+    g.approve(history["pending"], "erin", key=key("erin"), reason="call me at erin@example.com")
     assert failing(store) == {"gdpr:Art. 5(1)(c)"}
 
 
@@ -157,9 +160,11 @@ def test_anonymous_approver_fails_hipaa(
         make_guardian(config=CFG).approve(history["pending"], "admin")
     # One recorded before that rule (or slipped into the table) is still caught.
     with store.transaction() as conn:
-        conn.execute("INSERT INTO approvals (proposal_id, approver, role, reason, at)"
-                     " VALUES (?, 'admin', NULL, '', '2026-01-01T00:00:00+00:00')",
-                     (history["pending"],))
+        conn.execute(
+            "INSERT INTO approvals (proposal_id, approver, role, reason, at)"
+            " VALUES (?, 'admin', NULL, '', '2026-01-01T00:00:00+00:00')",
+            (history["pending"],),
+        )
     assert "hipaa:164.312(d)" in failing(store)
 
 
@@ -176,7 +181,7 @@ def test_single_approver_pci_adoption_is_caught(tmp_path: Path, store: Store) ->
         store, tmp_path, tmp_path / "g.yaml", actor="alice", config=GuardianConfig()
     )
     p = lax.propose("payments", None, genome(1), evidence())
-    lax.approve(p.id, "bob")
+    lax.approve(p.id, "bob", key=key("bob"))
     assert controls(store, ["pci-dss"]) == {"pci-dss:6.5.1": False, "pci-dss:10.3.2": True}
 
 
@@ -229,16 +234,22 @@ def test_reapproval_completes_an_adoption_interrupted_after_the_file_write(
     store: Store, make_guardian: Callable[..., Guardian], tmp_path: Path
 ) -> None:
     # Simulate a kill between the genome file's rename and the store's commit: the file
-    # holds the candidate, the store still says pending.
-    from pytest_rafael.genome.file import write_genome_file
+    # holds the candidate and an anchor the store never committed; the store still says
+    # pending. That is indistinguishable from a store rolled back behind the file, so
+    # decisions are refused until a person has checked the file and removed the anchor.
+    from pytest_rafael.genome.file import AuditAnchor, write_genome_file
     from pytest_rafael.genome.genome import Genome
+    from pytest_rafael.guardian.audit import AuditChainError
 
     g = make_guardian(config=CFG)
-    g.approve(g.propose("search", None, genome(1), evidence()).id, "bob")
+    g.approve(g.propose("search", None, genome(1), evidence()).id, "bob", key=key("bob"))
     p = g.propose("search", genome(1), genome(2, max_attempts=5), evidence())
-    write_genome_file(
-        tmp_path / "rafael.genome.yaml",
-        {"search": Genome.from_dict("search", genome(2, max_attempts=5))},
-    )
-    assert g.approve(p.id, "bob").status == "adopted"
-    assert shipped(store, tmp_path / "rafael.genome.yaml")
+    path = tmp_path / "rafael.genome.yaml"
+    genomes = {"search": Genome.from_dict("search", genome(2, max_attempts=5))}
+    write_genome_file(path, genomes, AuditAnchor(g.audit.count() + 2, "f" * 64, p.id))
+    with pytest.raises(AuditChainError, match="rolled back"):
+        g.approve(p.id, "bob", key=key("bob"))
+    write_genome_file(path, genomes)  # the anchor line removed after checking the file
+    assert g.approve(p.id, "bob", key=key("bob")).status == "adopted"
+    assert shipped(store, path)
+    assert g.summary()["audit"]["anchor"]["status"] == "ok"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from guardian_factories import evidence, genome
+from guardian_factories import evidence, genome, key
 
 from pytest_rafael.guardian import Guardian, GuardianConfig
 from pytest_rafael.guardian.notify import WebhookNotifier
@@ -55,7 +55,7 @@ def test_proposal_and_decisions_are_posted(
     state, url = hook
     g = make_guardian(config=GuardianConfig(webhook_url=url, webhook_timeout=5))
     p = g.propose("search", None, genome(1), evidence())
-    g.approve(p.id, "bob")
+    g.approve(p.id, "bob", key=key("bob"))
     kinds = [r["body"]["event_type"] for r in state.received]
     assert kinds == ["proposal_created", "approval_recorded", "proposal_approved", "genome_adopted"]
     assert all(r["ctype"] == "application/json" for r in state.received)
@@ -102,7 +102,7 @@ def test_refused_connection_does_not_block_adoption(
         config=GuardianConfig(webhook_url=f"http://127.0.0.1:{port}/x", webhook_timeout=1)
     )
     with caplog.at_level(logging.WARNING, "pytest_rafael.guardian"):
-        p = g.approve(g.propose("search", None, genome(1), evidence()).id, "bob")
+        p = g.approve(g.propose("search", None, genome(1), evidence()).id, "bob", key=key("bob"))
     assert p.status == "adopted"
     assert (tmp_path / "rafael.genome.yaml").exists()
     assert "webhook" in caplog.text

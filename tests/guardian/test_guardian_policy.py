@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from guardian_factories import evidence, genome
+from guardian_factories import evidence, genome, key
 
 from pytest_rafael.guardian import Guardian, GuardianConfig, GuardianError, PolicyError
 from pytest_rafael.guardian.config import ModulePolicy
@@ -74,7 +74,7 @@ def test_low_impact_is_adopted_automatically(make_guardian: Make, tmp_path: Path
     first = g.propose("search", None, genome(1), evidence())
     assert first.status == "pending"
     assert first.impact == "medium"
-    g.approve(first.id, "bob", reason="looks fine")
+    g.approve(first.id, "bob", key=key("bob"), reason="looks fine")
     p = g.propose("search", genome(1), genome(2, base_delay=0.052), evidence())
     assert (p.impact, p.status) == ("low", "adopted")
     loaded = load_genome_file(tmp_path / "rafael.genome.yaml")
@@ -103,40 +103,43 @@ def test_low_impact_is_adopted_automatically(make_guardian: Make, tmp_path: Path
 def test_author_cannot_approve_in_any_spelling(make_guardian: Make, tmp_path: Path) -> None:
     g = make_guardian(actor="Alice")
     p = g.propose("search", None, genome(1), evidence())
-    for name in ("Alice", "alice", " ALICE "):
+    for name in ("Alice", "alice", " ALICE ", "\uff41\uff4c\uff49\uff43\uff45"):
         with pytest.raises(PolicyError, match="separation of duties"):
-            g.approve(p.id, name)
+            g.approve(p.id, name, key=key("alice"))
+    # A look-alike that mixes scripts (a Cyrillic "a") is refused as a name.
+    with pytest.raises(PolicyError, match="mixes scripts"):
+        g.approve(p.id, "\u0430lice", key=key("alice"))
     assert g.get(p.id).approvals == ()
     assert not (tmp_path / "rafael.genome.yaml").exists()
 
 
 def test_high_needs_two_distinct_approvers(make_guardian: Make, tmp_path: Path) -> None:
     g = make_guardian()
-    g.approve(g.propose("search", None, genome(1), evidence()).id, "bob")
+    g.approve(g.propose("search", None, genome(1), evidence()).id, "bob", key=key("bob"))
     before = (tmp_path / "rafael.genome.yaml").read_bytes()
     p = g.propose("search", genome(1), genome(2, max_delay=5.0), evidence())
     assert p.impact == "high"
-    p = g.approve(p.id, "bob")
+    p = g.approve(p.id, "bob", key=key("bob"))
     assert p.status == "pending"
     assert (tmp_path / "rafael.genome.yaml").read_bytes() == before
     with pytest.raises(PolicyError, match="distinct"):
-        g.approve(p.id, "BOB")
-    p = g.approve(p.id, "carol", reason="reviewed the fitness trend")
+        g.approve(p.id, "BOB", key=key("bob"))
+    p = g.approve(p.id, "carol", key=key("carol"), reason="reviewed the fitness trend")
     assert p.status == "adopted"
     assert (tmp_path / "rafael.genome.yaml").read_bytes() != before
     with pytest.raises(PolicyError, match="already adopted"):
-        g.approve(p.id, "dave")
+        g.approve(p.id, "dave", key=key("dave"))
 
 
 def test_critical_needs_the_named_role(make_guardian: Make) -> None:
     g = make_guardian(config=CFG)
     p = g.propose("ledger", None, genome(1), evidence())
     assert p.impact == "critical"
-    g.approve(p.id, "bob")
-    p = g.approve(p.id, "carol")
+    g.approve(p.id, "bob", key=key("bob"))
+    p = g.approve(p.id, "carol", key=key("carol"))
     assert p.status == "pending"
     assert g.pending_requirements(p) == ["an approver with role 'security-lead'"]
-    p = g.approve(p.id, "dave", role="security-lead")
+    p = g.approve(p.id, "dave", key=key("dave"), role="security-lead")
     assert p.status == "adopted"
 
 
@@ -147,34 +150,34 @@ def test_role_holders_are_checked_when_configured(make_guardian: Make) -> None:
     g = make_guardian(config=cfg)
     p = g.propose("ledger", None, genome(1), evidence())
     with pytest.raises(PolicyError, match="does not hold role"):
-        g.approve(p.id, "mallory", role="security-lead")
-    g.approve(p.id, "bob")
-    assert g.approve(p.id, "Dave", role="security-lead").status == "adopted"
+        g.approve(p.id, "mallory", key=key("mallory"), role="security-lead")
+    g.approve(p.id, "bob", key=key("bob"))
+    assert g.approve(p.id, "dave", key=key("dave"), role="Security-Lead").status == "adopted"
 
 
 def test_pci_needs_two_approvers_and_passing_evidence(make_guardian: Make) -> None:
     g = make_guardian(config=CFG)
     bad = g.propose("payments", None, genome(1), evidence(success_rate=0.2))
-    g.approve(bad.id, "bob")
-    bad = g.approve(bad.id, "carol")
+    g.approve(bad.id, "bob", key=key("bob"))
+    bad = g.approve(bad.id, "carol", key=key("carol"))
     assert bad.status == "pending"
     assert any("passing chaos evidence" in r for r in g.pending_requirements(bad))
     good = g.propose("payments", None, genome(1), evidence())
-    assert g.approve(good.id, "bob").status == "pending"
-    assert g.approve(good.id, "carol").status == "adopted"
+    assert g.approve(good.id, "bob", key=key("bob")).status == "pending"
+    assert g.approve(good.id, "carol", key=key("carol")).status == "adopted"
 
 
 def test_reject_never_writes_the_genome_file(make_guardian: Make, tmp_path: Path) -> None:
     g = make_guardian()
     p = g.propose("search", None, genome(1), evidence())
     with pytest.raises(PolicyError, match="reason"):
-        g.reject(p.id, "bob", "  ")
-    p = g.reject(p.id, "bob", "too aggressive")
+        g.reject(p.id, "bob", "  ", key=key("bob"))
+    p = g.reject(p.id, "bob", "too aggressive", key=key("bob"))
     assert p.status == "rejected"
     assert p.decision_reason == "too aggressive"
     assert not (tmp_path / "rafael.genome.yaml").exists()
     with pytest.raises(PolicyError, match="already rejected"):
-        g.approve(p.id, "carol")
+        g.approve(p.id, "carol", key=key("carol"))
     assert not (tmp_path / "rafael.genome.yaml").exists()
     assert [e.event_type for e in g.audit.entries(change_id=p.id)] == [
         "proposal_created",
@@ -187,13 +190,15 @@ def test_stale_proposal_is_refused_and_rolled_back(make_guardian: Make, tmp_path
     from pytest_rafael.genome.genome import Genome
 
     g = make_guardian()
-    g.approve(g.propose("search", None, genome(1), evidence()).id, "bob")
+    g.approve(g.propose("search", None, genome(1), evidence()).id, "bob", key=key("bob"))
     b = g.propose("search", genome(1), genome(2, max_attempts=6), evidence())
     # Someone edits the genome file after the proposal was made.
-    write_genome_file(tmp_path / "rafael.genome.yaml",
-                      {"search": Genome.from_dict("search", genome(2, max_attempts=5))})
+    write_genome_file(
+        tmp_path / "rafael.genome.yaml",
+        {"search": Genome.from_dict("search", genome(2, max_attempts=5))},
+    )
     with pytest.raises(PolicyError, match="changed since"):
-        g.approve(b.id, "bob")
+        g.approve(b.id, "bob", key=key("bob"))
     assert g.get(b.id).approvals == ()  # the approval rolled back with the failed write
     assert g.audit.verify().ok
 
@@ -207,14 +212,14 @@ def test_a_newer_proposal_supersedes_pending_ones_of_its_module(make_guardian: M
     assert g.get(other.id).status == "pending"
     assert g.get(b.id).status == "pending"
     with pytest.raises(PolicyError):
-        g.approve(a.id, "bob")
+        g.approve(a.id, "bob", key=key("bob"))
     assert g.audit.verify().ok
 
 
 def test_unknown_id_and_bad_genome(make_guardian: Make) -> None:
     g = make_guardian()
     with pytest.raises(GuardianError, match="no proposal"):
-        g.approve("nope", "bob")
+        g.approve("nope", "bob", key=key("bob"))
     with pytest.raises(GuardianError, match="candidate genome"):
         g.propose("search", None, {"genes": {"retry": {"max_attempts": "many"}}}, evidence())
     p = g.propose("search", None, genome(1), evidence())
@@ -227,7 +232,7 @@ def test_failing_notifier_never_breaks_a_decision(make_guardian: Make) -> None:
 
     g = make_guardian(notify=boom)
     p = g.propose("search", None, genome(1), evidence())
-    assert g.approve(p.id, "bob").status == "adopted"
+    assert g.approve(p.id, "bob", key=key("bob")).status == "adopted"
 
 
 def test_odd_values_in_evidence_are_stored_and_audited_consistently(
@@ -253,7 +258,7 @@ def test_auto_adoption_is_deferred_when_the_file_changed(
     from pytest_rafael.genome.genome import Genome
 
     g = make_guardian()
-    g.approve(g.propose("search", None, genome(1), evidence()).id, "bob")
+    g.approve(g.propose("search", None, genome(1), evidence()).id, "bob", key=key("bob"))
     # Someone adopts another genome by hand; the run still proposes against generation 1.
     write_genome_file(
         tmp_path / "rafael.genome.yaml",
@@ -293,7 +298,101 @@ def test_a_thousandfold_timeout_cut_is_high_impact() -> None:
 def test_generic_accounts_and_control_characters_cannot_approve(make_guardian: Make) -> None:
     g = make_guardian()
     p = g.propose("search", None, genome(1), evidence())
-    for name in ("root", "Admin", "x\ny"):
+    for name in ("root", "Admin", "x\ny", "bob\u202e"):
         with pytest.raises(PolicyError):
-            g.approve(p.id, name)
+            g.approve(p.id, name, key=key("bob"))
     assert g.get(p.id).approvals == ()
+
+
+def test_approval_rows_slipped_into_the_store_do_not_count(make_guardian: Make, store: Any) -> None:
+    import sqlite3
+
+    g = make_guardian()
+    g.approve(g.propose("search", None, genome(1), evidence()).id, "bob", key=key("bob"))
+    p = g.propose("search", genome(1), genome(2, max_delay=5.0), evidence())  # high: 2
+    # A row with carol's name, a made-up key and a real signature (bob's, of another
+    # decision) is "signed" in form only.
+    (sig,) = sqlite3.connect(store.path).execute("SELECT signature FROM approvals").fetchone()
+    conn = sqlite3.connect(store.path)
+    conn.execute(
+        "INSERT INTO approvals VALUES (?, 'carol', NULL, '', '2026-01-01T00:00:00+00:00',"
+        " 'SHA256:forged', ?)",
+        (p.id, sig),
+    )
+    conn.commit()
+    conn.close()
+    p = g.approve(p.id, "dave", key=key("dave"))
+    assert p.status == "pending"  # carol's row failed re-verification: one approval left
+    result = g.summary()["audit"]
+    assert not result["verified"]
+    assert "carol" in result["reason"]
+
+
+def test_a_decision_signed_elsewhere(make_guardian: Make, tmp_path: Path) -> None:
+    import subprocess
+
+    from pytest_rafael.guardian.signatures import SignatureError
+
+    g = make_guardian()
+    p = g.propose("search", None, genome(1), evidence())
+    payload, at = g.decision_payload(p.id, "approve", "bob", reason="checked")
+    signature = subprocess.run(
+        ["ssh-keygen", "-q", "-Y", "sign", "-f", str(key("bob")), "-n", "rafael"],
+        input=payload,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    with pytest.raises(SignatureError, match="does not verify"):
+        g.approve(p.id, "bob", reason="checked!", signature=signature, at=at)
+    with pytest.raises(SignatureError, match="does not verify"):
+        g.approve(
+            p.id, "bob", reason="checked", signature=signature, at=at.replace("+00:00", "+01:00")
+        )
+    assert g.get(p.id).approvals == ()
+    p = g.approve(p.id, "bob", reason="checked", signature=signature, at=at)
+    assert p.status == "adopted"
+    assert b'"candidate":' in payload
+    assert p.id.encode() in payload
+
+
+def test_roles_from_the_allowed_signers_file(make_guardian: Make, tmp_path: Path) -> None:
+    from guardian_factories import public_key
+
+    lines = [
+        f'bob namespaces="rafael" {public_key(key("bob"))}',
+        f'dave namespaces="rafael",rafael-roles="security-lead sre" {public_key(key("dave"))}',
+        f'erin rafael-roles="sre",namespaces="rafael" {public_key(key("erin"))} erin@laptop',
+    ]
+    (tmp_path / "rafael.allowed_signers").write_text("# approvers\n" + "\n".join(lines) + "\n")
+    g = make_guardian(config=GuardianConfig(modules={"ledger": ModulePolicy("critical")}))
+    p = g.propose("ledger", None, genome(1), evidence())
+    with pytest.raises(PolicyError, match="does not hold role 'security-lead'"):
+        g.approve(p.id, "erin", key=key("erin"), role="security-lead")
+    g.approve(p.id, "erin", key=key("erin"), role="sre")  # a role erin's key holds
+    assert g.get(p.id).status == "pending"
+    p = g.approve(p.id, "dave", key=key("dave"), role="Security-Lead")
+    assert p.status == "adopted"
+    last = list(g.audit.entries(change_id=p.id, event_type="approval_recorded"))[-1]
+    # ssh-keygen read dave's line (without the option it does not know) and found him.
+    assert last.details["principals"] == ["dave"]
+    assert last.details["key_roles"] == ["security-lead", "sre"]
+    assert g.summary()["audit"]["verified"]
+
+
+def test_allowed_signers_lines_are_split_like_openssh() -> None:
+    from pytest_rafael.guardian.signers_file import parse_line
+
+    assert parse_line("  # a comment") is None
+    assert parse_line("") is None
+    line = parse_line(
+        'a,b cert-authority,namespaces="x,y",rafael-roles="r1, r2" ssh-ed25519 QUFB c'
+    )
+    assert line is not None
+    assert line.principals == "a,b"
+    assert line.options == ("cert-authority", 'namespaces="x,y"', 'rafael-roles="r1, r2"')
+    assert line.roles == ("r1", "r2")
+    assert line.key_blob == b"AAA"
+    assert line.without_roles() == 'a,b cert-authority,namespaces="x,y" ssh-ed25519 QUFB c'
+    plain = parse_line("a ssh-ed25519 QUFB")
+    assert plain is not None
+    assert (plain.options, plain.roles, plain.without_roles()) == ((), (), "a ssh-ed25519 QUFB")

@@ -1,0 +1,155 @@
+"""A person's decision on a proposal: what it is bound to, how it is signed and checked.
+
+The guardian (:mod:`pytest_rafael.guardian.core`) calls these before it records an
+approval or rejection: the store's log must be intact and hold the genome file's anchor;
+the proposal must still match the binding its ``proposal_created`` entry recorded; the
+decision must be signed by a key the allowed-signers file lists for the principal.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pytest_rafael.guardian.actor import ActorError, check_name
+from pytest_rafael.guardian.audit import AuditChainError, AuditLog
+from pytest_rafael.guardian.policy import Approval, PolicyError
+from pytest_rafael.guardian.proposals import Proposal, binding_differences, binding_of
+from pytest_rafael.guardian.signatures import (
+    SignatureError,
+    Signer,
+    decision_payload,
+    require_allowed_signers,
+    sign,
+    verify,
+)
+
+
+class TamperedError(AuditChainError):
+    """The store no longer holds what the log recorded (an edited proposal, a store
+    rolled back behind the genome file's anchor): nothing is decided on it."""
+
+
+def check_log(audit: AuditLog, genome_file: Path) -> None:
+    """Refuse to decide on a store whose chain is broken or that no longer holds the
+    entry the genome file is anchored to (truncated, or rolled back)."""
+    from pytest_rafael.guardian.integrity import check_anchor
+
+    result = audit.verify()
+    if not result.ok:
+        raise AuditChainError(
+            f"the audit chain is broken at entry {result.first_broken}: {result.reason}; "
+            "run 'rafael audit verify'"
+        )
+    _, why, _ = check_anchor(audit.store.conn, genome_file)
+    if why is not None:
+        raise TamperedError(f"{why}; refusing to decide on it")
+
+
+def filed_binding(audit: AuditLog, p: Proposal) -> dict[str, Any]:
+    """The binding ``p`` was filed with (from its ``proposal_created`` entry), after
+    checking that the stored proposal still matches it."""
+    filed = next(audit.entries(change_id=p.id, event_type="proposal_created"), None)
+    recorded = None if filed is None else filed.details.get("binding")
+    if not isinstance(recorded, Mapping):
+        raise PolicyError(
+            f"proposal {p.id} is not bound to the audit log (filed before signed "
+            "decisions, or outside the guardian); re-run the chaos suite to file it again"
+        )
+    changed = binding_differences(recorded, binding_of(p))
+    if changed:
+        assert filed is not None
+        raise TamperedError(
+            f"proposal {p.id}: its stored {', '.join(changed)} differ(s) from what was "
+            f"filed (audit entry {filed.id}); the store was edited, refusing "
+            "(run 'rafael audit verify')"
+        )
+    return dict(recorded)
+
+
+def signed_decision(
+    allowed_signers: Path,
+    decision: str,
+    bound: Mapping[str, Any],
+    by: str,
+    role: str | None,
+    reason: str,
+    key: str | Path | None,
+    signature: str | None,
+    at: str | None,
+) -> tuple[Signer, str, str]:
+    """Sign (with ``key``) or take ``signature``; verify it against the allowed
+    signers for ``by``. Returns the signer, the signature and the signed time."""
+    from pytest_rafael.guardian.signatures import now
+
+    require_allowed_signers(allowed_signers)
+    if signature is None and key is None:
+        raise SignatureError(
+            f"a {'rejection' if decision == 'reject' else 'decision'} must be signed with "
+            f"an SSH key listed in {allowed_signers} (--key PATH, or "
+            "RAFAEL_SIGNING_KEY); unsigned decisions are not recorded"
+        )
+    if signature is not None and at is None:
+        raise SignatureError("a signature needs the time it was made over (at=...)")
+    at = at or now()
+    try:
+        datetime.fromisoformat(at)
+    except ValueError:
+        raise SignatureError(f"bad decision time {at!r}") from None
+    payload = decision_payload(decision, bound, by, role, reason, at)
+    if signature is None:
+        assert key is not None
+        signature = sign(payload, Path(key))
+    signer = verify(payload, signature, allowed_signers, by)
+    return signer, signature, at
+
+
+def verified_approvals(
+    allowed_signers: Path,
+    approvals: tuple[Approval, ...],
+    bound: Mapping[str, Any],
+    fresh: Approval,
+) -> list[Approval]:
+    """The approvals whose signatures verify over ``bound``, by the key they name, at
+    the time they were made (``fresh`` was verified a moment ago). Verified before they
+    are counted, so a forged row cannot crowd out a genuine one."""
+    out: list[Approval] = []
+    for a in approvals:
+        if a == fresh:
+            out.append(a)
+            continue
+        if not a.signed:
+            continue
+        assert a.signature is not None
+        payload = decision_payload("approve", bound, a.by, a.role, a.reason, a.at)
+        try:
+            signer = verify(payload, a.signature, allowed_signers, a.by, a.at, all_principals=False)
+        except SignatureError:
+            continue
+        if signer.fingerprint == a.fingerprint:
+            out.append(a)
+    return out
+
+
+def clean_name(name: str, what: str) -> str:
+    try:
+        return check_name(name, what)
+    except ActorError as exc:
+        raise PolicyError(str(exc)) from None
+
+
+def optional(role: str | None) -> str | None:
+    return (role or "").strip() or None
+
+
+def one_line(reason: str) -> str:
+    """A reason is one line of text: control characters would garble the terminal, the
+    exports and the signed payload's review."""
+    reason = (reason or "").strip()
+    for ch in reason:
+        if unicodedata.category(ch) in ("Cc", "Cf") and ch != "\t":
+            raise PolicyError(f"the reason holds a control character (U+{ord(ch):04X})")
+    return reason

@@ -210,7 +210,9 @@ class Pipeline:
         """The first attempt of :meth:`run_sync` failed: record it, then retry."""
         self._failed(err, now)
         if self._retryable(err, 1):
-            time.sleep(self.delay(1))
+            delay = self.delay(1)
+            if delay > 0.0:  # time.sleep(0) still costs a syscall and a GIL round trip
+                time.sleep(delay)
             self.counters.retries += 1
             return self._run_sync_full(fn, args, kwargs, counted=True, start=start, done=1)
         return self._give_up_sync(err, start, args, kwargs)
@@ -283,7 +285,9 @@ class Pipeline:
                     return result
             self._failed(err, now)
             if self._retryable(err, attempt):
-                time.sleep(self.delay(attempt))
+                delay = self.delay(attempt)
+                if delay > 0.0:
+                    time.sleep(delay)
                 c.retries += 1
                 t0 = perf_counter()
                 continue
@@ -376,7 +380,9 @@ class Pipeline:
                 c.timeouts += 1
             self._failed(err, now)
             if self._retryable(err, attempt):
-                await asyncio.sleep(self.delay(attempt))
+                delay = self.delay(attempt)
+                if delay > 0.0:  # each attempt awaits the call, so no yield is needed
+                    await asyncio.sleep(delay)
                 c.retries += 1
                 t0 = perf_counter()
                 continue

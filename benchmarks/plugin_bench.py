@@ -4,17 +4,28 @@
    against the same suite with ``-p no:rafael``. Interleaved repeats; medians compared.
 2. Applying and reverting one toxic per iteration (the injector's start + stop) on the
    embedded server, against a bare HTTP round trip to the same server.
+3. The cost of a chaos iteration end to end: ``--tests`` tests that each create proxies
+   with ``chaos_proxy`` and talk through them, run with ``--rafael-chaos`` (one toxic per
+   iteration), against a plain run of the same test bodies (same item count, straight to
+   the upstream, no proxy). Also with one extra proxy and with one extra toxic, for the
+   marginal cost of each. The Toxiproxy server is the embedded one, or the one named by
+   ``--toxiproxy URL`` (e.g. a real Toxiproxy).
 
 Run: python benchmarks/plugin_bench.py [--tests 5000] [--repeats 5]
+     python benchmarks/plugin_bench.py --only iteration [--tests 200] [--iterations 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -86,14 +97,179 @@ def fault_setup_cost(rounds: int) -> None:
         )
 
 
+_CONFTEST = """
+import os
+import pytest
+
+UPSTREAM = os.environ["BENCH_UPSTREAM"]
+PROXIES = int(os.environ["BENCH_PROXIES"])
+COPIES = int(os.environ.get("BENCH_COPIES", "1"))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "chaos: chaos scenarios (pytest-rafael)")
+
+
+if os.environ.get("BENCH_PLAIN") == "1":
+    def pytest_generate_tests(metafunc):
+        metafunc.parametrize("copy", range(COPIES))
+
+    @pytest.fixture
+    def addresses():
+        return [UPSTREAM] * PROXIES
+else:
+    @pytest.fixture
+    def copy():
+        return 0
+
+    @pytest.fixture
+    def addresses(chaos_proxy):
+        return [chaos_proxy("db" if i == 0 else f"db{i}", UPSTREAM).listen
+                for i in range(PROXIES)]
+"""
+
+_TEST = """
+@pytest.mark.chaos("bench_toxic", iterations={iterations})
+def test_{i}(addresses, copy):
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(b"x")
+            assert sock.recv(1) == b"x"
+"""
+
+
+def _scenario(toxics: int) -> str:
+    faults = "".join(
+        f"  - {{kind: toxic, target: db, type: latency, stream: "
+        f"{'downstream' if k % 2 == 0 else 'upstream'}, attributes: {{latency: 0}}}}\n"
+        for k in range(toxics)
+    )
+    return (
+        f"name: bench_toxic\ndescription: zero-latency toxics, cost only\n"
+        f"severity: low\nfaults:\n{faults}"
+    )
+
+
+def _echo_server() -> tuple[socket.socket, str]:
+    listener = socket.create_server(("127.0.0.1", 0), backlog=512)
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            while data := conn.recv(4096):
+                conn.sendall(data)
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return listener, f"127.0.0.1:{listener.getsockname()[1]}"
+
+
+def _timed_run(root: Path, env: dict[str, str], args: list[str]) -> tuple[float, int]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        "-p",
+        "no:xdist",
+        *args,
+    ]
+    started = time.perf_counter()
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    took = time.perf_counter() - started
+    found = re.search(r"(\d+) passed", done.stdout)
+    if found is None or " failed" in done.stdout or " error" in done.stdout:
+        raise SystemExit(f"benchmark run failed:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
+    return took, int(found.group(1))
+
+
+def iteration_cost(n_tests: int, iterations: int, repeats: int, toxiproxy: str | None) -> None:
+    """End-to-end cost of a chaos iteration against a plain run of the same tests."""
+    listener, upstream = _echo_server()
+    variants = {
+        "1 proxy, 1 toxic": (1, 1),
+        "2 proxies, 1 toxic": (2, 1),
+        "1 proxy, 2 toxics": (1, 2),
+    }
+    per_iteration: dict[str, list[float]] = {name: [] for name in variants}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "pytest.ini").write_text("[pytest]\n")
+        (root / "conftest.py").write_text(_CONFTEST)
+        body = "".join(_TEST.format(i=i, iterations=iterations) for i in range(n_tests))
+        (root / "test_bench.py").write_text("import socket\nimport pytest\n" + body)
+        base_env = {**os.environ, "BENCH_UPSTREAM": upstream}
+        extra = ["--rafael-toxiproxy", toxiproxy] if toxiproxy else []
+        for _ in range(repeats):
+            for name, (proxies, toxics) in variants.items():
+                scen = root / f"scen{toxics}"
+                scen.mkdir(exist_ok=True)
+                (scen / "bench_toxic.yaml").write_text(_scenario(toxics))
+                env = {**base_env, "BENCH_PROXIES": str(proxies)}
+                chaos_s, items = _timed_run(
+                    root,
+                    env,
+                    [
+                        "--rafael-chaos",
+                        "--rafael-seed",
+                        "1",
+                        "--rafael-scenarios",
+                        str(scen),
+                        *extra,
+                    ],
+                )
+                plain_env = {**env, "BENCH_PLAIN": "1", "BENCH_COPIES": str(items // n_tests)}
+                plain_s, plain_items = _timed_run(
+                    root, plain_env, ["--rafael-scenarios", str(scen)]
+                )
+                assert plain_items == items, (plain_items, items)
+                per_iteration[name].append((chaos_s - plain_s) / (n_tests * iterations))
+                print(
+                    f"  {name}: chaos {chaos_s:.2f} s, plain {plain_s:.2f} s, {items} items",
+                    flush=True,
+                )
+    listener.close()
+    base = statistics.median(per_iteration["1 proxy, 1 toxic"])
+    print(
+        f"chaos iteration cost, {n_tests} tests x {iterations} iterations, median of "
+        f"{repeats} interleaved runs against a plain run of the same {items} items "
+        f"(server: {toxiproxy or 'embedded'}):"
+    )
+    print(f"  1 proxy, 1 toxic: {base * 1000:.2f} ms per iteration")
+    for name in ("2 proxies, 1 toxic", "1 proxy, 2 toxics"):
+        value = statistics.median(per_iteration[name])
+        print(
+            f"  {name}: {value * 1000:.2f} ms per iteration "
+            f"(marginal {(value - base) * 1000:+.2f} ms)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--tests", type=int, default=5000)
+    parser.add_argument("--tests", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--toxiproxy", default=None, help="URL of an external Toxiproxy")
+    parser.add_argument("--only", choices=("suite", "setup", "iteration"), default=None)
     args = parser.parse_args()
-    suite_overhead(args.tests, args.repeats)
-    fault_setup_cost(args.rounds)
+    if args.only in (None, "suite"):
+        suite_overhead(args.tests or 5000, args.repeats)
+    if args.only in (None, "setup"):
+        fault_setup_cost(args.rounds)
+    if args.only in (None, "iteration"):
+        iteration_cost(args.tests or 200, args.iterations, args.repeats, args.toxiproxy)
 
 
 if __name__ == "__main__":

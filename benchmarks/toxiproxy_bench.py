@@ -7,6 +7,16 @@
 (b) added round-trip time of small request/response pairs (p50, p99) vs direct;
 (c) accuracy of a 100 ms latency toxic (median added) and a 500 KB/s bandwidth toxic.
 
+    python benchmarks/toxiproxy_bench.py --only connections [--real URL] [--load N]
+    python benchmarks/toxiproxy_bench.py --only latency-tail [--real URL] [--load N]
+
+(d) short connections per second (connect, one byte each way, close), through the
+    embedded server, through a real Toxiproxy at ``--real URL`` when given, and direct;
+(e) the latency toxic's tail: 100 ms upstream + 100 ms downstream, one round trip on each
+    of 40 fresh connections; the overshoot beyond 200 ms + the direct round trip, p50 and
+    p99, embedded beside the real Toxiproxy. ``--load N`` keeps N CPU-bound processes busy
+    during (d) and (e), as on a loaded 2-core machine.
+
 The upstream servers (sink and echo) run in a child process, the client and the proxy in
 this one, as in a pytest run where the server lives in the test process.
 """
@@ -124,13 +134,142 @@ def add_toxic(server: EmbeddedServer, proxy: str, body: dict[str, object]) -> No
     requests.post(server.url + f"/proxies/{proxy}/toxics", json=body, timeout=10).raise_for_status()
 
 
+def _burn() -> None:
+    while True:
+        pass
+
+
+def start_load(count: int) -> list[multiprocessing.Process]:
+    burners = [multiprocessing.Process(target=_burn, daemon=True) for _ in range(count)]
+    for burner in burners:
+        burner.start()
+    return burners
+
+
+def add_proxy(api: str, name: str, upstream_port: int) -> int:
+    """A fresh proxy on the server at ``api`` (an earlier one of that name is removed)."""
+    requests.delete(f"{api}/proxies/{name}", timeout=10)
+    response = requests.post(
+        api + "/proxies",
+        json={"name": name, "upstream": f"127.0.0.1:{upstream_port}", "listen": "127.0.0.1:0"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return int(response.json()["listen"].rsplit(":", 1)[1])
+
+
+def connection_rate(port: int, count: int) -> float:
+    """Short connections per second, one after another: connect, 1 byte each way, close."""
+    start = time.perf_counter()
+    for _ in range(count):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"c")
+            if sock.recv(1) != b"c":
+                raise RuntimeError("echo lost its byte")
+    return count / (time.perf_counter() - start)
+
+
+def one_round_trip(port: int) -> float:
+    start = time.perf_counter()
+    with connect(port) as sock:
+        sock.sendall(b"l")
+        if sock.recv(1) != b"l":
+            raise RuntimeError("echo lost its byte")
+    return time.perf_counter() - start
+
+
+def peers(server: EmbeddedServer, real: str | None, name: str, port: int) -> dict[str, int]:
+    found = {"embedded": add_proxy(server.url, name, port)}
+    if real:
+        found["real Toxiproxy"] = add_proxy(real, name, port)
+    return found
+
+
+def run_connections(real: str | None, count: int, repeats: int) -> None:
+    echo, echo_port = start_upstream("echo")
+    with EmbeddedServer() as server:
+        targets = {"direct": echo_port, **peers(server, real, "conn_rate", echo_port)}
+        for port in targets.values():
+            connection_rate(port, 50)  # warm up
+        rates: dict[str, list[float]] = {name: [] for name in targets}
+        for _ in range(repeats):
+            for name, port in targets.items():
+                rates[name].append(connection_rate(port, count))
+    echo.terminate()
+    print(f"(d) short connections, {count} per round, median of {repeats} interleaved rounds:")
+    direct = statistics.median(rates["direct"])
+    for name, values in rates.items():
+        rate = statistics.median(values)
+        line = f"  {name:>15}: {rate:8.0f} /s  ({rate / direct:.2f}x direct)"
+        if name == "embedded" and "real Toxiproxy" in rates:
+            line += f", {rate / statistics.median(rates['real Toxiproxy']):.2f}x real"
+        print(line)
+
+
+def run_latency_tail(real: str | None, probes: int) -> None:
+    echo, echo_port = start_upstream("echo")
+    toxics = [
+        {"name": "up", "type": "latency", "stream": "upstream", "attributes": {"latency": 100}},
+        {"name": "down", "type": "latency", "stream": "downstream", "attributes": {"latency": 100}},
+    ]
+    with EmbeddedServer() as server:
+        targets = peers(server, real, "latency_tail", echo_port)
+        apis = {"embedded": server.url, "real Toxiproxy": real}
+        for name in targets:
+            for toxic in toxics:
+                requests.post(
+                    f"{apis[name]}/proxies/latency_tail/toxics", json=toxic, timeout=10
+                ).raise_for_status()
+        direct = [one_round_trip(echo_port) for _ in range(probes)]
+        base = statistics.median(direct) + 0.200
+        over: dict[str, list[float]] = {name: [] for name in targets}
+        for _ in range(probes):  # interleaved, so load changes hit both alike
+            for name, port in targets.items():
+                over[name].append(one_round_trip(port) - base)
+        for name in targets:
+            requests.delete(f"{apis[name]}/proxies/latency_tail", timeout=10)
+    echo.terminate()
+    print(
+        f"(e) latency 100 ms up + 100 ms down, {probes} fresh connections each; overshoot "
+        f"beyond 200 ms + direct round trip ({statistics.median(direct) * 1e3:.2f} ms):"
+    )
+    for name, values in over.items():
+        print(
+            f"  {name:>15}: p50 {percentile(values, 0.5) * 1e3:6.2f} ms   "
+            f"p99 {percentile(values, 0.99) * 1e3:6.2f} ms   "
+            f"max {max(values) * 1e3:6.2f} ms"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer samples")
+    parser.add_argument("--only", choices=("core", "connections", "latency-tail"))
+    parser.add_argument("--real", default=None, help="API URL of a real Toxiproxy")
+    parser.add_argument("--load", type=int, default=0, help="CPU-bound processes to run")
+    parser.add_argument("--connections", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--probes", type=int, default=40)
     args = parser.parse_args()
-    total = (256 if args.quick else 1024) * CHUNK
-    rounds = 1000 if args.quick else 5000
-    repeats = 2 if args.quick else 3
+    burners = start_load(args.load)
+    if args.load:
+        print(f"load: {args.load} CPU-bound processes on {os.cpu_count()} cores")
+    try:
+        if args.only in (None, "connections"):
+            run_connections(args.real, args.connections, args.repeats)
+        if args.only in (None, "latency-tail"):
+            run_latency_tail(args.real, args.probes)
+    finally:
+        for burner in burners:
+            burner.terminate()
+    if args.only in (None, "core"):
+        run_core(args.quick)
+
+
+def run_core(quick: bool) -> None:
+    total = (256 if quick else 1024) * CHUNK
+    rounds = 1000 if quick else 5000
+    repeats = 2 if quick else 3
 
     sink, sink_port = start_upstream("sink")
     echo, echo_port = start_upstream("echo")

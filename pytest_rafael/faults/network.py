@@ -1,27 +1,25 @@
 """The client side of network faults: proxies and toxics on the Toxiproxy server in use.
 
-The plugin talks to Toxiproxy through toxiproxy-python, so the embedded server and the
-real one are driven by the same client. That client has no timeouts and keeps its
-address in class attributes; we bound every control call with a deadline (a hung control
-port must not hang the test run, nor keep a fault from being reverted) and point it at
-one server per process.
+The plugin drives Toxiproxy (embedded or real) through its own keep-alive client
+(``control_http.py``): one persistent connection, a deadline on every call (a hung
+control port must not hang the test run, nor keep a fault from being reverted), and one
+request per operation. toxiproxy-python stays the client users get (``toxiproxy.client``),
+pointed at the same server; it is built only when asked for, since it opens a new
+connection per call and ``Toxiproxy.create`` adds a ``GET /proxies``.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
+import http.client
 import ipaddress
-import queue
 import socket
-import threading
 import uuid
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import quote, urlsplit
 
-T = TypeVar("T")
+from pytest_rafael.faults.control_http import DeadlineExceeded, KeepAliveClient, Reply
 
 
 class ToxiproxyError(Exception):
@@ -43,93 +41,84 @@ class ProxyHandle:
         return f"{self.host}:{self.port}"
 
 
-class _DaemonWorker:
-    """One daemon thread running submitted calls in order. Unlike ThreadPoolExecutor's
-    workers, it never holds up interpreter exit when a call hangs."""
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = (
-            queue.SimpleQueue())
-        threading.Thread(target=self._run, name="rafael-toxiproxy", daemon=True).start()
-
-    def _run(self) -> None:
-        while True:
-            call, future = self._queue.get()
-            try:
-                future.set_result(call())
-            except BaseException as exc:
-                future.set_exception(exc)
-
-    def submit(self, call: Callable[[], T]) -> Future[T]:
-        future: Future[T] = Future()
-        self._queue.put((call, future))
-        return future
+def _path(*names: str) -> str:
+    return "/proxies/" + "/toxics/".join(quote(name, safe="") for name in names)
 
 
 class ToxiproxyControl:
     """Bounded control of one Toxiproxy server (embedded or external)."""
 
     def __init__(self, url: str, timeout: float = 5.0) -> None:
-        from toxiproxy import Toxiproxy
-
         parts = urlsplit(url)
         self.url = url
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 8474
         self.timeout = timeout
-        self.client = Toxiproxy()
-        # toxiproxy-python keeps the server address at class level: one server per process.
-        self.client.update_api_consumer(self.host, self.port)
-        self._proxies: dict[str, Any] = {}
-        self._worker = _DaemonWorker()
+        self._http = KeepAliveClient(self.host, self.port, timeout)
+        self._client: Any = None
 
-    def _call(self, what: str, call: Callable[[], T]) -> T:
-        """Run one control call with a deadline, on a worker thread kept for reuse. When
-        the server hangs, that worker is abandoned (it dies with the process) and the
-        caller gets an error in time; the next call gets a fresh worker."""
-        future = self._worker.submit(call)
+    @property
+    def client(self) -> Any:
+        """A toxiproxy-python ``Toxiproxy`` client pointed at this server (for users)."""
+        if self._client is None:
+            from toxiproxy import Toxiproxy
+
+            client = Toxiproxy()
+            # toxiproxy-python keeps the address at class level: one server per process.
+            client.update_api_consumer(self.host, self.port)
+            self._client = client
+        return self._client
+
+    def _call(self, what: str, method: str, path: str, body: object = None) -> Reply:
+        """One control request; any failure becomes a one-line ToxiproxyError."""
         try:
-            return future.result(timeout=self.timeout)
-        except concurrent.futures.TimeoutError:
-            self._worker = _DaemonWorker()
+            reply = self._http.request(method, path, body)
+        except DeadlineExceeded:
             raise ToxiproxyError(
                 f"Toxiproxy at {self.url} did not answer {what} within {self.timeout:g} s"
             ) from None
-        except Exception as exc:
-            detail = exc.args[0] if exc.args else exc
-            if isinstance(detail, bytes):
-                detail = detail.decode(errors="replace")
-            # One line, short: a requests error or an HTML page must not flood the output.
-            lines = str(detail).strip().splitlines() or [type(exc).__name__]
+        except (OSError, http.client.HTTPException) as exc:
+            lines = str(exc).strip().splitlines() or [type(exc).__name__]
             raise ToxiproxyError(
-                f"Toxiproxy at {self.url}: {what} failed: {type(exc).__name__}: "
-                f"{lines[0][:200]}"
+                f"Toxiproxy at {self.url}: {what} failed: {type(exc).__name__}: {lines[0][:200]}"
             ) from None
+        if not reply.ok:
+            raise ToxiproxyError(
+                f"Toxiproxy at {self.url}: {what} failed: HTTP {reply.status}: {reply.error_text()}"
+            )
+        return reply
+
+    def close(self) -> None:
+        """Close the kept-alive control connection (a later call opens a new one)."""
+        self._http.close()
 
     def version(self) -> str:
-        """The server's version; raises ToxiproxyError when it does not answer.
-
-        (toxiproxy-python's ``Toxiproxy.version()`` returns None for a closed port, so the
-        request goes through its API consumer, which raises.)"""
-        from toxiproxy.api import APIConsumer
-
-        raw = self._call("GET /version", lambda: APIConsumer.get("/version").content)
-        return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+        """The server's version text; raises ToxiproxyError when it does not answer."""
+        return self._call("GET /version", "GET", "/version").body.decode(errors="replace")
 
     def create_proxy(self, name: str, upstream: str, *, unique_suffix: str = "") -> ProxyHandle:
         server_name = f"{name}-{unique_suffix or uuid.uuid4().hex[:8]}"
-        proxy = self._call(
+        reply = self._call(
             f"create proxy {server_name}",
-            lambda: self.client.create(upstream=upstream, name=server_name, listen="127.0.0.1:0"),
+            "POST",
+            "/proxies",
+            {"name": server_name, "upstream": upstream, "listen": "127.0.0.1:0", "enabled": True},
         )
-        self._proxies[server_name] = proxy
-        host, _, port = str(proxy.listen).rpartition(":")
-        return ProxyHandle(name, server_name, upstream, host or "127.0.0.1", int(port))
+        try:
+            listen = str(reply.json()["listen"])
+        except (ValueError, KeyError, TypeError):
+            raise ToxiproxyError(
+                f"Toxiproxy at {self.url}: create proxy {server_name}: the answer names no "
+                f"listen address"
+            ) from None
+        host, _, port = listen.rpartition(":")
+        host = host.strip("[]")
+        if host in ("", "::", "0.0.0.0"):
+            host = "127.0.0.1"
+        return ProxyHandle(name, server_name, upstream, host, int(port))
 
     def delete_proxy(self, handle: ProxyHandle) -> None:
-        proxy = self._proxies.pop(handle.server_name, None)
-        if proxy is not None:
-            self._call(f"delete proxy {handle.server_name}", proxy.destroy)
+        self._call(f"delete proxy {handle.server_name}", "DELETE", _path(handle.server_name))
 
     def add_toxic(
         self,
@@ -141,24 +130,35 @@ class ToxiproxyControl:
         toxicity: float,
         attributes: dict[str, Any],
     ) -> None:
-        proxy = self._proxies[handle.server_name]
+        body = {
+            "name": name,
+            "type": type,
+            "stream": stream,
+            "toxicity": toxicity,
+            "attributes": attributes,
+        }
         self._call(
             f"add toxic {name} to {handle.server_name}",
-            lambda: proxy.add_toxic(
-                name=name, type=type, stream=stream, toxicity=toxicity, attributes=attributes
-            ),
+            "POST",
+            _path(handle.server_name) + "/toxics",
+            body,
         )
 
     def remove_toxic(self, handle: ProxyHandle, name: str) -> None:
-        proxy = self._proxies[handle.server_name]
         self._call(
-            f"remove toxic {name} from {handle.server_name}", lambda: proxy.destroy_toxic(name)
+            f"remove toxic {name} from {handle.server_name}",
+            "DELETE",
+            _path(handle.server_name, name),
         )
 
     def set_enabled(self, handle: ProxyHandle, enabled: bool) -> None:
-        proxy = self._proxies[handle.server_name]
-        action = proxy.enable if enabled else proxy.disable
-        self._call(f"{'enable' if enabled else 'disable'} {handle.server_name}", action)
+        # POST, not PATCH: every Toxiproxy 2.x accepts it (PATCH came later).
+        self._call(
+            f"{'enable' if enabled else 'disable'} {handle.server_name}",
+            "POST",
+            _path(handle.server_name),
+            {"enabled": enabled},
+        )
 
 
 def check_upstream(upstream: str, allowed: Sequence[str]) -> None:

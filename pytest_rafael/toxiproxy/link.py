@@ -1,4 +1,4 @@
-"""One proxied TCP connection: two one-way pumps, each in its own daemon thread.
+"""One proxied TCP connection: two one-way pumps, each on a pooled daemon thread.
 
 A pump with no toxics on its direction moves bytes with ``os.splice`` through a pipe
 (zero-copy, the GIL released for the whole transfer). As soon as its direction has toxics,
@@ -9,21 +9,29 @@ seen at once by connections that are already open, even idle ones.
 Closing follows Toxiproxy: end of stream on one side half-closes the other side; a toxic
 that closes (limit_data, timeout) closes both sockets; reset_peer closes them with
 SO_LINGER 0, so the peer gets an RST.
+
+Short connections are cheap: the pumps run on reused worker threads (``_WorkerPool``), so
+accepting a connection neither creates a thread nor waits for one to be scheduled (a
+``threading.Thread.start`` blocks until the new thread runs), and the upstream address
+comes from the proxy's short-lived resolution cache instead of a ``getaddrinfo`` each time.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import heapq
 import itertools
 import os
+import queue
 import random
 import select
 import socket
 import struct
 import threading
 import time
-from collections.abc import Iterable
+import traceback
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from pytest_rafael.toxiproxy import stages
@@ -48,7 +56,7 @@ class LinkOwner(Protocol):
     name: str
     chains: tuple[tuple[ToxicSpec, ...], tuple[ToxicSpec, ...]]
 
-    def upstream_address(self) -> tuple[str, int]: ...
+    def connect_upstream(self, timeout: float) -> socket.socket: ...
 
     def new_rng(self) -> random.Random: ...
 
@@ -90,6 +98,51 @@ class _Waker:
             os.close(fd)
 
 
+class _WorkerPool:
+    """Daemon threads that run submitted calls and wait for the next one.
+
+    ``idle`` counts waiting workers minus queued calls: a submit that finds one takes it,
+    otherwise it starts a worker without waiting for it to run. A worker that waited
+    ``idle_timeout`` seconds for nothing leaves, unless a queued call is owed to it.
+    """
+
+    def __init__(self, idle_timeout: float = 30.0) -> None:
+        self._calls: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._idle_timeout = idle_timeout
+
+    def submit(self, call: Callable[[], object]) -> None:
+        with self._lock:
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1
+        self._calls.put(call)
+        if spawn:
+            _thread.start_new_thread(self._work, ())
+
+    def _work(self) -> None:
+        while True:
+            try:
+                call = self._calls.get(timeout=self._idle_timeout)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 0:
+                        self._idle -= 1
+                        return
+                continue  # a call was queued for this worker: take it
+            try:
+                call()
+            except Exception:  # pragma: no cover - a bug: say so, as a dying thread would
+                traceback.print_exc()
+            del call
+            with self._lock:
+                self._idle += 1
+
+
+_POOL = _WorkerPool()
+
+
 class _Closed(Exception):
     """The connection is being torn down; the pump leaves quietly."""
 
@@ -108,15 +161,11 @@ class Connection:
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        threading.Thread(
-            target=self._connect_and_run, name=f"rafael-toxiproxy-{self.owner.name}", daemon=True
-        ).start()
+        _POOL.submit(self._connect_and_run)
 
     def _connect_and_run(self) -> None:
         try:
-            upstream = socket.create_connection(
-                self.owner.upstream_address(), timeout=_CONNECT_TIMEOUT
-            )
+            upstream = self.owner.connect_upstream(_CONNECT_TIMEOUT)
         except OSError:
             # Like Toxiproxy: an unreachable upstream closes the client connection.
             self._finish_without_pumps()
@@ -145,9 +194,7 @@ class Connection:
             self._finish_without_pumps()
             return
         up, down = pumps
-        threading.Thread(
-            target=down.run, name=f"rafael-toxiproxy-{self.owner.name}-down", daemon=True
-        ).start()
+        _POOL.submit(down.run)
         up.run()
 
     def _finish_without_pumps(self) -> None:

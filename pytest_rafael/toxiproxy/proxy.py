@@ -28,9 +28,12 @@ def format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+_RESOLVE_TTL = 5.0  # seconds; Toxiproxy resolves per connection, we per burst
+
+
 class Proxy:
     """One named proxy. Every method is called with the collection lock held, except the
-    ones the data path uses (``chains``, ``upstream_address``, ``new_rng``,
+    ones the data path uses (``chains``, ``connect_upstream``, ``new_rng``,
     ``connection_closed``), which are safe from any thread."""
 
     def __init__(
@@ -53,6 +56,8 @@ class Proxy:
         self._received = [0, 0]
         self._sent = [0, 0]
         self.connections_total = 0
+        # (upstream text, when resolved, getaddrinfo results); replaced, never mutated.
+        self._resolved: tuple[str, float, list[Any]] | None = None
 
     # -- listening -----------------------------------------------------------------------
 
@@ -153,6 +158,32 @@ class Proxy:
 
     def upstream_address(self) -> tuple[str, int]:
         return split_address(self.upstream, "upstream")
+
+    def connect_upstream(self, timeout: float) -> socket.socket:
+        """A connected socket to the upstream. The resolved addresses are kept for
+        ``_RESOLVE_TTL`` seconds (per upstream text), so a burst of short connections
+        pays for one ``getaddrinfo``; a failed connect forgets them."""
+        upstream = self.upstream
+        now = time.monotonic()
+        cached = self._resolved
+        if cached is not None and cached[0] == upstream and now - cached[1] < _RESOLVE_TTL:
+            infos = cached[2]
+        else:
+            host, port = split_address(upstream, "upstream")
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            self._resolved = (upstream, now, infos)
+        error: OSError | None = None
+        for family, kind, proto, _, address in infos:
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.settimeout(timeout)
+                sock.connect(address)
+                return sock
+            except OSError as exc:
+                sock.close()
+                error = exc
+        self._resolved = None
+        raise error or OSError(f"no address for {upstream}")
 
     def new_rng(self) -> random.Random:
         with self._rng_lock:

@@ -111,12 +111,13 @@ class ApiHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, status: int, value: Any) -> None:
-        self._send(status, json.dumps(value).encode(), "application/json")
+        # Compact, as Go's json.Marshal writes it: the same bytes as Toxiproxy's answers.
+        self._send(status, json.dumps(value, separators=(",", ":")).encode(), "application/json")
 
     def _error(self, error: errors.ApiError, extra: dict[str, Any] | None = None) -> None:
         # Toxiproxy writes its JSON error through http.Error: text/plain and a newline.
         payload = {**error.to_json(), **(extra or {})}
-        body = (json.dumps(payload) + "\n").encode()
+        body = (json.dumps(payload, separators=(",", ":")) + "\n").encode()
         self.send_response(error.status)
         self.send_header("X-Content-Type-Options", "nosniff")  # as http.Error sets it
         self._finish(body, "text/plain; charset=utf-8")
@@ -213,13 +214,19 @@ class ApiHandler(BaseHTTPRequestHandler):
         self._json(201, self.server.collection.create(self._json_body()))
 
     def populate(self, _: list[str]) -> None:
+        # Every populate answer is JSON (Go writes it itself, not through http.Error),
+        # errors included, with the proxies done before the failure (or null).
         collection = self.server.collection
         try:
-            proxies = collection.populate(self._json_body())
+            result = collection.populate_partial(self._json_body())
         except errors.ApiError as exc:
-            self._error(exc, {"proxies": None})
+            self._json(exc.status, {**exc.to_json(), "proxies": None})
             return
-        self._json(201, {"proxies": proxies or None})
+        proxies = list(result.proxies) or None
+        if result.error is not None:
+            self._json(result.error.status, {**result.error.to_json(), "proxies": proxies})
+            return
+        self._json(201, {"proxies": proxies})
 
     def proxy_show(self, args: list[str]) -> None:
         self._json(200, self.server.collection.show(args[0]))

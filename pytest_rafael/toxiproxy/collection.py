@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import random
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from pytest_rafael.toxiproxy import errors
+from pytest_rafael.toxiproxy.address import AddressError, resolve
 from pytest_rafael.toxiproxy.proxy import Proxy
 from pytest_rafael.toxiproxy.toxics import DOWNSTREAM, UPSTREAM, parse_toxic, update_toxic
 
@@ -35,6 +37,34 @@ def _proxy_fields(body: object, defaults: dict[str, Any]) -> dict[str, Any]:
                 raise errors.BAD_REQUEST_BODY.joined(f"field {key!r} must be a {kind_name}")
             fields[key] = body[key]
     return fields
+
+
+@dataclass(frozen=True)
+class PopulateResult:
+    """What ``POST /populate`` did: the proxies in input order, and the error that
+    stopped it (None when every entry went through)."""
+
+    proxies: tuple[dict[str, Any], ...]
+    error: errors.ApiError | None
+
+
+def _differs(proxy: Proxy, listen: str, upstream: str) -> bool:
+    """Go's ``Proxy.Differs``: the new listen address is resolved before the comparison
+    ("localhost:7070" equals "127.0.0.1:7070"); a bad one is a 500, nothing changed."""
+    try:
+        resolved = resolve(listen)
+    except AddressError as exc:
+        raise errors.ApiError(str(exc), 500) from None
+    return proxy.listen != str(resolved) or proxy.upstream != upstream
+
+
+def _json_kind(value: object) -> str:
+    """Go's name for a JSON value's kind in an unmarshal error."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {dict: "object", str: "string"}.get(type(value), "array")
 
 
 class ProxyCollection:
@@ -87,19 +117,19 @@ class ProxyCollection:
         )
 
     def update(self, name: str, body: object) -> dict[str, Any]:
+        """PATCH a proxy as Toxiproxy does: the new address is resolved (and so validated)
+        before anything stops; an unchanged address keeps the listener, its connections
+        and toxics; a failed restart leaves the proxy disabled with the new address."""
         with self._lock:
             proxy = self._get(name)
             fields = _proxy_fields(
                 body,
                 {"listen": proxy.listen, "upstream": proxy.upstream, "enabled": proxy.enabled},
             )
-            was_enabled = proxy.enabled
-            if fields["listen"] != proxy.listen or fields["upstream"] != proxy.upstream:
-                # A new address means a new listener: Toxiproxy restarts the proxy.
+            listen = fields["listen"] or _DEFAULT_LISTEN
+            if _differs(proxy, listen, fields["upstream"]):
                 proxy.stop()
-                proxy.listen, proxy.upstream = fields["listen"], fields["upstream"]
-                if was_enabled and fields["enabled"]:
-                    proxy.start()
+                proxy.listen, proxy.upstream = listen, fields["upstream"]
             if fields["enabled"] and not proxy.enabled:
                 proxy.start()
             elif not fields["enabled"] and proxy.enabled:
@@ -114,11 +144,26 @@ class ProxyCollection:
             proxy.close_connections()
 
     def populate(self, body: object) -> list[dict[str, Any]]:
-        """Create or replace proxies from a list; validated fully before anything changes."""
+        """``populate_partial``, raising its error (for a config file at start-up)."""
+        result = self.populate_partial(body)
+        if result.error is not None:
+            raise result.error
+        return list(result.proxies)
+
+    def populate_partial(self, body: object) -> PopulateResult:
+        """Create or replace proxies from a list, in order, as Toxiproxy does: the list is
+        checked for names and upstreams first; then an entry whose resolved listen address
+        and upstream match the existing proxy keeps it (toxics, connections); a later
+        entry with an earlier one's name replaces it. The first failure stops the run and
+        comes back with the proxies done so far."""
+        if body is None:  # Go decodes null into an empty list
+            body = []
         if not isinstance(body, list):
-            raise errors.BAD_REQUEST_BODY.joined("expected a JSON array of proxies")
+            raise errors.BAD_REQUEST_BODY.joined(
+                f"json: cannot unmarshal {_json_kind(body)} into Go value of type "
+                '[]struct { toxiproxy.Proxy; Enabled *bool "json:\\"enabled\\"" }'
+            )
         wanted: list[dict[str, Any]] = []
-        names: set[str] = set()
         for index, item in enumerate(body, start=1):
             fields = _proxy_fields(
                 item, {"name": "", "listen": "", "upstream": "", "enabled": True}
@@ -127,29 +172,30 @@ class ProxyCollection:
                 raise errors.MISSING_FIELD.joined(f"name at proxy {index}")
             if not fields["upstream"]:
                 raise errors.MISSING_FIELD.joined(f"upstream at proxy {index}")
-            if fields["name"] in names:
-                raise errors.ApiError(f"duplicate proxy name {fields['name']!r}", 400)
-            names.add(fields["name"])
             wanted.append(fields)
-        result: list[dict[str, Any]] = []
+        done: list[Proxy] = []
         with self._lock:
             for fields in wanted:
-                existing = self._proxies.get(fields["name"])
-                if existing is not None:
-                    same = existing.upstream == fields["upstream"] and (
-                        existing.listen == (fields["listen"] or _DEFAULT_LISTEN)
-                    )
-                    if same:
-                        result.append(existing.to_json())
-                        continue
-                    existing.stop()
-                    del self._proxies[fields["name"]]
-                proxy = self._new_proxy(fields)
-                if fields["enabled"]:
-                    proxy.start()
-                self._proxies[proxy.name] = proxy
-                result.append(proxy.to_json())
-        return result
+                try:
+                    done.append(self._add_or_replace(fields))
+                except errors.ApiError as exc:
+                    return PopulateResult(tuple(p.to_json() for p in done), exc)
+            # Serialised at the end, as Go does: a proxy replaced later in the same list
+            # shows as stopped.
+            return PopulateResult(tuple(p.to_json() for p in done), None)
+
+    def _add_or_replace(self, fields: dict[str, Any]) -> Proxy:
+        existing = self._proxies.get(fields["name"])
+        if existing is not None:
+            listen = fields["listen"] or _DEFAULT_LISTEN
+            if not _differs(existing, listen, fields["upstream"]):
+                return existing
+            existing.stop()  # stays listed, stopped, if the new one cannot start
+        proxy = self._new_proxy(fields)
+        if fields["enabled"]:
+            proxy.start()
+        self._proxies[proxy.name] = proxy
+        return proxy
 
     def reset(self) -> None:
         """Enable every proxy and remove every toxic."""

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from pytest_rafael.toxiproxy import errors
+from pytest_rafael.toxiproxy.address import AddressError, bind_error, resolve
 from pytest_rafael.toxiproxy.link import Connection
 from pytest_rafael.toxiproxy.toxics import DOWNSTREAM, UPSTREAM, ToxicSpec
 
@@ -65,13 +66,16 @@ class Proxy:
         """Listen and accept; ``listen`` then names the real port (for ``:0``)."""
         if self.enabled:
             return
-        host, port = split_address(self.listen, "listen")
+        try:
+            address = resolve(self.listen)
+        except AddressError as exc:
+            raise errors.ApiError(f"listen tcp: {exc}", 500) from None
         split_address(self.upstream, "upstream")
         try:
-            listener = _bind(host, port)
+            listener = _bind(address.host, address.port)
         except OSError as exc:
-            # Toxiproxy reports listen failures as a plain (500) error.
-            raise errors.ApiError(f"listen tcp {self.listen}: {exc.strerror or exc}", 500) from None
+            # Toxiproxy reports listen failures as a plain (500) error, in Go's words.
+            raise errors.ApiError(bind_error(address, exc), 500) from None
         bound_host, bound_port = listener.getsockname()[:2]
         # Like Go's listener.Addr(): the resolved address ("localhost" -> 127.0.0.1).
         self.listen = format_address(bound_host, bound_port)
@@ -219,6 +223,8 @@ class Proxy:
             "listen": self.listen,
             "upstream": self.upstream,
             "enabled": self.enabled,
+            # Toxiproxy 2.12 marshals its exported zerolog field as an empty object.
+            "Logger": {},
             "toxics": [t.to_json() for t in (*self.chains[UPSTREAM], *self.chains[DOWNSTREAM])],
         }
 

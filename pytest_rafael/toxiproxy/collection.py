@@ -64,7 +64,9 @@ def _json_kind(value: object) -> str:
         return "bool"
     if isinstance(value, (int, float)):
         return "number"
-    return {dict: "object", str: "string"}.get(type(value), "array")
+    if isinstance(value, dict):
+        return "object"
+    return "string" if isinstance(value, str) else "array"
 
 
 class ProxyCollection:

@@ -54,12 +54,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``only``, the modules of that command alone are
+    imported (the others are listed by name and help): a command's start-up then pays
+    for its own imports only, e.g. ``rafael report`` not for the Toxiproxy server."""
     parser = _Parser(prog="rafael", description="pytest-rafael chaos testing toolkit")
     groups = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     groups.required = True
     for name, (help_text, modules) in COMMANDS.items():
         group = groups.add_parser(name, help=help_text, description=help_text)
+        if only is not None and name != only:
+            continue
         sub = None if name in STANDALONE else group.add_subparsers(
             dest="subcommand", metavar="SUBCOMMAND", parser_class=_Parser, required=True)
         # A module adds subcommands to `sub`, or, for a group that is a command by itself
@@ -70,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(words[0] if words and words[0] in COMMANDS else None)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

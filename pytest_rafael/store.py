@@ -29,6 +29,10 @@ CREATE TABLE IF NOT EXISTS runs (
     actor        TEXT NOT NULL,
     results_json TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS run_deltas (
+    run_id     TEXT PRIMARY KEY REFERENCES runs(run_id),
+    delta_json TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS test_results (
     run_id           TEXT NOT NULL REFERENCES runs(run_id),
     nodeid           TEXT NOT NULL,
@@ -228,6 +232,12 @@ class Store:
                     results["actor"],
                     json.dumps(results, default=str),
                 ),
+            )
+            # The delta in a small table of its own: the report's history reads it without
+            # parsing, or even paging through, each stored document (see report/history.py).
+            conn.execute(
+                "INSERT OR REPLACE INTO run_deltas VALUES (?, ?)",
+                (results["run_id"], json.dumps(results.get("delta") or {}, default=str)),
             )
             conn.executemany(
                 "INSERT OR REPLACE INTO test_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -29,12 +29,15 @@ _TEST_FIELDS = (
 
 def _run_rows(store: Store) -> list[dict[str, Any]]:
     """run_id, started_at and the delta (JSON text) of every run, oldest first."""
-    order = " FROM runs ORDER BY started_at, rowid"
+    # json_extract parses a whole stored document: only for runs stored before the
+    # run_deltas table existed (COALESCE evaluates it only where no delta row is found).
     try:
         return [
             {"run_id": r[0], "started_at": r[1], "delta": r[2]}
             for r in store.conn.execute(
-                "SELECT run_id, started_at, json_extract(results_json, '$.delta')" + order
+                "SELECT r.run_id, r.started_at, COALESCE(d.delta_json,"
+                " json_extract(r.results_json, '$.delta')) FROM runs r"
+                " LEFT JOIN run_deltas d USING (run_id) ORDER BY r.started_at, r.rowid"
             )
         ]
     except sqlite3.OperationalError:  # an SQLite built without JSON1: parse in Python
@@ -44,7 +47,9 @@ def _run_rows(store: Store) -> list[dict[str, Any]]:
                 "started_at": r[1],
                 "delta": json.dumps(json.loads(r[2]).get("delta") or {}),
             }
-            for r in store.conn.execute("SELECT run_id, started_at, results_json" + order)
+            for r in store.conn.execute(
+                "SELECT run_id, started_at, results_json FROM runs ORDER BY started_at, rowid"
+            )
         ]
 
 

@@ -585,8 +585,19 @@ def _signed_pct(value: Any) -> str:
     return "n/a" if v is None else f"{v:+.1f} %"
 
 
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept between processes (Jinja's per-user, owner-only folder
+    under the temp dir): compiling the page's template costs a `rafael report` process
+    more than reading the store's history. None where that folder cannot be had."""
+    try:
+        return jinja2.FileSystemBytecodeCache()
+    except (OSError, RuntimeError):
+        return None
+
+
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("pytest_rafael.report", "templates"),
+    bytecode_cache=_bytecode_cache(),
     autoescape=True,  # every template, whatever its file name
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,

@@ -111,6 +111,7 @@ class _WorkerPool:
         self._lock = threading.Lock()
         self._idle = 0
         self._idle_timeout = idle_timeout
+        self.busy = 0  # workers running a call now (pumps, accept loops)
 
     def submit(self, call: Callable[[], object]) -> None:
         with self._lock:
@@ -131,16 +132,19 @@ class _WorkerPool:
                         self._idle -= 1
                         return
                 continue  # a call was queued for this worker: take it
+            with self._lock:
+                self.busy += 1
             try:
                 call()
             except Exception:  # pragma: no cover - a bug: say so, as a dying thread would
                 traceback.print_exc()
             del call
             with self._lock:
+                self.busy -= 1
                 self._idle += 1
 
 
-_POOL = _WorkerPool()
+POOL = _WorkerPool()
 
 
 class _Closed(Exception):
@@ -161,7 +165,7 @@ class Connection:
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        _POOL.submit(self._connect_and_run)
+        POOL.submit(self._connect_and_run)
 
     def _connect_and_run(self) -> None:
         try:
@@ -194,7 +198,7 @@ class Connection:
             self._finish_without_pumps()
             return
         up, down = pumps
-        _POOL.submit(down.run)
+        POOL.submit(down.run)
         up.run()
 
     def _finish_without_pumps(self) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from pytest_rafael.toxiproxy import errors
 from pytest_rafael.toxiproxy.address import AddressError, bind_error, resolve
-from pytest_rafael.toxiproxy.link import Connection
+from pytest_rafael.toxiproxy.link import POOL, Connection
 from pytest_rafael.toxiproxy.toxics import DOWNSTREAM, UPSTREAM, ToxicSpec
 
 
@@ -50,7 +50,7 @@ class Proxy:
         self._rng = rng
         self._rng_lock = rng_lock
         self._listener: socket.socket | None = None
-        self._accept_thread: threading.Thread | None = None
+        self._accept_done: threading.Event | None = None
         self._conns: set[Connection] = set()
         self._lock = threading.Lock()
         # Closed connections' byte counts; live ones are summed at scrape time.
@@ -81,14 +81,11 @@ class Proxy:
         self.listen = format_address(bound_host, bound_port)
         self._listener = listener
         self.enabled = True
-        thread = threading.Thread(
-            target=self._accept_loop,
-            args=(listener,),
-            name=f"rafael-toxiproxy-{self.name}",
-            daemon=True,
-        )
-        self._accept_thread = thread
-        thread.start()
+        # On a pooled thread: creating a proxy per test must not wait for a new thread
+        # to be scheduled (threading.Thread.start blocks until it runs).
+        done = threading.Event()
+        self._accept_done = done
+        POOL.submit(lambda: self._accept_loop(listener, done))
 
     def stop(self) -> None:
         """Stop listening and drop every open connection."""
@@ -101,8 +98,8 @@ class Proxy:
                 listener.shutdown(socket.SHUT_RDWR)  # wakes accept() on Linux
             except OSError:
                 _poke(listener)
-            if self._accept_thread is not None:
-                self._accept_thread.join(timeout=5)
+            if self._accept_done is not None:
+                self._accept_done.wait(timeout=5)
             listener.close()
         self.close_connections()
 
@@ -121,7 +118,13 @@ class Proxy:
             time.sleep(0.005)
         return True
 
-    def _accept_loop(self, listener: socket.socket) -> None:
+    def _accept_loop(self, listener: socket.socket, done: threading.Event) -> None:
+        try:
+            self._accept_until_closed(listener)
+        finally:
+            done.set()
+
+    def _accept_until_closed(self, listener: socket.socket) -> None:
         while True:
             try:
                 client, _ = listener.accept()

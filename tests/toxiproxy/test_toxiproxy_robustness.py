@@ -100,7 +100,10 @@ def test_client_disconnect_mid_stream_leaks_nothing(
 
 
 def test_stop_closes_listeners_connections_and_threads(echo: Upstream) -> None:
+    from pytest_rafael.toxiproxy.link import POOL
+
     baseline = threading.active_count()
+    busy = POOL.busy  # pumps and accept loops run on pooled workers
     server = EmbeddedServer().start()
     listen = create(server, echo.address)
     socks = [connect(listen) for _ in range(20)]
@@ -119,6 +122,7 @@ def test_stop_closes_listeners_connections_and_threads(echo: Upstream) -> None:
         requests.get(server.url + "/version", timeout=2)
     # The echo upstream keeps one thread per (now closed) connection until it sees EOF.
     assert wait_for(lambda: threading.active_count() <= baseline)
+    assert wait_for(lambda: POOL.busy <= busy)
 
 
 def test_unreachable_upstream_closes_the_client(server: EmbeddedServer) -> None:

@@ -150,3 +150,20 @@ def test_history_from_store_for_the_plugin(tmp_path: Path) -> None:
     assert [r["run_id"] for r in after_saving] == ["run-0001"]
     tests = {t["nodeid"]: t for t in after_saving[0]["tests"]}
     assert tests["tests/test_pay.py::test_charge"]["best_fitness"] == 0.45
+
+
+def test_history_reads_deltas_of_stores_made_before_run_deltas(tmp_path: Path) -> None:
+    """New runs keep their delta in run_deltas (read without parsing the documents); a
+    run stored before that table existed still gets its delta from its document."""
+    db = tmp_path / "r.db"
+    _store(db)
+    with Store(db) as store:
+        stored = dict(store.conn.execute("SELECT run_id, delta_json FROM run_deltas"))
+        assert json.loads(stored["run-0001"])["current_score"] == 0.5
+        with store.transaction() as conn:
+            conn.execute("DELETE FROM run_deltas WHERE run_id = 'run-0001'")
+        history = history_from_store(store)
+    assert [r["delta"]["current_score"] for r in history] == [
+        0.5,
+        make_run(run_id="x", started_at="2026-11-22T18:00:00+00:00")["delta"]["current_score"],
+    ]

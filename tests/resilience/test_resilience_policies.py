@@ -79,6 +79,38 @@ def test_retry_gives_up_and_respects_on(module: str) -> None:
     assert runtime.counters(module)["attempts"] == 1
 
 
+def test_zero_delay_retries_do_not_sleep(module: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """base_delay 0 (often the evolved optimum) retries at once: no sleep(0) syscall per
+    attempt, sync or async; a positive delay still sleeps."""
+    from pytest_rafael.resilience import pipeline
+
+    slept: list[float] = []
+    monkeypatch.setattr(pipeline.time, "sleep", slept.append)
+    real_async_sleep = asyncio.sleep
+
+    async def record_async_sleep(delay: float) -> None:
+        slept.append(delay)
+        await real_async_sleep(0)
+
+    monkeypatch.setattr(pipeline.asyncio, "sleep", record_async_sleep)
+
+    async def async_flaky(box: list[int]) -> int:
+        box[0] += 1
+        if box[0] <= 2:
+            raise ConnectionError("boom")
+        return box[0]
+
+    with runtime.use_genome(genome(module, retry={"max_attempts": 3, "base_delay": 0.0}), module):
+        assert antifragile(module)(Flaky(2))(1) == 2
+        assert asyncio.run(antifragile(module)(async_flaky)([0])) == 3
+    assert slept == []
+    jitterless = {"max_attempts": 3, "base_delay": 0.001, "jitter": 0.0}
+    with runtime.use_genome(genome(module, retry=jitterless), module):
+        assert antifragile(module)(Flaky(2))(1) == 2
+    assert len(slept) == 2
+    assert all(d > 0 for d in slept)
+
+
 def test_backoff_really_waits(module: str) -> None:
     f = antifragile(module)(Flaky(2))
     g = genome(

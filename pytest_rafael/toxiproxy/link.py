@@ -387,7 +387,14 @@ class Pump:
             return True
         timeout_ms: int | None = None
         if next_due is not None:
-            timeout_ms = max(0, int((next_due - now) * 1000.0 + 0.999))
+            left = next_due - now
+            if left < 0.001:
+                # poll() counts whole milliseconds: rounding up made every delayed item
+                # leave up to 1 ms late (0.5 ms on average, per toxic). The last fraction
+                # is slept precisely instead; nothing else is due that soon.
+                time.sleep(max(left, 0.0))
+                return False
+            timeout_ms = int(left * 1000.0)  # rounded down: the rest is slept above
         reading = not self._eof_read and self._pending < _MAX_PENDING
         if reading != self._reading:
             self._reading = reading

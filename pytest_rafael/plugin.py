@@ -174,7 +174,9 @@ class RafaelSession:
                 self._server = EmbeddedServer(seed=self.settings.seed + worker_offset)
                 self._server.start()
                 url = self._server.url
-            control = ToxiproxyControl(url, timeout=self.settings.control_timeout)
+            control = ToxiproxyControl(
+                url, timeout=self.settings.control_timeout, local=self._server
+            )
             if self._server is None:
                 try:
                     control.version()

@@ -1,11 +1,13 @@
 """The client side of network faults: proxies and toxics on the Toxiproxy server in use.
 
-The plugin drives Toxiproxy (embedded or real) through its own keep-alive client
+The plugin drives an external Toxiproxy through its own keep-alive client
 (``control_http.py``): one persistent connection, a deadline on every call (a hung
 control port must not hang the test run, nor keep a fault from being reverted), and one
-request per operation. toxiproxy-python stays the client users get (``toxiproxy.client``),
-pointed at the same server; it is built only when asked for, since it opens a new
-connection per call and ``Toxiproxy.create`` adds a ``GET /proxies``.
+request per operation. The embedded server, which runs in this process, is driven by
+direct calls with the same answers (``control_local.py``). toxiproxy-python stays the
+client users get (``toxiproxy.client``), pointed at the same server; it is built only
+when asked for, since it opens a new connection per call and ``Toxiproxy.create`` adds a
+``GET /proxies``.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlsplit
 
 from pytest_rafael.faults.control_http import DeadlineExceeded, KeepAliveClient, Reply
+
+if TYPE_CHECKING:
+    from pytest_rafael.toxiproxy import EmbeddedServer
 
 
 class ToxiproxyError(Exception):
@@ -45,16 +50,33 @@ def _path(*names: str) -> str:
     return "/proxies/" + "/toxics/".join(quote(name, safe="") for name in names)
 
 
-class ToxiproxyControl:
-    """Bounded control of one Toxiproxy server (embedded or external)."""
+class _Transport(Protocol):
+    def request(self, method: str, path: str, body: object = None) -> Reply: ...
 
-    def __init__(self, url: str, timeout: float = 5.0) -> None:
+    def close(self) -> None: ...
+
+
+class ToxiproxyControl:
+    """Bounded control of one Toxiproxy server (embedded or external).
+
+    ``local`` is the embedded server when it runs in this process: calls then go straight
+    to it (``control_local.py``) instead of over HTTP."""
+
+    def __init__(
+        self, url: str, timeout: float = 5.0, *, local: EmbeddedServer | None = None
+    ) -> None:
         parts = urlsplit(url)
         self.url = url
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 8474
         self.timeout = timeout
-        self._http = KeepAliveClient(self.host, self.port, timeout)
+        self._http: _Transport
+        if local is not None:
+            from pytest_rafael.faults.control_local import LocalTransport
+
+            self._http = LocalTransport(local)
+        else:
+            self._http = KeepAliveClient(self.host, self.port, timeout)
         self._client: Any = None
 
     @property

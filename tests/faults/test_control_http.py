@@ -131,3 +131,45 @@ def test_the_deadline_bounds_the_whole_call_not_each_read() -> None:
             control.version()
     finally:
         server.close()
+
+
+def test_the_embedded_server_is_driven_in_process_with_the_same_answers(
+    embedded: EmbeddedServer,
+) -> None:
+    over_http = ToxiproxyControl(embedded.url, timeout=5)
+    local = ToxiproxyControl(embedded.url, timeout=5, local=embedded)
+    opened: list[object] = []
+    real_connect = socket.create_connection
+
+    def counting(*args: object, **kwargs: object) -> socket.socket:
+        opened.append(args)
+        return real_connect(*args, **kwargs)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(socket, "create_connection", counting)
+        assert local.version() == '{"version": "2.12.0"}\n'
+        handle = local.create_proxy("db", "127.0.0.1:9")
+        local.add_toxic(
+            handle,
+            name="t",
+            type="latency",
+            stream="upstream",
+            toxicity=1.0,
+            attributes={"latency": 5},
+        )
+        local.set_enabled(handle, False)
+    assert opened == []  # no HTTP round trip
+    # What the HTTP API reports is what the direct calls did.
+    shown = over_http._call("show", "GET", f"/proxies/{handle.server_name}").json()
+    assert (shown["enabled"], shown["toxics"][0]["stream"]) == (False, "upstream")
+    errors = []
+    for control in (local, over_http):
+        with pytest.raises(ToxiproxyError) as caught:
+            control.add_toxic(
+                handle, name="t", type="latency", stream="upstream", toxicity=1.0, attributes={}
+            )
+        errors.append(str(caught.value).split("failed: ")[1])
+    assert errors == ["HTTP 409: toxic already exists"] * 2
+    local.delete_proxy(handle)
+    with pytest.raises(ToxiproxyError, match="HTTP 404: proxy not found"):
+        local.remove_toxic(handle, "t")

@@ -479,6 +479,7 @@ def fault_schedules(
     toxicity: float | Bound = 1.0,
     scenario: Scenario | str | None = None,
     scenario_dirs: Sequence[Path] = (),
+    swarm: bool = True,
 ) -> st.SearchStrategy[FaultSchedule]:
     """Ordered fault schedules: between ``min_faults`` and ``max_faults`` faults drawn
     with :func:`faults` (same arguments), in the order they are applied. ``max_start_s``
@@ -492,6 +493,10 @@ def fault_schedules(
     value (``bounds`` overrides), its start from 0 to twice the scenario's, and its
     duration none or up to twice the scenario's. ``targets`` may then be a mapping that
     renames proxies (like the marker's ``targets={"db": "postgres"}``).
+
+    With ``swarm`` (the default) each example first enables a random subset of the
+    fault types and targets and draws its faults from those only (swarm testing, see
+    :mod:`pytest_rafael.swarm`); ``swarm=False`` gives every type a slot in every example.
 
     The first example Hypothesis tries is usually the empty schedule: the code must work
     without any fault before chaos can say anything about it.
@@ -510,18 +515,27 @@ def fault_schedules(
             max_start_s,
             max_duration_s,
         )
-    options = _fault_options(
-        targets if targets is not None else ("*",),
-        toxics,
-        stress,
-        down,
-        streams,
-        0.5 if max_start_s is None else max_start_s,
-        2.0 if max_duration_s is None else max_duration_s,
-        bounds,
-        toxicity,
-    )
-    return _schedule_of(options, min_faults, max_faults)
+    target_list = _check_targets(targets if targets is not None else ("*",))
+
+    def options_for(aimed_at: Sequence[str]) -> list[st.SearchStrategy[FaultSpec]]:
+        return _fault_options(
+            aimed_at,
+            toxics,
+            stress,
+            down,
+            streams,
+            0.5 if max_start_s is None else max_start_s,
+            2.0 if max_duration_s is None else max_duration_s,
+            bounds,
+            toxicity,
+        )
+
+    if swarm:
+        from pytest_rafael.swarm import swarm_schedule_of
+
+        per_target = [options_for((target,)) for target in target_list]
+        return swarm_schedule_of(per_target, min_faults, max_faults)
+    return _schedule_of(options_for(target_list), min_faults, max_faults)
 
 
 def _schedule_of(

@@ -14,7 +14,7 @@ MINIMAL = [
     {"kind": "toxic", "target": "profile", "type": "latency", "attributes": {"latency": 700}},
     {"kind": "down", "target": "audit"},
 ]
-DEADLINE_S = 0.8
+DEADLINE_S = 0.8  # A alone takes at most 0.6 s, B alone 0.65 s, both 0.95 s
 
 
 class System(BaseSystem):
@@ -30,13 +30,13 @@ class System(BaseSystem):
             name = request(addrs["profile"], "get", timeout=0.6)
         except Unavailable:
             name = "cached-alice"
-        for attempt in range(3):
+        for attempt in range(2):
             try:
-                request(addrs["audit"], f"log {name}", timeout=0.6)
+                request(addrs["audit"], f"log {name}", timeout=0.15)
                 break
             except Unavailable:
-                if attempt < 2:
-                    time.sleep(0.25)
+                if attempt == 0:
+                    time.sleep(0.35)
         return name
 
     def check(self, addrs: Mapping[str, str]) -> None:
@@ -44,5 +44,5 @@ class System(BaseSystem):
         with contextlib.suppress(Unavailable):
             self.handle(addrs)
         spent = time.monotonic() - started
-        if spent > DEADLINE_S + 0.15:
+        if spent > DEADLINE_S:
             raise Violation(f"answered after {spent:.2f} s, the deadline is {DEADLINE_S} s")

@@ -86,8 +86,9 @@ def record_always(metrics: dict[str, Any], label: str, condition: object) -> boo
 
 def _label(label: str) -> str:
     if not isinstance(label, str) or not label.strip():
-        raise ValueError(f"chaos.sometimes/always: the label must be a non-empty string, "
-                         f"got {label!r}")
+        raise ValueError(
+            f"chaos.sometimes/always: the label must be a non-empty string, got {label!r}"
+        )
     return label.strip()
 
 
@@ -133,10 +134,10 @@ def coverage_of(iterations: Iterable[Mapping[str, Any]]) -> PathCoverage:
             ran.update(dict.fromkeys(paths_ran(runtime)))
         for key, value in (it.get("metrics") or {}).items():
             if key.startswith(SOMETIMES_PREFIX):
-                label = key[len(SOMETIMES_PREFIX):]
+                label = key[len(SOMETIMES_PREFIX) :]
                 sometimes[label] = sometimes.get(label, False) or value is True
             elif key.startswith(ALWAYS_PREFIX):
-                label = key[len(ALWAYS_PREFIX):]
+                label = key[len(ALWAYS_PREFIX) :]
                 always[label] = always.get(label, True) and value is True
     order = [p.name for p in PATHS]
     return PathCoverage(

@@ -96,6 +96,7 @@ def swarm_schedule_of(
     strategy = build()
     if min_faults > 0:
         if min_faults > kinds + _SPARES:
-            raise InvalidArgument(f"min_faults={min_faults} but at most {kinds + _SPARES} are drawn")
+            most = kinds + _SPARES
+            raise InvalidArgument(f"min_faults={min_faults} but at most {most} are drawn")
         strategy = strategy.filter(lambda schedule: len(schedule) >= min_faults)
     return strategy

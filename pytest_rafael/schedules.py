@@ -405,9 +405,10 @@ class FailureRecord:
     yaml_path: Path | None  # None for an empty schedule (no scenario form)
     yaml: str | None
     recorded_at: str
+    steps: tuple[str, ...] = ()  # a stateful failure: operations and faults, in order
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "nodeid": self.nodeid,
             "schedule": self.schedule.to_dicts(),
             "yaml": self.yaml,
@@ -415,6 +416,9 @@ class FailureRecord:
             "description": self.schedule.describe(),
             "recorded_at": self.recorded_at,
         }
+        if self.steps:
+            data["steps"] = list(self.steps)
+        return data
 
 
 def failures_dir(path: Path | str | None = None) -> Path:
@@ -433,11 +437,16 @@ def scenario_name_for(nodeid: str) -> str:
 
 
 def record_failure(
-    schedule: FaultSchedule, nodeid: str, path: Path | str | None = None
+    schedule: FaultSchedule,
+    nodeid: str,
+    path: Path | str | None = None,
+    steps: Sequence[str] = (),
 ) -> FailureRecord:
     """Store the (minimal) failing ``schedule`` of test ``nodeid``: a replayable scenario
     file ``<path>/<name>.yaml`` and an entry (replacing any older one for the same test)
-    in ``<path>/index.json``. Safe with several processes (pytest-xdist workers)."""
+    in ``<path>/index.json``. Safe with several processes (pytest-xdist workers).
+    ``steps`` (a stateful failure's operations and faults, in order) go into the entry
+    and the scenario's description."""
     from pytest_rafael.scenario_loader import dump_scenario
 
     folder = failures_dir(path)
@@ -447,15 +456,19 @@ def record_failure(
     yaml_text: str | None = None
     yaml_path: Path | None = None
     if schedule.faults:
-        scenario = schedule.to_scenario(
-            name,
+        text = (
             f"Minimal failing fault schedule of {nodeid}, found and shrunk by Hypothesis "
-            f"({schedule.summary()}).",
+            f"({schedule.summary()})."
         )
+        if steps:
+            text += " Steps: " + "; ".join(steps)
+        scenario = schedule.to_scenario(name, text)
         yaml_text = dump_scenario(scenario)
         yaml_path = folder / f"{name}.yaml"
         _atomic_write(yaml_path, yaml_text)
-    record = FailureRecord(nodeid, schedule, folder / INDEX_NAME, yaml_path, yaml_text, recorded_at)
+    record = FailureRecord(
+        nodeid, schedule, folder / INDEX_NAME, yaml_path, yaml_text, recorded_at, tuple(steps)
+    )
     with _index_lock(folder):
         index = _read_index(folder / INDEX_NAME)
         entries = [e for e in index["failures"] if e.get("nodeid") != nodeid]

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_BOUNDS",
     "STREAM_ORDER",
+    "ChaosStateMachine",
     "fault_schedules",
     "faults",
     "genomes",
@@ -780,3 +781,7 @@ def genomes(
         return Genome(module=module, generation=generation, genes=chosen, lineage=())
 
     return build()
+
+
+# Stateful chaos lives in its own module; exported here, where users look for strategies.
+from pytest_rafael.stateful import ChaosStateMachine  # noqa: E402

@@ -45,8 +45,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from pytest_rafael.faults.injector import FaultInjector, resolve_targets
-from pytest_rafael.scenarios import TOXIC_TYPES, FaultSpec, Scenario
+from pytest_rafael.faults.injector import FaultError
+from pytest_rafael.scenarios import TOXIC_TYPES, FaultSpec
 from pytest_rafael.schedules import FaultSchedule, describe_fault
 
 __all__ = ["ChaosStateMachine"]
@@ -60,7 +60,7 @@ except ImportError:  # pragma: no cover
 @dataclasses.dataclass
 class _Active:
     fault: FaultSpec
-    injector: FaultInjector
+    revert: Callable[[], None]
     since: float
 
 
@@ -122,6 +122,7 @@ class ChaosStateMachine(RuleBasedStateMachine):
         self.steps: list[str] = []
         self.active: list[_Active] = []
         self.history: list[FaultSpec] = []  # every fault applied, timed from the start
+        self._injected = 0
         type(self)._last = self
 
     # -- helpers for the user's rules -------------------------------------------------
@@ -154,17 +155,30 @@ class ChaosStateMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def inject_fault(self, data: st.DataObject) -> None:
         fault = data.draw(self._fault_strategy(), label="fault")
-        scenario = Scenario("stateful", "a fault injected by a state machine", "medium", (fault,))
-        server = self.chaos._server() if self.chaos._server is not None else None
-        injector = FaultInjector(
-            scenario,
-            dict(self.chaos._proxies),
-            server.control if server is not None else None,
-            self.chaos._stress_limits or _default_limits(),
-        )
-        resolve_targets(scenario, injector.proxies)
-        injector.start()
-        self.active.append(_Active(fault, injector, time.monotonic()))
+        if fault.kind == "down" and any(
+            a.fault.kind == "down" and a.fault.target == fault.target for a in self.active
+        ):
+            return  # already down: a second "down" would be reverted by the first's end
+        control = self.chaos._server().control
+        handle = self.proxy(fault.target)
+        revert: Callable[[], None]
+        if fault.kind == "down":
+            control.set_enabled(handle, False)
+            revert = functools.partial(control.set_enabled, handle, True)
+        else:
+            # Names unique within the run: the same toxic may be in place twice.
+            self._injected += 1
+            name = f"rafael_sm{self._injected}_{fault.type}_{fault.stream}"
+            control.add_toxic(
+                handle,
+                name=name,
+                type=str(fault.type),
+                stream=fault.stream,
+                toxicity=fault.toxicity,
+                attributes=dict(fault.attributes),
+            )
+            revert = functools.partial(control.remove_toxic, handle, name)
+        self.active.append(_Active(fault, revert, time.monotonic()))
         self._log(f"inject {describe_fault(fault).rsplit(',', 1)[0]}")
 
     @precondition(lambda self: bool(self.active))
@@ -174,7 +188,7 @@ class ChaosStateMachine(RuleBasedStateMachine):
         self._revert(self.active.pop(index))
 
     def _revert(self, active: _Active) -> None:
-        active.injector.stop()
+        active.revert()
         now = time.monotonic()
         self.history.append(
             dataclasses.replace(
@@ -188,9 +202,13 @@ class ChaosStateMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         # Faults still in place at the end lasted to the end of the run: no duration.
+        errors: list[str] = []
         while self.active:
             active = self.active.pop()
-            active.injector.stop()
+            try:
+                active.revert()
+            except Exception as exc:  # revert the others, then report
+                errors.append(str(exc))
             self.history.append(
                 dataclasses.replace(
                     active.fault,
@@ -199,6 +217,8 @@ class ChaosStateMachine(RuleBasedStateMachine):
                     source="<stateful>",
                 )
             )
+        if errors:
+            raise FaultError("; ".join(errors))
 
     def schedule(self) -> FaultSchedule:
         """The faults of this run in the order they were applied, with real timings."""
@@ -227,9 +247,3 @@ class ChaosStateMachine(RuleBasedStateMachine):
             raise
         finally:
             cls._chaos = previous
-
-
-def _default_limits() -> Any:
-    from pytest_rafael.faults.stress import StressLimits
-
-    return StressLimits()

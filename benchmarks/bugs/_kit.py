@@ -238,3 +238,20 @@ def exercise(system: BaseSystem, addrs: Mapping[str, str], apply: Any) -> None:
 @contextlib.contextmanager
 def no_faults() -> Iterator[None]:
     yield
+
+
+def chaos_test(system_cls: type[BaseSystem]) -> Any:
+    """The bug's own chaos test: Hypothesis draws fault schedules for its proxies and
+    applies each with ``chaos.apply`` (the ``planted`` fixture of ``conftest.py`` starts
+    the services and proxies). It fails: finding the planted bug is the point."""
+    from hypothesis import HealthCheck, given, settings
+
+    from pytest_rafael.strategies import fault_schedules
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(schedule=fault_schedules(targets=list(system_cls.TARGETS)))
+    def test_chaos(schedule: Any, chaos: Any, planted: tuple[BaseSystem, dict[str, str]]) -> None:
+        system, addrs = planted
+        exercise(system, addrs, chaos.apply(schedule))
+
+    return test_chaos

@@ -6,7 +6,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
-from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, connect, read_line
+from benchmarks.bugs._kit import (
+    BaseSystem,
+    LineServer,
+    Unavailable,
+    Violation,
+    chaos_test,
+    connect,
+    read_line,
+)
 
 DESCRIPTION = "lost ack: a redelivered message is processed twice (no deduplication)"
 MINIMAL = [
@@ -65,3 +73,6 @@ class System(BaseSystem):
         twice = sorted({m for m in self.applied if self.applied.count(m) > 1})
         if twice:
             raise Violation(f"processed twice: {twice}")
+
+
+test_chaos = chaos_test(System)

@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import Mapping
 
-from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, request
+from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, chaos_test, request
 
 DESCRIPTION = "breaker that never half-opens: after an outage the client stays cut off"
 MINIMAL = [{"kind": "toxic", "target": "api", "type": "reset_peer", "attributes": {"timeout": 0}}]
@@ -58,3 +58,6 @@ class System(BaseSystem):
             except Unavailable:
                 time.sleep(0.12)
         raise Violation("the dependency is back but the breaker still refuses every call")
+
+
+test_chaos = chaos_test(System)

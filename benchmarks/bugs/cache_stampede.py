@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Mapping
 
-from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, request
+from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, chaos_test, request
 
 DESCRIPTION = "cache stampede: with a slow database, every concurrent miss refetches the key"
 MINIMAL = [{"kind": "toxic", "target": "db", "type": "latency", "attributes": {"latency": 200}}]
@@ -56,3 +56,6 @@ class System(BaseSystem):
         fetches = self.servers["db"].lines
         if fetches > 2:
             raise Violation(f"one expiry caused {fetches} database fetches")
+
+
+test_chaos = chaos_test(System)

@@ -10,6 +10,7 @@ from benchmarks.bugs._kit import (
     LineServer,
     Unavailable,
     Violation,
+    chaos_test,
     connect,
     open_tracked,
     read_line,
@@ -36,3 +37,6 @@ class System(BaseSystem):
             self.fetch(addrs["api"])
         if open_tracked():
             raise Violation(f"{open_tracked()} socket(s) left open after the call")
+
+
+test_chaos = chaos_test(System)

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Mapping
 
-from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, request
+from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, chaos_test, request
 
 DESCRIPTION = "fallback hides data loss: a failed read becomes an empty cart that is saved"
 MINIMAL = [{"kind": "toxic", "target": "carts", "type": "limit_data", "attributes": {"bytes": 4}}]
@@ -59,3 +59,6 @@ class System(BaseSystem):
             items = list(self.items)
         if not {"book", "lamp"} <= set(items):
             raise Violation(f"the cart lost items: {items}")
+
+
+test_chaos = chaos_test(System)

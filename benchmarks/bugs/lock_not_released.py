@@ -7,7 +7,7 @@ import contextlib
 import threading
 from collections.abc import Mapping
 
-from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, request
+from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, chaos_test, request
 
 DESCRIPTION = "lock kept on error: a failed dependency call leaves the distributed lock held"
 MINIMAL = [
@@ -59,3 +59,6 @@ class System(BaseSystem):
             holder = self.holder
         if self.acquired and holder is not None:
             raise Violation(f"the lock is still held by {holder} after the call ended")
+
+
+test_chaos = chaos_test(System)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, connect, read_line
+from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, chaos_test, connect, read_line
 
 DESCRIPTION = "missing timeout: a reply that never comes blocks the caller forever"
 MINIMAL = [{"kind": "toxic", "target": "api", "type": "timeout", "attributes": {"timeout": 0}}]
@@ -27,3 +27,6 @@ class System(BaseSystem):
             raise Unavailable(str(exc)) from None
         finally:
             sock.close()
+
+
+test_chaos = chaos_test(System)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, request
+from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, chaos_test, request
 
 DESCRIPTION = "missing bulkhead: a slow dependency starves calls to a healthy one"
 MINIMAL = [
@@ -47,3 +47,6 @@ class System(BaseSystem):
                     raise Violation(
                         f"a search call to a healthy service waited {waited:.2f} s"
                     ) from None
+
+
+test_chaos = chaos_test(System)

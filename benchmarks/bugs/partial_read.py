@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, connect
+from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, chaos_test, connect
 
 DESCRIPTION = "partial read: a reply arriving in pieces is parsed from its first piece"
 MINIMAL = [
@@ -45,3 +45,6 @@ class System(BaseSystem):
             return
         if value != 125000:
             raise Violation(f"balance read as {value}, the ledger holds 125000")
+
+
+test_chaos = chaos_test(System)

@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import Mapping
 
-from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, connect
+from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, chaos_test, connect
 
 DESCRIPTION = "per-read timeout as deadline: a slow link stretches a download past any deadline"
 MINIMAL = [{"kind": "toxic", "target": "blobs", "type": "bandwidth", "attributes": {"rate": 32}}]
@@ -44,3 +44,6 @@ class System(BaseSystem):
         spent = time.monotonic() - started
         if spent > 1.0:
             raise Violation(f"the download took {spent:.2f} s, the deadline is 0.8 s")
+
+
+test_chaos = chaos_test(System)

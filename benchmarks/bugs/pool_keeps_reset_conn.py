@@ -7,7 +7,15 @@ import socket
 import time
 from collections.abc import Mapping
 
-from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, connect, read_line
+from benchmarks.bugs._kit import (
+    BaseSystem,
+    LineServer,
+    Unavailable,
+    Violation,
+    chaos_test,
+    connect,
+    read_line,
+)
 
 DESCRIPTION = "reset connection returned to the pool: calls keep failing after the outage"
 MINIMAL = [{"kind": "toxic", "target": "db", "type": "reset_peer", "attributes": {"timeout": 0}}]
@@ -54,3 +62,6 @@ class System(BaseSystem):
             except Unavailable:
                 time.sleep(0.02)
         raise Violation("the database is back but every pooled call fails")
+
+
+test_chaos = chaos_test(System)

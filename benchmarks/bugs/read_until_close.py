@@ -8,7 +8,7 @@ import socket
 import time
 from collections.abc import Mapping
 
-from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, connect
+from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, chaos_test, connect
 
 DESCRIPTION = "read until close: a slow connection close holds back an answer already received"
 MINIMAL = [{"kind": "toxic", "target": "api", "type": "slow_close", "attributes": {"delay": 1000}}]
@@ -52,3 +52,6 @@ class System(BaseSystem):
         # The answer was all there: a client framing by newline returns at once.
         if self.whole_at is not None and (idle := time.monotonic() - self.whole_at) > 0.3:
             raise Violation(f"the whole answer waited {idle:.2f} s for the connection to close")
+
+
+test_chaos = chaos_test(System)

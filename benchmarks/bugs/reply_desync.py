@@ -6,7 +6,15 @@ from __future__ import annotations
 import socket
 from collections.abc import Mapping
 
-from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, connect, read_line
+from benchmarks.bugs._kit import (
+    BaseSystem,
+    LineServer,
+    Unavailable,
+    Violation,
+    chaos_test,
+    connect,
+    read_line,
+)
 
 DESCRIPTION = "reply desync: after a timeout, a late reply is taken as the next one's answer"
 MINIMAL = [{"kind": "toxic", "target": "db", "type": "latency", "attributes": {"latency": 300}}]
@@ -33,3 +41,6 @@ class System(BaseSystem):
                 raise Violation(f"GET {key} returned {value!r}")
         if sock is not None:
             sock.close()
+
+
+test_chaos = chaos_test(System)

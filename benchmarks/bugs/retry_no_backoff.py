@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import Mapping
 
-from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, request
+from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, chaos_test, request
 
 DESCRIPTION = "retry without backoff: 20 back-to-back attempts against a failing dependency"
 MINIMAL = [{"kind": "toxic", "target": "api", "type": "reset_peer", "attributes": {"timeout": 0}}]
@@ -41,3 +41,6 @@ class System(BaseSystem):
         ]
         if len(self.attempts) > 4 and fast:
             raise Violation(f"{len(self.attempts)} attempts, {len(fast)} retried within 20 ms")
+
+
+test_chaos = chaos_test(System)

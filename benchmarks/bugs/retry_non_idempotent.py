@@ -7,7 +7,7 @@ import contextlib
 import threading
 from collections.abc import Mapping
 
-from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, request
+from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, chaos_test, request
 
 DESCRIPTION = "retry of a non-idempotent write: a slow reply makes the client deposit twice"
 MINIMAL = [{"kind": "toxic", "target": "bank", "type": "latency", "attributes": {"latency": 400}}]
@@ -55,3 +55,6 @@ class System(BaseSystem):
             balance = self.balance
         if balance not in (0, 100):
             raise Violation(f"one deposit of 100 left a balance of {balance}")
+
+
+test_chaos = chaos_test(System)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, request
+from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, chaos_test, request
 
 DESCRIPTION = "retry storm: retries at two layers multiply the load on a slow backend"
 MINIMAL = [
@@ -41,3 +41,6 @@ class System(BaseSystem):
         load = self.servers["backend"].lines
         if load > 4:
             raise Violation(f"one call reached the backend {load} times")
+
+
+test_chaos = chaos_test(System)

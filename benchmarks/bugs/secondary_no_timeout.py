@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import Mapping
 
-from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, request
+from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, chaos_test, request
 
 DESCRIPTION = "fallback without timeout: primary failing while the secondary is slow hangs"
 MINIMAL = [
@@ -37,3 +37,6 @@ class System(BaseSystem):
         spent = time.monotonic() - started
         if spent > 0.8:
             raise Violation(f"answered after {spent:.2f} s, the deadline is 0.6 s")
+
+
+test_chaos = chaos_test(System)

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Mapping
 
-from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, request
+from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, chaos_test, request
 
 DESCRIPTION = "server-side partial read: a request split in transit is run as a shorter one"
 MINIMAL = [
@@ -65,3 +65,6 @@ class System(BaseSystem):
         wrong = {k: v for k, v in data.items() if (k, v) != ("user42", "alice-smith")}
         if wrong:
             raise Violation(f"stored a truncated write: {wrong}")
+
+
+test_chaos = chaos_test(System)

@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import Mapping
 
-from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, request
+from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, chaos_test, request
 
 DESCRIPTION = "A slow while B down: per-call timeouts add up past the caller's deadline"
 MINIMAL = [
@@ -46,3 +46,6 @@ class System(BaseSystem):
         spent = time.monotonic() - started
         if spent > DEADLINE_S:
             raise Violation(f"answered after {spent:.2f} s, the deadline is {DEADLINE_S} s")
+
+
+test_chaos = chaos_test(System)

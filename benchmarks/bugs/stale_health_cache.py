@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, request
+from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, chaos_test, request
 
 DESCRIPTION = "stale health: a dead primary is never marked down, the healthy replica unused"
 MINIMAL = [{"kind": "down", "target": "primary"}]
@@ -36,3 +36,6 @@ class System(BaseSystem):
             except Unavailable:
                 return
             raise Violation("every read failed while the replica was healthy")
+
+
+test_chaos = chaos_test(System)

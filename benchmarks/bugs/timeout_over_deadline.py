@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import Mapping
 
-from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, request
+from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, chaos_test, request
 
 DESCRIPTION = "timeout (2 s) longer than the caller's deadline (0.5 s): answers come too late"
 MINIMAL = [{"kind": "toxic", "target": "api", "type": "latency", "attributes": {"latency": 1000}}]
@@ -26,3 +26,6 @@ class System(BaseSystem):
         spent = time.monotonic() - started
         if spent > deadline_s + 0.2:
             raise Violation(f"returned after {spent:.2f} s, the caller's deadline is 0.5 s")
+
+
+test_chaos = chaos_test(System)

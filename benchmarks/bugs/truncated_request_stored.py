@@ -8,7 +8,7 @@ import socket
 import threading
 from collections.abc import Mapping
 
-from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, request
+from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, chaos_test, request
 
 DESCRIPTION = "truncated request stored: a write cut upstream is saved as a shorter value"
 MINIMAL = [
@@ -71,3 +71,6 @@ class System(BaseSystem):
             bad = [v for v in self.server.stored if v != VALUE]
         if bad:
             raise Violation(f"stored a truncated value: {bad}")
+
+
+test_chaos = chaos_test(System)

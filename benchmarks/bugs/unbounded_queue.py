@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Mapping
 
-from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, request
+from benchmarks.bugs._kit import BaseSystem, LineServer, Unavailable, Violation, chaos_test, request
 
 DESCRIPTION = "unbounded queue: a slow consumer dependency lets the backlog grow without limit"
 MINIMAL = [{"kind": "toxic", "target": "sink", "type": "latency", "attributes": {"latency": 100}}]
@@ -42,3 +42,6 @@ class System(BaseSystem):
         thread.join(1.5)
         if peak > 30:
             raise Violation(f"the backlog grew to {peak} events")
+
+
+test_chaos = chaos_test(System)

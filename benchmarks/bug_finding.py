@@ -3,16 +3,16 @@ small the schedule it reports is. Real sockets, the embedded Toxiproxy server, t
 plugin's own ``Chaos.apply``; every strategy gets the same time budget per bug.
 
     python benchmarks/bug_finding.py [--budget 60] [--shrink-budget 30] [--seed 1]
-                                     [--strategies builtin,schedules,plain,naive]
+                                     [--strategies builtin,schedules,swarm,naive]
                                      [--bugs NAME,...] [--json out.json]
 
 Strategies:
 
 - ``builtin``: the built-in scenarios, 5 iterations each, in catalog order (named
   targets are mapped onto the bug's proxies in order, ``*`` hits every proxy);
-- ``schedules``: ``fault_schedules(targets=<the bug's proxies>)`` (swarm selection on,
-  the shipped default) through ``chaos.apply``, with Hypothesis shrinking;
-- ``plain``: the same with ``swarm=False`` (the ablation);
+- ``schedules``: ``fault_schedules(targets=<the bug's proxies>)`` (the shipped default)
+  through ``chaos.apply``, with Hypothesis shrinking;
+- ``swarm``: the same with ``swarm=True`` (swarm fault selection; the ablation);
 - ``naive``: the usual hand-written Toxiproxy test: each run adds one random toxic (type,
   proxy and stream uniform, attributes uniform over the same ranges as
   ``DEFAULT_BOUNDS``) for the whole test.
@@ -47,7 +47,7 @@ from pytest_rafael.scenarios import TOXIC_TYPES, FaultSpec
 from pytest_rafael.schedules import FaultSchedule
 from pytest_rafael.strategies import DEFAULT_BOUNDS, fault_schedules
 
-STRATEGIES = ("builtin", "schedules", "plain", "naive")
+STRATEGIES = ("builtin", "schedules", "swarm", "naive")
 
 
 @dataclass(frozen=True)
@@ -182,8 +182,8 @@ def run_one(bug: PlantedBug, strategy: str, args: argparse.Namespace, toxiproxy:
         hunt = Hunt(the_rig, args.budget, args.shrink_budget)
         runners: dict[str, Callable[[], None]] = {
             "builtin": lambda: hunt_builtin(hunt, args.seed),
-            "schedules": lambda: hunt_hypothesis(hunt, args.seed, swarm=True),
-            "plain": lambda: hunt_hypothesis(hunt, args.seed, swarm=False),
+            "schedules": lambda: hunt_hypothesis(hunt, args.seed, swarm=False),
+            "swarm": lambda: hunt_hypothesis(hunt, args.seed, swarm=True),
             "naive": lambda: hunt_naive(hunt, args.seed),
         }
         runners[strategy]()

@@ -51,7 +51,7 @@ def test_swarm_failures_shrink_to_the_faults_they_need() -> None:
         ) and any(f.type == "reset_peer" and f.target == "b" for f in schedule)
 
     found = find(
-        fault_schedules(targets=["a", "b", "c"], max_start_s=0, max_duration_s=0),
+        fault_schedules(targets=["a", "b", "c"], max_start_s=0, max_duration_s=0, swarm=True),
         bug,
         settings=settings(max_examples=1000, database=None, deadline=None),
         random=random.Random(3),
@@ -62,4 +62,4 @@ def test_swarm_failures_shrink_to_the_faults_they_need() -> None:
 
 def test_swarm_checks_its_arguments() -> None:
     with pytest.raises(InvalidArgument, match="min_faults"):
-        fault_schedules(targets=["a"], toxics=["latency"], min_faults=4).validate()
+        fault_schedules(targets=["a"], toxics=["latency"], min_faults=4, swarm=True).validate()

@@ -40,6 +40,8 @@ BUG_NAMES = (
     "reply_desync",
     "secondary_no_timeout",
     "per_read_timeout",
+    "budget_between_reads",
+    "cache_and_db_slow",
 )
 
 

@@ -60,8 +60,9 @@ TWO_LAYERS = """
 def test_two_modules_evolve_together_one_candidate_at_a_time(project: pytest.Pytester) -> None:
     write_scenario(project.path / "scen", "blip", BLIP)
     project.makepyfile(TWO_LAYERS)
-    result = project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios=scen",
-                                          "--rafael-seed=3")
+    result = project.runpytest_subprocess(
+        "--rafael-chaos", "--rafael-scenarios=scen", "--rafael-seed=3"
+    )
     assert "INTERNALERROR" not in result.stdout.str()
     results = read_results(project)
     tests = results["tests"]

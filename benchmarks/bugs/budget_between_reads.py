@@ -45,10 +45,10 @@ class System(BaseSystem):
             raise Unavailable(str(exc)) from None
         finally:
             sock.close()
-        fields = buf.decode(errors="replace").split()
-        if not fields or fields[0] != "balance":
-            raise Unavailable("bad reply")
-        return int(fields[-1])
+        text = buf.decode(errors="replace").strip()
+        if not text:
+            raise Unavailable("empty reply")
+        return int(text.rsplit(" ", 1)[-1])  # trusts that the reply is whole
 
     def check(self, addrs: Mapping[str, str]) -> None:
         try:

@@ -228,11 +228,15 @@ class ChaosStateMachine(RuleBasedStateMachine):
 
     @classmethod
     def run(cls, chaos: Any, *, settings: Settings | None = None) -> None:
-        """Run the machine as a test with the test's ``chaos`` fixture. On failure the
-        minimal run (faults with timings, steps in order) is stored under the failures
-        folder before the error propagates."""
+        """Run the machine as a test with the test's ``chaos`` fixture (``settings``
+        default: the active profile without a deadline). On failure the minimal run
+        (faults with timings, steps in order) is stored under the failures folder before
+        the error propagates."""
         from pytest_rafael.schedules import _current_nodeid, record_failure
 
+        if settings is None:
+            # Real faults make steps slow on purpose: no per-example deadline.
+            settings = Settings(deadline=None)
         previous = cls._chaos
         cls._chaos, cls._last = chaos, None
         try:

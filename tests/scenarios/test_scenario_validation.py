@@ -310,24 +310,24 @@ def test_a_plugin_fault_kind_loads_with_free_form_attributes() -> None:
     text = HEAD + textwrap.indent(
         textwrap.dedent(
             """\
-            - kind: dns_failure
+            - kind: cache_poison
               target: api
-              type: nxdomain
+              type: stale
               attributes: {names: [a.example, b.example], ttl: 5, nested: {enabled: true}}
               start: 1s
-            - kind: clock_skew
+            - kind: leap_second
             """
         ),
         "  ",
     )
     dns, clock = loads(text).faults
-    assert (dns.kind, dns.target, dns.type, dns.start_s) == ("dns_failure", "api", "nxdomain", 1.0)
+    assert (dns.kind, dns.target, dns.type, dns.start_s) == ("cache_poison", "api", "stale", 1.0)
     assert dns.attributes == {
         "names": ["a.example", "b.example"],
         "ttl": 5,
         "nested": {"enabled": True},
     }
-    assert (clock.kind, clock.target, clock.type, clock.attributes) == ("clock_skew", "*", None, {})
+    assert (clock.kind, clock.target, clock.type, clock.attributes) == ("leap_second", "*", None, {})
 
 
 def test_yaml_merge_keys_reuse_a_fault(tmp_path: Path) -> None:

@@ -479,6 +479,7 @@ def fault_schedules(
     toxicity: float | Bound = 1.0,
     scenario: Scenario | str | None = None,
     scenario_dirs: Sequence[Path] = (),
+    extra: Sequence[FaultSpec] = (),
 ) -> st.SearchStrategy[FaultSchedule]:
     """Ordered fault schedules: between ``min_faults`` and ``max_faults`` faults drawn
     with :func:`faults` (same arguments), in the order they are applied. ``max_start_s``
@@ -492,6 +493,12 @@ def fault_schedules(
     value (``bounds`` overrides), its start from 0 to twice the scenario's, and its
     duration none or up to twice the scenario's. ``targets`` may then be a mapping that
     renames proxies (like the marker's ``targets={"db": "postgres"}``).
+
+    ``extra`` adds faults of any other kind (``flood``, ``raise``, ``delay``,
+    ``disk_full``, ``dns_failure``, ``clock_skew``, a plugin's kind), for example
+    ``fault_from_dict({"kind": "raise", "target": "app.db:query", "error": "TimeoutError"})``:
+    each is drawn in or out like the others, with its own attributes and a drawn start
+    and duration.
 
     The first example Hypothesis tries is usually the empty schedule: the code must work
     without any fault before chaos can say anything about it.
@@ -510,17 +517,29 @@ def fault_schedules(
             max_start_s,
             max_duration_s,
         )
-    options = _fault_options(
-        targets if targets is not None else ("*",),
-        toxics,
-        stress,
-        down,
-        streams,
-        0.5 if max_start_s is None else max_start_s,
-        2.0 if max_duration_s is None else max_duration_s,
-        bounds,
-        toxicity,
-    )
+    start_limit = 0.5 if max_start_s is None else max_start_s
+    duration_limit = 2.0 if max_duration_s is None else max_duration_s
+    options = []
+    if toxics or stress or down or not extra:
+        options = _fault_options(
+            targets if targets is not None else ("*",),
+            toxics,
+            stress,
+            down,
+            streams,
+            start_limit,
+            duration_limit,
+            bounds,
+            toxicity,
+        )
+    for fault in extra:
+        if not isinstance(fault, FaultSpec):
+            raise _fail(f"extra: expected FaultSpec values (see fault_from_dict), got {fault!r}")
+        options.append(
+            _timing(start_limit, duration_limit).map(
+                lambda t, f=fault: replace(f, start_s=t[0], duration_s=t[1], every_s=None)
+            )
+        )
     return _schedule_of(options, min_faults, max_faults)
 
 
@@ -598,7 +617,7 @@ def _around_scenario(
         scenario = replace(
             scenario,
             faults=tuple(
-                f.retarget(mapping) if f.kind in ("toxic", "down") else f for f in scenario.faults
+                f.retarget(mapping) if f.aims_at_proxies else f for f in scenario.faults
             ),
         )
     for type_ in bounds or {}:
@@ -642,6 +661,10 @@ def _vary(
             ),
             start,
             duration,
+        )
+    if fault.kind not in ("toxic", "stress"):  # flood, in-process: the timing varies
+        return st.builds(
+            lambda s, d: replace(fault, start_s=s, duration_s=d, every_s=None), start, duration
         )
     type_ = str(fault.type)
     schema = _schema(fault.kind, type_)

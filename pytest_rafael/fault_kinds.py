@@ -43,7 +43,9 @@ class _Field:
     required: bool = False
 
 
-def _number(low: float, high: float, unit: str, *, integer: bool = False, above: bool = False):
+def _number(
+    low: float, high: float, unit: str, *, integer: bool = False, above: bool = False
+) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
         ok = isinstance(value, int) or (not integer and isinstance(value, float))
         if (
@@ -123,7 +125,9 @@ def _hosts(value: Any) -> list[str]:
         raise _Bad(f"expected a host name or a list of them ('*' for all), got {value!r}")
     for name in names:
         if not isinstance(name, str) or not _HOST.fullmatch(name):
-            raise _Bad(f"expected host names like 'api.example.com' or '*.example.com', got {name!r}")
+            raise _Bad(
+                f"expected host names like 'api.example.com' or '*.example.com', got {name!r}"
+            )
     return list(names)
 
 
@@ -143,8 +147,10 @@ _FIELDS: dict[str, dict[str, _Field]] = {
         "timeout": _Field(_seconds(60.0)),
     },
     "raise": {
-        "error": _Field(_text(_NAME, "an exception class like 'ConnectionError' or "
-                                     "'package.module:Error'"), required=True),
+        "error": _Field(
+            _text(_NAME, "an exception class like 'ConnectionError' or 'package.module:Error'"),
+            required=True,
+        ),
         "message": _Field(_text(None, "text")),
     },
     "delay": {"seconds": _Field(_seconds(3600.0), required=True)},
@@ -173,8 +179,14 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 NEW_KINDS = tuple(_FIELDS)
 _OWN_KEYS = {"flood": ("target",), "raise": ("target", "toxicity"), "delay": ("target", "toxicity")}
 FAULT_KEYS: dict[str, tuple[str, ...]] = {
-    kind: ("kind", *_OWN_KEYS.get(kind, ()), *fields, *_ALIASES.get(kind, {}), "attributes",
-           *_TIMING)
+    kind: (
+        "kind",
+        *_OWN_KEYS.get(kind, ()),
+        *fields,
+        *_ALIASES.get(kind, {}),
+        "attributes",
+        *_TIMING,
+    )
     for kind, fields in _FIELDS.items()
 }
 
@@ -194,18 +206,24 @@ def parse(
         if key in pairs:
             name = aliases.get(key, key)
             if name in given:
-                doc.problems.append(doc.fail(pairs[key][1], f"{field}.{key}",
-                                             f"'{name}' is given twice"))
+                doc.problems.append(
+                    doc.fail(pairs[key][1], f"{field}.{key}", f"'{name}' is given twice")
+                )
             given[name] = (pairs[key][1], f"{field}.{key}")
     if "attributes" in pairs:
         allowed = (*fields, *(a for a in aliases if a != "target"))
-        nested = doc.mapping(pairs["attributes"][1], f"{field}.attributes", allowed,
-                             f"attributes of a '{kind}' fault")
+        nested = doc.mapping(
+            pairs["attributes"][1],
+            f"{field}.attributes",
+            allowed,
+            f"attributes of a '{kind}' fault",
+        )
         for key, (_, node) in nested.items():
             name = aliases.get(key, key)
             if name in given:
-                doc.problems.append(doc.fail(node, f"{field}.attributes.{key}",
-                                             f"'{name}' is given twice"))
+                doc.problems.append(
+                    doc.fail(node, f"{field}.attributes.{key}", f"'{name}' is given twice")
+                )
             given[name] = (node, f"{field}.attributes.{key}")
     attributes = dict(_DEFAULTS.get(kind, {}))
     for name, (node, shown) in given.items():
@@ -225,7 +243,9 @@ def _value(doc: Any, node: Any, shown: str) -> Any:
     return doc.scalar(node, shown)
 
 
-def _target(doc: Any, kind: str, fault: Any, pairs: Mapping[str, tuple[Any, Any]], field: str) -> str:
+def _target(
+    doc: Any, kind: str, fault: Any, pairs: Mapping[str, tuple[Any, Any]], field: str
+) -> str:
     node = pairs["target"][1] if "target" in pairs else None
     if kind not in ("flood", "raise", "delay"):
         return "*"  # disk_full and dns_failure read `target` as an alias above
@@ -244,7 +264,9 @@ def _target(doc: Any, kind: str, fault: Any, pairs: Mapping[str, tuple[Any, Any]
 
 def _flood_target(doc: Any, node: Any, value: Any, shown: str) -> str:
     if not isinstance(value, str) or not value:
-        raise doc.fail(node, shown, f"expected a chaos_proxy name, '*' or a loopback URL, got {value!r}")
+        raise doc.fail(
+            node, shown, f"expected a chaos_proxy name, '*' or a loopback URL, got {value!r}"
+        )
     if is_address(value):
         from pytest_rafael.faults.flood import FloodError, parse_address
 

@@ -535,12 +535,12 @@ def fault_schedules(
     for fault in extra:
         if not isinstance(fault, FaultSpec):
             raise _fail(f"extra: expected FaultSpec values (see fault_from_dict), got {fault!r}")
-        options.append(
-            _timing(start_limit, duration_limit).map(
-                lambda t, f=fault: replace(f, start_s=t[0], duration_s=t[1], every_s=None)
-            )
-        )
+        options.append(st.builds(_timed, st.just(fault), _timing(start_limit, duration_limit)))
     return _schedule_of(options, min_faults, max_faults)
+
+
+def _timed(fault: FaultSpec, timing: tuple[float, float | None]) -> FaultSpec:
+    return replace(fault, start_s=timing[0], duration_s=timing[1], every_s=None)
 
 
 def _schedule_of(

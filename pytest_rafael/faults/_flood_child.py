@@ -23,6 +23,7 @@ higher latencies instead of being hidden by a client that waits politely.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -147,10 +148,8 @@ class Flood:
         sys.stdout.flush()
         while not self.stopping.is_set():
             orphan_check(ppid)
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), _WATCH_INTERVAL_S)
-            except asyncio.TimeoutError:
-                pass
         elapsed = loop.time() - self.t0
         for worker in workers:
             worker.cancel()  # in-flight requests are neither completed nor errors
@@ -174,21 +173,25 @@ class Flood:
                 conn.transport.abort()
 
     async def one(self, loop: asyncio.AbstractEventLoop, conn: _Conn | None) -> _Conn | None:
+        """One request; the connection to reuse for the next one, or None."""
         started = time.perf_counter()
         stats = self.stats
         timer = None
         try:
             if conn is None or conn.closed:
-                _, conn = await asyncio.wait_for(
+                conn = None
+                _, live = await asyncio.wait_for(
                     loop.create_connection(lambda: _Conn(self.http), self.host, self.port),
                     self.timeout_s,
                 )
+                conn = live
                 stats.connections += 1
+            else:
+                live = conn
             waiter: asyncio.Future[int] = loop.create_future()
-            conn.waiter = waiter
+            live.waiter = waiter
             timer = loop.call_later(self.timeout_s, _expire, waiter)
-            assert conn.transport is not None
-            conn.transport.write(self.payload)
+            _transport(live).write(self.payload)
             status = await waiter
         except (OSError, asyncio.TimeoutError, TimeoutError) as exc:
             stats.error(_error_name(exc))
@@ -204,11 +207,15 @@ class Flood:
         if self.http:
             key = str(status)
             stats.statuses[key] = stats.statuses.get(key, 0) + 1
-        if self.new_connection or not conn.keep:
-            assert conn.transport is not None
-            conn.transport.close()
+        if self.new_connection or not live.keep:
+            _transport(live).close()
             return None
-        return conn
+        return live
+
+
+def _transport(conn: _Conn) -> asyncio.Transport:
+    assert conn.transport is not None  # set by connection_made before any request
+    return conn.transport
 
 
 def _expire(waiter: asyncio.Future[int]) -> None:

@@ -94,10 +94,12 @@ class DiskFull:
     ) -> Any:
         writing = isinstance(mode, str) and any(c in mode for c in "wax+")
         if not writing or not self.covers(file):
-            return self.originals[0](file, mode, buffering, encoding, errors, newline, closefd,
-                                     opener)
-        raw = self._file_class(file, "".join(c for c in mode if c in "rwax+"), closefd,
-                               opener=opener)
+            return self.originals[0](
+                file, mode, buffering, encoding, errors, newline, closefd, opener
+            )
+        raw = self._file_class(
+            file, "".join(c for c in mode if c in "rwax+"), closefd, opener=opener
+        )
         self.budget.files.add(str(raw.name))
         return _layers(raw, mode, buffering, encoding, errors, newline)
 
@@ -152,11 +154,8 @@ def _layers(
             return raw
         raw.close()
         raise ValueError("can't have unbuffered text I/O")
-    buffer: io.BufferedIOBase
-    if "+" in mode:
-        buffer = io.BufferedRandom(raw, buffering)  # type: ignore[arg-type]
-    else:
-        buffer = io.BufferedWriter(raw, buffering)  # type: ignore[arg-type]
+    buffered = io.BufferedRandom if "+" in mode else io.BufferedWriter
+    buffer = buffered(raw, buffering)
     if binary:
         return buffer
     text = io.TextIOWrapper(buffer, encoding, errors, newline, line_buffering)

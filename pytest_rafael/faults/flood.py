@@ -100,7 +100,9 @@ def parse_address(target: str) -> FloodAddress:
     return FloodAddress("127.0.0.1" if host == "localhost" else host, port, path)
 
 
-def request_bytes(payload: str | None, address: FloodAddress, keep_alive: bool) -> tuple[bytes, bool]:
+def request_bytes(
+    payload: str | None, address: FloodAddress, keep_alive: bool
+) -> tuple[bytes, bool]:
     """The bytes of one request and whether replies are parsed as HTTP.
 
     No payload: ``GET <path>``. A payload whose first line is an HTTP request line gets
@@ -137,7 +139,7 @@ def _encode(text: str) -> bytes:
 class FloodRun:
     """A running flood; :meth:`stop` ends it and returns what it achieved."""
 
-    def __init__(self, child: stress._Child, target: str, spec: Mapping[str, Any]) -> None:
+    def __init__(self, child: _FloodChild, target: str, spec: Mapping[str, Any]) -> None:
         self._child = child
         self.target = target
         self.spec = dict(spec)
@@ -224,8 +226,11 @@ def start_flood(
         "max_s": max_s,
         "ppid": os.getpid(),
     }
-    script = [str(_CHILD_SCRIPT)] if _CHILD_SCRIPT.is_file() else [
-        "-m", "pytest_rafael.faults._flood_child"]
+    script = (
+        [str(_CHILD_SCRIPT)]
+        if _CHILD_SCRIPT.is_file()
+        else ["-m", "pytest_rafael.faults._flood_child"]
+    )
     try:
         popen = stress._spawn([sys.executable, "-S", *script, json.dumps(spec)])
     except OSError as exc:

@@ -211,7 +211,7 @@ class _Wrapped:
         self.counter = _Counter()
         self.random = random.Random()
         function = raw.__func__ if isinstance(raw, (staticmethod, classmethod)) else raw
-        wrapper = self._wrap(function)
+        wrapper: Any = self._wrap(function)
         if isinstance(raw, (staticmethod, classmethod)):
             wrapper = type(raw)(wrapper)
         self.rebinding = Rebinding()
@@ -255,8 +255,11 @@ class _DnsFailure:
     def __init__(self, hosts: Iterable[str], error: str) -> None:
         self.hosts = tuple(h.lower().rstrip(".") for h in hosts)
         code = socket.EAI_NONAME if error == "nxdomain" else socket.EAI_AGAIN
-        text = "Name or service not known" if error == "nxdomain" else (
-            "Temporary failure in name resolution")
+        text = (
+            "Name or service not known"
+            if error == "nxdomain"
+            else ("Temporary failure in name resolution")
+        )
         self.error = (code, text)
         self.counter = _Counter()
         self.failed: list[str] = []
@@ -341,7 +344,7 @@ class _ClockSkew:
         return {"offset_s": self.offset_s}
 
 
-def _skewed_classes(offset_s: float, real_datetime: type, real_date: type) -> tuple[type, type]:
+def _skewed_classes(offset_s: float, real_datetime: Any, real_date: Any) -> tuple[type, type]:
     delta = _dt.timedelta(seconds=offset_s)
 
     class _Meta(type):
@@ -353,7 +356,7 @@ def _skewed_classes(offset_s: float, real_datetime: type, real_date: type) -> tu
         def __subclasscheck__(cls, sub: type) -> bool:
             return issubclass(sub, cls.__mro__[1])
 
-    class SkewedDatetime(real_datetime, metaclass=_Meta):  # type: ignore[misc,valid-type]
+    class SkewedDatetime(real_datetime, metaclass=_Meta):  # type: ignore[misc]
         @classmethod
         def now(cls, tz: _dt.tzinfo | None = None) -> Any:
             return real_datetime.now(tz) + delta
@@ -366,13 +369,17 @@ def _skewed_classes(offset_s: float, real_datetime: type, real_date: type) -> tu
         def today(cls) -> Any:
             return real_datetime.today() + delta
 
-    class SkewedDate(real_date, metaclass=_Meta):  # type: ignore[misc,valid-type]
+    class SkewedDate(real_date, metaclass=_Meta):  # type: ignore[misc]
         @classmethod
         def today(cls) -> Any:
             return (real_datetime.now() + delta).date()
 
     for cls, real in ((SkewedDatetime, real_datetime), (SkewedDate, real_date)):
-        cls.__name__, cls.__qualname__, cls.__module__ = real.__name__, real.__qualname__, "datetime"
+        cls.__name__, cls.__qualname__, cls.__module__ = (
+            real.__name__,
+            real.__qualname__,
+            "datetime",
+        )
     return SkewedDatetime, SkewedDate
 
 
@@ -390,6 +397,7 @@ def apply(kind: str, target: str, attributes: Mapping[str, Any], toxicity: float
     if kind == "disk_full":
         from pytest_rafael.faults import disk_quota  # it builds on Rebinding
 
-        return disk_quota.DiskFull(str(attributes.get("path", "*")), int(attributes.get("bytes", 0)))
+        return disk_quota.DiskFull(
+            str(attributes.get("path", "*")), int(attributes.get("bytes", 0))
+        )
     raise InProcessError(f"unknown in-process fault kind {kind!r}")
-

@@ -23,10 +23,12 @@ from pytest_rafael.faults import inprocess
 @pytest.fixture
 def client_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     """A real module with a function, and a second module that imported it by name."""
-    (tmp_path / "rafael_dep.py").write_text("def fetch(x):\n    return x * 2\n\n"
-                                            "async def afetch(x):\n    return x * 3\n")
-    (tmp_path / "rafael_caller.py").write_text("from rafael_dep import fetch\n\n"
-                                               "def use():\n    return fetch(21)\n")
+    (tmp_path / "rafael_dep.py").write_text(
+        "def fetch(x):\n    return x * 2\n\nasync def afetch(x):\n    return x * 3\n"
+    )
+    (tmp_path / "rafael_caller.py").write_text(
+        "from rafael_dep import fetch\n\ndef use():\n    return fetch(21)\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     import rafael_caller  # type: ignore[import-not-found]
 
@@ -41,8 +43,9 @@ def test_raise_reaches_code_that_imported_the_function_and_is_reverted(
     import rafael_dep  # type: ignore[import-not-found]
 
     original = rafael_dep.fetch
-    fault = inprocess.apply("raise", "rafael_dep:fetch", {"error": "ConnectionError",
-                                                          "message": "down"})
+    fault = inprocess.apply(
+        "raise", "rafael_dep:fetch", {"error": "ConnectionError", "message": "down"}
+    )
     seen: list[BaseException] = []
 
     def in_a_thread() -> None:
@@ -98,9 +101,8 @@ def test_disk_full_fails_real_writes_under_the_path_only(tmp_path: Path) -> None
     real_open, real_write = builtins.open, os.write
     fault = inprocess.apply("disk_full", "*", {"path": str(full), "bytes": 10})
     try:
-        with pytest.raises(OSError) as info:
-            with open(full / "data.txt", "w") as handle:
-                handle.write("0123456789 and more")
+        with pytest.raises(OSError) as info, open(full / "data.txt", "w") as handle:
+            handle.write("0123456789 and more")
         assert info.value.errno == errno.ENOSPC
         fd = os.open(full / "raw.bin", os.O_WRONLY | os.O_CREAT)
         with pytest.raises(OSError):
@@ -110,15 +112,18 @@ def test_disk_full_fails_real_writes_under_the_path_only(tmp_path: Path) -> None
     finally:
         observed = fault.revert()
     assert (full / "data.txt").read_text() == "0123456789"  # what fitted was written
-    assert observed["written_bytes"] == 10 and observed["failed_writes"] >= 2
-    assert builtins.open is real_open and os.write is real_write
+    assert observed["written_bytes"] == 10
+    assert observed["failed_writes"] >= 2
+    assert builtins.open is real_open
+    assert os.write is real_write
     (full / "after.txt").write_text("x" * 100)
 
 
 def test_dns_failure_fails_real_getaddrinfo_for_named_hosts() -> None:
     real = socket.getaddrinfo
-    fault = inprocess.apply("dns_failure", "*", {"hosts": ["db.rafael.test", "*.svc"],
-                                                 "error": "nxdomain"})
+    fault = inprocess.apply(
+        "dns_failure", "*", {"hosts": ["db.rafael.test", "*.svc"], "error": "nxdomain"}
+    )
     try:
         with pytest.raises(socket.gaierror) as info:
             socket.getaddrinfo("db.rafael.test", 5432)
@@ -128,7 +133,8 @@ def test_dns_failure_fails_real_getaddrinfo_for_named_hosts() -> None:
         assert socket.getaddrinfo("127.0.0.1", 80)  # numbers need no DNS
     finally:
         observed = fault.revert()
-    assert observed["failed"] == 2 and observed["failed_hosts"] == ["cache.svc", "db.rafael.test"]
+    assert observed["failed"] == 2
+    assert observed["failed_hosts"] == ["cache.svc", "db.rafael.test"]
     assert socket.getaddrinfo is real
 
 
@@ -145,6 +151,7 @@ def test_clock_skew_moves_the_wall_clock_but_not_monotonic() -> None:
     finally:
         observed = fault.revert()
     assert observed == {"offset_s": -86400.0}
-    assert time.time is real_time and datetime.datetime is real_datetime
+    assert time.time is real_time
+    assert datetime.datetime is real_datetime
     assert imported_datetime is real_datetime
     assert abs(time.time() - before) < 86000

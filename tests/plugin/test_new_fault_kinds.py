@@ -29,7 +29,10 @@ def pytest_unconfigure(config):
 
 def _scenarios(project: pytest.Pytester) -> None:
     folder = project.path / "scen"
-    write_scenario(folder, "flood_api", """
+    write_scenario(
+        folder,
+        "flood_api",
+        """
 name: flood_api
 description: a steady flood of requests through the api proxy
 severity: high
@@ -39,8 +42,12 @@ faults:
     rate: 100
     concurrency: 4
     payload: "GET /hello HTTP/1.1"
-""")
-    write_scenario(folder, "broken_dependency", """
+""",
+    )
+    write_scenario(
+        folder,
+        "broken_dependency",
+        """
 name: broken_dependency
 description: the dependency raises on every call
 severity: high
@@ -49,8 +56,12 @@ faults:
     target: dependency:fetch
     error: ConnectionError
     message: injected outage
-""")
-    write_scenario(folder, "local_faults", """
+""",
+    )
+    write_scenario(
+        folder,
+        "local_faults",
+        """
 name: local_faults
 description: disk full, DNS down and the clock a day ahead, all at once
 severity: high
@@ -62,14 +73,16 @@ faults:
     hosts: [db.rafael.test]
   - kind: clock_skew
     offset: 1d
-""")
+""",
+    )
 
 
 def test_new_kinds_are_observed_measured_and_reverted(project: pytest.Pytester) -> None:
     _scenarios(project)
     project.makepyfile(dependency=DEPENDENCY)
     project.makeconftest(project.path.joinpath("conftest.py").read_text() + RESTORED_CHECK)
-    project.makepyfile(test_kinds="""
+    project.makepyfile(
+        test_kinds="""
         import socket, threading, time
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -124,22 +137,26 @@ def test_new_kinds_are_observed_measured_and_reverted(project: pytest.Pytester) 
             import datetime, os
             assert 86000 < time.time() - os.stat("stamp").st_mtime < 87000
             assert 86000 < datetime.datetime.now().timestamp() - os.stat("stamp").st_mtime
-    """)
+    """
+    )
     (project.path / "out").mkdir()  # `path: out` is relative to where pytest runs
     result = project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios", "scen")
     result.assert_outcomes(passed=6, failed=1)
     result.stdout.fnmatch_lines(["*ConnectionError: injected outage*"])
     tests = {t["scenario"]: t["iterations"][0] for t in read_results(project)["tests"]}
     flood = tests["flood_api"]["faults"][0]
-    assert flood["kind"] == "flood" and flood["target"] == "api"
+    assert flood["kind"] == "flood"
+    assert flood["target"] == "api"
     observed = flood["observed"]
-    assert observed["completed"] >= 10 and observed["statuses"]["200"] == observed["completed"]
+    assert observed["completed"] >= 10
+    assert observed["statuses"]["200"] == observed["completed"]
     assert {"p50", "p90", "p99", "max"} <= set(observed["latency_ms"])
     assert 0 < observed["achieved_rps"] <= 100
     assert tests["broken_dependency"]["outcome"] == "failed"
     assert tests["broken_dependency"]["faults"][0]["observed"] == {"calls": 1, "raised": 1}
     local = {f["kind"]: f["observed"] for f in tests["local_faults"]["faults"]}
-    assert local["disk_full"]["failed_writes"] >= 1 and local["disk_full"]["written_bytes"] == 4
+    assert local["disk_full"]["failed_writes"] >= 1
+    assert local["disk_full"]["written_bytes"] == 4
     assert local["dns_failure"]["failed_hosts"] == ["db.rafael.test"]
     assert local["clock_skew"] == {"offset_s": 86400.0}
     assert (project.path / "restored.txt").read_text() == "True"
@@ -149,7 +166,8 @@ def test_an_interrupted_iteration_is_reverted_too(project: pytest.Pytester) -> N
     _scenarios(project)
     project.makepyfile(dependency=DEPENDENCY)
     project.makeconftest(project.path.joinpath("conftest.py").read_text() + RESTORED_CHECK)
-    project.makepyfile(test_interrupt="""
+    project.makepyfile(
+        test_interrupt="""
         import pytest
         from dependency import fetch
 
@@ -157,7 +175,8 @@ def test_an_interrupted_iteration_is_reverted_too(project: pytest.Pytester) -> N
         def test_interrupted(chaos):
             if chaos.active:
                 raise KeyboardInterrupt
-    """)
+    """
+    )
     result = project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios", "scen")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     assert (project.path / "restored.txt").read_text() == "True"
@@ -166,11 +185,15 @@ def test_an_interrupted_iteration_is_reverted_too(project: pytest.Pytester) -> N
 @pytest.mark.parametrize(
     ("fault", "problem"),
     [
-        ("  - kind: raise\n    target: dependency:nope\n    error: ConnectionError\n",
-         "scen/bad.yaml:5: 'raise' fault: target 'dependency:nope': 'dependency' has no "
-         "function 'nope'"),
-        ("  - kind: raise\n    target: dependency:fetch\n    error: NoSuchError\n",
-         "scen/bad.yaml:5: 'raise' fault: error 'NoSuchError' is not an exception class"),
+        (
+            "  - kind: raise\n    target: dependency:nope\n    error: ConnectionError\n",
+            "scen/bad.yaml:5: 'raise' fault: target 'dependency:nope': 'dependency' has no "
+            "function 'nope'",
+        ),
+        (
+            "  - kind: raise\n    target: dependency:fetch\n    error: NoSuchError\n",
+            "scen/bad.yaml:5: 'raise' fault: error 'NoSuchError' is not an exception class",
+        ),
     ],
     ids=["unknown-function", "unknown-error"],
 )
@@ -178,15 +201,20 @@ def test_bad_faults_are_one_line_collection_errors(
     project: pytest.Pytester, fault: str, problem: str
 ) -> None:
     project.makepyfile(dependency=DEPENDENCY)
-    write_scenario(project.path / "scen", "bad",
-                   "name: bad\ndescription: a bad fault\nseverity: low\nfaults:\n" + fault)
-    project.makepyfile(test_bad="""
+    write_scenario(
+        project.path / "scen",
+        "bad",
+        "name: bad\ndescription: a bad fault\nseverity: low\nfaults:\n" + fault,
+    )
+    project.makepyfile(
+        test_bad="""
         import pytest
 
         @pytest.mark.chaos("bad")
         def test_it():
             pass
-    """)
+    """
+    )
     result = project.runpytest_subprocess("--rafael-scenarios", "scen")
     assert result.ret != 0
     lines = [line for line in result.outlines + result.errlines if problem in line]

@@ -63,11 +63,12 @@ def _number(
     return check
 
 
-def _seconds(high: float) -> Callable[[Any], float]:
+def _seconds(high: float, *, positive: bool = False) -> Callable[[Any], float]:
     def check(value: Any) -> float:
         seconds = _signed_seconds(value)
-        if not 0 <= seconds <= high:
-            raise _Bad(f"expected seconds from 0 to {high:g} (or '250ms', '2s'), got {value!r}")
+        if not (seconds > 0 if positive else seconds >= 0) or seconds > high:
+            bound = "above 0" if positive else "from 0"
+            raise _Bad(f"expected seconds {bound} to {high:g} (or '250ms', '2s'), got {value!r}")
         return seconds
 
     return check
@@ -144,7 +145,7 @@ _FIELDS: dict[str, dict[str, _Field]] = {
         "concurrency": _Field(_number(1, _CONCURRENCY_MAX, "connections", integer=True)),
         "payload": _Field(_text(None, f"text of at most {_PAYLOAD_MAX} bytes", _PAYLOAD_MAX)),
         "connection": _Field(_choice("keep-alive", "new")),
-        "timeout": _Field(_seconds(60.0)),
+        "timeout": _Field(_seconds(60.0, positive=True)),
     },
     "raise": {
         "error": _Field(
@@ -167,9 +168,16 @@ _FIELDS: dict[str, dict[str, _Field]] = {
 _ALIASES: dict[str, dict[str, str]] = {
     "raise": {"exception": "error"},
     "delay": {"delay": "seconds"},
-    "disk_full": {"target": "path", "after_bytes": "bytes", "limit": "bytes"},
-    "dns_failure": {"target": "hosts", "host": "hosts", "names": "hosts"},
-    "clock_skew": {"seconds": "offset"},
+    "disk_full": {
+        "target": "path",
+        "after_bytes": "bytes",
+        "limit": "bytes",
+        "after": "bytes",
+        "max_bytes": "bytes",
+        "limit_bytes": "bytes",
+    },
+    "dns_failure": {"target": "hosts", "host": "hosts", "names": "hosts", "domains": "hosts"},
+    "clock_skew": {"seconds": "offset", "offset_s": "offset", "skew": "offset"},
 }
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "flood": {"concurrency": 16, "connection": "keep-alive", "timeout": 2.0},

@@ -52,6 +52,9 @@ class InProcessError(ValueError):
 # --------------------------------------------------------------------------- rebinding
 
 
+_INHERITED = object()
+
+
 @dataclass(frozen=True)
 class _Binding:
     namespace: Any  # a module or a class
@@ -80,14 +83,18 @@ class Rebinding:
                 self._set(module, key, new)
 
     def _set(self, namespace: Any, name: str, new: Any) -> None:
-        self._done.append(_Binding(namespace, name, vars(namespace)[name]))
+        # An inherited method is set on the subclass and deleted again on restore.
+        self._done.append(_Binding(namespace, name, vars(namespace).get(name, _INHERITED)))
         setattr(namespace, name, new)
 
     def restore(self) -> None:
         with self._lock:
             while self._done:
                 binding = self._done.pop()
-                setattr(binding.namespace, binding.name, binding.old)
+                if binding.old is _INHERITED:
+                    delattr(binding.namespace, binding.name)
+                else:
+                    setattr(binding.namespace, binding.name, binding.old)
             # A module imported during the fault (`from json import dumps`) took the
             # replacement: it gets the original back too.
             while self._strays:
@@ -131,6 +138,8 @@ def resolve_function(target: str) -> tuple[Any, str, Any]:
             raise InProcessError(f"target {target!r}: {owner.__name__!r} has no attribute {part!r}")
         owner = getattr(owner, part)
     raw = vars(owner).get(name) if hasattr(owner, "__dict__") else None
+    if raw is None and isinstance(owner, type):  # a method a base class defines
+        raw = inspect.getattr_static(owner, name, None)
     if raw is None:
         where = getattr(owner, "__name__", repr(owner))
         raise InProcessError(f"target {target!r}: {where!r} has no function {name!r}")

@@ -85,6 +85,26 @@ def test_delay_wraps_a_coroutine_function(client_module: object) -> None:
     assert observed == {"calls": 1, "delayed": 1}
 
 
+def test_an_inherited_method_is_patched_on_the_subclass_and_removed_after(
+    client_module: object,
+) -> None:
+    import rafael_dep
+
+    exec(
+        "class Base:\n    def get(self):\n        return 1\nclass Client(Base):\n    pass\n",
+        vars(rafael_dep),
+    )
+    fault = inprocess.apply("raise", "rafael_dep:Client.get", {"error": "TimeoutError"})
+    try:
+        with pytest.raises(TimeoutError):
+            rafael_dep.Client().get()
+        assert rafael_dep.Base().get() == 1  # the base class is left alone
+    finally:
+        fault.revert()
+    assert "get" not in vars(rafael_dep.Client)
+    assert rafael_dep.Client().get() == 1
+
+
 def test_unknown_function_and_error_are_one_line_errors(client_module: object) -> None:
     with pytest.raises(inprocess.InProcessError, match="has no function 'nope'"):
         inprocess.resolve_function("rafael_dep:nope")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+import pytest
 from hypothesis import find, settings
 
 from pytest_rafael.scenarios import FaultSpec
@@ -19,6 +20,10 @@ from pytest_rafael.schedules import FaultSchedule
 from pytest_rafael.strategies import fault_schedules
 
 Bug = Callable[[FaultSchedule], bool]
+
+# Pure CPU work (no I/O): a loaded 2-core CI machine stretches a shrink several-fold, so
+# the session's per-test timeout is raised here, not for any test that waits on a fault.
+pytestmark = pytest.mark.timeout(900)
 
 
 def has(schedule: FaultSchedule, type_: str, test: Callable[[FaultSpec], bool] = bool) -> bool:

@@ -299,7 +299,8 @@ class RafaelSession:
         try:
             catalog = self.catalog()
             spec = marker.parse(mark, where, catalog)
-        except ValueError as exc:  # ScenarioError and MarkerError: one line
+            _check_in_process(catalog, spec)
+        except ValueError as exc:  # ScenarioError, MarkerError, InProcessError: one line
             raise pytest.Collector.CollectError(str(exc)) from None
         if not self.settings.chaos:
             return
@@ -685,6 +686,17 @@ class ChaosRunner:
             for m in observed
         ]
         return scores[0].score, dict(scores[0].terms)
+
+
+def _check_in_process(catalog: dict[str, Scenario], spec: marker.ChaosSpec) -> None:
+    """In-process faults name functions of the code under test: an unknown one is a
+    collection error at the scenario's file and line, not a surprise mid-run."""
+    faults = [f.retarget(spec.targets) for name in spec.scenarios for f in catalog[name].faults
+              if f.kind in ("raise", "delay")]
+    if faults:
+        from pytest_rafael.faults.inprocess import check
+
+        check(faults)
 
 
 def _nothing_applied(state: Any) -> str | None:

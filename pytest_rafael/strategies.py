@@ -552,9 +552,8 @@ def fault_schedules(
     if swarm:
         from pytest_rafael.swarm import swarm_schedule_of
 
-        per_target = [options_for((target,)) for target in target_list]
-        if timed_extra:
-            per_target.append(timed_extra)
+        # Extra kinds aim at no proxy: like stressors, the same option on every target.
+        per_target = [[*options_for((target,)), *timed_extra] for target in target_list]
         return swarm_schedule_of(per_target, min_faults, max_faults)
     return _schedule_of([*options_for(target_list), *timed_extra], min_faults, max_faults)
 

@@ -125,6 +125,22 @@ class Chaos:
         return apply_schedule(schedule, self._proxies, control, self._stress_limits,
                               failures_dir=self._failures_dir)
 
+    def sometimes(self, condition: object, label: str) -> bool:
+        """Record whether ``condition`` held at least once in this run (Antithesis-style
+        coverage: "the fallback served a stale price" should happen under some
+        scenario). The report lists labels that never held. Returns ``bool(condition)``."""
+        from pytest_rafael.paths import record_sometimes
+
+        return record_sometimes(self._metrics, label, condition)
+
+    def always(self, condition: object, label: str) -> bool:
+        """Record whether ``condition`` held every time it was checked in this run; the
+        report flags a label that failed once. Returns ``bool(condition)`` (assert on
+        it to also fail the test)."""
+        from pytest_rafael.paths import record_always
+
+        return record_always(self._metrics, label, condition)
+
     def record(self, **metrics: Any) -> None:
         """Record numbers (or short strings) for this iteration: they land in
         results.json and the report, and the fitness evaluator may read them
@@ -177,12 +193,16 @@ def stressor(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stresso
 @pytest.fixture
 def genome(request: pytest.FixtureRequest) -> Any:
     """The genome of this iteration for the marker's ``module`` (the candidate under
-    chaos, the adopted one otherwise); ``None`` when the test names no module."""
+    chaos, the adopted one otherwise); ``None`` when the test names no module. A test
+    naming several modules gets a read-only mapping of module name to genome."""
+    from types import MappingProxyType
+
     state = state_of(request.node)
-    if state.genome is not None:
-        return state.genome
     session = _session(request.config)
-    spec = session.spec_of(request.node)
-    if spec is None or spec.module is None:
+    spec = state.spec or session.spec_of(request.node)
+    if spec is None or not spec.modules:
         return None
-    return session.adopted_genome(spec.module)
+    genomes = state.genomes or {m: session.adopted_genome(m) for m in spec.modules}
+    if len(spec.modules) > 1:
+        return MappingProxyType(dict(genomes))
+    return genomes[spec.modules[0]]

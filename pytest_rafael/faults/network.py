@@ -85,10 +85,10 @@ class ToxiproxyControl:
         if self._client is None:
             from toxiproxy import Toxiproxy
 
-            client = Toxiproxy()
-            # toxiproxy-python keeps the address at class level: one server per process.
-            client.update_api_consumer(self.host, self.port)
-            self._client = client
+            self._client = Toxiproxy()
+        # toxiproxy-python keeps the address at class level, process-wide: another control
+        # in this process (an in-process pytester run, say) may have re-pointed it since.
+        self._client.update_api_consumer(self.host, self.port)
         return self._client
 
     def _call(self, what: str, method: str, path: str, body: object = None) -> Reply:

@@ -238,17 +238,11 @@ def _project_root(session: pytest.Session) -> Path:
 
 
 def _recording_errors() -> tuple[type[BaseException], ...]:
-    """What a store, audit chain, config or vault that cannot be used raises."""
-    from pytest_rafael.genome.file import GenomeFileError
-    from pytest_rafael.guardian.audit import AuditChainError
-    from pytest_rafael.guardian.config import GuardianConfigError
-    from pytest_rafael.guardian.core import GuardianError
-    from pytest_rafael.guardian.policy import PolicyError
-    from pytest_rafael.store import StoreError
-    from pytest_rafael.vault.loader import VaultError
+    """What a store, audit chain, config or vault that cannot be used raises: every
+    deliberate error is a :class:`RafaelError`; a database error can come from below."""
+    from pytest_rafael.errors import RafaelError
 
-    return (StoreError, AuditChainError, GuardianConfigError, GuardianError, PolicyError,
-            GenomeFileError, VaultError, sqlite3.DatabaseError)
+    return (RafaelError, sqlite3.DatabaseError)
 
 
 def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult], run_id: str,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_rafael import marker, settings
+from pytest_rafael import marker, pytest_options, settings
 from pytest_rafael.iteration import REFERENCE, ChaosCase, base_nodeid, one_line, state_of
 from pytest_rafael.results import IterationResult
 
@@ -47,7 +47,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    settings.add_options(parser)
+    pytest_options.add_options(parser)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -63,7 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_rafael import rootdir_check
 
         rootdir_check.warn_if_misread(config)
-    resolved = settings.resolve(config)
+    resolved = pytest_options.resolve(config)
     if resolved.chaos and workerinput is None:
         _check_actor()
     if workerinput is not None and "rafael_seed" in workerinput:
@@ -185,8 +185,10 @@ class RafaelSession:
 
     @property
     def failures_dir(self) -> Path:
-        """Where shrunk Hypothesis fault schedules are stored, beside the store."""
-        return self.settings.store.parent / "failures"
+        """Where shrunk Hypothesis fault schedules are stored (beside the store unless
+        ``--rafael-failures`` says otherwise); ``rafael scenarios from-failure`` reads
+        the same folder."""
+        return self.settings.failures_dir
 
     @property
     def control(self) -> ToxiproxyControl | None:

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pytest_rafael.errors import RafaelError
+
 SEVERITIES = ("low", "medium", "high", "critical")
 FAULT_KINDS = ("toxic", "down", "stress")
 TOXIC_TYPES = (
@@ -26,7 +28,7 @@ STRESS_TYPES = ("cpu", "memory", "disk")
 STREAMS = ("upstream", "downstream")
 
 
-class ScenarioError(ValueError):
+class ScenarioError(RafaelError, ValueError):
     """A scenario file or marker is invalid. ``str()`` is one line naming file:line and field.
 
     ``problems`` holds every problem found in the file, one line each (``str()`` is the

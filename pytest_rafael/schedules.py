@@ -49,8 +49,8 @@ __all__ = [
     "take_pending",
 ]
 
-DEFAULT_FAILURES_DIR = Path(".rafael/failures")
-FAILURES_ENV = "RAFAEL_FAILURES_DIR"  # where apply_schedule stores failures by default
+DEFAULT_FAILURES_DIR = Path(".rafael/failures")  # beside the default store
+FAILURES_ENV = "RAFAEL_FAILURES_DIR"  # the option table's variable for the folder
 INDEX_NAME = "index.json"
 INDEX_SCHEMA = "rafael.hypothesis/1"
 
@@ -355,7 +355,7 @@ def apply_schedule(
     Inside a Hypothesis test the schedule is noted (Hypothesis prints it with the
     falsifying example) and, when Hypothesis replays the example it reports and the block
     raises, stored with :func:`record_failure` under ``failures_dir`` (default
-    ``$RAFAEL_FAILURES_DIR`` or ``.rafael/failures``).
+    ``$RAFAEL_FAILURES_DIR``, else ``failures`` beside the store, as under pytest).
     """
     if not isinstance(schedule, FaultSchedule):
         raise TypeError(f"apply_schedule: expected a FaultSchedule, got {type(schedule).__name__}")
@@ -420,8 +420,12 @@ class FailureRecord:
 def failures_dir(path: Path | str | None = None) -> Path:
     if path is not None:
         return Path(path)
-    env = os.environ.get(FAILURES_ENV)
-    return Path(env) if env else DEFAULT_FAILURES_DIR
+    # The option table's folder, as the plugin resolves it: $RAFAEL_FAILURES_DIR, the
+    # ini's rafael_failures_dir, else "failures" beside the store ($RAFAEL_STORE, ...).
+    from pytest_rafael.settings import command_value
+
+    folder: Path = command_value("failures_dir")
+    return folder
 
 
 def scenario_name_for(nodeid: str) -> str:

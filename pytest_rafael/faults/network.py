@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from pytest_rafael.errors import RafaelError
+
 T = TypeVar("T")
 
 
-class ToxiproxyError(Exception):
+class ToxiproxyError(RafaelError):
     """A Toxiproxy control call failed or timed out; the message is one line."""
 
 

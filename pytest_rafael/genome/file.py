@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from pytest_rafael.errors import RafaelError
 from pytest_rafael.genome.genes import GenomeError
 from pytest_rafael.genome.genome import Genome
 from pytest_rafael.yaml_nodes import is_mapping, is_scalar
@@ -39,7 +40,7 @@ _ANCHOR = re.compile(
 )
 
 
-class GenomeFileError(ValueError):
+class GenomeFileError(RafaelError, ValueError):
     """The genome file cannot be read or does not validate; one line, ``path:line: ...``."""
 
 

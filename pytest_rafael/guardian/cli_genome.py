@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pytest_rafael.cli import CommandError
+from pytest_rafael.cli import CommandError, resolve_settings
 from pytest_rafael.guardian.actor import same_actor
 from pytest_rafael.guardian.audit import AuditChainError
 from pytest_rafael.guardian.cli_common import (
@@ -83,6 +83,7 @@ def register(sub: argparse._SubParsersAction[Any], group: argparse.ArgumentParse
 
 @contextmanager
 def _guardian(args: argparse.Namespace, readonly: bool = False) -> Iterator[Guardian]:
+    resolve_settings(args)  # the option table's values for unset flags
     # The policy is read from the project root (the nearest pyproject.toml, pytest.ini,
     # tox.ini or setup.cfg upward, or --project-root), as the plugin does: never from
     # the genome file's folder.
@@ -90,7 +91,7 @@ def _guardian(args: argparse.Namespace, readonly: bool = False) -> Iterator[Guar
     store = open_store(args.store, readonly=readonly)
     try:
         try:
-            genome, _ = genome_path(args.genome, root)
+            genome, _ = genome_path(args, root)
             g = Guardian.open(store, root, genome.resolve())
         except (GuardianConfigError, GuardianError, StoreError) as exc:
             raise CommandError(str(exc).splitlines()[0]) from None

@@ -22,7 +22,7 @@ from pytest_rafael.genome.genome import Genome
 from pytest_rafael.resilience.counters import Counters
 from pytest_rafael.resilience.pipeline import Pipeline, current_timeout
 
-ENV_VAR = "RAFAEL_GENOME_FILE"
+ENV_VAR = "RAFAEL_GENOME_FILE"  # the option table's variable (pytest_rafael.settings)
 DEFAULT_FILE = "rafael.genome.yaml"
 
 UNLOADED: Any = object()  # a slot whose adopted genome has not been read yet
@@ -84,7 +84,10 @@ def genome_file() -> Path:
     variable ``RAFAEL_GENOME_FILE``, else ``./rafael.genome.yaml``."""
     if _genome_file is not None:
         return _genome_file
-    return Path(os.environ.get(ENV_VAR) or DEFAULT_FILE)
+    from pytest_rafael.settings import env_value
+
+    path: Path = env_value("genome_file")
+    return path
 
 
 def adopted_genomes() -> dict[str, Genome]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from pytest_rafael.errors import RafaelError
 from pytest_rafael.yaml_nodes import is_mapping, is_scalar, safe_loader
 
 from .models import (
@@ -52,7 +53,7 @@ _OPTIONAL = ("gene",)
 
 
 
-class VaultError(ValueError):
+class VaultError(RafaelError, ValueError):
     """A pattern file is invalid; ``str()`` is ``file:line: field: problem``."""
 
 

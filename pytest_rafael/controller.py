@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_rafael import schedule_pending
 from pytest_rafael.results import Delta, Gate, IterationResult, RunResult, TestResult
 
 if TYPE_CHECKING:
@@ -281,7 +281,7 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
                               f"entry {audit['first_broken']}: {audit.get('reason')}; "
                               f"see 'rafael audit verify'")
         extra["vault"] = _recommendations(store, s.vault_dirs, tests)
-        if "pytest_rafael.schedules" in sys.modules:
+        if schedule_pending.has_failures(rs.failures_dir):
             from pytest_rafael.schedules import load_failures
 
             extra["hypothesis"] = load_failures(rs.failures_dir,

@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import os
 import signal
-import sys
 import time
 import uuid
 from collections.abc import Generator
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_rafael import marker, pytest_options, settings
+from pytest_rafael import marker, pytest_options, schedule_pending, settings
 from pytest_rafael.iteration import REFERENCE, ChaosCase, base_nodeid, one_line, state_of
 from pytest_rafael.results import IterationResult
 
@@ -369,14 +368,15 @@ class RafaelSession:
     # -- results ---------------------------------------------------------------------
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        schedules = sys.modules.get("pytest_rafael.schedules")
-        if schedules is not None and report.when == "call":
+        if report.when == "call" and schedule_pending.has(report.nodeid):
             # A @given test whose assertion sits after its `with chaos.apply(...)` block:
             # the failing schedule is stored once the call is known to have failed.
             if report.failed:
+                from pytest_rafael import schedules
+
                 schedules.record_pending_failure(report.nodeid, self.failures_dir)
             else:
-                schedules.take_pending(report.nodeid)
+                schedule_pending.take(report.nodeid)
         reference = getattr(report, "rafael_reference", None)
         if reference is not None:
             self.references[(reference["nodeid"], reference["scenario"])] = reference
@@ -410,9 +410,10 @@ class RafaelSession:
 
     def _shrunk_failures(self) -> dict[str, Any] | None:
         """The Hypothesis fault schedules that failed in this session, if any."""
-        schedules = sys.modules.get("pytest_rafael.schedules")
-        if schedules is None:
+        if not schedule_pending.has_failures(self.failures_dir):
             return None
+        from pytest_rafael import schedules
+
         found: dict[str, Any] = schedules.load_failures(
             self.failures_dir, since=self.started_at.isoformat())
         return found if found["failures"] else None

@@ -7,12 +7,22 @@ Workers build :class:`IterationResult` objects; the controller alone assembles t
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 SCHEMA = "rafael.results/1"
 
 Outcome = str  # "passed" | "failed" | "error" | "skipped"
+
+
+
+def success_rate(outcomes: Iterable[str]) -> float:
+    """Share of the iterations that ran (skipped ones say nothing) and passed; 0.0 when
+    none ran: no evidence of resilience is never shown as success. The report reads the
+    same rule (:func:`pytest_rafael.report.model.success_rate`)."""
+    ran = [o for o in outcomes if o != "skipped"]
+    return sum(o == "passed" for o in ran) / len(ran) if ran else 0.0
 
 
 @dataclass(frozen=True)
@@ -92,8 +102,7 @@ class TestResult:
 
     @property
     def success_rate(self) -> float:
-        done = [i for i in self.iterations if i.outcome != "skipped"]
-        return sum(i.outcome == "passed" for i in done) / len(done) if done else 0.0
+        return success_rate(i.outcome for i in self.iterations)
 
     @property
     def shipped_iterations(self) -> tuple[IterationResult, ...]:

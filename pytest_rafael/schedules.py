@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from pytest_rafael import schedule_pending
 from pytest_rafael.faults.injector import FaultInjector
 from pytest_rafael.faults.network import ProxyHandle, ToxiproxyControl
 from pytest_rafael.scenarios import FaultSpec, Scenario
@@ -51,7 +52,7 @@ __all__ = [
 
 DEFAULT_FAILURES_DIR = Path(".rafael/failures")  # beside the default store
 FAILURES_ENV = "RAFAEL_FAILURES_DIR"  # the option table's variable for the folder
-INDEX_NAME = "index.json"
+INDEX_NAME = schedule_pending.INDEX_NAME
 INDEX_SCHEMA = "rafael.hypothesis/1"
 
 # Units of toxic and stressor attributes (the same as scenario files and Toxiproxy).
@@ -312,15 +313,11 @@ def _note(text: str) -> None:
         note(text)
 
 
-_pending_lock = threading.Lock()
-_pending: dict[str, FaultSchedule] = {}
-
-
 def take_pending(nodeid: str) -> FaultSchedule | None:
     """The schedule of the last example Hypothesis reported for ``nodeid`` (set by
     :func:`apply_schedule`), removed from the pending table."""
-    with _pending_lock:
-        return _pending.pop(nodeid, None)
+    schedule: FaultSchedule | None = schedule_pending.take(nodeid)
+    return schedule
 
 
 def record_pending_failure(nodeid: str, path: Path | None = None) -> FailureRecord | None:
@@ -367,8 +364,7 @@ def apply_schedule(
     nodeid = _current_nodeid()
     if final:
         _note(schedule.describe())
-        with _pending_lock:
-            _pending[nodeid] = schedule
+        schedule_pending.put(nodeid, schedule)
     # A stand-in scenario only carries the faults to the injector; an empty schedule is
     # a valid example (the baseline: no fault at all), so it gets no scenario validation.
     scenario = Scenario(name, "fault schedule drawn by Hypothesis", "medium", schedule.faults)

@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from pytest_rafael import schedule_pending
+from pytest_rafael.atomic import atomic_write
 from pytest_rafael.faults.injector import FaultInjector
 from pytest_rafael.faults.network import ProxyHandle, ToxiproxyControl
 from pytest_rafael.scenarios import FaultSpec, Scenario
@@ -454,13 +455,13 @@ def record_failure(
         )
         yaml_text = dump_scenario(scenario)
         yaml_path = folder / f"{name}.yaml"
-        _atomic_write(yaml_path, yaml_text)
+        atomic_write(yaml_path, yaml_text)
     record = FailureRecord(nodeid, schedule, folder / INDEX_NAME, yaml_path, yaml_text, recorded_at)
     with _index_lock(folder):
         index = _read_index(folder / INDEX_NAME)
         entries = [e for e in index["failures"] if e.get("nodeid") != nodeid]
         entries.append(record.to_dict())
-        _atomic_write(
+        atomic_write(
             folder / INDEX_NAME,
             json.dumps({"schema": INDEX_SCHEMA, "failures": entries}, indent=2) + "\n",
         )
@@ -497,13 +498,6 @@ def _read_index(path: Path) -> dict[str, Any]:
     if not isinstance(failures, list):
         failures = []
     return {"schema": INDEX_SCHEMA, "failures": [f for f in failures if isinstance(f, dict)]}
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    # Readers (the report, another worker) never see a half-written file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 @contextlib.contextmanager

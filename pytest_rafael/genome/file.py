@@ -7,10 +7,8 @@ half of it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +16,11 @@ from typing import Any
 
 import yaml
 
+from pytest_rafael.atomic import atomic_write
 from pytest_rafael.errors import RafaelError
 from pytest_rafael.genome.genes import GenomeError
 from pytest_rafael.genome.genome import Genome
-from pytest_rafael.yaml_nodes import is_mapping, is_scalar
+from pytest_rafael.yaml_nodes import KeyLines, is_mapping
 
 HEADER = (
     "# rafael.genome.yaml: the adopted resilience genome of each module, read by\n"
@@ -83,22 +82,6 @@ def read_anchor(path: str | os.PathLike[str]) -> AuditAnchor | None:
     return parse_anchor(text, str(p))
 
 
-def _line_of(root: yaml.Node | None, parts: list[str]) -> int | None:
-    """1-based line of the node at ``parts`` (mapping keys), or of its deepest ancestor."""
-    node, line = root, (root.start_mark.line + 1 if root is not None else None)
-    for part in parts:
-        if not is_mapping(node):
-            break
-        for key, value in node.value:
-            if is_scalar(key) and key.value == part:
-                line = key.start_mark.line + 1
-                node = value
-                break
-        else:
-            break
-    return line
-
-
 def load_genome_file(path: str | os.PathLike[str]) -> dict[str, Genome]:
     """Every module's genome in the file; a missing file is an empty mapping."""
     p = Path(path)
@@ -138,7 +121,7 @@ def parse_genome_text(text: str, source: str = "<genome>") -> dict[str, Genome]:
     for module, section in data.items():
         if not isinstance(module, str):
             raise GenomeFileError(
-                f"{source}:{_line_of(root, [])}: module names must be strings, got {module!r}"
+                f"{source}:{KeyLines(root).line(())}: module names must be strings, got {module!r}"
             )
         try:
             genomes[module] = Genome.from_dict(module, section)
@@ -147,7 +130,7 @@ def parse_genome_text(text: str, source: str = "<genome>") -> dict[str, Genome]:
             field, _, problem = msg.partition(": ")
             rel = field[len(module) + 1 :] if field.startswith(module + ".") else ""
             parts = [module, *(rel.split(".") if rel else [])]
-            raise GenomeFileError(f"{source}:{_line_of(root, parts)}: {msg}") from None
+            raise GenomeFileError(f"{source}:{KeyLines(root).line(parts)}: {msg}") from None
     return genomes
 
 
@@ -193,31 +176,5 @@ def write_genome_file(
     ):
         raise GenomeFileError(f"{p}: internal error: the written genome does not read back")
     p.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = p.stat().st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, p)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(p.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
+    # Durable: the genome file is the record of an adoption; it keeps its permissions.
+    atomic_write(p, text, durable=True)

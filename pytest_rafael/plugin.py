@@ -526,7 +526,7 @@ class ChaosRunner:
             self.session.control,
             self.session.stress_limits(),
             apply_custom=lambda spec: item.config.hook.pytest_rafael_apply_fault(
-                fault=spec, context=state),
+                fault=spec, context=state.view()),
         )
         state.injector = injector
         injector.start()

@@ -403,6 +403,18 @@ class Skew:
 
 def pytest_rafael_apply_fault(fault, context):
     if fault.kind == "clock_skew":
+        import dataclasses
+
+        # A read-only view of the iteration, not the plugin's working state.
+        assert context.nodeid.endswith("::test_skewed"), context.nodeid
+        assert context.scenario.name == "clock_skew"
+        assert context.iteration in (0, 1) and context.iterations == 2
+        try:
+            context.genome = None
+        except dataclasses.FrozenInstanceError:
+            pass
+        else:
+            raise AssertionError("the iteration view is writable")
         return Skew(fault.attributes["seconds"])
     return None
 """)

@@ -27,7 +27,7 @@ import pytest
 
 from pytest_rafael import marker, pytest_options, schedule_pending, settings
 from pytest_rafael.iteration import REFERENCE, ChaosCase, base_nodeid, one_line, state_of
-from pytest_rafael.results import IterationResult
+from pytest_rafael.results import IterationResult, PairVerdict
 
 if TYPE_CHECKING:
     from pytest_rafael.faults.network import ToxiproxyControl
@@ -140,7 +140,7 @@ class RafaelSession:
         self._gene_pool: tuple[dict[str, Any], ...] | None = None
         self.engines: dict[str, Any] = {}
         self.iterations: list[IterationResult] = []
-        self.verdicts: dict[str, dict[str, Any]] = {}
+        self.verdicts: dict[str, PairVerdict] = {}
         # (nodeid, scenario) -> the no-fault reference run: on the process that runs the
         # pair, its duration for the speed term; on the controller, what the report shows.
         self.references: dict[tuple[str, str], dict[str, Any]] = {}
@@ -385,7 +385,8 @@ class RafaelSession:
             self.iterations.append(IterationResult.from_dict(data))
         verdict = getattr(report, "rafael_verdict", None)
         if verdict is not None:
-            self.verdicts[verdict["key"]] = verdict
+            typed = PairVerdict.from_dict(verdict)
+            self.verdicts[typed.key] = typed
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -744,18 +745,19 @@ def _load_engine_state(store_path: Path, key: str) -> dict[str, Any] | None:
 
 
 def _verdict_dict(engine: Any, state: Any) -> dict[str, Any]:
+    """The pair's :class:`PairVerdict`, as a dict: it travels on the test report."""
     v = engine.verdict()
-    return {
-        "key": f"{state.base_nodeid}::{state.case.scenario}",
-        "nodeid": state.base_nodeid,
-        "scenario": state.case.scenario,
-        "module": state.spec.module,
-        "baseline_fitness": v.baseline_fitness,
-        "best_fitness": v.best_fitness,
-        "best_genome": v.best_genome.to_dict() if v.best_genome is not None else None,
-        "baseline_genome": engine.baseline.to_dict(),
-        "propose": v.propose,
-        "reason": v.reason,
-        "idempotent": engine.safety.idempotent,
-        "engine_state": engine.state(),
-    }
+    return PairVerdict(
+        key=f"{state.base_nodeid}::{state.case.scenario}",
+        nodeid=state.base_nodeid,
+        scenario=state.case.scenario,
+        module=state.spec.module,
+        baseline_fitness=v.baseline_fitness,
+        best_fitness=v.best_fitness,
+        best_genome=v.best_genome.to_dict() if v.best_genome is not None else None,
+        baseline_genome=engine.baseline.to_dict(),
+        propose=v.propose,
+        reason=v.reason,
+        idempotent=engine.safety.idempotent,
+        engine_state=engine.state(),
+    ).to_dict()

@@ -77,6 +77,42 @@ class IterationResult:
 
 
 @dataclass(frozen=True)
+class PairVerdict:
+    """The evolution engine's verdict on one (test, scenario) pair at the end of its
+    iterations, sent by the process that ran them to the controller (as :meth:`to_dict`
+    on the test report, which pytest-xdist carries between processes)."""
+
+    key: str  # "<nodeid>::<scenario>"
+    nodeid: str
+    scenario: str
+    module: str
+    baseline_fitness: float | None
+    best_fitness: float | None
+    best_genome: dict[str, Any] | None
+    baseline_genome: dict[str, Any]
+    propose: bool
+    reason: str
+    idempotent: bool | None
+    engine_state: dict[str, Any]
+
+    def entry_stats(self, genome_id: str | None) -> tuple[int, float | None]:
+        """``(n, mean fitness)`` the engine holds for exactly ``genome_id``."""
+        if genome_id is None:
+            return 0, None
+        entry = (self.engine_state or {}).get("entries", {}).get(genome_id)
+        if not entry or not entry.get("n"):
+            return 0, None
+        return int(entry["n"]), float(entry["sum"]) / int(entry["n"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PairVerdict:
+        return cls(**d)
+
+
+@dataclass(frozen=True)
 class TestResult:
     """All iterations of one (test, scenario) pair, with the evolution verdict."""
 

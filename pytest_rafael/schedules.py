@@ -34,6 +34,7 @@ from pytest_rafael.atomic import atomic_write
 from pytest_rafael.faults.injector import FaultInjector
 from pytest_rafael.faults.network import ProxyHandle, ToxiproxyControl
 from pytest_rafael.scenarios import FaultSpec, Scenario
+from pytest_rafael.settings import command_value, option
 
 __all__ = [
     "DEFAULT_FAILURES_DIR",
@@ -52,7 +53,7 @@ __all__ = [
 ]
 
 DEFAULT_FAILURES_DIR = Path(".rafael/failures")  # beside the default store
-FAILURES_ENV = "RAFAEL_FAILURES_DIR"  # the option table's variable for the folder
+FAILURES_ENV = str(option("failures_dir").env)  # from the option table
 INDEX_NAME = schedule_pending.INDEX_NAME
 INDEX_SCHEMA = "rafael.hypothesis/1"
 
@@ -419,8 +420,6 @@ def failures_dir(path: Path | str | None = None) -> Path:
         return Path(path)
     # The option table's folder, as the plugin resolves it: $RAFAEL_FAILURES_DIR, the
     # ini's rafael_failures_dir, else "failures" beside the store ($RAFAEL_STORE, ...).
-    from pytest_rafael.settings import command_value
-
     folder: Path = command_value("failures_dir")
     return folder
 

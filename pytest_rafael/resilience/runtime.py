@@ -21,9 +21,10 @@ from pytest_rafael.genome.file import load_genome_file
 from pytest_rafael.genome.genome import Genome
 from pytest_rafael.resilience.counters import Counters
 from pytest_rafael.resilience.pipeline import Pipeline, current_timeout
+from pytest_rafael.settings import env_value, option
 
-ENV_VAR = "RAFAEL_GENOME_FILE"  # the option table's variable (pytest_rafael.settings)
-DEFAULT_FILE = "rafael.genome.yaml"
+ENV_VAR = str(option("genome_file").env)  # from the option table
+DEFAULT_FILE = str(option("genome_file").default)
 
 UNLOADED: Any = object()  # a slot whose adopted genome has not been read yet
 
@@ -84,8 +85,6 @@ def genome_file() -> Path:
     variable ``RAFAEL_GENOME_FILE``, else ``./rafael.genome.yaml``."""
     if _genome_file is not None:
         return _genome_file
-    from pytest_rafael.settings import env_value
-
     path: Path = env_value("genome_file")
     return path
 

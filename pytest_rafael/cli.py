@@ -60,20 +60,18 @@ def add_setting(
     field: str,
     *flags: str,
     help: str,
-    aliases: Sequence[str] = (),
     dest: str | None = None,
 ) -> None:
     """Add a command flag for a setting of the option table
     (:mod:`pytest_rafael.settings`): its environment variable, the project's ini key and
     the default come from the table, so ``rafael`` and ``pytest`` cannot disagree.
     ``args.<dest>`` (``dest`` defaults to ``field``) holds the resolved value once
-    :func:`main` has parsed the line; ``aliases`` are deprecated spellings of the flag."""
+    :func:`resolve_settings` has run (each command calls it first)."""
     opt = settings.option(field)
     default = "'failures' beside the store" if field == "failures_dir" else opt.default
     where = f"${opt.env}, else " if opt.env else ""
     p.add_argument(
         *flags,
-        *aliases,
         dest=dest or field,
         default=None,
         type=Path if opt.parse is settings._path else str,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ def _show_text(g: Genome) -> list[str]:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from pytest_rafael.cli import resolve_settings
+
     resolve_settings(args)  # the option table's values for unset flags
     genomes = _load(args.genome_file)
     if args.module:
@@ -133,6 +135,7 @@ def _best_from_store(
 
 def cmd_adopt(args: argparse.Namespace) -> int:
     from pytest_rafael.cli import resolve_settings
+
     resolve_settings(args)  # the option table's values for unset flags
     genomes = _load(args.genome_file)
     current = genomes.get(args.module, Genome(args.module))
@@ -172,7 +175,9 @@ def _propose(args: argparse.Namespace, current: Genome, adopted: Genome, why: st
             # guardian's own commands.
             guardian = Guardian.open(store, find_project_root(), Path(args.genome_file).resolve())
             proposal = guardian.propose(
-                args.module, current.to_dict(), adopted.to_dict(),
+                args.module,
+                current.to_dict(),
+                adopted.to_dict(),
                 {"source": "rafael genome adopt", "reason": why, "tests": []},
             )
             gaps = guardian.pending_requirements(proposal)
@@ -190,12 +195,29 @@ def _propose(args: argparse.Namespace, current: Genome, adopted: Genome, why: st
     return 0
 
 
+class _OldSpelling(argparse.Action):
+    """``--file``, the old spelling of ``--genome``: still works, with a note."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"{parser.prog}: {option_string} is deprecated, use --genome", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
 def _add_genome_file(p: argparse.ArgumentParser) -> None:
     from pytest_rafael.cli import add_setting
 
-    # --file is the old spelling, kept working: the guardian's genome commands always
-    # said --genome, and one `rafael genome` should have one name for the file.
-    add_setting(p, "genome_file", "--genome", aliases=("--file",), help="genome file")
+    # One name for the file across `rafael genome` (the guardian's commands always said
+    # --genome); --file keeps old scripts working.
+    add_setting(p, "genome_file", "--genome", help="genome file")
+    p.add_argument(
+        "--file", dest="genome_file", type=Path, action=_OldSpelling, help=argparse.SUPPRESS
+    )
 
 
 def register(sub: Any, group: argparse.ArgumentParser) -> None:

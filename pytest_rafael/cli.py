@@ -74,7 +74,7 @@ def add_setting(
         *flags,
         dest=dest or field,
         default=None,
-        type=Path if opt.parse is settings._path else str,
+        type=Path if opt.is_path else str,
         action="append" if opt.multiple else "store",
         metavar=opt.metavar,
         help=f"{help} (default: {where}{opt.ini} of the pytest ini file, else {default})",

@@ -18,7 +18,6 @@ from pytest_rafael.settings import (
     Option,
     SettingError,
     Settings,
-    _path,
     env_layer,
     resolve_layers,
 )
@@ -43,7 +42,7 @@ def add_options(parser: pytest.Parser) -> None:
             )
         ini_type = (
             "paths"
-            if opt.parse is _path and opt.multiple
+            if opt.is_path and opt.multiple
             else ("linelist" if opt.multiple else "string")
         )
         parser.addini(

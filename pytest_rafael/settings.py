@@ -118,6 +118,10 @@ class Option:
     # order) instead of the higher one replacing the lower.
     additive: bool = False
 
+    @property
+    def is_path(self) -> bool:
+        return self.parse is _path
+
 
 OPTIONS: tuple[Option, ...] = (
     Option("chaos", "--rafael-chaos", "rafael_chaos",
@@ -249,7 +253,7 @@ def env_layer(opt: Option, environ: Mapping[str, str], here: Path) -> Layer | No
     env = environ.get(opt.env) if opt.env else None
     if not env:
         return None
-    raw = env.split(os.pathsep) if opt.multiple and opt.parse is _path else env
+    raw = env.split(os.pathsep) if opt.multiple and opt.is_path else env
     return (f"environment variable {opt.env}", here, raw)
 
 
@@ -308,7 +312,7 @@ def ini_layer(opt: Option, ini: Any) -> Layer | None:
         return None
     if opt.multiple and isinstance(raw, str):
         # pytest's "paths" type splits like a shell; "linelist" takes one item a line.
-        raw = shlex.split(raw) if opt.parse is _path else raw.splitlines()
+        raw = shlex.split(raw) if opt.is_path else raw.splitlines()
     elif opt.multiple:
         raw = [str(i) for i in raw]
     elif not isinstance(raw, str):

@@ -20,6 +20,7 @@ from pytest_rafael.guardian.cli_common import (
     add_project_root_option,
     add_store_option,
     genome_path,
+    given_genome,
     load_config,
     open_store,
     project_root,
@@ -81,7 +82,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     root = project_root(args)
     config = load_config(root)
     signers = allowed_signers_path(root, config.allowed_signers)
-    genome, _ = genome_path(args, root)
+    genome, _ = genome_path(given_genome(args), root)
     with store_errors(args.store), open_store(args.store, readonly=True) as store:
         result = verify_integrity(store, audit_key_from_env(), genome, signers)
         if result.ok:
@@ -179,7 +180,7 @@ def cmd_compliance(args: argparse.Namespace) -> int:
             config,
             audit_key_from_env(),
             args.framework,
-            _genome_to_check(*genome_path(args, root), store),
+            _genome_to_check(*genome_path(given_genome(args), root), store),
             allowed_signers=allowed_signers_path(root, config.allowed_signers),
         )
     if args.json:

@@ -28,14 +28,19 @@ def add_genome_option(p: argparse.ArgumentParser) -> None:
     )
 
 
-def genome_path(args: argparse.Namespace, root: Path) -> tuple[Path, bool]:
+def genome_path(given: str | Path | None, root: Path) -> tuple[Path, bool]:
     """The genome file a command works on, and whether it was named explicitly: from the
-    option table (``--genome``, ``$RAFAEL_GENOME_FILE``, the project's
+    option table (``given`` by ``--genome``, ``$RAFAEL_GENOME_FILE``, the project's
     ``rafael_genome_file`` read as the plugin reads it from ``root``, else
     ``rafael.genome.yaml``)."""
-    if args.genome_file_given:
-        return Path(args.genome_file), True
+    if given:
+        return Path(given), True
     return Path(settings.command_value("genome_file", cwd=root)), False
+
+
+def given_genome(args: argparse.Namespace) -> Path | None:
+    """``--genome`` as given on the command line (None when left to the defaults)."""
+    return Path(args.genome_file) if args.genome_file_given else None
 
 
 def add_project_root_option(p: argparse.ArgumentParser) -> None:

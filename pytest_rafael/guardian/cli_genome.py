@@ -23,6 +23,7 @@ from pytest_rafael.guardian.cli_common import (
     add_project_root_option,
     add_store_option,
     genome_path,
+    given_genome,
     open_store,
     project_root,
 )
@@ -91,7 +92,7 @@ def _guardian(args: argparse.Namespace, readonly: bool = False) -> Iterator[Guar
     store = open_store(args.store, readonly=readonly)
     try:
         try:
-            genome, _ = genome_path(args, root)
+            genome, _ = genome_path(given_genome(args), root)
             g = Guardian.open(store, root, genome.resolve())
         except (GuardianConfigError, GuardianError, StoreError) as exc:
             raise CommandError(str(exc).splitlines()[0]) from None

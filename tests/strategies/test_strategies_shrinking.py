@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+import pytest
 from hypothesis import find, settings
 
 from pytest_rafael.scenarios import FaultSpec
@@ -19,6 +20,11 @@ from pytest_rafael.schedules import FaultSchedule
 from pytest_rafael.strategies import fault_schedules
 
 Bug = Callable[[FaultSchedule], bool]
+
+# A hang guard, not a speed limit: a shrink that takes seconds on a quiet machine took
+# over the suite's 120 s on a busy 2-core one, and the interrupted search then surfaced
+# as a Hypothesis FlakyFailure.
+pytestmark = pytest.mark.timeout(900)
 
 
 def has(schedule: FaultSchedule, type_: str, test: Callable[[FaultSpec], bool] = bool) -> bool:

@@ -198,18 +198,19 @@ def test_slicer_splits_data_into_small_delayed_pieces(server: EmbeddedServer) ->
     sink = Upstream(record)
     try:
         env = Env(server, sink)
-        env.toxic("slicer", stream="upstream", average_size=50, size_variation=10, delay=5000)
+        env.toxic("slicer", stream="upstream", average_size=50, size_variation=10, delay=20000)
         with env.connect() as sock:
             start = time.monotonic()
             sock.sendall(b"s" * 1000)
-            assert done.wait(10)
+            assert done.wait(30)
             elapsed = time.monotonic() - start
     finally:
         sink.close()
     assert sum(sizes) == 1000
-    assert len(sizes) >= 10  # ~20 slices of 40-60 bytes, 5 ms apart
-    assert max(sizes) < 200
-    assert elapsed >= 0.05
+    # At least 17 slices of 40-60 bytes, 20 ms apart: at least 16 delays. A lower bound,
+    # so it holds on a loaded machine (where the receiver may read several slices at
+    # once, so the sizes it sees say nothing).
+    assert elapsed >= 16 * 0.02
 
 
 def test_limit_data_closes_after_the_byte_budget(env: Env) -> None:

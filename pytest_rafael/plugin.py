@@ -760,8 +760,12 @@ def _time_budget(item: pytest.Item) -> float | None:
     if mark is not None:
         value = mark.args[0] if mark.args else mark.kwargs.get("timeout")
     else:
+        # pytest-timeout's own precedence: --timeout, then the ini value.
         with contextlib.suppress(ValueError, KeyError):
-            value = item.config.getini("timeout")
+            value = item.config.getoption("timeout", None)
+        if value is None:
+            with contextlib.suppress(ValueError, KeyError):
+                value = item.config.getini("timeout")
     with contextlib.suppress(TypeError, ValueError):
         seconds = float(value)
         if seconds > 0:

@@ -170,18 +170,23 @@ def compute_delta(tests: Sequence[TestResult]) -> Delta:
     """Baseline and current: what ships (current differs only for a proposal the guardian
     adopted during the run, scored by that candidate's own measurements on the test).
     Potential: the best measured candidates, shown apart. A threat is mitigated when
-    every test under it withstood it with the shipped genome, over enough measurements;
-    every test whose shipped genome failed a measurement is a vulnerability."""
+    every test under it withstood it with the shipped genome, over enough measurements,
+    and met its gate where one is set; every test whose shipped genome failed a
+    measurement is a vulnerability. A test evolving several modules counts once."""
     if not tests:
         return Delta(0.0, 0.0, 0.0, (), ())
-    baseline = fmean(t.baseline_fitness or 0.0 for t in tests)
-    current = fmean(
+    pairs: dict[tuple[str, str], list[TestResult]] = {}
+    for t in tests:
+        pairs.setdefault((t.nodeid, t.scenario), []).append(t)
+    baseline = fmean(views[0].baseline_fitness or 0.0 for views in pairs.values())
+    current = fmean(max(
         (t.best_fitness if t.adopted and t.best_fitness is not None else t.baseline_fitness)
-        or 0.0 for t in tests)
-    potential = fmean(
-        max(t.best_fitness or 0.0, t.baseline_fitness or 0.0) for t in tests)
+        or 0.0 for t in views) for views in pairs.values())
+    potential = fmean(max(
+        max(t.best_fitness or 0.0, t.baseline_fitness or 0.0) for t in views)
+        for views in pairs.values())
     mitigated = sorted({t.scenario for t in tests}
-                       - {t.scenario for t in tests if not t.withstood})
+                       - {t.scenario for t in tests if not _mitigated(t)})
     # dict.fromkeys: a test evolving several modules fails once, on the same shipped runs.
     vulnerabilities = tuple(dict.fromkeys(f"{t.nodeid} [{t.scenario}]: {_first_error(t)}"
                                           for t in tests if t.failed_shipped))
@@ -189,6 +194,13 @@ def compute_delta(tests: Sequence[TestResult]) -> Delta:
                  tuple(mitigated), vulnerabilities,
                  potential_score=round(potential, 4),
                  potential_improvement_pct=_pct(baseline, potential))
+
+
+def _mitigated(t: TestResult) -> bool:
+    """Withstood with the shipped genome, and not below the test's own gate: a threat
+    the verdict fails on is never listed as mitigated beside it."""
+    below_gate = t.min_fitness is not None and (t.baseline_fitness or 0.0) < t.min_fitness
+    return t.withstood and not below_gate
 
 
 def _actor() -> str:

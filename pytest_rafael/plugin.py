@@ -300,7 +300,8 @@ class RafaelSession:
         try:
             catalog = self.catalog()
             spec = marker.parse(mark, where, catalog)
-        except ValueError as exc:  # ScenarioError and MarkerError: one line
+            _check_in_process(catalog, spec)
+        except ValueError as exc:  # ScenarioError, MarkerError, InProcessError: one line
             raise pytest.Collector.CollectError(str(exc)) from None
         if not self.settings.chaos:
             return
@@ -691,6 +692,17 @@ class ChaosRunner:
         return scores[0].score, dict(scores[0].terms)
 
 
+def _check_in_process(catalog: dict[str, Scenario], spec: marker.ChaosSpec) -> None:
+    """In-process faults name functions of the code under test: an unknown one is a
+    collection error at the scenario's file and line, not a surprise mid-run."""
+    faults = [f.retarget(spec.targets) for name in spec.scenarios for f in catalog[name].faults
+              if f.kind in ("raise", "delay")]
+    if faults:
+        from pytest_rafael.faults.inprocess import check
+
+        check(faults)
+
+
 def _nothing_applied(state: Any) -> str | None:
     """Why no fault of the scenario was applied during the call, or None."""
     if state.faults or not state.scenario.faults:
@@ -752,8 +764,12 @@ def _time_budget(item: pytest.Item) -> float | None:
     if mark is not None:
         value = mark.args[0] if mark.args else mark.kwargs.get("timeout")
     else:
+        # pytest-timeout's own precedence: --timeout, then the ini value.
         with contextlib.suppress(ValueError, KeyError):
-            value = item.config.getini("timeout")
+            value = item.config.getoption("timeout", None)
+        if value is None:
+            with contextlib.suppress(ValueError, KeyError):
+                value = item.config.getini("timeout")
     with contextlib.suppress(TypeError, ValueError):
         seconds = float(value)
         if seconds > 0:

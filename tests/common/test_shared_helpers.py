@@ -50,3 +50,29 @@ def test_key_lines_point_at_the_deepest_known_key() -> None:
     assert lines.line("other") == 2  # not there at all: the document's first key
     assert KeyLines(yaml.compose(text), fallback=1).line("other") == 1
     assert KeyLines(None).line("x") == 1
+
+
+def test_every_error_the_package_defines_is_a_rafael_error() -> None:
+    import importlib
+    import inspect
+    import pkgutil
+
+    import pytest_rafael
+    from pytest_rafael.errors import RafaelError
+    from pytest_rafael.resilience.delivery import NotDelivered
+
+    found = []
+    for info in pkgutil.walk_packages(pytest_rafael.__path__, "pytest_rafael."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            if (
+                issubclass(cls, Exception)
+                and cls.__module__ == info.name
+                and not name.startswith("_")
+                and cls is not NotDelivered  # never raised: an isinstance() predicate
+            ):
+                found.append(cls)
+    assert len(found) > 20
+    assert [c.__qualname__ for c in found if not issubclass(c, RafaelError)] == []

@@ -41,9 +41,7 @@ def add_options(parser: pytest.Parser) -> None:
                 help=opt.help + env,
             )
         ini_type = (
-            "paths"
-            if opt.is_path and opt.multiple
-            else ("linelist" if opt.multiple else "string")
+            "paths" if opt.is_path and opt.multiple else ("linelist" if opt.multiple else "string")
         )
         parser.addini(
             opt.ini,

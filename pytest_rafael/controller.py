@@ -202,6 +202,16 @@ def compute_delta(tests: Sequence[TestResult]) -> Delta:
                  potential_improvement_pct=_pct(baseline, potential))
 
 
+def _nodeid_prefix(config: pytest.Config) -> str:
+    """The rootdir as seen from the invocation directory ("" when they are the same or
+    the rootdir is not below it)."""
+    try:
+        rel = config.rootpath.relative_to(config.invocation_params.dir)
+    except ValueError:
+        return ""
+    return "" if str(rel) == "." else f"{rel.as_posix()}/"
+
+
 def _mitigated(t: TestResult) -> bool:
     """Withstood with the shipped genome, and not below the test's own gate: a threat
     the verdict fails on is never listed as mitigated beside it."""
@@ -244,6 +254,9 @@ def finish_run(rs: RafaelSession, session: pytest.Session) -> RunResult:
 
     if rs.start_error is not None:
         extra["error"] = rs.start_error
+    # Node ids are relative to the rootdir; the report's commands are pasted where pytest
+    # was started, so they need the way from there to the rootdir.
+    extra["nodeid_prefix"] = _nodeid_prefix(session.config)
     with contextlib.suppress(ValueError):  # a broken catalog was reported at collection
         # For the report's "what to do next": scenarios no test exercised.
         extra["scenario_catalog"] = sorted(rs.catalog())

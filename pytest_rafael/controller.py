@@ -286,7 +286,7 @@ def record_start(rs: RafaelSession, session: pytest.Session) -> None:
 
     try:
         with Store(rs.settings.store) as store:
-            Guardian.open(store, project_root=_project_root(session),
+            Guardian.open(store, project_root=project_root(session),
                           genome_file=rs.settings.genome_file, actor=_actor(),
                           ).record("run_started", details=_start_details(rs))
         rs.start_recorded = True
@@ -294,7 +294,7 @@ def record_start(rs: RafaelSession, session: pytest.Session) -> None:
         rs.start_error = f"pytest-rafael: run not recorded in {rs.settings.store}: {exc}"
 
 
-def _project_root(session: pytest.Session) -> Path:
+def project_root(session: pytest.Session) -> Path:
     """Where the guardian reads its policy: the same discovery as the ``rafael`` CLI
     (the nearest pyproject.toml / pytest.ini / tox.ini / setup.cfg upward from where
     pytest was started)."""
@@ -327,7 +327,7 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
     s = rs.settings
     with Store(s.store) as store:
         guardian = Guardian.open(
-            store, project_root=_project_root(session), genome_file=s.genome_file,
+            store, project_root=project_root(session), genome_file=s.genome_file,
             actor=actor,
             notify=lambda event: session.config.hook.pytest_rafael_proposal(event=event),
         )

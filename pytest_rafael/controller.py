@@ -196,6 +196,16 @@ def compute_delta(tests: Sequence[TestResult]) -> Delta:
                  potential_improvement_pct=_pct(baseline, potential))
 
 
+def _nodeid_prefix(config: pytest.Config) -> str:
+    """The rootdir as seen from the invocation directory ("" when they are the same or
+    the rootdir is not below it)."""
+    try:
+        rel = config.rootpath.relative_to(config.invocation_params.dir)
+    except ValueError:
+        return ""
+    return "" if str(rel) == "." else f"{rel.as_posix()}/"
+
+
 def _mitigated(t: TestResult) -> bool:
     """Withstood with the shipped genome, and not below the test's own gate: a threat
     the verdict fails on is never listed as mitigated beside it."""
@@ -259,6 +269,9 @@ def finish_run(rs: RafaelSession, session: pytest.Session) -> RunResult:
     history: list[dict[str, Any]] = []
     if rs.start_error is not None:
         extra["error"] = rs.start_error
+    # Node ids are relative to the rootdir; the report's commands are pasted where pytest
+    # was started, so they need the way from there to the rootdir.
+    extra["nodeid_prefix"] = _nodeid_prefix(session.config)
     with contextlib.suppress(ValueError):  # a broken catalog was reported at collection
         # For the report's "what to do next": scenarios no test exercised.
         extra["scenario_catalog"] = sorted(rs.catalog())
@@ -289,7 +302,7 @@ def record_start(rs: RafaelSession, session: pytest.Session) -> None:
 
     try:
         with Store(rs.settings.store) as store:
-            Guardian.open(store, project_root=_project_root(session),
+            Guardian.open(store, project_root=project_root(session),
                           genome_file=rs.settings.genome_file, actor=_actor(),
                           ).record("run_started", details=_start_details(rs))
         rs.start_recorded = True
@@ -297,7 +310,7 @@ def record_start(rs: RafaelSession, session: pytest.Session) -> None:
         rs.start_error = f"pytest-rafael: run not recorded in {rs.settings.store}: {exc}"
 
 
-def _project_root(session: pytest.Session) -> Path:
+def project_root(session: pytest.Session) -> Path:
     """Where the guardian reads its policy: the same discovery as the ``rafael`` CLI
     (the nearest pyproject.toml / pytest.ini / tox.ini / setup.cfg upward from where
     pytest was started)."""
@@ -324,7 +337,7 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
     s = rs.settings
     with Store(s.store) as store:
         guardian = Guardian.open(
-            store, project_root=_project_root(session), genome_file=s.genome_file,
+            store, project_root=project_root(session), genome_file=s.genome_file,
             actor=header.actor,
             notify=lambda event: session.config.hook.pytest_rafael_proposal(event=event),
         )

@@ -232,6 +232,7 @@ class RafaelSession:
         if not self.settings.chaos:
             return
         self._check_external_toxiproxy()
+        self._check_guardian_config(session)
         if not self.is_worker:
             from pytest_rafael import controller
 
@@ -260,6 +261,17 @@ class RafaelSession:
         exclude = {n[1:] for n in chosen if n.startswith("-")}
         return tuple(n for n in spec.scenarios
                      if (not include or n in include) and n not in exclude)
+
+    def _check_guardian_config(self, session: pytest.Session) -> None:
+        """A bad ``[tool.rafael.guardian]`` table would only stop the run at its end,
+        after every iteration: say it before the first one."""
+        from pytest_rafael import controller
+        from pytest_rafael.guardian.config import GuardianConfigError, load_guardian_config
+
+        try:
+            load_guardian_config(controller.project_root(session))
+        except GuardianConfigError as exc:
+            raise pytest.UsageError(f"pytest-rafael: {exc}") from None
 
     def _check_external_toxiproxy(self) -> None:
         url = self.settings.toxiproxy_url

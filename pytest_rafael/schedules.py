@@ -80,6 +80,15 @@ def fault_to_dict(fault: FaultSpec) -> dict[str, Any]:
     """The fault as JSON/YAML data with the keys of a scenario file (``start``/``duration``
     as text like ``"0.25s"``; keys a fault kind does not use are left out)."""
     data: dict[str, Any] = {"kind": fault.kind}
+    if fault.kind not in ("toxic", "down", "stress"):  # flood, in-process, a plugin's kind
+        if fault.kind not in ("disk_full", "dns_failure", "clock_skew"):  # no target
+            data["target"] = fault.target
+        if fault.kind in ("raise", "delay"):
+            data["toxicity"] = float(fault.toxicity)
+        if fault.type is not None:
+            data["type"] = fault.type
+        if fault.attributes:
+            data["attributes"] = dict(fault.attributes)
     if fault.kind in ("toxic", "down"):
         data["target"] = fault.target
     if fault.kind in ("toxic", "stress"):
@@ -204,12 +213,12 @@ class FaultSchedule:
     def targets(self) -> frozenset[str]:
         """The proxy names the network faults need (``*`` excluded)."""
         return frozenset(
-            f.target for f in self.faults if f.kind in ("toxic", "down") and f.target != "*"
+            f.target for f in self.faults if f.aims_at_proxies and f.target != "*"
         )
 
     @property
     def needs_network(self) -> bool:
-        return any(f.kind in ("toxic", "down") for f in self.faults)
+        return any(f.aims_at_proxies for f in self.faults)
 
     def to_dicts(self) -> list[dict[str, Any]]:
         return [fault_to_dict(f) for f in self.faults]

@@ -63,3 +63,17 @@ def test_swarm_failures_shrink_to_the_faults_they_need() -> None:
 def test_swarm_checks_its_arguments() -> None:
     with pytest.raises(InvalidArgument, match="min_faults"):
         fault_schedules(targets=["a"], toxics=["latency"], min_faults=4, swarm=True).validate()
+
+
+def test_swarm_draws_in_process_faults_given_as_extra() -> None:
+    from pytest_rafael.schedules import fault_from_dict
+
+    boom = fault_from_dict({"kind": "raise", "target": "app.db:query", "error": "TimeoutError"})
+    found = find(
+        fault_schedules(targets=["db"], swarm=True, extra=[boom]),
+        lambda s: any(f.kind == "raise" for f in s) and any(f.target == "db" for f in s),
+        settings=settings(database=None, deadline=None, max_examples=500),
+        random=random.Random(0),
+    )
+    assert sorted(f.kind for f in found) == ["raise", "toxic"] or sorted(
+        f.kind for f in found) == ["down", "raise"]

@@ -78,6 +78,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(service_fixtures, "rafael-service-fixtures")
     default_genome = config.invocation_params.dir / settings.default("genome_file")
     if resolved.chaos or resolved.genome_file != default_genome:
+        # A genome file that does not validate is a usage error before any test runs,
+        # not an internal error at the end of the first iteration that reads it.
+        session.check_genome_file()
         # @antifragile in the code under test reads the genome file this run names.
         from pytest_rafael.resilience import runtime
 
@@ -215,6 +218,18 @@ class RafaelSession:
         found = self._genomes.get(module)
         return found if found is not None else Genome(module=module, generation=0,
                                                       genes={}, lineage=())
+
+    def check_genome_file(self) -> None:
+        """Read the genome file once, turning a bad one into a usage error naming the
+        file, its line and the setting that chose it."""
+        from pytest_rafael.genome.file import GenomeFileError, load_genome_file
+
+        try:
+            self._genomes = dict(load_genome_file(self.settings.genome_file))
+        except GenomeFileError as exc:
+            source = self.settings.sources.get("genome_file")
+            via = f" (given by {source})" if source else ""
+            raise pytest.UsageError(f"pytest-rafael: genome file {exc}{via}") from None
 
     def samples_needed(self) -> dict[str, int]:
         """Per scenario, the measurements of the shipped genome the gate needs."""

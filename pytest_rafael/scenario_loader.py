@@ -35,7 +35,8 @@ from pytest_rafael.scenarios import (
     Scenario,
     ScenarioError,
 )
-from pytest_rafael.yaml_nodes import is_mapping, is_scalar, is_sequence, safe_loader
+from pytest_rafael import yaml_limits
+from pytest_rafael.yaml_nodes import is_mapping, is_scalar, is_sequence
 
 __all__ = [
     "SCENARIO_SUFFIXES",
@@ -664,19 +665,17 @@ def loads(text: str, source: str = "<string>") -> Scenario:
 def _parse(text: str, source: str) -> tuple[Scenario, int]:
     try:
         # The pure-Python reader checks the characters as it is created; libyaml while
-        # parsing: both end up as the same one-line error.
-        # libyaml when present (same node tree and marks, several times faster).
-        loader = safe_loader()(text)
+        # parsing: both end up as the same one-line error. Depth and alias expansion are
+        # bounded (see yaml_limits).
+        composed = yaml_limits.compose(text)
     except yaml.YAMLError as exc:
         raise _invalid_yaml(exc, text, source) from None
+    except yaml_limits.YamlLimitError as exc:
+        raise ScenarioError(f"{source}:{exc.line}: invalid YAML: {exc.problem}") from None
     try:
-        try:
-            root = loader.get_single_node()
-        except yaml.YAMLError as exc:
-            raise _invalid_yaml(exc, text, source) from None
-        return _scenario(_Doc(source, loader), root)
+        return _scenario(_Doc(source, composed.loader), composed.root)
     finally:
-        loader.dispose()
+        composed.loader.dispose()
 
 
 def _invalid_yaml(exc: yaml.YAMLError, text: str, source: str) -> ScenarioError:

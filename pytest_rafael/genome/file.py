@@ -20,6 +20,7 @@ import yaml
 
 from pytest_rafael.genome.genes import GenomeError
 from pytest_rafael.genome.genome import Genome
+from pytest_rafael import yaml_limits
 from pytest_rafael.yaml_nodes import is_mapping, is_scalar
 
 HEADER = (
@@ -105,15 +106,27 @@ def load_genome_file(path: str | os.PathLike[str]) -> dict[str, Genome]:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GenomeFileError(f"{p}: cannot read: {exc}") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise GenomeFileError(f"{p}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+                              f"at offset {exc.start})") from None
+    except IsADirectoryError:
+        raise GenomeFileError(f"{p}: is a folder, not a genome file") from None
+    except OSError as exc:
+        raise GenomeFileError(f"{p}: cannot read: {exc.strerror or exc}") from None
     return parse_genome_text(text, str(p))
 
 
 def parse_genome_text(text: str, source: str = "<genome>") -> dict[str, Genome]:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        composed = yaml_limits.compose(text)
+        root = composed.root
+        try:
+            data = None if root is None else composed.loader.construct_document(root)
+        finally:
+            composed.loader.dispose()
+    except yaml_limits.YamlLimitError as exc:
+        raise GenomeFileError(f"{source}:{exc.line}: invalid YAML: {exc.problem}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"{mark.line + 1}:" if mark is not None else ""

@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from pytest_rafael.yaml_nodes import is_mapping, is_scalar, safe_loader
+from pytest_rafael import yaml_limits
+from pytest_rafael.yaml_nodes import is_mapping, is_scalar
 
 from .models import (
     CATEGORIES,
@@ -129,12 +130,14 @@ def parse_pattern(
     examples the test suite runs, to keep loading fast)."""
     try:
         # One parse: compose the node tree (for line numbers), then construct from it.
-        loader = safe_loader()(text)
+        composed = yaml_limits.compose(text)
+        node = composed.root
         try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
+            data = composed.loader.construct_document(node) if node is not None else None
         finally:
-            loader.dispose()
+            composed.loader.dispose()
+    except yaml_limits.YamlLimitError as exc:
+        raise VaultError(f"{source}:{exc.line}: yaml: {exc.problem}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1

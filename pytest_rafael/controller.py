@@ -162,12 +162,18 @@ def _actor() -> str:
     return resolve_actor()
 
 
-def finish_run(rs: RafaelSession, session: pytest.Session) -> RunResult:
+def finish_run(rs: RafaelSession, session: pytest.Session,
+               interrupted: str | None = None) -> RunResult:
     """Record the run (store, guardian, vault), write the reports, return the result.
 
     A store, audit chain or configuration that cannot be used does not lose the run: the
     reports are still written, the problem is one line in the summary, and the session
     fails (a tampered audit chain must stop a merge as surely as a low fitness).
+
+    ``interrupted`` (what stopped the run: "SIGTERM", "SIGINT", ...) makes this a partial
+    record: the faults the finished iterations injected and reverted, ``run_finished``
+    with status "interrupted", and a report marked interrupted that replaces the last.
+    ``pytest_rafael_run_finished`` fires exactly once, whatever goes wrong.
     """
     s = rs.settings
     tests = build_tests(rs.iterations, rs.verdicts, rs.references, rs.samples_needed())
@@ -181,6 +187,9 @@ def finish_run(rs: RafaelSession, session: pytest.Session) -> RunResult:
         gate = evaluate_gate(tests, s.min_fitness)
         if "error" in extra:
             gate = Gate(gate.min_fitness, False, (*gate.failures, extra["error"]))
+        if interrupted is not None:
+            gate = Gate(gate.min_fitness, False, (
+                *gate.failures, f"run interrupted ({interrupted}): results are partial"))
         return RunResult(
             run_id=run_id, started_at=rs.started_at.isoformat(),
             finished_at=finished.isoformat(),
@@ -191,25 +200,44 @@ def finish_run(rs: RafaelSession, session: pytest.Session) -> RunResult:
 
     if rs.start_error is not None:
         extra["error"] = rs.start_error
+    if interrupted is not None:
+        extra["status"] = "interrupted"
+        extra["interrupted_by"] = interrupted
+    announced: list[RunResult] = []
+
+    def announce(run: RunResult) -> None:
+        if not announced:
+            announced.append(run)
+            session.config.hook.pytest_rafael_run_finished(run=run)
+    if rs.swept is not None and rs.swept.swept:
+        extra["swept_proxies"] = list(rs.swept.swept)
     with contextlib.suppress(ValueError):  # a broken catalog was reported at collection
         # For the report's "what to do next": scenarios no test exercised.
         extra["scenario_catalog"] = sorted(rs.catalog())
     try:
-        tests, history = _record(rs, session, tests, run_id, actor, extra, result)
+        tests, history = _record(rs, session, tests, run_id, actor, extra, result, announce)
     except _recording_errors() as exc:  # evaluated (imported) only when something raised
         extra["error"] = f"pytest-rafael: run not recorded in {s.store}: {exc}"
     run = result(tests)
-    if "error" in extra:
-        session.config.hook.pytest_rafael_run_finished(run=run)
+    announce(run)
     from pytest_rafael.report import write_reports
 
-    rs.report_paths = write_reports(run.to_dict(), s.report_dir, history)
+    try:
+        rs.report_paths = write_reports(run.to_dict(), s.report_dir, history)
+    except OSError as exc:  # recorded in the store already; the summary says why
+        rs.report_error = (f"pytest-rafael: report not written to {s.report_dir}: "
+                           f"{exc.strerror or exc}")
     return run
 
 
 def _start_details(rs: RafaelSession) -> dict[str, Any]:
-    return {"run_id": rs.run_id, "seed": rs.settings.seed,
-            "started_at": rs.started_at.isoformat()}
+    details: dict[str, Any] = {"run_id": rs.run_id, "seed": rs.settings.seed,
+                               "started_at": rs.started_at.isoformat()}
+    if rs.swept is not None and (rs.swept.swept or rs.swept.errors):
+        # Proxies of dead runs removed from the external server before this run.
+        details["swept_proxies"] = list(rs.swept.swept)
+        details["sweep_errors"] = list(rs.swept.errors)
+    return details
 
 
 def record_start(rs: RafaelSession, session: pytest.Session) -> None:
@@ -252,8 +280,8 @@ def _recording_errors() -> tuple[type[BaseException], ...]:
 
 
 def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult], run_id: str,
-            actor: str, extra: dict[str, Any],
-            result: Any) -> tuple[list[TestResult], list[dict[str, Any]]]:
+            actor: str, extra: dict[str, Any], result: Any,
+            announce: Any) -> tuple[list[TestResult], list[dict[str, Any]]]:
     from pytest_rafael.genome.state import save_engine_state
     from pytest_rafael.guardian import Guardian
     from pytest_rafael.store import Store
@@ -293,14 +321,15 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
             extra["hypothesis"] = load_failures(rs.failures_dir,
                                                 since=rs.started_at.isoformat())
         run = result(tests)
-        session.config.hook.pytest_rafael_run_finished(run=run)
+        announce(run)
         from pytest_rafael.report import history_from_store
 
         # Summaries, not whole stored documents: a long history stays cheap to chart.
         history = history_from_store(store, before=run_id)
         store.save_run(run.to_dict())
         finished_entry = guardian.record("run_finished", details={
-            "run_id": run_id, "tests": len(tests), "gate_passed": run.gate.passed,
+            "run_id": run_id, "status": extra.get("status", "complete"),
+            "tests": len(tests), "gate_passed": run.gate.passed,
             "baseline_score": run.delta.baseline_score,
             "current_score": run.delta.current_score})
         # The audit head at the end of the run, for results.json and the report: kept off
@@ -465,3 +494,6 @@ def write_terminal_summary(run: RunResult, tr: Any, paths: Any) -> None:
     tr.write_line(f"run {run.run_id}, seed {run.seed} (reproduce with --rafael-seed {run.seed})")
     if paths is not None:
         tr.write_line(f"report: {paths.index_html}")
+    if run.extra.get("status") == "interrupted":
+        tr.write_line(f"run INTERRUPTED ({run.extra.get('interrupted_by')}): the report "
+                      f"holds the results so far", red=True)

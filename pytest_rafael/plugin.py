@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import signal
 import sys
 import time
 import uuid
@@ -66,6 +65,10 @@ def pytest_configure(config: pytest.Config) -> None:
     resolved = settings.resolve(config)
     if resolved.chaos and workerinput is None:
         _check_actor()
+        from pytest_rafael.preflight import output_problems
+
+        for problem in output_problems(resolved):
+            raise pytest.UsageError(f"pytest-rafael: {problem}")
     if workerinput is not None and "rafael_seed" in workerinput:
         # Every xdist worker uses the controller's seed, so a run reproduces as a whole.
         resolved = dataclasses.replace(resolved, seed=int(workerinput["rafael_seed"]))
@@ -87,7 +90,9 @@ def pytest_configure(config: pytest.Config) -> None:
         runtime.set_genome_file(resolved.genome_file)
     if resolved.chaos:
         config.pluginmanager.register(ChaosRunner(session), "rafael-chaos-runner")
-        _terminate_gracefully_on_sigterm()
+        from pytest_rafael import interrupts
+
+        interrupts.terminate_gracefully_on_sigterm()
     if config.pluginmanager.hasplugin("xdist"):
         from pytest_rafael import xdist_support
 
@@ -104,22 +109,6 @@ def _check_actor() -> None:
         resolve_actor()
     except ActorError as exc:
         raise pytest.UsageError(f"pytest-rafael: {exc}") from None
-
-
-def _terminate_gracefully_on_sigterm() -> None:
-    """Turn SIGTERM (CI cancelling a job) into KeyboardInterrupt, so that pytest unwinds
-    the running test and every fault is reverted on the way out. A handler the user
-    installed is left alone."""
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
-        raise KeyboardInterrupt("SIGTERM")
-
-    # ValueError: not the main thread (pytest embedded in something else); leave it be.
-    with contextlib.suppress(ValueError):
-        signal.signal(signal.SIGTERM, interrupt)
 
 
 class RafaelSession:
@@ -153,7 +142,11 @@ class RafaelSession:
         self.leaders: dict[str, list[Any]] = {}
         self.run: Any = None  # the RunResult, once the session is over
         self.report_paths: Any = None  # where its report files were written
+        self.report_error: str | None = None  # why they could not be
         self.plain_failures: Path | None = None  # shrunk schedules of a run without chaos
+        self.swept: Any = None  # the SweepResult of proxies left by dead runs, if swept
+        # The iteration a Ctrl-C or SIGTERM cut short, with the faults it applied.
+        self.interrupted_iteration: IterationResult | None = None
 
     # -- shared resources -----------------------------------------------------------
 
@@ -247,6 +240,7 @@ class RafaelSession:
             return
         self._check_external_toxiproxy()
         if not self.is_worker:
+            self._sweep_orphans()
             from pytest_rafael import controller
 
             controller.record_start(self, session)
@@ -287,6 +281,29 @@ class RafaelSession:
             ToxiproxyControl(url, timeout=self.settings.control_timeout).version()
         except ToxiproxyError as exc:
             raise pytest.UsageError(f"pytest-rafael: --rafael-toxiproxy: {exc}") from None
+
+    def _sweep_orphans(self) -> None:
+        """Delete the proxies that runs killed earlier left on the external server, and
+        say which (see faults/orphans.py)."""
+        url = self.settings.toxiproxy_url
+        if url is None:
+            return  # the embedded server lives and dies with this process
+        from pytest_rafael.faults.network import ToxiproxyControl, ToxiproxyError
+        from pytest_rafael.faults.orphans import SweepResult, sweep
+
+        control = ToxiproxyControl(url, timeout=self.settings.control_timeout)
+        try:
+            self.swept = sweep(control.proxy_names(), control.delete_by_name)
+        except ToxiproxyError as exc:
+            self.swept = SweepResult(errors=(str(exc),))
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None:
+            return
+        if self.swept.swept:
+            reporter.write_line(f"rafael: swept {len(self.swept.swept)} proxies left by dead "
+                                f"runs on {url}: {', '.join(self.swept.swept)}")
+        for error in self.swept.errors:
+            reporter.write_line(f"rafael: could not sweep a proxy left by a dead run: {error}")
 
     # -- collection -----------------------------------------------------------------
 
@@ -413,11 +430,17 @@ class RafaelSession:
 
                 self.plain_failures = write_plain_failures(found, self.settings.report_dir)
             return
-        if not self.iterations and not self._shrunk_failures():
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        if interrupted and self.interrupted_iteration is not None:
+            self.iterations.append(self.interrupted_iteration)
+        if not (self.iterations or self._shrunk_failures()
+                or (interrupted and self.start_recorded)):
             return  # nothing was measured: no run to record, no gate to apply
-        from pytest_rafael import controller
+        from pytest_rafael import controller, interrupts
 
-        self.run = controller.finish_run(self, session)
+        with interrupts.held():  # a second Ctrl-C must not cut the record in half
+            self.run = controller.finish_run(
+                self, session, interrupted=interrupts_reason() if interrupted else None)
         if not self.run.gate.passed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -436,6 +459,8 @@ class RafaelSession:
             from pytest_rafael import controller
 
             controller.write_terminal_summary(self.run, terminalreporter, self.report_paths)
+            if self.report_error is not None:
+                terminalreporter.write_line(self.report_error, red=True)
         elif self.plain_failures is not None:
             terminalreporter.write_line(
                 f"rafael: shrunk fault schedules written to {self.plain_failures} (chaos was "
@@ -545,8 +570,14 @@ class ChaosRunner:
         started = time.perf_counter()
         try:
             result = yield
-        except BaseException:
+        except BaseException as exc:
             self._after_call(state, injector, started, measuring, raise_errors=False)
+            if isinstance(exc, KeyboardInterrupt):
+                # The iteration never reaches its report: keep what it injected and
+                # reverted for the partial report and the audit.
+                state.outcome, state.measured = "error", False
+                state.error = f"interrupted ({interrupts_reason()})"
+                self.session.interrupted_iteration = self._result(item, state, None, {})
             raise
         self._after_call(state, injector, started, measuring, raise_errors=True)
         problem = injector.missing_targets() or _nothing_applied(state)
@@ -561,8 +592,11 @@ class ChaosRunner:
         state.duration_s = time.perf_counter() - started
         state.measured = True
         state.injector = None
+        from pytest_rafael import interrupts
+
         try:
-            state.faults = injector.stop()
+            with interrupts.reverting():  # a signal now must not leave a toxic behind
+                state.faults = injector.stop()
         except Exception:
             state.faults = injector.records
             if raise_errors:
@@ -662,11 +696,18 @@ class ChaosRunner:
             leader = engine.leader()
             if leader is not None:
                 self.session.leaders.setdefault(module, []).append(leader)
-        result = IterationResult(
+        result = self._result(item, state, fitness, terms, outcome)
+        item.config.hook.pytest_rafael_iteration_finished(result=result)
+        return result, verdict
+
+    def _result(self, item: pytest.Item, state: Any, fitness: float | None,
+                terms: dict[str, float], outcome: str | None = None) -> IterationResult:
+        module = state.spec.module if state.spec else None
+        return IterationResult(
             nodeid=state.base_nodeid,
             scenario=state.case.scenario,
             index=state.case.index,
-            outcome=outcome,
+            outcome=outcome or state.outcome or "error",
             duration_s=round(state.duration_s, 6),
             module=module,
             severity=state.scenario.severity,
@@ -680,8 +721,12 @@ class ChaosRunner:
             worker=os.environ.get("PYTEST_XDIST_WORKER"),
             min_fitness=_min_fitness(state.spec, self.session.settings),
         )
-        item.config.hook.pytest_rafael_iteration_finished(result=result)
-        return result, verdict
+
+
+def interrupts_reason() -> str:
+    from pytest_rafael import interrupts
+
+    return interrupts.reason() or "KeyboardInterrupt"
 
 
 def _nothing_applied(state: Any) -> str | None:

@@ -36,7 +36,7 @@ from pytest_rafael.scenarios import (
     ScenarioError,
 )
 from pytest_rafael import yaml_limits
-from pytest_rafael.yaml_nodes import is_mapping, is_scalar, is_sequence
+from pytest_rafael.yaml_nodes import is_mapping, is_scalar, is_sequence, safe_loader
 
 __all__ = [
     "SCENARIO_SUFFIXES",
@@ -667,7 +667,7 @@ def _parse(text: str, source: str) -> tuple[Scenario, int]:
         # The pure-Python reader checks the characters as it is created; libyaml while
         # parsing: both end up as the same one-line error. Depth and alias expansion are
         # bounded (see yaml_limits).
-        composed = yaml_limits.compose(text)
+        composed = yaml_limits.compose(text, safe_loader())
     except yaml.YAMLError as exc:
         raise _invalid_yaml(exc, text, source) from None
     except yaml_limits.YamlLimitError as exc:

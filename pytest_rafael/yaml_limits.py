@@ -49,12 +49,12 @@ def _needs_depth_check(text: str) -> bool:
     return sum(text.count(c) for c in "[{-:?") >= MAX_DEPTH
 
 
-def check_depth(text: str) -> None:
+def check_depth(text: str, loader_class: type[Any] | None = None) -> None:
     """Raise :class:`YamlLimitError` when ``text`` nests deeper than :data:`MAX_DEPTH`.
     Syntax errors are left to the composer, which reports them with their line."""
     if not _needs_depth_check(text):
         return
-    loader = safe_loader()(text)
+    loader = (loader_class or safe_loader())(text)
     depth = 0
     try:
         while loader.check_event():
@@ -112,11 +112,13 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-def compose(text: str) -> Composed:
-    """The checked node tree of a one-document YAML text. Raises
-    :class:`YamlLimitError` or ``yaml.YAMLError``; the caller names the file."""
-    check_depth(text)
-    loader = safe_loader()(text)
+def compose(text: str, loader_class: type[Any] | None = None) -> Composed:
+    """The checked node tree of a one-document YAML text (``loader_class``: libyaml's
+    safe loader when it can be used). Raises :class:`YamlLimitError` or
+    ``yaml.YAMLError``; the caller names the file."""
+    loader_class = loader_class or safe_loader()
+    check_depth(text, loader_class)
+    loader = loader_class(text)
     try:
         root = loader.get_single_node()
         check_expansion(root)

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from pytest_rafael import yaml_limits
-from pytest_rafael.yaml_nodes import is_mapping, is_scalar
+from pytest_rafael.yaml_nodes import is_mapping, is_scalar, safe_loader
 
 from .models import (
     CATEGORIES,
@@ -130,7 +130,7 @@ def parse_pattern(
     examples the test suite runs, to keep loading fast)."""
     try:
         # One parse: compose the node tree (for line numbers), then construct from it.
-        composed = yaml_limits.compose(text)
+        composed = yaml_limits.compose(text, safe_loader())
         node = composed.root
         try:
             data = composed.loader.construct_document(node) if node is not None else None

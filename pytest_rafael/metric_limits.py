@@ -17,11 +17,13 @@ MAX_NAME = 100  # characters of a metric's name
 def capped(key: str, value: Any, recorded: Mapping[str, Any]) -> Any:
     """``value`` as it will be recorded under ``key``. Raises TypeError or ValueError."""
     if len(key) > MAX_NAME:
-        raise ValueError(f"chaos.record: metric name longer than {MAX_NAME} characters: "
-                         f"{key[:40]!r}...")
+        raise ValueError(
+            f"chaos.record: metric name longer than {MAX_NAME} characters: {key[:40]!r}..."
+        )
     if key not in recorded and len(recorded) >= MAX_METRICS:
-        raise ValueError(f"chaos.record({key}=...): more than {MAX_METRICS} metrics in one "
-                         f"iteration")
+        raise ValueError(
+            f"chaos.record({key}=...): more than {MAX_METRICS} metrics in one iteration"
+        )
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
@@ -35,7 +37,7 @@ def capped(key: str, value: Any, recorded: Mapping[str, Any]) -> Any:
     if isinstance(value, str):
         if len(value) <= MAX_TEXT:
             return value
-        return f"{value[:MAX_TEXT]}... [cut: {len(value):,} characters recorded, " \
-               f"{MAX_TEXT} kept]"
-    raise TypeError(f"chaos.record({key}=...): expected a number or a string, "
-                    f"got {type(value).__name__}")
+        return f"{value[:MAX_TEXT]}... [cut: {len(value):,} characters recorded, {MAX_TEXT} kept]"
+    raise TypeError(
+        f"chaos.record({key}=...): expected a number or a string, got {type(value).__name__}"
+    )

@@ -147,6 +147,7 @@ class RafaelSession:
         self.swept: Any = None  # the SweepResult of proxies left by dead runs, if swept
         # The iteration a Ctrl-C or SIGTERM cut short, with the faults it applied.
         self.interrupted_iteration: IterationResult | None = None
+        self.interrupted_by: str | None = None  # "SIGTERM", "SIGINT" once interrupted
 
     # -- shared resources -----------------------------------------------------------
 
@@ -430,7 +431,9 @@ class RafaelSession:
 
                 self.plain_failures = write_plain_failures(found, self.settings.report_dir)
             return
-        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        interrupted = self.interrupted_by
+        if interrupted is None and exitstatus == pytest.ExitCode.INTERRUPTED:
+            interrupted = "collection errors" if session.testsfailed else "stopped"
         if interrupted and self.interrupted_iteration is not None:
             self.iterations.append(self.interrupted_iteration)
         if not (self.iterations or self._shrunk_failures()
@@ -439,10 +442,12 @@ class RafaelSession:
         from pytest_rafael import controller, interrupts
 
         with interrupts.held():  # a second Ctrl-C must not cut the record in half
-            self.run = controller.finish_run(
-                self, session, interrupted=interrupts_reason() if interrupted else None)
+            self.run = controller.finish_run(self, session, interrupted=interrupted)
         if not self.run.gate.passed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        self.interrupted_by = interrupts_reason()
 
     def _shrunk_failures(self) -> dict[str, Any] | None:
         """The Hypothesis fault schedules that failed in this session, if any."""
@@ -726,7 +731,8 @@ class ChaosRunner:
 def interrupts_reason() -> str:
     from pytest_rafael import interrupts
 
-    return interrupts.reason() or "KeyboardInterrupt"
+    # A Ctrl-C reaches Python as KeyboardInterrupt through the default SIGINT handler.
+    return interrupts.reason() or "SIGINT"
 
 
 def _nothing_applied(state: Any) -> str | None:

@@ -39,8 +39,10 @@ def path_problem(path: Path, *, folder: bool) -> str | None:
 def output_problems(settings: Settings) -> list[str]:
     """One line per unusable output path, naming the setting that chose it."""
     problems = []
-    for field, flag, folder in (("report_dir", "--rafael-report", True),
-                                ("store", "--rafael-store", False)):
+    for field, flag, folder in (
+        ("report_dir", "--rafael-report", True),
+        ("store", "--rafael-store", False),
+    ):
         problem = path_problem(getattr(settings, field), folder=folder)
         if problem is not None:
             problems.append(f"{settings.sources.get(field, flag)}: {problem}")

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from pytest_rafael import yaml_limits
 from pytest_rafael.scenarios import (
     FAULT_KINDS,
     SEVERITIES,
@@ -35,7 +36,6 @@ from pytest_rafael.scenarios import (
     Scenario,
     ScenarioError,
 )
-from pytest_rafael import yaml_limits
 from pytest_rafael.yaml_nodes import is_mapping, is_scalar, is_sequence, safe_loader
 
 __all__ = [
@@ -668,25 +668,13 @@ def _parse(text: str, source: str) -> tuple[Scenario, int]:
         # parsing: both end up as the same one-line error. Depth and alias expansion are
         # bounded (see yaml_limits).
         composed = yaml_limits.compose(text, safe_loader())
-    except yaml.YAMLError as exc:
-        raise _invalid_yaml(exc, text, source) from None
-    except yaml_limits.YamlLimitError as exc:
-        raise ScenarioError(f"{source}:{exc.line}: invalid YAML: {exc.problem}") from None
+    except yaml_limits.YamlInputError as exc:
+        raise ScenarioError(
+            _printable(f"{source}:{exc.line}: invalid YAML: {exc.problem}")) from None
     try:
         return _scenario(_Doc(source, composed.loader), composed.root)
     finally:
         composed.loader.dispose()
-
-
-def _invalid_yaml(exc: yaml.YAMLError, text: str, source: str) -> ScenarioError:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    if mark is not None:
-        line = mark.line + 1
-    elif isinstance(exc, yaml.reader.ReaderError):
-        line = text[: exc.position].count("\n") + 1
-    else:
-        line = 1
-    return ScenarioError(_printable(f"{source}:{line}: invalid YAML: {_yaml_problem(exc)}"))
 
 
 def load_file(path: Path) -> Scenario:

@@ -26,13 +26,50 @@ _OPENING = ("SequenceStartEvent", "MappingStartEvent")
 _CLOSING = ("SequenceEndEvent", "MappingEndEvent")
 
 
-class YamlLimitError(ValueError):
-    """The document nests too deep or expands too far; ``line`` is 1-based."""
+class YamlInputError(ValueError):
+    """A YAML text that cannot be read: ``problem`` (one line) at ``line`` (1-based)."""
 
     def __init__(self, problem: str, line: int) -> None:
         super().__init__(problem)
         self.problem = problem
         self.line = line
+
+
+class YamlLimitError(YamlInputError):
+    """The document nests too deep or expands too far."""
+
+
+class YamlSyntaxError(YamlInputError):
+    """PyYAML's error, as one line. PyYAML's own classes are not caught by the callers:
+    where ``yaml`` was imported twice in one process (pytest's in-process runs), libyaml
+    raises the first import's classes, which the second's ``except`` does not know."""
+
+
+def _is_yaml_error(exc: BaseException) -> bool:
+    return any(cls.__name__ == "YAMLError" for cls in type(exc).__mro__)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def syntax_error(exc: BaseException, text: str) -> YamlSyntaxError:
+    """PyYAML's error ``exc`` about ``text`` as a :class:`YamlSyntaxError`."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    position = getattr(exc, "position", None)
+    if mark is not None:
+        line = mark.line + 1
+    elif isinstance(position, int):
+        line = text[:position].count("\n") + 1
+    else:
+        line = 1
+    character = getattr(exc, "character", None)
+    if type(exc).__name__ == "ReaderError" and isinstance(character, int):
+        problem = f"unacceptable character #x{character:04x}: special characters are not allowed"
+    else:
+        parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
+        problem = _one_line("; ".join(str(p) for p in parts if p)) or _one_line(str(exc))
+    return YamlSyntaxError(problem, line)
 
 
 @dataclass(frozen=True)
@@ -68,8 +105,10 @@ def check_depth(text: str, loader_class: type[Any] | None = None) -> None:
                     )
             elif kind in _CLOSING:
                 depth -= 1
-    except yaml.YAMLError:
-        return
+    except Exception as exc:
+        if _is_yaml_error(exc):
+            return  # the composer reports it, with its line
+        raise
     finally:
         loader.dispose()
 
@@ -97,8 +136,9 @@ def check_expansion(root: yaml.Node | None) -> None:
         if key in sizes:
             continue
         if key in open_nodes:
-            raise YamlLimitError("an alias refers to a node that contains it",
-                                 node.start_mark.line + 1)
+            raise YamlLimitError(
+                "an alias refers to a node that contains it", node.start_mark.line + 1
+            )
         open_nodes.add(key)
         stack.append((node, True))
         stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
@@ -114,25 +154,37 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 def compose(text: str, loader_class: type[Any] | None = None) -> Composed:
     """The checked node tree of a one-document YAML text (``loader_class``: libyaml's
-    safe loader when it can be used). Raises :class:`YamlLimitError` or
-    ``yaml.YAMLError``; the caller names the file."""
+    safe loader when it can be used). Raises :class:`YamlInputError`; the caller names
+    the file."""
     loader_class = loader_class or safe_loader()
     check_depth(text, loader_class)
-    loader = loader_class(text)
+    try:
+        loader = loader_class(text)
+    except Exception as exc:  # the pure-Python reader checks characters at once
+        if _is_yaml_error(exc):
+            raise syntax_error(exc, text) from None
+        raise
     try:
         root = loader.get_single_node()
         check_expansion(root)
-    except BaseException:
+    except Exception as exc:
         loader.dispose()
+        if _is_yaml_error(exc):
+            raise syntax_error(exc, text) from None
         raise
     return Composed(loader, root)
 
 
-def load(text: str) -> Any:
-    """The Python value of a one-document YAML text, within the same bounds."""
-    composed = compose(text)
+def load(text: str, loader_class: type[Any] | None = None) -> tuple[Any, yaml.Node | None]:
+    """The Python value of a one-document YAML text, within the same bounds, and its
+    node tree (for line numbers). Raises :class:`YamlInputError`."""
+    composed = compose(text, loader_class)
     try:
-        return None if composed.root is None else composed.loader.construct_document(
-            composed.root)
+        value = None if composed.root is None else composed.loader.construct_document(composed.root)
+    except Exception as exc:
+        if _is_yaml_error(exc):
+            raise syntax_error(exc, text) from None
+        raise
     finally:
         composed.loader.dispose()
+    return value, composed.root

@@ -70,8 +70,10 @@ def _start_of(pid: int) -> int | None:
 def server_name(name: str, worker: str, n: int, tag: str) -> str:
     """The name on the server of proxy ``name``: unique per process, test and proxy, and
     carrying the owner for :func:`sweep`."""
-    return (f"{name}-rafael-{this_host()}-pid{os.getpid()}-t{_own_start()}-"
-            f"{_safe(worker)}-{n}-{_safe(tag).lower()}")
+    return (
+        f"{name}-rafael-{this_host()}-pid{os.getpid()}-t{_own_start()}-"
+        f"{_safe(worker)}-{n}-{_safe(tag).lower()}"
+    )
 
 
 def owner_of(server_proxy_name: str) -> Owner | None:

@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
+from pytest_rafael import yaml_limits
 from pytest_rafael.genome.genes import GenomeError
 from pytest_rafael.genome.genome import Genome
-from pytest_rafael import yaml_limits
 from pytest_rafael.yaml_nodes import is_mapping, is_scalar
 
 HEADER = (
@@ -119,19 +119,9 @@ def load_genome_file(path: str | os.PathLike[str]) -> dict[str, Genome]:
 
 def parse_genome_text(text: str, source: str = "<genome>") -> dict[str, Genome]:
     try:
-        composed = yaml_limits.compose(text)
-        root = composed.root
-        try:
-            data = None if root is None else composed.loader.construct_document(root)
-        finally:
-            composed.loader.dispose()
-    except yaml_limits.YamlLimitError as exc:
+        data, root = yaml_limits.load(text)
+    except yaml_limits.YamlInputError as exc:
         raise GenomeFileError(f"{source}:{exc.line}: invalid YAML: {exc.problem}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"{mark.line + 1}:" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise GenomeFileError(f"{source}:{line} invalid YAML: {problem}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -156,7 +146,7 @@ def parse_genome_text(text: str, source: str = "<genome>") -> dict[str, Genome]:
             genomes[module] = Genome.from_dict(module, section)
         except GenomeError as exc:
             msg = str(exc)
-            field, _, problem = msg.partition(": ")
+            field = msg.partition(": ")[0]
             rel = field[len(module) + 1 :] if field.startswith(module + ".") else ""
             parts = [module, *(rel.split(".") if rel else [])]
             raise GenomeFileError(f"{source}:{_line_of(root, parts)}: {msg}") from None

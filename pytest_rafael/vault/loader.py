@@ -130,19 +130,9 @@ def parse_pattern(
     examples the test suite runs, to keep loading fast)."""
     try:
         # One parse: compose the node tree (for line numbers), then construct from it.
-        composed = yaml_limits.compose(text, safe_loader())
-        node = composed.root
-        try:
-            data = composed.loader.construct_document(node) if node is not None else None
-        finally:
-            composed.loader.dispose()
-    except yaml_limits.YamlLimitError as exc:
+        data, node = yaml_limits.load(text, safe_loader())
+    except yaml_limits.YamlInputError as exc:
         raise VaultError(f"{source}:{exc.line}: yaml: {exc.problem}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise VaultError(f"{source}:{line}: yaml: {problem}") from None
     check = _Checker(source, _Lines(node))
     if not isinstance(data, dict):
         raise VaultError(f"{source}:1: pattern: expected a mapping of fields, got {data!r:.60}")

@@ -209,6 +209,12 @@ def finish_run(rs: RafaelSession, session: pytest.Session,
         if not announced:
             announced.append(run)
             session.config.hook.pytest_rafael_run_finished(run=run)
+    from pytest_rafael.metric_limits import cut_metrics
+
+    capped = [line for i in rs.iterations
+              for line in cut_metrics(i.nodeid, i.scenario, i.index, i.metrics)]
+    if capped:
+        extra["capped_metrics"] = capped
     if rs.swept is not None and rs.swept.swept:
         extra["swept_proxies"] = list(rs.swept.swept)
     with contextlib.suppress(ValueError):  # a broken catalog was reported at collection

@@ -41,3 +41,12 @@ def capped(key: str, value: Any, recorded: Mapping[str, Any]) -> Any:
     raise TypeError(
         f"chaos.record({key}=...): expected a number or a string, got {type(value).__name__}"
     )
+
+
+def cut_metrics(nodeid: str, scenario: str, index: int,
+                metrics: Mapping[str, Any]) -> list[str]:
+    """One line per value of an iteration that :func:`capped` cut, for the report."""
+    return [f"{nodeid} [{scenario}] iteration {index}: {key} "
+            f"(cut: {value.rpartition('[cut: ')[2].rstrip(']')})"
+            for key, value in metrics.items()
+            if isinstance(value, str) and len(value) > MAX_TEXT and value.endswith(" kept]")]

@@ -227,7 +227,11 @@ class RafaelSession:
 
     def samples_needed(self) -> dict[str, int]:
         """Per scenario, the measurements of the shipped genome the gate needs."""
-        return {name: 3 if sc.probabilistic else 1 for name, sc in self.catalog().items()}
+        try:
+            catalog = self.catalog()
+        except ValueError:  # a broken catalog was reported at collection
+            return {}
+        return {name: 3 if sc.probabilistic else 1 for name, sc in catalog.items()}
 
     def idempotent(self, module: str) -> bool | None:
         """The module's declaration: genome file first, then ``@antifragile``."""

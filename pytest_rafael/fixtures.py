@@ -72,12 +72,16 @@ def chaos_proxy(
             pinned = check_upstream(upstream, allowed)
         except ValueError as exc:
             raise ValueError(f"chaos_proxy({name!r}): {exc}") from None
+        from pytest_rafael import interrupts
         from pytest_rafael.faults.orphans import server_name
 
-        handle = toxiproxy.control.create_proxy(
-            name, pinned, server_name=server_name(
-                name, worker, len(created), f"{abs(hash(request.node.nodeid)) % 10**8}"))
-        created.append(handle)
+        # Held until the proxy is known: a Ctrl-C while it is being created would leave
+        # it on the server with nobody to delete it.
+        with interrupts.deferred():
+            handle = toxiproxy.control.create_proxy(
+                name, pinned, server_name=server_name(
+                    name, worker, len(created), f"{abs(hash(request.node.nodeid)) % 10**8}"))
+            created.append(handle)
         state.proxies[name] = handle
         if state.injector is not None:  # created during the call: faults apply at once
             state.injector.add_proxy(name, handle)
@@ -85,12 +89,15 @@ def chaos_proxy(
 
     yield make
     errors = []
-    for handle in reversed(created):
-        try:
-            toxiproxy.control.delete_proxy(handle)
-        except Exception as exc:  # delete the others, then report
-            errors.append(str(exc))
-        state.proxies.pop(handle.name, None)
+    from pytest_rafael import interrupts
+
+    with interrupts.deferred():  # every proxy is deleted, then a Ctrl-C is delivered
+        for handle in reversed(created):
+            try:
+                toxiproxy.control.delete_proxy(handle)
+            except Exception as exc:  # delete the others, then report
+                errors.append(str(exc))
+            state.proxies.pop(handle.name, None)
     if errors:
         raise RuntimeError("; ".join(errors))
 

@@ -10,6 +10,7 @@ interrupted the run is kept for the partial report.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -68,9 +69,40 @@ def held() -> Iterator[list[int]]:
 
 
 @contextlib.contextmanager
-def reverting() -> Iterator[None]:
-    """Hold signals while faults are reverted, then deliver one as KeyboardInterrupt."""
+def deferred() -> Iterator[None]:
+    """Hold signals for a step that must not be cut in half (reverting faults, creating
+    or deleting a proxy, an audit write), then deliver one as KeyboardInterrupt."""
     with held() as came:
-        yield
-    if came:
-        raise KeyboardInterrupt(signal.Signals(came[0]).name)
+        try:
+            yield
+        finally:
+            if came:  # even when the step failed: the user asked the run to stop
+                raise KeyboardInterrupt(signal.Signals(came[0]).name)
+
+
+def calm_until_exit() -> dict[int, Any]:
+    """Once the run is recorded, a signal only ends the process: the first one is noted
+    (pytest is printing its summary and shutting down, which takes a moment), a second
+    one ends the process at once, without a traceback. Returns the handlers replaced."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous: dict[int, Any] = {s: signal.getsignal(s) for s in _SIGNALS}
+    seen: list[int] = []
+
+    def late(signum: int, frame: Any) -> None:
+        note("SIGTERM" if signum == signal.SIGTERM else "SIGINT")
+        if seen:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        seen.append(signum)
+
+    for s in _SIGNALS:
+        signal.signal(s, late)
+    return previous
+
+
+def restore(handlers: dict[int, Any]) -> None:
+    """Put back the handlers :func:`calm_until_exit` replaced (pytest run in-process)."""
+    for signum, handler in handlers.items():
+        with contextlib.suppress(ValueError, TypeError):
+            signal.signal(signum, handler)

@@ -148,6 +148,7 @@ class RafaelSession:
         # The iteration a Ctrl-C or SIGTERM cut short, with the faults it applied.
         self.interrupted_iteration: IterationResult | None = None
         self.interrupted_by: str | None = None  # "SIGTERM", "SIGINT" once interrupted
+        self._calmed: dict[int, Any] = {}  # signal handlers replaced after recording
 
     # -- shared resources -----------------------------------------------------------
 
@@ -245,10 +246,11 @@ class RafaelSession:
             return
         self._check_external_toxiproxy()
         if not self.is_worker:
-            self._sweep_orphans()
-            from pytest_rafael import controller
+            from pytest_rafael import controller, interrupts
 
-            controller.record_start(self, session)
+            with interrupts.deferred():  # neither half a sweep nor half an audit entry
+                self._sweep_orphans()
+                controller.record_start(self, session)
 
     def _check_selection(self) -> None:
         """A misspelt --rafael-scenario is a usage error up front, with a suggestion,
@@ -293,14 +295,9 @@ class RafaelSession:
         url = self.settings.toxiproxy_url
         if url is None:
             return  # the embedded server lives and dies with this process
-        from pytest_rafael.faults.network import ToxiproxyControl, ToxiproxyError
-        from pytest_rafael.faults.orphans import SweepResult, sweep
+        from pytest_rafael.faults.orphans import sweep_server
 
-        control = ToxiproxyControl(url, timeout=self.settings.control_timeout)
-        try:
-            self.swept = sweep(control.proxy_names(), control.delete_by_name)
-        except ToxiproxyError as exc:
-            self.swept = SweepResult(errors=(str(exc),))
+        self.swept = sweep_server(url, self.settings.control_timeout)
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is None:
             return
@@ -447,6 +444,7 @@ class RafaelSession:
 
         with interrupts.held():  # a second Ctrl-C must not cut the record in half
             self.run = controller.finish_run(self, session, interrupted=interrupted)
+        self._calmed = interrupts.calm_until_exit()
         if not self.run.gate.passed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -475,10 +473,15 @@ class RafaelSession:
                 f"rafael: shrunk fault schedules written to {self.plain_failures} (chaos was "
                 f"off: the last chaos report and its history were left as they were)")
 
+    @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self._calmed:
+            from pytest_rafael import interrupts
+
+            interrupts.restore(self._calmed)
 
 
 class ChaosRunner:
@@ -604,7 +607,7 @@ class ChaosRunner:
         from pytest_rafael import interrupts
 
         try:
-            with interrupts.reverting():  # a signal now must not leave a toxic behind
+            with interrupts.deferred():  # a signal now must not leave a toxic behind
                 state.faults = injector.stop()
         except Exception:
             state.faults = injector.records

@@ -115,3 +115,14 @@ def sweep(names: Iterable[str], delete: Callable[[str], None]) -> SweepResult:
         else:
             swept.append(name)
     return SweepResult(tuple(swept), tuple(errors))
+
+
+def sweep_server(url: str, timeout: float) -> SweepResult:
+    """Sweep the Toxiproxy server at ``url``; a server that cannot be listed is one error."""
+    from pytest_rafael.faults.network import ToxiproxyControl, ToxiproxyError
+
+    control = ToxiproxyControl(url, timeout=timeout)
+    try:
+        return sweep(control.proxy_names(), control.delete_by_name)
+    except ToxiproxyError as exc:
+        return SweepResult(errors=(str(exc),))

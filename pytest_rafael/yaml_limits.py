@@ -10,6 +10,7 @@ once) before anything constructs it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,9 @@ from pytest_rafael.yaml_nodes import is_mapping, is_sequence, safe_loader
 MAX_DEPTH = 50
 MAX_NODES = 100_000
 
+# An alias is "*" and an anchor name; "*" before a quote, a space or a flow indicator (a
+# scenario's `target: "*"`) is not one. Text inside quotes may match: that only costs time.
+_MAY_ALIAS = re.compile(r"\*[^\s,\[\]{}'\"]")
 _OPENING = ("SequenceStartEvent", "MappingStartEvent")
 _CLOSING = ("SequenceEndEvent", "MappingEndEvent")
 
@@ -166,7 +170,9 @@ def compose(text: str, loader_class: type[Any] | None = None) -> Composed:
         raise
     try:
         root = loader.get_single_node()
-        check_expansion(root)
+        # Without an alias every value is written out, and takes at least a character.
+        if _MAY_ALIAS.search(text) or len(text) > MAX_NODES:
+            check_expansion(root)
     except Exception as exc:
         loader.dispose()
         if _is_yaml_error(exc):

@@ -43,10 +43,11 @@ def capped(key: str, value: Any, recorded: Mapping[str, Any]) -> Any:
     )
 
 
-def cut_metrics(nodeid: str, scenario: str, index: int,
-                metrics: Mapping[str, Any]) -> list[str]:
+def cut_metrics(nodeid: str, scenario: str, index: int, metrics: Mapping[str, Any]) -> list[str]:
     """One line per value of an iteration that :func:`capped` cut, for the report."""
-    return [f"{nodeid} [{scenario}] iteration {index}: {key} "
-            f"(cut: {value.rpartition('[cut: ')[2].rstrip(']')})"
-            for key, value in metrics.items()
-            if isinstance(value, str) and len(value) > MAX_TEXT and value.endswith(" kept]")]
+    return [
+        f"{nodeid} [{scenario}] iteration {index}: {key} "
+        f"(cut: {value.rpartition('[cut: ')[2].rstrip(']')})"
+        for key, value in metrics.items()
+        if isinstance(value, str) and len(value) > MAX_TEXT and value.endswith(" kept]")
+    ]

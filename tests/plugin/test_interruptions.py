@@ -74,9 +74,19 @@ def served() -> Iterator[str]:
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from pytest_rafael.cli import main; "
-         "sys.exit(main(sys.argv[1:]))", "toxiproxy", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pytest_rafael.cli import main; sys.exit(main(sys.argv[1:]))",
+            "toxiproxy",
+            "serve",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
@@ -97,14 +107,29 @@ def served() -> Iterator[str]:
 def _start(project: pytest.Pytester, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     return subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
-         "--rafael-chaos", "--rafael-seed", "3", *args],
-        cwd=project.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:hypothesispytest",
+            "--rafael-chaos",
+            "--rafael-seed",
+            "3",
+            *args,
+        ],
+        cwd=project.path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _post(url: str, path: str, body: dict[str, Any]) -> None:
-    request = urllib.request.Request(f"{url}{path}", data=json.dumps(body).encode(),
-                                     method="POST")
+    request = urllib.request.Request(f"{url}{path}", data=json.dumps(body).encode(), method="POST")
     urllib.request.urlopen(request, timeout=5).close()
 
 
@@ -116,14 +141,15 @@ def _events(store: Path) -> list[Any]:
 
 
 def test_sigkill_leaves_proxies_that_the_next_run_sweeps(
-    project: pytest.Pytester, served: str,
+    project: pytest.Pytester,
+    served: str,
 ) -> None:
     project.makepyfile(test_hang=HANGING)
     proc = _start(project, "--rafael-toxiproxy", served)
     _wait_for(lambda: (project.path / "in_call").exists(), "the call under faults", proc)
     left = server_state(served)
     assert len(left) == 1
-    (name, proxy), = left.items()
+    ((name, proxy),) = left.items()
     assert proxy["toxics"], "the fault is active when the run is killed"
     proc.kill()
     proc.communicate(timeout=60)
@@ -134,14 +160,17 @@ def test_sigkill_leaves_proxies_that_the_next_run_sweeps(
     from pytest_rafael.faults.orphans import server_name
 
     live = server_name("db", "main", 0, "1")
-    _post(served, "/proxies", {"name": "someone-elses", "listen": "127.0.0.1:0",
-                               "upstream": "127.0.0.1:9"})
-    _post(served, "/proxies", {"name": live, "listen": "127.0.0.1:0",
-                               "upstream": "127.0.0.1:9"})
+    _post(
+        served,
+        "/proxies",
+        {"name": "someone-elses", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:9"},
+    )
+    _post(served, "/proxies", {"name": live, "listen": "127.0.0.1:0", "upstream": "127.0.0.1:9"})
 
     (project.path / "in_call").unlink()
     project.makepyfile(test_hang="def test_nothing():\n    pass\n")
-    project.makepyfile(test_next="""
+    project.makepyfile(
+        test_next="""
 import pytest
 
 @pytest.mark.chaos("network_latency", iterations=1)
@@ -149,7 +178,8 @@ def test_quick(chaos_proxy, echo):
     import time
     chaos_proxy("db", echo.address)
     time.sleep(0.3)
-""")
+"""
+    )
     done = _start(project, "--rafael-toxiproxy", served)
     out, err = done.communicate(timeout=300)
     assert done.returncode == 0, out + err
@@ -164,7 +194,9 @@ def test_quick(chaos_proxy, echo):
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_interrupted_run_reverts_records_and_reports_once(
-    project: pytest.Pytester, external_toxiproxy: Any, signum: signal.Signals,
+    project: pytest.Pytester,
+    external_toxiproxy: Any,
+    signum: signal.Signals,
 ) -> None:
     project.makeconftest((project.path / "conftest.py").read_text() + COUNTING_CONFTEST)
     reports = project.path / "reports"
@@ -186,8 +218,11 @@ def test_interrupted_run_reverts_records_and_reports_once(
     events = _events(project.path / ".rafael" / "rafael.db")
     kinds = [e.event_type for e in events]
     assert kinds.count("run_finished") == 1
-    assert kinds.index("faults_injected") < kinds.index("faults_reverted") < kinds.index(
-        "run_finished")
+    assert (
+        kinds.index("faults_injected")
+        < kinds.index("faults_reverted")
+        < kinds.index("run_finished")
+    )
     injected = next(e for e in events if e.event_type == "faults_injected")
     reverted = next(e for e in events if e.event_type == "faults_reverted")
     assert injected.details["faults"] >= 1

@@ -79,8 +79,9 @@ def test_chaos_proxy_takes_a_port_number_and_pins_a_name_to_its_address(
     """)
     result = project.runpytest_subprocess("--rafael-chaos", "-p", "no:hypothesispytest")
     result.assert_outcomes(passed=2, failed=2)  # each test's reference run and iteration
-    result.stdout.fnmatch_lines([
-        "*TypeError: chaos_proxy('db'): upstream must be 'host:port' or a port number, got list"])
+    result.stdout.fnmatch_lines(
+        ["*TypeError: chaos_proxy('db'): upstream must be 'host:port' or a port number, got list"]
+    )
 
 
 def test_a_name_that_re_resolves_elsewhere_is_pinned_to_the_checked_address(
@@ -123,6 +124,7 @@ def test_chaos_record_caps_long_text_and_says_so_in_the_report(
     assert metrics["log"].endswith("[cut: 5,000,000 characters recorded, 1000 kept]")
     assert read_results(project)["capped_metrics"] == [
         "test_chaos_record_caps_long_text_and_says_so_in_the_report.py::test_big [cpu_spike] "
-        "iteration 0: log (cut: 5,000,000 characters recorded, 1000 kept)"]
+        "iteration 0: log (cut: 5,000,000 characters recorded, 1000 kept)"
+    ]
     html = (project.path / "reports" / "index.html").read_text()
     assert "iteration 0: log (cut: 5,000,000 characters recorded, 1000 kept)" in html

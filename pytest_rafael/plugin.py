@@ -587,21 +587,32 @@ class ChaosRunner:
         try:
             result = yield
         except BaseException as exc:
-            self._after_call(state, injector, started, measuring, raise_errors=False)
+            self._close_call(item, state, injector, started, measuring, raise_errors=False)
             if isinstance(exc, KeyboardInterrupt):
-                # The iteration never reaches its report: keep what it injected and
-                # reverted for the partial report and the audit.
-                state.outcome, state.measured = "error", False
-                state.error = f"interrupted ({interrupts_reason()})"
-                self.session.interrupted_iteration = self._result(item, state, None, {})
+                self._keep_interrupted(item, state)
             raise
-        self._after_call(state, injector, started, measuring, raise_errors=True)
+        self._close_call(item, state, injector, started, measuring, raise_errors=True)
         problem = injector.missing_targets() or _nothing_applied(state)
         if problem is not None:
             # The scenario's faults never touched the code: a pass would be a lie.
             state.outcome, state.error, state.measured = "error", problem, False
             pytest.fail(problem, pytrace=False)
         return result
+
+    def _close_call(self, item: pytest.Item, state: Any, injector: Any, started: float,
+                    measuring: contextlib.ExitStack, *, raise_errors: bool) -> None:
+        try:
+            self._after_call(state, injector, started, measuring, raise_errors=raise_errors)
+        except KeyboardInterrupt:  # held back while the faults were reverted
+            self._keep_interrupted(item, state)
+            raise
+
+    def _keep_interrupted(self, item: pytest.Item, state: Any) -> None:
+        """The iteration never reaches its report: keep what it injected and reverted
+        for the partial report and the audit."""
+        state.outcome, state.measured = "error", False
+        state.error = f"interrupted ({interrupts_reason()})"
+        self.session.interrupted_iteration = self._result(item, state, None, {})
 
     def _after_call(self, state: Any, injector: Any, started: float,
                     measuring: contextlib.ExitStack, *, raise_errors: bool) -> None:

@@ -176,18 +176,23 @@ def compute_delta(tests: Sequence[TestResult]) -> Delta:
     """Baseline and current: what ships (current differs only for a proposal the guardian
     adopted during the run, scored by that candidate's own measurements on the test).
     Potential: the best measured candidates, shown apart. A threat is mitigated when
-    every test under it withstood it with the shipped genome, over enough measurements;
-    every test whose shipped genome failed a measurement is a vulnerability."""
+    every test under it withstood it with the shipped genome, over enough measurements,
+    and met its gate where one is set; every test whose shipped genome failed a
+    measurement is a vulnerability. A test evolving several modules counts once."""
     if not tests:
         return Delta(0.0, 0.0, 0.0, (), ())
-    baseline = fmean(t.baseline_fitness or 0.0 for t in tests)
-    current = fmean(
+    pairs: dict[tuple[str, str], list[TestResult]] = {}
+    for t in tests:
+        pairs.setdefault((t.nodeid, t.scenario), []).append(t)
+    baseline = fmean(views[0].baseline_fitness or 0.0 for views in pairs.values())
+    current = fmean(max(
         (t.best_fitness if t.adopted and t.best_fitness is not None else t.baseline_fitness)
-        or 0.0 for t in tests)
-    potential = fmean(
-        max(t.best_fitness or 0.0, t.baseline_fitness or 0.0) for t in tests)
+        or 0.0 for t in views) for views in pairs.values())
+    potential = fmean(max(
+        max(t.best_fitness or 0.0, t.baseline_fitness or 0.0) for t in views)
+        for views in pairs.values())
     mitigated = sorted({t.scenario for t in tests}
-                       - {t.scenario for t in tests if not t.withstood})
+                       - {t.scenario for t in tests if not _mitigated(t)})
     # dict.fromkeys: a test evolving several modules fails once, on the same shipped runs.
     vulnerabilities = tuple(dict.fromkeys(f"{t.nodeid} [{t.scenario}]: {_first_error(t)}"
                                           for t in tests if t.failed_shipped))
@@ -195,6 +200,23 @@ def compute_delta(tests: Sequence[TestResult]) -> Delta:
                  tuple(mitigated), vulnerabilities,
                  potential_score=round(potential, 4),
                  potential_improvement_pct=_pct(baseline, potential))
+
+
+def _nodeid_prefix(config: pytest.Config) -> str:
+    """The rootdir as seen from the invocation directory ("" when they are the same or
+    the rootdir is not below it)."""
+    try:
+        rel = config.rootpath.relative_to(config.invocation_params.dir)
+    except ValueError:
+        return ""
+    return "" if str(rel) == "." else f"{rel.as_posix()}/"
+
+
+def _mitigated(t: TestResult) -> bool:
+    """Withstood with the shipped genome, and not below the test's own gate: a threat
+    the verdict fails on is never listed as mitigated beside it."""
+    below_gate = t.min_fitness is not None and (t.baseline_fitness or 0.0) < t.min_fitness
+    return t.withstood and not below_gate
 
 
 def _actor() -> str:
@@ -250,6 +272,7 @@ def finish_run(rs: RafaelSession, session: pytest.Session,
         if not announced:
             announced.append(run)
             session.config.hook.pytest_rafael_run_finished(run=run)
+
     from pytest_rafael.metric_limits import cut_metrics
 
     capped = [line for i in rs.iterations
@@ -258,6 +281,9 @@ def finish_run(rs: RafaelSession, session: pytest.Session,
         extra["capped_metrics"] = capped
     if rs.swept is not None and rs.swept.swept:
         extra["swept_proxies"] = list(rs.swept.swept)
+    # Node ids are relative to the rootdir; the report's commands are pasted where pytest
+    # was started, so they need the way from there to the rootdir.
+    extra["nodeid_prefix"] = _nodeid_prefix(session.config)
     with contextlib.suppress(ValueError):  # a broken catalog was reported at collection
         # For the report's "what to do next": scenarios no test exercised.
         extra["scenario_catalog"] = sorted(rs.catalog())
@@ -295,7 +321,7 @@ def record_start(rs: RafaelSession, session: pytest.Session) -> None:
 
     try:
         with Store(rs.settings.store) as store:
-            Guardian.open(store, project_root=_project_root(session),
+            Guardian.open(store, project_root=project_root(session),
                           genome_file=rs.settings.genome_file, actor=_actor(),
                           ).record("run_started", details=_start_details(rs))
         rs.start_recorded = True
@@ -303,7 +329,7 @@ def record_start(rs: RafaelSession, session: pytest.Session) -> None:
         rs.start_error = f"pytest-rafael: run not recorded in {rs.settings.store}: {exc}"
 
 
-def _project_root(session: pytest.Session) -> Path:
+def project_root(session: pytest.Session) -> Path:
     """Where the guardian reads its policy: the same discovery as the ``rafael`` CLI
     (the nearest pyproject.toml / pytest.ini / tox.ini / setup.cfg upward from where
     pytest was started)."""
@@ -336,7 +362,7 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
     s = rs.settings
     with Store(s.store) as store:
         guardian = Guardian.open(
-            store, project_root=_project_root(session), genome_file=s.genome_file,
+            store, project_root=project_root(session), genome_file=s.genome_file,
             actor=actor,
             notify=lambda event: session.config.hook.pytest_rafael_proposal(event=event),
         )

@@ -144,6 +144,22 @@ class Chaos:
         return apply_schedule(schedule, self._proxies, control, self._stress_limits,
                               failures_dir=self._failures_dir)
 
+    def sometimes(self, condition: object, label: str) -> bool:
+        """Record whether ``condition`` held at least once in this run (Antithesis-style
+        coverage: "the fallback served a stale price" should happen under some
+        scenario). The report lists labels that never held. Returns ``bool(condition)``."""
+        from pytest_rafael.paths import record_sometimes
+
+        return record_sometimes(self._metrics, label, condition)
+
+    def always(self, condition: object, label: str) -> bool:
+        """Record whether ``condition`` held every time it was checked in this run; the
+        report flags a label that failed once. Returns ``bool(condition)`` (assert on
+        it to also fail the test)."""
+        from pytest_rafael.paths import record_always
+
+        return record_always(self._metrics, label, condition)
+
     def record(self, **metrics: Any) -> None:
         """Record numbers (or short strings) for this iteration: they land in
         results.json and the report, and the fitness evaluator may read them

@@ -245,6 +245,7 @@ class RafaelSession:
         if not self.settings.chaos:
             return
         self._check_external_toxiproxy()
+        self._check_guardian_config(session)
         if not self.is_worker:
             from pytest_rafael import controller, interrupts
 
@@ -275,6 +276,17 @@ class RafaelSession:
         exclude = {n[1:] for n in chosen if n.startswith("-")}
         return tuple(n for n in spec.scenarios
                      if (not include or n in include) and n not in exclude)
+
+    def _check_guardian_config(self, session: pytest.Session) -> None:
+        """A bad ``[tool.rafael.guardian]`` table would only stop the run at its end,
+        after every iteration: say it before the first one."""
+        from pytest_rafael import controller
+        from pytest_rafael.guardian.config import GuardianConfigError, load_guardian_config
+
+        try:
+            load_guardian_config(controller.project_root(session))
+        except GuardianConfigError as exc:
+            raise pytest.UsageError(f"pytest-rafael: {exc}") from None
 
     def _check_external_toxiproxy(self) -> None:
         url = self.settings.toxiproxy_url
@@ -333,7 +345,8 @@ class RafaelSession:
         try:
             catalog = self.catalog()
             spec = marker.parse(mark, where, catalog)
-        except ValueError as exc:  # ScenarioError and MarkerError: one line
+            _check_in_process(catalog, spec)
+        except ValueError as exc:  # ScenarioError, MarkerError, InProcessError: one line
             raise pytest.Collector.CollectError(str(exc)) from None
         if not self.settings.chaos:
             return
@@ -771,6 +784,17 @@ def interrupts_reason() -> str:
     return interrupts.reason() or "SIGINT"
 
 
+def _check_in_process(catalog: dict[str, Scenario], spec: marker.ChaosSpec) -> None:
+    """In-process faults name functions of the code under test: an unknown one is a
+    collection error at the scenario's file and line, not a surprise mid-run."""
+    faults = [f.retarget(spec.targets) for name in spec.scenarios for f in catalog[name].faults
+              if f.kind in ("raise", "delay")]
+    if faults:
+        from pytest_rafael.faults.inprocess import check
+
+        check(faults)
+
+
 def _nothing_applied(state: Any) -> str | None:
     """Why no fault of the scenario was applied during the call, or None."""
     if state.faults or not state.scenario.faults:
@@ -832,8 +856,12 @@ def _time_budget(item: pytest.Item) -> float | None:
     if mark is not None:
         value = mark.args[0] if mark.args else mark.kwargs.get("timeout")
     else:
+        # pytest-timeout's own precedence: --timeout, then the ini value.
         with contextlib.suppress(ValueError, KeyError):
-            value = item.config.getini("timeout")
+            value = item.config.getoption("timeout", None)
+        if value is None:
+            with contextlib.suppress(ValueError, KeyError):
+                value = item.config.getini("timeout")
     with contextlib.suppress(TypeError, ValueError):
         seconds = float(value)
         if seconds > 0:

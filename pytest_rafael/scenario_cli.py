@@ -137,10 +137,13 @@ def _relative(path: Path) -> str:
         return str(path)
 
 
+_UNTARGETED = ("stress", "disk_full", "dns_failure", "clock_skew")  # a resource, no target
+
+
 def _targets(scenario: Scenario) -> str:
-    network = sorted({f.target for f in scenario.faults if f.kind != "stress"})
-    stress = sorted({f"({f.type})" for f in scenario.faults if f.kind == "stress"})
-    return ",".join(network + stress)
+    network = sorted({f.target for f in scenario.faults if f.kind not in _UNTARGETED})
+    local = sorted({f"({f.type or f.kind})" for f in scenario.faults if f.kind in _UNTARGETED})
+    return ",".join(network + local)
 
 
 def _shorten(text: str, width: int) -> str:

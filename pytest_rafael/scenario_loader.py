@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from pytest_rafael import yaml_limits
+from pytest_rafael import fault_kinds, yaml_limits
 from pytest_rafael.scenarios import (
     FAULT_KINDS,
     SEVERITIES,
@@ -68,6 +68,7 @@ _FAULT_KEYS = {
     "toxic": ("kind", "target", "type", "stream", "toxicity", "attributes", *_TIMING_KEYS),
     "down": ("kind", "target", *_TIMING_KEYS),
     "stress": ("kind", "type", "attributes", *_TIMING_KEYS),
+    **fault_kinds.FAULT_KEYS,  # flood and the in-process kinds
 }
 # A kind the plugin does not know is applied by a `pytest_rafael_apply_fault` hook implementation
 # (see hookspecs); its attributes are that plugin's business, so only their shape is checked.
@@ -468,12 +469,16 @@ def _fault(doc: _Doc, node: yaml.Node, field: str) -> FaultSpec:
         return pairs[key][1] if key in pairs else None
 
     target = "*"
-    with doc.collect():
-        target = _target(doc, kind, node, value("target"), field)
     fault_type: str | None = None
     attributes: dict[str, Any] = {}
-    with doc.collect():
-        fault_type, attributes = _type_and_attributes(doc, kind, node, pairs, field)
+    if kind in fault_kinds.NEW_KINDS:
+        with doc.collect():
+            target, attributes = fault_kinds.parse(doc, kind, node, pairs, field)
+    else:
+        with doc.collect():
+            target = _target(doc, kind, node, value("target"), field)
+        with doc.collect():
+            fault_type, attributes = _type_and_attributes(doc, kind, node, pairs, field)
     stream = "downstream"
     if (stream_node := value("stream")) is not None:
         with doc.collect():
@@ -804,6 +809,8 @@ _Dumper.add_representer(
 def _fault_data(fault: FaultSpec) -> dict[str, Any]:
     data: dict[str, Any] = {"kind": fault.kind}
     custom = fault.kind not in FAULT_KINDS
+    if fault.kind in fault_kinds.NEW_KINDS:
+        return _new_kind_data(fault, data)
     if fault.kind != "stress":
         data["target"] = fault.target
     if fault.kind in ("toxic", "stress") or (custom and fault.type is not None):
@@ -813,6 +820,22 @@ def _fault_data(fault: FaultSpec) -> dict[str, Any]:
         data["toxicity"] = float(fault.toxicity)
     if fault.kind in ("toxic", "stress") or (custom and fault.attributes):
         data["attributes"] = _FlowDict(fault.attributes)
+    data.update(_timing_data(fault))
+    return data
+
+
+def _new_kind_data(fault: FaultSpec, data: dict[str, Any]) -> dict[str, Any]:
+    if fault.kind in ("flood", "raise", "delay"):
+        data["target"] = fault.target
+    if fault.kind in ("raise", "delay"):
+        data["toxicity"] = float(fault.toxicity)
+    data["attributes"] = _FlowDict(fault.attributes)
+    data.update(_timing_data(fault))
+    return data
+
+
+def _timing_data(fault: FaultSpec) -> dict[str, str]:
+    data = {}
     if fault.start_s:
         data["start"] = _format_duration(fault.start_s)
     if fault.duration_s is not None:
@@ -834,7 +857,7 @@ def _comparable(scenario: Scenario) -> tuple[Any, ...]:
                 f.target if f.kind != "stress" else "*",
                 f.type,
                 f.stream if f.kind == "toxic" else "downstream",
-                float(f.toxicity) if f.kind == "toxic" else 1.0,
+                float(f.toxicity) if f.kind in ("toxic", "raise", "delay") else 1.0,
                 dict(f.attributes) if f.kind != "down" else {},
                 f.start_s,
                 f.duration_s,

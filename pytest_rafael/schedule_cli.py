@@ -144,8 +144,11 @@ def _from_index(path: Path | None, latest: bool, nodeid: str | None) -> Scenario
     from pytest_rafael.schedules import scenario_name_for
 
     nodeid_text = str(entry.get("nodeid"))
-    return schedule.to_scenario(
-        scenario_name_for(nodeid_text),
+    text = (
         f"Minimal failing fault schedule of {nodeid_text}, found and shrunk by Hypothesis "
-        f"({schedule.summary()}).",
+        f"({schedule.summary()})."
     )
+    steps = entry.get("steps")
+    if isinstance(steps, list) and steps:  # a stateful failure: operations with the faults
+        text += " Steps: " + "; ".join(str(s) for s in steps)
+    return schedule.to_scenario(scenario_name_for(nodeid_text), text)

@@ -80,6 +80,15 @@ def fault_to_dict(fault: FaultSpec) -> dict[str, Any]:
     """The fault as JSON/YAML data with the keys of a scenario file (``start``/``duration``
     as text like ``"0.25s"``; keys a fault kind does not use are left out)."""
     data: dict[str, Any] = {"kind": fault.kind}
+    if fault.kind not in ("toxic", "down", "stress"):  # flood, in-process, a plugin's kind
+        if fault.kind not in ("disk_full", "dns_failure", "clock_skew"):  # no target
+            data["target"] = fault.target
+        if fault.kind in ("raise", "delay"):
+            data["toxicity"] = float(fault.toxicity)
+        if fault.type is not None:
+            data["type"] = fault.type
+        if fault.attributes:
+            data["attributes"] = dict(fault.attributes)
     if fault.kind in ("toxic", "down"):
         data["target"] = fault.target
     if fault.kind in ("toxic", "stress"):
@@ -204,12 +213,12 @@ class FaultSchedule:
     def targets(self) -> frozenset[str]:
         """The proxy names the network faults need (``*`` excluded)."""
         return frozenset(
-            f.target for f in self.faults if f.kind in ("toxic", "down") and f.target != "*"
+            f.target for f in self.faults if f.aims_at_proxies and f.target != "*"
         )
 
     @property
     def needs_network(self) -> bool:
-        return any(f.kind in ("toxic", "down") for f in self.faults)
+        return any(f.aims_at_proxies for f in self.faults)
 
     def to_dicts(self) -> list[dict[str, Any]]:
         return [fault_to_dict(f) for f in self.faults]
@@ -405,9 +414,10 @@ class FailureRecord:
     yaml_path: Path | None  # None for an empty schedule (no scenario form)
     yaml: str | None
     recorded_at: str
+    steps: tuple[str, ...] = ()  # a stateful failure: operations and faults, in order
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "nodeid": self.nodeid,
             "schedule": self.schedule.to_dicts(),
             "yaml": self.yaml,
@@ -415,6 +425,9 @@ class FailureRecord:
             "description": self.schedule.describe(),
             "recorded_at": self.recorded_at,
         }
+        if self.steps:
+            data["steps"] = list(self.steps)
+        return data
 
 
 def failures_dir(path: Path | str | None = None) -> Path:
@@ -433,11 +446,16 @@ def scenario_name_for(nodeid: str) -> str:
 
 
 def record_failure(
-    schedule: FaultSchedule, nodeid: str, path: Path | str | None = None
+    schedule: FaultSchedule,
+    nodeid: str,
+    path: Path | str | None = None,
+    steps: Sequence[str] = (),
 ) -> FailureRecord:
     """Store the (minimal) failing ``schedule`` of test ``nodeid``: a replayable scenario
     file ``<path>/<name>.yaml`` and an entry (replacing any older one for the same test)
-    in ``<path>/index.json``. Safe with several processes (pytest-xdist workers)."""
+    in ``<path>/index.json``. Safe with several processes (pytest-xdist workers).
+    ``steps`` (a stateful failure's operations and faults, in order) go into the entry
+    and the scenario's description."""
     from pytest_rafael.scenario_loader import dump_scenario
 
     folder = failures_dir(path)
@@ -447,15 +465,19 @@ def record_failure(
     yaml_text: str | None = None
     yaml_path: Path | None = None
     if schedule.faults:
-        scenario = schedule.to_scenario(
-            name,
+        text = (
             f"Minimal failing fault schedule of {nodeid}, found and shrunk by Hypothesis "
-            f"({schedule.summary()}).",
+            f"({schedule.summary()})."
         )
+        if steps:
+            text += " Steps: " + "; ".join(steps)
+        scenario = schedule.to_scenario(name, text)
         yaml_text = dump_scenario(scenario)
         yaml_path = folder / f"{name}.yaml"
         _atomic_write(yaml_path, yaml_text)
-    record = FailureRecord(nodeid, schedule, folder / INDEX_NAME, yaml_path, yaml_text, recorded_at)
+    record = FailureRecord(
+        nodeid, schedule, folder / INDEX_NAME, yaml_path, yaml_text, recorded_at, tuple(steps)
+    )
     with _index_lock(folder):
         index = _read_index(folder / INDEX_NAME)
         entries = [e for e in index["failures"] if e.get("nodeid") != nodeid]

@@ -73,13 +73,17 @@ def render_summary(results: Mapping[str, Any], lessons: Sequence[Lesson] | None 
         headline = "## ✅ pytest-rafael: resilience gate passed"
     else:
         headline = "## pytest-rafael: no gate set"
+    # A test evolving several modules is one pair, shown once per module.
+    pairs = {(t.get("nodeid"), t.get("scenario")) for t in tests}
+    runs = {(t.get("nodeid"), t.get("scenario"), i.get("index"))
+            for t in tests for i in iterations(t)}
     lines = [
         headline,
         "",
         f"Run `{_code(results.get('run_id', '?'))}` · seed `{_code(results.get('seed', '?'))}` · "
         f"chaos {'on' if results.get('chaos') else 'off'} · "
-        f"{len(tests)} test/scenario pairs · "
-        f"{sum(len(iterations(t)) for t in tests):,} iterations"
+        f"{len(pairs)} test/scenario pairs · "
+        f"{len(runs):,} iterations"
         + (
             f" · min fitness {fmt_num(gate.get('min_fitness'))}"
             if num(gate.get("min_fitness")) is not None

@@ -30,9 +30,15 @@ from pytest_rafael.genome.genes import GenomeError
 from pytest_rafael.genome.genome import Genome
 from pytest_rafael.resilience.counters import Counters
 from pytest_rafael.resilience.delivery import not_delivered
-from pytest_rafael.resilience.errors import LOCAL_REJECTIONS, AttemptTimeout, CircuitOpenError
+from pytest_rafael.resilience.errors import (
+    LOCAL_REJECTIONS,
+    AttemptTimeout,
+    BulkheadFull,
+    CircuitOpenError,
+)
 from pytest_rafael.resilience.policies import (
     CLOSED,
+    HALF_OPEN,
     MISS,
     Bulkhead,
     CircuitBreaker,
@@ -149,6 +155,8 @@ class Pipeline:
         c.attempt_failures += 1
         if isinstance(err, LOCAL_REJECTIONS):
             c.rejections += 1
+            if isinstance(err, BulkheadFull):
+                c.bulkhead_rejections += 1
         else:
             c.last_failure, c.recovered_at = now, None
             if self.breaker is not None:
@@ -247,6 +255,8 @@ class Pipeline:
             try:
                 if br is not None and br.state is not CLOSED:
                     br.before()
+                    if br.state is HALF_OPEN:  # let through as a trial: the probe path
+                        c.half_open_probes += 1
                 if rl is not None:
                     rl.acquire()
                 if bh is not None:
@@ -337,6 +347,8 @@ class Pipeline:
             try:
                 if br is not None and br.state is not CLOSED:
                     br.before()
+                    if br.state is HALF_OPEN:  # let through as a trial: the probe path
+                        c.half_open_probes += 1
                 if rl is not None:
                     await rl.acquire_async()
                 if bh is not None:

@@ -377,12 +377,12 @@ def test_chaos_apply_runs_drawn_schedules_and_stores_the_shrunk_failure(
 
 
 def test_plugins_add_fault_kinds_through_the_apply_fault_hook(project: pytest.Pytester) -> None:
-    write_scenario(project.path / "scen", "clock_skew", """
-name: clock_skew
-description: the clock jumps ahead
+    write_scenario(project.path / "scen", "leap_second", """
+name: leap_second
+description: a leap second is inserted
 severity: low
 faults:
-  - kind: clock_skew
+  - kind: leap_second
     attributes: {seconds: 30}
 """)
     project.makeconftest(project.path.joinpath("conftest.py").read_text() + """
@@ -400,7 +400,7 @@ class Skew:
 
 
 def pytest_rafael_apply_fault(fault, context):
-    if fault.kind == "clock_skew":
+    if fault.kind == "leap_second":
         return Skew(fault.attributes["seconds"])
     return None
 """)
@@ -408,14 +408,14 @@ def pytest_rafael_apply_fault(fault, context):
         import pytest
         import conftest
 
-        @pytest.mark.chaos("clock_skew", iterations=2)
+        @pytest.mark.chaos("leap_second", iterations=2)
         def test_skewed(chaos):
             assert conftest.SKEW == ([30] if chaos.active else [])
     """)
     project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios",
                                  "scen").assert_outcomes(passed=3)
     faults = read_results(project)["tests"][0]["iterations"][1]["faults"]
-    assert faults[0]["kind"] == "clock_skew"
+    assert faults[0]["kind"] == "leap_second"
     assert faults[0]["observed"] == {"reverted": True}
     assert faults[0]["reverted_at_s"] is not None
 

@@ -232,6 +232,7 @@ class RunHeader:
     toxiproxy_url: str
     actor: str
     min_fitness: float | None
+    interrupted: str | None = None  # what cut the run short (a signal), if anything
 
     def result(self, tests: Sequence[TestResult], extra: Mapping[str, Any]) -> RunResult:
         """The typed verdict of the run: tests, delta and gate (which an ``error`` in
@@ -239,6 +240,9 @@ class RunHeader:
         gate = evaluate_gate(tests, self.min_fitness)
         if "error" in extra:
             gate = Gate(gate.min_fitness, False, (*gate.failures, extra["error"]))
+        if self.interrupted is not None:
+            gate = Gate(gate.min_fitness, False, (
+                *gate.failures, f"run interrupted ({self.interrupted}): results are partial"))
         return RunResult(
             run_id=self.run_id, started_at=self.started_at, finished_at=self.finished_at,
             duration_s=self.duration_s, seed=self.seed, chaos=self.chaos,
@@ -247,12 +251,18 @@ class RunHeader:
         )
 
 
-def finish_run(rs: RafaelSession, session: pytest.Session) -> RunResult:
+def finish_run(rs: RafaelSession, session: pytest.Session,
+               interrupted: str | None = None) -> RunResult:
     """Record the run (store, guardian, vault), write the reports, return the result.
 
     A store, audit chain or configuration that cannot be used does not lose the run: the
     reports are still written, the problem is one line in the summary, and the session
     fails (a tampered audit chain must stop a merge as surely as a low fitness).
+
+    ``interrupted`` (what stopped the run: "SIGTERM", "SIGINT", ...) makes this a partial
+    record: the faults the finished iterations injected and reverted, ``run_finished``
+    with status "interrupted", and a report marked interrupted that replaces the last.
+    ``pytest_rafael_run_finished`` fires exactly once, whatever goes wrong.
     """
     s = rs.settings
     tests = build_tests(rs.iterations, rs.verdicts, rs.references, rs.samples_needed())
@@ -262,13 +272,24 @@ def finish_run(rs: RafaelSession, session: pytest.Session) -> RunResult:
         finished_at=finished.isoformat(),
         duration_s=round((finished - rs.started_at).total_seconds(), 3), seed=s.seed,
         chaos=s.chaos, toxiproxy_url=s.toxiproxy_url or "embedded", actor=_actor(),
-        min_fitness=s.min_fitness,
+        min_fitness=s.min_fitness, interrupted=interrupted,
     )
     # RunResult.extra, assembled as the run is recorded (guardian, vault, hypothesis).
     extra: dict[str, Any] = {}
     history: list[dict[str, Any]] = []
     if rs.start_error is not None:
         extra["error"] = rs.start_error
+    if interrupted is not None:
+        extra["status"] = "interrupted"
+        extra["interrupted_by"] = interrupted
+    from pytest_rafael.metric_limits import cut_metrics
+
+    capped = [line for i in rs.iterations
+              for line in cut_metrics(i.nodeid, i.scenario, i.index, i.metrics)]
+    if capped:
+        extra["capped_metrics"] = capped
+    if rs.swept is not None and rs.swept.swept:
+        extra["swept_proxies"] = list(rs.swept.swept)
     # Node ids are relative to the rootdir; the report's commands are pasted where pytest
     # was started, so they need the way from there to the rootdir.
     extra["nodeid_prefix"] = _nodeid_prefix(session.config)
@@ -285,13 +306,22 @@ def finish_run(rs: RafaelSession, session: pytest.Session) -> RunResult:
     session.config.hook.pytest_rafael_run_finished(run=run)
     from pytest_rafael.report import write_reports
 
-    rs.report_paths = write_reports(run.to_dict(), s.report_dir, history)
+    try:
+        rs.report_paths = write_reports(run.to_dict(), s.report_dir, history)
+    except OSError as exc:  # recorded in the store already; the summary says why
+        rs.report_error = (f"pytest-rafael: report not written to {s.report_dir}: "
+                           f"{exc.strerror or exc}")
     return run
 
 
 def _start_details(rs: RafaelSession) -> dict[str, Any]:
-    return {"run_id": rs.run_id, "seed": rs.settings.seed,
-            "started_at": rs.started_at.isoformat()}
+    details: dict[str, Any] = {"run_id": rs.run_id, "seed": rs.settings.seed,
+                               "started_at": rs.started_at.isoformat()}
+    if rs.swept is not None and (rs.swept.swept or rs.swept.errors):
+        # Proxies of dead runs removed from the external server before this run.
+        details["swept_proxies"] = list(rs.swept.swept)
+        details["sweep_errors"] = list(rs.swept.errors)
+    return details
 
 
 def record_start(rs: RafaelSession, session: pytest.Session) -> None:
@@ -375,7 +405,8 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
         history = history_from_store(store, before=header.run_id)
         store.save_run(run.to_dict())
         finished_entry = guardian.record("run_finished", details={
-            "run_id": header.run_id, "tests": len(tests), "gate_passed": run.gate.passed,
+            "run_id": header.run_id, "status": extra.get("status", "complete"),
+            "tests": len(tests), "gate_passed": run.gate.passed,
             "baseline_score": run.delta.baseline_score,
             "current_score": run.delta.current_score})
         # The audit head at the end of the run, for results.json and the report: kept off
@@ -539,3 +570,6 @@ def write_terminal_summary(run: RunResult, tr: Any, paths: Any) -> None:
     tr.write_line(f"run {run.run_id}, seed {run.seed} (reproduce with --rafael-seed {run.seed})")
     if paths is not None:
         tr.write_line(f"report: {paths.index_html}")
+    if run.extra.get("status") == "interrupted":
+        tr.write_line(f"run INTERRUPTED ({run.extra.get('interrupted_by')}): the report "
+                      f"holds the results so far", red=True)

@@ -53,9 +53,11 @@ def _number(kind: type[float] | type[int], accept: Callable[[float], bool],
 
 
 _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
-_seed = _number(int, lambda v: v >= 0, "an integer seed (0 or more)")
+# The store keeps the seed in an SQLite INTEGER (signed 64 bits).
+_seed = _number(int, lambda v: 0 <= v < 2**63, "an integer seed from 0 to 2**63-1")
 _unit_float = _number(float, lambda v: 0.0 <= v <= 1.0, "a number between 0 and 1")
-_positive_float = _number(float, lambda v: v > 0, "a positive number of seconds")
+_positive_float = _number(float, lambda v: 0 < v < 1e6, "a positive number of seconds "
+                          "below 1000000")
 
 
 def _url(text: str) -> str:

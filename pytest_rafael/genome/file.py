@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from pytest_rafael import yaml_limits
 from pytest_rafael.atomic import atomic_write
 from pytest_rafael.errors import RafaelError
 from pytest_rafael.genome.genes import GenomeError
@@ -89,20 +90,22 @@ def load_genome_file(path: str | os.PathLike[str]) -> dict[str, Genome]:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GenomeFileError(f"{p}: cannot read: {exc}") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise GenomeFileError(f"{p}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+                              f"at offset {exc.start})") from None
+    except IsADirectoryError:
+        raise GenomeFileError(f"{p}: is a folder, not a genome file") from None
+    except OSError as exc:
+        raise GenomeFileError(f"{p}: cannot read: {exc.strerror or exc}") from None
     return parse_genome_text(text, str(p))
 
 
 def parse_genome_text(text: str, source: str = "<genome>") -> dict[str, Genome]:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"{mark.line + 1}:" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise GenomeFileError(f"{source}:{line} invalid YAML: {problem}") from None
+        data, root = yaml_limits.load(text)
+    except yaml_limits.YamlInputError as exc:
+        raise GenomeFileError(f"{source}:{exc.line}: invalid YAML: {exc.problem}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -127,7 +130,7 @@ def parse_genome_text(text: str, source: str = "<genome>") -> dict[str, Genome]:
             genomes[module] = Genome.from_dict(module, section)
         except GenomeError as exc:
             msg = str(exc)
-            field, _, problem = msg.partition(": ")
+            field = msg.partition(": ")[0]
             rel = field[len(module) + 1 :] if field.startswith(module + ".") else ""
             parts = [module, *(rel.split(".") if rel else [])]
             raise GenomeFileError(f"{source}:{KeyLines(root).line(parts)}: {msg}") from None

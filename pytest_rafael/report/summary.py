@@ -64,7 +64,10 @@ def render_summary(results: Mapping[str, Any], lessons: Sequence[Lesson] | None 
     below = gate_failed_keys(results)
     gate_set = num(gate.get("min_fitness")) is not None or any(
         num(t.get("min_fitness")) is not None for t in tests)
-    if not passed:
+    if results.get("status") == "interrupted":
+        headline = (f"## ⚠️ pytest-rafael: run INTERRUPTED "
+                    f"({md(results.get('interrupted_by') or '?')}): partial results")
+    elif not passed:
         headline = "## ❌ pytest-rafael: resilience gate failed"
     elif gate_set:
         headline = "## ✅ pytest-rafael: resilience gate passed"

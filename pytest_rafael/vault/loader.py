@@ -12,8 +12,7 @@ from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from pytest_rafael import yaml_limits
 from pytest_rafael.errors import RafaelError
 from pytest_rafael.yaml_nodes import KeyLines, safe_loader
 
@@ -106,17 +105,9 @@ def parse_pattern(
     examples the test suite runs, to keep loading fast)."""
     try:
         # One parse: compose the node tree (for line numbers), then construct from it.
-        loader = safe_loader()(text)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise VaultError(f"{source}:{line}: yaml: {problem}") from None
+        data, node = yaml_limits.load(text, safe_loader())
+    except yaml_limits.YamlInputError as exc:
+        raise VaultError(f"{source}:{exc.line}: yaml: {exc.problem}") from None
     check = _Checker(source, KeyLines(node, fallback=1))
     if not isinstance(data, dict):
         raise VaultError(f"{source}:1: pattern: expected a mapping of fields, got {data!r:.60}")

@@ -335,7 +335,9 @@ def test_an_unusable_store_is_one_line_and_the_report_is_still_written(
         def test_fine():
             pass
     """)
-    (project.path / "not-a-db").mkdir()
+    # (A folder is refused before the run starts; a file that is no database is found
+    # only when the run is recorded.)
+    (project.path / "not-a-db").write_bytes(b"\x00garbage" * 512)
     result = project.runpytest_subprocess("--rafael-chaos", "--rafael-store", "not-a-db")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["GATE FAILED: pytest-rafael: run not recorded in *not-a-db*"])

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from pytest_rafael import fault_kinds
+from pytest_rafael import fault_kinds, yaml_limits
 from pytest_rafael.scenarios import (
     FAULT_KINDS,
     SEVERITIES,
@@ -670,30 +670,16 @@ def loads(text: str, source: str = "<string>") -> Scenario:
 def _parse(text: str, source: str) -> tuple[Scenario, int]:
     try:
         # The pure-Python reader checks the characters as it is created; libyaml while
-        # parsing: both end up as the same one-line error.
-        # libyaml when present (same node tree and marks, several times faster).
-        loader = safe_loader()(text)
-    except yaml.YAMLError as exc:
-        raise _invalid_yaml(exc, text, source) from None
+        # parsing: both end up as the same one-line error. Depth and alias expansion are
+        # bounded (see yaml_limits).
+        composed = yaml_limits.compose(text, safe_loader())
+    except yaml_limits.YamlInputError as exc:
+        raise ScenarioError(
+            _printable(f"{source}:{exc.line}: invalid YAML: {exc.problem}")) from None
     try:
-        try:
-            root = loader.get_single_node()
-        except yaml.YAMLError as exc:
-            raise _invalid_yaml(exc, text, source) from None
-        return _scenario(_Doc(source, loader), root)
+        return _scenario(_Doc(source, composed.loader), composed.root)
     finally:
-        loader.dispose()
-
-
-def _invalid_yaml(exc: yaml.YAMLError, text: str, source: str) -> ScenarioError:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    if mark is not None:
-        line = mark.line + 1
-    elif isinstance(exc, yaml.reader.ReaderError):
-        line = text[: exc.position].count("\n") + 1
-    else:
-        line = 1
-    return ScenarioError(_printable(f"{source}:{line}: invalid YAML: {_yaml_problem(exc)}"))
+        composed.loader.dispose()
 
 
 def load_file(path: Path) -> Scenario:

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pytest_rafael.errors import RafaelError
+
 SEVERITIES = ("low", "medium", "high", "critical")
 # flood: requests from a child process; the rest act inside the test process.
 INPROCESS_KINDS = ("raise", "delay", "disk_full", "dns_failure", "clock_skew")
@@ -29,7 +31,7 @@ STRESS_TYPES = ("cpu", "memory", "disk")
 STREAMS = ("upstream", "downstream")
 
 
-class ScenarioError(ValueError):
+class ScenarioError(RafaelError, ValueError):
     """A scenario file or marker is invalid. ``str()`` is one line naming file:line and field.
 
     ``problems`` holds every problem found in the file, one line each (``str()`` is the

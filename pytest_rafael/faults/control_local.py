@@ -43,6 +43,8 @@ class LocalTransport:
                 raise errors.ApiError("404 page not found", 404)
             if len(parts) == 1 and method == "POST":
                 return _json(201, collection.create(body))
+            if len(parts) == 1 and method == "GET":
+                return _json(200, collection.all())
             if len(parts) == 2 and method == "DELETE":
                 collection.delete(parts[1])
                 return Reply(204, b"")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pytest_rafael.errors import RafaelError
 from pytest_rafael.faults import stress
 
 __all__ = [
@@ -51,7 +52,7 @@ _HTTP_LINE = re.compile(r"[A-Z]+ (/\S*|\S+ HTTP/1\.[01])( HTTP/1\.[01])?")
 _CHILD_SCRIPT = Path(__file__).with_name("_flood_child.py")
 
 
-class FloodError(Exception):
+class FloodError(RafaelError):
     """A flood was refused or could not start. ``str()`` is one line."""
 
 

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from pytest_rafael.errors import RafaelError
 from pytest_rafael.faults.network import ProxyHandle, ToxiproxyControl
 from pytest_rafael.results import FaultRecord
 from pytest_rafael.scenarios import INPROCESS_KINDS, FaultSpec, Scenario
 
 
-class FaultError(Exception):
+class FaultError(RafaelError):
     """A fault cannot be applied; one line naming the scenario and the fault."""
 
 

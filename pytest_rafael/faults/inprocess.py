@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_rafael.errors import RafaelError
 from pytest_rafael.scenarios import INPROCESS_KINDS, FaultSpec
 
 __all__ = [
@@ -45,7 +46,7 @@ __all__ = [
 DEFAULT_MESSAGE = "injected by pytest-rafael"
 
 
-class InProcessError(ValueError):
+class InProcessError(RafaelError, ValueError):
     """An in-process fault cannot be applied (unknown function, bad exception). One line."""
 
 

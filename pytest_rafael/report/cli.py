@@ -4,30 +4,19 @@ from the store without running tests."""
 from __future__ import annotations
 
 import argparse
-import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-from pytest_rafael.cli import CommandError
+from pytest_rafael.cli import CommandError, add_setting, resolve_settings
 from pytest_rafael.report.history import load_run
 from pytest_rafael.store import Store, StoreError
 
 
 def register(sub: Any, group: argparse.ArgumentParser) -> None:
     # `rafael report` is a command by itself: arguments go on the group, no subcommands.
-    group.add_argument(
-        "--store",
-        type=Path,
-        default=Path(os.environ.get("RAFAEL_STORE", ".rafael/rafael.db")),
-        help="the rafael SQLite store (default: $RAFAEL_STORE or .rafael/rafael.db)",
-    )
-    group.add_argument(
-        "--out",
-        type=Path,
-        default=Path(os.environ.get("RAFAEL_REPORT_DIR", "reports")),
-        help="folder for the report files (default: $RAFAEL_REPORT_DIR or reports)",
-    )
+    add_setting(group, "store", "--store", help="the rafael SQLite store")
+    add_setting(group, "report_dir", "--out", dest="out", help="folder for the report files")
     group.add_argument(
         "--run",
         metavar="RUN_ID",
@@ -38,6 +27,7 @@ def register(sub: Any, group: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    resolve_settings(args)  # the option table's values for unset flags
     from pytest_rafael.report.writer import write_reports
 
     store_path: Path = args.store

@@ -476,6 +476,9 @@ def build_context(
         "chaos": bool(results.get("chaos")),
         "toxiproxy_url": str(results.get("toxiproxy_url") or ""),
         "actor": str(results.get("actor") or ""),
+        "interrupted": str(results.get("interrupted_by") or "?")
+        if results.get("status") == "interrupted" else None,
+        "capped_metrics": [str(x) for x in results.get("capped_metrics") or []],
         "gate_passed": bool(gate.get("passed", True)),
         "gate_min": fmt_num(gate.get("min_fitness")),
         "gate_has_min": num(gate.get("min_fitness")) is not None,

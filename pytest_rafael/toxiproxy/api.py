@@ -112,7 +112,8 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def _json(self, status: int, value: Any) -> None:
         # Compact, as Go's json.Marshal writes it: the same bytes as Toxiproxy's answers.
-        self._send(status, json.dumps(value, separators=(",", ":")).encode(), "application/json")
+        body = json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+        self._send(status, body, "application/json")
 
     def _error(self, error: errors.ApiError, extra: dict[str, Any] | None = None) -> None:
         # Toxiproxy writes its JSON error through http.Error: text/plain and a newline.
@@ -134,6 +135,9 @@ class ApiHandler(BaseHTTPRequestHandler):
             while True:
                 line = self.rfile.readline(_MAX_LINE).split(b";")[0].strip()
                 try:
+                    # Hex digits only: int() would also take "-1", "+1" and "0x1".
+                    if line.strip(b"0123456789abcdefABCDEF") or len(line) > 16:
+                        raise ValueError(line)
                     size = int(line or b"0", 16)
                 except ValueError:
                     raise errors.BAD_REQUEST_BODY.joined("invalid chunk size") from None

@@ -189,6 +189,8 @@ def finish_run(rs: RafaelSession, session: pytest.Session) -> RunResult:
             tests=tuple(tests), delta=compute_delta(tests), gate=gate, extra=extra,
         )
 
+    if s.run_group is not None:
+        extra["run_group"] = s.run_group
     if rs.start_error is not None:
         extra["error"] = rs.start_error
     with contextlib.suppress(ValueError):  # a broken catalog was reported at collection
@@ -197,7 +199,7 @@ def finish_run(rs: RafaelSession, session: pytest.Session) -> RunResult:
     try:
         tests, history = _record(rs, session, tests, run_id, actor, extra, result)
     except _recording_errors() as exc:  # evaluated (imported) only when something raised
-        extra["error"] = f"pytest-rafael: run not recorded in {s.store}: {exc}"
+        extra["error"] = f"pytest-rafael: run not recorded in {_label(s.store)}: {exc}"
     run = result(tests)
     if "error" in extra:
         session.config.hook.pytest_rafael_run_finished(run=run)
@@ -225,7 +227,13 @@ def record_start(rs: RafaelSession, session: pytest.Session) -> None:
                           ).record("run_started", details=_start_details(rs))
         rs.start_recorded = True
     except _recording_errors() as exc:  # evaluated (imported) only when something raised
-        rs.start_error = f"pytest-rafael: run not recorded in {rs.settings.store}: {exc}"
+        rs.start_error = f"pytest-rafael: run not recorded in {_label(rs.settings.store)}: {exc}"
+
+
+def _label(target: Path | str) -> str:
+    from pytest_rafael.store import store_label
+
+    return store_label(target)
 
 
 def _project_root(session: pytest.Session) -> Path:
@@ -268,7 +276,8 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
         if not rs.start_recorded:
             guardian.record("run_started", details=_start_details(rs))
         for verdict in rs.verdicts.values():
-            save_engine_state(store, verdict["key"], verdict["module"], verdict["engine_state"])
+            save_engine_state(store, verdict["key"], verdict["module"], verdict["engine_state"],
+                              base=verdict.get("engine_base"))
         events = []
         for t in tests:
             where = {"run_id": run_id, "nodeid": t.nodeid, "scenario": t.scenario}
@@ -283,7 +292,7 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
         extra["guardian"] = guardian.summary()
         audit = extra["guardian"]["audit"]
         if not audit["verified"]:
-            extra["error"] = (f"pytest-rafael: the audit chain in {s.store} is broken at "
+            extra["error"] = (f"pytest-rafael: the audit chain in {_label(s.store)} is broken at "
                               f"entry {audit['first_broken']}: {audit.get('reason')}; "
                               f"see 'rafael audit verify'")
         extra["vault"] = _recommendations(store, s.vault_dirs, tests)
@@ -298,7 +307,7 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
 
         # Summaries, not whole stored documents: a long history stays cheap to chart.
         history = history_from_store(store, before=run_id)
-        store.save_run(run.to_dict())
+        store.save_run(run.to_dict(), run_group=s.run_group)
         finished_entry = guardian.record("run_finished", details={
             "run_id": run_id, "tests": len(tests), "gate_passed": run.gate.passed,
             "baseline_score": run.delta.baseline_score,

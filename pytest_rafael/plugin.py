@@ -185,8 +185,12 @@ class RafaelSession:
 
     @property
     def failures_dir(self) -> Path:
-        """Where shrunk Hypothesis fault schedules are stored, beside the store."""
-        return self.settings.store.parent / "failures"
+        """Where shrunk Hypothesis fault schedules are stored, beside the store (for a
+        PostgreSQL store, in .rafael/ where pytest was started)."""
+        store = self.settings.store
+        if isinstance(store, str):
+            return self.config.invocation_params.dir / ".rafael" / "failures"
+        return store.parent / "failures"
 
     @property
     def control(self) -> ToxiproxyControl | None:
@@ -481,7 +485,7 @@ class ChaosRunner:
                 key,
                 self.session.adopted_genome(module),
                 seed=s.seed,
-                state=_load_engine_state(s.store, key),
+                state=self._load_engine_state(key),
                 adopt_margin=s.adopt_margin,
                 weights=s.fitness_weights,
                 gene_pool=self.session.gene_pool(),
@@ -496,6 +500,20 @@ class ChaosRunner:
                 engine.consider(genome)
             self.session.engines[key] = engine
         return engine
+
+    def _load_engine_state(self, key: str) -> dict[str, Any] | None:
+        """The saved state, or None (a fresh engine) when the store cannot be reached: the
+        run goes on, and fails at its end with the store's one line."""
+        from pytest_rafael.store import StoreError, store_label
+
+        target = self.session.settings.store
+        try:
+            return _load_engine_state(target, key)
+        except StoreError as exc:
+            if self.session.start_error is None:
+                self.session.start_error = (
+                    f"pytest-rafael: run not recorded in {store_label(target)}: {exc}")
+            return None
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
@@ -730,8 +748,8 @@ def _min_fitness(spec: Any, resolved: settings.Settings) -> float | None:
     return resolved.min_fitness
 
 
-def _load_engine_state(store_path: Path, key: str) -> dict[str, Any] | None:
-    if not store_path.exists():
+def _load_engine_state(store_path: Path | str, key: str) -> dict[str, Any] | None:
+    if isinstance(store_path, Path) and not store_path.exists():
         return None
     from pytest_rafael.genome.state import load_engine_state
     from pytest_rafael.store import Store
@@ -755,4 +773,5 @@ def _verdict_dict(engine: Any, state: Any) -> dict[str, Any]:
         "reason": v.reason,
         "idempotent": engine.safety.idempotent,
         "engine_state": engine.state(),
+        "engine_base": engine.loaded_state,
     }

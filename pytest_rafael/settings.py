@@ -68,6 +68,30 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
+def _store(text: str) -> Path | str:
+    """A ``postgresql://`` URL (kept as text: a Path would fold its ``//``) or a file."""
+    from pytest_rafael.store import is_store_url
+
+    stripped = text.strip()
+    if is_store_url(stripped):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(stripped)
+        if not parts.hostname and "host=" not in parts.query:
+            raise ValueError(f"expected postgresql://user@host:port/database, got {text!r}")
+        return stripped
+    if "://" in stripped:
+        raise ValueError(f"expected a file or a postgresql:// URL, got {text!r}")
+    return _path(text)
+
+
+def _group(text: str) -> str:
+    stripped = text.strip()
+    if not stripped or len(stripped) > 200 or any(c.isspace() for c in stripped):
+        raise ValueError(f"expected a run group id without spaces, got {text!r}")
+    return stripped
+
+
 def _paths(items: Sequence[str]) -> tuple[Path, ...]:
     return tuple(_path(i) for i in items)
 
@@ -136,8 +160,13 @@ OPTIONS: tuple[Option, ...] = (
            "folder for index.html, results.json, summary.md and metrics.prom",
            _path, Path("reports"), env="RAFAEL_REPORT_DIR", metavar="DIR"),
     Option("store", "--rafael-store", "rafael_store",
-           "SQLite store of runs, evolution state, proposals and the audit chain",
-           _path, Path(".rafael/rafael.db"), env="RAFAEL_STORE", metavar="PATH"),
+           "store of runs, evolution state, proposals and the audit chain: an SQLite "
+           "file, or postgresql://user@host:port/db for one store shared by a team",
+           _store, Path(".rafael/rafael.db"), env="RAFAEL_STORE", metavar="PATH|URL"),
+    Option("run_group", "--rafael-run-group", "rafael_run_group",
+           "id tying the shards of one CI run together (default: the CI's run id, e.g. "
+           "GITHUB_RUN_ID); 'rafael report --run-group ID' merges them",
+           _group, None, env="RAFAEL_RUN_GROUP", metavar="ID"),
     Option("genome_file", "--rafael-genome", "rafael_genome_file",
            "the adopted genome file read by @antifragile",
            _path, Path("rafael.genome.yaml"), env="RAFAEL_GENOME_FILE", metavar="PATH"),
@@ -173,7 +202,7 @@ class Settings:
     scenario_dirs: tuple[Path, ...]
     toxiproxy_url: str | None
     report_dir: Path
-    store: Path
+    store: Path | str  # an SQLite file or a postgresql:// URL
     genome_file: Path
     min_fitness: float | None
     allowed_targets: tuple[str, ...]
@@ -183,6 +212,7 @@ class Settings:
     fitness_weights: tuple[float, float, float, float]
     vault_dirs: tuple[Path, ...]
     select_scenarios: tuple[str, ...] = ()
+    run_group: str | None = None
     seed_was_given: bool = True
     # Where each given setting came from ("--rafael-seed", "ini key ... in FILE", ...), for
     # errors found after resolving (an unknown scenario name, say).
@@ -283,6 +313,12 @@ def resolve(config: pytest.Config, environ: dict[str, str] | None = None) -> Set
         values[opt.field] = (tuple(dict.fromkeys(v for value in parsed for v in value))
                              if opt.additive else parsed[0])
         sources[opt.field] = " and ".join(source for source, _, _ in layers)
+    if values["run_group"] is None:
+        from pytest_rafael.run_group import ci_run_group
+
+        found = ci_run_group(environ)
+        if found is not None:
+            values["run_group"], sources["run_group"] = found[1], found[0]
     seed_given = values["seed"] is not None
     if not seed_given:
         values["seed"] = secrets.randbelow(2**31)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pytest_rafael.cli import CommandError
 from pytest_rafael.guardian.config import GuardianConfig
-from pytest_rafael.store import Store, StoreError
+from pytest_rafael.store import Store, StoreError, is_store_url, store_label
 
 DEFAULT_STORE = ".rafael/rafael.db"
 DEFAULT_GENOME = "rafael.genome.yaml"
@@ -21,9 +21,10 @@ DEFAULT_GENOME = "rafael.genome.yaml"
 def add_store_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--store",
-        metavar="PATH",
+        metavar="PATH|URL",
         default=os.environ.get("RAFAEL_STORE", DEFAULT_STORE),
-        help=f"the rafael SQLite store (default: {DEFAULT_STORE})",
+        help="the rafael store: an SQLite file or a postgresql://user@host:port/db URL "
+        f"(default: $RAFAEL_STORE, else {DEFAULT_STORE})",
     )
 
 
@@ -93,16 +94,20 @@ def store_errors(path: str) -> Iterator[None]:
     try:
         yield
     except sqlite3.DatabaseError as exc:
-        raise CommandError(f"{path}: {exc}", 1) from None
+        raise CommandError(f"{store_label(path)}: {exc}", 1) from None
+    except StoreError as exc:  # the PostgreSQL backend's errors name the store already
+        raise CommandError(str(exc).splitlines()[0], 1) from None
 
 
 def open_store(path: str, readonly: bool = False) -> Store:
     """Open an existing store; a missing or unreadable one is a one-line usage error.
     ``readonly``: never write to it (commands that only read work on a read-only file)."""
-    p = Path(path)
-    if not p.is_file():
-        raise CommandError(f"{p}: no rafael store here (run the chaos suite first, or --store)")
+    target: Path | str = path if is_store_url(path) else Path(path)
+    if isinstance(target, Path) and not target.is_file():
+        raise CommandError(
+            f"{target}: no rafael store here (run the chaos suite first, or --store)"
+        )
     try:
-        return Store(p, readonly=readonly)
+        return Store(target, readonly=readonly)
     except StoreError as exc:
         raise CommandError(str(exc).splitlines()[0]) from None

@@ -30,12 +30,11 @@ _TEST_FIELDS = (
 def _run_rows(store: Store) -> list[dict[str, Any]]:
     """run_id, started_at and the delta (JSON text) of every run, oldest first."""
     order = " FROM runs ORDER BY started_at, rowid"
+    delta = store.json_text_sql("results_json", "delta")
     try:
         return [
             {"run_id": r[0], "started_at": r[1], "delta": r[2]}
-            for r in store.conn.execute(
-                "SELECT run_id, started_at, json_extract(results_json, '$.delta')" + order
-            )
+            for r in store.conn.execute(f"SELECT run_id, started_at, {delta}" + order)
         ]
     except sqlite3.OperationalError:  # an SQLite built without JSON1: parse in Python
         return [

@@ -108,19 +108,20 @@ def _vault(args: argparse.Namespace) -> Vault:
         vault = Vault.load(dirs)
     except VaultError as exc:
         raise _error(str(exc)) from None
-    store_path = args.store or Path(os.environ.get("RAFAEL_STORE") or ".rafael/rafael.db")
-    if args.store is not None and not store_path.exists():
-        raise _error(f"--store {store_path}: no such file")
-    if store_path.is_file():
-        from pytest_rafael.store import Store, StoreError
+    from pytest_rafael.store import Store, is_store_url, store_label
 
+    given = args.store or os.environ.get("RAFAEL_STORE") or ".rafael/rafael.db"
+    target: Path | str = str(given) if is_store_url(str(given)) else Path(given)
+    if args.store is not None and isinstance(target, Path) and not target.exists():
+        raise _error(f"--store {target}: no such file")
+    if isinstance(target, str) or target.is_file():
         from .evidence import observed_scores
 
         try:
-            with Store(store_path) as store:
+            with Store(target) as store:
                 vault = vault.with_evidence(observed_scores(store))
-        except (StoreError, Exception) as exc:  # a broken store must not hide the vault
-            raise _error(f"{store_path}: cannot read evidence: {exc}") from None
+        except Exception as exc:  # a broken store must not hide the vault
+            raise _error(f"{store_label(target)}: cannot read evidence: {exc}") from None
     return vault
 
 

@@ -15,6 +15,9 @@ from pytest_rafael.guardian.compliance import FRAMEWORKS, check_compliance
 from pytest_rafael.guardian.config import ModulePolicy
 from pytest_rafael.store import Store
 
+# The controls read the store through its interface: both backends.
+pytestmark = pytest.mark.backends
+
 CFG = GuardianConfig(
     critical_role="security-lead",
     modules={"payments": ModulePolicy("low", ("pci",)), "ledger": ModulePolicy("critical")},
@@ -53,9 +56,17 @@ def history(make_guardian: Callable[..., Guardian]) -> dict[str, str]:
     }
 
 
+SIGNERS: list[Path] = []
+
+
+@pytest.fixture(autouse=True)
+def _signers(tmp_path: Path) -> None:
+    SIGNERS[:] = [tmp_path / "rafael.allowed_signers"]
+
+
 def controls(store: Store, frameworks: list[str] | None = None) -> dict[str, bool]:
     # The project's allowed-signers file: the chain controls verify every signature.
-    signers = store.path.parent.parent / "rafael.allowed_signers"
+    signers = SIGNERS[0]
     return {
         f"{c.framework}:{c.id}": c.passed
         for c in check_compliance(store, CFG, None, frameworks, allowed_signers=signers)
@@ -67,6 +78,16 @@ def failing(store: Store) -> set[str]:
 
 
 def sql(store: Store, *statements: str) -> None:
+    """Edit the store behind rafael's back: the SQLite file, or on PostgreSQL as a
+    superuser with triggers off (what a database owner bent on tampering could do)."""
+    if store.backend == "postgresql":
+        import psycopg
+
+        with psycopg.connect(store.url, autocommit=True) as pg:  # type: ignore[attr-defined]
+            pg.execute("SET session_replication_role = replica")
+            for s in statements:
+                pg.execute(s.replace("%", "%%"))
+        return
     conn = sqlite3.connect(store.path)
     for s in statements:
         conn.execute(s)
@@ -168,6 +189,7 @@ def test_anonymous_approver_fails_hipaa(
     assert "hipaa:164.312(d)" in failing(store)
 
 
+@pytest.mark.sqlite_only
 def test_readable_store_fails_hipaa(store: Store, history: dict[str, str]) -> None:
     os.chmod(store.path, 0o644)
     assert failing(store) == {"hipaa:164.312(a)(1)"}
@@ -253,3 +275,19 @@ def test_reapproval_completes_an_adoption_interrupted_after_the_file_write(
     assert g.approve(p.id, "bob", key=key("bob")).status == "adopted"
     assert shipped(store, path)
     assert g.summary()["audit"]["anchor"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "ALTER TABLE audit DISABLE TRIGGER audit_append_only",
+        "GRANT SELECT, UPDATE ON audit TO PUBLIC",
+    ],
+)
+def test_an_open_postgresql_audit_table_fails_hipaa(
+    store: Store, history: dict[str, str], statement: str
+) -> None:
+    assert failing(store) == set()
+    sql(store, statement)
+    assert failing(store) == {"hipaa:164.312(a)(1)"}

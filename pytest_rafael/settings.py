@@ -76,9 +76,10 @@ def _store(text: str) -> Path | str:
     if is_store_url(stripped):
         from urllib.parse import urlsplit
 
-        parts = urlsplit(stripped)
-        if not parts.hostname and "host=" not in parts.query:
-            raise ValueError(f"expected postgresql://user@host:port/database, got {text!r}")
+        try:
+            urlsplit(stripped).port  # noqa: B018 - raises for a port that is not a number
+        except ValueError:
+            raise ValueError(f"bad port in {text!r}") from None
         return stripped
     if "://" in stripped:
         raise ValueError(f"expected a file or a postgresql:// URL, got {text!r}")

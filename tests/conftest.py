@@ -23,13 +23,14 @@ BACKENDS = ("sqlite", "postgresql")
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[Server]:
     """A real PostgreSQL for this session (each xdist worker has its own). Skipped with
-    the reason when none can be started here; under CI (``CI`` set) that is a failure:
-    CI must run the PostgreSQL tests (``.ci/run`` installs the server)."""
+    the reason when none can be started here; in CI (``CI`` or
+    ``RAFAEL_TESTS_REQUIRE_POSTGRES`` set, as ``.ci/run`` does) that is a failure: CI
+    must run the PostgreSQL tests (``.ci/run`` installs the server)."""
     with ExitStack() as stack:
         try:
             server = stack.enter_context(postgres_server())
         except ServerUnavailable as exc:
-            if os.environ.get("CI"):
+            if os.environ.get("CI") or os.environ.get("RAFAEL_TESTS_REQUIRE_POSTGRES"):
                 pytest.fail(f"CI cannot start PostgreSQL: {exc}")
             pytest.skip(f"no PostgreSQL here: {exc}")
         yield server
@@ -63,7 +64,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         and node.get_closest_marker("backends")
         and not node.get_closest_marker("sqlite_only")
         # A test that names its backend itself.
-        and not any(m.args and "backend" in str(m.args[0]) for m in node.iter_markers("parametrize"))
+        and not any(
+            m.args and "backend" in str(m.args[0]) for m in node.iter_markers("parametrize")
+        )
     ):
         metafunc.parametrize("backend", BACKENDS, indirect=True)
 

@@ -73,7 +73,7 @@ def merge_states(
     base = base or {}
     if theirs.get("version") != mine.get("version"):
         return dict(mine)  # another engine format: the newer run's state stands
-    out = json.loads(json.dumps(dict(theirs)))
+    out: dict[str, Any] = json.loads(json.dumps(dict(theirs)))
     base_entries = base.get("entries") or {}
     entries: dict[str, Any] = out.setdefault("entries", {})
     for gid, entry in (mine.get("entries") or {}).items():
@@ -86,7 +86,7 @@ def merge_states(
                 entries[gid][f] = entries[gid].get(f, 0) + delta[f]
             if delta["n"] > 0:
                 entries[gid]["evidence"] = entry.get("evidence")
-        entries[gid]["n"] = int(round(entries[gid]["n"]))
+        entries[gid]["n"] = round(entries[gid]["n"])
     out["observations"] = int(theirs.get("observations", 0)) + (
         int(mine.get("observations", 0)) - int(base.get("observations", 0))
     )

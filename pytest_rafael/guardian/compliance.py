@@ -506,8 +506,10 @@ def _file_mode(f: Facts) -> Control:
             "Access control: the audit store is readable by its owner only",
             not f.db_access,
             f.db_access
-            or ("PostgreSQL: no grants to PUBLIC on the audit table; UPDATE and DELETE "
-                "refused by trigger",),
+            or (
+                "PostgreSQL: no grants to PUBLIC on the audit table; UPDATE and DELETE "
+                "refused by trigger",
+            ),
         )
     problems = [
         f"{path} has mode {mode:04o} (group/other may access it)"

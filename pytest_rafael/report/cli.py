@@ -54,8 +54,7 @@ def _target(given: str) -> Path | str:
     # Store() would create an empty database: check first so a typo is an error.
     if not path.is_file():
         raise CommandError(
-            f"{path}: no rafael store here (run pytest --rafael-chaos "
-            "first, or pass --store PATH)"
+            f"{path}: no rafael store here (run pytest --rafael-chaos first, or pass --store PATH)"
         )
     return path
 

@@ -20,13 +20,23 @@ def _pct(before: float, after: float) -> float:
 
 def _delta(tests: Sequence[Mapping[str, Any]], vulnerabilities: list[str]) -> dict[str, Any]:
     if not tests:
-        return {"baseline_score": 0.0, "current_score": 0.0, "improvement_pct": 0.0,
-                "threats_mitigated": [], "vulnerabilities": [], "potential_score": None,
-                "potential_improvement_pct": None}
+        return {
+            "baseline_score": 0.0,
+            "current_score": 0.0,
+            "improvement_pct": 0.0,
+            "threats_mitigated": [],
+            "vulnerabilities": [],
+            "potential_score": None,
+            "potential_improvement_pct": None,
+        }
     baseline = fmean(t.get("baseline_fitness") or 0.0 for t in tests)
     current = fmean(
-        (t.get("best_fitness") if t.get("adopted") and t.get("best_fitness") is not None
-         else t.get("baseline_fitness")) or 0.0
+        (
+            t.get("best_fitness")
+            if t.get("adopted") and t.get("best_fitness") is not None
+            else t.get("baseline_fitness")
+        )
+        or 0.0
         for t in tests
     )
     potential = fmean(
@@ -56,10 +66,14 @@ def merge_group(group: str, docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]
             tests[(str(t["nodeid"]), str(t["scenario"]))] = t
     kept = list(tests.values())
     prefixes = tuple(f"{t['nodeid']} [{t['scenario']}]" for t in kept)
-    vulnerabilities = list(dict.fromkeys(
-        v for d in by_finish for v in (d.get("delta") or {}).get("vulnerabilities") or []
-        if str(v).startswith(prefixes)
-    ))
+    vulnerabilities = list(
+        dict.fromkeys(
+            v
+            for d in by_finish
+            for v in (d.get("delta") or {}).get("vulnerabilities") or []
+            if str(v).startswith(prefixes)
+        )
+    )
     failures: list[str] = []
     passed = True
     for d in by_finish:
@@ -79,13 +93,21 @@ def merge_group(group: str, docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]
         "chaos": any(bool(d.get("chaos")) for d in docs),
         "tests": kept,
         "delta": _delta(kept, vulnerabilities),
-        "gate": {"min_fitness": (last.get("gate") or {}).get("min_fitness"),
-                 "passed": passed, "failures": failures},
+        "gate": {
+            "min_fitness": (last.get("gate") or {}).get("min_fitness"),
+            "passed": passed,
+            "failures": failures,
+        },
         "shards": [
-            {"run_id": d["run_id"], "actor": d.get("actor"), "started_at": d["started_at"],
-             "finished_at": d["finished_at"], "tests": len(d.get("tests") or []),
-             "gate_passed": bool((d.get("gate") or {}).get("passed")),
-             **({"error": d["error"]} if "error" in d else {})}
+            {
+                "run_id": d["run_id"],
+                "actor": d.get("actor"),
+                "started_at": d["started_at"],
+                "finished_at": d["finished_at"],
+                "tests": len(d.get("tests") or []),
+                "gate_passed": bool((d.get("gate") or {}).get("passed")),
+                **({"error": d["error"]} if "error" in d else {}),
+            }
             for d in docs
         ],
     }

@@ -53,8 +53,15 @@ approvals = {medium = 1, high = 2}
 
 def _env(actor: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAFAEL_", "PYTEST_"))}
-    for ci in ("GITHUB_RUN_ID", "CI_PIPELINE_ID", "CIRCLE_WORKFLOW_ID", "BUILDKITE_BUILD_ID",
-               "BUILD_BUILDID", "TRAVIS_BUILD_ID", "BUILD_TAG"):
+    for ci in (
+        "GITHUB_RUN_ID",
+        "CI_PIPELINE_ID",
+        "CIRCLE_WORKFLOW_ID",
+        "BUILDKITE_BUILD_ID",
+        "BUILD_BUILDID",
+        "TRAVIS_BUILD_ID",
+        "BUILD_TAG",
+    ):
         env.pop(ci, None)
     env["PYTHONPATH"] = str(Path(pytest_rafael.__file__).parent.parent)
     env["RAFAEL_ACTOR"] = actor
@@ -76,16 +83,35 @@ def _project(root: Path) -> Path:
 
 def _chaos(root: Path, url: str, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rafael-chaos",
-         "--rafael-store", url, *args],
-        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rafael-chaos",
+            "--rafael-store",
+            url,
+            *args,
+        ],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
 def _rafael(root: Path, *argv: str, actor: str = "alice") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pytest_rafael.cli", *argv], cwd=root, env=_env(actor),
-        capture_output=True, text=True, timeout=120, check=False,
+        [sys.executable, "-m", "pytest_rafael.cli", *argv],
+        cwd=root,
+        env=_env(actor),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -94,14 +120,21 @@ def test_two_shards_share_one_store_and_merge_into_one_report(
 ) -> None:
     key = _project(tmp_path)
     shards = [
-        _chaos(tmp_path, store_target, f"test_{name}.py", "--rafael-seed", str(seed),
-               "--rafael-report", f"reports-{name}",
-               env=_env("ci-bot", GITHUB_RUN_ID="4242"))  # the run group, from the CI
+        _chaos(
+            tmp_path,
+            store_target,
+            f"test_{name}.py",
+            "--rafael-seed",
+            str(seed),
+            "--rafael-report",
+            f"reports-{name}",
+            env=_env("ci-bot", GITHUB_RUN_ID="4242"),
+        )  # the run group, from the CI
         for name, seed in (("a", 1), ("b", 2))
     ]
     outputs = [p.communicate(timeout=300)[0] for p in shards]
     docs = [json.loads((tmp_path / f"reports-{n}" / "results.json").read_text()) for n in "ab"]
-    for doc, out in zip(docs, outputs):
+    for doc, out in zip(docs, outputs, strict=True):
         assert doc.get("run_group") == "4242", out
         assert "error" not in doc, out
 
@@ -110,8 +143,19 @@ def test_two_shards_share_one_store_and_merge_into_one_report(
         assert len(pending) == 1  # one open question per module, across both shards
         assert len(store.group_runs("4242")) == 2
     # A reviewer elsewhere (a third process) approves, signed, as today.
-    approved = _rafael(tmp_path, "genome", "approve", pending[0].id, "--by", "bob",
-                       "--key", str(key), "--store", store_target, actor="bob")
+    approved = _rafael(
+        tmp_path,
+        "genome",
+        "approve",
+        pending[0].id,
+        "--by",
+        "bob",
+        "--key",
+        str(key),
+        "--store",
+        store_target,
+        actor="bob",
+    )
     assert approved.returncode == 0, approved.stdout + approved.stderr
     assert "genes" in (tmp_path / "rafael.genome.yaml").read_text()
     verified = _rafael(tmp_path, "audit", "verify", "--store", store_target)
@@ -121,11 +165,14 @@ def test_two_shards_share_one_store_and_merge_into_one_report(
     assert events.count("run_finished") == 2
     assert "proposal_approved" in events or "genome_adopted" in events
 
-    merged = _rafael(tmp_path, "report", "--store", store_target, "--run-group", "4242",
-                     "--out", "merged")
+    merged = _rafael(
+        tmp_path, "report", "--store", store_target, "--run-group", "4242", "--out", "merged"
+    )
     doc = json.loads((tmp_path / "merged" / "results.json").read_text())
-    assert {t["nodeid"] for t in doc["tests"]} == {"test_a.py::test_orders_a",
-                                                   "test_b.py::test_orders_b"}
+    assert {t["nodeid"] for t in doc["tests"]} == {
+        "test_a.py::test_orders_a",
+        "test_b.py::test_orders_b",
+    }
     assert sorted(s["run_id"] for s in doc["shards"]) == sorted(d["run_id"] for d in docs)
     assert doc["gate"]["passed"] is all(d["gate"]["passed"] for d in docs)
     assert merged.returncode == (0 if doc["gate"]["passed"] else 1), merged.stderr
@@ -158,8 +205,9 @@ def test_a_connection_killed_mid_run_fails_it_with_one_line(
     (tmp_path / "test_a.py").write_text(KILLER)
     name = store_target.rsplit("/", 1)[1]
     admin = store_target.rsplit("/", 1)[0] + "/postgres"
-    run = _chaos(tmp_path, store_target, "test_a.py",
-                 env=_env("ci-bot", ADMIN_URL=admin, STORE_DB=name))
+    run = _chaos(
+        tmp_path, store_target, "test_a.py", env=_env("ci-bot", ADMIN_URL=admin, STORE_DB=name)
+    )
     out = run.communicate(timeout=300)[0]
     assert run.returncode != 0, out
     lines = [line for line in out.splitlines() if "run not recorded in" in line]

@@ -113,8 +113,14 @@ def _state(entries: dict[str, tuple[int, float]], observations: int) -> dict[str
         "runs": 1,
         "max_generation": 1,
         "entries": {
-            gid: {"genome": {"generation": 1, "genes": {}}, "n": n, "sum": total, "ss": total,
-                  "succ": float(n), "evidence": {}}
+            gid: {
+                "genome": {"generation": 1, "genes": {}},
+                "n": n,
+                "sum": total,
+                "ss": total,
+                "succ": float(n),
+                "evidence": {},
+            }
             for gid, (n, total) in entries.items()
         },
         "history": [[1, i, "x", 0.5] for i in range(observations)],
@@ -187,9 +193,14 @@ def test_a_connection_lost_mid_append_leaves_the_chain_whole(store_target: str) 
         AuditLog(s).append("run_started", "ci")
     s = Store(store_target)
     log = AuditLog(s)
-    with pytest.raises(StoreError) as info, s.transaction() as conn:
-        log.append_in(conn, [store_entry("faults_injected"), store_entry("faults_reverted")])
-        assert _kill_connections(store_target) >= 1
+
+    def append_then_lose_the_connection() -> None:
+        with s.transaction() as conn:
+            log.append_in(conn, [store_entry("faults_injected"), store_entry("faults_reverted")])
+            assert _kill_connections(store_target) >= 1
+
+    with pytest.raises(StoreError) as info:
+        append_then_lose_the_connection()
     message = str(info.value)
     assert "\n" not in message
     assert message.startswith(store_target)  # the store, named (no password here)

@@ -65,9 +65,7 @@ print(json.dumps({"merges": merges}))
 """
 
 
-def test_concurrent_writer_processes_lose_nothing(
-    store_target: Path | str, tmp_path: Path
-) -> None:
+def test_concurrent_writer_processes_lose_nothing(store_target: Path | str, tmp_path: Path) -> None:
     with Store(store_target):
         pass  # created (and migrated) once, as the first runner of a team would
     go = tmp_path / "go"
@@ -85,7 +83,7 @@ def test_concurrent_writer_processes_lose_nothing(
     time.sleep(0.5)  # let every writer import and wait at the line
     go.touch()
     outputs = [p.communicate(timeout=120) for p in procs]
-    for p, (out, err) in zip(procs, outputs):
+    for p, (_, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err
     assert all("merges" in json.loads(out) for out, _ in outputs)
 

@@ -71,10 +71,15 @@ def chaos_proxy(
             check_upstream(upstream, allowed)
         except ValueError as exc:
             raise ValueError(f"chaos_proxy({name!r}): {exc}") from None
-        handle = toxiproxy.control.create_proxy(
-            name, upstream, unique_suffix=f"{worker}-{os.getpid()}-{len(created)}-"
-            f"{abs(hash(request.node.nodeid)) % 10**8}"
-        )
+        from pytest_rafael.faults.network import ToxiproxyError
+
+        try:
+            handle = toxiproxy.control.create_proxy(
+                name, upstream, unique_suffix=f"{worker}-{os.getpid()}-{len(created)}-"
+                f"{abs(hash(request.node.nodeid)) % 10**8}"
+            )
+        except ToxiproxyError as exc:  # a full port range, a refused upstream: one line
+            pytest.fail(f"pytest-rafael: chaos_proxy({name!r}): {exc}", pytrace=False)
         created.append(handle)
         state.proxies[name] = handle
         if state.injector is not None:  # created during the call: faults apply at once

@@ -174,7 +174,11 @@ class RafaelSession:
                 self._server = EmbeddedServer(seed=self.settings.seed + worker_offset)
                 self._server.start()
                 url = self._server.url
-            control = ToxiproxyControl(url, timeout=self.settings.control_timeout)
+            s = self.settings
+            control = ToxiproxyControl(
+                url, timeout=s.control_timeout, ports=s.toxiproxy_ports,
+                connect_host=s.toxiproxy_connect_host,
+                ports_source=s.sources.get("toxiproxy_ports", "--rafael-toxiproxy-ports"))
             if self._server is None:
                 try:
                     control.version()

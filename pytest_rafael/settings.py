@@ -93,6 +93,24 @@ def _group(text: str) -> str:
     return stripped
 
 
+def _port_range(text: str) -> tuple[int, int]:
+    first, sep, last = text.strip().partition("-")
+    try:
+        low, high = int(first), int(last if sep else first)
+    except ValueError:
+        raise ValueError(f"expected a port range like 20000-20099, got {text!r}") from None
+    if not 1 <= low <= high <= 65535:
+        raise ValueError(f"expected ports 1..65535, low to high, like 20000-20099, got {text!r}")
+    return low, high
+
+
+def _host(text: str) -> str:
+    host = text.strip().strip("[]")
+    if not host or any(c.isspace() or c in "/:@" for c in host.replace("::", "")):
+        raise ValueError(f"expected a host name or address, got {text!r}")
+    return host
+
+
 def _paths(items: Sequence[str]) -> tuple[Path, ...]:
     return tuple(_path(i) for i in items)
 
@@ -157,6 +175,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("toxiproxy_url", "--rafael-toxiproxy", "rafael_toxiproxy_url",
            "URL of an external Toxiproxy server (default: an embedded one on a free "
            "loopback port)", _url, None, env="RAFAEL_TOXIPROXY_URL", metavar="URL"),
+    Option("toxiproxy_ports", "--rafael-toxiproxy-ports", "rafael_toxiproxy_ports",
+           "ports the chaos proxies listen on, e.g. 20000-20099: the range a Toxiproxy "
+           "service container maps (proxies then listen on all of its interfaces)",
+           _port_range, None, env="RAFAEL_TOXIPROXY_PORTS", metavar="LOW-HIGH"),
+    Option("toxiproxy_connect_host", "--rafael-toxiproxy-connect-host",
+           "rafael_toxiproxy_connect_host",
+           "host the tests reach the chaos proxies at (default: the host of "
+           "--rafael-toxiproxy)",
+           _host, None, env="RAFAEL_TOXIPROXY_CONNECT_HOST", metavar="HOST"),
     Option("report_dir", "--rafael-report", "rafael_report_dir",
            "folder for index.html, results.json, summary.md and metrics.prom",
            _path, Path("reports"), env="RAFAEL_REPORT_DIR", metavar="DIR"),
@@ -214,6 +241,8 @@ class Settings:
     vault_dirs: tuple[Path, ...]
     select_scenarios: tuple[str, ...] = ()
     run_group: str | None = None
+    toxiproxy_ports: tuple[int, int] | None = None
+    toxiproxy_connect_host: str | None = None
     seed_was_given: bool = True
     # Where each given setting came from ("--rafael-seed", "ini key ... in FILE", ...), for
     # errors found after resolving (an unknown scenario name, say).

@@ -69,7 +69,15 @@ class _DaemonWorker:
 class ToxiproxyControl:
     """Bounded control of one Toxiproxy server (embedded or external)."""
 
-    def __init__(self, url: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 5.0,
+        *,
+        ports: tuple[int, int] | None = None,
+        connect_host: str | None = None,
+        ports_source: str = "--rafael-toxiproxy-ports",
+    ) -> None:
         from toxiproxy import Toxiproxy
 
         parts = urlsplit(url)
@@ -77,6 +85,17 @@ class ToxiproxyControl:
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 8474
         self.timeout = timeout
+        # Where the code under test reaches the proxies: the Toxiproxy host (a service
+        # name in a container job) unless told otherwise (a mapped port on the runner).
+        self.connect_host = connect_host or self.host
+        self.ports = ports
+        self.ports_source = ports_source
+        # Proxies on a server reached at another address (a service container, or the
+        # server bound to all interfaces) listen on every interface: its loopback is not
+        # where the tests are. A port range is what a service maps, so the same.
+        local = self.connect_host in _LOOPBACK_NAMES and ports is None
+        self.listen_host = "127.0.0.1" if local else "0.0.0.0"
+        self._taken: set[int] = set()
         self.client = Toxiproxy()
         # toxiproxy-python keeps the server address at class level: one server per process.
         self.client.update_api_consumer(self.host, self.port)
@@ -118,18 +137,47 @@ class ToxiproxyControl:
 
     def create_proxy(self, name: str, upstream: str, *, unique_suffix: str = "") -> ProxyHandle:
         server_name = f"{name}-{unique_suffix or uuid.uuid4().hex[:8]}"
-        proxy = self._call(
-            f"create proxy {server_name}",
-            lambda: self.client.create(upstream=upstream, name=server_name, listen="127.0.0.1:0"),
-        )
+        if self.ports is None:
+            proxy = self._create(server_name, upstream, f"{self.listen_host}:0")
+        else:
+            proxy = self._create_in_range(server_name, upstream)
         self._proxies[server_name] = proxy
-        host, _, port = str(proxy.listen).rpartition(":")
-        return ProxyHandle(name, server_name, upstream, host or "127.0.0.1", int(port))
+        _, _, port = str(proxy.listen).rpartition(":")
+        self._taken.add(int(port))
+        host = self.connect_host if self.listen_host == "0.0.0.0" else self.listen_host
+        return ProxyHandle(name, server_name, upstream, host, int(port))
+
+    def _create(self, server_name: str, upstream: str, listen: str) -> Any:
+        return self._call(
+            f"create proxy {server_name}",
+            lambda: self.client.create(upstream=upstream, name=server_name, listen=listen),
+        )
+
+    def _create_in_range(self, server_name: str, upstream: str) -> Any:
+        """The first port of the range that is free on the server (other workers and runs
+        may hold some: the server refuses those, and the next one is tried)."""
+        assert self.ports is not None
+        first, last = self.ports
+        for port in range(first, last + 1):
+            if port in self._taken:
+                continue
+            try:
+                return self._create(server_name, upstream, f"{self.listen_host}:{port}")
+            except ToxiproxyError as exc:
+                if "in use" not in str(exc).lower():
+                    raise
+                self._taken.add(port)
+        raise ToxiproxyError(
+            f"{self.ports_source} {first}-{last}: no free port left for proxy "
+            f"{server_name} (all {last - first + 1} are taken; this run holds "
+            f"{len(self._proxies)}); widen the range"
+        )
 
     def delete_proxy(self, handle: ProxyHandle) -> None:
         proxy = self._proxies.pop(handle.server_name, None)
         if proxy is not None:
             self._call(f"delete proxy {handle.server_name}", proxy.destroy)
+            self._taken.discard(handle.port)
 
     def add_toxic(
         self,
@@ -159,6 +207,9 @@ class ToxiproxyControl:
         proxy = self._proxies[handle.server_name]
         action = proxy.enable if enabled else proxy.disable
         self._call(f"{'enable' if enabled else 'disable'} {handle.server_name}", action)
+
+
+_LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def check_upstream(upstream: str, allowed: Sequence[str]) -> None:

@@ -234,9 +234,10 @@ class Store:
     def has_column(self, table: str, column: str) -> bool:
         return column in table_columns(self.conn, table)
 
-    def lock(self, conn: Any) -> None:
-        """Serialize writers inside a transaction. SQLite's ``BEGIN IMMEDIATE`` already
-        holds the one write lock; the PostgreSQL backend takes an advisory lock."""
+    def lock(self, conn: Any, name: str | None = None) -> None:
+        """Serialize writers inside a transaction: on the store's one write lock, or on
+        the lock of ``name`` alone (one evolution key, say). SQLite's ``BEGIN IMMEDIATE``
+        already holds its one write lock; the PostgreSQL backend takes advisory locks."""
 
     def sequence_sql(self, table: str) -> str:
         """A scalar subquery giving the AUTOINCREMENT counter of ``table`` (NULL if none)."""
@@ -256,9 +257,12 @@ class Store:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, lock: bool = True) -> Iterator[sqlite3.Connection]:
         """A write transaction that takes the write lock up front (``BEGIN IMMEDIATE``),
-        so concurrent writers queue instead of failing half-way."""
+        so concurrent writers queue instead of failing half-way. ``lock=False``: writes
+        that are safe side by side (upserts of distinct rows) need not queue behind the
+        store's write lock on a backend that has row locks (PostgreSQL); SQLite has
+        only the one lock."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
@@ -284,7 +288,8 @@ class Store:
         ``run_group`` ties the shards of one CI run together (``rafael report
         --run-group``)."""
         group = run_group if run_group is not None else results.get("run_group")
-        with self.transaction() as conn:
+        # Row upserts of this run only: runners on other machines need not queue.
+        with self.transaction(lock=False) as conn:
             conn.execute(
                 "INSERT INTO runs (run_id, started_at, finished_at, seed, chaos, actor,"
                 " results_json, run_group) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"

@@ -6,11 +6,13 @@ package writes one SQL dialect (``?`` placeholders, ``ON CONFLICT`` upserts, ``r
 ordering) and :class:`PgConnection` runs it on PostgreSQL, returning rows that read by
 position and by name like ``sqlite3.Row``.
 
-Writers are serialized like SQLite's: every write transaction first takes one
-transaction-scoped advisory lock, so concurrent runners on many machines queue instead
-of interleaving. That is what keeps the audit chain one chain (each append reads the
-tail and inserts after it under the lock) and what lets the evolution state be merged
-rather than overwritten (see :mod:`pytest_rafael.genome.state`).
+Writers that read before they write are serialized like SQLite's: such a transaction
+first takes one transaction-scoped advisory lock, so concurrent runners on many machines
+queue instead of interleaving. That is what keeps the audit chain one chain (each append
+reads the tail and inserts after it under the lock) and one pending proposal per module.
+A run's own rows (``save_run``) are upserts that go side by side, and the evolution state
+of one (test, scenario) key takes its own advisory lock to be merged rather than
+overwritten (see :mod:`pytest_rafael.genome.state`).
 
 Any database error (a lost connection above all) becomes one
 :class:`~pytest_rafael.store.StoreDatabaseError` line naming the store, with the
@@ -205,8 +207,11 @@ class PgStore(Store):
     def add_column(self, table: str, column: str, decl: str) -> None:
         return None
 
-    def lock(self, conn: Any) -> None:
-        conn.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+    def lock(self, conn: Any, name: str | None = None) -> None:
+        if name is None:
+            conn.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+        else:  # the (int, int) key space: never the write lock's
+            conn.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK}, hashtext(?))", (name,))
 
     def sequence_sql(self, table: str) -> str:
         return "NULL"
@@ -215,12 +220,14 @@ class PgStore(Store):
         return f"(({column})::jsonb -> '{key}')::text"
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
-        """A write transaction holding the store's write lock from its first statement."""
+    def transaction(self, lock: bool = True) -> Iterator[Any]:
+        """A write transaction holding the store's write lock from its first statement
+        (``lock=False``: only the row locks its statements take)."""
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            self.lock(conn)
+            if lock:
+                self.lock(conn)
             yield conn
         except BaseException:
             with suppress(StoreError):

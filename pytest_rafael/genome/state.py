@@ -113,7 +113,9 @@ def save_engine_state(
     it started afresh). Returns whether another runner's save was merged in."""
     ensure_schema(store)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    with store.transaction() as conn:
+    with store.transaction(lock=False) as conn:
+        # Saves of one key take turns (read, merge, write); other keys go side by side.
+        store.lock(conn, f"genome_engine_state:{key}")
         row = conn.execute(
             "SELECT state_json FROM genome_engine_state WHERE key = ?", (key,)
         ).fetchone()

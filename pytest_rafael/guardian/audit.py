@@ -244,8 +244,11 @@ class AuditLog:
     def append_in(self, conn: sqlite3.Connection, entries: list[NewEntry]) -> list[AuditEntry]:
         """Append inside a write transaction the caller holds (``store.transaction()``),
         so a state change and its audit entries commit together or not at all."""
-        # Read the tail inside the transaction: BEGIN IMMEDIATE holds the write lock, so
-        # no other process can append between this read and our insert.
+        # Read the tail inside the transaction, holding the write lock (BEGIN IMMEDIATE;
+        # on PostgreSQL the advisory lock, taken again here in case the caller's
+        # transaction did not): no other process can append between this read and our
+        # insert, so the chain stays one chain.
+        self.store.lock(conn)
         # One statement for the three things that must agree: the last row, the head
         # record and SQLite's AUTOINCREMENT counter (fewer round trips per append).
         head_id, head_hash, head_mac, tail_id, tail_hash, seq = conn.execute(

@@ -105,7 +105,12 @@ def _chaos(root: Path, url: str, *args: str, env: dict[str, str]) -> subprocess.
 
 def _rafael(root: Path, *argv: str, actor: str = "alice") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pytest_rafael.cli", *argv],
+        [
+            sys.executable,
+            "-c",
+            "from pytest_rafael.cli import main; raise SystemExit(main())",
+            *argv,
+        ],
         cwd=root,
         env=_env(actor),
         capture_output=True,

@@ -70,25 +70,44 @@ def roles(pg_server: Server) -> Iterator[dict[str, str]]:
 
 def _key(folder: Path, name: str) -> Path:
     path = folder / name
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(path)],
-                   check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(path)], check=True
+    )
     return path
 
 
 def _guardian(store: Store, root: Path, actor: str) -> Guardian:
-    return Guardian.open(store, root, root / "rafael.genome.yaml", actor=actor,
-                         config=GuardianConfig())
+    return Guardian.open(
+        store, root, root / "rafael.genome.yaml", actor=actor, config=GuardianConfig()
+    )
 
 
 EVIDENCE: dict[str, Any] = {
     "run_id": "run-1",
-    "tests": [{"nodeid": "t.py::test_pay", "scenario": "db_failure", "severity": "low",
-               "baseline_fitness": 0.5, "best_fitness": 0.8, "success_rate": 0.9,
-               "iterations": 5}],
+    "tests": [
+        {
+            "nodeid": "t.py::test_pay",
+            "scenario": "db_failure",
+            "severity": "low",
+            "baseline_fitness": 0.5,
+            "best_fitness": 0.8,
+            "success_rate": 0.9,
+            "iterations": 5,
+        }
+    ],
 }
-GENOME = {"generation": 1, "genes": {"retry": {"max_attempts": 3, "base_delay": 0.05,
-                                               "max_delay": 1.0, "multiplier": 2.0,
-                                               "jitter": 0.1}}}
+GENOME = {
+    "generation": 1,
+    "genes": {
+        "retry": {
+            "max_attempts": 3,
+            "base_delay": 0.05,
+            "max_delay": 1.0,
+            "multiplier": 2.0,
+            "jitter": 0.1,
+        }
+    },
+}
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
@@ -100,8 +119,18 @@ def test_ci_records_reviewers_approve_nobody_edits_the_audit(
     (tmp_path / "rafael.allowed_signers").write_text(f'bob namespaces="rafael" {pub}\n')
 
     with Store(roles["ci"]) as ci:
-        ci.save_run({"run_id": "r1", "started_at": "a", "finished_at": "b", "seed": 1,
-                     "chaos": True, "actor": "ci", "tests": []}, run_group="g")
+        ci.save_run(
+            {
+                "run_id": "r1",
+                "started_at": "a",
+                "finished_at": "b",
+                "seed": 1,
+                "chaos": True,
+                "actor": "ci",
+                "tests": [],
+            },
+            run_group="g",
+        )
         save_engine_state(ci, "t.py::test_pay::db_failure", "payments", {"version": 1})
         proposal = _guardian(ci, tmp_path, "ci-bot").propose("payments", None, GENOME, EVIDENCE)
         assert proposal.status == "pending"  # a first genome: medium impact
@@ -112,7 +141,7 @@ def test_ci_records_reviewers_approve_nobody_edits_the_audit(
             "INSERT INTO approvals (proposal_id, approver, reason, at) VALUES ('x', 'ci', '', '')",
             "CREATE TABLE sneaky (x int)",
         ):
-            with pytest.raises(StoreError, match="permission denied|append-only"):
+            with pytest.raises(StoreError, match=r"permission denied|append-only"):
                 ci.conn.execute(statement)
 
     with Store(roles["reviewer"]) as reviewer:
@@ -120,7 +149,7 @@ def test_ci_records_reviewers_approve_nobody_edits_the_audit(
         approved = g.approve(proposal.id, "bob", key=bob, reason="looks right")
         assert approved.status == "adopted"
         for statement in ("UPDATE audit SET actor = 'mallory'", "DELETE FROM audit"):
-            with pytest.raises(StoreError, match="permission denied|append-only"):
+            with pytest.raises(StoreError, match=r"permission denied|append-only"):
                 reviewer.conn.execute(statement)
 
     with Store(roles["owner"]) as owner:  # even the owner: the trigger refuses

@@ -218,10 +218,9 @@ def record_start(rs: RafaelSession, session: pytest.Session) -> None:
     """Audit ``run_started`` when the run starts, so that even a run killed half-way
     leaves a trace; a store that cannot take it is reported at the end of the run."""
     from pytest_rafael.guardian import Guardian
-    from pytest_rafael.store import Store
 
     try:
-        with Store(rs.settings.store) as store:
+        with rs.store() as store:
             Guardian.open(store, project_root=_project_root(session),
                           genome_file=rs.settings.genome_file, actor=_actor(),
                           ).record("run_started", details=_start_details(rs))
@@ -264,10 +263,9 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
             result: Any) -> tuple[list[TestResult], list[dict[str, Any]]]:
     from pytest_rafael.genome.state import save_engine_state
     from pytest_rafael.guardian import Guardian
-    from pytest_rafael.store import Store
 
     s = rs.settings
-    with Store(s.store) as store:
+    with rs.store() as store:
         guardian = Guardian.open(
             store, project_root=_project_root(session), genome_file=s.genome_file,
             actor=actor,

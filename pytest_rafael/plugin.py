@@ -19,7 +19,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -139,6 +139,7 @@ class RafaelSession:
         self._toxiproxy: ToxiproxyServer | None = None
         self._genomes: dict[str, Any] | None = None
         self._gene_pool: tuple[dict[str, Any], ...] | None = None
+        self._shared_store: Any = None  # a PostgreSQL store's one connection for the run
         self.engines: dict[str, Any] = {}
         self.iterations: list[IterationResult] = []
         self.verdicts: dict[str, dict[str, Any]] = {}
@@ -186,6 +187,22 @@ class RafaelSession:
                     pytest.fail(f"pytest-rafael: {exc}", pytrace=False)
             self._toxiproxy = ToxiproxyServer(url, self._server is not None, control)
         return self._toxiproxy
+
+    @contextlib.contextmanager
+    def store(self) -> Iterator[Any]:
+        """The run's store. An SQLite file is opened per use. A PostgreSQL store is one
+        connection held for the whole run: a connection lost mid-run then fails the run
+        (one line, at its end) instead of being silently replaced."""
+        from pytest_rafael.store import Store
+
+        target = self.settings.store
+        if isinstance(target, Path):
+            with Store(target) as store:
+                yield store
+            return
+        if self._shared_store is None:
+            self._shared_store = Store(target)
+        yield self._shared_store
 
     @property
     def failures_dir(self) -> Path:
@@ -435,6 +452,9 @@ class RafaelSession:
                 f"off: the last chaos report and its history were left as they were)")
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self._shared_store is not None:
+            self._shared_store.close()
+            self._shared_store = None
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -511,8 +531,13 @@ class ChaosRunner:
         from pytest_rafael.store import StoreError, store_label
 
         target = self.session.settings.store
+        if isinstance(target, Path) and not target.exists():
+            return None
+        from pytest_rafael.genome.state import load_engine_state
+
         try:
-            return _load_engine_state(target, key)
+            with self.session.store() as store:
+                return load_engine_state(store, key)
         except StoreError as exc:
             if self.session.start_error is None:
                 self.session.start_error = (
@@ -750,16 +775,6 @@ def _min_fitness(spec: Any, resolved: settings.Settings) -> float | None:
     if spec is not None and spec.min_fitness is not None:
         return float(spec.min_fitness)
     return resolved.min_fitness
-
-
-def _load_engine_state(store_path: Path | str, key: str) -> dict[str, Any] | None:
-    if isinstance(store_path, Path) and not store_path.exists():
-        return None
-    from pytest_rafael.genome.state import load_engine_state
-    from pytest_rafael.store import Store
-
-    with Store(store_path) as store:
-        return load_engine_state(store, key)
 
 
 def _verdict_dict(engine: Any, state: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -98,9 +99,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def _best_from_store(
     store_path: str, module: str, baseline: Genome, key: str | None, force: bool
 ) -> tuple[Genome, str]:
-    from pytest_rafael.store import Store, StoreError
+    from pytest_rafael.store import Store, StoreError, is_store_url
 
-    if not Path(store_path).exists():
+    if not is_store_url(store_path) and not Path(store_path).exists():
         raise _error(f"{store_path}: no rafael store (run pytest --rafael-chaos first)")
     try:
         store = Store(store_path)
@@ -210,7 +211,12 @@ def register(sub: Any, group: argparse.ArgumentParser) -> None:
     )
     p.add_argument("module", help="the module to adopt a genome for")
     p.add_argument("--file", default=DEFAULT_FILE, help=f"genome file (default {DEFAULT_FILE})")
-    p.add_argument("--store", default=DEFAULT_STORE, help=f"rafael store (default {DEFAULT_STORE})")
+    p.add_argument(
+        "--store",
+        default=os.environ.get("RAFAEL_STORE", DEFAULT_STORE),
+        help=f"rafael store: a file or a postgresql:// URL (default $RAFAEL_STORE, else "
+        f"{DEFAULT_STORE})",
+    )
     p.add_argument("--key", help="one '<nodeid>::<scenario>' evolution (default: the best)")
     p.add_argument("--from", dest="source", metavar="FILE", help="take the genome from FILE")
     p.add_argument(

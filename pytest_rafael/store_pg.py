@@ -194,6 +194,7 @@ class PgStore(Store):
             text = " ".join(str(exc).split())
             raise StoreError(f"{self.location}: cannot open the rafael store: {text}") from None
         self.conn = PgConnection(raw, self.location)  # type: ignore[assignment]
+        self._holding = False  # the write lock is held by the open transaction
         try:
             migrate(self)
         except StoreError:
@@ -209,7 +210,10 @@ class PgStore(Store):
 
     def lock(self, conn: Any, name: str | None = None) -> None:
         if name is None:
+            if self._holding:
+                return  # held until this transaction ends: no second round trip
             conn.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+            self._holding = True
         else:  # the (int, int) key space: never the write lock's
             conn.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK}, hashtext(?))", (name,))
 
@@ -230,10 +234,12 @@ class PgStore(Store):
                 self.lock(conn)
             yield conn
         except BaseException:
+            self._holding = False
             with suppress(StoreError):
                 conn.execute("ROLLBACK")
             raise
         else:
+            self._holding = False
             conn.execute("COMMIT")
 
     def close(self) -> None:

@@ -228,10 +228,13 @@ class PgStore(Store):
         """A write transaction holding the store's write lock from its first statement
         (``lock=False``: only the row locks its statements take)."""
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
         try:
             if lock:
-                self.lock(conn)
+                # One round trip for both: the lock is what writers queue on.
+                conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+                self._holding = True
+            else:
+                conn.execute("BEGIN IMMEDIATE")
             yield conn
         except BaseException:
             self._holding = False

@@ -15,9 +15,6 @@ from pytest_rafael.guardian.compliance import FRAMEWORKS, check_compliance
 from pytest_rafael.guardian.config import ModulePolicy
 from pytest_rafael.store import Store
 
-# The controls read the store through its interface: both backends.
-pytestmark = pytest.mark.backends
-
 CFG = GuardianConfig(
     critical_role="security-lead",
     modules={"payments": ModulePolicy("low", ("pci",)), "ledger": ModulePolicy("critical")},
@@ -95,6 +92,7 @@ def sql(store: Store, *statements: str) -> None:
     conn.close()
 
 
+@pytest.mark.backends  # the controls read the store through its interface
 def test_clean_history_passes_every_framework(store: Store, history: dict[str, str]) -> None:
     result = check_compliance(store, CFG)
     assert {c.framework for c in result} == set(FRAMEWORKS)
@@ -122,6 +120,7 @@ def test_removing_an_approval_fails_separation_of_duties(
     assert "soc2:CC7.2" not in bad  # the chain itself is intact
 
 
+@pytest.mark.backends  # the controls read the store through its interface
 def test_an_author_approval_slipped_into_the_table_is_caught(
     store: Store, history: dict[str, str]
 ) -> None:
@@ -139,6 +138,7 @@ def test_removing_the_role_fails_critical(store: Store, history: dict[str, str])
     assert "soc2:CC8.1" in failing(store)
 
 
+@pytest.mark.backends  # the controls read the store through its interface
 def test_removing_audit_entries_fails_documentation_and_chain(
     store: Store, history: dict[str, str]
 ) -> None:
@@ -189,7 +189,6 @@ def test_anonymous_approver_fails_hipaa(
     assert "hipaa:164.312(d)" in failing(store)
 
 
-@pytest.mark.sqlite_only
 def test_readable_store_fails_hipaa(store: Store, history: dict[str, str]) -> None:
     os.chmod(store.path, 0o644)
     assert failing(store) == {"hipaa:164.312(a)(1)"}

@@ -9,6 +9,7 @@ import contextlib
 import sqlite3
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from statistics import fmean
@@ -16,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_rafael.results import Delta, Gate, IterationResult, RunResult, TestResult
+from pytest_rafael.results import (
+    Delta,
+    Gate,
+    IterationResult,
+    RunResult,
+    TestResult,
+    evolution_key,
+)
 
 if TYPE_CHECKING:
     from pytest_rafael.plugin import RafaelSession
@@ -65,36 +73,65 @@ def build_tests(
     references: Mapping[tuple[str, str], dict[str, Any]] | None = None,
     samples_needed: Mapping[str, int] | None = None,
 ) -> list[TestResult]:
-    """One :class:`TestResult` per (test, scenario). Its baseline is the shipped genome's
-    mean fitness over the iterations that ran it in this run; its best is the best
-    candidate's mean, kept only when it beats that baseline."""
+    """One :class:`TestResult` per (test, scenario), or per module of a test that evolves
+    several together. Its baseline is the shipped genome's mean fitness over the
+    iterations that ran it in this run; its best is the best candidate's mean, kept only
+    when it beats that baseline."""
     tests = []
-    for (nodeid, scenario), its in group_iterations(iterations).items():
-        module = its[0].module
-        verdict = verdicts.get(f"{nodeid}::{scenario}")
-        baseline_genome = verdict["baseline_genome"] if verdict is not None else its[0].genome
-        if module is None:
-            shipped = [i for i in its if i.fitness is not None]
-        else:
-            shipped = [i for i in its if i.fitness is not None and i.genome == baseline_genome]
-        baseline = round(fmean(i.fitness or 0.0 for i in shipped), 4) if shipped else None
-        best, best_genome, best_n = None, None, 0
-        if verdict is not None and verdict["best_genome"] is not None:
-            best_n, mean = _entry_stats(verdict, _genome_id(module, verdict["best_genome"]))
-            earlier = verdict["baseline_fitness"]
-            if mean is not None and (baseline is None or mean >= baseline + BETTER_BY) and (
-                    earlier is None or mean >= earlier + BETTER_BY):
-                best, best_genome = round(mean, 4), verdict["best_genome"]
-        tests.append(TestResult(
-            nodeid=nodeid, scenario=scenario, severity=its[0].severity or "medium",
-            module=module, iterations=tuple(its), baseline_fitness=baseline,
-            best_fitness=best, best_genome=best_genome, baseline_genome=baseline_genome,
-            min_fitness=its[0].min_fitness, baseline_n=len(shipped),
-            samples_needed=(samples_needed or {}).get(scenario, 1), best_n=best_n if best else 0,
-            reference=(references or {}).get((nodeid, scenario)),
-            idempotent=verdict.get("idempotent") if verdict is not None else None,
-        ))
+    for (nodeid, scenario), pair in group_iterations(iterations).items():
+        for module, its, together in _per_module(pair):
+            verdict = verdicts.get(evolution_key(nodeid, scenario, module if together else None))
+            tests.append(_test_result(
+                module, its, verdict, together,
+                reference=(references or {}).get((nodeid, scenario)),
+                samples_needed=(samples_needed or {}).get(scenario, 1)))
     return tests
+
+
+def _per_module(
+    pair: list[IterationResult],
+) -> list[tuple[str | None, list[IterationResult], tuple[str, ...]]]:
+    """A test evolving several modules together, seen once per module: the iterations
+    where every module ran what ships, plus those where this module ran a candidate (and
+    the others what ships), each showing this module's genome."""
+    together = next((tuple(i.genomes) for i in pair if i.genomes), ())
+    if len(together) < 2:
+        return [(pair[0].module, pair, ())]
+    return [(m, [replace(i, module=m, genome=(i.genomes or {}).get(m))
+                 for i in pair if i.module in (None, m)], together) for m in together]
+
+
+def _test_result(
+    module: str | None,
+    its: list[IterationResult],
+    verdict: Mapping[str, Any] | None,
+    together: tuple[str, ...],
+    reference: dict[str, Any] | None,
+    samples_needed: int,
+) -> TestResult:
+    baseline_genome = verdict["baseline_genome"] if verdict is not None else its[0].genome
+    if module is None:
+        shipped = [i for i in its if i.fitness is not None]
+    else:
+        shipped = [i for i in its if i.fitness is not None and i.genome == baseline_genome]
+    baseline = round(fmean(i.fitness or 0.0 for i in shipped), 4) if shipped else None
+    best, best_genome, best_n = None, None, 0
+    if verdict is not None and verdict["best_genome"] is not None:
+        best_n, mean = _entry_stats(verdict, _genome_id(module, verdict["best_genome"]))
+        earlier = verdict["baseline_fitness"]
+        if mean is not None and (baseline is None or mean >= baseline + BETTER_BY) and (
+                earlier is None or mean >= earlier + BETTER_BY):
+            best, best_genome = round(mean, 4), verdict["best_genome"]
+    first = its[0]
+    return TestResult(
+        nodeid=first.nodeid, scenario=first.scenario, severity=first.severity or "medium",
+        module=module, iterations=tuple(its), baseline_fitness=baseline,
+        best_fitness=best, best_genome=best_genome, baseline_genome=baseline_genome,
+        min_fitness=first.min_fitness, baseline_n=len(shipped),
+        samples_needed=samples_needed, best_n=best_n if best else 0, reference=reference,
+        idempotent=verdict.get("idempotent") if verdict is not None else None,
+        together=together,
+    )
 
 
 def evaluate_gate(tests: Sequence[TestResult], session_min: float | None) -> Gate:
@@ -102,10 +139,13 @@ def evaluate_gate(tests: Sequence[TestResult], session_min: float | None) -> Gat
     over at least ``samples_needed`` measurements (one draw of a chance fault proves
     nothing). A test without a threshold is not judged."""
     failures = []
+    judged: set[tuple[str, str]] = set()
     for t in tests:
         threshold = t.min_fitness
-        if threshold is None:
+        # A test evolving several modules shows once per module, on the same shipped runs.
+        if threshold is None or (t.nodeid, t.scenario) in judged:
             continue
+        judged.add((t.nodeid, t.scenario))
         score = t.baseline_fitness if t.baseline_fitness is not None else 0.0
         where = f"{t.nodeid} [{t.scenario}]"
         if score < threshold:
@@ -148,8 +188,9 @@ def compute_delta(tests: Sequence[TestResult]) -> Delta:
         max(t.best_fitness or 0.0, t.baseline_fitness or 0.0) for t in tests)
     mitigated = sorted({t.scenario for t in tests}
                        - {t.scenario for t in tests if not t.withstood})
-    vulnerabilities = tuple(f"{t.nodeid} [{t.scenario}]: {_first_error(t)}"
-                            for t in tests if t.failed_shipped)
+    # dict.fromkeys: a test evolving several modules fails once, on the same shipped runs.
+    vulnerabilities = tuple(dict.fromkeys(f"{t.nodeid} [{t.scenario}]: {_first_error(t)}"
+                                          for t in tests if t.failed_shipped))
     return Delta(round(baseline, 4), round(current, 4), _pct(baseline, current),
                  tuple(mitigated), vulnerabilities,
                  potential_score=round(potential, 4),
@@ -325,7 +366,7 @@ def _coverage(candidate_id: str, pairs: Sequence[TestResult],
     on exactly that genome (or on exactly the shipped one, for the baseline)."""
     rows = []
     for t in pairs:
-        verdict = verdicts.get(f"{t.nodeid}::{t.scenario}")
+        verdict = verdicts.get(t.evolution_key)
         n, mean = _entry_stats(verdict, candidate_id)
         base_id = _genome_id(t.module, t.baseline_genome)
         base_n, base_mean = _entry_stats(verdict, base_id)
@@ -378,8 +419,6 @@ def _propose(guardian: Any, tests: list[TestResult], verdicts: dict[str, dict[st
     """One proposal per module (see :func:`choose_proposals`). Its evidence names the
     candidate's hash, and each test of the module with the candidate's own figures there,
     or says that it was never measured there (which makes the impact high)."""
-    from dataclasses import replace
-
     decided: dict[str, tuple[Any, dict[str, Any], list[dict[str, Any]]]] = {}
     for module, (v, rows) in choose_proposals(tests, verdicts).items():
         candidate_id = _genome_id(module, v["best_genome"]) or ""
@@ -442,9 +481,9 @@ def _recommendations(store: Any, vault_dirs: Sequence[Path],
 
 def write_terminal_summary(run: RunResult, tr: Any, paths: Any) -> None:
     tr.section("RAFAEL", sep="=", bold=True)
-    width = max((len(f"{t.nodeid} [{t.scenario}]") for t in run.tests), default=20)
+    width = max((len(t.label) for t in run.tests), default=20)
     for t in run.tests:
-        name = f"{t.nodeid} [{t.scenario}]".ljust(width)
+        name = t.label.ljust(width)
         base = "-" if t.baseline_fitness is None else f"{t.baseline_fitness:.2f}"
         fitness = f"{base} (n={t.baseline_n})"
         if t.best_fitness is not None:

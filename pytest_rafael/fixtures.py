@@ -182,12 +182,16 @@ def stressor(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stresso
 @pytest.fixture
 def genome(request: pytest.FixtureRequest) -> Any:
     """The genome of this iteration for the marker's ``module`` (the candidate under
-    chaos, the adopted one otherwise); ``None`` when the test names no module."""
+    chaos, the adopted one otherwise); ``None`` when the test names no module. A test
+    naming several modules gets a read-only mapping of module name to genome."""
+    from types import MappingProxyType
+
     state = state_of(request.node)
-    if state.genome is not None:
-        return state.genome
     session = _session(request.config)
-    spec = session.spec_of(request.node)
-    if spec is None or spec.module is None:
+    spec = state.spec or session.spec_of(request.node)
+    if spec is None or not spec.modules:
         return None
-    return session.adopted_genome(spec.module)
+    genomes = state.genomes or {m: session.adopted_genome(m) for m in spec.modules}
+    if len(spec.modules) > 1:
+        return MappingProxyType(dict(genomes))
+    return genomes[spec.modules[0]]

@@ -54,6 +54,10 @@ class IterationState:
     scenario: Scenario | None = None
     base_nodeid: str = ""
     genome: Any = None  # pytest_rafael.genome.Genome | None
+    # Every module's genome in force (module= names several), and the one module running
+    # a candidate in this iteration (None: all run what ships).
+    genomes: dict[str, Any] = field(default_factory=dict)
+    varied: str | None = None
     proxies: dict[str, ProxyHandle] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     outcome: str | None = None

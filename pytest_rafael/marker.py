@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,8 +13,8 @@ import pytest
 SIGNATURE = (
     "chaos(*scenario_names, iterations=None, module=None, min_fitness=None, targets=None): "
     "run this test under the named threat scenarios when --rafael-chaos is given; "
-    "iterations per scenario, the genome module it evolves, its own fitness gate, "
-    "and a renaming of scenario targets to this test's chaos_proxy names"
+    "iterations per scenario, the genome module (or tuple of modules) it evolves, "
+    "its own fitness gate, and a renaming of scenario targets to this test's chaos_proxy names"
 )
 _KWARGS = ("iterations", "module", "min_fitness", "targets")
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
@@ -28,13 +28,18 @@ class MarkerError(ValueError):
 class ChaosSpec:
     scenarios: tuple[str, ...]
     iterations: int | None = None
-    module: str | None = None
+    modules: tuple[str, ...] = ()  # module= as given: one name, or several evolved together
     min_fitness: float | None = None
     targets: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def module(self) -> str | None:
+        """The first module (the only one, for most tests); None when none is named."""
+        return self.modules[0] if self.modules else None
+
 
 def unknown_scenario(name: str, known: Iterable[str]) -> str:
-    """"unknown scenario 'x'; did you mean 'y'? valid: ..." (the hint only when one is close)."""
+    """ "unknown scenario 'x'; did you mean 'y'? valid: ..." (the hint only when one is close)."""
     names = sorted(known)
     hint = difflib.get_close_matches(name, names, n=1)
     suggestion = f"did you mean {hint[0]!r}? " if hint else ""
@@ -49,8 +54,7 @@ def parse(mark: pytest.Mark, where: str, known: Mapping[str, Any]) -> ChaosSpec:
 
     unknown_kwargs = sorted(set(mark.kwargs) - set(_KWARGS))
     if unknown_kwargs:
-        raise fail(f"unknown argument(s) {', '.join(unknown_kwargs)}; "
-                   f"valid: {', '.join(_KWARGS)}")
+        raise fail(f"unknown argument(s) {', '.join(unknown_kwargs)}; valid: {', '.join(_KWARGS)}")
     if not mark.args:
         raise fail(f"name at least one scenario; valid: {', '.join(sorted(known))}")
     names: list[str] = []
@@ -68,13 +72,13 @@ def parse(mark: pytest.Mark, where: str, known: Mapping[str, Any]) -> ChaosSpec:
         isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1
     ):
         raise fail(f"iterations= must be a positive integer, got {iterations!r}")
-    module = mark.kwargs.get("module")
-    if module is not None and (not isinstance(module, str) or not _MODULE_NAME.match(module)):
-        raise fail(f"module= must be a name like 'payments', got {module!r}")
+    modules = _modules(mark.kwargs.get("module"), fail)
     min_fitness = mark.kwargs.get("min_fitness")
     if min_fitness is not None:
-        if isinstance(min_fitness, bool) or not isinstance(min_fitness, (int, float)) or not (
-            0.0 <= float(min_fitness) <= 1.0
+        if (
+            isinstance(min_fitness, bool)
+            or not isinstance(min_fitness, (int, float))
+            or not (0.0 <= float(min_fitness) <= 1.0)
         ):
             raise fail(f"min_fitness= must be a number between 0 and 1, got {min_fitness!r}")
         min_fitness = float(min_fitness)
@@ -86,7 +90,27 @@ def parse(mark: pytest.Mark, where: str, known: Mapping[str, Any]) -> ChaosSpec:
     aimed = {f.target for name in names for f in getattr(known[name], "faults", ())}
     unused = sorted(set(targets) - aimed)
     if unused:
-        raise fail(f"targets= renames {', '.join(map(repr, unused))}, but no fault of "
-                   f"{', '.join(names)} aims at it; their targets: "
-                   f"{', '.join(sorted(aimed)) or 'none'}")
-    return ChaosSpec(tuple(names), iterations, module, min_fitness, dict(targets))
+        raise fail(
+            f"targets= renames {', '.join(map(repr, unused))}, but no fault of "
+            f"{', '.join(names)} aims at it; their targets: "
+            f"{', '.join(sorted(aimed)) or 'none'}"
+        )
+    return ChaosSpec(tuple(names), iterations, modules, min_fitness, dict(targets))
+
+
+def _modules(given: object, fail: Callable[[str], MarkerError]) -> tuple[str, ...]:
+    """``module=`` as a tuple: None, one name, or a tuple/list of distinct names."""
+    if given is None:
+        return ()
+    names = [given] if isinstance(given, str) else given
+    if not isinstance(names, (tuple, list)) or not names:
+        raise fail(
+            f"module= must be a name like 'payments' or a tuple of names like "
+            f"('orders_api', 'orders_repo'), got {given!r}"
+        )
+    for name in names:
+        if not isinstance(name, str) or not _MODULE_NAME.match(name):
+            raise fail(f"module= must be a name like 'payments', got {name!r}")
+    if len(set(names)) != len(names):
+        raise fail(f"module= names a module twice: {given!r}")
+    return tuple(names)

@@ -28,7 +28,7 @@ import pytest
 
 from pytest_rafael import marker, settings
 from pytest_rafael.iteration import REFERENCE, ChaosCase, base_nodeid, one_line, state_of
-from pytest_rafael.results import IterationResult
+from pytest_rafael.results import IterationResult, evolution_key
 
 if TYPE_CHECKING:
     from pytest_rafael.faults.network import ToxiproxyControl
@@ -406,8 +406,7 @@ class RafaelSession:
         data = getattr(report, "rafael_iteration", None)
         if data is not None:
             self.iterations.append(IterationResult.from_dict(data))
-        verdict = getattr(report, "rafael_verdict", None)
-        if verdict is not None:
+        for verdict in getattr(report, "rafael_verdicts", ()):
             self.verdicts[verdict["key"]] = verdict
 
     @pytest.hookimpl(tryfirst=True)
@@ -481,21 +480,26 @@ class ChaosRunner:
         state.case = case
         state.scenario = scenario.retarget(state.spec.targets) if state.spec.targets else scenario
         state.base_nodeid = base_nodeid(item.nodeid, case)
-        module = state.spec.module
-        if module is not None:
-            if case.reference:
-                state.genome = self.session.adopted_genome(module)
-            else:
-                engine = self._engine(state.base_nodeid, case.scenario, module, item)
-                state.genome = engine.next_candidate(case.index)
+        modules = state.spec.modules
+        if modules:
             from pytest_rafael.resilience import runtime
 
+            genomes = {m: self.session.adopted_genome(m) for m in modules}
+            if not case.reference:
+                state.varied = _varied_module(modules, case, scenario.probabilistic)
+                for m in modules if state.varied is None else (state.varied,):
+                    engine = self._engine(state.base_nodeid, case.scenario, m, item)
+                    genomes[m] = engine.next_candidate(case.index)
+            state.genomes = genomes
+            state.genome = genomes[state.varied or modules[0]]
             # The candidate is in force from setup (fixtures may build clients from it)
             # to the end of teardown.
-            state.cleanup.enter_context(runtime.use_genome(state.genome, module))
+            for m, g in genomes.items():
+                state.cleanup.enter_context(runtime.use_genome(g, m))
 
     def _engine(self, nodeid: str, scenario: str, module: str, item: pytest.Item) -> Any:
-        key = f"{nodeid}::{scenario}"
+        together = len(state_of(item).spec.modules) > 1  # type: ignore[union-attr]
+        key = evolution_key(nodeid, scenario, module if together else None)
         engine = self.session.engines.get(key)
         if engine is None:
             from pytest_rafael.genome.evolution import Engine
@@ -557,13 +561,13 @@ class ChaosRunner:
                 state.duration_s = time.perf_counter() - started
         from pytest_rafael.faults.injector import FaultInjector
 
-        module = state.spec.module if state.spec else None
+        modules = state.spec.modules if state.spec else ()
         measuring = contextlib.ExitStack()
-        if module is not None:
+        if modules:
             from pytest_rafael.resilience import runtime
 
             # Counters reset here, so their times line up with the fault window's offsets.
-            state.runtime = measuring.enter_context(runtime.measuring(module))
+            state.runtime = measuring.enter_context(runtime.measuring(*modules))
         injector = FaultInjector(
             state.scenario,
             state.proxies,
@@ -618,17 +622,17 @@ class ChaosRunner:
             report.rafael_reference = reference  # type: ignore[attr-defined]
             return report
         if call.when == "teardown":
-            result, verdict = self._finish_iteration(item, state, call)
+            result, verdicts = self._finish_iteration(item, state, call)
             from pytest_rafael.report.junit import iteration_junit_properties
 
             item.user_properties.extend(
                 iteration_junit_properties(result.to_dict(), state.case.scenario))
-            if result.module:
-                item.user_properties.append(("rafael_module", result.module))
+            if state.spec is not None and state.spec.modules:
+                item.user_properties.append(("rafael_module", ",".join(state.spec.modules)))
             report = yield
             report.rafael_iteration = result.to_dict()  # type: ignore[attr-defined]
-            if verdict is not None:
-                report.rafael_verdict = verdict  # type: ignore[attr-defined]
+            if verdicts:
+                report.rafael_verdicts = verdicts  # type: ignore[attr-defined]
             return report
         report = yield
         if call.excinfo is not None and state.outcome in (None, "passed"):
@@ -656,51 +660,36 @@ class ChaosRunner:
         return reference
 
     def _finish_iteration(self, item: pytest.Item, state: Any,
-                          call: pytest.CallInfo[None]) -> tuple[IterationResult, Any]:
+                          call: pytest.CallInfo[None]) -> tuple[IterationResult, list[Any]]:
         assert state.case is not None
         assert state.scenario is not None
         if call.excinfo is not None and state.outcome in (None, "passed"):
             state.outcome, state.error = "error", one_line(call.excinfo)
         outcome = state.outcome or "error"
-        module = state.spec.module if state.spec else None
-        fitness, terms, verdict = None, {}, None
+        modules = state.spec.modules if state.spec else ()
+        fitness: float | None = None
+        terms: dict[str, float] = {}
         state.cleanup.close()
         # Only a call that ran under its faults says anything about resilience: a skip, a
         # fixture that broke in setup, or a call that ended before the first fault did not.
         if outcome != "skipped" and state.measured:
-            from pytest_rafael.genome.fitness import Measurement
-
-            reference = self.session.references.get((state.base_nodeid, state.case.scenario))
-            measurement = Measurement.from_iteration(
-                outcome, state.duration_s, state.runtime, state.metrics, state.fault_window,
-                reference_s=reference["duration_s"]
-                if reference and reference["outcome"] == "passed" else None,
-            )
-            hook = item.config.hook
-            extra = [t for t in hook.pytest_rafael_fitness_terms(measurement=measurement) if t]
-            if module is not None:
-                engine = self._engine(state.base_nodeid, state.case.scenario, module, item)
-                scored = engine.observe(state.case.index, state.genome, measurement, extra)
-            else:
-                from pytest_rafael.genome.fitness import evaluate
-
-                scored = evaluate([measurement], None,
-                                  weights=self.session.settings.fitness_weights,
-                                  extra_terms=extra)
-            fitness, terms = scored.score, dict(scored.terms)
-        if module is not None and state.case.index == state.case.iterations - 1:
-            engine = self._engine(state.base_nodeid, state.case.scenario, module, item)
-            verdict = _verdict_dict(engine, state)
-            leader = engine.leader()
-            if leader is not None:
-                self.session.leaders.setdefault(module, []).append(leader)
+            fitness, terms = self._score(item, state, outcome, modules)
+        verdicts = []
+        if modules and state.case.index == state.case.iterations - 1:
+            for m in modules:
+                engine = self._engine(state.base_nodeid, state.case.scenario, m, item)
+                verdicts.append(_verdict_dict(engine, state, m))
+                leader = engine.leader()
+                if leader is not None:
+                    self.session.leaders.setdefault(m, []).append(leader)
+        together = len(modules) > 1
         result = IterationResult(
             nodeid=state.base_nodeid,
             scenario=state.case.scenario,
             index=state.case.index,
             outcome=outcome,
             duration_s=round(state.duration_s, 6),
-            module=module,
+            module=state.varied if together else (modules[0] if modules else None),
             severity=state.scenario.severity,
             genome=state.genome.to_dict() if state.genome is not None else None,
             fitness=fitness,
@@ -711,9 +700,38 @@ class ChaosRunner:
             error=state.error,
             worker=os.environ.get("PYTEST_XDIST_WORKER"),
             min_fitness=_min_fitness(state.spec, self.session.settings),
+            genomes={m: g.to_dict() for m, g in state.genomes.items()} if together else None,
         )
         item.config.hook.pytest_rafael_iteration_finished(result=result)
-        return result, verdict
+        return result, verdicts
+
+    def _score(self, item: pytest.Item, state: Any, outcome: str,
+               modules: tuple[str, ...]) -> tuple[float, dict[str, float]]:
+        """The iteration's fitness. Each engine whose genome was under test records it:
+        the one module running a candidate, or every module when all ran what ships."""
+        from pytest_rafael.genome.fitness import Measurement
+
+        reference = self.session.references.get((state.base_nodeid, state.case.scenario))
+        measurement = Measurement.from_iteration(
+            outcome, state.duration_s, state.runtime, state.metrics, state.fault_window,
+            reference_s=reference["duration_s"]
+            if reference and reference["outcome"] == "passed" else None,
+        )
+        extra = [t for t in item.config.hook.pytest_rafael_fitness_terms(
+            measurement=measurement) if t]
+        if not modules:
+            from pytest_rafael.genome.fitness import evaluate
+
+            scored = evaluate([measurement], None,
+                              weights=self.session.settings.fitness_weights, extra_terms=extra)
+            return scored.score, dict(scored.terms)
+        observed = modules if state.varied is None else (state.varied,)
+        scores = [
+            self._engine(state.base_nodeid, state.case.scenario, m, item).observe(
+                state.case.index, state.genomes[m], measurement, extra)
+            for m in observed
+        ]
+        return scores[0].score, dict(scores[0].terms)
 
 
 def _nothing_applied(state: Any) -> str | None:
@@ -742,6 +760,22 @@ def _case_of(item: pytest.Item) -> ChaosCase | None:
         return case_of(item)
     case = callspec.params.get(CASE_PARAM)
     return case if isinstance(case, ChaosCase) else None
+
+
+def _varied_module(modules: tuple[str, ...], case: ChaosCase,
+                   probabilistic: bool) -> str | None:
+    """The module that runs a candidate in this iteration. With one module, that module
+    (its engine decides when to measure the shipped genome). With several, every module
+    runs what ships in the baseline iterations, and the others take turns, one module at
+    a time, the rest shipped: each candidate's evidence is then its own, as adopting it
+    alone would ship it."""
+    if len(modules) == 1:
+        return modules[0]
+    base = baseline_indices(case.iterations, probabilistic) | {0}
+    if case.index in base:
+        return None
+    turn = sum(1 for i in range(case.index) if i not in base)
+    return modules[turn % len(modules)]
 
 
 def baseline_indices(iterations: int, probabilistic: bool) -> frozenset[int]:
@@ -777,13 +811,13 @@ def _min_fitness(spec: Any, resolved: settings.Settings) -> float | None:
     return resolved.min_fitness
 
 
-def _verdict_dict(engine: Any, state: Any) -> dict[str, Any]:
+def _verdict_dict(engine: Any, state: Any, module: str) -> dict[str, Any]:
     v = engine.verdict()
     return {
-        "key": f"{state.base_nodeid}::{state.case.scenario}",
+        "key": engine.key,
         "nodeid": state.base_nodeid,
         "scenario": state.case.scenario,
-        "module": state.spec.module,
+        "module": module,
         "baseline_fitness": v.baseline_fitness,
         "best_fitness": v.best_fitness,
         "best_genome": v.best_genome.to_dict() if v.best_genome is not None else None,

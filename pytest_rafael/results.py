@@ -15,6 +15,12 @@ SCHEMA = "rafael.results/1"
 Outcome = str  # "passed" | "failed" | "error" | "skipped"
 
 
+def evolution_key(nodeid: str, scenario: str, module: str | None = None) -> str:
+    """The store's key for one evolution. A test that evolves several modules together
+    (``module=("a", "b")``) keeps one evolution per module, so ``module`` is named then."""
+    return f"{nodeid}::{scenario}" if module is None else f"{nodeid}::{scenario}::{module}"
+
+
 @dataclass(frozen=True)
 class FaultRecord:
     """One fault as it was really applied during an iteration."""
@@ -53,6 +59,9 @@ class IterationResult:
     error: str | None = None  # one line: exception type and message
     worker: str | None = None
     min_fitness: float | None = None  # the gate for this test (marker > CLI > env > ini)
+    # A test that evolves several modules together: every module's genome in force. Then
+    # ``module`` is the one module running a candidate, or None when all run what ships.
+    genomes: dict[str, dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -89,6 +98,18 @@ class TestResult:
     best_n: int = 0  # measurements behind best_fitness (all runs, exactly that genome)
     reference: dict[str, Any] | None = None  # the no-fault run: outcome, duration_s
     idempotent: bool | None = None  # the module's declaration (None: not declared)
+    together: tuple[str, ...] = ()  # all modules this test evolves, when it names several
+
+    @property
+    def label(self) -> str:
+        """``nodeid [scenario]``, with the module when the test evolves several."""
+        where = f"{self.nodeid} [{self.scenario}]"
+        return f"{where} ({self.module})" if self.together else where
+
+    @property
+    def evolution_key(self) -> str:
+        """The key of this pair's evolution (and verdict) for its module."""
+        return evolution_key(self.nodeid, self.scenario, self.module if self.together else None)
 
     @property
     def success_rate(self) -> float:
@@ -133,6 +154,7 @@ class TestResult:
                     "runtime": i.runtime,
                     "error": i.error,
                     "worker": i.worker,
+                    **({"genomes": i.genomes} if i.genomes else {}),
                 }
                 for i in self.iterations
             ],
@@ -150,6 +172,7 @@ class TestResult:
             "withstood": self.withstood,
             "reference": self.reference,
             "idempotent": self.idempotent,
+            **({"together": list(self.together)} if self.together else {}),
         }
 
 

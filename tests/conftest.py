@@ -3,7 +3,15 @@ fresh database in it per test, and ``store_target`` to run a test on both backen
 
 A test (or module, with ``pytestmark``) marked ``backends`` whose fixtures reach
 ``store_target`` runs once per backend; ``sqlite_only`` keeps a test that reads the
-SQLite file itself (tampering with it, say) on SQLite."""
+SQLite file itself (tampering with it, say) on SQLite.
+
+Some libraries are imported here, once, before any in-process pytester run.
+``pytester.runpytest()`` restores ``sys.modules`` after each in-process run. A library
+first imported inside such a run is imported a second time later, and objects of the
+first copy then fail ``isinstance`` checks against the second: requests refuses its own
+cookie jar ("You can only merge into CookieJar") inside toxiproxy-python. Importing them
+here keeps one copy for the whole session.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +22,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+import requests  # noqa: F401
+import toxiproxy
+import toxiproxy.api  # noqa: F401
 
 from pytest_rafael.servers import Server, ServerUnavailable, postgres_server
 

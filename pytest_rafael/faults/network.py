@@ -106,7 +106,14 @@ class ToxiproxyControl:
         """Run one control call with a deadline, on a worker thread kept for reuse. When
         the server hangs, that worker is abandoned (it dies with the process) and the
         caller gets an error in time; the next call gets a fresh worker."""
-        future = self._worker.submit(call)
+
+        def pointed() -> T:
+            # toxiproxy-python's server address is process-wide: another control in this
+            # process (an in-process pytester run, say) may have re-pointed it since.
+            self.client.update_api_consumer(self.host, self.port)
+            return call()
+
+        future = self._worker.submit(pointed)
         try:
             return future.result(timeout=self.timeout)
         except concurrent.futures.TimeoutError:

@@ -12,11 +12,8 @@ from pytest_rafael.genome.evolution import Engine, Verdict
 from pytest_rafael.genome.fitness import DEFAULT_WEIGHTS, Fitness, Measurement
 from pytest_rafael.genome.genome import Genome
 from pytest_rafael.genome.state import load_engine_state, save_engine_state
+from pytest_rafael.results import evolution_key
 from pytest_rafael.store import Store
-
-
-def evolution_key(nodeid: str, scenario: str) -> str:
-    return f"{nodeid}::{scenario}"
 
 
 class Evolution:

@@ -160,19 +160,44 @@ def reset_counters(module: str | None = None) -> None:
 
 
 @contextmanager
-def measuring(module: str) -> Iterator[dict[str, Any]]:
-    """Reset ``module``'s counters, run the block, then fill the yielded dict with
-    :func:`counters` plus ``cpu_time_s`` (process CPU time spent in the block): the
-    ``runtime`` argument of ``Measurement.from_iteration``. Enter it right at the start
-    of the test call so that its times line up with the fault window's offsets."""
+def measuring(*modules: str) -> Iterator[dict[str, Any]]:
+    """Reset the ``modules``' counters, run the block, then fill the yielded dict with
+    their :func:`counters` (summed over several modules) plus ``cpu_time_s`` (process CPU
+    time spent in the block): the ``runtime`` argument of ``Measurement.from_iteration``.
+    Enter it right at the start of the test call so that its times line up with the
+    fault window's offsets."""
     out: dict[str, Any] = {}
-    reset_counters(module)
+    for module in modules:
+        reset_counters(module)
     cpu0 = time.process_time()
     try:
         yield out
     finally:
-        out.update(counters(module))
+        out.update(merge_counters([counters(m) for m in modules]))
         out["cpu_time_s"] = time.process_time() - cpu0
+
+
+_LATEST = ("latency_max_s", "ok_latency_max_s", "last_failure_at_s")
+
+
+def merge_counters(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several modules' counters as one test's: counts and total latency add up, maxima
+    and the last failure take the latest, and the test recovered when the last of its
+    failing modules did (not at all, if one of them never did)."""
+    if len(snapshots) == 1:
+        return snapshots[0]
+    out: dict[str, Any] = {}
+    for key in snapshots[0]:
+        values = [s[key] for s in snapshots if s.get(key) is not None]
+        if key in _LATEST:
+            out[key] = max(values, default=None)
+        elif key == "recovered_at_s":
+            failed = [s for s in snapshots if s.get("last_failure_at_s") is not None]
+            recovered = [s["recovered_at_s"] for s in failed]
+            out[key] = None if not failed or None in recovered else max(recovered)
+        else:
+            out[key] = sum(values)
+    return out
 
 
 def idempotent(module: str, genome: Genome | None = None) -> bool | None:

@@ -34,7 +34,7 @@ from pytest_rafael import antifragile
 CALLS = itertools.count()
 
 
-@antifragile("orders")
+@antifragile("orders", idempotent=True)  # a read: safe to re-send
 def fetch_order():
     if next(CALLS) % 2 == 0:
         raise ConnectionResetError("reset by peer")

@@ -13,7 +13,11 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
+
+from pytest_rafael import settings
+from pytest_rafael.errors import RafaelError
 
 # group -> (help, modules that add subcommands to it)
 COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -38,7 +42,7 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
 STANDALONE = frozenset({"report", "init"})
 
 
-class CommandError(Exception):
+class CommandError(RafaelError):
     """A command cannot do what was asked; the message is one line for the user.
 
     ``exit_code`` is 2 for bad input (usage) and 1 for a failed check.
@@ -47,6 +51,50 @@ class CommandError(Exception):
     def __init__(self, message: str, exit_code: int = 2) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+_SETTING = "_rafael_setting_"  # namespace prefix of the table options a command takes
+
+
+def add_setting(
+    p: argparse.ArgumentParser,
+    field: str,
+    *flags: str,
+    help: str,
+    dest: str | None = None,
+) -> None:
+    """Add a command flag for a setting of the option table
+    (:mod:`pytest_rafael.settings`): its environment variable, the project's ini key and
+    the default come from the table, so ``rafael`` and ``pytest`` cannot disagree.
+    ``args.<dest>`` (``dest`` defaults to ``field``) holds the resolved value once
+    :func:`resolve_settings` has run (each command calls it first)."""
+    opt = settings.option(field)
+    default = "'failures' beside the store" if field == "failures_dir" else opt.default
+    where = f"${opt.env}, else " if opt.env else ""
+    p.add_argument(
+        *flags,
+        dest=dest or field,
+        default=None,
+        type=Path if opt.is_path else str,
+        action="append" if opt.multiple else "store",
+        metavar=opt.metavar,
+        help=f"{help} (default: {where}{opt.ini} of the pytest ini file, else {default})",
+    )
+    p.set_defaults(**{f"{_SETTING}{dest or field}": (field, flags[0])})
+
+
+def resolve_settings(args: argparse.Namespace) -> None:
+    """Replace each table option of ``args`` by its value: the flag, else the
+    environment, else the project's ini, else the default (``args.<dest>_given``: the
+    flag was given). Each command calls it first; a second call changes nothing."""
+    for name, value in list(vars(args).items()):
+        if name.startswith(_SETTING):
+            field, flag = value
+            delattr(args, name)
+            dest = name[len(_SETTING) :]
+            given = getattr(args, dest)
+            setattr(args, f"{dest}_given", given is not None)
+            setattr(args, dest, settings.command_value(field, given, flag))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,9 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except CommandError as exc:
+    except RafaelError as exc:  # CommandError, or a bad setting (exit 2: usage)
         print(f"rafael {args.command}: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return exc.exit_code if isinstance(exc, CommandError) else 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

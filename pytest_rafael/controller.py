@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from statistics import fmean
@@ -17,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_rafael import schedule_pending
 from pytest_rafael.results import (
     Delta,
     Gate,
     IterationResult,
+    PairVerdict,
     RunResult,
     TestResult,
     evolution_key,
@@ -42,16 +43,9 @@ def group_iterations(
     return groups
 
 
-def _entry_stats(
-    verdict: Mapping[str, Any] | None, genome_id: str | None
-) -> tuple[int, float | None]:
+def _entry_stats(verdict: PairVerdict | None, genome_id: str | None) -> tuple[int, float | None]:
     """``(n, mean fitness)`` the pair's engine holds for exactly ``genome_id``."""
-    if verdict is None or genome_id is None:
-        return 0, None
-    entry = (verdict.get("engine_state") or {}).get("entries", {}).get(genome_id)
-    if not entry or not entry.get("n"):
-        return 0, None
-    return int(entry["n"]), float(entry["sum"]) / int(entry["n"])
+    return (0, None) if verdict is None else verdict.entry_stats(genome_id)
 
 
 def _genome_id(module: str | None, genome: Mapping[str, Any] | None) -> str | None:
@@ -69,7 +63,7 @@ BETTER_BY = 0.01
 
 def build_tests(
     iterations: Iterable[IterationResult],
-    verdicts: Mapping[str, dict[str, Any]],
+    verdicts: Mapping[str, PairVerdict],
     references: Mapping[tuple[str, str], dict[str, Any]] | None = None,
     samples_needed: Mapping[str, int] | None = None,
 ) -> list[TestResult]:
@@ -104,24 +98,24 @@ def _per_module(
 def _test_result(
     module: str | None,
     its: list[IterationResult],
-    verdict: Mapping[str, Any] | None,
+    verdict: PairVerdict | None,
     together: tuple[str, ...],
     reference: dict[str, Any] | None,
     samples_needed: int,
 ) -> TestResult:
-    baseline_genome = verdict["baseline_genome"] if verdict is not None else its[0].genome
+    baseline_genome = verdict.baseline_genome if verdict is not None else its[0].genome
     if module is None:
         shipped = [i for i in its if i.fitness is not None]
     else:
         shipped = [i for i in its if i.fitness is not None and i.genome == baseline_genome]
     baseline = round(fmean(i.fitness or 0.0 for i in shipped), 4) if shipped else None
     best, best_genome, best_n = None, None, 0
-    if verdict is not None and verdict["best_genome"] is not None:
-        best_n, mean = _entry_stats(verdict, _genome_id(module, verdict["best_genome"]))
-        earlier = verdict["baseline_fitness"]
+    if verdict is not None and verdict.best_genome is not None:
+        best_n, mean = _entry_stats(verdict, _genome_id(module, verdict.best_genome))
+        earlier = verdict.baseline_fitness
         if mean is not None and (baseline is None or mean >= baseline + BETTER_BY) and (
                 earlier is None or mean >= earlier + BETTER_BY):
-            best, best_genome = round(mean, 4), verdict["best_genome"]
+            best, best_genome = round(mean, 4), verdict.best_genome
     first = its[0]
     return TestResult(
         nodeid=first.nodeid, scenario=first.scenario, severity=first.severity or "medium",
@@ -129,7 +123,7 @@ def _test_result(
         best_fitness=best, best_genome=best_genome, baseline_genome=baseline_genome,
         min_fitness=first.min_fitness, baseline_n=len(shipped),
         samples_needed=samples_needed, best_n=best_n if best else 0, reference=reference,
-        idempotent=verdict.get("idempotent") if verdict is not None else None,
+        idempotent=verdict.idempotent if verdict is not None else None,
         together=together,
     )
 
@@ -176,18 +170,23 @@ def compute_delta(tests: Sequence[TestResult]) -> Delta:
     """Baseline and current: what ships (current differs only for a proposal the guardian
     adopted during the run, scored by that candidate's own measurements on the test).
     Potential: the best measured candidates, shown apart. A threat is mitigated when
-    every test under it withstood it with the shipped genome, over enough measurements;
-    every test whose shipped genome failed a measurement is a vulnerability."""
+    every test under it withstood it with the shipped genome, over enough measurements,
+    and met its gate where one is set; every test whose shipped genome failed a
+    measurement is a vulnerability. A test evolving several modules counts once."""
     if not tests:
         return Delta(0.0, 0.0, 0.0, (), ())
-    baseline = fmean(t.baseline_fitness or 0.0 for t in tests)
-    current = fmean(
+    pairs: dict[tuple[str, str], list[TestResult]] = {}
+    for t in tests:
+        pairs.setdefault((t.nodeid, t.scenario), []).append(t)
+    baseline = fmean(views[0].baseline_fitness or 0.0 for views in pairs.values())
+    current = fmean(max(
         (t.best_fitness if t.adopted and t.best_fitness is not None else t.baseline_fitness)
-        or 0.0 for t in tests)
-    potential = fmean(
-        max(t.best_fitness or 0.0, t.baseline_fitness or 0.0) for t in tests)
+        or 0.0 for t in views) for views in pairs.values())
+    potential = fmean(max(
+        max(t.best_fitness or 0.0, t.baseline_fitness or 0.0) for t in views)
+        for views in pairs.values())
     mitigated = sorted({t.scenario for t in tests}
-                       - {t.scenario for t in tests if not t.withstood})
+                       - {t.scenario for t in tests if not _mitigated(t)})
     # dict.fromkeys: a test evolving several modules fails once, on the same shipped runs.
     vulnerabilities = tuple(dict.fromkeys(f"{t.nodeid} [{t.scenario}]: {_first_error(t)}"
                                           for t in tests if t.failed_shipped))
@@ -197,62 +196,134 @@ def compute_delta(tests: Sequence[TestResult]) -> Delta:
                  potential_improvement_pct=_pct(baseline, potential))
 
 
+def _nodeid_prefix(config: pytest.Config) -> str:
+    """The rootdir as seen from the invocation directory ("" when they are the same or
+    the rootdir is not below it)."""
+    try:
+        rel = config.rootpath.relative_to(config.invocation_params.dir)
+    except ValueError:
+        return ""
+    return "" if str(rel) == "." else f"{rel.as_posix()}/"
+
+
+def _mitigated(t: TestResult) -> bool:
+    """Withstood with the shipped genome, and not below the test's own gate: a threat
+    the verdict fails on is never listed as mitigated beside it."""
+    below_gate = t.min_fitness is not None and (t.baseline_fitness or 0.0) < t.min_fitness
+    return t.withstood and not below_gate
+
+
 def _actor() -> str:
     from pytest_rafael.guardian.actor import resolve_actor
 
     return resolve_actor()
 
 
-def finish_run(rs: RafaelSession, session: pytest.Session) -> RunResult:
+@dataclass(frozen=True)
+class RunHeader:
+    """What a run's result holds besides its tests: fixed when the run ends."""
+
+    run_id: str
+    started_at: str
+    finished_at: str
+    duration_s: float
+    seed: int
+    chaos: bool
+    toxiproxy_url: str
+    actor: str
+    min_fitness: float | None
+    interrupted: str | None = None  # what cut the run short (a signal), if anything
+
+    def result(self, tests: Sequence[TestResult], extra: Mapping[str, Any]) -> RunResult:
+        """The typed verdict of the run: tests, delta and gate (which an ``error`` in
+        ``extra`` -- a run that could not be recorded -- fails)."""
+        gate = evaluate_gate(tests, self.min_fitness)
+        if "error" in extra:
+            gate = Gate(gate.min_fitness, False, (*gate.failures, extra["error"]))
+        if self.interrupted is not None:
+            gate = Gate(gate.min_fitness, False, (
+                *gate.failures, f"run interrupted ({self.interrupted}): results are partial"))
+        return RunResult(
+            run_id=self.run_id, started_at=self.started_at, finished_at=self.finished_at,
+            duration_s=self.duration_s, seed=self.seed, chaos=self.chaos,
+            toxiproxy_url=self.toxiproxy_url, actor=self.actor, tests=tuple(tests),
+            delta=compute_delta(tests), gate=gate, extra=dict(extra),
+        )
+
+
+def finish_run(rs: RafaelSession, session: pytest.Session,
+               interrupted: str | None = None) -> RunResult:
     """Record the run (store, guardian, vault), write the reports, return the result.
 
     A store, audit chain or configuration that cannot be used does not lose the run: the
     reports are still written, the problem is one line in the summary, and the session
     fails (a tampered audit chain must stop a merge as surely as a low fitness).
+
+    ``interrupted`` (what stopped the run: "SIGTERM", "SIGINT", ...) makes this a partial
+    record: the faults the finished iterations injected and reverted, ``run_finished``
+    with status "interrupted", and a report marked interrupted that replaces the last.
+    ``pytest_rafael_run_finished`` fires exactly once, whatever goes wrong.
     """
     s = rs.settings
     tests = build_tests(rs.iterations, rs.verdicts, rs.references, rs.samples_needed())
     finished = datetime.now(timezone.utc)
-    run_id = rs.run_id
-    actor = _actor()
+    header = RunHeader(
+        run_id=rs.run_id, started_at=rs.started_at.isoformat(),
+        finished_at=finished.isoformat(),
+        duration_s=round((finished - rs.started_at).total_seconds(), 3), seed=s.seed,
+        chaos=s.chaos, toxiproxy_url=s.toxiproxy_url or "embedded", actor=_actor(),
+        min_fitness=s.min_fitness, interrupted=interrupted,
+    )
+    # RunResult.extra, assembled as the run is recorded (guardian, vault, hypothesis).
     extra: dict[str, Any] = {}
     history: list[dict[str, Any]] = []
-
-    def result(tests: Sequence[TestResult]) -> RunResult:
-        gate = evaluate_gate(tests, s.min_fitness)
-        if "error" in extra:
-            gate = Gate(gate.min_fitness, False, (*gate.failures, extra["error"]))
-        return RunResult(
-            run_id=run_id, started_at=rs.started_at.isoformat(),
-            finished_at=finished.isoformat(),
-            duration_s=round((finished - rs.started_at).total_seconds(), 3), seed=s.seed,
-            chaos=s.chaos, toxiproxy_url=s.toxiproxy_url or "embedded", actor=actor,
-            tests=tuple(tests), delta=compute_delta(tests), gate=gate, extra=extra,
-        )
-
     if s.run_group is not None:
         extra["run_group"] = s.run_group
     if rs.start_error is not None:
         extra["error"] = rs.start_error
+    if interrupted is not None:
+        extra["status"] = "interrupted"
+        extra["interrupted_by"] = interrupted
+    from pytest_rafael.metric_limits import cut_metrics
+
+    capped = [line for i in rs.iterations
+              for line in cut_metrics(i.nodeid, i.scenario, i.index, i.metrics)]
+    if capped:
+        extra["capped_metrics"] = capped
+    if rs.swept is not None and rs.swept.swept:
+        extra["swept_proxies"] = list(rs.swept.swept)
+    # Node ids are relative to the rootdir; the report's commands are pasted where pytest
+    # was started, so they need the way from there to the rootdir.
+    extra["nodeid_prefix"] = _nodeid_prefix(session.config)
     with contextlib.suppress(ValueError):  # a broken catalog was reported at collection
         # For the report's "what to do next": scenarios no test exercised.
         extra["scenario_catalog"] = sorted(rs.catalog())
     try:
-        tests, history = _record(rs, session, tests, run_id, actor, extra, result)
+        tests, history = _record(rs, session, tests, header, extra)
     except _recording_errors() as exc:  # evaluated (imported) only when something raised
         extra["error"] = f"pytest-rafael: run not recorded in {_label(s.store)}: {exc}"
-    run = result(tests)
-    if "error" in extra:
-        session.config.hook.pytest_rafael_run_finished(run=run)
+    run = header.result(tests, extra)
+    # Once per run, recorded or not, with the final results (an audit chain found
+    # broken while recording fails the gate of this very run).
+    session.config.hook.pytest_rafael_run_finished(run=run)
     from pytest_rafael.report import write_reports
 
-    rs.report_paths = write_reports(run.to_dict(), s.report_dir, history)
+    try:
+        rs.report_paths = write_reports(run.to_dict(), s.report_dir, history)
+    except OSError as exc:  # recorded in the store already; the summary says why
+        rs.report_error = (f"pytest-rafael: report not written to {s.report_dir}: "
+                           f"{exc.strerror or exc}")
     return run
 
 
 def _start_details(rs: RafaelSession) -> dict[str, Any]:
-    return {"run_id": rs.run_id, "seed": rs.settings.seed,
-            "started_at": rs.started_at.isoformat()}
+    details: dict[str, Any] = {"run_id": rs.run_id, "seed": rs.settings.seed,
+                               "started_at": rs.started_at.isoformat()}
+    if rs.swept is not None and (rs.swept.swept or rs.swept.errors):
+        # Proxies of dead runs removed from the external server before this run.
+        details["swept_proxies"] = list(rs.swept.swept)
+        details["sweep_errors"] = list(rs.swept.errors)
+    return details
 
 
 def record_start(rs: RafaelSession, session: pytest.Session) -> None:
@@ -262,7 +333,7 @@ def record_start(rs: RafaelSession, session: pytest.Session) -> None:
 
     try:
         with rs.store() as store:
-            Guardian.open(store, project_root=_project_root(session),
+            Guardian.open(store, project_root=project_root(session),
                           genome_file=rs.settings.genome_file, actor=_actor(),
                           ).record("run_started", details=_start_details(rs))
         rs.start_recorded = True
@@ -276,7 +347,7 @@ def _label(target: Path | str) -> str:
     return store_label(target)
 
 
-def _project_root(session: pytest.Session) -> Path:
+def project_root(session: pytest.Session) -> Path:
     """Where the guardian reads its policy: the same discovery as the ``rafael`` CLI
     (the nearest pyproject.toml / pytest.ini / tox.ini / setup.cfg upward from where
     pytest was started)."""
@@ -286,40 +357,34 @@ def _project_root(session: pytest.Session) -> Path:
 
 
 def _recording_errors() -> tuple[type[BaseException], ...]:
-    """What a store, audit chain, config or vault that cannot be used raises."""
-    from pytest_rafael.genome.file import GenomeFileError
-    from pytest_rafael.guardian.audit import AuditChainError
-    from pytest_rafael.guardian.config import GuardianConfigError
-    from pytest_rafael.guardian.core import GuardianError
-    from pytest_rafael.guardian.policy import PolicyError
-    from pytest_rafael.store import StoreError
-    from pytest_rafael.vault.loader import VaultError
+    """What a store, audit chain, config or vault that cannot be used raises: every
+    deliberate error is a :class:`RafaelError`; a database error can come from below."""
+    from pytest_rafael.errors import RafaelError
 
-    return (StoreError, AuditChainError, GuardianConfigError, GuardianError, PolicyError,
-            GenomeFileError, VaultError, sqlite3.DatabaseError)
+    return (RafaelError, sqlite3.DatabaseError)
 
 
-def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult], run_id: str,
-            actor: str, extra: dict[str, Any],
-            result: Any) -> tuple[list[TestResult], list[dict[str, Any]]]:
+def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
+            header: RunHeader, extra: dict[str, Any],
+            ) -> tuple[list[TestResult], list[dict[str, Any]]]:
     from pytest_rafael.genome.state import save_engine_state
     from pytest_rafael.guardian import Guardian
 
     s = rs.settings
     with rs.store() as store:
         guardian = Guardian.open(
-            store, project_root=_project_root(session), genome_file=s.genome_file,
-            actor=actor,
+            store, project_root=project_root(session), genome_file=s.genome_file,
+            actor=header.actor,
             notify=lambda event: session.config.hook.pytest_rafael_proposal(event=event),
         )
         if not rs.start_recorded:
             guardian.record("run_started", details=_start_details(rs))
         for verdict in rs.verdicts.values():
-            save_engine_state(store, verdict["key"], verdict["module"], verdict["engine_state"],
-                              base=verdict.get("engine_base"))
+            save_engine_state(store, verdict.key, verdict.module, verdict.engine_state,
+                              base=verdict.engine_base)
         events = []
         for t in tests:
-            where = {"run_id": run_id, "nodeid": t.nodeid, "scenario": t.scenario}
+            where = {"run_id": header.run_id, "nodeid": t.nodeid, "scenario": t.scenario}
             events.append({"event_type": "faults_injected", "module": t.module, "details": {
                 **where, "iterations": len(t.iterations),
                 "faults": sum(len(i.faults) for i in t.iterations)}})
@@ -327,7 +392,7 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
                 **where, "faults": sum(1 for i in t.iterations for f in i.faults
                                        if f.reverted_at_s is not None)}})
         guardian.record_many(events)  # one durable commit for the whole run
-        tests = _propose(guardian, tests, rs.verdicts, run_id)
+        tests = _propose(guardian, tests, rs.verdicts, header.run_id)
         extra["guardian"] = guardian.summary()
         audit = extra["guardian"]["audit"]
         if not audit["verified"]:
@@ -335,20 +400,20 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
                               f"entry {audit['first_broken']}: {audit.get('reason')}; "
                               f"see 'rafael audit verify'")
         extra["vault"] = _recommendations(store, s.vault_dirs, tests)
-        if "pytest_rafael.schedules" in sys.modules:
+        if schedule_pending.has_failures(rs.failures_dir):
             from pytest_rafael.schedules import load_failures
 
             extra["hypothesis"] = load_failures(rs.failures_dir,
                                                 since=rs.started_at.isoformat())
-        run = result(tests)
-        session.config.hook.pytest_rafael_run_finished(run=run)
+        run = header.result(tests, extra)
         from pytest_rafael.report import history_from_store
 
         # Summaries, not whole stored documents: a long history stays cheap to chart.
-        history = history_from_store(store, before=run_id)
+        history = history_from_store(store, before=header.run_id)
         store.save_run(run.to_dict(), run_group=s.run_group)
         finished_entry = guardian.record("run_finished", details={
-            "run_id": run_id, "tests": len(tests), "gate_passed": run.gate.passed,
+            "run_id": header.run_id, "status": extra.get("status", "complete"),
+            "tests": len(tests), "gate_passed": run.gate.passed,
             "baseline_score": run.delta.baseline_score,
             "current_score": run.delta.current_score})
         # The audit head at the end of the run, for results.json and the report: kept off
@@ -361,7 +426,7 @@ HARM_MARGIN = 0.05  # a candidate this much below a test's baseline harms that t
 
 
 def _coverage(candidate_id: str, pairs: Sequence[TestResult],
-              verdicts: Mapping[str, dict[str, Any]]) -> list[dict[str, Any]]:
+              verdicts: Mapping[str, PairVerdict]) -> list[dict[str, Any]]:
     """The candidate's evidence on every chaos test of its module, each figure measured
     on exactly that genome (or on exactly the shipped one, for the baseline)."""
     rows = []
@@ -389,50 +454,51 @@ def _harmed(rows: Sequence[Mapping[str, Any]]) -> list[str]:
             and r["candidate_fitness"] < r["baseline_fitness"] - HARM_MARGIN]
 
 
-def choose_proposals(tests: Sequence[TestResult], verdicts: Mapping[str, dict[str, Any]],
-                     ) -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
+def choose_proposals(tests: Sequence[TestResult], verdicts: Mapping[str, PairVerdict],
+                     ) -> dict[str, tuple[PairVerdict, list[dict[str, Any]]]]:
     """Per module, the candidate to propose and its evidence rows: of the candidates that
     earned adoption on some test, one that harms no other test of the module, measured on
     the most of them, then with the largest gain."""
-    chosen: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+    chosen: dict[str, tuple[PairVerdict, list[dict[str, Any]]]] = {}
     modules = {t.module for t in tests if t.module is not None}
     for module in sorted(modules):
         pairs = [t for t in tests if t.module == module]
         ranked = []
         for v in verdicts.values():
-            if v["module"] != module or not v["propose"] or v["best_genome"] is None:
+            if v.module != module or not v.propose or v.best_genome is None:
                 continue
-            rows = _coverage(_genome_id(module, v["best_genome"]) or "", pairs, verdicts)
+            rows = _coverage(_genome_id(module, v.best_genome) or "", pairs, verdicts)
             if _harmed(rows):
                 continue
             measured = sum(r["measured"] for r in rows)
-            gain = (v["best_fitness"] or 0.0) - (v["baseline_fitness"] or 0.0)
-            ranked.append((measured, gain, v["key"], v, rows))
+            gain = (v.best_fitness or 0.0) - (v.baseline_fitness or 0.0)
+            ranked.append((measured, gain, v.key, v, rows))
         if ranked:
             _, _, _, v, rows = max(ranked, key=lambda r: (r[0], r[1], r[2]))
             chosen[module] = (v, rows)
     return chosen
 
 
-def _propose(guardian: Any, tests: list[TestResult], verdicts: dict[str, dict[str, Any]],
+def _propose(guardian: Any, tests: list[TestResult], verdicts: Mapping[str, PairVerdict],
              run_id: str) -> list[TestResult]:
     """One proposal per module (see :func:`choose_proposals`). Its evidence names the
     candidate's hash, and each test of the module with the candidate's own figures there,
     or says that it was never measured there (which makes the impact high)."""
     decided: dict[str, tuple[Any, dict[str, Any], list[dict[str, Any]]]] = {}
     for module, (v, rows) in choose_proposals(tests, verdicts).items():
-        candidate_id = _genome_id(module, v["best_genome"]) or ""
+        assert v.best_genome is not None  # choose_proposals keeps only those with one
+        candidate_id = _genome_id(module, v.best_genome) or ""
         unmeasured = [f"{r['nodeid']} [{r['scenario']}]" for r in rows if not r["measured"]]
         evidence = {
             "run_id": run_id,
-            "reason": v["reason"],
+            "reason": v.reason,
             "genome": candidate_id,
-            "baseline_genome": _genome_id(module, v["baseline_genome"]),
+            "baseline_genome": _genome_id(module, v.baseline_genome),
             "tests": rows,
             "unmeasured": unmeasured,
         }
-        proposal = guardian.propose(module, v["baseline_genome"], v["best_genome"], evidence)
-        decided[module] = (proposal, v["best_genome"], rows)
+        proposal = guardian.propose(module, v.baseline_genome, v.best_genome, evidence)
+        decided[module] = (proposal, v.best_genome, rows)
     out = []
     for t in tests:
         found = decided.get(t.module or "")
@@ -511,3 +577,6 @@ def write_terminal_summary(run: RunResult, tr: Any, paths: Any) -> None:
     tr.write_line(f"run {run.run_id}, seed {run.seed} (reproduce with --rafael-seed {run.seed})")
     if paths is not None:
         tr.write_line(f"report: {paths.index_html}")
+    if run.extra.get("status") == "interrupted":
+        tr.write_line(f"run INTERRUPTED ({run.extra.get('interrupted_by')}): the report "
+                      f"holds the results so far", red=True)

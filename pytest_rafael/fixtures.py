@@ -62,25 +62,30 @@ def chaos_proxy(
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     created: list[ProxyHandle] = []
 
-    def make(name: str, upstream: str) -> ProxyHandle:
+    def make(name: str, upstream: str | int) -> ProxyHandle:
         if not isinstance(name, str) or not name:
-            raise ValueError("chaos_proxy: name must be a non-empty string")
+            raise TypeError(f"chaos_proxy: name must be a non-empty string, got {name!r:.60}")
         if name in state.proxies:
             raise ValueError(f"chaos_proxy: a proxy named {name!r} already exists in this test")
+        upstream = _upstream_text(name, upstream)
         try:
-            check_upstream(upstream, allowed)
+            pinned = check_upstream(upstream, allowed)
         except ValueError as exc:
             raise ValueError(f"chaos_proxy({name!r}): {exc}") from None
+        from pytest_rafael import interrupts
         from pytest_rafael.faults.network import ToxiproxyError
+        from pytest_rafael.faults.orphans import server_name
 
-        try:
-            handle = toxiproxy.control.create_proxy(
-                name, upstream, unique_suffix=f"{worker}-{os.getpid()}-{len(created)}-"
-                f"{abs(hash(request.node.nodeid)) % 10**8}"
-            )
-        except ToxiproxyError as exc:  # a full port range, a refused upstream: one line
-            pytest.fail(f"pytest-rafael: chaos_proxy({name!r}): {exc}", pytrace=False)
-        created.append(handle)
+        # Held until the proxy is known: a Ctrl-C while it is being created would leave
+        # it on the server with nobody to delete it.
+        with interrupts.deferred():
+            try:
+                handle = toxiproxy.control.create_proxy(
+                    name, pinned, server_name=server_name(
+                        name, worker, len(created), f"{abs(hash(request.node.nodeid)) % 10**8}"))
+            except ToxiproxyError as exc:  # a full port range, a refused upstream: one line
+                pytest.fail(f"pytest-rafael: chaos_proxy({name!r}): {exc}", pytrace=False)
+            created.append(handle)
         state.proxies[name] = handle
         if state.injector is not None:  # created during the call: faults apply at once
             state.injector.add_proxy(name, handle)
@@ -88,14 +93,27 @@ def chaos_proxy(
 
     yield make
     errors = []
-    for handle in reversed(created):
-        try:
-            toxiproxy.control.delete_proxy(handle)
-        except Exception as exc:  # delete the others, then report
-            errors.append(str(exc))
-        state.proxies.pop(handle.name, None)
+    from pytest_rafael import interrupts
+
+    with interrupts.deferred():  # every proxy is deleted, then a Ctrl-C is delivered
+        for handle in reversed(created):
+            try:
+                toxiproxy.control.delete_proxy(handle)
+            except Exception as exc:  # delete the others, then report
+                errors.append(str(exc))
+            state.proxies.pop(handle.name, None)
     if errors:
         raise RuntimeError("; ".join(errors))
+
+
+def _upstream_text(name: str, upstream: object) -> str:
+    """``"host:port"`` as given, or a bare port number meaning that port on loopback."""
+    if isinstance(upstream, int) and not isinstance(upstream, bool):
+        return f"127.0.0.1:{upstream}"
+    if not isinstance(upstream, str):
+        raise TypeError(f"chaos_proxy({name!r}): upstream must be 'host:port' or a port "
+                        f"number, got {type(upstream).__name__}")
+    return upstream
 
 
 @dataclass
@@ -130,15 +148,33 @@ class Chaos:
         return apply_schedule(schedule, self._proxies, control, self._stress_limits,
                               failures_dir=self._failures_dir)
 
+    def sometimes(self, condition: object, label: str) -> bool:
+        """Record whether ``condition`` held at least once in this run (Antithesis-style
+        coverage: "the fallback served a stale price" should happen under some
+        scenario). The report lists labels that never held. Returns ``bool(condition)``."""
+        from pytest_rafael.paths import record_sometimes
+
+        return record_sometimes(self._metrics, label, condition)
+
+    def always(self, condition: object, label: str) -> bool:
+        """Record whether ``condition`` held every time it was checked in this run; the
+        report flags a label that failed once. Returns ``bool(condition)`` (assert on
+        it to also fail the test)."""
+        from pytest_rafael.paths import record_always
+
+        return record_always(self._metrics, label, condition)
+
     def record(self, **metrics: Any) -> None:
         """Record numbers (or short strings) for this iteration: they land in
         results.json and the report, and the fitness evaluator may read them
-        (``recovery_s``, ``budget_s``)."""
+        (``recovery_s``, ``budget_s``). A string longer than
+        :data:`~pytest_rafael.metric_limits.MAX_TEXT` characters is cut there and marked
+        as cut; non-finite numbers and more than
+        :data:`~pytest_rafael.metric_limits.MAX_METRICS` metrics are refused."""
+        from pytest_rafael.metric_limits import capped
+
         for key, value in metrics.items():
-            if not isinstance(value, (int, float, str, bool)) and value is not None:
-                raise TypeError(f"chaos.record({key}=...): expected a number or a string, "
-                                f"got {type(value).__name__}")
-        self._metrics.update(metrics)
+            self._metrics[key] = capped(key, value, self._metrics)
 
 
 @pytest.fixture

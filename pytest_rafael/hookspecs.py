@@ -11,17 +11,22 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from pytest_rafael.faults.injector import Revertible
     from pytest_rafael.genome.fitness import Measurement
+    from pytest_rafael.iteration import IterationView
     from pytest_rafael.results import IterationResult, RunResult
+    from pytest_rafael.scenarios import FaultSpec
 
 
 @pytest.hookspec(firstresult=True)
-def pytest_rafael_apply_fault(fault: Any, context: Any) -> Any:
+def pytest_rafael_apply_fault(fault: FaultSpec, context: IterationView) -> Revertible | None:
     """Apply a fault of a kind the plugin does not know (``kind:`` in a scenario).
 
     Fires once per fault of an unknown kind, just before the test call, when chaos is on.
-    Return an object with a ``revert()`` method (called after the call, whatever
-    happened) or ``None`` to decline; if no implementation accepts, the test errors.
+    ``context`` is a read-only view of the iteration (test id, scenario, iteration,
+    genome, chaos proxies). Return an object with a ``revert()`` method (called after the
+    call, whatever happened) or ``None`` to decline; if no implementation accepts, the
+    test errors.
     """
 
 

@@ -9,7 +9,9 @@ the iteration is over.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -73,6 +75,31 @@ class IterationState:
     @property
     def active(self) -> bool:
         return self.case is not None
+
+    def view(self) -> IterationView:
+        """What hooks may see of this iteration, read-only."""
+        case = self.case
+        return IterationView(
+            nodeid=self.base_nodeid,
+            scenario=self.scenario,
+            iteration=case.index if case is not None else None,
+            iterations=case.iterations if case is not None else None,
+            genome=self.genome,
+            proxies=MappingProxyType(dict(self.proxies)),
+        )
+
+
+@dataclass(frozen=True)
+class IterationView:
+    """A chaos iteration as hooks see it (``pytest_rafael_apply_fault``'s ``context``):
+    a frozen snapshot, so a plugin cannot change the plugin's working state."""
+
+    nodeid: str  # the test's id without the rafael parameter
+    scenario: Scenario | None
+    iteration: int | None  # 0-based; -1 for the pair's reference run without faults
+    iterations: int | None
+    genome: Any  # the pytest_rafael.genome.Genome under test, or None
+    proxies: Mapping[str, ProxyHandle]  # the test's chaos proxies by name
 
 
 ITERATION = pytest.StashKey[IterationState]()

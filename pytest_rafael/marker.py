@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from pytest_rafael.errors import RafaelError
+
 SIGNATURE = (
     "chaos(*scenario_names, iterations=None, module=None, min_fitness=None, targets=None): "
     "run this test under the named threat scenarios when --rafael-chaos is given; "
@@ -20,7 +22,7 @@ _KWARGS = ("iterations", "module", "min_fitness", "targets")
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 
-class MarkerError(ValueError):
+class MarkerError(RafaelError, ValueError):
     """Bad marker arguments; one line naming the test."""
 
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import signal
-import sys
 import time
 import uuid
 from collections.abc import Generator, Iterator
@@ -26,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_rafael import marker, settings
+from pytest_rafael import marker, pytest_options, schedule_pending, settings
 from pytest_rafael.iteration import REFERENCE, ChaosCase, base_nodeid, one_line, state_of
-from pytest_rafael.results import IterationResult, evolution_key
+from pytest_rafael.results import IterationResult, PairVerdict, evolution_key
 
 if TYPE_CHECKING:
     from pytest_rafael.faults.network import ToxiproxyControl
@@ -47,7 +45,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    settings.add_options(parser)
+    pytest_options.add_options(parser)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -63,9 +61,13 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_rafael import rootdir_check
 
         rootdir_check.warn_if_misread(config)
-    resolved = settings.resolve(config)
+    resolved = pytest_options.resolve(config)
     if resolved.chaos and workerinput is None:
         _check_actor()
+        from pytest_rafael.preflight import output_problems
+
+        for problem in output_problems(resolved):
+            raise pytest.UsageError(f"pytest-rafael: {problem}")
     if workerinput is not None and "rafael_seed" in workerinput:
         # Every xdist worker uses the controller's seed, so a run reproduces as a whole.
         resolved = dataclasses.replace(resolved, seed=int(workerinput["rafael_seed"]))
@@ -78,13 +80,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(service_fixtures, "rafael-service-fixtures")
     default_genome = config.invocation_params.dir / settings.default("genome_file")
     if resolved.chaos or resolved.genome_file != default_genome:
+        # A genome file that does not validate is a usage error before any test runs,
+        # not an internal error at the end of the first iteration that reads it.
+        session.check_genome_file()
         # @antifragile in the code under test reads the genome file this run names.
         from pytest_rafael.resilience import runtime
 
         runtime.set_genome_file(resolved.genome_file)
     if resolved.chaos:
         config.pluginmanager.register(ChaosRunner(session), "rafael-chaos-runner")
-        _terminate_gracefully_on_sigterm()
+        from pytest_rafael import interrupts
+
+        interrupts.terminate_gracefully_on_sigterm()
     if config.pluginmanager.hasplugin("xdist"):
         from pytest_rafael import xdist_support
 
@@ -101,22 +108,6 @@ def _check_actor() -> None:
         resolve_actor()
     except ActorError as exc:
         raise pytest.UsageError(f"pytest-rafael: {exc}") from None
-
-
-def _terminate_gracefully_on_sigterm() -> None:
-    """Turn SIGTERM (CI cancelling a job) into KeyboardInterrupt, so that pytest unwinds
-    the running test and every fault is reverted on the way out. A handler the user
-    installed is left alone."""
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
-        raise KeyboardInterrupt("SIGTERM")
-
-    # ValueError: not the main thread (pytest embedded in something else); leave it be.
-    with contextlib.suppress(ValueError):
-        signal.signal(signal.SIGTERM, interrupt)
 
 
 class RafaelSession:
@@ -142,7 +133,7 @@ class RafaelSession:
         self._shared_store: Any = None  # a PostgreSQL store's one connection for the run
         self.engines: dict[str, Any] = {}
         self.iterations: list[IterationResult] = []
-        self.verdicts: dict[str, dict[str, Any]] = {}
+        self.verdicts: dict[str, PairVerdict] = {}
         # (nodeid, scenario) -> the no-fault reference run: on the process that runs the
         # pair, its duration for the speed term; on the controller, what the report shows.
         self.references: dict[tuple[str, str], dict[str, Any]] = {}
@@ -151,7 +142,13 @@ class RafaelSession:
         self.leaders: dict[str, list[Any]] = {}
         self.run: Any = None  # the RunResult, once the session is over
         self.report_paths: Any = None  # where its report files were written
+        self.report_error: str | None = None  # why they could not be
         self.plain_failures: Path | None = None  # shrunk schedules of a run without chaos
+        self.swept: Any = None  # the SweepResult of proxies left by dead runs, if swept
+        # The iteration a Ctrl-C or SIGTERM cut short, with the faults it applied.
+        self.interrupted_iteration: IterationResult | None = None
+        self.interrupted_by: str | None = None  # "SIGTERM", "SIGINT" once interrupted
+        self._calmed: dict[int, Any] = {}  # signal handlers replaced after recording
 
     # -- shared resources -----------------------------------------------------------
 
@@ -206,12 +203,10 @@ class RafaelSession:
 
     @property
     def failures_dir(self) -> Path:
-        """Where shrunk Hypothesis fault schedules are stored, beside the store (for a
-        PostgreSQL store, in .rafael/ where pytest was started)."""
-        store = self.settings.store
-        if isinstance(store, str):
-            return self.config.invocation_params.dir / ".rafael" / "failures"
-        return store.parent / "failures"
+        """Where shrunk Hypothesis fault schedules are stored (beside the store unless
+        ``--rafael-failures`` says otherwise); ``rafael scenarios from-failure`` reads
+        the same folder."""
+        return self.settings.failures_dir
 
     @property
     def control(self) -> ToxiproxyControl | None:
@@ -241,9 +236,25 @@ class RafaelSession:
         return found if found is not None else Genome(module=module, generation=0,
                                                       genes={}, lineage=())
 
+    def check_genome_file(self) -> None:
+        """Read the genome file once, turning a bad one into a usage error naming the
+        file, its line and the setting that chose it."""
+        from pytest_rafael.genome.file import GenomeFileError, load_genome_file
+
+        try:
+            self._genomes = dict(load_genome_file(self.settings.genome_file))
+        except GenomeFileError as exc:
+            source = self.settings.sources.get("genome_file")
+            via = f" (given by {source})" if source else ""
+            raise pytest.UsageError(f"pytest-rafael: genome file {exc}{via}") from None
+
     def samples_needed(self) -> dict[str, int]:
         """Per scenario, the measurements of the shipped genome the gate needs."""
-        return {name: 3 if sc.probabilistic else 1 for name, sc in self.catalog().items()}
+        try:
+            catalog = self.catalog()
+        except ValueError:  # a broken catalog was reported at collection
+            return {}
+        return {name: 3 if sc.probabilistic else 1 for name, sc in catalog.items()}
 
     def idempotent(self, module: str) -> bool | None:
         """The module's declaration: genome file first, then ``@antifragile``."""
@@ -256,10 +267,13 @@ class RafaelSession:
         if not self.settings.chaos:
             return
         self._check_external_toxiproxy()
+        self._check_guardian_config(session)
         if not self.is_worker:
-            from pytest_rafael import controller
+            from pytest_rafael import controller, interrupts
 
-            controller.record_start(self, session)
+            with interrupts.deferred():  # neither half a sweep nor half an audit entry
+                self._sweep_orphans()
+                controller.record_start(self, session)
 
     def _check_selection(self) -> None:
         """A misspelt --rafael-scenario is a usage error up front, with a suggestion,
@@ -285,6 +299,17 @@ class RafaelSession:
         return tuple(n for n in spec.scenarios
                      if (not include or n in include) and n not in exclude)
 
+    def _check_guardian_config(self, session: pytest.Session) -> None:
+        """A bad ``[tool.rafael.guardian]`` table would only stop the run at its end,
+        after every iteration: say it before the first one."""
+        from pytest_rafael import controller
+        from pytest_rafael.guardian.config import GuardianConfigError, load_guardian_config
+
+        try:
+            load_guardian_config(controller.project_root(session))
+        except GuardianConfigError as exc:
+            raise pytest.UsageError(f"pytest-rafael: {exc}") from None
+
     def _check_external_toxiproxy(self) -> None:
         url = self.settings.toxiproxy_url
         if url is None:
@@ -297,6 +322,24 @@ class RafaelSession:
             ToxiproxyControl(url, timeout=self.settings.control_timeout).version()
         except ToxiproxyError as exc:
             raise pytest.UsageError(f"pytest-rafael: --rafael-toxiproxy: {exc}") from None
+
+    def _sweep_orphans(self) -> None:
+        """Delete the proxies that runs killed earlier left on the external server, and
+        say which (see faults/orphans.py)."""
+        url = self.settings.toxiproxy_url
+        if url is None:
+            return  # the embedded server lives and dies with this process
+        from pytest_rafael.faults.orphans import sweep_server
+
+        self.swept = sweep_server(url, self.settings.control_timeout)
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None:
+            return
+        if self.swept.swept:
+            reporter.write_line(f"rafael: swept {len(self.swept.swept)} proxies left by dead "
+                                f"runs on {url}: {', '.join(self.swept.swept)}")
+        for error in self.swept.errors:
+            reporter.write_line(f"rafael: could not sweep a proxy left by a dead run: {error}")
 
     # -- collection -----------------------------------------------------------------
 
@@ -324,7 +367,8 @@ class RafaelSession:
         try:
             catalog = self.catalog()
             spec = marker.parse(mark, where, catalog)
-        except ValueError as exc:  # ScenarioError and MarkerError: one line
+            _check_in_process(catalog, spec)
+        except ValueError as exc:  # ScenarioError, MarkerError, InProcessError: one line
             raise pytest.Collector.CollectError(str(exc)) from None
         if not self.settings.chaos:
             return
@@ -392,14 +436,15 @@ class RafaelSession:
     # -- results ---------------------------------------------------------------------
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        schedules = sys.modules.get("pytest_rafael.schedules")
-        if schedules is not None and report.when == "call":
+        if report.when == "call" and schedule_pending.has(report.nodeid):
             # A @given test whose assertion sits after its `with chaos.apply(...)` block:
             # the failing schedule is stored once the call is known to have failed.
             if report.failed:
+                from pytest_rafael import schedules
+
                 schedules.record_pending_failure(report.nodeid, self.failures_dir)
             else:
-                schedules.take_pending(report.nodeid)
+                schedule_pending.take(report.nodeid)
         reference = getattr(report, "rafael_reference", None)
         if reference is not None:
             self.references[(reference["nodeid"], reference["scenario"])] = reference
@@ -407,7 +452,8 @@ class RafaelSession:
         if data is not None:
             self.iterations.append(IterationResult.from_dict(data))
         for verdict in getattr(report, "rafael_verdicts", ()):
-            self.verdicts[verdict["key"]] = verdict
+            typed = PairVerdict.from_dict(verdict)
+            self.verdicts[typed.key] = typed
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -422,19 +468,31 @@ class RafaelSession:
 
                 self.plain_failures = write_plain_failures(found, self.settings.report_dir)
             return
-        if not self.iterations and not self._shrunk_failures():
+        interrupted = self.interrupted_by
+        if interrupted is None and exitstatus == pytest.ExitCode.INTERRUPTED:
+            interrupted = "collection errors" if session.testsfailed else "stopped"
+        if interrupted and self.interrupted_iteration is not None:
+            self.iterations.append(self.interrupted_iteration)
+        if not (self.iterations or self._shrunk_failures()
+                or (interrupted and self.start_recorded)):
             return  # nothing was measured: no run to record, no gate to apply
-        from pytest_rafael import controller
+        from pytest_rafael import controller, interrupts
 
-        self.run = controller.finish_run(self, session)
+        with interrupts.held():  # a second Ctrl-C must not cut the record in half
+            self.run = controller.finish_run(self, session, interrupted=interrupted)
+        self._calmed = interrupts.calm_until_exit()
         if not self.run.gate.passed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        self.interrupted_by = interrupts_reason()
+
     def _shrunk_failures(self) -> dict[str, Any] | None:
         """The Hypothesis fault schedules that failed in this session, if any."""
-        schedules = sys.modules.get("pytest_rafael.schedules")
-        if schedules is None:
+        if not schedule_pending.has_failures(self.failures_dir):
             return None
+        from pytest_rafael import schedules
+
         found: dict[str, Any] = schedules.load_failures(
             self.failures_dir, since=self.started_at.isoformat())
         return found if found["failures"] else None
@@ -445,11 +503,14 @@ class RafaelSession:
             from pytest_rafael import controller
 
             controller.write_terminal_summary(self.run, terminalreporter, self.report_paths)
+            if self.report_error is not None:
+                terminalreporter.write_line(self.report_error, red=True)
         elif self.plain_failures is not None:
             terminalreporter.write_line(
                 f"rafael: shrunk fault schedules written to {self.plain_failures} (chaos was "
                 f"off: the last chaos report and its history were left as they were)")
 
+    @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._shared_store is not None:
             self._shared_store.close()
@@ -457,6 +518,10 @@ class RafaelSession:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self._calmed:
+            from pytest_rafael import interrupts
+
+            interrupts.restore(self._calmed)
 
 
 class ChaosRunner:
@@ -574,17 +639,19 @@ class ChaosRunner:
             self.session.control,
             self.session.stress_limits(),
             apply_custom=lambda spec: item.config.hook.pytest_rafael_apply_fault(
-                fault=spec, context=state),
+                fault=spec, context=state.view()),
         )
         state.injector = injector
         injector.start()
         started = time.perf_counter()
         try:
             result = yield
-        except BaseException:
-            self._after_call(state, injector, started, measuring, raise_errors=False)
+        except BaseException as exc:
+            self._close_call(item, state, injector, started, measuring, raise_errors=False)
+            if isinstance(exc, KeyboardInterrupt):
+                self._keep_interrupted(item, state)
             raise
-        self._after_call(state, injector, started, measuring, raise_errors=True)
+        self._close_call(item, state, injector, started, measuring, raise_errors=True)
         problem = injector.missing_targets() or _nothing_applied(state)
         if problem is not None:
             # The scenario's faults never touched the code: a pass would be a lie.
@@ -592,13 +659,31 @@ class ChaosRunner:
             pytest.fail(problem, pytrace=False)
         return result
 
+    def _close_call(self, item: pytest.Item, state: Any, injector: Any, started: float,
+                    measuring: contextlib.ExitStack, *, raise_errors: bool) -> None:
+        try:
+            self._after_call(state, injector, started, measuring, raise_errors=raise_errors)
+        except KeyboardInterrupt:  # held back while the faults were reverted
+            self._keep_interrupted(item, state)
+            raise
+
+    def _keep_interrupted(self, item: pytest.Item, state: Any) -> None:
+        """The iteration never reaches its report: keep what it injected and reverted
+        for the partial report and the audit."""
+        state.outcome, state.measured = "error", False
+        state.error = f"interrupted ({interrupts_reason()})"
+        self.session.interrupted_iteration = self._result(item, state, None, {})
+
     def _after_call(self, state: Any, injector: Any, started: float,
                     measuring: contextlib.ExitStack, *, raise_errors: bool) -> None:
         state.duration_s = time.perf_counter() - started
         state.measured = True
         state.injector = None
+        from pytest_rafael import interrupts
+
         try:
-            state.faults = injector.stop()
+            with interrupts.deferred():  # a signal now must not leave a toxic behind
+                state.faults = injector.stop()
         except Exception:
             state.faults = injector.records
             if raise_errors:
@@ -682,12 +767,19 @@ class ChaosRunner:
                 leader = engine.leader()
                 if leader is not None:
                     self.session.leaders.setdefault(m, []).append(leader)
+        result = self._result(item, state, fitness, terms, outcome)
+        item.config.hook.pytest_rafael_iteration_finished(result=result)
+        return result, verdicts
+
+    def _result(self, item: pytest.Item, state: Any, fitness: float | None,
+                terms: dict[str, float], outcome: str | None = None) -> IterationResult:
+        modules = state.spec.modules if state.spec else ()
         together = len(modules) > 1
-        result = IterationResult(
+        return IterationResult(
             nodeid=state.base_nodeid,
             scenario=state.case.scenario,
             index=state.case.index,
-            outcome=outcome,
+            outcome=outcome or state.outcome or "error",
             duration_s=round(state.duration_s, 6),
             module=state.varied if together else (modules[0] if modules else None),
             severity=state.scenario.severity,
@@ -702,8 +794,6 @@ class ChaosRunner:
             min_fitness=_min_fitness(state.spec, self.session.settings),
             genomes={m: g.to_dict() for m, g in state.genomes.items()} if together else None,
         )
-        item.config.hook.pytest_rafael_iteration_finished(result=result)
-        return result, verdicts
 
     def _score(self, item: pytest.Item, state: Any, outcome: str,
                modules: tuple[str, ...]) -> tuple[float, dict[str, float]]:
@@ -732,6 +822,24 @@ class ChaosRunner:
             for m in observed
         ]
         return scores[0].score, dict(scores[0].terms)
+
+
+def interrupts_reason() -> str:
+    from pytest_rafael import interrupts
+
+    # A Ctrl-C reaches Python as KeyboardInterrupt through the default SIGINT handler.
+    return interrupts.reason() or "SIGINT"
+
+
+def _check_in_process(catalog: dict[str, Scenario], spec: marker.ChaosSpec) -> None:
+    """In-process faults name functions of the code under test: an unknown one is a
+    collection error at the scenario's file and line, not a surprise mid-run."""
+    faults = [f.retarget(spec.targets) for name in spec.scenarios for f in catalog[name].faults
+              if f.kind in ("raise", "delay")]
+    if faults:
+        from pytest_rafael.faults.inprocess import check
+
+        check(faults)
 
 
 def _nothing_applied(state: Any) -> str | None:
@@ -795,8 +903,12 @@ def _time_budget(item: pytest.Item) -> float | None:
     if mark is not None:
         value = mark.args[0] if mark.args else mark.kwargs.get("timeout")
     else:
+        # pytest-timeout's own precedence: --timeout, then the ini value.
         with contextlib.suppress(ValueError, KeyError):
-            value = item.config.getini("timeout")
+            value = item.config.getoption("timeout", None)
+        if value is None:
+            with contextlib.suppress(ValueError, KeyError):
+                value = item.config.getini("timeout")
     with contextlib.suppress(TypeError, ValueError):
         seconds = float(value)
         if seconds > 0:
@@ -812,19 +924,20 @@ def _min_fitness(spec: Any, resolved: settings.Settings) -> float | None:
 
 
 def _verdict_dict(engine: Any, state: Any, module: str) -> dict[str, Any]:
+    """One module's :class:`PairVerdict`, as a dict: it travels on the test report."""
     v = engine.verdict()
-    return {
-        "key": engine.key,
-        "nodeid": state.base_nodeid,
-        "scenario": state.case.scenario,
-        "module": module,
-        "baseline_fitness": v.baseline_fitness,
-        "best_fitness": v.best_fitness,
-        "best_genome": v.best_genome.to_dict() if v.best_genome is not None else None,
-        "baseline_genome": engine.baseline.to_dict(),
-        "propose": v.propose,
-        "reason": v.reason,
-        "idempotent": engine.safety.idempotent,
-        "engine_state": engine.state(),
-        "engine_base": engine.loaded_state,
-    }
+    return PairVerdict(
+        key=engine.key,
+        nodeid=state.base_nodeid,
+        scenario=state.case.scenario,
+        module=module,
+        baseline_fitness=v.baseline_fitness,
+        best_fitness=v.best_fitness,
+        best_genome=v.best_genome.to_dict() if v.best_genome is not None else None,
+        baseline_genome=engine.baseline.to_dict(),
+        propose=v.propose,
+        reason=v.reason,
+        idempotent=engine.safety.idempotent,
+        engine_state=engine.state(),
+        engine_base=None if engine.loaded_state is None else dict(engine.loaded_state),
+    ).to_dict()

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_rafael.errors import RafaelError
 
-class ProjectIniError(ValueError):
+
+class ProjectIniError(RafaelError, ValueError):
     """The configuration file cannot be read; one line naming it."""
 
 

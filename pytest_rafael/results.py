@@ -7,6 +7,7 @@ Workers build :class:`IterationResult` objects; the controller alone assembles t
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -15,6 +16,13 @@ SCHEMA = "rafael.results/1"
 Outcome = str  # "passed" | "failed" | "error" | "skipped"
 
 
+
+def success_rate(outcomes: Iterable[str]) -> float:
+    """Share of the iterations that ran (skipped ones say nothing) and passed; 0.0 when
+    none ran: no evidence of resilience is never shown as success. The report reads the
+    same rule (:func:`pytest_rafael.report.model.success_rate`)."""
+    ran = [o for o in outcomes if o != "skipped"]
+    return sum(o == "passed" for o in ran) / len(ran) if ran else 0.0
 def evolution_key(nodeid: str, scenario: str, module: str | None = None) -> str:
     """The store's key for one evolution. A test that evolves several modules together
     (``module=("a", "b")``) keeps one evolution per module, so ``module`` is named then."""
@@ -76,6 +84,45 @@ class IterationResult:
 
 
 @dataclass(frozen=True)
+class PairVerdict:
+    """The evolution engine's verdict on one (test, scenario) pair at the end of its
+    iterations, sent by the process that ran them to the controller (as :meth:`to_dict`
+    on the test report, which pytest-xdist carries between processes)."""
+
+    key: str  # "<nodeid>::<scenario>"
+    nodeid: str
+    scenario: str
+    module: str
+    baseline_fitness: float | None
+    best_fitness: float | None
+    best_genome: dict[str, Any] | None
+    baseline_genome: dict[str, Any]
+    propose: bool
+    reason: str
+    idempotent: bool | None
+    engine_state: dict[str, Any]
+    # The state the engine started from: saving merges against it when another runner
+    # saved the same pair meanwhile (see genome.state).
+    engine_base: dict[str, Any] | None = None
+
+    def entry_stats(self, genome_id: str | None) -> tuple[int, float | None]:
+        """``(n, mean fitness)`` the engine holds for exactly ``genome_id``."""
+        if genome_id is None:
+            return 0, None
+        entry = (self.engine_state or {}).get("entries", {}).get(genome_id)
+        if not entry or not entry.get("n"):
+            return 0, None
+        return int(entry["n"]), float(entry["sum"]) / int(entry["n"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PairVerdict:
+        return cls(**d)
+
+
+@dataclass(frozen=True)
 class TestResult:
     """All iterations of one (test, scenario) pair, with the evolution verdict."""
 
@@ -113,8 +160,7 @@ class TestResult:
 
     @property
     def success_rate(self) -> float:
-        done = [i for i in self.iterations if i.outcome != "skipped"]
-        return sum(i.outcome == "passed" for i in done) / len(done) if done else 0.0
+        return success_rate(i.outcome for i in self.iterations)
 
     @property
     def shipped_iterations(self) -> tuple[IterationResult, ...]:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from pytest_rafael import settings
 from pytest_rafael.cli import CommandError
 from pytest_rafael.scenario_loader import (
     ScenarioPathError,
@@ -25,8 +25,8 @@ from pytest_rafael.scenario_loader import (
 )
 from pytest_rafael.scenarios import Scenario, ScenarioError
 
-ENV_DIRS = "RAFAEL_SCENARIO_DIRS"  # as for pytest's --rafael-scenarios
-INI_KEY = "rafael_scenario_dirs"
+ENV_DIRS = settings.option("scenario_dirs").env  # as for pytest's --rafael-scenarios
+INI_KEY = settings.option("scenario_dirs").ini
 DESCRIPTION_WIDTH = 80  # `list` is a table; `show NAME` prints the whole description
 
 
@@ -87,21 +87,15 @@ def _dirs(args: argparse.Namespace) -> list[Path]:
 
 
 def _dir_sources(args: argparse.Namespace) -> list[tuple[Path, str]]:
-    from pytest_rafael.project_ini import ProjectIniError, find_project_ini
-
-    found: list[tuple[Path, str]] = []
-    try:
-        ini = find_project_ini(Path.cwd())
-    except ProjectIniError as exc:
-        raise CommandError(str(exc), exit_code=2) from None
-    if ini is not None:
-        found += [(p, ini.source(INI_KEY)) for p in ini.paths(INI_KEY)]
-    env = [Path(p) for p in os.environ.get(ENV_DIRS, "").split(os.pathsep) if p.strip()]
-    found += [(p, f"environment variable {ENV_DIRS}") for p in env]
-    found += [(p, "--scenarios") for p in args.scenarios]
+    """The folders and where each came from, read through the option table as pytest
+    reads ``--rafael-scenarios`` (whose layers add up)."""
+    opt = settings.option("scenario_dirs")
+    layers = settings.command_layers(opt, args.scenarios or None, "--scenarios")
+    _, used = settings.resolve_one(opt, layers, Path(), check_folders=False)
     unique: dict[Path, str] = {}
-    for path, source in found:
-        unique.setdefault(path.resolve(), source)
+    for source, paths in used:
+        for path in paths:
+            unique.setdefault(path.resolve(), source)
     return list(unique.items())
 
 
@@ -137,10 +131,13 @@ def _relative(path: Path) -> str:
         return str(path)
 
 
+_UNTARGETED = ("stress", "disk_full", "dns_failure", "clock_skew")  # a resource, no target
+
+
 def _targets(scenario: Scenario) -> str:
-    network = sorted({f.target for f in scenario.faults if f.kind != "stress"})
-    stress = sorted({f"({f.type})" for f in scenario.faults if f.kind == "stress"})
-    return ",".join(network + stress)
+    network = sorted({f.target for f in scenario.faults if f.kind not in _UNTARGETED})
+    local = sorted({f"({f.type or f.kind})" for f in scenario.faults if f.kind in _UNTARGETED})
+    return ",".join(network + local)
 
 
 def _shorten(text: str, width: int) -> str:

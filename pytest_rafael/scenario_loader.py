@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from pytest_rafael import fault_kinds, yaml_limits
 from pytest_rafael.scenarios import (
     FAULT_KINDS,
     SEVERITIES,
@@ -67,6 +68,7 @@ _FAULT_KEYS = {
     "toxic": ("kind", "target", "type", "stream", "toxicity", "attributes", *_TIMING_KEYS),
     "down": ("kind", "target", *_TIMING_KEYS),
     "stress": ("kind", "type", "attributes", *_TIMING_KEYS),
+    **fault_kinds.FAULT_KEYS,  # flood and the in-process kinds
 }
 # A kind the plugin does not know is applied by a `pytest_rafael_apply_fault` hook implementation
 # (see hookspecs); its attributes are that plugin's business, so only their shape is checked.
@@ -467,12 +469,16 @@ def _fault(doc: _Doc, node: yaml.Node, field: str) -> FaultSpec:
         return pairs[key][1] if key in pairs else None
 
     target = "*"
-    with doc.collect():
-        target = _target(doc, kind, node, value("target"), field)
     fault_type: str | None = None
     attributes: dict[str, Any] = {}
-    with doc.collect():
-        fault_type, attributes = _type_and_attributes(doc, kind, node, pairs, field)
+    if kind in fault_kinds.NEW_KINDS:
+        with doc.collect():
+            target, attributes = fault_kinds.parse(doc, kind, node, pairs, field)
+    else:
+        with doc.collect():
+            target = _target(doc, kind, node, value("target"), field)
+        with doc.collect():
+            fault_type, attributes = _type_and_attributes(doc, kind, node, pairs, field)
     stream = "downstream"
     if (stream_node := value("stream")) is not None:
         with doc.collect():
@@ -664,30 +670,16 @@ def loads(text: str, source: str = "<string>") -> Scenario:
 def _parse(text: str, source: str) -> tuple[Scenario, int]:
     try:
         # The pure-Python reader checks the characters as it is created; libyaml while
-        # parsing: both end up as the same one-line error.
-        # libyaml when present (same node tree and marks, several times faster).
-        loader = safe_loader()(text)
-    except yaml.YAMLError as exc:
-        raise _invalid_yaml(exc, text, source) from None
+        # parsing: both end up as the same one-line error. Depth and alias expansion are
+        # bounded (see yaml_limits).
+        composed = yaml_limits.compose(text, safe_loader())
+    except yaml_limits.YamlInputError as exc:
+        raise ScenarioError(
+            _printable(f"{source}:{exc.line}: invalid YAML: {exc.problem}")) from None
     try:
-        try:
-            root = loader.get_single_node()
-        except yaml.YAMLError as exc:
-            raise _invalid_yaml(exc, text, source) from None
-        return _scenario(_Doc(source, loader), root)
+        return _scenario(_Doc(source, composed.loader), composed.root)
     finally:
-        loader.dispose()
-
-
-def _invalid_yaml(exc: yaml.YAMLError, text: str, source: str) -> ScenarioError:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    if mark is not None:
-        line = mark.line + 1
-    elif isinstance(exc, yaml.reader.ReaderError):
-        line = text[: exc.position].count("\n") + 1
-    else:
-        line = 1
-    return ScenarioError(_printable(f"{source}:{line}: invalid YAML: {_yaml_problem(exc)}"))
+        composed.loader.dispose()
 
 
 def load_file(path: Path) -> Scenario:
@@ -817,6 +809,8 @@ _Dumper.add_representer(
 def _fault_data(fault: FaultSpec) -> dict[str, Any]:
     data: dict[str, Any] = {"kind": fault.kind}
     custom = fault.kind not in FAULT_KINDS
+    if fault.kind in fault_kinds.NEW_KINDS:
+        return _new_kind_data(fault, data)
     if fault.kind != "stress":
         data["target"] = fault.target
     if fault.kind in ("toxic", "stress") or (custom and fault.type is not None):
@@ -826,6 +820,22 @@ def _fault_data(fault: FaultSpec) -> dict[str, Any]:
         data["toxicity"] = float(fault.toxicity)
     if fault.kind in ("toxic", "stress") or (custom and fault.attributes):
         data["attributes"] = _FlowDict(fault.attributes)
+    data.update(_timing_data(fault))
+    return data
+
+
+def _new_kind_data(fault: FaultSpec, data: dict[str, Any]) -> dict[str, Any]:
+    if fault.kind in ("flood", "raise", "delay"):
+        data["target"] = fault.target
+    if fault.kind in ("raise", "delay"):
+        data["toxicity"] = float(fault.toxicity)
+    data["attributes"] = _FlowDict(fault.attributes)
+    data.update(_timing_data(fault))
+    return data
+
+
+def _timing_data(fault: FaultSpec) -> dict[str, str]:
+    data = {}
     if fault.start_s:
         data["start"] = _format_duration(fault.start_s)
     if fault.duration_s is not None:
@@ -847,7 +857,7 @@ def _comparable(scenario: Scenario) -> tuple[Any, ...]:
                 f.target if f.kind != "stress" else "*",
                 f.type,
                 f.stream if f.kind == "toxic" else "downstream",
-                float(f.toxicity) if f.kind == "toxic" else 1.0,
+                float(f.toxicity) if f.kind in ("toxic", "raise", "delay") else 1.0,
                 dict(f.attributes) if f.kind != "down" else {},
                 f.start_s,
                 f.duration_s,

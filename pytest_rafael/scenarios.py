@@ -7,12 +7,17 @@ models so that every layer can import them cheaply.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pytest_rafael.errors import RafaelError
+
 SEVERITIES = ("low", "medium", "high", "critical")
-FAULT_KINDS = ("toxic", "down", "stress")
+# flood: requests from a child process; the rest act inside the test process.
+INPROCESS_KINDS = ("raise", "delay", "disk_full", "dns_failure", "clock_skew")
+FAULT_KINDS = ("toxic", "down", "stress", "flood", *INPROCESS_KINDS)
 TOXIC_TYPES = (
     "latency",
     "bandwidth",
@@ -26,7 +31,7 @@ STRESS_TYPES = ("cpu", "memory", "disk")
 STREAMS = ("upstream", "downstream")
 
 
-class ScenarioError(ValueError):
+class ScenarioError(RafaelError, ValueError):
     """A scenario file or marker is invalid. ``str()`` is one line naming file:line and field.
 
     ``problems`` holds every problem found in the file, one line each (``str()`` is the
@@ -66,15 +71,22 @@ class FaultSpec:
     def probabilistic(self) -> bool:
         """Does the fault hit by chance (toxicity below 1, jitter, random slicing)? One
         measurement then says little, so the shipped genome is measured several times."""
-        if self.kind == "toxic" and self.toxicity < 1.0:
+        if self.kind in ("toxic", "raise", "delay") and self.toxicity < 1.0:
             return True
         attrs = self.attributes
         if self.type == "latency" and _positive(attrs.get("jitter")):
             return True
         return self.type == "slicer" and bool(_positive(attrs.get("size_variation")))
 
+    @property
+    def aims_at_proxies(self) -> bool:
+        """Does the fault act on ``chaos_proxy`` proxies (by name or ``*``)?"""
+        if self.kind == "flood":
+            return not is_address(self.target)
+        return self.kind in ("toxic", "down")
+
     def retarget(self, mapping: Mapping[str, str]) -> FaultSpec:
-        """The same fault aimed at a renamed proxy (the marker's ``targets=``)."""
+        """The same fault aimed at a renamed proxy or function (the marker's ``targets=``)."""
         return replace(self, target=mapping.get(self.target, self.target))
 
 
@@ -90,7 +102,7 @@ class Scenario:
     def targets(self) -> frozenset[str]:
         """Proxy names the network faults of this scenario need (``*`` excluded)."""
         return frozenset(
-            f.target for f in self.faults if f.kind in ("toxic", "down") and f.target != "*"
+            f.target for f in self.faults if f.aims_at_proxies and f.target != "*"
         )
 
     @property
@@ -103,3 +115,21 @@ class Scenario:
 
 def _positive(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def is_address(target: str) -> bool:
+    """Is a flood ``target`` a URL or ``host:port`` (an IP or ``localhost``) rather than
+    a ``chaos_proxy`` name?"""
+    if "://" in target:
+        return True
+    host, sep, port = target.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not port.isdigit():
+        return False
+    if host == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

@@ -2,9 +2,10 @@
 scenario file that ``@pytest.mark.chaos`` (with ``--rafael-scenarios``) replays.
 
 Sources, in order of precedence: a scenario YAML written by ``record_failure``, a failure
-index (``index.json``) or a failures folder; without a path, ``.rafael/failures``
-(or ``$RAFAEL_FAILURES_DIR``). When the index holds several failures, ``--latest`` or
-``--nodeid TEXT`` picks one.
+index (``index.json``) or a failures folder; without a path, the folder the plugin
+writes to (``$RAFAEL_FAILURES_DIR`` or ``rafael_failures_dir``, else ``failures`` beside
+the store named by ``$RAFAEL_STORE``/``rafael_store``, else ``.rafael/failures``). When
+the index holds several failures, ``--latest`` or ``--nodeid TEXT`` picks one.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ def register(sub: Any, group: argparse.ArgumentParser) -> None:
         description=(
             "Write the minimal failing fault schedule of a Hypothesis chaos test as a "
             "scenario YAML file (stdout unless --out). PATH is a failure YAML file, an "
-            "index.json or a failures folder (default: .rafael/failures or "
-            "$RAFAEL_FAILURES_DIR)."
+            "index.json or a failures folder (default: the plugin's: $RAFAEL_FAILURES_DIR, "
+            "else 'failures' beside the store, e.g. .rafael/failures)."
         ),
     )
     p.add_argument(
@@ -144,8 +145,11 @@ def _from_index(path: Path | None, latest: bool, nodeid: str | None) -> Scenario
     from pytest_rafael.schedules import scenario_name_for
 
     nodeid_text = str(entry.get("nodeid"))
-    return schedule.to_scenario(
-        scenario_name_for(nodeid_text),
+    text = (
         f"Minimal failing fault schedule of {nodeid_text}, found and shrunk by Hypothesis "
-        f"({schedule.summary()}).",
+        f"({schedule.summary()})."
     )
+    steps = entry.get("steps")
+    if isinstance(steps, list) and steps:  # a stateful failure: operations with the faults
+        text += " Steps: " + "; ".join(str(s) for s in steps)
+    return schedule.to_scenario(scenario_name_for(nodeid_text), text)

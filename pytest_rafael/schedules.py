@@ -29,9 +29,12 @@ from typing import Any
 
 import yaml
 
+from pytest_rafael import schedule_pending
+from pytest_rafael.atomic import atomic_write
 from pytest_rafael.faults.injector import FaultInjector
 from pytest_rafael.faults.network import ProxyHandle, ToxiproxyControl
 from pytest_rafael.scenarios import FaultSpec, Scenario
+from pytest_rafael.settings import command_value, option
 
 __all__ = [
     "DEFAULT_FAILURES_DIR",
@@ -49,9 +52,9 @@ __all__ = [
     "take_pending",
 ]
 
-DEFAULT_FAILURES_DIR = Path(".rafael/failures")
-FAILURES_ENV = "RAFAEL_FAILURES_DIR"  # where apply_schedule stores failures by default
-INDEX_NAME = "index.json"
+DEFAULT_FAILURES_DIR = Path(".rafael/failures")  # beside the default store
+FAILURES_ENV = str(option("failures_dir").env)  # from the option table
+INDEX_NAME = schedule_pending.INDEX_NAME
 INDEX_SCHEMA = "rafael.hypothesis/1"
 
 # Units of toxic and stressor attributes (the same as scenario files and Toxiproxy).
@@ -80,6 +83,15 @@ def fault_to_dict(fault: FaultSpec) -> dict[str, Any]:
     """The fault as JSON/YAML data with the keys of a scenario file (``start``/``duration``
     as text like ``"0.25s"``; keys a fault kind does not use are left out)."""
     data: dict[str, Any] = {"kind": fault.kind}
+    if fault.kind not in ("toxic", "down", "stress"):  # flood, in-process, a plugin's kind
+        if fault.kind not in ("disk_full", "dns_failure", "clock_skew"):  # no target
+            data["target"] = fault.target
+        if fault.kind in ("raise", "delay"):
+            data["toxicity"] = float(fault.toxicity)
+        if fault.type is not None:
+            data["type"] = fault.type
+        if fault.attributes:
+            data["attributes"] = dict(fault.attributes)
     if fault.kind in ("toxic", "down"):
         data["target"] = fault.target
     if fault.kind in ("toxic", "stress"):
@@ -204,12 +216,12 @@ class FaultSchedule:
     def targets(self) -> frozenset[str]:
         """The proxy names the network faults need (``*`` excluded)."""
         return frozenset(
-            f.target for f in self.faults if f.kind in ("toxic", "down") and f.target != "*"
+            f.target for f in self.faults if f.aims_at_proxies and f.target != "*"
         )
 
     @property
     def needs_network(self) -> bool:
-        return any(f.kind in ("toxic", "down") for f in self.faults)
+        return any(f.aims_at_proxies for f in self.faults)
 
     def to_dicts(self) -> list[dict[str, Any]]:
         return [fault_to_dict(f) for f in self.faults]
@@ -312,15 +324,11 @@ def _note(text: str) -> None:
         note(text)
 
 
-_pending_lock = threading.Lock()
-_pending: dict[str, FaultSchedule] = {}
-
-
 def take_pending(nodeid: str) -> FaultSchedule | None:
     """The schedule of the last example Hypothesis reported for ``nodeid`` (set by
     :func:`apply_schedule`), removed from the pending table."""
-    with _pending_lock:
-        return _pending.pop(nodeid, None)
+    schedule: FaultSchedule | None = schedule_pending.take(nodeid)
+    return schedule
 
 
 def record_pending_failure(nodeid: str, path: Path | None = None) -> FailureRecord | None:
@@ -355,7 +363,7 @@ def apply_schedule(
     Inside a Hypothesis test the schedule is noted (Hypothesis prints it with the
     falsifying example) and, when Hypothesis replays the example it reports and the block
     raises, stored with :func:`record_failure` under ``failures_dir`` (default
-    ``$RAFAEL_FAILURES_DIR`` or ``.rafael/failures``).
+    ``$RAFAEL_FAILURES_DIR``, else ``failures`` beside the store, as under pytest).
     """
     if not isinstance(schedule, FaultSchedule):
         raise TypeError(f"apply_schedule: expected a FaultSchedule, got {type(schedule).__name__}")
@@ -367,8 +375,7 @@ def apply_schedule(
     nodeid = _current_nodeid()
     if final:
         _note(schedule.describe())
-        with _pending_lock:
-            _pending[nodeid] = schedule
+        schedule_pending.put(nodeid, schedule)
     # A stand-in scenario only carries the faults to the injector; an empty schedule is
     # a valid example (the baseline: no fault at all), so it gets no scenario validation.
     scenario = Scenario(name, "fault schedule drawn by Hypothesis", "medium", schedule.faults)
@@ -405,9 +412,10 @@ class FailureRecord:
     yaml_path: Path | None  # None for an empty schedule (no scenario form)
     yaml: str | None
     recorded_at: str
+    steps: tuple[str, ...] = ()  # a stateful failure: operations and faults, in order
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "nodeid": self.nodeid,
             "schedule": self.schedule.to_dicts(),
             "yaml": self.yaml,
@@ -415,13 +423,18 @@ class FailureRecord:
             "description": self.schedule.describe(),
             "recorded_at": self.recorded_at,
         }
+        if self.steps:
+            data["steps"] = list(self.steps)
+        return data
 
 
 def failures_dir(path: Path | str | None = None) -> Path:
     if path is not None:
         return Path(path)
-    env = os.environ.get(FAILURES_ENV)
-    return Path(env) if env else DEFAULT_FAILURES_DIR
+    # The option table's folder, as the plugin resolves it: $RAFAEL_FAILURES_DIR, the
+    # ini's rafael_failures_dir, else "failures" beside the store ($RAFAEL_STORE, ...).
+    folder: Path = command_value("failures_dir")
+    return folder
 
 
 def scenario_name_for(nodeid: str) -> str:
@@ -433,11 +446,16 @@ def scenario_name_for(nodeid: str) -> str:
 
 
 def record_failure(
-    schedule: FaultSchedule, nodeid: str, path: Path | str | None = None
+    schedule: FaultSchedule,
+    nodeid: str,
+    path: Path | str | None = None,
+    steps: Sequence[str] = (),
 ) -> FailureRecord:
     """Store the (minimal) failing ``schedule`` of test ``nodeid``: a replayable scenario
     file ``<path>/<name>.yaml`` and an entry (replacing any older one for the same test)
-    in ``<path>/index.json``. Safe with several processes (pytest-xdist workers)."""
+    in ``<path>/index.json``. Safe with several processes (pytest-xdist workers).
+    ``steps`` (a stateful failure's operations and faults, in order) go into the entry
+    and the scenario's description."""
     from pytest_rafael.scenario_loader import dump_scenario
 
     folder = failures_dir(path)
@@ -447,20 +465,24 @@ def record_failure(
     yaml_text: str | None = None
     yaml_path: Path | None = None
     if schedule.faults:
-        scenario = schedule.to_scenario(
-            name,
+        text = (
             f"Minimal failing fault schedule of {nodeid}, found and shrunk by Hypothesis "
-            f"({schedule.summary()}).",
+            f"({schedule.summary()})."
         )
+        if steps:
+            text += " Steps: " + "; ".join(steps)
+        scenario = schedule.to_scenario(name, text)
         yaml_text = dump_scenario(scenario)
         yaml_path = folder / f"{name}.yaml"
-        _atomic_write(yaml_path, yaml_text)
-    record = FailureRecord(nodeid, schedule, folder / INDEX_NAME, yaml_path, yaml_text, recorded_at)
+        atomic_write(yaml_path, yaml_text)
+    record = FailureRecord(
+        nodeid, schedule, folder / INDEX_NAME, yaml_path, yaml_text, recorded_at, tuple(steps)
+    )
     with _index_lock(folder):
         index = _read_index(folder / INDEX_NAME)
         entries = [e for e in index["failures"] if e.get("nodeid") != nodeid]
         entries.append(record.to_dict())
-        _atomic_write(
+        atomic_write(
             folder / INDEX_NAME,
             json.dumps({"schema": INDEX_SCHEMA, "failures": entries}, indent=2) + "\n",
         )
@@ -497,13 +519,6 @@ def _read_index(path: Path) -> dict[str, Any]:
     if not isinstance(failures, list):
         failures = []
     return {"schema": INDEX_SCHEMA, "failures": [f for f in failures if isinstance(f, dict)]}
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    # Readers (the report, another worker) never see a half-written file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 @contextlib.contextmanager

@@ -24,10 +24,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_rafael.errors import RafaelError
+
 START_TIMEOUT_S = 60.0  # generous: CI machines are loaded, initdb does real work
 
 
-class ServerUnavailable(RuntimeError):
+class ServerUnavailable(RafaelError, RuntimeError):
     """The server cannot be started here; the message says why and what to install."""
 
 

@@ -1,8 +1,12 @@
-"""Every ``--rafael-*`` option in one place: its ini key, env var, parser and help text.
+"""Every rafael option in one place: its flag, ini key, env var, parser and help text.
 
-Precedence is marker > CLI > env > ini > default; the marker part is applied per test in
-:mod:`pytest_rafael.plugin`. A bad value is a :class:`pytest.UsageError` that names where
-it came from (the option, the environment variable, or the ini file and key).
+This table is pytest-free: the pytest plugin (through :mod:`pytest_rafael.pytest_options`)
+and every ``rafael`` command read their defaults and environment variables from it, so
+the two cannot drift. Precedence is marker > command line > env > ini > default; the
+marker part is applied per test in :mod:`pytest_rafael.plugin`. A bad value is a
+:class:`SettingError` naming where it came from (the option, the environment variable,
+or the ini file and key); pytest shows it as a usage error, the ``rafael`` command as
+one line.
 """
 
 from __future__ import annotations
@@ -10,12 +14,17 @@ from __future__ import annotations
 import math
 import os
 import secrets
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
+from pytest_rafael.errors import RafaelError
+
+
+class SettingError(RafaelError, ValueError):
+    """A setting's value is unusable; the message names its source."""
 
 
 def _bool(text: str) -> bool:
@@ -44,9 +53,11 @@ def _number(kind: type[float] | type[int], accept: Callable[[float], bool],
 
 
 _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
-_seed = _number(int, lambda v: v >= 0, "an integer seed (0 or more)")
+# The store keeps the seed in an SQLite INTEGER (signed 64 bits).
+_seed = _number(int, lambda v: 0 <= v < 2**63, "an integer seed from 0 to 2**63-1")
 _unit_float = _number(float, lambda v: 0.0 <= v <= 1.0, "a number between 0 and 1")
-_positive_float = _number(float, lambda v: v > 0, "a positive number of seconds")
+_positive_float = _number(float, lambda v: 0 < v < 1e6, "a positive number of seconds "
+                          "below 1000000")
 
 
 def _url(text: str) -> str:
@@ -152,6 +163,10 @@ class Option:
     # order) instead of the higher one replacing the lower.
     additive: bool = False
 
+    @property
+    def is_path(self) -> bool:
+        return self.parse is _path
+
 
 OPTIONS: tuple[Option, ...] = (
     Option("chaos", "--rafael-chaos", "rafael_chaos",
@@ -219,6 +234,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("vault_dirs", "--rafael-vault", "rafael_vault_dirs",
            "folder of extra vault pattern files (repeatable)",
            _path, (), env="RAFAEL_VAULT_DIRS", multiple=True, metavar="DIR"),
+    # None: the "failures" folder beside the store (see resolve_layers).
+    Option("failures_dir", "--rafael-failures", "rafael_failures_dir",
+           "folder of shrunk Hypothesis fault schedules (default: 'failures' beside "
+           "the store); 'rafael scenarios from-failure' reads it",
+           _path, None, env="RAFAEL_FAILURES_DIR", metavar="DIR"),
 )
 
 
@@ -239,6 +259,7 @@ class Settings:
     adopt_margin: float
     fitness_weights: tuple[float, float, float, float]
     vault_dirs: tuple[Path, ...]
+    failures_dir: Path = Path(".rafael/failures")
     select_scenarios: tuple[str, ...] = ()
     run_group: str | None = None
     toxiproxy_ports: tuple[int, int] | None = None
@@ -251,21 +272,15 @@ class Settings:
     scenario_dir_sources: tuple[tuple[Path, str], ...] = ()
 
 
-def add_options(parser: pytest.Parser) -> None:
-    group = parser.getgroup("rafael", "pytest-rafael chaos testing")
+Layer = tuple[str, Path, Any]  # (source, base folder for relative paths, raw value)
+
+
+def option(field_name: str) -> Option:
+    """The table entry of a setting."""
     for opt in OPTIONS:
-        env = f" [env {opt.env}, ini {opt.ini}]" if opt.env else f" [ini {opt.ini}]"
-        if opt.is_flag:
-            group.addoption(opt.flag, action="store_true", default=None, dest=opt.field,
-                            help=opt.help + env)
-        else:
-            group.addoption(opt.flag, action="append" if opt.multiple else "store",
-                            default=None, dest=opt.field, metavar=opt.metavar,
-                            help=opt.help + env)
-        ini_type = "paths" if opt.parse is _path and opt.multiple else (
-            "linelist" if opt.multiple else "string")
-        parser.addini(opt.ini, opt.help, type=ini_type,  # type: ignore[arg-type]
-                      default=[] if opt.multiple else "")
+        if opt.field == field_name:
+            return opt
+    raise KeyError(field_name)
 
 
 def _parse(opt: Option, raw: Any, source: str) -> Any:
@@ -277,7 +292,7 @@ def _parse(opt: Option, raw: Any, source: str) -> Any:
             return tuple(opt.parse(str(i)) for i in items)
         return opt.parse(raw) if not isinstance(raw, bool) else raw
     except ValueError as exc:
-        raise pytest.UsageError(f"pytest-rafael: {source}: {exc}") from None
+        raise SettingError(f"{source}: {exc}") from None
 
 
 def _anchored(value: Any, base: Path) -> Any:
@@ -294,59 +309,56 @@ def _anchored(value: Any, base: Path) -> Any:
 _FOLDERS = ("scenario_dirs", "vault_dirs")
 
 
-def _layers(opt: Option, config: pytest.Config,
-            environ: Mapping[str, str]) -> list[tuple[str, Path, Any]]:
-    """The given values of one option as (source, base folder, raw value), highest
-    precedence first: command line, environment, ini file."""
-    here = config.invocation_params.dir
-    found: list[tuple[str, Path, Any]] = []
-    cli = config.getoption(opt.field)
-    if cli is not None and cli != []:
-        found.append((opt.flag, here, cli))
+def env_layer(opt: Option, environ: Mapping[str, str], here: Path) -> Layer | None:
+    """The option's environment variable as a layer; unset and empty are the same (so
+    ``RAFAEL_STORE=`` means the default, not the current folder)."""
     env = environ.get(opt.env) if opt.env else None
-    if env:
-        raw = env.split(os.pathsep) if opt.multiple and opt.parse is _path else env
-        found.append((f"environment variable {opt.env}", here, raw))
-    ini = config.getini(opt.ini)
-    if ini not in (None, "", []):
-        source = f"ini key {opt.ini} in {config.inipath}" if config.inipath else opt.ini
-        found.append((source, config.inipath.parent if config.inipath else config.rootpath,
-                      ini))
-    return found
+    if not env:
+        return None
+    raw = env.split(os.pathsep) if opt.multiple and opt.is_path else env
+    return (f"environment variable {opt.env}", here, raw)
 
 
-def resolve(config: pytest.Config, environ: dict[str, str] | None = None) -> Settings:
-    """Build the settings from the command line, environment and ini file."""
-    environ = dict(os.environ) if environ is None else environ
+def resolve_one(opt: Option, layers: Sequence[Layer], here: Path,
+                check_folders: bool = True) -> tuple[Any, list[tuple[str, Any]]]:
+    """One option's value from its given layers (highest precedence first), and the
+    layers used as (source, value), lowest precedence first; the default (anchored at
+    ``here``) when none is given. ``check_folders=False`` leaves a missing folder to
+    the loader that reads it (the ``rafael`` commands report it there)."""
+    if not layers:
+        return _anchored(opt.default, here), []
+    used: list[tuple[str, Any]] = []
+    for source, base, raw in reversed(layers if opt.additive else layers[:1]):
+        value = _anchored(_parse(opt, raw, source), base)
+        if check_folders and opt.field in _FOLDERS:
+            missing = [str(p) for p in value if not p.is_dir()]
+            if missing:
+                raise SettingError(f"{source}: folder does not exist: {missing[0]}")
+        used.append((source, value))
+    if not opt.additive:
+        return used[0][1], used
+    # An additive option's layers add up, without repeating a folder.
+    return tuple(dict.fromkeys(v for _, value in used for v in value)), used
+
+
+def resolve_layers(layers_of: Callable[[Option], Sequence[Layer]], here: Path,
+                   environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from each option's given layers (highest precedence first)."""
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     dir_sources: list[tuple[Path, str]] = []
     for opt in OPTIONS:
-        layers = _layers(opt, config, environ)
-        if not layers:
-            values[opt.field] = _anchored(opt.default, config.invocation_params.dir)
-            continue
-        if not opt.additive:
-            layers = layers[:1]
-        parsed: list[Any] = []
-        for source, base, raw in reversed(layers):  # lowest precedence first
-            value = _anchored(_parse(opt, raw, source), base)
-            if opt.field in _FOLDERS:
-                missing = [str(p) for p in value if not p.is_dir()]
-                if missing:
-                    raise pytest.UsageError(
-                        f"pytest-rafael: {source}: folder does not exist: {missing[0]}")
-            if opt.field == "scenario_dirs":
-                dir_sources.extend((p, source) for p in value)
-            parsed.append(value)
-        # An additive option's layers add up, without repeating a folder.
-        values[opt.field] = (tuple(dict.fromkeys(v for value in parsed for v in value))
-                             if opt.additive else parsed[0])
-        sources[opt.field] = " and ".join(source for source, _, _ in layers)
+        values[opt.field], used = resolve_one(opt, layers_of(opt), here)
+        if used:
+            sources[opt.field] = " and ".join(source for source, _ in reversed(used))
+        if opt.field == "scenario_dirs":
+            dir_sources.extend((p, source) for source, value in used for p in value)
+    if values["failures_dir"] is None:
+        values["failures_dir"] = derived_failures_dir(values["store"], here)
     if values["run_group"] is None:
         from pytest_rafael.run_group import ci_run_group
 
-        found = ci_run_group(environ)
+        found = ci_run_group(os.environ if environ is None else environ)
         if found is not None:
             values["run_group"], sources["run_group"] = found[1], found[0]
     seed_given = values["seed"] is not None
@@ -356,6 +368,81 @@ def resolve(config: pytest.Config, environ: dict[str, str] | None = None) -> Set
                     scenario_dir_sources=tuple(dict(dir_sources).items()))
 
 
+def derived_failures_dir(store: Path | str, here: Path | None = None) -> Path:
+    """Without a failures folder of its own, shrunk schedules go beside the store (for a
+    PostgreSQL store, in .rafael/ of the folder the run started in)."""
+    if isinstance(store, str):
+        return (here or Path.cwd()) / ".rafael" / "failures"
+    return store.parent / "failures"
+
+
+def ini_layer(opt: Option, ini: Any) -> Layer | None:
+    """The option's key in a project ini file read without pytest
+    (:class:`~pytest_rafael.project_ini.ProjectIni`), as pytest would read it."""
+    raw = ini.values.get(opt.ini)
+    if raw in (None, "", []):
+        return None
+    if opt.multiple and isinstance(raw, str):
+        # pytest's "paths" type splits like a shell; "linelist" takes one item a line.
+        raw = shlex.split(raw) if opt.is_path else raw.splitlines()
+    elif opt.multiple:
+        raw = [str(i) for i in raw]
+    elif not isinstance(raw, str):
+        raw = str(raw)
+    return (ini.source(opt.ini), ini.path.parent, raw)
+
+
+def env_value(field_name: str, environ: Mapping[str, str] | None = None) -> Any:
+    """A setting from its environment variable, else its default, for code that runs
+    outside pytest and outside a project (the application's ``@antifragile`` runtime)."""
+    opt = option(field_name)
+    env = env_layer(opt, os.environ if environ is None else environ, Path())
+    value, _ = resolve_one(opt, [env] if env else [], Path())
+    return value
+
+
+def command_layers(opt: Option, given: Any = None, flag: str | None = None, *,
+                   environ: Mapping[str, str] | None = None,
+                   cwd: Path | None = None) -> list[Layer]:
+    """The layers of one option for a ``rafael`` command run in ``cwd``: its own flag
+    (``given``, named ``flag``), the environment, then the project's pytest ini file,
+    so that a command sees what ``pytest`` run there would."""
+    from pytest_rafael.project_ini import ProjectIniError, find_project_ini
+
+    environ = os.environ if environ is None else environ
+    # Relative paths from the flag or the environment stay relative to the current
+    # folder (the commands' messages name them as the user wrote them).
+    here = Path()
+    layers: list[Layer] = []
+    if given is not None and given != [] and given != ():
+        raw = [str(g) for g in given] if isinstance(given, (list, tuple)) else str(given)
+        layers.append((flag or opt.flag, here, raw))
+    env = env_layer(opt, environ, here)
+    if env is not None:
+        layers.append(env)
+    try:
+        ini = find_project_ini(Path.cwd() if cwd is None else cwd)
+    except ProjectIniError as exc:
+        raise SettingError(str(exc)) from None
+    found = ini_layer(opt, ini) if ini is not None else None
+    if found is not None:
+        layers.append(found)
+    return layers
+
+
+def command_value(field_name: str, given: Any = None, flag: str | None = None, *,
+                  environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Any:
+    """The value of a setting for a ``rafael`` command: ``given`` (the command's own
+    flag ``flag``) > environment variable > the project's ini > the default, parsed and
+    checked as under pytest. A bad value is a :class:`SettingError` naming its source."""
+    opt = option(field_name)
+    layers = command_layers(opt, given, flag, environ=environ, cwd=cwd)
+    value, _ = resolve_one(opt, layers, Path(), check_folders=False)
+    if field_name == "failures_dir" and value is None:
+        return derived_failures_dir(command_value("store", environ=environ, cwd=cwd))
+    return value
+
+
 def default(field_name: str) -> Any:
     """The built-in default of a setting."""
-    return next(o.default for o in OPTIONS if o.field == field_name)
+    return option(field_name).default

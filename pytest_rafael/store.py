@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pytest_rafael.errors import RafaelError
 from pytest_rafael.store_schema import migrate
 
 RUNS_SCHEMA = """
@@ -54,7 +55,7 @@ CREATE TABLE IF NOT EXISTS test_results (
 BUSY_TIMEOUT_MS = 30_000
 
 
-class StoreError(Exception):
+class StoreError(RafaelError):
     """The store cannot be opened or is not a rafael store; the message names the file."""
 
 

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_BOUNDS",
     "STREAM_ORDER",
+    "ChaosStateMachine",
     "fault_schedules",
     "faults",
     "genomes",
@@ -479,6 +480,8 @@ def fault_schedules(
     toxicity: float | Bound = 1.0,
     scenario: Scenario | str | None = None,
     scenario_dirs: Sequence[Path] = (),
+    swarm: bool = False,
+    extra: Sequence[FaultSpec] = (),
 ) -> st.SearchStrategy[FaultSchedule]:
     """Ordered fault schedules: between ``min_faults`` and ``max_faults`` faults drawn
     with :func:`faults` (same arguments), in the order they are applied. ``max_start_s``
@@ -492,6 +495,18 @@ def fault_schedules(
     value (``bounds`` overrides), its start from 0 to twice the scenario's, and its
     duration none or up to twice the scenario's. ``targets`` may then be a mapping that
     renames proxies (like the marker's ``targets={"db": "postgres"}``).
+
+    With ``swarm=True`` each example first enables a random subset of the fault types
+    and targets and draws its faults from those only (swarm testing, see
+    :mod:`pytest_rafael.swarm`). Off by default: measured on the planted-bug corpus it
+    concentrates faults on one proxy but finds cross-proxy combinations (A slow while B
+    down) later than the default slot per type (benchmarks/RESULTS.md).
+
+    ``extra`` adds faults of any other kind (``flood``, ``raise``, ``delay``,
+    ``disk_full``, ``dns_failure``, ``clock_skew``, a plugin's kind), for example
+    ``fault_from_dict({"kind": "raise", "target": "app.db:query", "error": "TimeoutError"})``:
+    each is drawn in or out like the others, with its own attributes and a drawn start
+    and duration.
 
     The first example Hypothesis tries is usually the empty schedule: the code must work
     without any fault before chaos can say anything about it.
@@ -510,18 +525,41 @@ def fault_schedules(
             max_start_s,
             max_duration_s,
         )
-    options = _fault_options(
-        targets if targets is not None else ("*",),
-        toxics,
-        stress,
-        down,
-        streams,
-        0.5 if max_start_s is None else max_start_s,
-        2.0 if max_duration_s is None else max_duration_s,
-        bounds,
-        toxicity,
-    )
-    return _schedule_of(options, min_faults, max_faults)
+    target_list = _check_targets(targets if targets is not None else ("*",))
+    start_limit = 0.5 if max_start_s is None else max_start_s
+    duration_limit = 2.0 if max_duration_s is None else max_duration_s
+    for fault in extra:
+        if not isinstance(fault, FaultSpec):
+            raise _fail(f"extra: expected FaultSpec values (see fault_from_dict), got {fault!r}")
+    timed_extra = [st.builds(_timed, st.just(f), _timing(start_limit, duration_limit))
+                   for f in extra]
+
+    def options_for(aimed_at: Sequence[str]) -> list[st.SearchStrategy[FaultSpec]]:
+        if not (toxics or stress or down or not extra):
+            return []
+        return _fault_options(
+            aimed_at,
+            toxics,
+            stress,
+            down,
+            streams,
+            start_limit,
+            duration_limit,
+            bounds,
+            toxicity,
+        )
+
+    if swarm:
+        from pytest_rafael.swarm import swarm_schedule_of
+
+        # Extra kinds aim at no proxy: like stressors, the same option on every target.
+        per_target = [[*options_for((target,)), *timed_extra] for target in target_list]
+        return swarm_schedule_of(per_target, min_faults, max_faults)
+    return _schedule_of([*options_for(target_list), *timed_extra], min_faults, max_faults)
+
+
+def _timed(fault: FaultSpec, timing: tuple[float, float | None]) -> FaultSpec:
+    return replace(fault, start_s=timing[0], duration_s=timing[1], every_s=None)
 
 
 def _schedule_of(
@@ -598,7 +636,7 @@ def _around_scenario(
         scenario = replace(
             scenario,
             faults=tuple(
-                f.retarget(mapping) if f.kind in ("toxic", "down") else f for f in scenario.faults
+                f.retarget(mapping) if f.aims_at_proxies else f for f in scenario.faults
             ),
         )
     for type_ in bounds or {}:
@@ -642,6 +680,10 @@ def _vary(
             ),
             start,
             duration,
+        )
+    if fault.kind not in ("toxic", "stress"):  # flood, in-process: the timing varies
+        return st.builds(
+            lambda s, d: replace(fault, start_s=s, duration_s=d, every_s=None), start, duration
         )
     type_ = str(fault.type)
     schema = _schema(fault.kind, type_)
@@ -766,3 +808,7 @@ def genomes(
         return Genome(module=module, generation=generation, genes=chosen, lineage=())
 
     return build()
+
+
+# Stateful chaos lives in its own module; exported here, where users look for strategies.
+from pytest_rafael.stateful import ChaosStateMachine  # noqa: E402

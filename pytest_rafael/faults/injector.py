@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from pytest_rafael.errors import RafaelError
 from pytest_rafael.faults.network import ProxyHandle, ToxiproxyControl
 from pytest_rafael.results import FaultRecord
-from pytest_rafael.scenarios import FaultSpec, Scenario
+from pytest_rafael.scenarios import INPROCESS_KINDS, FaultSpec, Scenario
 
 
-class FaultError(Exception):
+class FaultError(RafaelError):
     """A fault cannot be applied; one line naming the scenario and the fault."""
 
 
@@ -79,6 +80,30 @@ class _Stress:
         return dict(self.stressor.stop())
 
 
+def _flood(spec: FaultSpec, target: str, proxy: ProxyHandle | None) -> Revertible:
+    from pytest_rafael.faults.flood import FloodAddress, FloodError, parse_address, start_flood
+
+    try:
+        address = (FloodAddress(proxy.host, proxy.port) if proxy is not None
+                   else parse_address(spec.target))
+        # The child also stops by itself a little after the fault's end, should the
+        # parent be frozen; the injector stops it on time in any case.
+        max_s = spec.duration_s + 5.0 if spec.duration_s is not None else 3600.0
+        return start_flood(address, spec.attributes, target=target, max_s=max_s)
+    except FloodError as exc:
+        raise FaultError(f"{spec.source}: {exc}") from None
+
+
+def _in_process(spec: FaultSpec) -> Revertible:
+    from pytest_rafael.faults.inprocess import InProcessError, apply
+
+    try:
+        handle: Revertible = apply(spec.kind, spec.target, spec.attributes, spec.toxicity)
+    except InProcessError as exc:
+        raise FaultError(f"{spec.source}: {spec.kind} fault: {exc}") from None
+    return handle
+
+
 # A repeating fault stops being scheduled after this long: far beyond any test call, and
 # the events are generated lazily, so the bound costs nothing.
 _HORIZON_S = 24 * 3600.0
@@ -103,7 +128,7 @@ def _events(index: int, spec: FaultSpec) -> Iterator[tuple[float, bool, int]]:
 def resolve_targets(scenario: Scenario, proxies: Mapping[str, ProxyHandle]) -> None:
     """Fail early, with a clear message, when a network fault has nothing to hit."""
     for spec in scenario.faults:
-        if spec.kind not in ("toxic", "down"):
+        if not spec.aims_at_proxies:
             continue
         if spec.target == "*":
             if not proxies:
@@ -183,7 +208,7 @@ class FaultInjector:
                 return
             for index in sorted(self._active):
                 spec = self.scenario.faults[index]
-                if spec.kind in ("toxic", "down") and spec.target in ("*", name):
+                if spec.aims_at_proxies and spec.target in ("*", name):
                     self._apply(index, name)
 
     def stop(self) -> tuple[FaultRecord, ...]:
@@ -239,9 +264,11 @@ class FaultInjector:
             if self._stopping.is_set() and self._timer is not None:
                 return
             self._active.add(index)
-            if spec.kind in ("toxic", "down"):
+            if spec.aims_at_proxies:
                 targets = sorted(self.proxies) if spec.target == "*" else (
                     [spec.target] if spec.target in self.proxies else [])
+            elif spec.kind in ("flood", "raise", "delay"):
+                targets = [spec.target]
             else:
                 targets = [str(spec.type or spec.kind)]
             for target in targets:
@@ -272,6 +299,10 @@ class FaultInjector:
             return _Toxic(self.control, proxy, name, spec)
         if spec.kind == "stress":
             return _Stress(spec, self.stress_limits, self.workdir)
+        if spec.kind == "flood":
+            return _flood(spec, target, self.proxies.get(target) if spec.aims_at_proxies else None)
+        if spec.kind in INPROCESS_KINDS:
+            return _in_process(spec)
         handle = self.apply_custom(spec) if self.apply_custom else None
         if handle is None:
             raise FaultError(
@@ -288,7 +319,7 @@ class FaultInjector:
 
     def _record(self, applied: _Applied) -> FaultRecord:
         spec = applied.spec
-        network = spec.kind in ("toxic", "down")
+        network = spec.kind in ("toxic", "down", "raise", "delay")
         return FaultRecord(
             kind=spec.kind,
             target=applied.target,

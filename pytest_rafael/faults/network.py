@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from pytest_rafael.errors import RafaelError
+
 T = TypeVar("T")
 
 
-class ToxiproxyError(Exception):
+class ToxiproxyError(RafaelError):
     """A Toxiproxy control call failed or timed out; the message is one line."""
 
 
@@ -142,8 +144,9 @@ class ToxiproxyControl:
         raw = self._call("GET /version", lambda: APIConsumer.get("/version").content)
         return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
 
-    def create_proxy(self, name: str, upstream: str, *, unique_suffix: str = "") -> ProxyHandle:
-        server_name = f"{name}-{unique_suffix or uuid.uuid4().hex[:8]}"
+    def create_proxy(self, name: str, upstream: str, *, unique_suffix: str = "",
+                     server_name: str | None = None) -> ProxyHandle:
+        server_name = server_name or f"{name}-{unique_suffix or uuid.uuid4().hex[:8]}"
         if self.ports is None:
             proxy = self._create(server_name, upstream, f"{self.listen_host}:0")
         else:
@@ -186,6 +189,21 @@ class ToxiproxyControl:
             self._call(f"delete proxy {handle.server_name}", proxy.destroy)
             self._taken.discard(handle.port)
 
+    def proxy_names(self) -> list[str]:
+        """The names of every proxy on the server."""
+        from toxiproxy.api import APIConsumer
+
+        return sorted(self._call("GET /proxies", lambda: APIConsumer.get("/proxies").json()))
+
+    def delete_by_name(self, server_name: str) -> None:
+        """Delete a proxy this process did not create (one left by a dead run)."""
+        from urllib.parse import quote
+
+        from toxiproxy.api import APIConsumer
+
+        path = f"/proxies/{quote(server_name, safe='')}"
+        self._call(f"delete proxy {server_name}", lambda: APIConsumer.delete(path))
+
     def add_toxic(
         self,
         handle: ProxyHandle,
@@ -219,23 +237,28 @@ class ToxiproxyControl:
 _LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
-def check_upstream(upstream: str, allowed: Sequence[str]) -> None:
+def check_upstream(upstream: str, allowed: Sequence[str]) -> str:
     """Blast radius: a chaos proxy forwards to loopback only, unless the host is allowlisted.
 
-    Raises ValueError naming the upstream and the setting that would allow it.
+    Returns the upstream to give the server: a name is pinned to the loopback address it
+    was checked at, so that it cannot resolve elsewhere on a later connection (DNS
+    rebinding). An allowlisted host is trusted by name and returned as given. Raises
+    ValueError naming the upstream and the setting that would allow it.
     """
     host, sep, port = upstream.rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port.isdigit():
-        raise ValueError(f"upstream {upstream!r} is not host:port")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"upstream {upstream!r} is not host:port (port 1 to 65535)")
     if host in allowed:
-        return
+        return upstream
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, int(port))}
-    except socket.gaierror as exc:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
         raise ValueError(f"upstream {upstream!r}: cannot resolve {host!r}: {exc}") from None
-    if all(ipaddress.ip_address(str(a).split("%")[0]).is_loopback for a in addresses):
-        return
+    addresses = [str(info[4][0]).split("%")[0] for info in infos]
+    if addresses and all(ipaddress.ip_address(a).is_loopback for a in addresses):
+        pinned = addresses[0]
+        return f"[{pinned}]:{port}" if ":" in pinned else f"{pinned}:{port}"
     raise ValueError(
         f"upstream {upstream!r} is not a loopback address; chaos proxies only reach "
         f"loopback unless the host is listed in rafael_allowed_targets"

@@ -41,6 +41,8 @@ from typing import Any
 
 import psutil
 
+from pytest_rafael.errors import RafaelError
+
 __all__ = [
     "KINDS",
     "StressError",
@@ -58,7 +60,7 @@ _DISK_FREE_SHARE = 0.5
 _REAP_TIMEOUT_S = 10.0
 
 
-class StressError(Exception):
+class StressError(RafaelError):
     """A stressor was refused or could not be started. ``str()`` is one line."""
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +13,6 @@ from pytest_rafael.genome.file import GenomeFileError, load_genome_file
 from pytest_rafael.genome.genome import Genome
 from pytest_rafael.genome.state import engine_states, load_engine_state
 
-DEFAULT_FILE = "rafael.genome.yaml"
-DEFAULT_STORE = ".rafael/rafael.db"
-
 
 def _error(message: str, exit_code: int = 2) -> Exception:
     from pytest_rafael.cli import CommandError
@@ -23,7 +20,7 @@ def _error(message: str, exit_code: int = 2) -> Exception:
     return CommandError(message, exit_code)
 
 
-def _load(path: str) -> dict[str, Genome]:
+def _load(path: str | Path) -> dict[str, Genome]:
     try:
         return load_genome_file(path)
     except GenomeFileError as exc:
@@ -43,11 +40,14 @@ def _show_text(g: Genome) -> list[str]:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    genomes = _load(args.file)
+    from pytest_rafael.cli import resolve_settings
+
+    resolve_settings(args)  # the option table's values for unset flags
+    genomes = _load(args.genome_file)
     if args.module:
         if args.module not in genomes:
             known = ", ".join(sorted(genomes)) or "none"
-            raise _error(f"{args.file}: no module {args.module!r} (modules: {known})", 1)
+            raise _error(f"{args.genome_file}: no module {args.module!r} (modules: {known})", 1)
         genomes = {args.module: genomes[args.module]}
     if args.json:
         print(
@@ -59,7 +59,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         )
         return 0
     if not genomes:
-        print(f"{args.file}: no genomes (every @antifragile module runs bare)")
+        print(f"{args.genome_file}: no genomes (every @antifragile module runs bare)")
         return 0
     out: list[str] = []
     for module in sorted(genomes):
@@ -97,7 +97,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def _best_from_store(
-    store_path: str, module: str, baseline: Genome, key: str | None, force: bool
+    store_path: Path, module: str, baseline: Genome, key: str | None, force: bool
 ) -> tuple[Genome, str]:
     from pytest_rafael.store import Store, StoreError, is_store_url
 
@@ -134,7 +134,10 @@ def _best_from_store(
 
 
 def cmd_adopt(args: argparse.Namespace) -> int:
-    genomes = _load(args.file)
+    from pytest_rafael.cli import resolve_settings
+
+    resolve_settings(args)  # the option table's values for unset flags
+    genomes = _load(args.genome_file)
     current = genomes.get(args.module, Genome(args.module))
     if args.source:
         source = _load(args.source)
@@ -160,30 +163,31 @@ def cmd_adopt(args: argparse.Namespace) -> int:
 def _propose(args: argparse.Namespace, current: Genome, adopted: Genome, why: str) -> int:
     """The genome file changes only through the guardian: this files a proposal, which
     the approval policy adopts at once (low impact, by default) or leaves for approvers."""
-    from pytest_rafael.guardian import Guardian, GuardianError
-    from pytest_rafael.guardian.audit import AuditChainError
-    from pytest_rafael.guardian.config import GuardianConfigError
+    from pytest_rafael.errors import RafaelError
+    from pytest_rafael.guardian import Guardian
     from pytest_rafael.guardian.policy import PolicyError
     from pytest_rafael.guardian.project import find_project_root
-    from pytest_rafael.store import Store, StoreError
+    from pytest_rafael.store import Store
 
     try:
         with Store(args.store) as store:
             # The policy comes from the project root, as for the plugin and the
             # guardian's own commands.
-            guardian = Guardian.open(store, find_project_root(), Path(args.file).resolve())
+            guardian = Guardian.open(store, find_project_root(), Path(args.genome_file).resolve())
             proposal = guardian.propose(
-                args.module, current.to_dict(), adopted.to_dict(),
+                args.module,
+                current.to_dict(),
+                adopted.to_dict(),
                 {"source": "rafael genome adopt", "reason": why, "tests": []},
             )
             gaps = guardian.pending_requirements(proposal)
-    except (StoreError, GuardianError, GuardianConfigError, AuditChainError) as exc:
-        raise _error(str(exc), 2) from None
-    except PolicyError as exc:
+    except PolicyError as exc:  # refused by the policy: a failed check
         raise _error(str(exc), 1) from None
+    except RafaelError as exc:
+        raise _error(str(exc), 2) from None
     print(f"proposal {proposal.id}: impact {proposal.impact}, {proposal.status}")
     if proposal.status == "adopted":
-        print(f"wrote {args.file}")
+        print(f"wrote {args.genome_file}")
         return 0
     for gap in gaps:
         print(f"  needs: {gap}")
@@ -191,10 +195,37 @@ def _propose(args: argparse.Namespace, current: Genome, adopted: Genome, why: st
     return 0
 
 
+class _OldSpelling(argparse.Action):
+    """``--file``, the old spelling of ``--genome``: still works, with a note."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"{parser.prog}: {option_string} is deprecated, use --genome", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _add_genome_file(p: argparse.ArgumentParser) -> None:
+    from pytest_rafael.cli import add_setting
+
+    # One name for the file across `rafael genome` (the guardian's commands always said
+    # --genome); --file keeps old scripts working.
+    add_setting(p, "genome_file", "--genome", help="genome file")
+    p.add_argument(
+        "--file", dest="genome_file", type=Path, action=_OldSpelling, help=argparse.SUPPRESS
+    )
+
+
 def register(sub: Any, group: argparse.ArgumentParser) -> None:
+    from pytest_rafael.cli import add_setting
+
     p = sub.add_parser("show", help="print the adopted genome of each module")
     p.add_argument("module", nargs="?", help="only this module")
-    p.add_argument("--file", default=DEFAULT_FILE, help=f"genome file (default {DEFAULT_FILE})")
+    _add_genome_file(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_show)
 
@@ -210,13 +241,8 @@ def register(sub: Any, group: argparse.ArgumentParser) -> None:
         help="write a module's best evolved genome (or one from another file) to the file",
     )
     p.add_argument("module", help="the module to adopt a genome for")
-    p.add_argument("--file", default=DEFAULT_FILE, help=f"genome file (default {DEFAULT_FILE})")
-    p.add_argument(
-        "--store",
-        default=os.environ.get("RAFAEL_STORE", DEFAULT_STORE),
-        help=f"rafael store: a file or a postgresql:// URL (default $RAFAEL_STORE, else "
-        f"{DEFAULT_STORE})",
-    )
+    _add_genome_file(p)
+    add_setting(p, "store", "--store", help="rafael store: a file or a postgresql:// URL")
     p.add_argument("--key", help="one '<nodeid>::<scenario>' evolution (default: the best)")
     p.add_argument("--from", dest="source", metavar="FILE", help="take the genome from FILE")
     p.add_argument(

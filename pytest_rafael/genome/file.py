@@ -7,10 +7,8 @@ half of it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +16,12 @@ from typing import Any
 
 import yaml
 
+from pytest_rafael import yaml_limits
+from pytest_rafael.atomic import atomic_write
+from pytest_rafael.errors import RafaelError
 from pytest_rafael.genome.genes import GenomeError
 from pytest_rafael.genome.genome import Genome
-from pytest_rafael.yaml_nodes import is_mapping, is_scalar
+from pytest_rafael.yaml_nodes import KeyLines, is_mapping
 
 HEADER = (
     "# rafael.genome.yaml: the adopted resilience genome of each module, read by\n"
@@ -39,7 +40,7 @@ _ANCHOR = re.compile(
 )
 
 
-class GenomeFileError(ValueError):
+class GenomeFileError(RafaelError, ValueError):
     """The genome file cannot be read or does not validate; one line, ``path:line: ...``."""
 
 
@@ -82,22 +83,6 @@ def read_anchor(path: str | os.PathLike[str]) -> AuditAnchor | None:
     return parse_anchor(text, str(p))
 
 
-def _line_of(root: yaml.Node | None, parts: list[str]) -> int | None:
-    """1-based line of the node at ``parts`` (mapping keys), or of its deepest ancestor."""
-    node, line = root, (root.start_mark.line + 1 if root is not None else None)
-    for part in parts:
-        if not is_mapping(node):
-            break
-        for key, value in node.value:
-            if is_scalar(key) and key.value == part:
-                line = key.start_mark.line + 1
-                node = value
-                break
-        else:
-            break
-    return line
-
-
 def load_genome_file(path: str | os.PathLike[str]) -> dict[str, Genome]:
     """Every module's genome in the file; a missing file is an empty mapping."""
     p = Path(path)
@@ -105,20 +90,22 @@ def load_genome_file(path: str | os.PathLike[str]) -> dict[str, Genome]:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GenomeFileError(f"{p}: cannot read: {exc}") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise GenomeFileError(f"{p}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+                              f"at offset {exc.start})") from None
+    except IsADirectoryError:
+        raise GenomeFileError(f"{p}: is a folder, not a genome file") from None
+    except OSError as exc:
+        raise GenomeFileError(f"{p}: cannot read: {exc.strerror or exc}") from None
     return parse_genome_text(text, str(p))
 
 
 def parse_genome_text(text: str, source: str = "<genome>") -> dict[str, Genome]:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"{mark.line + 1}:" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise GenomeFileError(f"{source}:{line} invalid YAML: {problem}") from None
+        data, root = yaml_limits.load(text)
+    except yaml_limits.YamlInputError as exc:
+        raise GenomeFileError(f"{source}:{exc.line}: invalid YAML: {exc.problem}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -137,16 +124,16 @@ def parse_genome_text(text: str, source: str = "<genome>") -> dict[str, Genome]:
     for module, section in data.items():
         if not isinstance(module, str):
             raise GenomeFileError(
-                f"{source}:{_line_of(root, [])}: module names must be strings, got {module!r}"
+                f"{source}:{KeyLines(root).line(())}: module names must be strings, got {module!r}"
             )
         try:
             genomes[module] = Genome.from_dict(module, section)
         except GenomeError as exc:
             msg = str(exc)
-            field, _, problem = msg.partition(": ")
+            field = msg.partition(": ")[0]
             rel = field[len(module) + 1 :] if field.startswith(module + ".") else ""
             parts = [module, *(rel.split(".") if rel else [])]
-            raise GenomeFileError(f"{source}:{_line_of(root, parts)}: {msg}") from None
+            raise GenomeFileError(f"{source}:{KeyLines(root).line(parts)}: {msg}") from None
     return genomes
 
 
@@ -192,31 +179,5 @@ def write_genome_file(
     ):
         raise GenomeFileError(f"{p}: internal error: the written genome does not read back")
     p.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = p.stat().st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, p)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(p.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
+    # Durable: the genome file is the record of an adoption; it keeps its permissions.
+    atomic_write(p, text, durable=True)

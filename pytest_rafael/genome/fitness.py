@@ -6,7 +6,9 @@ The outcome comes first. A failed iteration scores 0; a passed one scores
 failure above any pass. ``quality = success_rate * weighted mean of the terms``
 (success_rate, recovery_speed, resource_efficiency, speed; default weights 0.6 / 0.2 /
 0.2 / 0.2), each term in [0, 1]: the success rate also scales the rest, so a genome that
-lost most of its calls cannot make up for it by being quick or thrifty. Extra terms from
+lost most of its calls cannot make up for it by being quick or thrifty. A pass more than
+ten times slower than its no-fault run is scaled down too (:func:`slowdown_factor`).
+Extra terms from
 the ``pytest_rafael_fitness_terms`` hook join the weighted mean with their own weights.
 The exact definitions are in docs/genome.md and in the functions below.
 """
@@ -25,6 +27,10 @@ DEFAULT_WEIGHTS: tuple[float, float, float, float] = (0.6, 0.2, 0.2, 0.2)
 TERMS = ("success_rate", "recovery_speed", "resource_efficiency", "speed")
 # The least a passed iteration scores; a failed one scores 0. Any pass outranks any failure.
 PASS_FLOOR = 0.1
+# Up to this slowdown against the no-fault run, speed is one weighted term among others.
+# Beyond it the test is no longer the same service to its users, and the quality is
+# scaled by sqrt(TOLERANCE x speed): 100x slower keeps about 0.3 of it, 29x about 0.6.
+SLOWDOWN_TOLERANCE = 10.0
 # Slack added to both durations in the speed term: a 5 ms test that takes 15 ms has not
 # become three times worse in any way a user would notice.
 SPEED_SLACK_S = 0.05
@@ -298,8 +304,17 @@ def score_of(m: Measurement, terms: Mapping[str, float],
         return 0.0
     total = sum(weights[name] for name in terms)
     mean = sum(weights[name] * v for name, v in terms.items()) / total if total > 0 else 1.0
-    quality = terms["success_rate"] * mean
+    quality = terms["success_rate"] * mean * slowdown_factor(terms.get("speed"))
     return min(1.0, max(0.0, PASS_FLOOR + (1.0 - PASS_FLOOR) * quality))
+
+
+def slowdown_factor(kept: float | None) -> float:
+    """1 up to :data:`SLOWDOWN_TOLERANCE` times slower than the no-fault run (or with no
+    reference), then ``sqrt(SLOWDOWN_TOLERANCE * speed)``: a pass that took 100 times
+    as long cannot score like one that stayed fast, whatever its other terms say."""
+    if kept is None:
+        return 1.0
+    return math.sqrt(min(1.0, max(0.0, SLOWDOWN_TOLERANCE * kept)))
 
 
 def evaluate(

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from pytest_rafael.errors import RafaelError
+
 # Exception names in `on:` lists: a builtin name (`ConnectionError`) or a dotted path
 # (`requests.exceptions.ConnectionError`). Resolved only by the runtime, so that
 # validating a genome file never imports user code.
@@ -23,7 +25,7 @@ _DOTTED = re.compile(
 )
 
 
-class GenomeError(ValueError):
+class GenomeError(RafaelError, ValueError):
     """A genome or gene does not validate; the message is one line naming the field."""
 
 

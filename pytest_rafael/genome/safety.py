@@ -50,10 +50,18 @@ class Safety:
         if self.idempotent is not True:
             safe = tuple(name for name in params["on"] if name in SAFE_RETRY_ON)
             params["on"] = safe or (NOT_DELIVERED,)
-        params = cap_retry_time(params, _attempt_time(genome, attempt_s), self.max_retry_time_s)
-        if params == dict(retry.params):
+        genes = dict(genome.genes)
+        timeout = genes.get("timeout")
+        if timeout is not None and params["max_attempts"] >= 2:
+            shorter = _timeout_for_two_attempts(params, float(timeout["seconds"]), attempt_s,
+                                                self.max_retry_time_s)
+            if shorter is not None:
+                genes["timeout"] = make_gene("timeout", {**timeout.params, "seconds": shorter})
+        params = cap_retry_time(params, _attempt_time(genome.with_genes(genes), attempt_s),
+                                self.max_retry_time_s)
+        if params == dict(retry.params) and genes == dict(genome.genes):
             return genome
-        return genome.with_genes({**genome.genes, "retry": make_gene("retry", params)})
+        return genome.with_genes({**genes, "retry": make_gene("retry", params)})
 
     def allows(self, genome: Genome, attempt_s: float = 0.0) -> bool:
         return self.apply(genome, attempt_s).id == genome.id
@@ -62,6 +70,24 @@ class Safety:
         """Parameters a newly added retry gene starts from: every error for a module
         declared idempotent, the catalog's safe default otherwise."""
         return {"on": ["Exception"]} if self.idempotent is True else {}
+
+
+def _timeout_for_two_attempts(params: dict[str, Any], timeout_s: float, observed_s: float,
+                              limit_s: float) -> float | None:
+    """A shorter per-attempt timeout that lets a retry make its second attempt within
+    ``limit_s``, or None when the current one already does (or none can). Capping the
+    attempts instead would leave a retry of one attempt, which retries nothing: a 30 s
+    timeout under a 30 s cap would make every retry candidate a no-op. Never below twice
+    the slowest call seen to succeed, so that calls that worked keep working."""
+    two = {**params, "max_attempts": 2}
+    if worst_case_s(two, timeout_s) <= limit_s:
+        return None
+    delay = worst_case_s(two, 0.0)
+    floor = max(2.0 * observed_s, float(spec_of("timeout", "seconds").low or 0.0))
+    fit = (limit_s - delay) / 2.0
+    if fit < floor:
+        return None
+    return round(fit, 3)
 
 
 def _attempt_time(genome: Genome, observed_s: float) -> float:

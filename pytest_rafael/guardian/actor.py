@@ -24,6 +24,8 @@ import os
 import unicodedata
 from collections.abc import Mapping
 
+from pytest_rafael.errors import RafaelError
+
 # Environment variables CI systems set to the user who triggered the pipeline.
 CI_ACTOR_VARS: tuple[str, ...] = (
     "GITHUB_ACTOR",  # GitHub Actions
@@ -102,7 +104,7 @@ _CONFUSABLES: dict[str, str] = {
 _SCRIPT_GROUPS = {"HIRAGANA": "CJK", "KATAKANA": "CJK", "CJK": "CJK", "HANGUL": "CJK"}
 
 
-class ActorError(ValueError):
+class ActorError(RafaelError, ValueError):
     """A name that cannot be recorded (control characters, mixed scripts, empty)."""
 
 

@@ -36,6 +36,7 @@ from datetime import datetime, timezone
 from json.encoder import encode_basestring
 from typing import Any
 
+from pytest_rafael.errors import RafaelError
 from pytest_rafael.store import Store
 
 GENESIS_HASH = "0" * 64
@@ -508,5 +509,5 @@ def _plain_cursor(conn: sqlite3.Connection) -> sqlite3.Cursor:
     return cur
 
 
-class AuditChainError(RuntimeError):
+class AuditChainError(RafaelError, RuntimeError):
     """The chain cannot be extended because it is already broken."""

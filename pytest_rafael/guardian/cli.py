@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pytest_rafael import __version__
-from pytest_rafael.cli import CommandError
+from pytest_rafael.cli import CommandError, resolve_settings
 from pytest_rafael.guardian.audit import AuditEntry, AuditLog, audit_key_from_env
 from pytest_rafael.guardian.cli_common import (
     add_genome_option,
     add_project_root_option,
     add_store_option,
     genome_path,
+    given_genome,
     load_config,
     open_store,
     project_root,
@@ -72,21 +73,17 @@ def register(sub: argparse._SubParsersAction[Any], group: argparse.ArgumentParse
         help="one framework (repeatable; default: all)",
     )
     add_project_root_option(p)
-    p.add_argument(
-        "--genome",
-        metavar="PATH",
-        help="genome file to check against the adoptions (default: rafael.genome.yaml "
-        "or $RAFAEL_GENOME_FILE, when it exists)",
-    )
+    add_genome_option(p)
     p.add_argument("--json", action="store_true", help="print the controls as JSON")
     p.set_defaults(func=cmd_compliance)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    resolve_settings(args)  # the option table's values for unset flags
     root = project_root(args)
     config = load_config(root)
     signers = allowed_signers_path(root, config.allowed_signers)
-    genome, _ = genome_path(args.genome, root)
+    genome, _ = genome_path(given_genome(args), root)
     with store_errors(args.store), open_store(args.store, readonly=True) as store:
         result = verify_integrity(store, audit_key_from_env(), genome, signers)
         if result.ok:
@@ -151,6 +148,7 @@ def _check_results_heads(store: Any, files: list[str], result: Any) -> Any:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    resolve_settings(args)  # the option table's values for unset flags
     with store_errors(args.store), open_store(args.store, readonly=True) as store:
         log = AuditLog(store, audit_key_from_env())
         result = log.verify()
@@ -174,6 +172,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_compliance(args: argparse.Namespace) -> int:
+    resolve_settings(args)  # the option table's values for unset flags
     root = project_root(args)
     config = load_config(root)
     with store_errors(args.store), open_store(args.store, readonly=True) as store:
@@ -182,7 +181,7 @@ def cmd_compliance(args: argparse.Namespace) -> int:
             config,
             audit_key_from_env(),
             args.framework,
-            _genome_to_check(*genome_path(args.genome, root), store),
+            _genome_to_check(*genome_path(given_genome(args), root), store),
             allowed_signers=allowed_signers_path(root, config.allowed_signers),
         )
     if args.json:

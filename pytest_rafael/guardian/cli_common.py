@@ -4,57 +4,46 @@ guardian commands."""
 from __future__ import annotations
 
 import argparse
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pytest_rafael.cli import CommandError
+from pytest_rafael import settings
+from pytest_rafael.cli import CommandError, add_setting
 from pytest_rafael.guardian.config import GuardianConfig
 from pytest_rafael.store import Store, StoreError, is_store_url, store_label
 
-DEFAULT_STORE = ".rafael/rafael.db"
-DEFAULT_GENOME = "rafael.genome.yaml"
-
 
 def add_store_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--store",
-        metavar="PATH|URL",
-        default=os.environ.get("RAFAEL_STORE", DEFAULT_STORE),
-        help="the rafael store: an SQLite file or a postgresql://user@host:port/db URL "
-        f"(default: $RAFAEL_STORE, else {DEFAULT_STORE})",
+    add_setting(
+        p, "store", "--store",
+        help="the rafael store: an SQLite file or a postgresql://user@host:port/db URL",
     )
 
 
 def add_genome_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
+    add_setting(
+        p,
+        "genome_file",
         "--genome",
-        metavar="PATH",
-        default=None,
-        help="the genome file adoptions write and the audit anchor is read from (default: "
-        "$RAFAEL_GENOME_FILE, else rafael_genome_file of the project's pytest "
-        f"configuration, else {DEFAULT_GENOME})",
+        help="the genome file adoptions write and the audit anchor is read from",
     )
 
 
-def genome_path(given: str | None, root: Path) -> tuple[Path, bool]:
-    """The genome file a command works on, and whether it was named explicitly: ``given``
-    (``--genome``), ``$RAFAEL_GENOME_FILE``, the project's ``rafael_genome_file`` (as the
-    plugin reads it, relative to the project root), else ``rafael.genome.yaml``."""
-    from pytest_rafael.guardian.project import pytest_ini_value
-
+def genome_path(given: str | Path | None, root: Path) -> tuple[Path, bool]:
+    """The genome file a command works on, and whether it was named explicitly: from the
+    option table (``given`` by ``--genome``, ``$RAFAEL_GENOME_FILE``, the project's
+    ``rafael_genome_file`` read as the plugin reads it from ``root``, else
+    ``rafael.genome.yaml``)."""
     if given:
         return Path(given), True
-    env = os.environ.get("RAFAEL_GENOME_FILE")
-    if env:
-        return Path(env), False
-    configured = pytest_ini_value(root, "rafael_genome_file")
-    if configured and configured.strip():
-        path = Path(configured.strip())
-        return (path if path.is_absolute() else root / path), False
-    return Path(DEFAULT_GENOME), False
+    return Path(settings.command_value("genome_file", cwd=root)), False
+
+
+def given_genome(args: argparse.Namespace) -> Path | None:
+    """``--genome`` as given on the command line (None when left to the defaults)."""
+    return Path(args.genome_file) if args.genome_file_given else None
 
 
 def add_project_root_option(p: argparse.ArgumentParser) -> None:
@@ -88,7 +77,7 @@ def load_config(root: Path) -> GuardianConfig:
 
 
 @contextmanager
-def store_errors(path: str) -> Iterator[None]:
+def store_errors(path: str | Path) -> Iterator[None]:
     """A database error mid-command (locked past the busy timeout, a corrupt page) is a
     one-line failure naming the store, not a traceback."""
     try:
@@ -99,7 +88,7 @@ def store_errors(path: str) -> Iterator[None]:
         raise CommandError(str(exc).splitlines()[0], 1) from None
 
 
-def open_store(path: str, readonly: bool = False) -> Store:
+def open_store(path: str | Path, readonly: bool = False) -> Store:
     """Open an existing store; a missing or unreadable one is a one-line usage error.
     ``readonly``: never write to it (commands that only read work on a read-only file)."""
     target: Path | str = path if is_store_url(path) else Path(path)

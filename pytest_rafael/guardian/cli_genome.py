@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pytest_rafael.cli import CommandError
+from pytest_rafael.cli import CommandError, resolve_settings
 from pytest_rafael.guardian.actor import same_actor
 from pytest_rafael.guardian.audit import AuditChainError
 from pytest_rafael.guardian.cli_common import (
@@ -23,6 +23,7 @@ from pytest_rafael.guardian.cli_common import (
     add_project_root_option,
     add_store_option,
     genome_path,
+    given_genome,
     open_store,
     project_root,
 )
@@ -83,6 +84,7 @@ def register(sub: argparse._SubParsersAction[Any], group: argparse.ArgumentParse
 
 @contextmanager
 def _guardian(args: argparse.Namespace, readonly: bool = False) -> Iterator[Guardian]:
+    resolve_settings(args)  # the option table's values for unset flags
     # The policy is read from the project root (the nearest pyproject.toml, pytest.ini,
     # tox.ini or setup.cfg upward, or --project-root), as the plugin does: never from
     # the genome file's folder.
@@ -90,7 +92,7 @@ def _guardian(args: argparse.Namespace, readonly: bool = False) -> Iterator[Guar
     store = open_store(args.store, readonly=readonly)
     try:
         try:
-            genome, _ = genome_path(args.genome, root)
+            genome, _ = genome_path(given_genome(args), root)
             g = Guardian.open(store, root, genome.resolve())
         except (GuardianConfigError, GuardianError, StoreError) as exc:
             raise CommandError(str(exc).splitlines()[0]) from None
@@ -112,8 +114,13 @@ def _guardian(args: argparse.Namespace, readonly: bool = False) -> Iterator[Guar
         store.close()
 
 
-def _line(p: Proposal) -> str:
-    people = ", ".join(a.by for a in p.approvals) or "-"
+def _line(p: Proposal, verified: list[Any] | None = None) -> str:
+    """One line per proposal. With ``verified`` (the approvals whose signatures verify),
+    any other approval row is marked: a name in the store is not an approval."""
+    people = ", ".join(
+        a.by if verified is None or a in verified else f"{a.by} (UNVERIFIED)"
+        for a in p.approvals
+    ) or "-"
     return (
         f"{p.id}  {p.module:<16} {p.impact:<8} {p.status:<8} by {p.author:<12} approvals: {people}"
     )
@@ -134,15 +141,24 @@ def _show(g: Guardian, p: Proposal) -> tuple[list[str], bool]:
     from pytest_rafael.genome.file import GenomeFileError, load_genome_file
     from pytest_rafael.genome.genome import Genome
 
-    out = [_line(p)]
     intact = True
+    notes = []
+    verified: list[Any] = []
     try:
-        g.filed_binding(p)
+        verified = _verified(g, p, g.filed_binding(p))
     except AuditChainError as exc:
         intact = False
-        out.append(f"  WARNING: {exc}")
+        notes.append(f"  WARNING: {exc}")
     except PolicyError as exc:
-        out.append(f"  note: {exc}")
+        notes.append(f"  note: {exc}")
+    forged = [a for a in p.approvals if a.signed and a not in verified]
+    if forged:
+        intact = False
+        notes.append(
+            f"  WARNING: {len(forged)} approval row(s) do not verify against "
+            f"{g.allowed_signers}: they do not count (see `rafael audit verify`)"
+        )
+    out = [_line(p, verified), *notes]
     for r in p.reasons:
         out.append(f"  reason: {r}")
     if p.status == "pending":
@@ -150,7 +166,12 @@ def _show(g: Guardian, p: Proposal) -> tuple[list[str], bool]:
             out.append(f"  needs: {gap}")
     for a in p.approvals:
         role = f" as {a.role}" if a.role else ""
-        key = f" (key {a.fingerprint})" if a.fingerprint else " (unsigned: does not count)"
+        if not a.fingerprint:
+            key = " (unsigned: does not count)"
+        elif a in verified:
+            key = f" (key {a.fingerprint}, signature verified)"
+        else:
+            key = f" (key {a.fingerprint}: signature does NOT verify, does not count)"
         out.append(f"  approved by {a.by}{role}{key} at {a.at}: {a.reason}")
     if p.decision_reason:
         out.append(f"  decision: {p.decision_reason}")
@@ -196,8 +217,20 @@ def cmd_proposals(args: argparse.Namespace) -> int:
             print("no proposals")
         else:
             for p in proposals:
-                print(_line(p))
+                try:
+                    print(_line(p, _verified(g, p, g.filed_binding(p))))
+                except (AuditChainError, PolicyError):
+                    print(_line(p, []))
     return 0
+
+
+def _verified(g: Guardian, p: Proposal, bound: Mapping[str, Any]) -> list[Any]:
+    """The approvals of ``p`` whose signatures verify over what was filed."""
+    from pytest_rafael.guardian.decisions import verified_approvals
+
+    if not p.approvals or not g.allowed_signers.is_file():
+        return []
+    return verified_approvals(g.allowed_signers, p.approvals, bound)
 
 
 def _signing_key(g: Guardian, given: str | None) -> Path:
@@ -219,7 +252,9 @@ def cmd_approve(args: argparse.Namespace) -> int:
             # record an approval in another person's name.
             raise PolicyError(
                 f"{g.actor!r} is the author of proposal {args.id} and cannot "
-                f"record approvals for it, in any name"
+                f"record approvals for it, in any name (the acting user comes from "
+                f"$RAFAEL_ACTOR, else the login name: a reviewer on the same machine sets "
+                f"RAFAEL_ACTOR to their own name; the signature is what proves who they are)"
             )
         key = _signing_key(g, args.key)
         p = g.approve(args.id, args.by, args.role, args.reason, key=key)

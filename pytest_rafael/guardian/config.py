@@ -38,6 +38,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from pytest_rafael.errors import RafaelError
+
 LEVELS: tuple[str, ...] = ("low", "medium", "high", "critical")
 
 DEFAULT_APPROVALS: Mapping[str, int] = MappingProxyType(
@@ -46,7 +48,7 @@ DEFAULT_APPROVALS: Mapping[str, int] = MappingProxyType(
 INI_FILES: tuple[str, ...] = ("pytest.ini", "tox.ini", "setup.cfg")
 
 
-class GuardianConfigError(ValueError):
+class GuardianConfigError(RafaelError, ValueError):
     """The guardian configuration is invalid; the message names file and key."""
 
 

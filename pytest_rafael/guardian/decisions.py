@@ -111,14 +111,14 @@ def verified_approvals(
     allowed_signers: Path,
     approvals: tuple[Approval, ...],
     bound: Mapping[str, Any],
-    fresh: Approval,
+    fresh: Approval | None = None,
 ) -> list[Approval]:
     """The approvals whose signatures verify over ``bound``, by the key they name, at
     the time they were made (``fresh`` was verified a moment ago). Verified before they
     are counted, so a forged row cannot crowd out a genuine one."""
     out: list[Approval] = []
     for a in approvals:
-        if a == fresh:
+        if fresh is not None and a == fresh:
             out.append(a)
             continue
         if not a.signed:

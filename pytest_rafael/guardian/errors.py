@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pytest_rafael.errors import RafaelError
 
-class GuardianError(Exception):
+
+class GuardianError(RafaelError):
     """Bad input to the guardian (unknown proposal, invalid genome, unreadable file)."""

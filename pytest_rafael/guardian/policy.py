@@ -15,11 +15,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_rafael.errors import RafaelError
 from pytest_rafael.guardian.actor import ActorError, check_name, same_actor, skeleton
 from pytest_rafael.guardian.config import GuardianConfig
 
 
-class PolicyError(Exception):
+class PolicyError(RafaelError):
     """An approval or decision the policy refuses; the message says which rule."""
 
 

@@ -14,10 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pytest_rafael.errors import RafaelError
+
 MARKERS: tuple[str, ...] = ("pyproject.toml", "pytest.ini", "tox.ini", "setup.cfg")
 
 
-class ProjectRootError(ValueError):
+class ProjectRootError(RafaelError, ValueError):
     """``--project-root`` names a folder that does not exist."""
 
 

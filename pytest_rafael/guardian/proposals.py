@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from pytest_rafael.errors import RafaelError
 from pytest_rafael.guardian.policy import Approval
 
 STATUSES: tuple[str, ...] = ("pending", "approved", "rejected", "adopted", "superseded")
@@ -128,7 +129,7 @@ def binding_differences(recorded: Mapping[str, Any], current: Mapping[str, Any])
     return [name for key, name in names.items() if recorded.get(key) != current.get(key)]
 
 
-class ProposalNotFound(LookupError):
+class ProposalNotFound(RafaelError, LookupError):
     """No proposal has that id (or the prefix is ambiguous)."""
 
 

@@ -5,31 +5,21 @@ merged report, gate and ``results.json`` for every shard of a CI run."""
 from __future__ import annotations
 
 import argparse
-import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-from pytest_rafael.cli import CommandError
+from pytest_rafael.cli import CommandError, add_setting, resolve_settings
 from pytest_rafael.report.history import history_from_store, load_run
 from pytest_rafael.store import Store, StoreError, is_store_url, store_label
 
 
 def register(sub: Any, group: argparse.ArgumentParser) -> None:
     # `rafael report` is a command by itself: arguments go on the group, no subcommands.
-    group.add_argument(
-        "--store",
-        metavar="PATH|URL",
-        default=os.environ.get("RAFAEL_STORE", ".rafael/rafael.db"),
-        help="the rafael store: an SQLite file or a postgresql:// URL (default: "
-        "$RAFAEL_STORE or .rafael/rafael.db)",
+    add_setting(
+        group, "store", "--store", help="the rafael store: an SQLite file or a postgresql:// URL"
     )
-    group.add_argument(
-        "--out",
-        type=Path,
-        default=Path(os.environ.get("RAFAEL_REPORT_DIR", "reports")),
-        help="folder for the report files (default: $RAFAEL_REPORT_DIR or reports)",
-    )
+    add_setting(group, "report_dir", "--out", dest="out", help="folder for the report files")
     which = group.add_mutually_exclusive_group()
     which.add_argument(
         "--run",
@@ -77,6 +67,7 @@ def _load(
 
 
 def run(args: argparse.Namespace) -> int:
+    resolve_settings(args)  # the option table's values for unset flags
     from pytest_rafael.report.writer import write_reports
 
     target = _target(str(args.store))

@@ -18,6 +18,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from pytest_rafael.paths import coverage_of
 from pytest_rafael.report.charts import Series, line_chart
 from pytest_rafael.report.history import MAX_HISTORY_RUNS
 from pytest_rafael.report.lessons import Lesson, build_lessons
@@ -117,6 +118,7 @@ class MatrixCell:
     css: str
     anchor: str | None
     title: str
+    gaps: tuple[str, ...] = ()  # resilience paths never run, sometimes/always findings
 
 
 @dataclass(frozen=True)
@@ -338,6 +340,7 @@ def _matrix(results: Mapping[str, Any]) -> Matrix:
         nodeid, scenario = test_key(test)
         best, rate = best_fitness(test), success_rate(test)
         shipped = shipped_fitness(test)
+        gaps = coverage_of(test.get("iterations") or ()).gaps
         rows.setdefault(nodeid, {})[scenario] = MatrixCell(
             text=fmt_num(shipped),
             css=fitness_class(shipped),
@@ -346,7 +349,9 @@ def _matrix(results: Mapping[str, Any]) -> Matrix:
                 f"{nodeid} under {scenario}: shipped genome {fmt_num(shipped)} "
                 f"(n={test.get('baseline_n', '?')}), best candidate {fmt_num(best)}, "
                 f"success {_pct(rate)}"
+                + (f"; never ran: {', '.join(gaps)}" if gaps else "")
             ),
+            gaps=gaps,
         )
     items = list(rows.items())
     shown = items[:MAX_MATRIX_ROWS]
@@ -471,6 +476,9 @@ def build_context(
         "chaos": bool(results.get("chaos")),
         "toxiproxy_url": str(results.get("toxiproxy_url") or ""),
         "actor": str(results.get("actor") or ""),
+        "interrupted": str(results.get("interrupted_by") or "?")
+        if results.get("status") == "interrupted" else None,
+        "capped_metrics": [str(x) for x in results.get("capped_metrics") or []],
         "gate_passed": bool(gate.get("passed", True)),
         "gate_min": fmt_num(gate.get("min_fitness")),
         "gate_has_min": num(gate.get("min_fitness")) is not None,

@@ -81,6 +81,27 @@ def _unmeasured_lesson(test: Mapping[str, Any]) -> Lesson | None:
     )
 
 
+def _path_lesson(test: Mapping[str, Any]) -> Lesson | None:
+    """A pair whose run never took some resilience path of its module (or never met a
+    ``chaos.sometimes`` condition, or broke a ``chaos.always`` one): passing says
+    nothing about that path."""
+    from pytest_rafael.paths import coverage_of
+
+    nodeid, scenario = test_key(test)
+    coverage = coverage_of(test.get("iterations") or ())
+    if not coverage.gaps:
+        return None
+    level = "bad" if coverage.always_broken else "warn"
+    return Lesson(
+        level,
+        f"{nodeid} under {scenario} never exercised: {', '.join(coverage.gaps)}. "
+        "A pass under this scenario says nothing about those paths; aim a scenario at "
+        "them (or a fault_schedules test) before trusting them.",
+        nodeid,
+        scenario,
+    )
+
+
 def _failure_lesson(test: Mapping[str, Any]) -> Lesson | None:
     nodeid, scenario = test_key(test)
     ran = _measured(test)
@@ -255,6 +276,9 @@ def build_lessons(results: Mapping[str, Any]) -> list[Lesson]:
         lost = _unmeasured_lesson(test)
         if lost:
             out.append(lost)
+        paths = _path_lesson(test)
+        if paths:
+            out.append(paths)
         for make in GUIDANCE:
             found = make(test)
             if found is not None:
@@ -262,7 +286,7 @@ def build_lessons(results: Mapping[str, Any]) -> list[Lesson]:
         shipped_ok = test.get("withstood")
         if shipped_ok is None:  # results of an older run: every scored iteration passed
             shipped_ok = bool(_measured(test)) and failure is None
-        if results.get("chaos") and shipped_ok:
+        if results.get("chaos") and shipped_ok and paths is None:
             clean.append(
                 Lesson(
                     "good",

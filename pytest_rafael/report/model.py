@@ -68,12 +68,15 @@ def done(test: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [i for i in iterations(test) if i.get("outcome") != "skipped"]
 
 
-def success_rate(test: Mapping[str, Any]) -> float | None:
+def success_rate(test: Mapping[str, Any]) -> float:
+    """As recorded, else by the run's own rule (:func:`pytest_rafael.results.success_rate`:
+    0.0 when no iteration ran)."""
+    from pytest_rafael.results import success_rate as rule
+
     given = num(test.get("success_rate"))
     if given is not None:
         return given
-    ran = done(test)
-    return sum(i.get("outcome") == "passed" for i in ran) / len(ran) if ran else None
+    return rule(str(i.get("outcome")) for i in iterations(test))
 
 
 def best_fitness(test: Mapping[str, Any]) -> float | None:

@@ -90,11 +90,12 @@ def next_steps(results: Mapping[str, Any]) -> list[Step]:
             pending.pop(str(pid), None)
             steps.append(Step(text, review_commands(pid)))
         else:
+            prefix = str(results.get("nodeid_prefix") or "")
             rerun = (
                 f"pytest --rafael-chaos --rafael-scenario={scenario} "
-                f"--rafael-iterations=10 {nodeid}"
+                f"--rafael-iterations=10 {prefix}{nodeid}"
             )
-            safe = _SAFE_NODEID.fullmatch(nodeid) and _SAFE_ID.fullmatch(scenario)
+            safe = _SAFE_NODEID.fullmatch(prefix + nodeid) and _SAFE_ID.fullmatch(scenario)
             steps.append(
                 Step(
                     text + ": no candidate beat it yet; harden the code or its "

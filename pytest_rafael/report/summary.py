@@ -64,19 +64,26 @@ def render_summary(results: Mapping[str, Any], lessons: Sequence[Lesson] | None 
     below = gate_failed_keys(results)
     gate_set = num(gate.get("min_fitness")) is not None or any(
         num(t.get("min_fitness")) is not None for t in tests)
-    if not passed:
+    if results.get("status") == "interrupted":
+        headline = (f"## ⚠️ pytest-rafael: run INTERRUPTED "
+                    f"({md(results.get('interrupted_by') or '?')}): partial results")
+    elif not passed:
         headline = "## ❌ pytest-rafael: resilience gate failed"
     elif gate_set:
         headline = "## ✅ pytest-rafael: resilience gate passed"
     else:
         headline = "## pytest-rafael: no gate set"
+    # A test evolving several modules is one pair, shown once per module.
+    pairs = {(t.get("nodeid"), t.get("scenario")) for t in tests}
+    runs = {(t.get("nodeid"), t.get("scenario"), i.get("index"))
+            for t in tests for i in iterations(t)}
     lines = [
         headline,
         "",
         f"Run `{_code(results.get('run_id', '?'))}` · seed `{_code(results.get('seed', '?'))}` · "
         f"chaos {'on' if results.get('chaos') else 'off'} · "
-        f"{len(tests)} test/scenario pairs · "
-        f"{sum(len(iterations(t)) for t in tests):,} iterations"
+        f"{len(pairs)} test/scenario pairs · "
+        f"{len(runs):,} iterations"
         + (
             f" · min fitness {fmt_num(gate.get('min_fitness'))}"
             if num(gate.get("min_fitness")) is not None

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_rafael.atomic import atomic_write
 from pytest_rafael.report.html import render_html
 from pytest_rafael.report.lessons import build_lessons
 from pytest_rafael.report.prometheus import render_metrics
@@ -27,15 +27,7 @@ class ReportPaths:
 
 def _write(path: Path, text: str) -> None:
     # Replace atomically: a CI job uploading the folder never sees half a file.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text, mode=0o644)
 
 
 def results_json_text(results: Mapping[str, Any]) -> str:

@@ -16,11 +16,13 @@ class Counters:
     __slots__ = (
         "attempt_failures",
         "breaker_trips",
+        "bulkhead_rejections",
         "cache_hits",
         "calls",
         "epoch",
         "failures",
         "fallbacks",
+        "half_open_probes",
         "last_failure",
         "latency_max",
         "latency_total",
@@ -45,6 +47,8 @@ class Counters:
         self.timeouts = 0  # attempts cut by the timeout gene
         self.breaker_trips = 0  # closed/half-open -> open transitions
         self.rejections = 0  # attempts refused locally (open breaker, rate limit, bulkhead)
+        self.bulkhead_rejections = 0  # of which by a full bulkhead
+        self.half_open_probes = 0  # trial attempts let through by a half-open breaker
         self.fallbacks = 0
         self.cache_hits = 0
         self.latency_total = 0.0  # seconds over all calls, retries and backoff included
@@ -66,6 +70,8 @@ class Counters:
             "timeouts": self.timeouts,
             "breaker_trips": self.breaker_trips,
             "rejections": self.rejections,
+            "bulkhead_rejections": self.bulkhead_rejections,
+            "half_open_probes": self.half_open_probes,
             "fallbacks": self.fallbacks,
             "cache_hits": self.cache_hits,
             "latency_total_s": self.latency_total,

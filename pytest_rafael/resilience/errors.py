@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pytest_rafael.errors import RafaelError
 
-class ResilienceError(Exception):
+
+class ResilienceError(RafaelError):
     """Base of the runtime's own exceptions."""
 
 

@@ -19,10 +19,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random
-import sys
 import time
 import weakref
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar, Token
 from time import perf_counter
 from typing import Any
 
@@ -30,9 +30,15 @@ from pytest_rafael.genome.genes import GenomeError
 from pytest_rafael.genome.genome import Genome
 from pytest_rafael.resilience.counters import Counters
 from pytest_rafael.resilience.delivery import not_delivered
-from pytest_rafael.resilience.errors import LOCAL_REJECTIONS, AttemptTimeout, CircuitOpenError
+from pytest_rafael.resilience.errors import (
+    LOCAL_REJECTIONS,
+    AttemptTimeout,
+    BulkheadFull,
+    CircuitOpenError,
+)
 from pytest_rafael.resilience.policies import (
     CLOSED,
+    HALF_OPEN,
     MISS,
     Bulkhead,
     CircuitBreaker,
@@ -42,31 +48,35 @@ from pytest_rafael.resilience.policies import (
     resolve_object,
 )
 
+# The deadline (perf_counter seconds) of the innermost timed attempt running in this
+# context: set when an attempt with a timeout gene starts, reset when it ends. A
+# ContextVar follows the call into coroutines of the same task and into
+# ``asyncio.to_thread``; it costs a set and a reset per timed attempt, nothing per
+# untimed one.
+_DEADLINE: ContextVar[float | None] = ContextVar("rafael_attempt_deadline", default=None)
+
 
 def current_timeout() -> float | None:
     """Seconds left of the current attempt's ``timeout`` gene, or ``None`` outside a
     timed attempt. Clients pass it on as a socket/HTTP timeout: that is how a sync call
     is really interrupted (see docs/genome.md).
 
-    It finds the innermost pipeline frame on the calling stack and reads its attempt
-    start and timeout: the per-call price of timeouts is then nil, and the (rare)
-    clients that ask pay for the stack walk. An async attempt's caller frames are on the
-    stack while it runs, so this works in coroutines too; not from another thread (e.g.
-    ``run_in_executor``) -- pass the value along there."""
-    getframe = getattr(sys, "_getframe", None)
-    if getframe is None:  # pragma: no cover - Python implementations without frames
+    Nested timed attempts (a decorated function calling another) give the earliest
+    deadline: the inner call cannot outlive the outer attempt's budget. Work handed to
+    another thread sees it only if the context goes along (``asyncio.to_thread``,
+    ``contextvars.copy_context().run``); ``run_in_executor`` does not carry it -- pass
+    the value along there."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
         return None
-    frame = getframe(1)
-    while frame is not None:
-        if frame.f_code in _ATTEMPT_CODES:
-            local = frame.f_locals
-            tmo: float | None = local.get("tmo")
-            if tmo is None:
-                return None
-            start: float = local["t0"]
-            return max(0.0, start + tmo - perf_counter())
-        frame = frame.f_back
-    return None
+    return max(0.0, deadline - perf_counter())
+
+
+def _start_timed(t0: float, tmo: float) -> Token[float | None]:
+    """Enter a timed attempt: its deadline, or an enclosing attempt's if earlier."""
+    deadline = t0 + tmo
+    outer = _DEADLINE.get()
+    return _DEADLINE.set(deadline if outer is None or deadline < outer else outer)
 
 
 class Pipeline:
@@ -149,6 +159,8 @@ class Pipeline:
         c.attempt_failures += 1
         if isinstance(err, LOCAL_REJECTIONS):
             c.rejections += 1
+            if isinstance(err, BulkheadFull):
+                c.bulkhead_rejections += 1
         else:
             c.last_failure, c.recovered_at = now, None
             if self.breaker is not None:
@@ -175,12 +187,25 @@ class Pipeline:
         br = self.breaker
         if br is not None and br.state is not CLOSED:
             return self._run_sync_full(fn, args, kwargs, counted=True)
-        tmo = self.timeout  # read by current_timeout() from this frame
+        tmo = self.timeout
         t0 = perf_counter()
-        try:
-            result = fn(*args, **kwargs)
-        except Exception as exc:
-            return self._retry_sync(exc, fn, args, kwargs, t0, perf_counter())
+        if tmo is None:
+            try:
+                result = fn(*args, **kwargs)
+            except Exception as exc:
+                return self._retry_sync(exc, fn, args, kwargs, t0, perf_counter())
+        else:
+            token = _start_timed(t0, tmo)
+            try:
+                result = fn(*args, **kwargs)
+            except Exception as exc:
+                err: Exception | None = exc
+            else:
+                err = None
+            finally:
+                _DEADLINE.reset(token)  # before a retry sets its own deadline
+            if err is not None:
+                return self._retry_sync(err, fn, args, kwargs, t0, perf_counter())
         now = perf_counter()
         elapsed = now - t0
         if tmo is not None and elapsed > tmo:
@@ -189,13 +214,7 @@ class Pipeline:
             return self._retry_sync(late, fn, args, kwargs, t0, now)
         if br is not None and not br.quiet:
             br.on_success()
-        if elapsed > c.ok_latency_max:
-            c.ok_latency_max = elapsed
-        if c.last_failure is not None and c.recovered_at is None:
-            c.recovered_at = now
-        c.latency_total += elapsed
-        if elapsed > c.latency_max:
-            c.latency_max = elapsed
+        _count_success(c, t0, t0, now)
         return result
 
     def _retry_sync(
@@ -244,9 +263,12 @@ class Pipeline:
         while True:
             attempt += 1
             held = False
+            token = None if tmo is None else _start_timed(t0, tmo)
             try:
                 if br is not None and br.state is not CLOSED:
                     br.before()
+                    if br.state is HALF_OPEN:  # let through as a trial: the probe path
+                        c.half_open_probes += 1
                 if rl is not None:
                     rl.acquire()
                 if bh is not None:
@@ -260,6 +282,8 @@ class Pipeline:
             finally:
                 if held:
                     bh.release()  # type: ignore[union-attr]
+                if token is not None:
+                    _DEADLINE.reset(token)
             now = perf_counter()
             if err is None:
                 if tmo is not None and now - t0 > tmo:
@@ -270,14 +294,7 @@ class Pipeline:
                 else:
                     if br is not None and not br.quiet:
                         br.on_success()
-                    if now - t0 > c.ok_latency_max:
-                        c.ok_latency_max = now - t0
-                    if c.last_failure is not None and c.recovered_at is None:
-                        c.recovered_at = now
-                    elapsed = now - start
-                    c.latency_total += elapsed
-                    if elapsed > c.latency_max:
-                        c.latency_max = elapsed
+                    _count_success(c, start, t0, now)
                     if key is not None:
                         cache.put(key, result)  # type: ignore[union-attr]
                     return result
@@ -324,6 +341,7 @@ class Pipeline:
             attempt += 1
             held = False
             entry: list[Any] | None = None
+            token: Token[float | None] | None = None
             if tmo is not None:
                 # _Watchdog.watch(), inlined: this runs on every timed async call.
                 wd = _last[1]
@@ -334,9 +352,12 @@ class Pipeline:
                 wd.entries.append(entry)
                 if deadline < wd.armed_at or len(wd.entries) > 4096:
                     wd.arm(deadline)
+                token = _start_timed(t0, tmo)
             try:
                 if br is not None and br.state is not CLOSED:
                     br.before()
+                    if br.state is HALF_OPEN:  # let through as a trial: the probe path
+                        c.half_open_probes += 1
                 if rl is not None:
                     await rl.acquire_async()
                 if bh is not None:
@@ -355,20 +376,15 @@ class Pipeline:
             finally:
                 if entry is not None:
                     entry[0] = None  # done: the watchdog forgets it
+                if token is not None:
+                    _DEADLINE.reset(token)
                 if held:
                     bh.release_async()  # type: ignore[union-attr]
             now = perf_counter()
             if err is None:
                 if br is not None and not br.quiet:
                     br.on_success()
-                if now - t0 > c.ok_latency_max:
-                    c.ok_latency_max = now - t0
-                if c.last_failure is not None and c.recovered_at is None:
-                    c.recovered_at = now
-                elapsed = now - start
-                c.latency_total += elapsed
-                if elapsed > c.latency_max:
-                    c.latency_max = elapsed
+                _count_success(c, start, t0, now)
                 if key is not None:
                     cache.put(key, result)  # type: ignore[union-attr]
                 return result
@@ -487,12 +503,6 @@ def _uncancel() -> None:
         uncancel()
 
 
-# Frames current_timeout() looks for (bound after the class is defined).
-_ATTEMPT_CODES = frozenset(
-    {Pipeline.run_sync.__code__, Pipeline._run_sync_full.__code__, Pipeline.run_async.__code__}
-)
-
-
 def _count_failure(c: Counters, start: float) -> None:
     now = perf_counter()
     c.failures += 1
@@ -501,14 +511,15 @@ def _count_failure(c: Counters, start: float) -> None:
     c.latency_total += now - start
 
 
-def _count_success(c: Counters, start: float) -> None:
-    now = perf_counter()
+def _count_success(c: Counters, start: float, attempt_start: float, now: float) -> None:
+    """A call that succeeded: ``start`` of the call (its latency, retries included),
+    ``attempt_start`` of the attempt that succeeded (the slowest good attempt)."""
     elapsed = now - start
     c.latency_total += elapsed
     if elapsed > c.latency_max:
         c.latency_max = elapsed
-    if elapsed > c.ok_latency_max:
-        c.ok_latency_max = elapsed
+    if now - attempt_start > c.ok_latency_max:
+        c.ok_latency_max = now - attempt_start
     if c.last_failure is not None and c.recovered_at is None:
         c.recovered_at = now
 
@@ -524,7 +535,7 @@ def bare_sync(
     except Exception:
         _count_failure(c, start)
         raise
-    _count_success(c, start)
+    _count_success(c, start, start, perf_counter())
     return result
 
 
@@ -538,5 +549,5 @@ async def bare_async(
     except Exception:
         _count_failure(c, start)
         raise
-    _count_success(c, start)
+    _count_success(c, start, start, perf_counter())
     return result

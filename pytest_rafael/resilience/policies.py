@@ -245,10 +245,14 @@ _MISS = object()
 
 class ResultCache:
     """Results of successful calls by (function, arguments), ``ttl`` seconds, LRU beyond
-    ``max_size``. Calls with unhashable arguments bypass it."""
+    ``max_size``. Calls with unhashable arguments bypass it. ``clock``: as for
+    :class:`CircuitBreaker` (tests pass a fake one)."""
 
-    def __init__(self, ttl: float, max_size: int) -> None:
+    def __init__(
+        self, ttl: float, max_size: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.ttl, self.max_size = ttl, max_size
+        self.clock = clock
         self._data: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -266,7 +270,7 @@ class ResultCache:
             item = self._data.get(key)
             if item is None:
                 return _MISS
-            if item[0] < time.monotonic():
+            if item[0] < self.clock():
                 del self._data[key]
                 return _MISS
             self._data.move_to_end(key)
@@ -274,7 +278,7 @@ class ResultCache:
 
     def put(self, key: Hashable, value: Any) -> None:
         with self._lock:
-            self._data[key] = (time.monotonic() + self.ttl, value)
+            self._data[key] = (self.clock() + self.ttl, value)
             self._data.move_to_end(key)
             while len(self._data) > self.max_size:
                 self._data.popitem(last=False)

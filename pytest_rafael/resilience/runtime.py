@@ -21,9 +21,10 @@ from pytest_rafael.genome.file import load_genome_file
 from pytest_rafael.genome.genome import Genome
 from pytest_rafael.resilience.counters import Counters
 from pytest_rafael.resilience.pipeline import Pipeline, current_timeout
+from pytest_rafael.settings import env_value, option
 
-ENV_VAR = "RAFAEL_GENOME_FILE"
-DEFAULT_FILE = "rafael.genome.yaml"
+ENV_VAR = str(option("genome_file").env)  # from the option table
+DEFAULT_FILE = str(option("genome_file").default)
 
 UNLOADED: Any = object()  # a slot whose adopted genome has not been read yet
 
@@ -84,7 +85,8 @@ def genome_file() -> Path:
     variable ``RAFAEL_GENOME_FILE``, else ``./rafael.genome.yaml``."""
     if _genome_file is not None:
         return _genome_file
-    return Path(os.environ.get(ENV_VAR) or DEFAULT_FILE)
+    path: Path = env_value("genome_file")
+    return path
 
 
 def adopted_genomes() -> dict[str, Genome]:

@@ -111,7 +111,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, status: int, value: Any) -> None:
-        self._send(status, json.dumps(value).encode(), "application/json")
+        self._send(status, json.dumps(value, allow_nan=False).encode(), "application/json")
 
     def _error(self, error: errors.ApiError, extra: dict[str, Any] | None = None) -> None:
         # Toxiproxy writes its JSON error through http.Error: text/plain and a newline.
@@ -133,6 +133,9 @@ class ApiHandler(BaseHTTPRequestHandler):
             while True:
                 line = self.rfile.readline(_MAX_LINE).split(b";")[0].strip()
                 try:
+                    # Hex digits only: int() would also take "-1", "+1" and "0x1".
+                    if line.strip(b"0123456789abcdefABCDEF") or len(line) > 16:
+                        raise ValueError(line)
                     size = int(line or b"0", 16)
                 except ValueError:
                     raise errors.BAD_REQUEST_BODY.joined("invalid chunk size") from None

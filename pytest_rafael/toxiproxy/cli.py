@@ -8,6 +8,7 @@ import sys
 import threading
 from types import FrameType
 
+from pytest_rafael.errors import RafaelError
 from pytest_rafael.toxiproxy.errors import ApiError
 from pytest_rafael.toxiproxy.server import EmbeddedServer
 
@@ -64,7 +65,7 @@ def serve(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     return 0
 
 
-class UsageError(Exception):
+class UsageError(RafaelError):
     """Bad command-line input; one line for the user."""
 
 

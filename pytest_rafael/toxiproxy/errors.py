@@ -6,8 +6,10 @@ only see ``{"error": "...", "status": N}``, so the text matches the Go server's.
 
 from __future__ import annotations
 
+from pytest_rafael.errors import RafaelError
 
-class ApiError(Exception):
+
+class ApiError(RafaelError):
     """An HTTP API failure: ``message`` goes to the client with ``status``."""
 
     def __init__(self, message: str, status: int) -> None:

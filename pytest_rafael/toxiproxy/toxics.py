@@ -32,6 +32,9 @@ TOXIC_TYPES: dict[str, tuple[str, ...]] = {
 }
 
 _INT64_MAX = 2**63 - 1
+# Toxiproxy takes any int64, but Python's clocks and sleeps overflow long before that:
+# 10**12 (31 years in ms, 11 days in µs, a terabyte) is beyond any real fault.
+_ATTR_MAX = 10**12
 
 
 @dataclass(frozen=True)
@@ -81,13 +84,21 @@ def _as_int(field_name: str, value: object) -> int:
         value = int(value)
     if abs(value) > _INT64_MAX:
         raise _field_error(field_name, value, "64-bit integer")
+    if abs(value) > _ATTR_MAX:
+        raise _field_error(field_name, value, f"an integer up to {_ATTR_MAX}")
     return value
 
 
 def _as_float(field_name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _field_error(field_name, value, "number")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):  # 1e999 decodes to inf; JSON has no such number
+        raise _field_error(field_name, value, "finite number")
+    return number
 
 
 def _merge_attributes(toxic_type: str, base: Mapping[str, int], raw: object) -> dict[str, int]:

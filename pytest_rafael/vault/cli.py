@@ -1,15 +1,16 @@
 """``rafael vault search|show|recommend|validate``.
 
-Pattern folders come from ``--vault DIR`` (repeatable) and ``RAFAEL_VAULT_DIRS``; observed
-evidence from the store (``--store``, ``RAFAEL_STORE``, default ``.rafael/rafael.db``),
-read only when the file exists, so browsing the vault never creates a store.
+Pattern folders and the store come from the option table (:mod:`pytest_rafael.settings`),
+as under pytest: ``--vault DIR`` (repeatable), else ``RAFAEL_VAULT_DIRS``, else the ini's
+``rafael_vault_dirs``; observed evidence comes from the store (``--store``,
+``RAFAEL_STORE``, ``rafael_store``, default ``.rafael/rafael.db``), read only when the
+file exists, so browsing the vault never creates a store.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,21 +22,15 @@ from .vault import Vault, VaultLookupError
 
 
 def register(sub: Any, group: argparse.ArgumentParser) -> None:
+    from pytest_rafael.cli import add_setting  # late: cli.py imports this module
+
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--vault",
-        action="append",
-        default=[],
-        metavar="DIR",
-        type=Path,
-        help="folder of extra pattern files (repeatable; env RAFAEL_VAULT_DIRS)",
-    )
-    common.add_argument(
+    add_setting(common, "vault_dirs", "--vault", help="folder of extra pattern files (repeatable)")
+    add_setting(
+        common,
+        "store",
         "--store",
-        metavar="PATH",
-        type=Path,
-        default=None,
-        help="rafael store with observed evidence (env RAFAEL_STORE, default .rafael/rafael.db)",
+        help="rafael store with observed evidence, read only when it exists",
     )
     common.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -100,19 +95,16 @@ def _error(message: str, exit_code: int = 2) -> Exception:
 
 
 def _vault(args: argparse.Namespace) -> Vault:
-    dirs = list(args.vault)
-    env = os.environ.get("RAFAEL_VAULT_DIRS")
-    if env:
-        dirs += [Path(d) for d in env.split(os.pathsep) if d]
+    from pytest_rafael.cli import resolve_settings
+    resolve_settings(args)  # the option table's values for unset flags
     try:
-        vault = Vault.load(dirs)
+        vault = Vault.load(list(args.vault_dirs))
     except VaultError as exc:
         raise _error(str(exc)) from None
-    from pytest_rafael.store import Store, is_store_url, store_label
+    from pytest_rafael.store import Store, store_label
 
-    given = args.store or os.environ.get("RAFAEL_STORE") or ".rafael/rafael.db"
-    target: Path | str = str(given) if is_store_url(str(given)) else Path(given)
-    if args.store is not None and isinstance(target, Path) and not target.exists():
+    target: Path | str = args.store  # a file, or a postgresql:// URL
+    if args.store_given and isinstance(target, Path) and not target.exists():
         raise _error(f"--store {target}: no such file")
     if isinstance(target, str) or target.is_file():
         from .evidence import observed_scores

@@ -12,9 +12,9 @@ from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from pytest_rafael.yaml_nodes import is_mapping, is_scalar, safe_loader
+from pytest_rafael import yaml_limits
+from pytest_rafael.errors import RafaelError
+from pytest_rafael.yaml_nodes import KeyLines, safe_loader
 
 from .models import (
     CATEGORIES,
@@ -52,43 +52,19 @@ _OPTIONAL = ("gene",)
 
 
 
-class VaultError(ValueError):
+class VaultError(RafaelError, ValueError):
     """A pattern file is invalid; ``str()`` is ``file:line: field: problem``."""
-
-
-class _Lines:
-    """Line numbers (1-based) of the keys of a YAML mapping and of its nested mappings."""
-
-    def __init__(self, node: yaml.Node | None) -> None:
-        self._lines: dict[str, int] = {}
-        if is_mapping(node):
-            self._walk(node, "")
-
-    def _walk(self, node: yaml.MappingNode, prefix: str) -> None:
-        for key, value in node.value:
-            if is_scalar(key):
-                path = prefix + str(key.value)
-                self._lines[path] = key.start_mark.line + 1
-                if is_mapping(value):
-                    self._walk(value, path + ".")
-
-    def __call__(self, path: str) -> int:
-        while path:
-            if path in self._lines:
-                return self._lines[path]
-            path = path.rpartition(".")[0]
-        return 1
 
 
 class _Checker:
     """Field checks for one file; each failure raises with file:line: field."""
 
-    def __init__(self, source: str, lines: _Lines) -> None:
+    def __init__(self, source: str, lines: KeyLines) -> None:
         self.source = source
         self.lines = lines
 
     def fail(self, field: str, problem: str) -> VaultError:
-        return VaultError(f"{self.source}:{self.lines(field)}: {field}: {problem}")
+        return VaultError(f"{self.source}:{self.lines.line(field)}: {field}: {problem}")
 
     def text(self, data: Mapping[str, Any], key: str, prefix: str = "") -> str:
         value = data.get(key)
@@ -129,18 +105,10 @@ def parse_pattern(
     examples the test suite runs, to keep loading fast)."""
     try:
         # One parse: compose the node tree (for line numbers), then construct from it.
-        loader = safe_loader()(text)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise VaultError(f"{source}:{line}: yaml: {problem}") from None
-    check = _Checker(source, _Lines(node))
+        data, node = yaml_limits.load(text, safe_loader())
+    except yaml_limits.YamlInputError as exc:
+        raise VaultError(f"{source}:{exc.line}: yaml: {exc.problem}") from None
+    check = _Checker(source, KeyLines(node, fallback=1))
     if not isinstance(data, dict):
         raise VaultError(f"{source}:1: pattern: expected a mapping of fields, got {data!r:.60}")
     unknown = sorted(set(map(str, data)) - set(_REQUIRED) - set(_OPTIONAL))

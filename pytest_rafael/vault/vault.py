@@ -13,6 +13,8 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_rafael.errors import RafaelError
+
 from .loader import BUILTIN_DIR, load_dirs
 from .models import BUILTIN_THREATS, Pattern, Recommendation
 from .search import Field, Index, tokenize
@@ -56,7 +58,7 @@ _ERROR_HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 
 
-class VaultLookupError(KeyError):
+class VaultLookupError(RafaelError, KeyError):
     """No pattern with that id; ``str()`` is one line with close matches."""
 
     def __str__(self) -> str:

@@ -87,3 +87,19 @@ def test_examples_pass_under_chaos_with_a_resilient_genome(examples: pytest.Pyte
     results = json.loads((examples.path / "reports" / "results.json").read_text())
     assert results["gate"]["passed"], results["gate"]
     assert "PASS (>= 0.5)" in result.stdout.str()
+
+
+def test_the_flood_example_shows_what_a_rate_limiter_is_worth(examples: pytest.Pytester) -> None:
+    result = examples.runpytest_subprocess(
+        "rate_limited_service", "--rafael-chaos", "--rafael-iterations", "1",
+        "--rafael-scenarios", "rate_limited_service/scenarios", "--rafael-report", "reports")
+    assert _outcomes(examples) == {
+        "test_prices_with_a_rate_limiter[request_flood]": ["passed"],
+        "test_prices_without_a_rate_limiter[request_flood]": ["failed"],
+    }, result.stdout.str()
+    results = json.loads((examples.path / "reports" / "results.json").read_text())
+    observed = {t["nodeid"].split("::")[-1]: t["iterations"][0]["faults"][0]["observed"]
+                for t in results["tests"]}
+    # The limiter answers the flood with 429 at once; without it every request queues.
+    assert observed["test_prices_with_a_rate_limiter"]["statuses"]["429"] > 0
+    assert set(observed["test_prices_without_a_rate_limiter"]["statuses"]) == {"200"}

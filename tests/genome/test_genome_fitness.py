@@ -164,8 +164,22 @@ def test_the_worked_example_of_docs_genome_md() -> None:
     assert fast.score == pytest.approx(1.00, abs=0.005)
     assert slow.terms["recovery_speed"] == pytest.approx(0.750, abs=0.001)
     assert slow.terms["speed"] == pytest.approx(0.034, abs=0.001)
-    assert slow.score == pytest.approx(0.82, abs=0.005)
+    assert slow.score == pytest.approx(0.52, abs=0.005)
     failed = Measurement.from_iteration("failed", 2.0, {}, {"ok": 10, "total": 10}, None,
                                         reference_s=0.02)
     four_and_one = evaluate([run(2.0)] * 4 + [failed])
-    assert four_and_one.score == pytest.approx(0.65, abs=0.005)
+    assert four_and_one.score == pytest.approx(0.415, abs=0.005)
+
+
+def test_a_gross_slowdown_cannot_clear_a_usual_gate() -> None:
+    def passed(duration: float) -> float:
+        m = Measurement.from_iteration("passed", duration, {}, {}, None, reference_s=0.02)
+        return evaluate(m).score
+
+    # Within ten times the no-fault run, speed is one term of the mean; past it, the
+    # quality shrinks with the slowdown.
+    assert passed(0.02) == pytest.approx(1.0, abs=0.005)
+    assert passed(0.3) > 0.8
+    scores = [passed(d) for d in (0.02, 0.3, 1.0, 3.0, 10.0)]
+    assert scores == sorted(scores, reverse=True)
+    assert passed(7.0) < 0.5  # 100x slower with the slack

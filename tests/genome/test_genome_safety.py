@@ -31,8 +31,29 @@ def test_the_worst_case_stays_within_a_share_of_the_test_budget(budget: float | 
     capped = safety.apply(GREEDY)
     params = dict(capped.genes["retry"].params)
     limit = RETRY_TIME_SHARE * (budget or 60.0)
-    assert worst_case_s(params, 10.0) <= limit or params["max_attempts"] == 1
+    attempt = float(capped.genes["timeout"]["seconds"])
+    assert attempt <= 10.0
+    assert worst_case_s(params, attempt) <= limit or params["max_attempts"] == 1
     assert safety.allows(capped)
+
+
+def test_a_timeout_that_fills_the_budget_is_shortened_rather_than_the_retry_cut_to_one() -> None:
+    # The examples ship `timeout: 30 s`; the default cap is 0.5 x 60 s = 30 s. Cutting the
+    # attempts to fit would leave max_attempts=1, a retry that retries nothing.
+    slow = Genome.from_dict("s", {"genes": {
+        "retry": {"max_attempts": 3, "base_delay": 0.1, "max_delay": 1.0, "on": ["Exception"]},
+        "timeout": {"seconds": 30.0}}})
+    safety = Safety.for_module("s", True, None)
+    capped = safety.apply(slow, attempt_s=0.2)
+    timeout = float(capped.genes["timeout"]["seconds"])
+    assert capped.genes["retry"]["max_attempts"] >= 2
+    assert 2 * 0.2 <= timeout < 30.0  # never below twice the slowest success seen
+    assert worst_case_s(dict(capped.genes["retry"].params), timeout) <= safety.max_retry_time_s
+    assert safety.allows(capped)
+    # A call seen to need 20 s to succeed cannot get a timeout that fits two attempts:
+    # the retry is capped instead, and the timeout is left alone.
+    kept = safety.apply(slow, attempt_s=20.0)
+    assert float(kept.genes["timeout"]["seconds"]) == 30.0
 
 
 def test_an_engine_never_measures_an_unsafe_candidate() -> None:

@@ -670,3 +670,23 @@ def test_the_cli_reads_the_genome_path_the_plugin_uses(
     (tmp_path / file).write_text("")
     monkeypatch.delenv("RAFAEL_GENOME_FILE")
     assert genome_path(None, tmp_path) == (Path("rafael.genome.yaml"), False)
+
+
+def test_proposals_view_marks_approval_rows_that_do_not_verify(
+    project: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, pid = project
+    assert approve(capsys, pid, "bob", "--key", str(key("bob")))[0] == 0
+    with sqlite3.connect(root / ".rafael" / "rafael.db") as db:
+        db.execute(
+            "INSERT INTO approvals VALUES (?, 'carol', NULL, 'lgtm', '2026-01-01T00:00:00+00:00',"
+            " 'SHA256:abc', 'x')",
+            (pid,),
+        )
+    code, out, _ = rafael(capsys, "genome", "proposals", pid)
+    assert code == 1
+    assert re.search(r"approved by bob .*signature verified", out)
+    assert re.search(r"approved by carol .*does NOT verify", out)
+    code, out, _ = rafael(capsys, "genome", "proposals")
+    assert "carol (UNVERIFIED)" in out
+    assert "bob (UNVERIFIED)" not in out

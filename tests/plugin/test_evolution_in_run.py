@@ -49,7 +49,15 @@ def pytest_rafael_iteration_finished(result):
 
 
 def pytest_rafael_run_finished(run):
-    Path("run.txt").write_text(run.run_id)
+    with Path("run.txt").open("a") as f:  # appended: a second call would show
+        f.write(run.run_id + "\\n")
+
+
+def pytest_rafael_fitness_terms(measurement):
+    # A user term: the call must finish within 50 ms of work; it never does here.
+    with Path("terms.txt").open("a") as f:
+        f.write(f"{measurement.outcome}\\n")
+    return {"latency_budget": (1.0, 0.0)}
 """
 
 
@@ -80,7 +88,13 @@ def test_a_proven_candidate_is_proposed_and_the_hooks_fire(project: pytest.Pytes
     assert events[0]["event_type"] == "proposal_created"
     assert events[0]["change_id"] == test["proposal_id"]
     assert len((project.path / "iterations.txt").read_text().splitlines()) == 6
-    assert (project.path / "run.txt").read_text() == results["run_id"]
+    assert (project.path / "run.txt").read_text().splitlines() == [results["run_id"]]
+    # pytest_rafael_fitness_terms: called for every scored iteration, its term is in the
+    # fitness with its weight, renormalised with the built-in terms.
+    assert len((project.path / "terms.txt").read_text().splitlines()) == 6
+    for i in iterations:
+        assert i["fitness_terms"]["latency_budget"] == 0.0
+        assert i["fitness"] < 1.0
 
 
 def test_evolution_state_carries_over_between_runs(project: pytest.Pytester) -> None:

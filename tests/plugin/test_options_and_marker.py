@@ -129,3 +129,21 @@ def test_without_chaos_a_marked_test_runs_once_without_faults(
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*test_marked PASSED*"])
     assert not (pytester.path / "reports").exists()
+
+
+def test_a_bad_guardian_table_stops_the_run_before_any_iteration(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyprojecttoml("[tool.rafael.guardian]\nbogus_key = 1\n")
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.chaos("cpu_spike", iterations=2)
+        def test_x():
+            pass
+    """)
+    result = pytester.runpytest_subprocess("--rafael-chaos", "--rafael-report=out")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*pyproject.toml*bogus_key*"])
+    assert "Traceback" not in result.stderr.str()
+    assert "passed" not in result.stdout.str()

@@ -105,6 +105,16 @@ def test_next_steps_list_failing_pairs_proposals_and_unexercised_scenarios() -> 
     assert len(steps) == 4  # the passing pair and the adopted proposal need nothing
 
 
+def test_rerun_commands_work_from_where_pytest_was_started() -> None:
+    # pytest started in the repository, rootdir examples/ (its pytest.ini): node ids are
+    # relative to examples/, the command is pasted in the repository.
+    steps = next_steps({**_results(), "nodeid_prefix": "examples/"})
+    assert steps[1].commands == (
+        "pytest --rafael-chaos --rafael-scenario=network_latency --rafael-iterations=10 "
+        "examples/t.py::test_cart",
+    )
+
+
 def test_summary_md_carries_the_list_with_commands() -> None:
     text = render_summary(_results())
     after = text[text.index("**What to do next**") :]

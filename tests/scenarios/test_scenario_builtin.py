@@ -33,6 +33,10 @@ REQUIRED = {
     "packet_fragmentation",
     "connection_timeout",
     "disk_pressure",
+    "disk_full",
+    "dns_outage",
+    "dependency_exception",
+    "clock_jump",
 }
 BUILTIN_FILES = sorted((REPO / "scenarios").glob("*.yaml"))
 
@@ -115,6 +119,9 @@ def test_db_failure_breaks_only_db_for_part_of_the_call(catalog: dict[str, Scena
 
 def test_ddos_floods_network_and_cpu(catalog: dict[str, Scenario]) -> None:
     ddos = catalog["ddos"]
+    (flood,) = _faults(ddos, "flood")
+    assert flood.target == "*"
+    assert flood.attributes["rate"] >= 100
     assert _faults(ddos, "toxic", "bandwidth")
     assert _faults(ddos, "toxic", "latency")
     assert _faults(ddos, "stress", "cpu")

@@ -53,7 +53,9 @@ CASES = [
     (HEAD.replace("faults:\n", "faults: {}\n"), 4, "faults", "non-empty list"),
     (fault("type: latency"), 8, "faults[1]", "missing key 'kind'"),
     (fault("kind: toxix"), 8, "faults[1].kind", "did you mean 'toxic'?"),
-    (fault("kind: 5"), 8, "faults[1].kind", "expected one of toxic, down, stress or a plugin"),
+    (fault("kind: 5"), 8, "faults[1].kind",
+     "expected one of toxic, down, stress, flood, raise, delay, disk_full, dns_failure, "
+     "clock_skew or a plugin"),
     (fault("kind: Big Bang"), 8, "faults[1].kind", "got 'Big Bang'"),
     (fault("kind: dns\nstream: upstream"), 9, "faults[1].stream", "not used by kind 'dns'"),
     (fault("kind: dns\nattributes: [1]"), 9, "faults[1].attributes", "expected a mapping"),
@@ -310,24 +312,25 @@ def test_a_plugin_fault_kind_loads_with_free_form_attributes() -> None:
     text = HEAD + textwrap.indent(
         textwrap.dedent(
             """\
-            - kind: dns_failure
+            - kind: cache_poison
               target: api
-              type: nxdomain
+              type: stale
               attributes: {names: [a.example, b.example], ttl: 5, nested: {enabled: true}}
               start: 1s
-            - kind: clock_skew
+            - kind: leap_second
             """
         ),
         "  ",
     )
     dns, clock = loads(text).faults
-    assert (dns.kind, dns.target, dns.type, dns.start_s) == ("dns_failure", "api", "nxdomain", 1.0)
+    assert (dns.kind, dns.target, dns.type, dns.start_s) == ("cache_poison", "api", "stale", 1.0)
     assert dns.attributes == {
         "names": ["a.example", "b.example"],
         "ttl": 5,
         "nested": {"enabled": True},
     }
-    assert (clock.kind, clock.target, clock.type, clock.attributes) == ("clock_skew", "*", None, {})
+    assert (clock.kind, clock.target, clock.type) == ("leap_second", "*", None)
+    assert clock.attributes == {}
 
 
 def test_yaml_merge_keys_reuse_a_fault(tmp_path: Path) -> None:

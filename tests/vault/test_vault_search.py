@@ -161,6 +161,10 @@ MITIGATING_CATEGORIES = {
     "connection_timeout": {"timeout", "retry", "fallback", "circuit_breaker"},
     "disk_pressure": {"data_integrity", "resource_management", "graceful_degradation"},
     "service_restart": {"retry", "circuit_breaker", "fallback", "health_check", "cache"},
+    "disk_full": {"data_integrity", "graceful_degradation", "resource_management"},
+    "dns_outage": {"cache", "fallback"},
+    "dependency_exception": {"fallback", "circuit_breaker", "retry"},
+    "clock_jump": {"cache", "rate_limit", "timeout", "circuit_breaker"},
 }
 
 

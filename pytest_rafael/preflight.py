@@ -1,0 +1,52 @@
+"""Checks of the run's output paths at configure time, before any test runs: a report
+folder that is a file (``--rafael-report /dev/null``) or a store that is a folder would
+otherwise fail only at the end, after every fault was injected for nothing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pytest_rafael.settings import Settings
+
+
+def _existing_ancestor(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return path
+
+
+def path_problem(path: Path, *, folder: bool) -> str | None:
+    """Why ``path`` cannot be used as a folder (``folder``) or a file, or None."""
+    if path.exists():
+        if folder and not path.is_dir():
+            return f"{path} exists and is not a folder"
+        if not folder and path.is_dir():
+            return f"{path} is a folder, not a file"
+        target = path if folder else path.parent
+        if not os.access(target, os.W_OK | os.X_OK):
+            return f"{target} is not writable"
+        return None
+    base = _existing_ancestor(path.parent)
+    if not base.is_dir():
+        return f"{base} is not a folder, so {path} cannot be created"
+    if not os.access(base, os.W_OK | os.X_OK):
+        return f"{base} is not writable, so {path} cannot be created"
+    return None
+
+
+def output_problems(settings: Settings) -> list[str]:
+    """One line per unusable output path, naming the setting that chose it."""
+    problems = []
+    for field, flag, folder in (
+        ("report_dir", "--rafael-report", True),
+        ("store", "--rafael-store", False),
+    ):
+        value = getattr(settings, field)
+        if not isinstance(value, Path):
+            continue  # a postgresql:// store: nothing on disk to check
+        problem = path_problem(value, folder=folder)
+        if problem is not None:
+            problems.append(f"{settings.sources.get(field, flag)}: {problem}")
+    return problems

@@ -1,0 +1,46 @@
+"""Smoke check of the planted-bug corpus (benchmarks/bugs): every bug stays quiet without
+faults and shows under its minimal fault schedule, through the plugin's own
+``Chaos.apply``. The hunt itself is benchmarks/bug_finding.py, outside the test run."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # the corpus is not part of the installed package
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.bugs import BUG_NAMES, load  # noqa: E402
+from benchmarks.bugs._rig import rig, server  # noqa: E402
+from pytest_rafael.fixtures import ToxiproxyServer  # noqa: E402
+from pytest_rafael.schedules import FaultSchedule  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def toxiproxy() -> Iterator[ToxiproxyServer]:
+    with server() as running:
+        yield running
+
+
+def test_the_corpus_has_twenty_bugs_with_one_line_descriptions() -> None:
+    assert len(BUG_NAMES) >= 20
+    for name in BUG_NAMES:
+        bug = load(name)
+        assert bug.description.strip()
+        assert "\n" not in bug.description
+        assert len(bug.minimal) >= 1
+        assert bug.minimal.targets <= set(bug.targets)
+
+
+@pytest.mark.parametrize("name", BUG_NAMES)
+def test_quiet_without_faults_and_caught_by_its_minimal_schedule(
+    name: str, toxiproxy: ToxiproxyServer, tmp_path: Path
+) -> None:
+    bug = load(name)
+    with rig(bug, toxiproxy, failures_dir=tmp_path) as planted:
+        assert planted.triggers(FaultSchedule()) is None
+        assert planted.triggers(bug.minimal) is not None

@@ -1,0 +1,130 @@
+"""The end of a run that went wrong, and inputs of the fixtures a test calls."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from rafael_plugin_helpers import read_results
+
+COUNTING_CONFTEST = """
+
+def pytest_rafael_run_finished(run):
+    with open("run_finished.count", "a") as f:
+        f.write(run.run_id + "\\n")
+"""
+
+FINE = """
+import pytest
+
+@pytest.mark.chaos("cpu_spike", iterations=1)
+def test_fine():
+    pass
+"""
+
+
+def _calls(project: pytest.Pytester) -> list[str]:
+    path = project.path / "run_finished.count"
+    return path.read_text().split() if path.exists() else []
+
+
+def test_run_finished_fires_once_when_the_audit_chain_is_broken(
+    project: pytest.Pytester,
+) -> None:
+    project.makeconftest((project.path / "conftest.py").read_text() + COUNTING_CONFTEST)
+    project.makepyfile(FINE)
+    assert project.runpytest_subprocess("--rafael-chaos").ret == 0
+    assert len(_calls(project)) == 1
+    with sqlite3.connect(project.path / ".rafael" / "rafael.db") as db:
+        db.execute("UPDATE audit SET actor = 'mallory' WHERE id = 1")
+    result = project.runpytest_subprocess("--rafael-chaos")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["GATE FAILED: *the audit chain in *rafael.db is broken*"])
+    assert len(_calls(project)) == 2  # once for each run, not twice for the broken one
+
+
+def test_run_finished_fires_once_when_the_store_fails_at_start(
+    project: pytest.Pytester,
+) -> None:
+    project.makeconftest((project.path / "conftest.py").read_text() + COUNTING_CONFTEST)
+    project.makepyfile(FINE)
+    (project.path / "garbage.db").write_bytes(b"\x00not sqlite" * 512)
+    result = project.runpytest_subprocess("--rafael-chaos", "--rafael-store", "garbage.db")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["GATE FAILED: pytest-rafael: run not recorded in *garbage.db*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert len(_calls(project)) == 1
+
+
+def test_chaos_proxy_takes_a_port_number_and_pins_a_name_to_its_address(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile("""
+        import pytest
+
+        @pytest.mark.chaos("network_latency", iterations=1)
+        def test_ports(chaos_proxy, echo, rt, chaos):
+            port = int(echo.address.rpartition(":")[2])
+            by_port = chaos_proxy("db", port)
+            assert by_port.upstream == echo.address
+            by_name = chaos_proxy("named", f"localhost:{port}")
+            # The name was checked as loopback and is pinned to that address: the
+            # server is never asked to resolve it again.
+            assert by_name.upstream in (f"127.0.0.1:{port}", f"[::1]:{port}")
+            rt(by_port.host, by_port.port)
+
+        @pytest.mark.chaos("network_latency", iterations=1)
+        def test_not_a_port(chaos_proxy):
+            chaos_proxy("db", [5432])
+    """)
+    result = project.runpytest_subprocess("--rafael-chaos", "-p", "no:hypothesispytest")
+    result.assert_outcomes(passed=2, failed=2)  # each test's reference run and iteration
+    result.stdout.fnmatch_lines(
+        ["*TypeError: chaos_proxy('db'): upstream must be 'host:port' or a port number, got list"]
+    )
+
+
+def test_a_name_that_re_resolves_elsewhere_is_pinned_to_the_checked_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    from pytest_rafael.faults.network import check_upstream
+
+    answers = iter(["127.0.0.1", "203.0.113.7"])  # DNS rebinding: loopback, then not
+
+    def rebinding(host: str, port: int, *args: object, **kwargs: object) -> list[object]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    assert check_upstream("rebind.example:5432", ()) == "127.0.0.1:5432"
+    with pytest.raises(ValueError, match="not a loopback address"):
+        check_upstream("rebind.example:5432", ())
+
+
+def test_chaos_record_caps_long_text_and_says_so_in_the_report(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile("""
+        import math
+        import pytest
+
+        @pytest.mark.chaos("cpu_spike", iterations=1)
+        def test_big(chaos):
+            chaos.record(log="x" * 5_000_000, n=3)
+            with pytest.raises(ValueError, match="finite"):
+                chaos.record(bad=math.inf)
+    """)
+    assert project.runpytest_subprocess("--rafael-chaos", "-p", "no:hypothesispytest").ret == 0
+    text = (project.path / "reports" / "results.json").read_text()
+    assert len(text) < 100_000
+    metrics = read_results(project)["tests"][0]["iterations"][0]["metrics"]
+    assert metrics["n"] == 3
+    assert metrics["log"].startswith("x" * 1000)
+    assert metrics["log"].endswith("[cut: 5,000,000 characters recorded, 1000 kept]")
+    assert read_results(project)["capped_metrics"] == [
+        "test_chaos_record_caps_long_text_and_says_so_in_the_report.py::test_big [cpu_spike] "
+        "iteration 0: log (cut: 5,000,000 characters recorded, 1000 kept)"
+    ]
+    html = (project.path / "reports" / "index.html").read_text()
+    assert "iteration 0: log (cut: 5,000,000 characters recorded, 1000 kept)" in html

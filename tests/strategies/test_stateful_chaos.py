@@ -1,0 +1,160 @@
+"""ChaosStateMachine: faults between operations, reverted after every run; a failure
+shrinks to the few steps that matter and is stored for `rafael scenarios from-failure`."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shutil
+import socket
+import threading
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import rule
+
+from pytest_rafael.faults.network import ProxyHandle, ToxiproxyControl
+from pytest_rafael.fixtures import Chaos, ToxiproxyServer
+from pytest_rafael.schedule_cli import register
+from pytest_rafael.schedules import FaultSchedule, load_failures
+from pytest_rafael.strategies import ChaosStateMachine
+from pytest_rafael.toxiproxy import EmbeddedServer
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "stateful_chaos"
+
+
+class Echo:
+    """Echoes every byte back: the dependency behind the proxy."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _echo(conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            while data := conn.recv(4096):
+                conn.sendall(data)
+
+
+def proxy_state(server: ToxiproxyServer, proxy: ProxyHandle) -> dict[str, Any]:
+    url = f"{server.url}/proxies/{proxy.server_name}"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return dict(json.load(response))
+
+
+def from_failure(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="rafael scenarios")
+    register(parser.add_subparsers(dest="subcommand"), parser)
+    args = parser.parse_args(["from-failure", *argv])
+    return int(args.func(args))
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ToxiproxyServer]:
+    with EmbeddedServer() as embedded:
+        yield ToxiproxyServer(embedded.url, True, ToxiproxyControl(embedded.url))
+
+
+@pytest.fixture
+def db(server: ToxiproxyServer) -> Iterator[ProxyHandle]:
+    echo = Echo()
+    handle = server.control.create_proxy("db", echo.address)
+    yield handle
+    server.control.delete_proxy(handle)
+    echo.sock.close()
+
+
+def chaos_for(server: ToxiproxyServer, db: ProxyHandle, tmp_path: Path) -> Chaos:
+    return Chaos(True, None, None, None, {}, {"db": db}, lambda: server, None, tmp_path)
+
+
+class EchoMachine(ChaosStateMachine):
+    """A correct client: any answer is the one it sent, or an honest error."""
+
+    proxies = ("db",)
+    toxics = ("latency", "reset_peer", "limit_data")
+    bounds = {"latency": {"latency": (0, 100)}}
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    @rule()
+    def ping(self) -> None:
+        db = self.proxy("db")
+        try:
+            with socket.create_connection((db.host, db.port), timeout=0.3) as sock:
+                sock.sendall(b"ping\n")
+                reply = sock.recv(16)
+        except OSError:
+            reply = b"error"
+        with self.lock:
+            type(self).seen.append(f"{len(self.active)} faults: {reply!r}")
+        assert reply in (b"ping\n", b"error", b"", b"p", b"pi", b"pin", b"ping")
+
+
+def test_faults_are_injected_between_operations_and_reverted(
+    server: ToxiproxyServer, db: ProxyHandle, tmp_path: Path
+) -> None:
+    EchoMachine.seen = []
+    EchoMachine.run(
+        chaos_for(server, db, tmp_path),
+        settings=settings(
+            max_examples=15,
+            stateful_step_count=6,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
+    under_fault = [s for s in EchoMachine.seen if not s.startswith("0 faults")]
+    assert under_fault, EchoMachine.seen  # operations did run with faults in place
+    state = proxy_state(server, db)
+    assert state["toxics"] == []
+    assert state["enabled"]
+    assert not (tmp_path / "index.json").exists()  # nothing failed, nothing stored
+
+
+def test_a_machine_needs_the_chaos_fixture_and_its_proxies(
+    server: ToxiproxyServer, db: ProxyHandle, tmp_path: Path
+) -> None:
+    with pytest.raises(RuntimeError, match=r"run\(chaos\)"):
+        EchoMachine()
+
+    class Elsewhere(EchoMachine):
+        proxies = ("cache",)
+
+    with pytest.raises(RuntimeError, match="chaos_proxy"):
+        Elsewhere.run(chaos_for(server, db, tmp_path), settings=settings(max_examples=1))
+
+
+def test_the_example_shrinks_to_one_fault_and_one_operation(pytester: pytest.Pytester) -> None:
+    for name in ("counter.py", "conftest.py", "test_counter_machine.py"):
+        shutil.copy(EXAMPLE / name, pytester.path / name)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=240)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*state.inject_fault(*", "*state.incr()*"])
+    [entry] = load_failures(pytester.path / ".rafael" / "failures")["failures"]
+    assert entry["steps"][-1] == "incr()"
+    assert entry["steps"][0].startswith("inject ")
+    assert len(entry["steps"]) == 2  # one fault, one operation: nothing else is needed
+    schedule = FaultSchedule.from_dicts(entry["schedule"])
+    assert len(schedule) == 1
+    assert schedule.faults[0].target == "db"
+    out = pytester.path / "replay.yaml"
+    assert from_failure(str(pytester.path / ".rafael" / "failures"), "--out", str(out)) == 0
+    assert "incr()" in out.read_text()

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "audit": ("verify, export and check the audit chain", ("pytest_rafael.guardian.cli",)),
     "report": ("regenerate the HTML report from the store", ("pytest_rafael.report.cli",)),
+    "store": ("the store's schema: status and migrate", ("pytest_rafael.store_cli",)),
     "vault": ("search the resilience pattern vault", ("pytest_rafael.vault.cli",)),
     "init": ("write a starter configuration", ("pytest_rafael.init_cli",)),
 }

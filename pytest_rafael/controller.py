@@ -277,6 +277,8 @@ def finish_run(rs: RafaelSession, session: pytest.Session,
     # RunResult.extra, assembled as the run is recorded (guardian, vault, hypothesis).
     extra: dict[str, Any] = {}
     history: list[dict[str, Any]] = []
+    if s.run_group is not None:
+        extra["run_group"] = s.run_group
     if rs.start_error is not None:
         extra["error"] = rs.start_error
     if interrupted is not None:
@@ -299,7 +301,7 @@ def finish_run(rs: RafaelSession, session: pytest.Session,
     try:
         tests, history = _record(rs, session, tests, header, extra)
     except _recording_errors() as exc:  # evaluated (imported) only when something raised
-        extra["error"] = f"pytest-rafael: run not recorded in {s.store}: {exc}"
+        extra["error"] = f"pytest-rafael: run not recorded in {_label(s.store)}: {exc}"
     run = header.result(tests, extra)
     # Once per run, recorded or not, with the final results (an audit chain found
     # broken while recording fails the gate of this very run).
@@ -328,16 +330,21 @@ def record_start(rs: RafaelSession, session: pytest.Session) -> None:
     """Audit ``run_started`` when the run starts, so that even a run killed half-way
     leaves a trace; a store that cannot take it is reported at the end of the run."""
     from pytest_rafael.guardian import Guardian
-    from pytest_rafael.store import Store
 
     try:
-        with Store(rs.settings.store) as store:
+        with rs.store() as store:
             Guardian.open(store, project_root=project_root(session),
                           genome_file=rs.settings.genome_file, actor=_actor(),
                           ).record("run_started", details=_start_details(rs))
         rs.start_recorded = True
     except _recording_errors() as exc:  # evaluated (imported) only when something raised
-        rs.start_error = f"pytest-rafael: run not recorded in {rs.settings.store}: {exc}"
+        rs.start_error = f"pytest-rafael: run not recorded in {_label(rs.settings.store)}: {exc}"
+
+
+def _label(target: Path | str) -> str:
+    from pytest_rafael.store import store_label
+
+    return store_label(target)
 
 
 def project_root(session: pytest.Session) -> Path:
@@ -362,10 +369,9 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
             ) -> tuple[list[TestResult], list[dict[str, Any]]]:
     from pytest_rafael.genome.state import save_engine_state
     from pytest_rafael.guardian import Guardian
-    from pytest_rafael.store import Store
 
     s = rs.settings
-    with Store(s.store) as store:
+    with rs.store() as store:
         guardian = Guardian.open(
             store, project_root=project_root(session), genome_file=s.genome_file,
             actor=header.actor,
@@ -374,7 +380,8 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
         if not rs.start_recorded:
             guardian.record("run_started", details=_start_details(rs))
         for verdict in rs.verdicts.values():
-            save_engine_state(store, verdict.key, verdict.module, verdict.engine_state)
+            save_engine_state(store, verdict.key, verdict.module, verdict.engine_state,
+                              base=verdict.engine_base)
         events = []
         for t in tests:
             where = {"run_id": header.run_id, "nodeid": t.nodeid, "scenario": t.scenario}
@@ -389,7 +396,7 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
         extra["guardian"] = guardian.summary()
         audit = extra["guardian"]["audit"]
         if not audit["verified"]:
-            extra["error"] = (f"pytest-rafael: the audit chain in {s.store} is broken at "
+            extra["error"] = (f"pytest-rafael: the audit chain in {_label(s.store)} is broken at "
                               f"entry {audit['first_broken']}: {audit.get('reason')}; "
                               f"see 'rafael audit verify'")
         extra["vault"] = _recommendations(store, s.vault_dirs, tests)
@@ -403,7 +410,7 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
 
         # Summaries, not whole stored documents: a long history stays cheap to chart.
         history = history_from_store(store, before=header.run_id)
-        store.save_run(run.to_dict())
+        store.save_run(run.to_dict(), run_group=s.run_group)
         finished_entry = guardian.record("run_finished", details={
             "run_id": header.run_id, "status": extra.get("status", "complete"),
             "tests": len(tests), "gate_passed": run.gate.passed,

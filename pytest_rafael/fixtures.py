@@ -73,14 +73,18 @@ def chaos_proxy(
         except ValueError as exc:
             raise ValueError(f"chaos_proxy({name!r}): {exc}") from None
         from pytest_rafael import interrupts
+        from pytest_rafael.faults.network import ToxiproxyError
         from pytest_rafael.faults.orphans import server_name
 
         # Held until the proxy is known: a Ctrl-C while it is being created would leave
         # it on the server with nobody to delete it.
         with interrupts.deferred():
-            handle = toxiproxy.control.create_proxy(
-                name, pinned, server_name=server_name(
-                    name, worker, len(created), f"{abs(hash(request.node.nodeid)) % 10**8}"))
+            try:
+                handle = toxiproxy.control.create_proxy(
+                    name, pinned, server_name=server_name(
+                        name, worker, len(created), f"{abs(hash(request.node.nodeid)) % 10**8}"))
+            except ToxiproxyError as exc:  # a full port range, a refused upstream: one line
+                pytest.fail(f"pytest-rafael: chaos_proxy({name!r}): {exc}", pytrace=False)
             created.append(handle)
         state.proxies[name] = handle
         if state.injector is not None:  # created during the call: faults apply at once

@@ -17,7 +17,7 @@ import dataclasses
 import os
 import time
 import uuid
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -130,6 +130,7 @@ class RafaelSession:
         self._toxiproxy: ToxiproxyServer | None = None
         self._genomes: dict[str, Any] | None = None
         self._gene_pool: tuple[dict[str, Any], ...] | None = None
+        self._shared_store: Any = None  # a PostgreSQL store's one connection for the run
         self.engines: dict[str, Any] = {}
         self.iterations: list[IterationResult] = []
         self.verdicts: dict[str, PairVerdict] = {}
@@ -171,9 +172,11 @@ class RafaelSession:
                 self._server = EmbeddedServer(seed=self.settings.seed + worker_offset)
                 self._server.start()
                 url = self._server.url
+            s = self.settings
             control = ToxiproxyControl(
-                url, timeout=self.settings.control_timeout, local=self._server
-            )
+                url, timeout=s.control_timeout, local=self._server, ports=s.toxiproxy_ports,
+                connect_host=s.toxiproxy_connect_host,
+                ports_source=s.sources.get("toxiproxy_ports", "--rafael-toxiproxy-ports"))
             if self._server is None:
                 try:
                     control.version()
@@ -181,6 +184,22 @@ class RafaelSession:
                     pytest.fail(f"pytest-rafael: {exc}", pytrace=False)
             self._toxiproxy = ToxiproxyServer(url, self._server is not None, control)
         return self._toxiproxy
+
+    @contextlib.contextmanager
+    def store(self) -> Iterator[Any]:
+        """The run's store. An SQLite file is opened per use. A PostgreSQL store is one
+        connection held for the whole run: a connection lost mid-run then fails the run
+        (one line, at its end) instead of being silently replaced."""
+        from pytest_rafael.store import Store
+
+        target = self.settings.store
+        if isinstance(target, Path):
+            with Store(target) as store:
+                yield store
+            return
+        if self._shared_store is None:
+            self._shared_store = Store(target)
+        yield self._shared_store
 
     @property
     def failures_dir(self) -> Path:
@@ -493,6 +512,9 @@ class RafaelSession:
 
     @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self._shared_store is not None:
+            self._shared_store.close()
+            self._shared_store = None
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -556,7 +578,7 @@ class ChaosRunner:
                 key,
                 self.session.adopted_genome(module),
                 seed=s.seed,
-                state=_load_engine_state(s.store, key),
+                state=self._load_engine_state(key),
                 adopt_margin=s.adopt_margin,
                 weights=s.fitness_weights,
                 gene_pool=self.session.gene_pool(),
@@ -571,6 +593,25 @@ class ChaosRunner:
                 engine.consider(genome)
             self.session.engines[key] = engine
         return engine
+
+    def _load_engine_state(self, key: str) -> dict[str, Any] | None:
+        """The saved state, or None (a fresh engine) when the store cannot be reached: the
+        run goes on, and fails at its end with the store's one line."""
+        from pytest_rafael.store import StoreError, store_label
+
+        target = self.session.settings.store
+        if isinstance(target, Path) and not target.exists():
+            return None
+        from pytest_rafael.genome.state import load_engine_state
+
+        try:
+            with self.session.store() as store:
+                return load_engine_state(store, key)
+        except StoreError as exc:
+            if self.session.start_error is None:
+                self.session.start_error = (
+                    f"pytest-rafael: run not recorded in {store_label(target)}: {exc}")
+            return None
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
@@ -882,16 +923,6 @@ def _min_fitness(spec: Any, resolved: settings.Settings) -> float | None:
     return resolved.min_fitness
 
 
-def _load_engine_state(store_path: Path, key: str) -> dict[str, Any] | None:
-    if not store_path.exists():
-        return None
-    from pytest_rafael.genome.state import load_engine_state
-    from pytest_rafael.store import Store
-
-    with Store(store_path) as store:
-        return load_engine_state(store, key)
-
-
 def _verdict_dict(engine: Any, state: Any, module: str) -> dict[str, Any]:
     """One module's :class:`PairVerdict`, as a dict: it travels on the test report."""
     v = engine.verdict()
@@ -908,4 +939,5 @@ def _verdict_dict(engine: Any, state: Any, module: str) -> dict[str, Any]:
         reason=v.reason,
         idempotent=engine.safety.idempotent,
         engine_state=engine.state(),
+        engine_base=None if engine.loaded_state is None else dict(engine.loaded_state),
     ).to_dict()

@@ -43,7 +43,10 @@ def output_problems(settings: Settings) -> list[str]:
         ("report_dir", "--rafael-report", True),
         ("store", "--rafael-store", False),
     ):
-        problem = path_problem(getattr(settings, field), folder=folder)
+        value = getattr(settings, field)
+        if not isinstance(value, Path):
+            continue  # a postgresql:// store: nothing on disk to check
+        problem = path_problem(value, folder=folder)
         if problem is not None:
             problems.append(f"{settings.sources.get(field, flag)}: {problem}")
     return problems

@@ -101,6 +101,9 @@ class PairVerdict:
     reason: str
     idempotent: bool | None
     engine_state: dict[str, Any]
+    # The state the engine started from: saving merges against it when another runner
+    # saved the same pair meanwhile (see genome.state).
+    engine_base: dict[str, Any] | None = None
 
     def entry_stats(self, genome_id: str | None) -> tuple[int, float | None]:
         """``(n, mean fitness)`` the engine holds for exactly ``genome_id``."""

@@ -79,6 +79,49 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
+def _store(text: str) -> Path | str:
+    """A ``postgresql://`` URL (kept as text: a Path would fold its ``//``) or a file."""
+    from pytest_rafael.store import is_store_url
+
+    stripped = text.strip()
+    if is_store_url(stripped):
+        from urllib.parse import urlsplit
+
+        try:
+            urlsplit(stripped).port  # noqa: B018 - raises for a port that is not a number
+        except ValueError:
+            raise ValueError(f"bad port in {text!r}") from None
+        return stripped
+    if "://" in stripped:
+        raise ValueError(f"expected a file or a postgresql:// URL, got {text!r}")
+    return _path(text)
+
+
+def _group(text: str) -> str:
+    stripped = text.strip()
+    if not stripped or len(stripped) > 200 or any(c.isspace() for c in stripped):
+        raise ValueError(f"expected a run group id without spaces, got {text!r}")
+    return stripped
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    first, sep, last = text.strip().partition("-")
+    try:
+        low, high = int(first), int(last if sep else first)
+    except ValueError:
+        raise ValueError(f"expected a port range like 20000-20099, got {text!r}") from None
+    if not 1 <= low <= high <= 65535:
+        raise ValueError(f"expected ports 1..65535, low to high, like 20000-20099, got {text!r}")
+    return low, high
+
+
+def _host(text: str) -> str:
+    host = text.strip().strip("[]")
+    if not host or any(c.isspace() or c in "/:@" for c in host.replace("::", "")):
+        raise ValueError(f"expected a host name or address, got {text!r}")
+    return host
+
+
 def _paths(items: Sequence[str]) -> tuple[Path, ...]:
     return tuple(_path(i) for i in items)
 
@@ -147,12 +190,26 @@ OPTIONS: tuple[Option, ...] = (
     Option("toxiproxy_url", "--rafael-toxiproxy", "rafael_toxiproxy_url",
            "URL of an external Toxiproxy server (default: an embedded one on a free "
            "loopback port)", _url, None, env="RAFAEL_TOXIPROXY_URL", metavar="URL"),
+    Option("toxiproxy_ports", "--rafael-toxiproxy-ports", "rafael_toxiproxy_ports",
+           "ports the chaos proxies listen on, e.g. 20000-20099: the range a Toxiproxy "
+           "service container maps (proxies then listen on all of its interfaces)",
+           _port_range, None, env="RAFAEL_TOXIPROXY_PORTS", metavar="LOW-HIGH"),
+    Option("toxiproxy_connect_host", "--rafael-toxiproxy-connect-host",
+           "rafael_toxiproxy_connect_host",
+           "host the tests reach the chaos proxies at (default: the host of "
+           "--rafael-toxiproxy)",
+           _host, None, env="RAFAEL_TOXIPROXY_CONNECT_HOST", metavar="HOST"),
     Option("report_dir", "--rafael-report", "rafael_report_dir",
            "folder for index.html, results.json, summary.md and metrics.prom",
            _path, Path("reports"), env="RAFAEL_REPORT_DIR", metavar="DIR"),
     Option("store", "--rafael-store", "rafael_store",
-           "SQLite store of runs, evolution state, proposals and the audit chain",
-           _path, Path(".rafael/rafael.db"), env="RAFAEL_STORE", metavar="PATH"),
+           "store of runs, evolution state, proposals and the audit chain: an SQLite "
+           "file, or postgresql://user@host:port/db for one store shared by a team",
+           _store, Path(".rafael/rafael.db"), env="RAFAEL_STORE", metavar="PATH|URL"),
+    Option("run_group", "--rafael-run-group", "rafael_run_group",
+           "id tying the shards of one CI run together (default: the CI's run id, e.g. "
+           "GITHUB_RUN_ID); 'rafael report --run-group ID' merges them",
+           _group, None, env="RAFAEL_RUN_GROUP", metavar="ID"),
     Option("genome_file", "--rafael-genome", "rafael_genome_file",
            "the adopted genome file read by @antifragile",
            _path, Path("rafael.genome.yaml"), env="RAFAEL_GENOME_FILE", metavar="PATH"),
@@ -193,7 +250,7 @@ class Settings:
     scenario_dirs: tuple[Path, ...]
     toxiproxy_url: str | None
     report_dir: Path
-    store: Path
+    store: Path | str  # an SQLite file or a postgresql:// URL
     genome_file: Path
     min_fitness: float | None
     allowed_targets: tuple[str, ...]
@@ -204,6 +261,9 @@ class Settings:
     vault_dirs: tuple[Path, ...]
     failures_dir: Path = Path(".rafael/failures")
     select_scenarios: tuple[str, ...] = ()
+    run_group: str | None = None
+    toxiproxy_ports: tuple[int, int] | None = None
+    toxiproxy_connect_host: str | None = None
     seed_was_given: bool = True
     # Where each given setting came from ("--rafael-seed", "ini key ... in FILE", ...), for
     # errors found after resolving (an unknown scenario name, say).
@@ -281,7 +341,8 @@ def resolve_one(opt: Option, layers: Sequence[Layer], here: Path,
     return tuple(dict.fromkeys(v for _, value in used for v in value)), used
 
 
-def resolve_layers(layers_of: Callable[[Option], Sequence[Layer]], here: Path) -> Settings:
+def resolve_layers(layers_of: Callable[[Option], Sequence[Layer]], here: Path,
+                   environ: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from each option's given layers (highest precedence first)."""
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -293,7 +354,13 @@ def resolve_layers(layers_of: Callable[[Option], Sequence[Layer]], here: Path) -
         if opt.field == "scenario_dirs":
             dir_sources.extend((p, source) for source, value in used for p in value)
     if values["failures_dir"] is None:
-        values["failures_dir"] = derived_failures_dir(values["store"])
+        values["failures_dir"] = derived_failures_dir(values["store"], here)
+    if values["run_group"] is None:
+        from pytest_rafael.run_group import ci_run_group
+
+        found = ci_run_group(os.environ if environ is None else environ)
+        if found is not None:
+            values["run_group"], sources["run_group"] = found[1], found[0]
     seed_given = values["seed"] is not None
     if not seed_given:
         values["seed"] = secrets.randbelow(2**31)
@@ -301,8 +368,11 @@ def resolve_layers(layers_of: Callable[[Option], Sequence[Layer]], here: Path) -
                     scenario_dir_sources=tuple(dict(dir_sources).items()))
 
 
-def derived_failures_dir(store: Path) -> Path:
-    """Without a failures folder of its own, shrunk schedules go beside the store."""
+def derived_failures_dir(store: Path | str, here: Path | None = None) -> Path:
+    """Without a failures folder of its own, shrunk schedules go beside the store (for a
+    PostgreSQL store, in .rafael/ of the folder the run started in)."""
+    if isinstance(store, str):
+        return (here or Path.cwd()) / ".rafael" / "failures"
     return store.parent / "failures"
 
 

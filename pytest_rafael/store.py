@@ -1,6 +1,11 @@
-"""The SQLite store: runs and their results (this module), plus the tables other parts
-add through :meth:`Store.ensure_schema` (evolution state, proposals, audit chain, vault
-evidence).
+"""The rafael store: runs and their results (this module), plus the tables other parts
+use (evolution state, proposals, audit chain, vault evidence). The schema is versioned:
+:mod:`pytest_rafael.store_schema` upgrades an older store in place when it is opened.
+
+``Store(target)`` is the one store interface. ``target`` is an SQLite file (the embedded
+default) or a ``postgresql://`` URL, which gives the PostgreSQL backend of
+:mod:`pytest_rafael.store_pg` (a subclass: the same methods, the same SQL through a
+translating connection), for a store shared by many CI runners and reviewers.
 
 One writer per run: under pytest-xdist only the controller opens the store for writing.
 Several processes (two CI jobs on one runner, a `rafael genome approve` during a run) may
@@ -20,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from pytest_rafael.errors import RafaelError
+from pytest_rafael.store_schema import migrate
 
-_RUNS_SCHEMA = """
+RUNS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id       TEXT PRIMARY KEY,
     started_at   TEXT NOT NULL,
@@ -30,10 +36,6 @@ CREATE TABLE IF NOT EXISTS runs (
     chaos        INTEGER NOT NULL,
     actor        TEXT NOT NULL,
     results_json TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS run_deltas (
-    run_id     TEXT PRIMARY KEY REFERENCES runs(run_id),
-    delta_json TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS test_results (
     run_id           TEXT NOT NULL REFERENCES runs(run_id),
@@ -57,6 +59,41 @@ class StoreError(RafaelError):
     """The store cannot be opened or is not a rafael store; the message names the file."""
 
 
+class StoreDatabaseError(StoreError):
+    """A database error while using the store (the connection was lost, a statement was
+    refused); the message is one line naming the store."""
+
+
+def is_store_url(target: object) -> bool:
+    """Whether ``target`` names a PostgreSQL store (``postgresql://`` or ``postgres://``)."""
+    return isinstance(target, str) and target.split("://", 1)[0] in ("postgresql", "postgres")
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, for messages."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}@{parts.hostname or ''}" if parts.username else parts.hostname
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc or "", parts.path, parts.query, parts.fragment))
+
+
+def store_label(target: str | os.PathLike[str]) -> str:
+    """How messages name a store: its file, or its URL without the password."""
+    return redacted(target) if isinstance(target, str) and is_store_url(target) else str(target)
+
+
+def table_columns(conn: Any, table: str) -> set[str]:
+    """The column names of ``table`` on either backend's connection."""
+    if isinstance(conn, sqlite3.Connection):
+        return {str(r[1]) for r in conn.execute(f"PRAGMA table_info({table})")}
+    return set(conn.columns(table))
+
+
 # PRAGMA application_id of a rafael store ("RAFL"): a store is recognised as ours by it
 # (or, for stores made before it was set, by the ``runs`` table).
 APPLICATION_ID = 0x5241464C
@@ -64,7 +101,8 @@ _RAFAEL_TABLE = "runs"
 
 
 class Store:
-    """A connection to the rafael SQLite store at ``path`` (created on first use).
+    """A connection to the rafael store at ``path`` (created on first use): an SQLite file,
+    or a ``postgresql://`` URL (see the module docstring).
 
     ``readonly``: open an existing store without ever writing to it (``rafael audit
     verify``, ``rafael report``, ``rafael genome proposals`` work on a read-only file or
@@ -73,8 +111,18 @@ class Store:
     An SQLite file that is not a rafael store is refused before anything is written to
     it (its journal mode, header and tables stay as they were)."""
 
+    backend = "sqlite"
+
+    def __new__(cls, path: str | os.PathLike[str], *, readonly: bool = False) -> Store:
+        if cls is Store and is_store_url(path):
+            from pytest_rafael.store_pg import PgStore
+
+            return super().__new__(PgStore)
+        return super().__new__(cls)
+
     def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.location = str(self.path)
         self.readonly = readonly
         try:
             if readonly:
@@ -99,7 +147,7 @@ class Store:
                 self.conn.execute("PRAGMA synchronous = FULL")
                 if self.conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
                     self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            self.ensure_schema(_RUNS_SCHEMA)
+            migrate(self)
         except StoreError:
             self._close_quietly()
             raise
@@ -185,7 +233,20 @@ class Store:
                     self.conn.execute(statement)
 
     def has_column(self, table: str, column: str) -> bool:
-        return any(str(r[1]) == column for r in self.conn.execute(f"PRAGMA table_info({table})"))
+        return column in table_columns(self.conn, table)
+
+    def lock(self, conn: Any, name: str | None = None) -> None:
+        """Serialize writers inside a transaction: on the store's one write lock, or on
+        the lock of ``name`` alone (one evolution key, say). SQLite's ``BEGIN IMMEDIATE``
+        already holds its one write lock; the PostgreSQL backend takes advisory locks."""
+
+    def sequence_sql(self, table: str) -> str:
+        """A scalar subquery giving the AUTOINCREMENT counter of ``table`` (NULL if none)."""
+        return f"(SELECT seq FROM sqlite_sequence WHERE name = '{table}')"
+
+    def json_text_sql(self, column: str, key: str) -> str:
+        """An expression giving the JSON text of ``column``'s top-level ``key``."""
+        return f"json_extract({column}, '$.{key}')"
 
     def add_column(self, table: str, column: str, decl: str) -> None:
         """Add a column to a table made by an older version (no-op when present, and on a
@@ -197,9 +258,12 @@ class Store:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, lock: bool = True) -> Iterator[sqlite3.Connection]:
         """A write transaction that takes the write lock up front (``BEGIN IMMEDIATE``),
-        so concurrent writers queue instead of failing half-way."""
+        so concurrent writers queue instead of failing half-way. ``lock=False``: writes
+        that are safe side by side (upserts of distinct rows) need not queue behind the
+        store's write lock on a backend that has row locks (PostgreSQL); SQLite has
+        only the one lock."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
@@ -220,11 +284,20 @@ class Store:
 
     # -- runs -------------------------------------------------------------------------
 
-    def save_run(self, results: dict[str, Any]) -> None:
-        """Store one run's ``results.json`` document and its per-test summary rows."""
-        with self.transaction() as conn:
+    def save_run(self, results: dict[str, Any], run_group: str | None = None) -> None:
+        """Store one run's ``results.json`` document and its per-test summary rows;
+        ``run_group`` ties the shards of one CI run together (``rafael report
+        --run-group``)."""
+        group = run_group if run_group is not None else results.get("run_group")
+        # Row upserts of this run only: runners on other machines need not queue.
+        with self.transaction(lock=False) as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (run_id, started_at, finished_at, seed, chaos, actor,"
+                " results_json, run_group) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (run_id) DO UPDATE SET started_at = excluded.started_at,"
+                " finished_at = excluded.finished_at, seed = excluded.seed,"
+                " chaos = excluded.chaos, actor = excluded.actor,"
+                " results_json = excluded.results_json, run_group = excluded.run_group",
                 (
                     results["run_id"],
                     results["started_at"],
@@ -233,16 +306,26 @@ class Store:
                     int(results["chaos"]),
                     results["actor"],
                     json.dumps(results, default=str),
+                    group,
                 ),
             )
             # The delta in a small table of its own: the report's history reads it without
             # parsing, or even paging through, each stored document (see report/history.py).
             conn.execute(
-                "INSERT OR REPLACE INTO run_deltas VALUES (?, ?)",
+                "INSERT INTO run_deltas (run_id, delta_json) VALUES (?, ?)"
+                " ON CONFLICT (run_id) DO UPDATE SET delta_json = excluded.delta_json",
                 (results["run_id"], json.dumps(results.get("delta") or {}, default=str)),
             )
             conn.executemany(
-                "INSERT OR REPLACE INTO test_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO test_results (run_id, nodeid, scenario, module, severity,"
+                " success_rate, baseline_fitness, best_fitness, adopted, proposal_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (run_id, nodeid, scenario) DO UPDATE SET"
+                " module = excluded.module, severity = excluded.severity,"
+                " success_rate = excluded.success_rate,"
+                " baseline_fitness = excluded.baseline_fitness,"
+                " best_fitness = excluded.best_fitness, adopted = excluded.adopted,"
+                " proposal_id = excluded.proposal_id",
                 [
                     (
                         results["run_id"],
@@ -259,6 +342,16 @@ class Store:
                     for t in results["tests"]
                 ],
             )
+
+    def group_runs(self, run_group: str) -> list[dict[str, Any]]:
+        """The ``results.json`` documents of every shard of ``run_group``, oldest first."""
+        if not self.has_column("runs", "run_group"):
+            return []  # a read-only store from before run groups
+        rows = self.conn.execute(
+            "SELECT results_json FROM runs WHERE run_group = ? ORDER BY started_at, run_id",
+            (run_group,),
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
 
     def runs(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Stored ``results.json`` documents, oldest first (the last ``limit`` if given)."""

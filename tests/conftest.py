@@ -1,5 +1,11 @@
-"""Imports that must happen once, before any in-process pytester run.
+"""Fixtures shared by the whole suite: one real PostgreSQL server per test session, a
+fresh database in it per test, and ``store_target`` to run a test on both backends.
 
+A test (or module, with ``pytestmark``) marked ``backends`` whose fixtures reach
+``store_target`` runs once per backend; ``sqlite_only`` keeps a test that reads the
+SQLite file itself (tampering with it, say) on SQLite.
+
+Some libraries are imported here, once, before any in-process pytester run.
 ``pytester.runpytest()`` restores ``sys.modules`` after each in-process run. A library
 first imported inside such a run is imported a second time later, and objects of the
 first copy then fail ``isinstance`` checks against the second: requests refuses its own
@@ -9,6 +15,81 @@ here keeps one copy for the whole session.
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
 import requests  # noqa: F401
 import toxiproxy
 import toxiproxy.api  # noqa: F401
+
+from pytest_rafael.servers import Server, ServerUnavailable, postgres_server
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Server]:
+    """A real PostgreSQL for this session (each xdist worker has its own). Skipped with
+    the reason when none can be started here; in CI (``CI`` or
+    ``RAFAEL_TESTS_REQUIRE_POSTGRES`` set, as ``.ci/run`` does) that is a failure: CI
+    must run the PostgreSQL tests (``.ci/run`` installs the server)."""
+    with ExitStack() as stack:
+        try:
+            server = stack.enter_context(postgres_server())
+        except ServerUnavailable as exc:
+            if os.environ.get("CI") or os.environ.get("RAFAEL_TESTS_REQUIRE_POSTGRES"):
+                pytest.fail(f"CI cannot start PostgreSQL: {exc}")
+            pytest.skip(f"no PostgreSQL here: {exc}")
+        yield server
+
+
+def _admin(server: Server, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+@pytest.fixture
+def pg_url(pg_server: Server) -> Iterator[str]:
+    """The URL of a fresh, empty database on the session's server, dropped afterwards."""
+    name = f"rafael_{uuid.uuid4().hex[:12]}"
+    _admin(pg_server, f"CREATE DATABASE {name}")
+    yield f"postgresql://{pg_server.user}@{pg_server.host}:{pg_server.port}/{name}"
+    _admin(pg_server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "backends: run the test on SQLite and PostgreSQL")
+    config.addinivalue_line("markers", "sqlite_only: the test reads the SQLite file itself")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    node = metafunc.definition
+    if (
+        "backend" in metafunc.fixturenames
+        and node.get_closest_marker("backends")
+        and not node.get_closest_marker("sqlite_only")
+        # A test that names its backend itself.
+        and not any(
+            m.args and "backend" in str(m.args[0]) for m in node.iter_markers("parametrize")
+        )
+    ):
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def store_target(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a test's store lives: an SQLite file, or a fresh PostgreSQL database."""
+    if backend == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return tmp_path / ".rafael" / "rafael.db"

@@ -64,13 +64,31 @@ class ToxiproxyControl:
     to it (``control_local.py``) instead of over HTTP."""
 
     def __init__(
-        self, url: str, timeout: float = 5.0, *, local: EmbeddedServer | None = None
+        self,
+        url: str,
+        timeout: float = 5.0,
+        *,
+        local: EmbeddedServer | None = None,
+        ports: tuple[int, int] | None = None,
+        connect_host: str | None = None,
+        ports_source: str = "--rafael-toxiproxy-ports",
     ) -> None:
         parts = urlsplit(url)
         self.url = url
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 8474
         self.timeout = timeout
+        # Where the code under test reaches the proxies: the Toxiproxy host (a service
+        # name in a container job) unless told otherwise (a mapped port on the runner).
+        self.connect_host = connect_host or self.host
+        self.ports = ports
+        self.ports_source = ports_source
+        # Proxies on a server reached at another address (a service container, or the
+        # server bound to all interfaces) listen on every interface: its loopback is not
+        # where the tests are. A port range is what a service maps, so the same.
+        on_loopback = self.connect_host in _LOOPBACK_NAMES and ports is None
+        self.listen_host = "127.0.0.1" if on_loopback else "0.0.0.0"
+        self._taken: set[int] = set()
         self._http: _Transport
         if local is not None:
             from pytest_rafael.faults.control_local import LocalTransport
@@ -123,27 +141,52 @@ class ToxiproxyControl:
         self, name: str, upstream: str, *, unique_suffix: str = "", server_name: str | None = None
     ) -> ProxyHandle:
         server_name = server_name or f"{name}-{unique_suffix or uuid.uuid4().hex[:8]}"
+        if self.ports is None:
+            port = self._create(server_name, upstream, f"{self.listen_host}:0")
+        else:
+            port = self._create_in_range(server_name, upstream)
+        self._taken.add(port)
+        host = self.connect_host if self.listen_host == "0.0.0.0" else self.listen_host
+        return ProxyHandle(name, server_name, upstream, host, port)
+
+    def _create(self, server_name: str, upstream: str, listen: str) -> int:
+        """Create one proxy listening on ``listen``; the port it got."""
         reply = self._call(
             f"create proxy {server_name}",
             "POST",
             "/proxies",
-            {"name": server_name, "upstream": upstream, "listen": "127.0.0.1:0", "enabled": True},
+            {"name": server_name, "upstream": upstream, "listen": listen, "enabled": True},
         )
         try:
-            listen = str(reply.json()["listen"])
+            return int(str(reply.json()["listen"]).rpartition(":")[2])
         except (ValueError, KeyError, TypeError):
             raise ToxiproxyError(
                 f"Toxiproxy at {self.url}: create proxy {server_name}: the answer names no "
                 f"listen address"
             ) from None
-        host, _, port = listen.rpartition(":")
-        host = host.strip("[]")
-        if host in ("", "::", "0.0.0.0"):
-            host = "127.0.0.1"
-        return ProxyHandle(name, server_name, upstream, host, int(port))
+
+    def _create_in_range(self, server_name: str, upstream: str) -> int:
+        """The first port of the range that is free on the server (other workers and runs
+        may hold some: the server refuses those, and the next one is tried)."""
+        assert self.ports is not None
+        first, last = self.ports
+        for port in range(first, last + 1):
+            if port in self._taken:
+                continue
+            try:
+                return self._create(server_name, upstream, f"{self.listen_host}:{port}")
+            except ToxiproxyError as exc:
+                if "in use" not in str(exc).lower():
+                    raise
+                self._taken.add(port)
+        raise ToxiproxyError(
+            f"{self.ports_source} {first}-{last}: no free port left for proxy "
+            f"{server_name} (all {last - first + 1} are taken); widen the range"
+        )
 
     def delete_proxy(self, handle: ProxyHandle) -> None:
         self._call(f"delete proxy {handle.server_name}", "DELETE", _path(handle.server_name))
+        self._taken.discard(handle.port)
 
     def proxy_names(self) -> list[str]:
         """The names of every proxy on the server."""
@@ -221,3 +264,6 @@ def check_upstream(upstream: str, allowed: Sequence[str]) -> str:
         f"upstream {upstream!r} is not a loopback address; chaos proxies only reach "
         f"loopback unless the host is listed in rafael_allowed_targets"
     )
+
+
+_LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})

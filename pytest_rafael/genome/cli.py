@@ -99,9 +99,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def _best_from_store(
     store_path: Path, module: str, baseline: Genome, key: str | None, force: bool
 ) -> tuple[Genome, str]:
-    from pytest_rafael.store import Store, StoreError
+    from pytest_rafael.store import Store, StoreError, is_store_url
 
-    if not Path(store_path).exists():
+    if not is_store_url(store_path) and not Path(store_path).exists():
         raise _error(f"{store_path}: no rafael store (run pytest --rafael-chaos first)")
     try:
         store = Store(store_path)
@@ -242,7 +242,7 @@ def register(sub: Any, group: argparse.ArgumentParser) -> None:
     )
     p.add_argument("module", help="the module to adopt a genome for")
     _add_genome_file(p)
-    add_setting(p, "store", "--store", help="rafael store")
+    add_setting(p, "store", "--store", help="rafael store: a file or a postgresql:// URL")
     p.add_argument("--key", help="one '<nodeid>::<scenario>' evolution (default: the best)")
     p.add_argument("--from", dest="source", metavar="FILE", help="take the genome from FILE")
     p.add_argument(

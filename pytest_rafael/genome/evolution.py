@@ -147,6 +147,8 @@ class Engine:
         self._base_cpu: list[float] = []
         self._hints: list[float] = []  # slowest successful attempt per measurement
         self._history: list[list[Any]] = []
+        # What this engine started from: a save merges against it (see genome.state).
+        self.loaded_state: Mapping[str, Any] | None = state
         if state:
             self._restore(state)
         self._entries.setdefault(baseline.id, _Entry(baseline))

@@ -34,6 +34,7 @@ class Evolution:
         self.store = store
         self.baseline = adopted.get(module) or Genome(module)
         state = load_engine_state(store, self.key) if store is not None else None
+        self._loaded = state  # what a save merges against (another runner may save first)
         self.engine = Engine(
             self.key,
             self.baseline,
@@ -71,5 +72,7 @@ class Evolution:
         """The verdict; the engine state is saved so that the next run continues."""
         verdict = self.engine.verdict()
         if self.store is not None:
-            save_engine_state(self.store, self.key, self.module, self.engine.state())
+            save_engine_state(
+                self.store, self.key, self.module, self.engine.state(), base=self._loaded
+            )
         return verdict

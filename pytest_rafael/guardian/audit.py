@@ -14,9 +14,12 @@ Someone who knows this scheme could recompute every hash after an edit. With
 ``RAFAEL_AUDIT_KEY`` set, each entry also carries ``mac`` = HMAC-SHA256(key, hash), and
 the head is MAC'd too; without the key such a rewrite cannot be made to verify.
 
-Appends run inside ``BEGIN IMMEDIATE`` and read the tail inside that transaction, so any
-number of processes can append at once; a process killed mid-append leaves the previous
-committed state (SQLite's WAL makes the transaction atomic).
+Appends run inside ``BEGIN IMMEDIATE`` (on PostgreSQL: a transaction holding the store's
+advisory write lock) and read the tail inside that transaction, so any number of
+processes, on any number of machines for a shared PostgreSQL store, can append at once
+and the chain stays one chain; a process killed mid-append, or a connection lost, leaves
+the previous committed state (the transaction is atomic). On PostgreSQL a trigger also
+refuses UPDATE, DELETE and TRUNCATE on audit rows.
 """
 
 from __future__ import annotations
@@ -242,15 +245,18 @@ class AuditLog:
     def append_in(self, conn: sqlite3.Connection, entries: list[NewEntry]) -> list[AuditEntry]:
         """Append inside a write transaction the caller holds (``store.transaction()``),
         so a state change and its audit entries commit together or not at all."""
-        # Read the tail inside the transaction: BEGIN IMMEDIATE holds the write lock, so
-        # no other process can append between this read and our insert.
+        # Read the tail inside the transaction, holding the write lock (BEGIN IMMEDIATE;
+        # on PostgreSQL the advisory lock, taken again here in case the caller's
+        # transaction did not): no other process can append between this read and our
+        # insert, so the chain stays one chain.
+        self.store.lock(conn)
         # One statement for the three things that must agree: the last row, the head
         # record and SQLite's AUTOINCREMENT counter (fewer round trips per append).
         head_id, head_hash, head_mac, tail_id, tail_hash, seq = conn.execute(
             "SELECT (SELECT last_id FROM audit_head), (SELECT last_hash FROM audit_head),"
             " (SELECT mac FROM audit_head),"
             " (SELECT max(id) FROM audit), (SELECT hash FROM audit ORDER BY id DESC LIMIT 1),"
-            " (SELECT seq FROM sqlite_sequence WHERE name = 'audit')"
+            f" {self.store.sequence_sql('audit')}"
         ).fetchone()
         if head_mac is not None:
             # A signed chain stays signed: an entry without a MAC, or with another key's,
@@ -400,9 +406,9 @@ class AuditLog:
                 finally:
                     conn.text_factory = str
             head = conn.execute("SELECT last_id, last_hash, mac FROM audit_head").fetchone()
-            seq_row = conn.execute(
-                "SELECT seq FROM sqlite_sequence WHERE name = 'audit'"
-            ).fetchone()
+            seq_row = conn.execute(f"SELECT {self.store.sequence_sql('audit')}").fetchone()
+            if seq_row is not None and seq_row[0] is None:
+                seq_row = None
         finally:
             conn.execute("COMMIT")
         count = len(rows)

@@ -29,6 +29,7 @@ from pytest_rafael.guardian.cli_common import (
 from pytest_rafael.guardian.compliance import FRAMEWORKS, check_compliance
 from pytest_rafael.guardian.integrity import verify_integrity
 from pytest_rafael.guardian.signatures import allowed_signers_path
+from pytest_rafael.store import StoreError
 
 
 def register(sub: argparse._SubParsersAction[Any], group: argparse.ArgumentParser) -> None:
@@ -210,7 +211,7 @@ def _genome_to_check(default: Path, explicit: bool, store: Any) -> Path | None:
         (adopted,) = store.conn.execute(
             "SELECT count(*) FROM proposals WHERE status = 'adopted'"
         ).fetchone()
-    except sqlite3.OperationalError:
+    except (sqlite3.OperationalError, StoreError):
         adopted = 0
     return default if adopted else None
 

@@ -12,11 +12,14 @@ from pathlib import Path
 from pytest_rafael import settings
 from pytest_rafael.cli import CommandError, add_setting
 from pytest_rafael.guardian.config import GuardianConfig
-from pytest_rafael.store import Store, StoreError
+from pytest_rafael.store import Store, StoreError, is_store_url, store_label
 
 
 def add_store_option(p: argparse.ArgumentParser) -> None:
-    add_setting(p, "store", "--store", help="the rafael SQLite store")
+    add_setting(
+        p, "store", "--store",
+        help="the rafael store: an SQLite file or a postgresql://user@host:port/db URL",
+    )
 
 
 def add_genome_option(p: argparse.ArgumentParser) -> None:
@@ -80,16 +83,20 @@ def store_errors(path: str | Path) -> Iterator[None]:
     try:
         yield
     except sqlite3.DatabaseError as exc:
-        raise CommandError(f"{path}: {exc}", 1) from None
+        raise CommandError(f"{store_label(path)}: {exc}", 1) from None
+    except StoreError as exc:  # the PostgreSQL backend's errors name the store already
+        raise CommandError(str(exc).splitlines()[0], 1) from None
 
 
 def open_store(path: str | Path, readonly: bool = False) -> Store:
     """Open an existing store; a missing or unreadable one is a one-line usage error.
     ``readonly``: never write to it (commands that only read work on a read-only file)."""
-    p = Path(path)
-    if not p.is_file():
-        raise CommandError(f"{p}: no rafael store here (run the chaos suite first, or --store)")
+    target: Path | str = path if is_store_url(path) else Path(path)
+    if isinstance(target, Path) and not target.is_file():
+        raise CommandError(
+            f"{target}: no rafael store here (run the chaos suite first, or --store)"
+        )
     try:
-        return Store(p, readonly=readonly)
+        return Store(target, readonly=readonly)
     except StoreError as exc:
         raise CommandError(str(exc).splitlines()[0]) from None

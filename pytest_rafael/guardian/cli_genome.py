@@ -31,7 +31,7 @@ from pytest_rafael.guardian.config import GuardianConfigError
 from pytest_rafael.guardian.core import Guardian, GuardianError
 from pytest_rafael.guardian.policy import PolicyError
 from pytest_rafael.guardian.proposals import STATUSES, Proposal
-from pytest_rafael.store import StoreError
+from pytest_rafael.store import StoreError, store_label
 
 
 def register(sub: argparse._SubParsersAction[Any], group: argparse.ArgumentParser) -> None:
@@ -97,7 +97,7 @@ def _guardian(args: argparse.Namespace, readonly: bool = False) -> Iterator[Guar
         except (GuardianConfigError, GuardianError, StoreError) as exc:
             raise CommandError(str(exc).splitlines()[0]) from None
         except (sqlite3.DatabaseError, OSError) as exc:
-            raise CommandError(f"{args.store}: {exc}".splitlines()[0]) from None
+            raise CommandError(f"{store_label(args.store)}: {exc}".splitlines()[0]) from None
         try:
             yield g
         except PolicyError as exc:
@@ -107,7 +107,9 @@ def _guardian(args: argparse.Namespace, readonly: bool = False) -> Iterator[Guar
         except GuardianError as exc:
             raise CommandError(str(exc)) from None
         except sqlite3.DatabaseError as exc:
-            raise CommandError(f"{args.store}: {exc}", 1) from None
+            raise CommandError(f"{store_label(args.store)}: {exc}", 1) from None
+        except StoreError as exc:  # PostgreSQL: the message names the store
+            raise CommandError(str(exc).splitlines()[0], 1) from None
     finally:
         store.close()
 

@@ -121,6 +121,9 @@ class Facts:
     # The genome file checked against the adoptions: (path, genes per module, or an
     # error text); None when no file was named.
     genome_file: tuple[str, Mapping[str, Any] | None, str | None] | None = None
+    # A PostgreSQL store has no file: what its grants and trigger allow instead (the
+    # problems found; None for an SQLite store).
+    db_access: tuple[str, ...] | None = None
 
     @classmethod
     def gather(
@@ -140,7 +143,7 @@ class Facts:
                 by_change[e.change_id].append(e)
             details.append((e.id, e.details))
         modes: dict[str, int] = {}
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm") if store.backend == "sqlite" else ():
             path = f"{store.path}{suffix}"
             try:
                 modes[path] = stat.S_IMODE(os.stat(path).st_mode)
@@ -157,6 +160,7 @@ class Facts:
             entries={k: tuple(v) for k, v in by_change.items()},
             all_details=tuple(details),
             store_modes=modes,
+            db_access=None if store.backend == "sqlite" else _db_access(store),
             config=config,
             genome_file=None if genome_file is None else _read_genomes(genome_file),
         )
@@ -476,7 +480,37 @@ def _identified(f: Facts) -> Control:
     )
 
 
+def _db_access(store: Store) -> tuple[str, ...]:
+    """What is wrong with a PostgreSQL store's protection of the audit rows."""
+    problems = []
+    row = store.conn.execute(
+        "SELECT tgenabled FROM pg_trigger WHERE tgname = 'audit_append_only'"
+        " AND tgrelid = 'audit'::regclass"
+    ).fetchone()
+    if row is None or row[0] == "D":
+        problems.append("the audit table's append-only trigger is missing or disabled")
+    for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+        granted = store.conn.execute(
+            "SELECT has_table_privilege('public', 'audit', ?)", (privilege,)
+        ).fetchone()[0]
+        if granted:
+            problems.append(f"PUBLIC (every database role) holds {privilege} on the audit table")
+    return tuple(problems)
+
+
 def _file_mode(f: Facts) -> Control:
+    if f.db_access is not None:
+        return Control(
+            "hipaa",
+            "164.312(a)(1)",
+            "Access control: the audit store is readable by its owner only",
+            not f.db_access,
+            f.db_access
+            or (
+                "PostgreSQL: no grants to PUBLIC on the audit table; UPDATE and DELETE "
+                "refused by trigger",
+            ),
+        )
     problems = [
         f"{path} has mode {mode:04o} (group/other may access it)"
         for path, mode in f.store_modes.items()

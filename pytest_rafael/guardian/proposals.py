@@ -264,7 +264,9 @@ class ProposalRepo:
 
     def approvals(self, proposal_id: str) -> tuple[Approval, ...]:
         if self._signed_columns is None:
-            names = {str(r[1]) for r in self.conn.execute("PRAGMA table_info(approvals)")}
+            from pytest_rafael.store import table_columns
+
+            names = table_columns(self.conn, "approvals")
             self._signed_columns = {"fingerprint", "signature"} <= names
         # A read-only store from an older version has no signature columns: its
         # approvals read as unsigned.

@@ -29,15 +29,16 @@ _TEST_FIELDS = (
 
 def _run_rows(store: Store) -> list[dict[str, Any]]:
     """run_id, started_at and the delta (JSON text) of every run, oldest first."""
-    # json_extract parses a whole stored document: only for runs stored before the
-    # run_deltas table existed (COALESCE evaluates it only where no delta row is found).
+    # The whole stored document is parsed only for runs stored before the run_deltas
+    # table existed (COALESCE evaluates it only where no delta row is found).
+    stored = store.json_text_sql("r.results_json", "delta")
     try:
         return [
             {"run_id": r[0], "started_at": r[1], "delta": r[2]}
             for r in store.conn.execute(
-                "SELECT r.run_id, r.started_at, COALESCE(d.delta_json,"
-                " json_extract(r.results_json, '$.delta')) FROM runs r"
-                " LEFT JOIN run_deltas d USING (run_id) ORDER BY r.started_at, r.rowid"
+                f"SELECT r.run_id, r.started_at, COALESCE(d.delta_json, {stored})"
+                " FROM runs r LEFT JOIN run_deltas d ON d.run_id = r.run_id"
+                " ORDER BY r.started_at, r.rowid"
             )
         ]
     except sqlite3.OperationalError:  # an SQLite built without JSON1: parse in Python

@@ -101,19 +101,19 @@ def _vault(args: argparse.Namespace) -> Vault:
         vault = Vault.load(list(args.vault_dirs))
     except VaultError as exc:
         raise _error(str(exc)) from None
-    store_path: Path = args.store
-    if args.store_given and not store_path.exists():
-        raise _error(f"--store {store_path}: no such file")
-    if store_path.is_file():
-        from pytest_rafael.store import Store, StoreError
+    from pytest_rafael.store import Store, store_label
 
+    target: Path | str = args.store  # a file, or a postgresql:// URL
+    if args.store_given and isinstance(target, Path) and not target.exists():
+        raise _error(f"--store {target}: no such file")
+    if isinstance(target, str) or target.is_file():
         from .evidence import observed_scores
 
         try:
-            with Store(store_path) as store:
+            with Store(target) as store:
                 vault = vault.with_evidence(observed_scores(store))
-        except (StoreError, Exception) as exc:  # a broken store must not hide the vault
-            raise _error(f"{store_path}: cannot read evidence: {exc}") from None
+        except Exception as exc:  # a broken store must not hide the vault
+            raise _error(f"{store_label(target)}: cannot read evidence: {exc}") from None
     return vault
 
 

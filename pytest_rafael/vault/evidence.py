@@ -1,5 +1,5 @@
 """Evidence for vault patterns: the fitness measured each time a pattern's gene was adopted
-by the genome engine, kept in the rafael SQLite store.
+by the genome engine, kept in the rafael store.
 
 The vault blends this observed fitness with each pattern's declared reliability
 (:func:`pytest_rafael.vault.blend`), so a pattern that keeps working in this project's
@@ -41,7 +41,9 @@ def record_adoption(
     ensure_schema(store)
     with store.transaction() as conn:
         conn.execute(
-            "INSERT OR REPLACE INTO vault_evidence VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO vault_evidence (pattern_id, module, fitness, run_id, recorded_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (pattern_id, module, run_id) DO UPDATE"
+            " SET fitness = excluded.fitness, recorded_at = excluded.recorded_at",
             (
                 pattern_id,
                 module,

@@ -121,8 +121,9 @@ def _trained_engine(base: Genome) -> Engine:
     return e
 
 
-def test_engine_state_round_trip_in_store(tmp_path: Path) -> None:
-    with Store(tmp_path / "r.db") as store:
+@pytest.mark.backends
+def test_engine_state_round_trip_in_store(store_target: Path | str) -> None:
+    with Store(store_target) as store:
         assert load_engine_state(store, "k") is None
         e = _trained_engine(PAY)
         save_engine_state(store, "k", "payments", e.state())

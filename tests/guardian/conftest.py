@@ -13,8 +13,8 @@ from pytest_rafael.store import Store
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / ".rafael" / "rafael.db")
+def store(store_target: Path | str) -> Iterator[Store]:
+    s = Store(store_target)
     yield s
     s.close()
 

@@ -72,6 +72,7 @@ def chain(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.backends
 def test_append_links_entries_and_verifies(store: Store) -> None:
     log = AuditLog(store)
     a = log.append("run_started", "alice", details={"run_id": "r1"})
@@ -440,6 +441,7 @@ def test_wiping_the_whole_log_is_caught_when_history_remains(make_guardian: Any)
     assert "empty but the store records 1 proposal" in (result.reason or "")
 
 
+@pytest.mark.backends
 def test_a_signed_chain_refuses_unsigned_or_foreign_appends(
     make_guardian: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -53,9 +53,17 @@ def history(make_guardian: Callable[..., Guardian]) -> dict[str, str]:
     }
 
 
+SIGNERS: list[Path] = []
+
+
+@pytest.fixture(autouse=True)
+def _signers(tmp_path: Path) -> None:
+    SIGNERS[:] = [tmp_path / "rafael.allowed_signers"]
+
+
 def controls(store: Store, frameworks: list[str] | None = None) -> dict[str, bool]:
     # The project's allowed-signers file: the chain controls verify every signature.
-    signers = store.path.parent.parent / "rafael.allowed_signers"
+    signers = SIGNERS[0]
     return {
         f"{c.framework}:{c.id}": c.passed
         for c in check_compliance(store, CFG, None, frameworks, allowed_signers=signers)
@@ -67,6 +75,16 @@ def failing(store: Store) -> set[str]:
 
 
 def sql(store: Store, *statements: str) -> None:
+    """Edit the store behind rafael's back: the SQLite file, or on PostgreSQL as a
+    superuser with triggers off (what a database owner bent on tampering could do)."""
+    if store.backend == "postgresql":
+        import psycopg
+
+        with psycopg.connect(store.url, autocommit=True) as pg:  # type: ignore[attr-defined]
+            pg.execute("SET session_replication_role = replica")
+            for s in statements:
+                pg.execute(s.replace("%", "%%"))
+        return
     conn = sqlite3.connect(store.path)
     for s in statements:
         conn.execute(s)
@@ -74,6 +92,7 @@ def sql(store: Store, *statements: str) -> None:
     conn.close()
 
 
+@pytest.mark.backends  # the controls read the store through its interface
 def test_clean_history_passes_every_framework(store: Store, history: dict[str, str]) -> None:
     result = check_compliance(store, CFG)
     assert {c.framework for c in result} == set(FRAMEWORKS)
@@ -101,6 +120,7 @@ def test_removing_an_approval_fails_separation_of_duties(
     assert "soc2:CC7.2" not in bad  # the chain itself is intact
 
 
+@pytest.mark.backends  # the controls read the store through its interface
 def test_an_author_approval_slipped_into_the_table_is_caught(
     store: Store, history: dict[str, str]
 ) -> None:
@@ -118,6 +138,7 @@ def test_removing_the_role_fails_critical(store: Store, history: dict[str, str])
     assert "soc2:CC8.1" in failing(store)
 
 
+@pytest.mark.backends  # the controls read the store through its interface
 def test_removing_audit_entries_fails_documentation_and_chain(
     store: Store, history: dict[str, str]
 ) -> None:
@@ -253,3 +274,19 @@ def test_reapproval_completes_an_adoption_interrupted_after_the_file_write(
     assert g.approve(p.id, "bob", key=key("bob")).status == "adopted"
     assert shipped(store, path)
     assert g.summary()["audit"]["anchor"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "ALTER TABLE audit DISABLE TRIGGER audit_append_only",
+        "GRANT SELECT, UPDATE ON audit TO PUBLIC",
+    ],
+)
+def test_an_open_postgresql_audit_table_fails_hipaa(
+    store: Store, history: dict[str, str], statement: str
+) -> None:
+    assert failing(store) == set()
+    sql(store, statement)
+    assert failing(store) == {"hipaa:164.312(a)(1)"}

@@ -15,6 +15,11 @@ from pytest_rafael.guardian.config import ModulePolicy
 from pytest_rafael.guardian.impact import assess_impact
 
 Make = Callable[..., Guardian]
+# The whole guardian flow (propose, signed approvals, reject, supersede, adopt) on both
+# store backends.
+pytestmark = pytest.mark.backends
+
+
 CFG = GuardianConfig(
     critical_role="security-lead",
     modules={"payments": ModulePolicy("low", ("pci",)), "ledger": ModulePolicy("critical")},
@@ -304,6 +309,7 @@ def test_generic_accounts_and_control_characters_cannot_approve(make_guardian: M
     assert g.get(p.id).approvals == ()
 
 
+@pytest.mark.sqlite_only
 def test_approval_rows_slipped_into_the_store_do_not_count(make_guardian: Make, store: Any) -> None:
     import sqlite3
 

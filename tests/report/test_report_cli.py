@@ -25,20 +25,60 @@ def only_report(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rafael_cli, "COMMANDS", {"report": rafael_cli.COMMANDS["report"]})
 
 
-def _store(path: Path) -> None:
+def _store(path: Path | str) -> None:
     older = make_run(run_id="run-0001", started_at="2026-11-20T10:00:00+00:00")
     older["tests"][0]["best_fitness"] = 0.45
     older["delta"]["current_score"] = 0.5
     with Store(path) as store:
-        store.save_run(older)
-        store.save_run(make_run(run_id="run-0002", started_at="2026-11-22T18:00:00+00:00"))
+        store.save_run(older, run_group="nightly")
+        store.save_run(
+            make_run(run_id="run-0002", started_at="2026-11-22T18:00:00+00:00"),
+            run_group="nightly",
+        )
 
 
+@pytest.mark.backends
+@pytest.mark.usefixtures("only_report")
+def test_a_run_group_merges_its_shards_into_one_report_and_gate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], store_target: Path | str
+) -> None:
+    shard_a = make_run(run_id="run-0002", started_at="2026-11-23T09:00:00+00:00")
+    shard_a["gate"] = {"min_fitness": 0.7, "passed": True, "failures": []}
+    shard_b = make_run(run_id="run-0003", started_at="2026-11-23T10:00:00+00:00")
+    for t in shard_b["tests"]:
+        t["nodeid"] = t["nodeid"].replace("tests/", "tests/shard_b/")
+    shard_b["gate"] = {"min_fitness": 0.8, "passed": False, "failures": ["refund: 0.4 < 0.8"]}
+    with Store(store_target) as store:
+        store.save_run(make_run(run_id="run-0001", started_at="2026-11-20T10:00:00+00:00"))
+        store.save_run(shard_a, run_group="ci-77")
+        store.save_run(shard_b, run_group="ci-77")
+    out = tmp_path / "out"
+    argv = ["report", "--store", str(store_target), "--out", str(out), "--run-group", "ci-77"]
+    assert rafael_cli.main(argv) == 1  # one shard's gate failed: the group's fails
+    printed = capsys.readouterr().out
+    tests = len(shard_a["tests"]) + len(shard_b["tests"])
+    assert f"run group ci-77 (2 shards, {tests} tests): gate FAILED" in printed
+    assert "run-0003: refund: 0.4 < 0.8" in printed
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["run_group"] == "ci-77"
+    assert [s["run_id"] for s in doc["shards"]] == ["run-0002", "run-0003"]
+    assert {(t["nodeid"], t["scenario"]) for t in doc["tests"]} == {
+        (t["nodeid"], t["scenario"]) for t in shard_a["tests"] + shard_b["tests"]
+    }
+    assert doc["gate"]["passed"] is False
+    # The run before the group is its history.
+    assert "Resilience score across 2 runs" in (out / "index.html").read_text()
+    argv[-1] = "nope"
+    assert rafael_cli.main(argv) == 1
+    assert "no runs in run group 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.backends
 @pytest.mark.usefixtures("only_report")
 def test_regenerates_latest_run_with_history(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], store_target: Path | str
 ) -> None:
-    db, out = tmp_path / "r.db", tmp_path / "out"
+    db, out = store_target, tmp_path / "out"
     _store(db)
     assert rafael_cli.main(["report", "--store", str(db), "--out", str(out)]) == 0
     assert "run-0002" in capsys.readouterr().out
@@ -58,9 +98,10 @@ def test_regenerates_latest_run_with_history(
     assert (out / "metrics.prom").is_file()
 
 
+@pytest.mark.backends
 @pytest.mark.usefixtures("only_report")
-def test_run_option_picks_an_older_run(tmp_path: Path) -> None:
-    db, out = tmp_path / "r.db", tmp_path / "out"
+def test_run_option_picks_an_older_run(tmp_path: Path, store_target: Path | str) -> None:
+    db, out = store_target, tmp_path / "out"
     _store(db)
     assert (
         rafael_cli.main(["report", "--store", str(db), "--out", str(out), "--run", "run-0001"]) == 0
@@ -108,7 +149,7 @@ def test_register_adds_arguments_to_the_group() -> None:
     sub = group.add_subparsers()
     report_cli.register(sub, group)
     args = group.parse_args(["--store", "x.db", "--out", "o"])
-    assert args.store == Path("x.db")
+    assert str(args.store) == "x.db"  # a file or a postgresql:// URL
     assert args.out == Path("o")
     assert args.run is None
     assert args.func is report_cli.run

@@ -1,0 +1,69 @@
+"""``--rafael-store`` takes a postgresql:// URL (also ini and env) and
+``--rafael-run-group`` ties shards together, defaulting to the CI's run id."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_rafael import pytest_options as settings
+
+URL = "postgresql://ci@db.example:5433/rafael"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "ini"),
+    [
+        (["--rafael-store", URL], {}, ""),
+        ([], {"RAFAEL_STORE": URL}, ""),
+        ([], {}, f"rafael_store = {URL}"),
+    ],
+)
+def test_a_postgresql_url_is_kept_as_given(
+    pytester: pytest.Pytester, args: list[str], env: dict[str, str], ini: str
+) -> None:
+    if ini:
+        pytester.makefile(".ini", tox=f"[pytest]\n{ini}\n")
+    resolved = settings.resolve(pytester.parseconfig(*args), env)
+    assert resolved.store == URL  # not a Path: that would fold "//" into "/"
+
+
+def test_a_file_store_stays_a_path(pytester: pytest.Pytester) -> None:
+    resolved = settings.resolve(pytester.parseconfig("--rafael-store", "x/r.db"), {})
+    assert resolved.store == pytester.path / "x" / "r.db"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("postgresql://ci@db:port/rafael", "*--rafael-store: bad port in *"),
+        ("mysql://h/db", "*--rafael-store: expected a file or a postgresql:// URL*"),
+    ],
+)
+def test_a_bad_store_url_is_one_usage_line(
+    pytester: pytest.Pytester, value: str, expected: str
+) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest("--rafael-store", value)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([expected])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_the_run_group_defaults_to_the_ci_run_id(pytester: pytest.Pytester) -> None:
+    config = pytester.parseconfig()
+    assert settings.resolve(config, {}).run_group is None
+    ci = settings.resolve(config, {"GITHUB_RUN_ID": "987", "CI_PIPELINE_ID": "5"})
+    assert ci.run_group == "987"
+    assert ci.sources["run_group"] == "environment variable GITHUB_RUN_ID"
+    assert settings.resolve(config, {"CI_PIPELINE_ID": "5"}).run_group == "5"
+    given = pytester.parseconfig("--rafael-run-group", "nightly-7")
+    assert settings.resolve(given, {"GITHUB_RUN_ID": "987"}).run_group == "nightly-7"
+    env = settings.resolve(config, {"RAFAEL_RUN_GROUP": "g", "GITHUB_RUN_ID": "987"})
+    assert env.run_group == "g"
+
+
+def test_a_bad_run_group_names_its_source(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest("--rafael-run-group", "has space")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--rafael-run-group: expected a run group id*"])

@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "antifragile"]
 
 if TYPE_CHECKING:
-    from pytest_rafael.resilience import antifragile
+    from pytest_rafael.resilience.antifragile import antifragile
 
 
 def __getattr__(name: str) -> Any:

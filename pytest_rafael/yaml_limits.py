@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from pytest_rafael.errors import RafaelError
 from pytest_rafael.yaml_nodes import is_mapping, is_sequence, safe_loader
 
 # Far beyond any scenario, genome or vault pattern (they nest about six deep and hold a
@@ -30,7 +31,7 @@ _OPENING = ("SequenceStartEvent", "MappingStartEvent")
 _CLOSING = ("SequenceEndEvent", "MappingEndEvent")
 
 
-class YamlInputError(ValueError):
+class YamlInputError(RafaelError, ValueError):
     """A YAML text that cannot be read: ``problem`` (one line) at ``line`` (1-based)."""
 
     def __init__(self, problem: str, line: int) -> None:

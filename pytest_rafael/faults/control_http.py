@@ -20,8 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_rafael.errors import RafaelError
 
-class DeadlineExceeded(TimeoutError):
+
+class DeadlineExceeded(RafaelError, TimeoutError):
     """The request did not complete within its deadline."""
 
 

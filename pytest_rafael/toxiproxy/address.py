@@ -13,8 +13,10 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 
+from pytest_rafael.errors import RafaelError
 
-class AddressError(Exception):
+
+class AddressError(RafaelError):
     """An address Go's resolver would reject; the message is Go's text."""
 
 

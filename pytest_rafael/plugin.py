@@ -485,7 +485,10 @@ class RafaelSession:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
-        self.interrupted_by = interrupts_reason()
+        # pytest stops on collection errors by raising Session.Interrupted, a
+        # KeyboardInterrupt of its own: that is no signal (sessionfinish names it).
+        if not excinfo.errisinstance(pytest.Session.Interrupted):
+            self.interrupted_by = interrupts_reason()
 
     def _shrunk_failures(self) -> dict[str, Any] | None:
         """The Hypothesis fault schedules that failed in this session, if any."""

@@ -239,3 +239,17 @@ def test_interrupted_run_reverts_records_and_reports_once(
     assert "INTERRUPTED" in (reports / "summary.md").read_text()
     assert "INTERRUPTED" in (reports / "index.html").read_text()
     assert "run INTERRUPTED" in out
+
+
+def test_a_collection_error_is_not_reported_as_a_signal(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.chaos("no_such_scenario")
+        def test_x():
+            pass
+    """)
+    result = pytester.runpytest_subprocess("--rafael-chaos", "--rafael-report=out")
+    out = result.stdout.str()
+    assert "collection errors" in out
+    assert "SIGINT" not in out

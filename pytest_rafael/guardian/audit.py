@@ -276,10 +276,13 @@ class AuditLog:
         if not (head_ok and seq_ok):
             # Never extend a chain whose tail was tampered with: the new entries would
             # hide where the damage is.
-            raise AuditChainError(
-                f"audit chain tail (entry {last_id}) does not match its recorded head "
-                f"(entry {head_id}); run 'rafael audit verify'"
-            )
+            if not head_ok and head_id == last_id:
+                what = f"the last entry ({last_id}) no longer has the hash its head recorded"
+            elif not head_ok:
+                what = f"the last entry is {last_id}, but the recorded head is entry {head_id}"
+            else:
+                what = f"entries were removed (the chain had reached entry {seq})"
+            raise AuditChainError(f"audit chain tampered: {what}; run 'rafael audit verify'")
         out: list[AuditEntry] = []
         rows = []
         timestamp = _now()

@@ -113,8 +113,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 "(set RAFAEL_AUDIT_KEY to check them)"
             )
     else:
+        where = f"at entry {result.first_broken}" if result.first_broken is not None else ""
         print(
-            f"audit chain BROKEN at entry {result.first_broken}: {result.reason} "
+            f"audit chain BROKEN{' ' + where if where else ''}: {result.reason} "
             f"({result.entries} entries in the store)"
         )
     return 0 if result.ok else 1

@@ -86,14 +86,24 @@ class ScenarioPathError(ScenarioError):
 
 
 @dataclass(frozen=True)
-class _Attr:
-    """The schema of one fault attribute."""
+class Attribute:
+    """The schema of one fault attribute: the one definition the scenario loader, the
+    Hypothesis strategies and the stressors (:func:`pytest_rafael.faults.stress.
+    normalize_attributes`) all read.
+
+    ``minimum``/``maximum`` hold on every machine, so a catalog valid on a laptop is valid
+    in CI. ``default`` is what a stressor uses when the attribute is left out; ``cap``
+    names a bound known only when a stressor starts (``cpu_count``, or a field of
+    :class:`~pytest_rafael.faults.stress.StressLimits`), which lowers ``maximum`` then.
+    """
 
     kind: str  # "int" | "number" | "bool"
     minimum: float = 0
     maximum: float = MAX_INT
     required: bool = False
     unit: str = ""
+    default: Any = None
+    cap: str = ""
 
     def describe(self) -> str:
         if self.kind == "bool":
@@ -113,37 +123,48 @@ def _num(value: float) -> str:
 
 # Attribute names and units follow Toxiproxy's toxics so that a scenario maps 1:1 onto its
 # REST API (and the real Toxiproxy works as the backend).
-TOXIC_ATTRIBUTES: dict[str, dict[str, _Attr]] = {
+TOXIC_ATTRIBUTES: dict[str, dict[str, Attribute]] = {
     "latency": {
-        "latency": _Attr("int", required=True, unit="ms"),
-        "jitter": _Attr("int", unit="ms"),
+        "latency": Attribute("int", required=True, unit="ms"),
+        "jitter": Attribute("int", unit="ms"),
     },
     # rate 0 means "unlimited" in Toxiproxy: refuse it, it would be a silent no-op.
-    "bandwidth": {"rate": _Attr("int", minimum=1, required=True, unit="KB/s")},
-    "slow_close": {"delay": _Attr("int", required=True, unit="ms")},
-    "timeout": {"timeout": _Attr("int", unit="ms, 0 holds the connection until removed")},
-    "reset_peer": {"timeout": _Attr("int", unit="ms")},
+    "bandwidth": {"rate": Attribute("int", minimum=1, required=True, unit="KB/s")},
+    "slow_close": {"delay": Attribute("int", required=True, unit="ms")},
+    "timeout": {"timeout": Attribute("int", unit="ms, 0 holds the connection until removed")},
+    "reset_peer": {"timeout": Attribute("int", unit="ms")},
     "slicer": {
-        "average_size": _Attr("int", minimum=1, required=True, unit="bytes"),
-        "size_variation": _Attr("int", unit="bytes, less than average_size"),
-        "delay": _Attr("int", unit="microseconds"),
+        "average_size": Attribute("int", minimum=1, required=True, unit="bytes"),
+        "size_variation": Attribute("int", unit="bytes, less than average_size"),
+        "delay": Attribute("int", unit="microseconds"),
     },
-    "limit_data": {"bytes": _Attr("int", required=True, unit="bytes")},
+    "limit_data": {"bytes": Attribute("int", required=True, unit="bytes")},
 }
-# The same names as pytest_rafael.faults.stress (which fills in defaults and applies the
-# machine-dependent caps, such as cores <= cpu_count and the memory share, at run time):
-# here only bounds that hold on every machine, so a catalog valid on a laptop is valid in CI.
-STRESS_ATTRIBUTES: dict[str, dict[str, _Attr]] = {
+# Stressor attributes, with the defaults a stressor fills in and the caps it applies when
+# it starts (cores <= cpu_count, the disk limits); the memory share against what is
+# available is checked at start as well.
+STRESS_ATTRIBUTES: dict[str, dict[str, Attribute]] = {
     "cpu": {
-        "percent": _Attr("number", minimum=1, maximum=100, unit="percent of each core"),
-        "cores": _Attr("int", minimum=1, maximum=4096, unit="cores"),
-        "period_ms": _Attr("number", minimum=1, maximum=1000, unit="ms of each busy/idle cycle"),
+        "percent": Attribute(
+            "number", minimum=1, maximum=100, unit="percent of each core", default=100
+        ),
+        "cores": Attribute(
+            "int", minimum=1, maximum=4096, unit="cores", default=1, cap="cpu_count"
+        ),
+        "period_ms": Attribute(
+            "number", minimum=1, maximum=1000, unit="ms of each busy/idle cycle", default=10
+        ),
     },
-    "memory": {"mb": _Attr("number", minimum=1, maximum=1_048_576, required=True, unit="MB")},
+    "memory": {"mb": Attribute("number", minimum=1, maximum=1_048_576, required=True, unit="MB")},
     "disk": {
-        "mb": _Attr("number", minimum=0.0625, maximum=1_048_576, required=True, unit="MB"),
-        "block_kb": _Attr("int", minimum=1, maximum=65_536, unit="KB"),
-        "fsync": _Attr("bool"),
+        "mb": Attribute(
+            "number", minimum=0.0625, maximum=1_048_576, required=True, unit="MB",
+            cap="max_disk_mb",
+        ),
+        "block_kb": Attribute(
+            "int", minimum=1, maximum=65_536, unit="KB", default=64, cap="max_block_kb"
+        ),
+        "fsync": Attribute("bool", default=True),
     },
 }
 
@@ -340,7 +361,7 @@ def _duration(doc: _Doc, node: yaml.Node, field: str, *, positive: bool) -> floa
     return seconds
 
 
-def _attribute(doc: _Doc, node: yaml.Node, field: str, spec: _Attr) -> Any:
+def _attribute(doc: _Doc, node: yaml.Node, field: str, spec: Attribute) -> Any:
     value = doc.scalar(node, field)
     if spec.kind == "bool":
         if not isinstance(value, bool):
@@ -362,7 +383,7 @@ def _attributes(
     node: yaml.Node | None,
     anchor: yaml.Node,
     field: str,
-    schema: Mapping[str, _Attr],
+    schema: Mapping[str, Attribute],
     what: str,
 ) -> tuple[dict[str, Any], dict[str, yaml.Node]]:
     """Validated attribute values and their nodes. ``anchor`` is where a missing attribute

@@ -32,16 +32,19 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from pytest_rafael.errors import RafaelError
+
+if TYPE_CHECKING:
+    from pytest_rafael.scenario_loader import Attribute
 
 __all__ = [
     "KINDS",
@@ -77,7 +80,7 @@ class StressLimits:
 
     memory_share: float = 0.5
     max_disk_mb: float = 512.0
-    max_block_kb: int = 65536  # the same bound as the scenario schema (scenario_loader)
+    max_block_kb: int = 65536  # at most the scenario schema's bound (STRESS_ATTRIBUTES)
     start_timeout_s: float = 30.0
     stop_grace_s: float = 2.0
 
@@ -94,54 +97,35 @@ class StressLimits:
 
 # --- attribute validation --------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class _Attr:
-    types: tuple[type, ...]
-    default: Any  # _REQUIRED when the attribute must be given
-    check: Callable[[Any, StressLimits], str | None]  # None when fine, else "must be ..."
+_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "number": (int, float), "bool": (bool,)}
 
 
-_REQUIRED = object()
-_NUMBER = (int, float)
+def _top(attr: Attribute, limits: StressLimits) -> float:
+    """The attribute's upper bound on this machine, under these limits."""
+    if attr.cap == "cpu_count":
+        return float(min(attr.maximum, os.cpu_count() or 1))
+    if attr.cap:
+        return min(attr.maximum, float(getattr(limits, attr.cap)))
+    return float(attr.maximum)
 
 
-def _range(
-    lo: float, hi: Callable[[StressLimits], float]
-) -> Callable[[Any, StressLimits], str | None]:
-    def check(value: Any, limits: StressLimits) -> str | None:
-        top = hi(limits)
-        if not lo <= value <= top:
-            return f"must be between {lo:g} and {top:g}"
-        return None
-
-    return check
-
-
-def _positive(value: Any, limits: StressLimits) -> str | None:
-    return None if value > 0 else "must be greater than 0"
-
-
-def _anything(value: Any, limits: StressLimits) -> str | None:
-    return None
-
-
-_SCHEMA: dict[str, dict[str, _Attr]] = {
-    "cpu": {
-        "percent": _Attr(_NUMBER, 100, _range(1, lambda _: 100)),
-        "cores": _Attr((int,), 1, _range(1, lambda _: os.cpu_count() or 1)),
-        "period_ms": _Attr(_NUMBER, 10, _range(1, lambda _: 1000)),
-    },
-    "memory": {
-        # The cap against available memory depends on the moment: checked at start.
-        "mb": _Attr(_NUMBER, _REQUIRED, _positive),
-    },
-    "disk": {
-        "mb": _Attr(_NUMBER, _REQUIRED, _range(0.0625, lambda lim: lim.max_disk_mb)),
-        "block_kb": _Attr((int,), 64, _range(1, lambda lim: lim.max_block_kb)),
-        "fsync": _Attr((bool,), True, _anything),
-    },
-}
+def _check_value(
+    kind: str, name: str, attr: Attribute, value: Any, limits: StressLimits
+) -> None:
+    types = _TYPES[attr.kind]
+    # bool is an int subclass: `cores: true` must not mean one core.
+    wrong_bool = isinstance(value, bool) and bool not in types
+    if wrong_bool or not isinstance(value, types):
+        wanted = " or ".join(t.__name__ for t in types)
+        raise StressError(f"{kind} stressor: attribute {name!r} must be {wanted}, got {value!r}")
+    if attr.kind == "bool":
+        return
+    top = _top(attr, limits)
+    if not isinstance(value, (int, float)) or not attr.minimum <= value <= top:
+        raise StressError(
+            f"{kind} stressor: attribute {name!r} must be between {attr.minimum:g} and "
+            f"{top:g}, got {value!r}"
+        )
 
 
 def normalize_attributes(
@@ -153,10 +137,13 @@ def normalize_attributes(
     line naming the kind and the attribute. The memory cap is not checked here: it depends on
     the memory available when the stressor starts.
     """
+    # The one attribute schema, shared with the scenario loader and the strategies.
+    from pytest_rafael.scenario_loader import STRESS_ATTRIBUTES
+
     limits = limits or StressLimits()
-    if kind not in _SCHEMA:
+    if kind not in STRESS_ATTRIBUTES:
         raise StressError(f"unknown stressor kind {kind!r}; valid kinds: {', '.join(KINDS)}")
-    schema = _SCHEMA[kind]
+    schema = STRESS_ATTRIBUTES[kind]
     if not isinstance(attributes, Mapping):
         raise StressError(
             f"{kind} stressor: attributes must be a mapping, got {type(attributes).__name__}"
@@ -169,22 +156,12 @@ def normalize_attributes(
     out: dict[str, Any] = {}
     for name, attr in schema.items():
         if name not in attributes:
-            if attr.default is _REQUIRED:
+            if attr.required:
                 raise StressError(f"{kind} stressor: attribute {name!r} is required")
             out[name] = attr.default
             continue
-        value = attributes[name]
-        # bool is an int subclass: `cores: true` must not mean one core.
-        wrong_bool = isinstance(value, bool) and bool not in attr.types
-        if wrong_bool or not isinstance(value, attr.types):
-            wanted = " or ".join(t.__name__ for t in attr.types)
-            raise StressError(
-                f"{kind} stressor: attribute {name!r} must be {wanted}, got {value!r}"
-            )
-        problem = attr.check(value, limits)
-        if problem:
-            raise StressError(f"{kind} stressor: attribute {name!r} {problem}, got {value!r}")
-        out[name] = value
+        _check_value(kind, name, attr, attributes[name], limits)
+        out[name] = attributes[name]
     if kind == "disk" and out["block_kb"] * 1024 > out["mb"] * _MB:
         raise StressError(
             f"disk stressor: attribute 'block_kb' ({out['block_kb']}) exceeds the file size "

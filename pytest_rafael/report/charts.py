@@ -265,8 +265,7 @@ def _series_svg(frame: _Frame, n: int, pts: Sequence[Point], marks: Sequence[str
             mark = marks[i] if i < len(marks) and marks[i] else ""
             mcls = f"pt pt-{escape(mark)}" if mark else f"pt {cls}f"
             out.append(
-                f'<circle class="{mcls}" cx="{frame.sx(px):.1f}" '
-                f'cy="{frame.sy(py):.1f}" r="3.5"/>'
+                f'<circle class="{mcls}" cx="{frame.sx(px):.1f}" cy="{frame.sy(py):.1f}" r="3.5"/>'
             )
     return out
 

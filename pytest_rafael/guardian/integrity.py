@@ -101,6 +101,26 @@ def check_anchor(
     return info, None, None
 
 
+def audit_state(
+    store: Store, key: bytes | None, genome_file: Path | None, allowed_signers: Path | None
+) -> dict[str, Any]:
+    """The chain's state for results.json and the report: the chain, the genome file's
+    anchor and the bindings are verified; signatures where ssh-keygen and the
+    allowed-signers file are at hand (a CI run that only proposes needs neither)."""
+    result = verify_integrity(store, key, genome_file, allowed_signers, strict_signatures=False)
+    return {
+        "entries": result.entries,
+        "verified": result.ok,
+        "first_broken": result.first_broken,
+        "reason": result.reason,
+        "hmac": result.hmac_checked,
+        # The last entry: keep it off the machine (results.json, the report) to detect a
+        # later truncation of the log.
+        "head": None if result.head is None else dict(result.head),
+        "anchor": None if result.anchor is None else dict(result.anchor),
+    }
+
+
 def verify_integrity(
     store: Store,
     key: bytes | None,

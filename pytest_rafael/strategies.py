@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -525,28 +525,62 @@ def fault_schedules(
             max_start_s,
             max_duration_s,
         )
-    target_list = _check_targets(targets if targets is not None else ("*",))
-    start_limit = 0.5 if max_start_s is None else max_start_s
-    duration_limit = 2.0 if max_duration_s is None else max_duration_s
     for fault in extra:
         if not isinstance(fault, FaultSpec):
             raise _fail(f"extra: expected FaultSpec values (see fault_from_dict), got {fault!r}")
+    return _drawn_schedules(
+        _check_targets(targets if targets is not None else ("*",)),
+        _Kinds(toxics, stress, down, streams, bounds, toxicity),
+        0.5 if max_start_s is None else max_start_s,
+        2.0 if max_duration_s is None else max_duration_s,
+        extra,
+        swarm,
+        min_faults,
+        max_faults,
+    )
+
+
+@dataclass(frozen=True)
+class _Kinds:
+    """What :func:`faults` may draw on each target (``fault_schedules``' arguments)."""
+
+    toxics: Sequence[str]
+    stress: Sequence[str]
+    down: bool
+    streams: Sequence[str]
+    bounds: Bounds | None
+    toxicity: float | Bound
+
+
+def _drawn_schedules(
+    target_list: Sequence[str],
+    kinds: _Kinds,
+    start_limit: float,
+    duration_limit: float,
+    extra: Sequence[FaultSpec],
+    swarm: bool,
+    min_faults: int,
+    max_faults: int,
+) -> st.SearchStrategy[FaultSchedule]:
+    """Schedules drawn from the options (``kinds``: :func:`fault_schedules`' toxics,
+    stress, down, streams, bounds and toxicity) and the extra kinds; with ``swarm``
+    each example first enables a subset of them."""
     timed_extra = [st.builds(_timed, st.just(f), _timing(start_limit, duration_limit))
                    for f in extra]
 
     def options_for(aimed_at: Sequence[str]) -> list[st.SearchStrategy[FaultSpec]]:
-        if not (toxics or stress or down or not extra):
+        if not (kinds.toxics or kinds.stress or kinds.down or not extra):
             return []
         return _fault_options(
             aimed_at,
-            toxics,
-            stress,
-            down,
-            streams,
+            kinds.toxics,
+            kinds.stress,
+            kinds.down,
+            kinds.streams,
             start_limit,
             duration_limit,
-            bounds,
-            toxicity,
+            kinds.bounds,
+            kinds.toxicity,
         )
 
     if swarm:
@@ -687,25 +721,7 @@ def _vary(
         )
     type_ = str(fault.type)
     schema = _schema(fault.kind, type_)
-    given = (bounds or {}).get(type_, {})
-    attr_strategies: dict[str, st.SearchStrategy[Any]] = {}
-    for attr, spec in schema.items():
-        if attr in given:
-            bound = _as_bound(type_, attr, given[attr], spec)
-            attr_strategies[attr] = _number(
-                bound[0], bound[1], bound[2] if len(bound) == 3 else None
-            )
-        elif attr in fault.attributes:
-            value = fault.attributes[attr]
-            if spec.kind == "bool":
-                attr_strategies[attr] = st.booleans()
-                continue
-            low = spec.minimum
-            high = min(spec.maximum, max(2 * value, low))
-            if spec.kind == "int":
-                attr_strategies[attr] = st.integers(int(low), int(high))
-            else:
-                attr_strategies[attr] = _number(low, high)
+    attr_strategies = _varied_attributes(fault, type_, schema, (bounds or {}).get(type_, {}))
 
     @st.composite
     def build(draw: Callable[[st.SearchStrategy[Any]], Any]) -> FaultSpec:
@@ -735,6 +751,32 @@ def _vary(
     return build()
 
 
+def _varied_attributes(
+    fault: FaultSpec, type_: str, schema: Mapping[str, Any], given: Mapping[str, Any]
+) -> dict[str, st.SearchStrategy[Any]]:
+    """Each attribute from ``bounds`` when given there, else from the attribute's lower
+    limit up to twice the scenario's value."""
+    attr_strategies: dict[str, st.SearchStrategy[Any]] = {}
+    for attr, spec in schema.items():
+        if attr in given:
+            bound = _as_bound(type_, attr, given[attr], spec)
+            attr_strategies[attr] = _number(
+                bound[0], bound[1], bound[2] if len(bound) == 3 else None
+            )
+        elif attr in fault.attributes:
+            value = fault.attributes[attr]
+            if spec.kind == "bool":
+                attr_strategies[attr] = st.booleans()
+                continue
+            low = spec.minimum
+            high = min(spec.maximum, max(2 * value, low))
+            if spec.kind == "int":
+                attr_strategies[attr] = st.integers(int(low), int(high))
+            else:
+                attr_strategies[attr] = _number(low, high)
+    return attr_strategies
+
+
 # --------------------------------------------------------------------------- genomes
 
 
@@ -751,43 +793,13 @@ def genomes(
     the gene catalog's bounds (``bounds={"retry": {"max_attempts": (1, 5)}}`` narrows
     them). Parameters evolution never changes keep their default. Shrinks towards fewer
     genes and the lower end of each range."""
-    from pytest_rafael.genome.genes import AUTO_ADDABLE, CATALOG, make_gene
+    from pytest_rafael.genome.genes import CATALOG, make_gene
     from pytest_rafael.genome.genome import Genome
 
-    if not isinstance(module, str) or not module:
-        raise _fail(f"genomes: module must be a non-empty string, got {module!r}")
-    kinds = tuple(AUTO_ADDABLE if genes is None else genes)
-    for kind in kinds:
-        if kind not in CATALOG:
-            raise _fail(f"genomes: unknown gene {kind!r} (known: {', '.join(CATALOG)})")
-    if not 0 <= min_genes <= len(kinds):
-        raise _fail(f"genomes: min_genes must be between 0 and {len(kinds)}")
-    for kind, params in (bounds or {}).items():
-        if kind not in CATALOG:
-            raise _fail(f"genomes bounds: unknown gene {kind!r}")
-        names = {p.name for p in CATALOG[kind]}
-        for name in params:
-            if name not in names:
-                raise _fail(f"genomes bounds: {kind} has no parameter {name!r}")
+    kinds = _genome_kinds(module, genes, bounds, min_genes)
 
     def param(kind: str, spec: Any) -> st.SearchStrategy[Any]:
-        if spec.type not in ("int", "float", "bool") or not spec.mutable:
-            return st.just(spec.default)
-        if spec.type == "bool":
-            return st.booleans()
-        low, high = spec.low, spec.high
-        given = (bounds or {}).get(kind, {}).get(spec.name)
-        if given is not None:
-            g_low, g_high = given if isinstance(given, (tuple, list)) else (given, given)
-            if not spec.low <= g_low <= g_high <= spec.high:
-                raise _fail(
-                    f"genomes bounds: {kind}.{spec.name} ({g_low}, {g_high}) is outside "
-                    f"the catalog's [{spec.low}, {spec.high}]"
-                )
-            low, high = g_low, g_high
-        if spec.type == "int":
-            return st.integers(int(low), int(high))
-        return st.floats(float(low), float(high), allow_nan=False, allow_infinity=False)
+        return _gene_parameter(kind, spec, (bounds or {}).get(kind, {}).get(spec.name))
 
     def gene(kind: str) -> st.SearchStrategy[Any]:
         return st.fixed_dictionaries({s.name: param(kind, s) for s in CATALOG[kind]}).map(
@@ -808,6 +820,53 @@ def genomes(
         return Genome(module=module, generation=generation, genes=chosen, lineage=())
 
     return build()
+
+
+def _genome_kinds(
+    module: str,
+    genes: Sequence[str] | None,
+    bounds: Mapping[str, Mapping[str, Any]] | None,
+    min_genes: int,
+) -> tuple[str, ...]:
+    """The genes :func:`genomes` draws from, its arguments checked."""
+    from pytest_rafael.genome.genes import AUTO_ADDABLE, CATALOG
+
+    if not isinstance(module, str) or not module:
+        raise _fail(f"genomes: module must be a non-empty string, got {module!r}")
+    kinds = tuple(AUTO_ADDABLE if genes is None else genes)
+    for kind in kinds:
+        if kind not in CATALOG:
+            raise _fail(f"genomes: unknown gene {kind!r} (known: {', '.join(CATALOG)})")
+    if not 0 <= min_genes <= len(kinds):
+        raise _fail(f"genomes: min_genes must be between 0 and {len(kinds)}")
+    for kind, params in (bounds or {}).items():
+        if kind not in CATALOG:
+            raise _fail(f"genomes bounds: unknown gene {kind!r}")
+        names = {p.name for p in CATALOG[kind]}
+        for name in params:
+            if name not in names:
+                raise _fail(f"genomes bounds: {kind} has no parameter {name!r}")
+    return kinds
+
+
+def _gene_parameter(kind: str, spec: Any, given: Any) -> st.SearchStrategy[Any]:
+    """One gene parameter within the catalog's bounds, narrowed by ``given``."""
+    if spec.type not in ("int", "float", "bool") or not spec.mutable:
+        return st.just(spec.default)
+    if spec.type == "bool":
+        return st.booleans()
+    low, high = spec.low, spec.high
+    if given is not None:
+        g_low, g_high = given if isinstance(given, (tuple, list)) else (given, given)
+        if not spec.low <= g_low <= g_high <= spec.high:
+            raise _fail(
+                f"genomes bounds: {kind}.{spec.name} ({g_low}, {g_high}) is outside "
+                f"the catalog's [{spec.low}, {spec.high}]"
+            )
+        low, high = g_low, g_high
+    if spec.type == "int":
+        return st.integers(int(low), int(high))
+    return st.floats(float(low), float(high), allow_nan=False, allow_infinity=False)
 
 
 # Stateful chaos lives in its own module; exported here, where users look for strategies.

@@ -255,13 +255,7 @@ def _sections(
     tests = list(results.get("tests") or [])
     below = gate_failed_keys(results)
     index = _runs_index(runs)
-    recs: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
-    for rec in (results.get("vault") or {}).get("recommendations") or []:
-        recs.setdefault((str(rec.get("nodeid")), str(rec.get("scenario"))), []).append(rec)
-    by_test: dict[tuple[str, str], list[Lesson]] = {}
-    for lesson in lessons:
-        if lesson.nodeid is not None:
-            by_test.setdefault((lesson.nodeid, str(lesson.scenario)), []).append(lesson)
+    recs, by_test = _by_test(results, lessons)
 
     def rank(n: int) -> tuple[int, float]:
         shipped = shipped_fitness(tests[n])
@@ -312,6 +306,20 @@ def _sections(
         )
         (full if is_detailed else brief).append(section)
     return full, brief
+
+
+def _by_test(
+    results: Mapping[str, Any], lessons: Sequence[Lesson]
+) -> tuple[dict[tuple[str, str], list[Mapping[str, Any]]], dict[tuple[str, str], list[Lesson]]]:
+    """The vault's recommendations and the lessons of each (test, scenario) pair."""
+    recs: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for rec in (results.get("vault") or {}).get("recommendations") or []:
+        recs.setdefault((str(rec.get("nodeid")), str(rec.get("scenario"))), []).append(rec)
+    by_test: dict[tuple[str, str], list[Lesson]] = {}
+    for lesson in lessons:
+        if lesson.nodeid is not None:
+            by_test.setdefault((lesson.nodeid, str(lesson.scenario)), []).append(lesson)
+    return recs, by_test
 
 
 def _reference_text(ref: Any) -> str:

@@ -138,9 +138,6 @@ def _genes_lines(genome: Any) -> list[str]:
 
 def _show(g: Guardian, p: Proposal) -> tuple[list[str], bool]:
     """The full text of one proposal; and whether it still matches what was filed."""
-    from pytest_rafael.genome.file import GenomeFileError, load_genome_file
-    from pytest_rafael.genome.genome import Genome
-
     intact = True
     notes = []
     verified: list[Any] = []
@@ -164,6 +161,15 @@ def _show(g: Guardian, p: Proposal) -> tuple[list[str], bool]:
     if p.status == "pending":
         for gap in g.pending_requirements(p):
             out.append(f"  needs: {gap}")
+    out += _approval_lines(p, verified)
+    if p.decision_reason:
+        out.append(f"  decision: {p.decision_reason}")
+    out += _candidate_lines(g, p)
+    return out, intact
+
+
+def _approval_lines(p: Proposal, verified: list[Any]) -> list[str]:
+    out: list[str] = []
     for a in p.approvals:
         role = f" as {a.role}" if a.role else ""
         if not a.fingerprint:
@@ -173,20 +179,27 @@ def _show(g: Guardian, p: Proposal) -> tuple[list[str], bool]:
         else:
             key = f" (key {a.fingerprint}: signature does NOT verify, does not count)"
         out.append(f"  approved by {a.by}{role}{key} at {a.at}: {a.reason}")
-    if p.decision_reason:
-        out.append(f"  decision: {p.decision_reason}")
+    return out
+
+
+def _candidate_lines(g: Guardian, p: Proposal) -> list[str]:
+    """The candidate's genes and its diff against the adopted genome."""
+    from pytest_rafael.genome.file import GenomeFileError, load_genome_file
+    from pytest_rafael.genome.genome import Genome
+
+    out: list[str] = []
     try:
         candidate = Genome.from_dict(p.module, dict(p.candidate))
     except ValueError as exc:
         out.append(f"  candidate: invalid ({exc})")
-        return out, intact
+        return out
     out.append(f"  candidate genome (generation {candidate.generation}, id {candidate.id}):")
     out += _genes_lines(candidate)
     try:
         adopted = load_genome_file(g.genome_file).get(p.module)
     except GenomeFileError as exc:
         out.append(f"  cannot read {g.genome_file} to diff against: {exc}")
-        return out, intact
+        return out
     if adopted is None:
         out.append(f"  diff against {g.genome_file}: {p.module!r} has no adopted genome yet")
         adopted = Genome(p.module)
@@ -197,7 +210,7 @@ def _show(g: Guardian, p: Proposal) -> tuple[list[str], bool]:
         )
     changes = adopted.diff(candidate)
     out += [f"    {line}" for line in changes] or ["    no differences"]
-    return out, intact
+    return out
 
 
 def cmd_proposals(args: argparse.Namespace) -> int:

@@ -466,16 +466,7 @@ def build_context(
     all_its = [i for t in tests for i in iterations(t)]
     outcomes = Counter(str(i.get("outcome")) for i in all_its)
     gate = results.get("gate") or {}
-    delta = results.get("delta") or {}
     failures = [str(x) for x in gate.get("failures") or []]
-    hypo = [
-        {
-            "nodeid": str(f.get("nodeid")),
-            "schedule": [fault_text(x) for x in f.get("schedule") or [] if isinstance(x, dict)],
-            "yaml": str(f.get("yaml") or ""),
-        }
-        for f in (results.get("hypothesis") or {}).get("failures") or []
-    ]
     return {
         "csp": CSP,
         "run_id": str(run_id or "?"),
@@ -499,17 +490,7 @@ def build_context(
         "n_tests": len(tests),
         "n_iterations": len(all_its),
         "outcomes": outcomes.most_common(),
-        "delta": {
-            "baseline": fmt_num(delta.get("baseline_score")),
-            "current": fmt_num(delta.get("current_score")),
-            "improvement": _signed_pct(delta.get("improvement_pct")),
-            "improvement_value": num(delta.get("improvement_pct")),
-            "potential": fmt_num(delta.get("potential_score")),
-            "potential_value": num(delta.get("potential_score")),
-            "potential_improvement": _signed_pct(delta.get("potential_improvement_pct")),
-            "mitigated": [str(x) for x in delta.get("threats_mitigated") or []],
-            "vulnerabilities": [str(x) for x in delta.get("vulnerabilities") or []],
-        },
+        "delta": _delta(results.get("delta") or {}),
         "matrix": _matrix(results),
         "sections": full,
         "brief_sections": brief,
@@ -519,10 +500,36 @@ def build_context(
         "vault": _vault(results.get("vault")),
         "guardian": _guardian(results.get("guardian")),
         "next_steps": next_steps(results),
-        "hypothesis": hypo,
+        "hypothesis": _hypothesis(results),
         "has_hypothesis": "hypothesis" in results,
         "fitness_class": fitness_class,
     }
+
+
+def _delta(delta: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "baseline": fmt_num(delta.get("baseline_score")),
+        "current": fmt_num(delta.get("current_score")),
+        "improvement": _signed_pct(delta.get("improvement_pct")),
+        "improvement_value": num(delta.get("improvement_pct")),
+        "potential": fmt_num(delta.get("potential_score")),
+        "potential_value": num(delta.get("potential_score")),
+        "potential_improvement": _signed_pct(delta.get("potential_improvement_pct")),
+        "mitigated": [str(x) for x in delta.get("threats_mitigated") or []],
+        "vulnerabilities": [str(x) for x in delta.get("vulnerabilities") or []],
+    }
+
+
+def _hypothesis(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The failing fault schedules Hypothesis shrank, with the YAML to replay each."""
+    return [
+        {
+            "nodeid": str(f.get("nodeid")),
+            "schedule": [fault_text(x) for x in f.get("schedule") or [] if isinstance(x, dict)],
+            "yaml": str(f.get("yaml") or ""),
+        }
+        for f in (results.get("hypothesis") or {}).get("failures") or []
+    ]
 
 
 def _s(value: Any) -> str:

@@ -34,21 +34,7 @@ def register(sub: Any, group: argparse.ArgumentParser) -> None:
     )
     common.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = sub.add_parser(
-        "search",
-        parents=[common],
-        help="search patterns",
-        description="Search patterns, most relevant first, then most reliable.",
-    )
-    p.add_argument("text", nargs="*", help="words to search for (name, problem, tags, ...)")
-    p.add_argument("--category", help=f"one of: {', '.join(CATEGORIES)}")
-    p.add_argument("--tech", help="technology, e.g. python, asyncio, postgresql, node.js")
-    p.add_argument("--threat", help="threat scenario, e.g. db_failure")
-    p.add_argument(
-        "--min-score", type=float, default=0.0, metavar="X", help="minimum reliability score (0..1)"
-    )
-    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N results")
-    p.set_defaults(func=_search)
+    _add_search(sub, common)
 
     p = sub.add_parser(
         "show",
@@ -83,6 +69,24 @@ def register(sub: Any, group: argparse.ArgumentParser) -> None:
     )
     p.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
     p.set_defaults(func=_validate)
+
+
+def _add_search(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "search",
+        parents=[common],
+        help="search patterns",
+        description="Search patterns, most relevant first, then most reliable.",
+    )
+    p.add_argument("text", nargs="*", help="words to search for (name, problem, tags, ...)")
+    p.add_argument("--category", help=f"one of: {', '.join(CATEGORIES)}")
+    p.add_argument("--tech", help="technology, e.g. python, asyncio, postgresql, node.js")
+    p.add_argument("--threat", help="threat scenario, e.g. db_failure")
+    p.add_argument(
+        "--min-score", type=float, default=0.0, metavar="X", help="minimum reliability score (0..1)"
+    )
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N results")
+    p.set_defaults(func=_search)
 
 
 # -- helpers ----------------------------------------------------------------------------

@@ -114,8 +114,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         group = groups.add_parser(name, help=help_text, description=help_text)
         if only is not None and name != only:
             continue
-        sub = None if name in STANDALONE else group.add_subparsers(
-            dest="subcommand", metavar="SUBCOMMAND", parser_class=_Parser, required=True)
+        sub = (
+            None
+            if name in STANDALONE
+            else group.add_subparsers(
+                dest="subcommand", metavar="SUBCOMMAND", parser_class=_Parser, required=True
+            )
+        )
         # A module adds subcommands to `sub`, or, for a group that is a command by itself
         # (`rafael report`, `rafael init`), arguments and a `func` default to `group`.
         for module in modules:

@@ -75,10 +75,16 @@ def build_tests(
     for (nodeid, scenario), pair in group_iterations(iterations).items():
         for module, its, together in _per_module(pair):
             verdict = verdicts.get(evolution_key(nodeid, scenario, module if together else None))
-            tests.append(_test_result(
-                module, its, verdict, together,
-                reference=(references or {}).get((nodeid, scenario)),
-                samples_needed=(samples_needed or {}).get(scenario, 1)))
+            tests.append(
+                _test_result(
+                    module,
+                    its,
+                    verdict,
+                    together,
+                    reference=(references or {}).get((nodeid, scenario)),
+                    samples_needed=(samples_needed or {}).get(scenario, 1),
+                )
+            )
     return tests
 
 
@@ -91,8 +97,18 @@ def _per_module(
     together = next((tuple(i.genomes) for i in pair if i.genomes), ())
     if len(together) < 2:
         return [(pair[0].module, pair, ())]
-    return [(m, [replace(i, module=m, genome=(i.genomes or {}).get(m))
-                 for i in pair if i.module in (None, m)], together) for m in together]
+    return [
+        (
+            m,
+            [
+                replace(i, module=m, genome=(i.genomes or {}).get(m))
+                for i in pair
+                if i.module in (None, m)
+            ],
+            together,
+        )
+        for m in together
+    ]
 
 
 def _test_result(
@@ -113,16 +129,28 @@ def _test_result(
     if verdict is not None and verdict.best_genome is not None:
         best_n, mean = _entry_stats(verdict, _genome_id(module, verdict.best_genome))
         earlier = verdict.baseline_fitness
-        if mean is not None and (baseline is None or mean >= baseline + BETTER_BY) and (
-                earlier is None or mean >= earlier + BETTER_BY):
+        if (
+            mean is not None
+            and (baseline is None or mean >= baseline + BETTER_BY)
+            and (earlier is None or mean >= earlier + BETTER_BY)
+        ):
             best, best_genome = round(mean, 4), verdict.best_genome
     first = its[0]
     return TestResult(
-        nodeid=first.nodeid, scenario=first.scenario, severity=first.severity or "medium",
-        module=module, iterations=tuple(its), baseline_fitness=baseline,
-        best_fitness=best, best_genome=best_genome, baseline_genome=baseline_genome,
-        min_fitness=first.min_fitness, baseline_n=len(shipped),
-        samples_needed=samples_needed, best_n=best_n if best else 0, reference=reference,
+        nodeid=first.nodeid,
+        scenario=first.scenario,
+        severity=first.severity or "medium",
+        module=module,
+        iterations=tuple(its),
+        baseline_fitness=baseline,
+        best_fitness=best,
+        best_genome=best_genome,
+        baseline_genome=baseline_genome,
+        min_fitness=first.min_fitness,
+        baseline_n=len(shipped),
+        samples_needed=samples_needed,
+        best_n=best_n if best else 0,
+        reference=reference,
         idempotent=verdict.idempotent if verdict is not None else None,
         together=together,
     )
@@ -146,12 +174,15 @@ def evaluate_gate(tests: Sequence[TestResult], session_min: float | None) -> Gat
             hint = ""
             if t.proposal_id and t.best_fitness is not None:
                 hint = f" (candidate {t.best_fitness:.3f} proposed as {t.proposal_id})"
-            failures.append(f"{where}: fitness {score:.3f} (n={t.baseline_n}) < "
-                            f"{threshold:g}{hint}")
+            failures.append(
+                f"{where}: fitness {score:.3f} (n={t.baseline_n}) < {threshold:g}{hint}"
+            )
         elif t.baseline_n < t.samples_needed:
-            failures.append(f"{where}: only {t.baseline_n} measurement(s) of the shipped "
-                            f"genome under a scenario that hits by chance; the gate needs "
-                            f"{t.samples_needed} (raise --rafael-iterations)")
+            failures.append(
+                f"{where}: only {t.baseline_n} measurement(s) of the shipped "
+                f"genome under a scenario that hits by chance; the gate needs "
+                f"{t.samples_needed} (raise --rafael-iterations)"
+            )
     return Gate(min_fitness=session_min, passed=not failures, failures=tuple(failures))
 
 
@@ -179,21 +210,36 @@ def compute_delta(tests: Sequence[TestResult]) -> Delta:
     for t in tests:
         pairs.setdefault((t.nodeid, t.scenario), []).append(t)
     baseline = fmean(views[0].baseline_fitness or 0.0 for views in pairs.values())
-    current = fmean(max(
-        (t.best_fitness if t.adopted and t.best_fitness is not None else t.baseline_fitness)
-        or 0.0 for t in views) for views in pairs.values())
-    potential = fmean(max(
-        max(t.best_fitness or 0.0, t.baseline_fitness or 0.0) for t in views)
-        for views in pairs.values())
-    mitigated = sorted({t.scenario for t in tests}
-                       - {t.scenario for t in tests if not _mitigated(t)})
+    current = fmean(
+        max(
+            (t.best_fitness if t.adopted and t.best_fitness is not None else t.baseline_fitness)
+            or 0.0
+            for t in views
+        )
+        for views in pairs.values()
+    )
+    potential = fmean(
+        max(max(t.best_fitness or 0.0, t.baseline_fitness or 0.0) for t in views)
+        for views in pairs.values()
+    )
+    mitigated = sorted(
+        {t.scenario for t in tests} - {t.scenario for t in tests if not _mitigated(t)}
+    )
     # dict.fromkeys: a test evolving several modules fails once, on the same shipped runs.
-    vulnerabilities = tuple(dict.fromkeys(f"{t.nodeid} [{t.scenario}]: {_first_error(t)}"
-                                          for t in tests if t.failed_shipped))
-    return Delta(round(baseline, 4), round(current, 4), _pct(baseline, current),
-                 tuple(mitigated), vulnerabilities,
-                 potential_score=round(potential, 4),
-                 potential_improvement_pct=_pct(baseline, potential))
+    vulnerabilities = tuple(
+        dict.fromkeys(
+            f"{t.nodeid} [{t.scenario}]: {_first_error(t)}" for t in tests if t.failed_shipped
+        )
+    )
+    return Delta(
+        round(baseline, 4),
+        round(current, 4),
+        _pct(baseline, current),
+        tuple(mitigated),
+        vulnerabilities,
+        potential_score=round(potential, 4),
+        potential_improvement_pct=_pct(baseline, potential),
+    )
 
 
 def _nodeid_prefix(config: pytest.Config) -> str:
@@ -241,18 +287,30 @@ class RunHeader:
         if "error" in extra:
             gate = Gate(gate.min_fitness, False, (*gate.failures, extra["error"]))
         if self.interrupted is not None:
-            gate = Gate(gate.min_fitness, False, (
-                *gate.failures, f"run interrupted ({self.interrupted}): results are partial"))
+            gate = Gate(
+                gate.min_fitness,
+                False,
+                (*gate.failures, f"run interrupted ({self.interrupted}): results are partial"),
+            )
         return RunResult(
-            run_id=self.run_id, started_at=self.started_at, finished_at=self.finished_at,
-            duration_s=self.duration_s, seed=self.seed, chaos=self.chaos,
-            toxiproxy_url=self.toxiproxy_url, actor=self.actor, tests=tuple(tests),
-            delta=compute_delta(tests), gate=gate, extra=dict(extra),
+            run_id=self.run_id,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            duration_s=self.duration_s,
+            seed=self.seed,
+            chaos=self.chaos,
+            toxiproxy_url=self.toxiproxy_url,
+            actor=self.actor,
+            tests=tuple(tests),
+            delta=compute_delta(tests),
+            gate=gate,
+            extra=dict(extra),
         )
 
 
-def finish_run(rs: RafaelSession, session: pytest.Session,
-               interrupted: str | None = None) -> RunResult:
+def finish_run(
+    rs: RafaelSession, session: pytest.Session, interrupted: str | None = None
+) -> RunResult:
     """Record the run (store, guardian, vault), write the reports, return the result.
 
     A store, audit chain or configuration that cannot be used does not lose the run: the
@@ -268,11 +326,16 @@ def finish_run(rs: RafaelSession, session: pytest.Session,
     tests = build_tests(rs.iterations, rs.verdicts, rs.references, rs.samples_needed())
     finished = datetime.now(timezone.utc)
     header = RunHeader(
-        run_id=rs.run_id, started_at=rs.started_at.isoformat(),
+        run_id=rs.run_id,
+        started_at=rs.started_at.isoformat(),
         finished_at=finished.isoformat(),
-        duration_s=round((finished - rs.started_at).total_seconds(), 3), seed=s.seed,
-        chaos=s.chaos, toxiproxy_url=s.toxiproxy_url or "embedded", actor=_actor(),
-        min_fitness=s.min_fitness, interrupted=interrupted,
+        duration_s=round((finished - rs.started_at).total_seconds(), 3),
+        seed=s.seed,
+        chaos=s.chaos,
+        toxiproxy_url=s.toxiproxy_url or "embedded",
+        actor=_actor(),
+        min_fitness=s.min_fitness,
+        interrupted=interrupted,
     )
     # RunResult.extra, assembled as the run is recorded (guardian, vault, hypothesis).
     extra: dict[str, Any] = {}
@@ -286,8 +349,11 @@ def finish_run(rs: RafaelSession, session: pytest.Session,
         extra["interrupted_by"] = interrupted
     from pytest_rafael.metric_limits import cut_metrics
 
-    capped = [line for i in rs.iterations
-              for line in cut_metrics(i.nodeid, i.scenario, i.index, i.metrics)]
+    capped = [
+        line
+        for i in rs.iterations
+        for line in cut_metrics(i.nodeid, i.scenario, i.index, i.metrics)
+    ]
     if capped:
         extra["capped_metrics"] = capped
     if rs.swept is not None and rs.swept.swept:
@@ -311,14 +377,18 @@ def finish_run(rs: RafaelSession, session: pytest.Session,
     try:
         rs.report_paths = write_reports(run.to_dict(), s.report_dir, history)
     except OSError as exc:  # recorded in the store already; the summary says why
-        rs.report_error = (f"pytest-rafael: report not written to {s.report_dir}: "
-                           f"{exc.strerror or exc}")
+        rs.report_error = (
+            f"pytest-rafael: report not written to {s.report_dir}: {exc.strerror or exc}"
+        )
     return run
 
 
 def _start_details(rs: RafaelSession) -> dict[str, Any]:
-    details: dict[str, Any] = {"run_id": rs.run_id, "seed": rs.settings.seed,
-                               "started_at": rs.started_at.isoformat()}
+    details: dict[str, Any] = {
+        "run_id": rs.run_id,
+        "seed": rs.settings.seed,
+        "started_at": rs.started_at.isoformat(),
+    }
     if rs.swept is not None and (rs.swept.swept or rs.swept.errors):
         # Proxies of dead runs removed from the external server before this run.
         details["swept_proxies"] = list(rs.swept.swept)
@@ -333,9 +403,12 @@ def record_start(rs: RafaelSession, session: pytest.Session) -> None:
 
     try:
         with rs.store() as store:
-            Guardian.open(store, project_root=project_root(session),
-                          genome_file=rs.settings.genome_file, actor=_actor(),
-                          ).record("run_started", details=_start_details(rs))
+            Guardian.open(
+                store,
+                project_root=project_root(session),
+                genome_file=rs.settings.genome_file,
+                actor=_actor(),
+            ).record("run_started", details=_start_details(rs))
         rs.start_recorded = True
     except _recording_errors() as exc:  # evaluated (imported) only when something raised
         rs.start_error = f"pytest-rafael: run not recorded in {_label(rs.settings.store)}: {exc}"
@@ -364,58 +437,89 @@ def _recording_errors() -> tuple[type[BaseException], ...]:
     return (RafaelError, sqlite3.DatabaseError)
 
 
-def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
-            header: RunHeader, extra: dict[str, Any],
-            ) -> tuple[list[TestResult], list[dict[str, Any]]]:
+def _record(
+    rs: RafaelSession,
+    session: pytest.Session,
+    tests: list[TestResult],
+    header: RunHeader,
+    extra: dict[str, Any],
+) -> tuple[list[TestResult], list[dict[str, Any]]]:
     from pytest_rafael.genome.state import save_engine_state
     from pytest_rafael.guardian import Guardian
 
     s = rs.settings
     with rs.store() as store:
         guardian = Guardian.open(
-            store, project_root=project_root(session), genome_file=s.genome_file,
+            store,
+            project_root=project_root(session),
+            genome_file=s.genome_file,
             actor=header.actor,
             notify=lambda event: session.config.hook.pytest_rafael_proposal(event=event),
         )
         if not rs.start_recorded:
             guardian.record("run_started", details=_start_details(rs))
         for verdict in rs.verdicts.values():
-            save_engine_state(store, verdict.key, verdict.module, verdict.engine_state,
-                              base=verdict.engine_base)
+            save_engine_state(
+                store, verdict.key, verdict.module, verdict.engine_state, base=verdict.engine_base
+            )
         events = []
         for t in tests:
             where = {"run_id": header.run_id, "nodeid": t.nodeid, "scenario": t.scenario}
-            events.append({"event_type": "faults_injected", "module": t.module, "details": {
-                **where, "iterations": len(t.iterations),
-                "faults": sum(len(i.faults) for i in t.iterations)}})
-            events.append({"event_type": "faults_reverted", "module": t.module, "details": {
-                **where, "faults": sum(1 for i in t.iterations for f in i.faults
-                                       if f.reverted_at_s is not None)}})
+            events.append(
+                {
+                    "event_type": "faults_injected",
+                    "module": t.module,
+                    "details": {
+                        **where,
+                        "iterations": len(t.iterations),
+                        "faults": sum(len(i.faults) for i in t.iterations),
+                    },
+                }
+            )
+            events.append(
+                {
+                    "event_type": "faults_reverted",
+                    "module": t.module,
+                    "details": {
+                        **where,
+                        "faults": sum(
+                            1 for i in t.iterations for f in i.faults if f.reverted_at_s is not None
+                        ),
+                    },
+                }
+            )
         guardian.record_many(events)  # one durable commit for the whole run
         tests = _propose(guardian, tests, rs.verdicts, header.run_id)
         extra["guardian"] = guardian.summary()
         audit = extra["guardian"]["audit"]
         if not audit["verified"]:
-            extra["error"] = (f"pytest-rafael: the audit chain in {_label(s.store)} is broken at "
-                              f"entry {audit['first_broken']}: {audit.get('reason')}; "
-                              f"see 'rafael audit verify'")
+            extra["error"] = (
+                f"pytest-rafael: the audit chain in {_label(s.store)} is broken at "
+                f"entry {audit['first_broken']}: {audit.get('reason')}; "
+                f"see 'rafael audit verify'"
+            )
         extra["vault"] = _recommendations(store, s.vault_dirs, tests)
         if schedule_pending.has_failures(rs.failures_dir):
             from pytest_rafael.schedules import load_failures
 
-            extra["hypothesis"] = load_failures(rs.failures_dir,
-                                                since=rs.started_at.isoformat())
+            extra["hypothesis"] = load_failures(rs.failures_dir, since=rs.started_at.isoformat())
         run = header.result(tests, extra)
         from pytest_rafael.report import history_from_store
 
         # Summaries, not whole stored documents: a long history stays cheap to chart.
         history = history_from_store(store, before=header.run_id)
         store.save_run(run.to_dict(), run_group=s.run_group)
-        finished_entry = guardian.record("run_finished", details={
-            "run_id": header.run_id, "status": extra.get("status", "complete"),
-            "tests": len(tests), "gate_passed": run.gate.passed,
-            "baseline_score": run.delta.baseline_score,
-            "current_score": run.delta.current_score})
+        finished_entry = guardian.record(
+            "run_finished",
+            details={
+                "run_id": header.run_id,
+                "status": extra.get("status", "complete"),
+                "tests": len(tests),
+                "gate_passed": run.gate.passed,
+                "baseline_score": run.delta.baseline_score,
+                "current_score": run.delta.current_score,
+            },
+        )
         # The audit head at the end of the run, for results.json and the report: kept off
         # the store, it shows a later truncation (`rafael audit verify --results FILE`).
         audit["head"] = {"id": finished_entry.id, "hash": finished_entry.hash}
@@ -425,8 +529,9 @@ def _record(rs: RafaelSession, session: pytest.Session, tests: list[TestResult],
 HARM_MARGIN = 0.05  # a candidate this much below a test's baseline harms that test
 
 
-def _coverage(candidate_id: str, pairs: Sequence[TestResult],
-              verdicts: Mapping[str, PairVerdict]) -> list[dict[str, Any]]:
+def _coverage(
+    candidate_id: str, pairs: Sequence[TestResult], verdicts: Mapping[str, PairVerdict]
+) -> list[dict[str, Any]]:
     """The candidate's evidence on every chaos test of its module, each figure measured
     on exactly that genome (or on exactly the shipped one, for the baseline)."""
     rows = []
@@ -435,27 +540,40 @@ def _coverage(candidate_id: str, pairs: Sequence[TestResult],
         n, mean = _entry_stats(verdict, candidate_id)
         base_id = _genome_id(t.module, t.baseline_genome)
         base_n, base_mean = _entry_stats(verdict, base_id)
-        rows.append({
-            "nodeid": t.nodeid, "scenario": t.scenario, "severity": t.severity,
-            "measured": n > 0,
-            "candidate_fitness": None if mean is None else round(mean, 4), "candidate_n": n,
-            "best_fitness": None if mean is None else round(mean, 4),  # impact reads this
-            "baseline_fitness": None if base_mean is None else round(base_mean, 4),
-            "baseline_n": base_n, "baseline_genome": base_id,
-            "success_rate": t.success_rate, "iterations": len(t.iterations),
-        })
+        rows.append(
+            {
+                "nodeid": t.nodeid,
+                "scenario": t.scenario,
+                "severity": t.severity,
+                "measured": n > 0,
+                "candidate_fitness": None if mean is None else round(mean, 4),
+                "candidate_n": n,
+                "best_fitness": None if mean is None else round(mean, 4),  # impact reads this
+                "baseline_fitness": None if base_mean is None else round(base_mean, 4),
+                "baseline_n": base_n,
+                "baseline_genome": base_id,
+                "success_rate": t.success_rate,
+                "iterations": len(t.iterations),
+            }
+        )
     return rows
 
 
 def _harmed(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    return [f"{r['nodeid']} [{r['scenario']}] ({r['candidate_fitness']:.3f} < "
-            f"{r['baseline_fitness']:.3f})" for r in rows
-            if r["measured"] and r["baseline_fitness"] is not None
-            and r["candidate_fitness"] < r["baseline_fitness"] - HARM_MARGIN]
+    return [
+        f"{r['nodeid']} [{r['scenario']}] ({r['candidate_fitness']:.3f} < "
+        f"{r['baseline_fitness']:.3f})"
+        for r in rows
+        if r["measured"]
+        and r["baseline_fitness"] is not None
+        and r["candidate_fitness"] < r["baseline_fitness"] - HARM_MARGIN
+    ]
 
 
-def choose_proposals(tests: Sequence[TestResult], verdicts: Mapping[str, PairVerdict],
-                     ) -> dict[str, tuple[PairVerdict, list[dict[str, Any]]]]:
+def choose_proposals(
+    tests: Sequence[TestResult],
+    verdicts: Mapping[str, PairVerdict],
+) -> dict[str, tuple[PairVerdict, list[dict[str, Any]]]]:
     """Per module, the candidate to propose and its evidence rows: of the candidates that
     earned adoption on some test, one that harms no other test of the module, measured on
     the most of them, then with the largest gain."""
@@ -479,8 +597,9 @@ def choose_proposals(tests: Sequence[TestResult], verdicts: Mapping[str, PairVer
     return chosen
 
 
-def _propose(guardian: Any, tests: list[TestResult], verdicts: Mapping[str, PairVerdict],
-             run_id: str) -> list[TestResult]:
+def _propose(
+    guardian: Any, tests: list[TestResult], verdicts: Mapping[str, PairVerdict], run_id: str
+) -> list[TestResult]:
     """One proposal per module (see :func:`choose_proposals`). Its evidence names the
     candidate's hash, and each test of the module with the candidate's own figures there,
     or says that it was never measured there (which makes the impact high)."""
@@ -510,18 +629,30 @@ def _propose(guardian: Any, tests: list[TestResult], verdicts: Mapping[str, Pair
         adopted = proposal.status == "adopted"
         if row["measured"]:
             # The proposed candidate's own figures on this test, not another candidate's.
-            t = replace(t, proposal_id=proposal.id, adopted=adopted,
-                        best_fitness=row["candidate_fitness"], best_n=row["candidate_n"],
-                        best_genome=candidate)
+            t = replace(
+                t,
+                proposal_id=proposal.id,
+                adopted=adopted,
+                best_fitness=row["candidate_fitness"],
+                best_n=row["candidate_n"],
+                best_genome=candidate,
+            )
         else:
-            t = replace(t, proposal_id=proposal.id, adopted=False, best_fitness=None,
-                        best_n=0, best_genome=None)
+            t = replace(
+                t,
+                proposal_id=proposal.id,
+                adopted=False,
+                best_fitness=None,
+                best_n=0,
+                best_genome=None,
+            )
         out.append(t)
     return out
 
 
-def _recommendations(store: Any, vault_dirs: Sequence[Path],
-                     tests: Sequence[TestResult]) -> dict[str, Any]:
+def _recommendations(
+    store: Any, vault_dirs: Sequence[Path], tests: Sequence[TestResult]
+) -> dict[str, Any]:
     """Vault patterns for each vulnerable test, with declared and observed reliability."""
     from pytest_rafael.vault import Vault
     from pytest_rafael.vault.advice import advise
@@ -534,14 +665,25 @@ def _recommendations(store: Any, vault_dirs: Sequence[Path],
         for rec in entry["recommendations"]:
             pattern = vault.get(rec["pattern_id"])
             observed = vault.observed(pattern.id)
-            patterns.append({
-                "id": pattern.id, "name": pattern.name, "category": pattern.category,
-                "gene": rec["gene"], "reliability_score": pattern.reliability_score,
-                "observed_score": None if observed is None else round(observed[0], 3),
-                "why": rec["why"],
-            })
-        recommendations.append({"nodeid": entry["nodeid"], "scenario": entry["scenario"],
-                                "error": entry["error"], "patterns": patterns})
+            patterns.append(
+                {
+                    "id": pattern.id,
+                    "name": pattern.name,
+                    "category": pattern.category,
+                    "gene": rec["gene"],
+                    "reliability_score": pattern.reliability_score,
+                    "observed_score": None if observed is None else round(observed[0], 3),
+                    "why": rec["why"],
+                }
+            )
+        recommendations.append(
+            {
+                "nodeid": entry["nodeid"],
+                "scenario": entry["scenario"],
+                "error": entry["error"],
+                "patterns": patterns,
+            }
+        )
     return {"recommendations": recommendations}
 
 
@@ -565,11 +707,15 @@ def write_terminal_summary(run: RunResult, tr: Any, paths: Any) -> None:
             verdict += f", proposed {t.proposal_id}" + (" (adopted)" if t.adopted else "")
         tr.write_line(f"{name}  success {t.success_rate:4.0%}  fitness {fitness}  {verdict}")
     d = run.delta
-    tr.write_line(f"resilience of what ships: baseline {d.baseline_score:.2f} -> current "
-                  f"{d.current_score:.2f} ({d.improvement_pct:+.1f}%)")
+    tr.write_line(
+        f"resilience of what ships: baseline {d.baseline_score:.2f} -> current "
+        f"{d.current_score:.2f} ({d.improvement_pct:+.1f}%)"
+    )
     if d.potential_score is not None and d.potential_score > d.current_score:
-        tr.write_line(f"candidates' potential (not adopted): {d.potential_score:.2f} "
-                      f"({d.potential_improvement_pct or 0.0:+.1f}%)")
+        tr.write_line(
+            f"candidates' potential (not adopted): {d.potential_score:.2f} "
+            f"({d.potential_improvement_pct or 0.0:+.1f}%)"
+        )
     if run.gate.min_fitness is None and not any(t.min_fitness is not None for t in run.tests):
         tr.write_line("no gate set (--rafael-min-fitness): this run passes no verdict")
     for failure in run.gate.failures:
@@ -578,5 +724,8 @@ def write_terminal_summary(run: RunResult, tr: Any, paths: Any) -> None:
     if paths is not None:
         tr.write_line(f"report: {paths.index_html}")
     if run.extra.get("status") == "interrupted":
-        tr.write_line(f"run INTERRUPTED ({run.extra.get('interrupted_by')}): the report "
-                      f"holds the results so far", red=True)
+        tr.write_line(
+            f"run INTERRUPTED ({run.extra.get('interrupted_by')}): the report "
+            f"holds the results so far",
+            red=True,
+        )

@@ -81,8 +81,12 @@ def chaos_proxy(
         with interrupts.deferred():
             try:
                 handle = toxiproxy.control.create_proxy(
-                    name, pinned, server_name=server_name(
-                        name, worker, len(created), f"{abs(hash(request.node.nodeid)) % 10**8}"))
+                    name,
+                    pinned,
+                    server_name=server_name(
+                        name, worker, len(created), f"{abs(hash(request.node.nodeid)) % 10**8}"
+                    ),
+                )
             except ToxiproxyError as exc:  # a full port range, a refused upstream: one line
                 pytest.fail(f"pytest-rafael: chaos_proxy({name!r}): {exc}", pytrace=False)
             created.append(handle)
@@ -111,8 +115,10 @@ def _upstream_text(name: str, upstream: object) -> str:
     if isinstance(upstream, int) and not isinstance(upstream, bool):
         return f"127.0.0.1:{upstream}"
     if not isinstance(upstream, str):
-        raise TypeError(f"chaos_proxy({name!r}): upstream must be 'host:port' or a port "
-                        f"number, got {type(upstream).__name__}")
+        raise TypeError(
+            f"chaos_proxy({name!r}): upstream must be 'host:port' or a port "
+            f"number, got {type(upstream).__name__}"
+        )
     return upstream
 
 
@@ -145,8 +151,9 @@ class Chaos:
 
         need = schedule.needs_network and self._server is not None
         control = self._server().control if need and self._server else None
-        return apply_schedule(schedule, self._proxies, control, self._stress_limits,
-                              failures_dir=self._failures_dir)
+        return apply_schedule(
+            schedule, self._proxies, control, self._stress_limits, failures_dir=self._failures_dir
+        )
 
     def sometimes(self, condition: object, label: str) -> bool:
         """Record whether ``condition`` held at least once in this run (Antithesis-style

@@ -116,8 +116,12 @@ def state_of(item: pytest.Item) -> IterationState:
 def base_nodeid(nodeid: str, case: ChaosCase) -> str:
     """The test's node id without the rafael parameter: the (test, scenario) key's half."""
     token = case.id
-    for old, new in ((f"[{token}]", ""), (f"-{token}]", "]"), (f"[{token}-", "["),
-                     (f"-{token}-", "-")):
+    for old, new in (
+        (f"[{token}]", ""),
+        (f"-{token}]", "]"),
+        (f"[{token}-", "["),
+        (f"-{token}-", "-"),
+    ):
         if old in nodeid:
             return nodeid.replace(old, new, 1)
     return nodeid

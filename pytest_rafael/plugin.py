@@ -51,8 +51,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", marker.SIGNATURE)
-    if str(config.getoption("hypothesis_profile", None) or
-           os.environ.get("HYPOTHESIS_PROFILE", "")).startswith("rafael"):
+    if str(
+        config.getoption("hypothesis_profile", None) or os.environ.get("HYPOTHESIS_PROFILE", "")
+    ).startswith("rafael"):
         # Registered before Hypothesis's own plugin loads the chosen profile; imported only
         # when asked for, so ordinary runs do not pay for importing Hypothesis.
         import pytest_rafael.hypothesis_profiles  # noqa: F401
@@ -115,8 +116,9 @@ class RafaelSession:
     evolution engines (on the process that runs the tests) and collected results (on the
     controller)."""
 
-    def __init__(self, config: pytest.Config, resolved: settings.Settings,
-                 *, is_worker: bool) -> None:
+    def __init__(
+        self, config: pytest.Config, resolved: settings.Settings, *, is_worker: bool
+    ) -> None:
         self.config = config
         self.settings = resolved
         self.is_worker = is_worker
@@ -174,9 +176,13 @@ class RafaelSession:
                 url = self._server.url
             s = self.settings
             control = ToxiproxyControl(
-                url, timeout=s.control_timeout, local=self._server, ports=s.toxiproxy_ports,
+                url,
+                timeout=s.control_timeout,
+                local=self._server,
+                ports=s.toxiproxy_ports,
                 connect_host=s.toxiproxy_connect_host,
-                ports_source=s.sources.get("toxiproxy_ports", "--rafael-toxiproxy-ports"))
+                ports_source=s.sources.get("toxiproxy_ports", "--rafael-toxiproxy-ports"),
+            )
             if self._server is None:
                 try:
                     control.version()
@@ -233,8 +239,11 @@ class RafaelSession:
         if self._genomes is None:
             self._genomes = dict(load_genome_file(self.settings.genome_file))
         found = self._genomes.get(module)
-        return found if found is not None else Genome(module=module, generation=0,
-                                                      genes={}, lineage=())
+        return (
+            found
+            if found is not None
+            else Genome(module=module, generation=0, genes={}, lineage=())
+        )
 
     def check_genome_file(self) -> None:
         """Read the genome file once, turning a bad one into a usage error naming the
@@ -288,7 +297,8 @@ class RafaelSession:
         for name in (n.removeprefix("-") for n in self.settings.select_scenarios):
             if name not in catalog:
                 raise pytest.UsageError(
-                    f"pytest-rafael: {source}: {marker.unknown_scenario(name, catalog)}")
+                    f"pytest-rafael: {source}: {marker.unknown_scenario(name, catalog)}"
+                )
 
     def selected(self, spec: marker.ChaosSpec) -> tuple[str, ...]:
         """The marker's scenarios this run includes: the named ones (all without a name),
@@ -296,8 +306,9 @@ class RafaelSession:
         chosen = self.settings.select_scenarios
         include = {n for n in chosen if not n.startswith("-")}
         exclude = {n[1:] for n in chosen if n.startswith("-")}
-        return tuple(n for n in spec.scenarios
-                     if (not include or n in include) and n not in exclude)
+        return tuple(
+            n for n in spec.scenarios if (not include or n in include) and n not in exclude
+        )
 
     def _check_guardian_config(self, session: pytest.Session) -> None:
         """A bad ``[tool.rafael.guardian]`` table would only stop the run at its end,
@@ -336,8 +347,10 @@ class RafaelSession:
         if reporter is None:
             return
         if self.swept.swept:
-            reporter.write_line(f"rafael: swept {len(self.swept.swept)} proxies left by dead "
-                                f"runs on {url}: {', '.join(self.swept.swept)}")
+            reporter.write_line(
+                f"rafael: swept {len(self.swept.swept)} proxies left by dead "
+                f"runs on {url}: {', '.join(self.swept.swept)}"
+            )
         for error in self.swept.errors:
             reporter.write_line(f"rafael: could not sweep a proxy left by a dead run: {error}")
 
@@ -354,8 +367,9 @@ class RafaelSession:
         if s.scenario_dir_sources:
             # The folders add up across ini, environment and command line: say which.
             here = config.invocation_params.dir
-            folders = ", ".join(f"{_shown(p, here)} ({source})"
-                                for p, source in s.scenario_dir_sources)
+            folders = ", ".join(
+                f"{_shown(p, here)} ({source})" for p, source in s.scenario_dir_sources
+            )
             lines.append(f"rafael: scenario folders: built-in, {folders}")
         return lines
 
@@ -384,12 +398,16 @@ class RafaelSession:
         iterations = spec.iterations or self.settings.iterations
         # Each pair first runs once without faults: the reference the speed term of the
         # fitness compares its iterations with, measured in the same run.
-        return [ChaosCase(name, i, iterations) for name in self.selected(spec)
-                for i in range(REFERENCE, iterations)]
+        return [
+            ChaosCase(name, i, iterations)
+            for name in self.selected(spec)
+            for i in range(REFERENCE, iterations)
+        ]
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, config: pytest.Config,
-                                      items: list[pytest.Item]) -> None:
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
         self._expand_unittest(items)
         if not (self.settings.chaos and self.settings.select_scenarios):
             return
@@ -473,8 +491,9 @@ class RafaelSession:
             interrupted = "collection errors" if session.testsfailed else "stopped"
         if interrupted and self.interrupted_iteration is not None:
             self.iterations.append(self.interrupted_iteration)
-        if not (self.iterations or self._shrunk_failures()
-                or (interrupted and self.start_recorded)):
+        if not (
+            self.iterations or self._shrunk_failures() or (interrupted and self.start_recorded)
+        ):
             return  # nothing was measured: no run to record, no gate to apply
         from pytest_rafael import controller, interrupts
 
@@ -494,11 +513,13 @@ class RafaelSession:
         from pytest_rafael import schedules
 
         found: dict[str, Any] = schedules.load_failures(
-            self.failures_dir, since=self.started_at.isoformat())
+            self.failures_dir, since=self.started_at.isoformat()
+        )
         return found if found["failures"] else None
 
-    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int,
-                                config: pytest.Config) -> None:
+    def pytest_terminal_summary(
+        self, terminalreporter: Any, exitstatus: int, config: pytest.Config
+    ) -> None:
         if self.run is not None:
             from pytest_rafael import controller
 
@@ -508,7 +529,8 @@ class RafaelSession:
         elif self.plain_failures is not None:
             terminalreporter.write_line(
                 f"rafael: shrunk fault schedules written to {self.plain_failures} (chaos was "
-                f"off: the last chaos report and its history were left as they were)")
+                f"off: the last chaos report and its history were left as they were)"
+            )
 
     @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self, config: pytest.Config) -> None:
@@ -582,10 +604,12 @@ class ChaosRunner:
                 adopt_margin=s.adopt_margin,
                 weights=s.fitness_weights,
                 gene_pool=self.session.gene_pool(),
-                baseline_indices=baseline_indices(state.case.iterations,
-                                                  state.scenario.probabilistic),
-                safety=Safety.for_module(module, self.session.idempotent(module),
-                                         _time_budget(item)),
+                baseline_indices=baseline_indices(
+                    state.case.iterations, state.scenario.probabilistic
+                ),
+                safety=Safety.for_module(
+                    module, self.session.idempotent(module), _time_budget(item)
+                ),
             )
             # Candidates that lead for the same module in pairs already run are measured
             # here too, so that a proposal rests on every test of its module.
@@ -610,7 +634,8 @@ class ChaosRunner:
         except StoreError as exc:
             if self.session.start_error is None:
                 self.session.start_error = (
-                    f"pytest-rafael: run not recorded in {store_label(target)}: {exc}")
+                    f"pytest-rafael: run not recorded in {store_label(target)}: {exc}"
+                )
             return None
 
     @pytest.hookimpl(wrapper=True)
@@ -639,7 +664,8 @@ class ChaosRunner:
             self.session.control,
             self.session.stress_limits(),
             apply_custom=lambda spec: item.config.hook.pytest_rafael_apply_fault(
-                fault=spec, context=state.view()),
+                fault=spec, context=state.view()
+            ),
         )
         state.injector = injector
         injector.start()
@@ -659,8 +685,16 @@ class ChaosRunner:
             pytest.fail(problem, pytrace=False)
         return result
 
-    def _close_call(self, item: pytest.Item, state: Any, injector: Any, started: float,
-                    measuring: contextlib.ExitStack, *, raise_errors: bool) -> None:
+    def _close_call(
+        self,
+        item: pytest.Item,
+        state: Any,
+        injector: Any,
+        started: float,
+        measuring: contextlib.ExitStack,
+        *,
+        raise_errors: bool,
+    ) -> None:
         try:
             self._after_call(state, injector, started, measuring, raise_errors=raise_errors)
         except KeyboardInterrupt:  # held back while the faults were reverted
@@ -674,8 +708,15 @@ class ChaosRunner:
         state.error = f"interrupted ({interrupts_reason()})"
         self.session.interrupted_iteration = self._result(item, state, None, {})
 
-    def _after_call(self, state: Any, injector: Any, started: float,
-                    measuring: contextlib.ExitStack, *, raise_errors: bool) -> None:
+    def _after_call(
+        self,
+        state: Any,
+        injector: Any,
+        started: float,
+        measuring: contextlib.ExitStack,
+        *,
+        raise_errors: bool,
+    ) -> None:
         state.duration_s = time.perf_counter() - started
         state.measured = True
         state.injector = None
@@ -702,7 +743,8 @@ class ChaosRunner:
         if call.when == "teardown" and state.case.reference:
             reference = self._finish_reference(state, call)
             item.user_properties.extend(
-                [("rafael_scenario", state.case.scenario), ("rafael_reference", "true")])
+                [("rafael_scenario", state.case.scenario), ("rafael_reference", "true")]
+            )
             report = yield
             report.rafael_reference = reference  # type: ignore[attr-defined]
             return report
@@ -711,7 +753,8 @@ class ChaosRunner:
             from pytest_rafael.report.junit import iteration_junit_properties
 
             item.user_properties.extend(
-                iteration_junit_properties(result.to_dict(), state.case.scenario))
+                iteration_junit_properties(result.to_dict(), state.case.scenario)
+            )
             if state.spec is not None and state.spec.modules:
                 item.user_properties.append(("rafael_module", ",".join(state.spec.modules)))
             report = yield
@@ -737,15 +780,19 @@ class ChaosRunner:
             state.outcome, state.error = "error", one_line(call.excinfo)
         state.cleanup.close()
         reference = {
-            "nodeid": state.base_nodeid, "scenario": state.case.scenario,
-            "outcome": state.outcome or "error", "duration_s": round(state.duration_s, 6),
-            "error": state.error, "worker": os.environ.get("PYTEST_XDIST_WORKER"),
+            "nodeid": state.base_nodeid,
+            "scenario": state.case.scenario,
+            "outcome": state.outcome or "error",
+            "duration_s": round(state.duration_s, 6),
+            "error": state.error,
+            "worker": os.environ.get("PYTEST_XDIST_WORKER"),
         }
         self.session.references[(state.base_nodeid, state.case.scenario)] = reference
         return reference
 
-    def _finish_iteration(self, item: pytest.Item, state: Any,
-                          call: pytest.CallInfo[None]) -> tuple[IterationResult, list[Any]]:
+    def _finish_iteration(
+        self, item: pytest.Item, state: Any, call: pytest.CallInfo[None]
+    ) -> tuple[IterationResult, list[Any]]:
         assert state.case is not None
         assert state.scenario is not None
         if call.excinfo is not None and state.outcome in (None, "passed"):
@@ -771,8 +818,14 @@ class ChaosRunner:
         item.config.hook.pytest_rafael_iteration_finished(result=result)
         return result, verdicts
 
-    def _result(self, item: pytest.Item, state: Any, fitness: float | None,
-                terms: dict[str, float], outcome: str | None = None) -> IterationResult:
+    def _result(
+        self,
+        item: pytest.Item,
+        state: Any,
+        fitness: float | None,
+        terms: dict[str, float],
+        outcome: str | None = None,
+    ) -> IterationResult:
         modules = state.spec.modules if state.spec else ()
         together = len(modules) > 1
         return IterationResult(
@@ -795,30 +848,42 @@ class ChaosRunner:
             genomes={m: g.to_dict() for m, g in state.genomes.items()} if together else None,
         )
 
-    def _score(self, item: pytest.Item, state: Any, outcome: str,
-               modules: tuple[str, ...]) -> tuple[float, dict[str, float]]:
+    def _score(
+        self, item: pytest.Item, state: Any, outcome: str, modules: tuple[str, ...]
+    ) -> tuple[float, dict[str, float]]:
         """The iteration's fitness. Each engine whose genome was under test records it:
         the one module running a candidate, or every module when all ran what ships."""
         from pytest_rafael.genome.fitness import Measurement
 
         reference = self.session.references.get((state.base_nodeid, state.case.scenario))
         measurement = Measurement.from_iteration(
-            outcome, state.duration_s, state.runtime, state.metrics, state.fault_window,
+            outcome,
+            state.duration_s,
+            state.runtime,
+            state.metrics,
+            state.fault_window,
             reference_s=reference["duration_s"]
-            if reference and reference["outcome"] == "passed" else None,
+            if reference and reference["outcome"] == "passed"
+            else None,
         )
-        extra = [t for t in item.config.hook.pytest_rafael_fitness_terms(
-            measurement=measurement) if t]
+        extra = [
+            t for t in item.config.hook.pytest_rafael_fitness_terms(measurement=measurement) if t
+        ]
         if not modules:
             from pytest_rafael.genome.fitness import evaluate
 
-            scored = evaluate([measurement], None,
-                              weights=self.session.settings.fitness_weights, extra_terms=extra)
+            scored = evaluate(
+                [measurement],
+                None,
+                weights=self.session.settings.fitness_weights,
+                extra_terms=extra,
+            )
             return scored.score, dict(scored.terms)
         observed = modules if state.varied is None else (state.varied,)
         scores = [
             self._engine(state.base_nodeid, state.case.scenario, m, item).observe(
-                state.case.index, state.genomes[m], measurement, extra)
+                state.case.index, state.genomes[m], measurement, extra
+            )
             for m in observed
         ]
         return scores[0].score, dict(scores[0].terms)
@@ -834,8 +899,12 @@ def interrupts_reason() -> str:
 def _check_in_process(catalog: dict[str, Scenario], spec: marker.ChaosSpec) -> None:
     """In-process faults name functions of the code under test: an unknown one is a
     collection error at the scenario's file and line, not a surprise mid-run."""
-    faults = [f.retarget(spec.targets) for name in spec.scenarios for f in catalog[name].faults
-              if f.kind in ("raise", "delay")]
+    faults = [
+        f.retarget(spec.targets)
+        for name in spec.scenarios
+        for f in catalog[name].faults
+        if f.kind in ("raise", "delay")
+    ]
     if faults:
         from pytest_rafael.faults.inprocess import check
 
@@ -847,9 +916,11 @@ def _nothing_applied(state: Any) -> str | None:
     if state.faults or not state.scenario.faults:
         return None
     first = min(f.start_s for f in state.scenario.faults)
-    return (f"scenario {state.scenario.name!r}: the test call ended after "
-            f"{state.duration_s:.3f} s, before its first fault at {first:g} s; nothing was "
-            f"injected (make the test last longer or start the fault earlier)")
+    return (
+        f"scenario {state.scenario.name!r}: the test call ended after "
+        f"{state.duration_s:.3f} s, before its first fault at {first:g} s; nothing was "
+        f"injected (make the test last longer or start the fault earlier)"
+    )
 
 
 def _shown(path: Path, here: Path) -> str:
@@ -870,8 +941,7 @@ def _case_of(item: pytest.Item) -> ChaosCase | None:
     return case if isinstance(case, ChaosCase) else None
 
 
-def _varied_module(modules: tuple[str, ...], case: ChaosCase,
-                   probabilistic: bool) -> str | None:
+def _varied_module(modules: tuple[str, ...], case: ChaosCase, probabilistic: bool) -> str | None:
     """The module that runs a candidate in this iteration. With one module, that module
     (its engine decides when to measure the shipped genome). With several, every module
     runs what ships in the baseline iterations, and the others take turns, one module at

@@ -74,7 +74,8 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
     """Build the settings from the command line, environment and ini file."""
     env = dict(os.environ) if environ is None else environ
     try:
-        return resolve_layers(lambda opt: _layers(opt, config, env),
-                              config.invocation_params.dir, env)
+        return resolve_layers(
+            lambda opt: _layers(opt, config, env), config.invocation_params.dir, env
+        )
     except SettingError as exc:
         raise pytest.UsageError(f"pytest-rafael: {exc}") from None

@@ -158,7 +158,11 @@ STRESS_ATTRIBUTES: dict[str, dict[str, Attribute]] = {
     "memory": {"mb": Attribute("number", minimum=1, maximum=1_048_576, required=True, unit="MB")},
     "disk": {
         "mb": Attribute(
-            "number", minimum=0.0625, maximum=1_048_576, required=True, unit="MB",
+            "number",
+            minimum=0.0625,
+            maximum=1_048_576,
+            required=True,
+            unit="MB",
             cap="max_disk_mb",
         ),
         "block_kb": Attribute(
@@ -696,7 +700,8 @@ def _parse(text: str, source: str) -> tuple[Scenario, int]:
         composed = yaml_limits.compose(text, safe_loader())
     except yaml_limits.YamlInputError as exc:
         raise ScenarioError(
-            _printable(f"{source}:{exc.line}: invalid YAML: {exc.problem}")) from None
+            _printable(f"{source}:{exc.line}: invalid YAML: {exc.problem}")
+        ) from None
     try:
         return _scenario(_Doc(source, composed.loader), composed.root)
     finally:

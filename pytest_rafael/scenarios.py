@@ -101,9 +101,7 @@ class Scenario:
     @property
     def targets(self) -> frozenset[str]:
         """Proxy names the network faults of this scenario need (``*`` excluded)."""
-        return frozenset(
-            f.target for f in self.faults if f.aims_at_proxies and f.target != "*"
-        )
+        return frozenset(f.target for f in self.faults if f.aims_at_proxies and f.target != "*")
 
     @property
     def probabilistic(self) -> bool:

@@ -215,9 +215,7 @@ class FaultSchedule:
     @property
     def targets(self) -> frozenset[str]:
         """The proxy names the network faults need (``*`` excluded)."""
-        return frozenset(
-            f.target for f in self.faults if f.aims_at_proxies and f.target != "*"
-        )
+        return frozenset(f.target for f in self.faults if f.aims_at_proxies and f.target != "*")
 
     @property
     def needs_network(self) -> bool:

@@ -36,8 +36,9 @@ def _bool(text: str) -> bool:
     raise ValueError(f"expected true or false, got {text!r}")
 
 
-def _number(kind: type[float] | type[int], accept: Callable[[float], bool],
-            expected: str) -> Callable[[str], Any]:
+def _number(
+    kind: type[float] | type[int], accept: Callable[[float], bool], expected: str
+) -> Callable[[str], Any]:
     """A parser for one kind of number, failing with "expected <expected>, got '...'"."""
 
     def parse(text: str) -> Any:
@@ -56,8 +57,9 @@ _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
 # The store keeps the seed in an SQLite INTEGER (signed 64 bits).
 _seed = _number(int, lambda v: 0 <= v < 2**63, "an integer seed from 0 to 2**63-1")
 _unit_float = _number(float, lambda v: 0.0 <= v <= 1.0, "a number between 0 and 1")
-_positive_float = _number(float, lambda v: 0 < v < 1e6, "a positive number of seconds "
-                          "below 1000000")
+_positive_float = _number(
+    float, lambda v: 0 < v < 1e6, "a positive number of seconds below 1000000"
+)
 
 
 def _url(text: str) -> str:
@@ -136,10 +138,14 @@ def _weights(text: str) -> tuple[float, float, float, float]:
         parts = tuple(float(p) for p in text.split(","))
     except ValueError:
         raise ValueError(f"expected numbers like 0.6,0.2,0.2,0.2, got {text!r}") from None
-    if (len(parts) not in (3, 4) or not all(math.isfinite(p) and p >= 0 for p in parts)
-            or sum(parts) <= 0):
-        raise ValueError(f"expected three or four finite non-negative numbers like "
-                         f"0.6,0.2,0.2,0.2, got {text!r}")
+    if (
+        len(parts) not in (3, 4)
+        or not all(math.isfinite(p) and p >= 0 for p in parts)
+        or sum(parts) <= 0
+    ):
+        raise ValueError(
+            f"expected three or four finite non-negative numbers like 0.6,0.2,0.2,0.2, got {text!r}"
+        )
     if len(parts) == 3:
         parts = (*parts, 0.2)
     return (parts[0], parts[1], parts[2], parts[3])
@@ -169,76 +175,218 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("chaos", "--rafael-chaos", "rafael_chaos",
-           "inject the faults of chaos-marked tests and evolve their genomes",
-           _bool, False, env="RAFAEL_CHAOS", is_flag=True),
-    Option("iterations", "--rafael-iterations", "rafael_iterations",
-           "iterations per (test, scenario) under chaos; the marker's iterations= wins",
-           _positive_int, 5, env="RAFAEL_ITERATIONS", metavar="N"),
-    Option("seed", "--rafael-seed", "rafael_seed",
-           "seed for evolution and probabilistic toxics (default: random, printed)",
-           _seed, None, env="RAFAEL_SEED", metavar="N"),
-    Option("scenario_dirs", "--rafael-scenarios", "rafael_scenario_dirs",
-           "folder of extra scenario YAML files (repeatable); they add to the ini "
-           "folders, and add to or override the built-in scenarios by name",
-           _path, (), env="RAFAEL_SCENARIO_DIRS", multiple=True, metavar="DIR",
-           additive=True),
-    Option("select_scenarios", "--rafael-scenario", "rafael_select_scenarios",
-           "run only these scenarios of each chaos marker (repeatable, or comma-separated); "
-           "=-NAME leaves one out",
-           str, (), env="RAFAEL_SELECT_SCENARIOS", multiple=True, metavar="NAME"),
-    Option("toxiproxy_url", "--rafael-toxiproxy", "rafael_toxiproxy_url",
-           "URL of an external Toxiproxy server (default: an embedded one on a free "
-           "loopback port)", _url, None, env="RAFAEL_TOXIPROXY_URL", metavar="URL"),
-    Option("toxiproxy_ports", "--rafael-toxiproxy-ports", "rafael_toxiproxy_ports",
-           "ports the chaos proxies listen on, e.g. 20000-20099: the range a Toxiproxy "
-           "service container maps (proxies then listen on all of its interfaces)",
-           _port_range, None, env="RAFAEL_TOXIPROXY_PORTS", metavar="LOW-HIGH"),
-    Option("toxiproxy_connect_host", "--rafael-toxiproxy-connect-host",
-           "rafael_toxiproxy_connect_host",
-           "host the tests reach the chaos proxies at (default: the host of "
-           "--rafael-toxiproxy)",
-           _host, None, env="RAFAEL_TOXIPROXY_CONNECT_HOST", metavar="HOST"),
-    Option("report_dir", "--rafael-report", "rafael_report_dir",
-           "folder for index.html, results.json, summary.md and metrics.prom",
-           _path, Path("reports"), env="RAFAEL_REPORT_DIR", metavar="DIR"),
-    Option("store", "--rafael-store", "rafael_store",
-           "store of runs, evolution state, proposals and the audit chain: an SQLite "
-           "file, or postgresql://user@host:port/db for one store shared by a team",
-           _store, Path(".rafael/rafael.db"), env="RAFAEL_STORE", metavar="PATH|URL"),
-    Option("run_group", "--rafael-run-group", "rafael_run_group",
-           "id tying the shards of one CI run together (default: the CI's run id, e.g. "
-           "GITHUB_RUN_ID); 'rafael report --run-group ID' merges them",
-           _group, None, env="RAFAEL_RUN_GROUP", metavar="ID"),
-    Option("genome_file", "--rafael-genome", "rafael_genome_file",
-           "the adopted genome file read by @antifragile",
-           _path, Path("rafael.genome.yaml"), env="RAFAEL_GENOME_FILE", metavar="PATH"),
-    Option("min_fitness", "--rafael-min-fitness", "rafael_min_fitness",
-           "fail the session when a chaos test's shipped genome scores below F (0..1)",
-           _unit_float, None, env="RAFAEL_MIN_FITNESS", metavar="F"),
-    Option("allowed_targets", "--rafael-allow-target", "rafael_allowed_targets",
-           "host a chaos proxy may forward to besides loopback (repeatable)",
-           str, (), env="RAFAEL_ALLOWED_TARGETS", multiple=True, metavar="HOST"),
-    Option("memory_cap", "--rafael-memory-cap", "rafael_memory_cap",
-           "largest share of available memory a memory stressor may take (0..1)",
-           _unit_float, 0.5, env="RAFAEL_MEMORY_CAP", metavar="SHARE"),
-    Option("control_timeout", "--rafael-control-timeout", "rafael_control_timeout",
-           "seconds allowed for each call to the Toxiproxy control API",
-           _positive_float, 5.0, env="RAFAEL_CONTROL_TIMEOUT", metavar="SECONDS"),
-    Option("adopt_margin", "--rafael-adopt-margin", "rafael_adopt_margin",
-           "fitness a candidate must gain over the baseline before it is proposed",
-           _unit_float, 0.05, env="RAFAEL_ADOPT_MARGIN", metavar="F"),
-    Option("fitness_weights", "--rafael-fitness-weights", "rafael_fitness_weights",
-           "weights of success_rate, recovery_speed, resource_efficiency and speed",
-           _weights, (0.6, 0.2, 0.2, 0.2), env="RAFAEL_FITNESS_WEIGHTS", metavar="W,W,W[,W]"),
-    Option("vault_dirs", "--rafael-vault", "rafael_vault_dirs",
-           "folder of extra vault pattern files (repeatable)",
-           _path, (), env="RAFAEL_VAULT_DIRS", multiple=True, metavar="DIR"),
+    Option(
+        "chaos",
+        "--rafael-chaos",
+        "rafael_chaos",
+        "inject the faults of chaos-marked tests and evolve their genomes",
+        _bool,
+        False,
+        env="RAFAEL_CHAOS",
+        is_flag=True,
+    ),
+    Option(
+        "iterations",
+        "--rafael-iterations",
+        "rafael_iterations",
+        "iterations per (test, scenario) under chaos; the marker's iterations= wins",
+        _positive_int,
+        5,
+        env="RAFAEL_ITERATIONS",
+        metavar="N",
+    ),
+    Option(
+        "seed",
+        "--rafael-seed",
+        "rafael_seed",
+        "seed for evolution and probabilistic toxics (default: random, printed)",
+        _seed,
+        None,
+        env="RAFAEL_SEED",
+        metavar="N",
+    ),
+    Option(
+        "scenario_dirs",
+        "--rafael-scenarios",
+        "rafael_scenario_dirs",
+        "folder of extra scenario YAML files (repeatable); they add to the ini "
+        "folders, and add to or override the built-in scenarios by name",
+        _path,
+        (),
+        env="RAFAEL_SCENARIO_DIRS",
+        multiple=True,
+        metavar="DIR",
+        additive=True,
+    ),
+    Option(
+        "select_scenarios",
+        "--rafael-scenario",
+        "rafael_select_scenarios",
+        "run only these scenarios of each chaos marker (repeatable, or comma-separated); "
+        "=-NAME leaves one out",
+        str,
+        (),
+        env="RAFAEL_SELECT_SCENARIOS",
+        multiple=True,
+        metavar="NAME",
+    ),
+    Option(
+        "toxiproxy_url",
+        "--rafael-toxiproxy",
+        "rafael_toxiproxy_url",
+        "URL of an external Toxiproxy server (default: an embedded one on a free loopback port)",
+        _url,
+        None,
+        env="RAFAEL_TOXIPROXY_URL",
+        metavar="URL",
+    ),
+    Option(
+        "toxiproxy_ports",
+        "--rafael-toxiproxy-ports",
+        "rafael_toxiproxy_ports",
+        "ports the chaos proxies listen on, e.g. 20000-20099: the range a Toxiproxy "
+        "service container maps (proxies then listen on all of its interfaces)",
+        _port_range,
+        None,
+        env="RAFAEL_TOXIPROXY_PORTS",
+        metavar="LOW-HIGH",
+    ),
+    Option(
+        "toxiproxy_connect_host",
+        "--rafael-toxiproxy-connect-host",
+        "rafael_toxiproxy_connect_host",
+        "host the tests reach the chaos proxies at (default: the host of --rafael-toxiproxy)",
+        _host,
+        None,
+        env="RAFAEL_TOXIPROXY_CONNECT_HOST",
+        metavar="HOST",
+    ),
+    Option(
+        "report_dir",
+        "--rafael-report",
+        "rafael_report_dir",
+        "folder for index.html, results.json, summary.md and metrics.prom",
+        _path,
+        Path("reports"),
+        env="RAFAEL_REPORT_DIR",
+        metavar="DIR",
+    ),
+    Option(
+        "store",
+        "--rafael-store",
+        "rafael_store",
+        "store of runs, evolution state, proposals and the audit chain: an SQLite "
+        "file, or postgresql://user@host:port/db for one store shared by a team",
+        _store,
+        Path(".rafael/rafael.db"),
+        env="RAFAEL_STORE",
+        metavar="PATH|URL",
+    ),
+    Option(
+        "run_group",
+        "--rafael-run-group",
+        "rafael_run_group",
+        "id tying the shards of one CI run together (default: the CI's run id, e.g. "
+        "GITHUB_RUN_ID); 'rafael report --run-group ID' merges them",
+        _group,
+        None,
+        env="RAFAEL_RUN_GROUP",
+        metavar="ID",
+    ),
+    Option(
+        "genome_file",
+        "--rafael-genome",
+        "rafael_genome_file",
+        "the adopted genome file read by @antifragile",
+        _path,
+        Path("rafael.genome.yaml"),
+        env="RAFAEL_GENOME_FILE",
+        metavar="PATH",
+    ),
+    Option(
+        "min_fitness",
+        "--rafael-min-fitness",
+        "rafael_min_fitness",
+        "fail the session when a chaos test's shipped genome scores below F (0..1)",
+        _unit_float,
+        None,
+        env="RAFAEL_MIN_FITNESS",
+        metavar="F",
+    ),
+    Option(
+        "allowed_targets",
+        "--rafael-allow-target",
+        "rafael_allowed_targets",
+        "host a chaos proxy may forward to besides loopback (repeatable)",
+        str,
+        (),
+        env="RAFAEL_ALLOWED_TARGETS",
+        multiple=True,
+        metavar="HOST",
+    ),
+    Option(
+        "memory_cap",
+        "--rafael-memory-cap",
+        "rafael_memory_cap",
+        "largest share of available memory a memory stressor may take (0..1)",
+        _unit_float,
+        0.5,
+        env="RAFAEL_MEMORY_CAP",
+        metavar="SHARE",
+    ),
+    Option(
+        "control_timeout",
+        "--rafael-control-timeout",
+        "rafael_control_timeout",
+        "seconds allowed for each call to the Toxiproxy control API",
+        _positive_float,
+        5.0,
+        env="RAFAEL_CONTROL_TIMEOUT",
+        metavar="SECONDS",
+    ),
+    Option(
+        "adopt_margin",
+        "--rafael-adopt-margin",
+        "rafael_adopt_margin",
+        "fitness a candidate must gain over the baseline before it is proposed",
+        _unit_float,
+        0.05,
+        env="RAFAEL_ADOPT_MARGIN",
+        metavar="F",
+    ),
+    Option(
+        "fitness_weights",
+        "--rafael-fitness-weights",
+        "rafael_fitness_weights",
+        "weights of success_rate, recovery_speed, resource_efficiency and speed",
+        _weights,
+        (0.6, 0.2, 0.2, 0.2),
+        env="RAFAEL_FITNESS_WEIGHTS",
+        metavar="W,W,W[,W]",
+    ),
+    Option(
+        "vault_dirs",
+        "--rafael-vault",
+        "rafael_vault_dirs",
+        "folder of extra vault pattern files (repeatable)",
+        _path,
+        (),
+        env="RAFAEL_VAULT_DIRS",
+        multiple=True,
+        metavar="DIR",
+    ),
     # None: the "failures" folder beside the store (see resolve_layers).
-    Option("failures_dir", "--rafael-failures", "rafael_failures_dir",
-           "folder of shrunk Hypothesis fault schedules (default: 'failures' beside "
-           "the store); 'rafael scenarios from-failure' reads it",
-           _path, None, env="RAFAEL_FAILURES_DIR", metavar="DIR"),
+    Option(
+        "failures_dir",
+        "--rafael-failures",
+        "rafael_failures_dir",
+        "folder of shrunk Hypothesis fault schedules (default: 'failures' beside "
+        "the store); 'rafael scenarios from-failure' reads it",
+        _path,
+        None,
+        env="RAFAEL_FAILURES_DIR",
+        metavar="DIR",
+    ),
 )
 
 
@@ -319,8 +467,9 @@ def env_layer(opt: Option, environ: Mapping[str, str], here: Path) -> Layer | No
     return (f"environment variable {opt.env}", here, raw)
 
 
-def resolve_one(opt: Option, layers: Sequence[Layer], here: Path,
-                check_folders: bool = True) -> tuple[Any, list[tuple[str, Any]]]:
+def resolve_one(
+    opt: Option, layers: Sequence[Layer], here: Path, check_folders: bool = True
+) -> tuple[Any, list[tuple[str, Any]]]:
     """One option's value from its given layers (highest precedence first), and the
     layers used as (source, value), lowest precedence first; the default (anchored at
     ``here``) when none is given. ``check_folders=False`` leaves a missing folder to
@@ -341,8 +490,11 @@ def resolve_one(opt: Option, layers: Sequence[Layer], here: Path,
     return tuple(dict.fromkeys(v for _, value in used for v in value)), used
 
 
-def resolve_layers(layers_of: Callable[[Option], Sequence[Layer]], here: Path,
-                   environ: Mapping[str, str] | None = None) -> Settings:
+def resolve_layers(
+    layers_of: Callable[[Option], Sequence[Layer]],
+    here: Path,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
     """Build the settings from each option's given layers (highest precedence first)."""
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -364,8 +516,12 @@ def resolve_layers(layers_of: Callable[[Option], Sequence[Layer]], here: Path,
     seed_given = values["seed"] is not None
     if not seed_given:
         values["seed"] = secrets.randbelow(2**31)
-    return Settings(**values, seed_was_given=seed_given, sources=sources,
-                    scenario_dir_sources=tuple(dict(dir_sources).items()))
+    return Settings(
+        **values,
+        seed_was_given=seed_given,
+        sources=sources,
+        scenario_dir_sources=tuple(dict(dir_sources).items()),
+    )
 
 
 def derived_failures_dir(store: Path | str, here: Path | None = None) -> Path:
@@ -401,9 +557,14 @@ def env_value(field_name: str, environ: Mapping[str, str] | None = None) -> Any:
     return value
 
 
-def command_layers(opt: Option, given: Any = None, flag: str | None = None, *,
-                   environ: Mapping[str, str] | None = None,
-                   cwd: Path | None = None) -> list[Layer]:
+def command_layers(
+    opt: Option,
+    given: Any = None,
+    flag: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> list[Layer]:
     """The layers of one option for a ``rafael`` command run in ``cwd``: its own flag
     (``given``, named ``flag``), the environment, then the project's pytest ini file,
     so that a command sees what ``pytest`` run there would."""
@@ -430,8 +591,14 @@ def command_layers(opt: Option, given: Any = None, flag: str | None = None, *,
     return layers
 
 
-def command_value(field_name: str, given: Any = None, flag: str | None = None, *,
-                  environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Any:
+def command_value(
+    field_name: str,
+    given: Any = None,
+    flag: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Any:
     """The value of a setting for a ``rafael`` command: ``given`` (the command's own
     flag ``flag``) > environment variable > the project's ini > the default, parsed and
     checked as under pytest. A bad value is a :class:`SettingError` naming its source."""

@@ -565,8 +565,9 @@ def _drawn_schedules(
     """Schedules drawn from the options (``kinds``: :func:`fault_schedules`' toxics,
     stress, down, streams, bounds and toxicity) and the extra kinds; with ``swarm``
     each example first enables a subset of them."""
-    timed_extra = [st.builds(_timed, st.just(f), _timing(start_limit, duration_limit))
-                   for f in extra]
+    timed_extra = [
+        st.builds(_timed, st.just(f), _timing(start_limit, duration_limit)) for f in extra
+    ]
 
     def options_for(aimed_at: Sequence[str]) -> list[st.SearchStrategy[FaultSpec]]:
         if not (kinds.toxics or kinds.stress or kinds.down or not extra):
@@ -669,9 +670,7 @@ def _around_scenario(
     if mapping:
         scenario = replace(
             scenario,
-            faults=tuple(
-                f.retarget(mapping) if f.aims_at_proxies else f for f in scenario.faults
-            ),
+            faults=tuple(f.retarget(mapping) if f.aims_at_proxies else f for f in scenario.faults),
         )
     for type_ in bounds or {}:
         if type_ not in TOXIC_TYPES and type_ not in STRESS_TYPES:

@@ -36,8 +36,10 @@ def is_unittest(item: pytest.Item) -> bool:
     return isinstance(item, TestCaseFunction)
 
 
-def expand(items: list[pytest.Item], cases_of: Callable[[pytest.Item], Sequence[ChaosCase]],
-           ) -> None:
+def expand(
+    items: list[pytest.Item],
+    cases_of: Callable[[pytest.Item], Sequence[ChaosCase]],
+) -> None:
     """Replace, in place and in order, every chaos-marked TestCase item by its iterations.
     ``cases_of`` validates the item's marker (raising one line) and returns its cases."""
     out: list[pytest.Item] = []
@@ -51,7 +53,8 @@ def expand(items: list[pytest.Item], cases_of: Callable[[pytest.Item], Sequence[
             continue
         for case in cases:
             copy = ChaosTestCaseFunction.from_parent(
-                item.parent, name=f"{item.name}[{case.id}]", originalname=item.name)
+                item.parent, name=f"{item.name}[{case.id}]", originalname=item.name
+            )
             setattr(copy, CASE_ATTR, case)
             out.append(copy)
     items[:] = out

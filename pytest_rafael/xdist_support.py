@@ -40,8 +40,7 @@ class XdistSupport:
 
     @pytest.hookimpl(optionalhook=True, tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
-        if not self.session.settings.chaos or config.getvalue("dist") not in ("load",
-                                                                              "worksteal"):
+        if not self.session.settings.chaos or config.getvalue("dist") not in ("load", "worksteal"):
             return None  # loadscope/loadfile/loadgroup already keep a test's items together
         from xdist.scheduler import LoadScopeScheduling
 

@@ -109,9 +109,7 @@ def _top(attr: Attribute, limits: StressLimits) -> float:
     return float(attr.maximum)
 
 
-def _check_value(
-    kind: str, name: str, attr: Attribute, value: Any, limits: StressLimits
-) -> None:
+def _check_value(kind: str, name: str, attr: Attribute, value: Any, limits: StressLimits) -> None:
     types = _TYPES[attr.kind]
     # bool is an int subclass: `cores: true` must not mean one core.
     wrong_bool = isinstance(value, bool) and bool not in types

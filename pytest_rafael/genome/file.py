@@ -92,8 +92,9 @@ def load_genome_file(path: str | os.PathLike[str]) -> dict[str, Genome]:
         return {}
     except UnicodeDecodeError as exc:
         line = exc.object[: exc.start].count(b"\n") + 1
-        raise GenomeFileError(f"{p}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
-                              f"at offset {exc.start})") from None
+        raise GenomeFileError(
+            f"{p}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+        ) from None
     except IsADirectoryError:
         raise GenomeFileError(f"{p}: is a folder, not a genome file") from None
     except OSError as exc:

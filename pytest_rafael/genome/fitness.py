@@ -308,8 +308,7 @@ def _extra_terms(
     }
 
 
-def score_of(m: Measurement, terms: Mapping[str, float],
-             weights: Mapping[str, float]) -> float:
+def score_of(m: Measurement, terms: Mapping[str, float], weights: Mapping[str, float]) -> float:
     """One measurement's fitness from its terms: 0 when it failed, else the pass floor
     plus the quality (the success rate times the weighted mean of the terms)."""
     if not m.passed:

@@ -17,7 +17,9 @@ from pytest_rafael.store import Store, StoreError, is_store_url, store_label
 
 def add_store_option(p: argparse.ArgumentParser) -> None:
     add_setting(
-        p, "store", "--store",
+        p,
+        "store",
+        "--store",
         help="the rafael store: an SQLite file or a postgresql://user@host:port/db URL",
     )
 

@@ -117,10 +117,13 @@ def _guardian(args: argparse.Namespace, readonly: bool = False) -> Iterator[Guar
 def _line(p: Proposal, verified: list[Any] | None = None) -> str:
     """One line per proposal. With ``verified`` (the approvals whose signatures verify),
     any other approval row is marked: a name in the store is not an approval."""
-    people = ", ".join(
-        a.by if verified is None or a in verified else f"{a.by} (UNVERIFIED)"
-        for a in p.approvals
-    ) or "-"
+    people = (
+        ", ".join(
+            a.by if verified is None or a in verified else f"{a.by} (UNVERIFIED)"
+            for a in p.approvals
+        )
+        or "-"
+    )
     return (
         f"{p.id}  {p.module:<16} {p.impact:<8} {p.status:<8} by {p.author:<12} approvals: {people}"
     )

@@ -356,8 +356,7 @@ def _matrix(results: Mapping[str, Any]) -> Matrix:
             title=(
                 f"{nodeid} under {scenario}: shipped genome {fmt_num(shipped)} "
                 f"(n={test.get('baseline_n', '?')}), best candidate {fmt_num(best)}, "
-                f"success {_pct(rate)}"
-                + (f"; never ran: {', '.join(gaps)}" if gaps else "")
+                f"success {_pct(rate)}" + (f"; never ran: {', '.join(gaps)}" if gaps else "")
             ),
             gaps=gaps,
         )
@@ -387,9 +386,7 @@ def _history(runs: Sequence[Mapping[str, Any]]) -> History:
     tables: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {}
     last = list(range(max(0, len(runs) - 8), len(runs)))
     for field_name in ("module", "scenario"):
-        charts[field_name], tables[field_name] = _group_history(
-            runs, field_name, xs, labels, last
-        )
+        charts[field_name], tables[field_name] = _group_history(runs, field_name, xs, labels, last)
     return History(
         runs=len(runs),
         overall_chart=_overall_chart(runs, xs, labels) if len(runs) > 1 else None,
@@ -478,7 +475,8 @@ def build_context(
         "toxiproxy_url": str(results.get("toxiproxy_url") or ""),
         "actor": str(results.get("actor") or ""),
         "interrupted": str(results.get("interrupted_by") or "?")
-        if results.get("status") == "interrupted" else None,
+        if results.get("status") == "interrupted"
+        else None,
         "capped_metrics": [str(x) for x in results.get("capped_metrics") or []],
         "gate_passed": bool(gate.get("passed", True)),
         "gate_min": fmt_num(gate.get("min_fitness")),

@@ -63,10 +63,13 @@ def render_summary(results: Mapping[str, Any], lessons: Sequence[Lesson] | None 
     passed = bool(gate.get("passed", True))
     below = gate_failed_keys(results)
     gate_set = num(gate.get("min_fitness")) is not None or any(
-        num(t.get("min_fitness")) is not None for t in tests)
+        num(t.get("min_fitness")) is not None for t in tests
+    )
     if results.get("status") == "interrupted":
-        headline = (f"## ⚠️ pytest-rafael: run INTERRUPTED "
-                    f"({md(results.get('interrupted_by') or '?')}): partial results")
+        headline = (
+            f"## ⚠️ pytest-rafael: run INTERRUPTED "
+            f"({md(results.get('interrupted_by') or '?')}): partial results"
+        )
     elif not passed:
         headline = "## ❌ pytest-rafael: resilience gate failed"
     elif gate_set:
@@ -75,8 +78,9 @@ def render_summary(results: Mapping[str, Any], lessons: Sequence[Lesson] | None 
         headline = "## pytest-rafael: no gate set"
     # A test evolving several modules is one pair, shown once per module.
     pairs = {(t.get("nodeid"), t.get("scenario")) for t in tests}
-    runs = {(t.get("nodeid"), t.get("scenario"), i.get("index"))
-            for t in tests for i in iterations(t)}
+    runs = {
+        (t.get("nodeid"), t.get("scenario"), i.get("index")) for t in tests for i in iterations(t)
+    }
     lines = [
         headline,
         "",
@@ -134,8 +138,7 @@ def _tests_lines(tests: list[Mapping[str, Any]], below: set[tuple[str, str]]) ->
         tests,
         key=lambda t: (
             test_key(t) not in below,
-            num(t.get("baseline_fitness")) if num(t.get("baseline_fitness")) is not None
-            else -1.0,
+            num(t.get("baseline_fitness")) if num(t.get("baseline_fitness")) is not None else -1.0,
         ),
     )
     lines = [

@@ -80,8 +80,9 @@ def _start_timed(t0: float, tmo: float) -> Token[float | None]:
 
 
 class Pipeline:
-    def __init__(self, genome: Genome, counters: Counters, *,
-                 idempotent: bool | None = None) -> None:
+    def __init__(
+        self, genome: Genome, counters: Counters, *, idempotent: bool | None = None
+    ) -> None:
         m = genome.module
         g = genome.genes
         self.genome = genome

@@ -100,6 +100,7 @@ def _error(message: str, exit_code: int = 2) -> Exception:
 
 def _vault(args: argparse.Namespace) -> Vault:
     from pytest_rafael.cli import resolve_settings
+
     resolve_settings(args)  # the option table's values for unset flags
     try:
         vault = Vault.load(list(args.vault_dirs))

@@ -51,7 +51,6 @@ _OPTIONAL = ("gene",)
 # built-in files; both are safe loaders.
 
 
-
 class VaultError(RafaelError, ValueError):
     """A pattern file is invalid; ``str()`` is ``file:line: field: problem``."""
 

@@ -53,9 +53,13 @@ CASES = [
     (HEAD.replace("faults:\n", "faults: {}\n"), 4, "faults", "non-empty list"),
     (fault("type: latency"), 8, "faults[1]", "missing key 'kind'"),
     (fault("kind: toxix"), 8, "faults[1].kind", "did you mean 'toxic'?"),
-    (fault("kind: 5"), 8, "faults[1].kind",
-     "expected one of toxic, down, stress, flood, raise, delay, disk_full, dns_failure, "
-     "clock_skew or a plugin"),
+    (
+        fault("kind: 5"),
+        8,
+        "faults[1].kind",
+        "expected one of toxic, down, stress, flood, raise, delay, disk_full, dns_failure, "
+        "clock_skew or a plugin",
+    ),
     (fault("kind: Big Bang"), 8, "faults[1].kind", "got 'Big Bang'"),
     (fault("kind: dns\nstream: upstream"), 9, "faults[1].stream", "not used by kind 'dns'"),
     (fault("kind: dns\nattributes: [1]"), 9, "faults[1].attributes", "expected a mapping"),

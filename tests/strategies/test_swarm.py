@@ -75,5 +75,7 @@ def test_swarm_draws_in_process_faults_given_as_extra() -> None:
         settings=settings(database=None, deadline=None, max_examples=500),
         random=random.Random(0),
     )
-    assert sorted(f.kind for f in found) == ["raise", "toxic"] or sorted(
-        f.kind for f in found) == ["down", "raise"]
+    assert sorted(f.kind for f in found) == ["raise", "toxic"] or sorted(f.kind for f in found) == [
+        "down",
+        "raise",
+    ]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from pytest_rafael.scenario_loader import builtin_dir, dump_scenario, load_catalog, load_file
+from pytest_rafael.scenario.loader import builtin_dir, dump_scenario, load_catalog, load_file
 
 ROUNDS = 7
 REPEAT = 20

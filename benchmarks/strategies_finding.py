@@ -17,9 +17,9 @@ from collections.abc import Callable
 from hypothesis import Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from pytest_rafael.scenarios import FaultSpec
-from pytest_rafael.schedules import FaultSchedule
-from pytest_rafael.strategies import fault_schedules, faults
+from pytest_rafael.scenario.model import FaultSpec
+from pytest_rafael.scenario.schedules import FaultSchedule
+from pytest_rafael.scenario.strategies import fault_schedules, faults
 
 Bug = Callable[[FaultSchedule], bool]
 

@@ -1,6 +1,6 @@
 """Every rafael option in one place: its flag, ini key, env var, parser and help text.
 
-This table is pytest-free: the pytest plugin (through :mod:`pytest_rafael.pytest_options`)
+This table is pytest-free: the pytest plugin (through :mod:`pytest_rafael.plugin.options`)
 and every ``rafael`` command read their defaults and environment variables from it, so
 the two cannot drift. Precedence is marker > command line > env > ini > default; the
 marker part is applied per test in :mod:`pytest_rafael.plugin`. A bad value is a
@@ -83,7 +83,7 @@ def _path(text: str) -> Path:
 
 def _store(text: str) -> Path | str:
     """A ``postgresql://`` URL (kept as text: a Path would fold its ``//``) or a file."""
-    from pytest_rafael.store import is_store_url
+    from pytest_rafael.store.core import is_store_url
 
     stripped = text.strip()
     if is_store_url(stripped):
@@ -508,7 +508,7 @@ def resolve_layers(
     if values["failures_dir"] is None:
         values["failures_dir"] = derived_failures_dir(values["store"], here)
     if values["run_group"] is None:
-        from pytest_rafael.run_group import ci_run_group
+        from pytest_rafael.common.run_group import ci_run_group
 
         found = ci_run_group(os.environ if environ is None else environ)
         if found is not None:
@@ -534,7 +534,7 @@ def derived_failures_dir(store: Path | str, here: Path | None = None) -> Path:
 
 def ini_layer(opt: Option, ini: Any) -> Layer | None:
     """The option's key in a project ini file read without pytest
-    (:class:`~pytest_rafael.project_ini.ProjectIni`), as pytest would read it."""
+    (:class:`~pytest_rafael.common.project_ini.ProjectIni`), as pytest would read it."""
     raw = ini.values.get(opt.ini)
     if raw in (None, "", []):
         return None
@@ -568,7 +568,7 @@ def command_layers(
     """The layers of one option for a ``rafael`` command run in ``cwd``: its own flag
     (``given``, named ``flag``), the environment, then the project's pytest ini file,
     so that a command sees what ``pytest`` run there would."""
-    from pytest_rafael.project_ini import ProjectIniError, find_project_ini
+    from pytest_rafael.common.project_ini import ProjectIniError, find_project_ini
 
     environ = os.environ if environ is None else environ
     # Relative paths from the flag or the environment stay relative to the current

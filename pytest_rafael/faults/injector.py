@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from pytest_rafael.errors import RafaelError
 from pytest_rafael.faults.network import ProxyHandle, ToxiproxyControl
 from pytest_rafael.results import FaultRecord
-from pytest_rafael.scenarios import INPROCESS_KINDS, FaultSpec, Scenario
+from pytest_rafael.scenario.model import INPROCESS_KINDS, FaultSpec, Scenario
 
 
 class FaultError(RafaelError):

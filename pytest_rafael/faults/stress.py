@@ -1,6 +1,6 @@
 """CPU, memory and disk stressors: real load in a child process, capped and measured.
 
-Each stressor is one child process (``_stress_child``) in its own process group, so the load
+Each stressor is one child process (``stress_child``) in its own process group, so the load
 is real (other processes, including the code under test, compete with it) and can be killed
 as a whole. The child dies with its parent (Linux: ``PR_SET_PDEATHSIG``; elsewhere it polls
 ``os.getppid()``), so no stressor outlives a pytest that was killed.
@@ -44,7 +44,7 @@ import psutil
 from pytest_rafael.errors import RafaelError
 
 if TYPE_CHECKING:
-    from pytest_rafael.scenario_loader import Attribute
+    from pytest_rafael.scenario.loader import Attribute
 
 __all__ = [
     "KINDS",
@@ -136,7 +136,7 @@ def normalize_attributes(
     the memory available when the stressor starts.
     """
     # The one attribute schema, shared with the scenario loader and the strategies.
-    from pytest_rafael.scenario_loader import STRESS_ATTRIBUTES
+    from pytest_rafael.scenario.loader import STRESS_ATTRIBUTES
 
     limits = limits or StressLimits()
     if kind not in STRESS_ATTRIBUTES:
@@ -270,7 +270,7 @@ class _Child:
 
 
 def _parse_line(line: str) -> tuple[str, dict[str, int]] | None:
-    """``EVENT key=int ...`` (the child's protocol, see ``_stress_child``) or ``None``."""
+    """``EVENT key=int ...`` (the child's protocol, see ``stress_child``) or ``None``."""
     parts = line.split()
     if not parts:
         return None
@@ -285,7 +285,7 @@ def _parse_line(line: str) -> tuple[str, dict[str, int]] | None:
 
 
 def _encode_spec(spec: Mapping[str, Any]) -> list[str]:
-    """The child's argv words: ``key=value``, booleans as 1/0 (see ``_stress_child``)."""
+    """The child's argv words: ``key=value``, booleans as 1/0 (see ``stress_child``)."""
     return [f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in spec.items()]
 
 
@@ -518,7 +518,7 @@ class Stressor:
         return f"<Stressor {self.kind} {self.attributes} pid={self.pid} {state}>"
 
 
-_CHILD_SCRIPT = Path(__file__).with_name("_stress_child.py")
+_CHILD_SCRIPT = Path(__file__).with_name("stress_child.py")
 
 
 def _child_argv(words: list[str]) -> list[str]:
@@ -527,7 +527,7 @@ def _child_argv(words: list[str]) -> list[str]:
     # From a zipped install there is no file to run: fall back to -m and PYTHONPATH.
     if _CHILD_SCRIPT.is_file():
         return [sys.executable, "-S", str(_CHILD_SCRIPT), *words]
-    return [sys.executable, "-S", "-m", "pytest_rafael.faults._stress_child", *words]
+    return [sys.executable, "-S", "-m", "pytest_rafael.faults.stress_child", *words]
 
 
 def _child_env() -> dict[str, str]:

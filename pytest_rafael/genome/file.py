@@ -16,12 +16,12 @@ from typing import Any
 
 import yaml
 
-from pytest_rafael import yaml_limits
-from pytest_rafael.atomic import atomic_write
+from pytest_rafael.common import yaml_limits
+from pytest_rafael.common.atomic import atomic_write
+from pytest_rafael.common.yaml_nodes import KeyLines, is_mapping
 from pytest_rafael.errors import RafaelError
 from pytest_rafael.genome.genes import GenomeError
 from pytest_rafael.genome.genome import Genome
-from pytest_rafael.yaml_nodes import KeyLines, is_mapping
 
 HEADER = (
     "# rafael.genome.yaml: the adopted resilience genome of each module, read by\n"

@@ -37,7 +37,7 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from pytest_rafael.errors import RafaelError
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 GENESIS_HASH = "0" * 64
 KEY_ENV = "RAFAEL_AUDIT_KEY"

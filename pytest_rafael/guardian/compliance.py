@@ -39,7 +39,7 @@ from pytest_rafael.guardian.proposals import (
     ensure_proposal_schema,
     evidence_digest,
 )
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 FRAMEWORKS: dict[str, str] = {
     "iso27001": "ISO/IEC 27001:2022",

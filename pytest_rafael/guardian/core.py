@@ -64,7 +64,7 @@ from pytest_rafael.guardian.proposals import (
 )
 from pytest_rafael.guardian.signatures import Signer, allowed_signers_path, decision_payload
 from pytest_rafael.guardian.signers_file import declared_roles
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 __all__ = ["Guardian", "GuardianError", "TamperedError"]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_rafael.guardian.audit import AuditEntry, AuditLog, VerifyResult
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 DECISION_EVENTS = {"approval_recorded": "approve", "proposal_rejected": "reject"}
 

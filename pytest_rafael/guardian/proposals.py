@@ -264,7 +264,7 @@ class ProposalRepo:
 
     def approvals(self, proposal_id: str) -> tuple[Approval, ...]:
         if self._signed_columns is None:
-            from pytest_rafael.store import table_columns
+            from pytest_rafael.store.core import table_columns
 
             names = table_columns(self.conn, "approvals")
             self._signed_columns = {"fingerprint", "signature"} <= names

@@ -18,7 +18,6 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from pytest_rafael.paths import coverage_of
 from pytest_rafael.report.charts import Series, line_chart
 from pytest_rafael.report.history import MAX_HISTORY_RUNS
 from pytest_rafael.report.lessons import Lesson, build_lessons
@@ -43,6 +42,7 @@ from pytest_rafael.report.model import (
     test_key,
 )
 from pytest_rafael.report.next_steps import next_steps, review_commands
+from pytest_rafael.report.paths import coverage_of
 
 # Caps that keep a 10,000-iteration run small and readable; every cap is announced in
 # the page with what was left out (results.json always has everything).

@@ -85,7 +85,7 @@ def _path_lesson(test: Mapping[str, Any]) -> Lesson | None:
     """A pair whose run never took some resilience path of its module (or never met a
     ``chaos.sometimes`` condition, or broke a ``chaos.always`` one): passing says
     nothing about that path."""
-    from pytest_rafael.paths import coverage_of
+    from pytest_rafael.report.paths import coverage_of
 
     nodeid, scenario = test_key(test)
     coverage = coverage_of(test.get("iterations") or ())

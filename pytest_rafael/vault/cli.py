@@ -106,7 +106,7 @@ def _vault(args: argparse.Namespace) -> Vault:
         vault = Vault.load(list(args.vault_dirs))
     except VaultError as exc:
         raise _error(str(exc)) from None
-    from pytest_rafael.store import Store, store_label
+    from pytest_rafael.store.core import Store, store_label
 
     target: Path | str = args.store  # a file, or a postgresql:// URL
     if args.store_given and isinstance(target, Path) and not target.exists():

@@ -12,9 +12,9 @@ from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_rafael import yaml_limits
+from pytest_rafael.common import yaml_limits
+from pytest_rafael.common.yaml_nodes import KeyLines, safe_loader
 from pytest_rafael.errors import RafaelError
-from pytest_rafael.yaml_nodes import KeyLines, safe_loader
 
 from .models import (
     CATEGORIES,

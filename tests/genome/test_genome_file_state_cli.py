@@ -17,7 +17,7 @@ from pytest_rafael.genome.file import GenomeFileError, load_genome_file, write_g
 from pytest_rafael.genome.fitness import Measurement
 from pytest_rafael.genome.genome import Genome
 from pytest_rafael.genome.state import engine_states, load_engine_state, save_engine_state
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 PAY = Genome.from_dict(
     "payments",

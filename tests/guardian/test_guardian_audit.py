@@ -24,7 +24,7 @@ from pytest_rafael.guardian.audit import (
     canonical_json,
     entry_hash,
 )
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 COLUMNS = (
     "timestamp",

@@ -373,7 +373,7 @@ def test_chaos_apply_runs_drawn_schedules_and_stores_the_shrunk_failure(
     project.makepyfile("""
         import pytest
         from hypothesis import HealthCheck, given, settings
-        from pytest_rafael.strategies import fault_schedules
+        from pytest_rafael.scenario.strategies import fault_schedules
 
         @pytest.fixture
         def api(chaos_proxy, echo):

@@ -202,7 +202,7 @@ def test_a_killed_run_leaves_its_start_in_the_audit_log(
     project: pytest.Pytester, external_toxiproxy: EmbeddedServer
 ) -> None:
     from pytest_rafael.guardian.audit import AuditLog
-    from pytest_rafael.store import Store
+    from pytest_rafael.store.core import Store
 
     proc = _start_run(project, external_toxiproxy.url, HANGING)
     try:

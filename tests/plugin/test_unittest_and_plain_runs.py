@@ -141,7 +141,7 @@ def test_a_plain_run_leaves_the_chaos_report_and_history_alone(
         test_hypo="""
         import pytest
         from hypothesis import HealthCheck, given, settings
-        from pytest_rafael.strategies import fault_schedules
+        from pytest_rafael.scenario.strategies import fault_schedules
 
         @pytest.fixture
         def api(chaos_proxy, echo):
@@ -165,7 +165,7 @@ def test_a_plain_run_leaves_the_chaos_report_and_history_alone(
     plain.assert_outcomes(failed=1)
     assert report.read_bytes() == before
     assert read_results(project)["run_id"] == runs_before
-    from pytest_rafael.store import Store
+    from pytest_rafael.store.core import Store
 
     with Store(project.path / ".rafael" / "rafael.db") as store:
         assert [r["run_id"] for r in store.runs()] == [runs_before]

@@ -159,7 +159,7 @@ def test_SECOND(chaos_proxy, echo, chaos):
 
 def _proposals(project: pytest.Pytester) -> list[dict]:
     from pytest_rafael.guardian.proposals import ProposalRepo
-    from pytest_rafael.store import Store
+    from pytest_rafael.store.core import Store
 
     with Store(project.path / ".rafael" / "rafael.db") as store:
         repo = ProposalRepo(store.conn)

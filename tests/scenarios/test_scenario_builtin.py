@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_rafael.scenario_loader import (
+from pytest_rafael.scenario.loader import (
     builtin_dir,
     dump_scenario,
     load_catalog,
@@ -16,7 +16,7 @@ from pytest_rafael.scenario_loader import (
     loads,
     same_scenario,
 )
-from pytest_rafael.scenarios import SEVERITIES, FaultSpec, Scenario
+from pytest_rafael.scenario.model import SEVERITIES, FaultSpec, Scenario
 
 REPO = Path(__file__).resolve().parents[2]
 REQUIRED = {

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_rafael import cli
-from pytest_rafael.scenario_loader import load_catalog, loads, same_scenario
+from pytest_rafael.scenario.loader import load_catalog, loads, same_scenario
 
 Run = Callable[..., tuple[int, str, str]]  # rafael(*argv) -> (exit code, stdout, stderr)
 

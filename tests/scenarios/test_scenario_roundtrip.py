@@ -13,7 +13,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_rafael.scenario_loader import (
+from pytest_rafael.scenario.loader import (
     MAX_SECONDS,
     STRESS_ATTRIBUTES,
     TOXIC_ATTRIBUTES,
@@ -21,7 +21,7 @@ from pytest_rafael.scenario_loader import (
     loads,
     same_scenario,
 )
-from pytest_rafael.scenarios import (
+from pytest_rafael.scenario.model import (
     SEVERITIES,
     STREAMS,
     STRESS_TYPES,

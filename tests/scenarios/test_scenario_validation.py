@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_rafael import scenario_loader
-from pytest_rafael.scenario_loader import ScenarioPathError, load_file, loads, parse_duration
-from pytest_rafael.scenarios import ScenarioError
+from pytest_rafael.scenario import loader as scenario_loader
+from pytest_rafael.scenario.loader import ScenarioPathError, load_file, loads, parse_duration
+from pytest_rafael.scenario.model import ScenarioError
 
 HEAD = "name: s1\ndescription: a scenario\nseverity: low\nfaults:\n"
 LATENCY = "  - kind: toxic\n    type: latency\n    attributes: {latency: 10}\n"

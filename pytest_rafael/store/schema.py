@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pytest_rafael.store import Store
+    from pytest_rafael.store.core import Store
 
 _VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS rafael_schema (
@@ -79,7 +79,7 @@ def statements(store: Store, ddl: str) -> list[str]:
 
 
 def _add_column(conn: Any, table: str, column: str, decl: str) -> None:
-    from pytest_rafael.store import table_columns
+    from pytest_rafael.store.core import table_columns
 
     if column not in table_columns(conn, table):
         conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
@@ -90,7 +90,7 @@ def _schemas() -> tuple[str, ...]:
     from pytest_rafael.genome.state import _SCHEMA as ENGINE_SCHEMA
     from pytest_rafael.guardian.audit import SCHEMA as AUDIT_SCHEMA
     from pytest_rafael.guardian.proposals import SCHEMA as PROPOSALS_SCHEMA
-    from pytest_rafael.store import RUNS_SCHEMA
+    from pytest_rafael.store.core import RUNS_SCHEMA
     from pytest_rafael.vault.evidence import SCHEMA as VAULT_SCHEMA
 
     return RUNS_SCHEMA, ENGINE_SCHEMA, PROPOSALS_SCHEMA, AUDIT_SCHEMA, VAULT_SCHEMA
@@ -156,7 +156,7 @@ def schema_version(store: Store, conn: Any | None = None) -> int:
 
 
 def _refuse_newer(store: Store, version: int) -> None:
-    from pytest_rafael.store import StoreError
+    from pytest_rafael.store.core import StoreError
 
     if version > SCHEMA_VERSION:
         raise StoreError(

@@ -31,7 +31,7 @@ from pytest_rafael.guardian.config import GuardianConfigError
 from pytest_rafael.guardian.core import Guardian, GuardianError
 from pytest_rafael.guardian.policy import PolicyError
 from pytest_rafael.guardian.proposals import STATUSES, Proposal
-from pytest_rafael.store import StoreError, store_label
+from pytest_rafael.store.core import StoreError, store_label
 
 
 def register(sub: argparse._SubParsersAction[Any], group: argparse.ArgumentParser) -> None:

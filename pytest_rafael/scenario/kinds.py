@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_rafael.scenarios import is_address
+from pytest_rafael.scenario.model import is_address
 
 __all__ = ["FAULT_KEYS", "NEW_KINDS", "parse"]
 

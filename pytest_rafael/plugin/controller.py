@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_rafael import schedule_pending
 from pytest_rafael.results import (
     Delta,
     Gate,
@@ -26,6 +25,7 @@ from pytest_rafael.results import (
     TestResult,
     evolution_key,
 )
+from pytest_rafael.scenario import pending as schedule_pending
 
 if TYPE_CHECKING:
     from pytest_rafael.plugin import RafaelSession
@@ -347,7 +347,7 @@ def finish_run(
     if interrupted is not None:
         extra["status"] = "interrupted"
         extra["interrupted_by"] = interrupted
-    from pytest_rafael.metric_limits import cut_metrics
+    from pytest_rafael.plugin.metric_limits import cut_metrics
 
     capped = [
         line
@@ -415,7 +415,7 @@ def record_start(rs: RafaelSession, session: pytest.Session) -> None:
 
 
 def _label(target: Path | str) -> str:
-    from pytest_rafael.store import store_label
+    from pytest_rafael.store.core import store_label
 
     return store_label(target)
 
@@ -500,7 +500,7 @@ def _record(
             )
         extra["vault"] = _recommendations(store, s.vault_dirs, tests)
         if schedule_pending.has_failures(rs.failures_dir):
-            from pytest_rafael.schedules import load_failures
+            from pytest_rafael.scenario.schedules import load_failures
 
             extra["hypothesis"] = load_failures(rs.failures_dir, since=rs.started_at.isoformat())
         run = header.result(tests, extra)

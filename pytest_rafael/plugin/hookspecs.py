@@ -13,9 +13,9 @@ import pytest
 if TYPE_CHECKING:
     from pytest_rafael.faults.injector import Revertible
     from pytest_rafael.genome.fitness import Measurement
-    from pytest_rafael.iteration import IterationView
+    from pytest_rafael.plugin.iteration import IterationView
     from pytest_rafael.results import IterationResult, RunResult
-    from pytest_rafael.scenarios import FaultSpec
+    from pytest_rafael.scenario.model import FaultSpec
 
 
 @pytest.hookspec(firstresult=True)

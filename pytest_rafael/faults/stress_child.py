@@ -1,4 +1,4 @@
-"""The stressor child program: ``python -S path/to/_stress_child.py key=value ...``.
+"""The stressor child program: ``python -S path/to/stress_child.py key=value ...``.
 
 It runs in its own process (group) so that the load it creates is real and so that it can be
 killed as a whole. It must start fast and stay light: only the standard library is imported

@@ -31,7 +31,7 @@ def register(sub: Any, group: argparse.ArgumentParser) -> None:
 
 
 def _target(given: str, must_exist: bool) -> Path | str:
-    from pytest_rafael.store import is_store_url
+    from pytest_rafael.store.core import is_store_url
 
     if is_store_url(given):
         return given
@@ -42,8 +42,8 @@ def _target(given: str, must_exist: bool) -> Path | str:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from pytest_rafael.store import Store, StoreError, store_label
-    from pytest_rafael.store_schema import SCHEMA_VERSION, schema_version
+    from pytest_rafael.store.core import Store, StoreError, store_label
+    from pytest_rafael.store.schema import SCHEMA_VERSION, schema_version
 
     target = _target(args.store, must_exist=True)
     try:
@@ -58,8 +58,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from pytest_rafael.store import Store, StoreError, store_label
-    from pytest_rafael.store_schema import SCHEMA_VERSION, schema_version
+    from pytest_rafael.store.core import Store, StoreError, store_label
+    from pytest_rafael.store.schema import SCHEMA_VERSION, schema_version
 
     target = _target(args.store, must_exist=False)
     try:

@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
+from pytest_rafael.common.yaml_nodes import is_mapping, is_sequence, safe_loader
 from pytest_rafael.errors import RafaelError
-from pytest_rafael.yaml_nodes import is_mapping, is_sequence, safe_loader
 
 # Far beyond any scenario, genome or vault pattern (they nest about six deep and hold a
 # few hundred values), far below what costs noticeable time or memory.

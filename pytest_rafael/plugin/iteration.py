@@ -20,8 +20,8 @@ from pytest_rafael.faults.network import ProxyHandle
 from pytest_rafael.results import FaultRecord
 
 if TYPE_CHECKING:
-    from pytest_rafael.marker import ChaosSpec
-    from pytest_rafael.scenarios import Scenario
+    from pytest_rafael.plugin.marker import ChaosSpec
+    from pytest_rafael.scenario.model import Scenario
 
 
 REFERENCE = -1  # the index of the no-fault reference run of a (test, scenario) pair

@@ -16,14 +16,14 @@ from typing import Any
 
 from pytest_rafael import settings
 from pytest_rafael.cli import CommandError
-from pytest_rafael.scenario_loader import (
+from pytest_rafael.scenario.loader import (
     ScenarioPathError,
     builtin_dir,
     check_paths,
     dump_scenario,
     load_catalog,
 )
-from pytest_rafael.scenarios import Scenario, ScenarioError
+from pytest_rafael.scenario.model import Scenario, ScenarioError
 
 ENV_DIRS = settings.option("scenario_dirs").env  # as for pytest's --rafael-scenarios
 INI_KEY = settings.option("scenario_dirs").ini

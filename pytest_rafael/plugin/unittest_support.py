@@ -3,7 +3,7 @@
 pytest never calls ``pytest_generate_tests`` for TestCase methods, so the hidden
 iteration parameter cannot be added there. Instead each marked method's item is replaced
 by one item per (scenario, iteration), as parametrization would have produced, each
-carrying its :class:`~pytest_rafael.iteration.ChaosCase`. TestCase methods take no
+carrying its :class:`~pytest_rafael.plugin.iteration.ChaosCase`. TestCase methods take no
 fixture arguments: an autouse fixture in the class reaches ``chaos_proxy`` and ``chaos``
 (see docs/scenarios.md).
 """
@@ -19,7 +19,7 @@ import pytest
 # only place it lives.
 from _pytest.unittest import TestCaseFunction
 
-from pytest_rafael.iteration import ChaosCase
+from pytest_rafael.plugin.iteration import ChaosCase
 
 CASE_ATTR = "_rafael_case"
 

@@ -1,10 +1,10 @@
 """The rafael store: runs and their results (this module), plus the tables other parts
 use (evolution state, proposals, audit chain, vault evidence). The schema is versioned:
-:mod:`pytest_rafael.store_schema` upgrades an older store in place when it is opened.
+:mod:`pytest_rafael.store.schema` upgrades an older store in place when it is opened.
 
 ``Store(target)`` is the one store interface. ``target`` is an SQLite file (the embedded
 default) or a ``postgresql://`` URL, which gives the PostgreSQL backend of
-:mod:`pytest_rafael.store_pg` (a subclass: the same methods, the same SQL through a
+:mod:`pytest_rafael.store.postgres` (a subclass: the same methods, the same SQL through a
 translating connection), for a store shared by many CI runners and reviewers.
 
 One writer per run: under pytest-xdist only the controller opens the store for writing.
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_rafael.errors import RafaelError
-from pytest_rafael.store_schema import migrate
+from pytest_rafael.store.schema import migrate
 
 RUNS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -115,7 +115,7 @@ class Store:
 
     def __new__(cls, path: str | os.PathLike[str], *, readonly: bool = False) -> Store:
         if cls is Store and is_store_url(path):
-            from pytest_rafael.store_pg import PgStore
+            from pytest_rafael.store.postgres import PgStore
 
             return super().__new__(PgStore)
         return super().__new__(cls)

@@ -1,7 +1,7 @@
 """The PostgreSQL backend of the rafael store (``--rafael-store postgresql://...``),
 through psycopg 3 (``pip install 'pytest-rafael[postgres]'``).
 
-It is :class:`~pytest_rafael.store.Store` with another connection: the rest of the
+It is :class:`~pytest_rafael.store.core.Store` with another connection: the rest of the
 package writes one SQL dialect (``?`` placeholders, ``ON CONFLICT`` upserts, ``rowid``
 ordering) and :class:`PgConnection` runs it on PostgreSQL, returning rows that read by
 position and by name like ``sqlite3.Row``.
@@ -15,7 +15,7 @@ of one (test, scenario) key takes its own advisory lock to be merged rather than
 overwritten (see :mod:`pytest_rafael.genome.state`).
 
 Any database error (a lost connection above all) becomes one
-:class:`~pytest_rafael.store.StoreDatabaseError` line naming the store, with the
+:class:`~pytest_rafael.store.core.StoreDatabaseError` line naming the store, with the
 password left out.
 """
 
@@ -28,8 +28,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pytest_rafael.store import Store, StoreDatabaseError, StoreError, redacted
-from pytest_rafael.store_schema import migrate
+from pytest_rafael.store.core import Store, StoreDatabaseError, StoreError, redacted
+from pytest_rafael.store.schema import migrate
 
 # pg_advisory_xact_lock key of the store's one write lock ("RAFL").
 WRITE_LOCK = 0x5241464C

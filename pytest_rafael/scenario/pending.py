@@ -2,7 +2,7 @@
 have failed or passed; and where failures are indexed.
 
 A light module (no Hypothesis, no YAML, no fault injection) so that the plugin can ask
-after every test without importing :mod:`pytest_rafael.schedules`.
+after every test without importing :mod:`pytest_rafael.scenario.schedules`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 This module wires things together and holds no business logic: settings come from
 :mod:`~pytest_rafael.settings`, faults from :mod:`~pytest_rafael.faults`, evolution from
-:mod:`~pytest_rafael.genome`, aggregation and gate from :mod:`~pytest_rafael.controller`.
+:mod:`~pytest_rafael.genome`, aggregation and gate from :mod:`~pytest_rafael.plugin.controller`.
 
 Two plugin objects do the work. :class:`RafaelSession` (always registered) validates
 markers, owns the Toxiproxy server and collects iteration results. :class:`ChaosRunner`
@@ -24,14 +24,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_rafael import marker, pytest_options, schedule_pending, settings
-from pytest_rafael.iteration import REFERENCE, ChaosCase, base_nodeid, one_line, state_of
+from pytest_rafael import settings
+from pytest_rafael.plugin import marker
+from pytest_rafael.plugin import options as pytest_options
+from pytest_rafael.plugin.iteration import REFERENCE, ChaosCase, base_nodeid, one_line, state_of
 from pytest_rafael.results import IterationResult, PairVerdict, evolution_key
+from pytest_rafael.scenario import pending as schedule_pending
 
 if TYPE_CHECKING:
     from pytest_rafael.faults.network import ToxiproxyControl
-    from pytest_rafael.fixtures import ToxiproxyServer
-    from pytest_rafael.scenarios import Scenario
+    from pytest_rafael.plugin.fixtures import ToxiproxyServer
+    from pytest_rafael.scenario.model import Scenario
     from pytest_rafael.toxiproxy import EmbeddedServer
 
 SESSION = pytest.StashKey["RafaelSession"]()
@@ -39,7 +42,7 @@ CASE_PARAM = "_rafael_case"
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    from pytest_rafael import hookspecs
+    from pytest_rafael.plugin import hookspecs
 
     pluginmanager.add_hookspecs(hookspecs)
 
@@ -56,16 +59,16 @@ def pytest_configure(config: pytest.Config) -> None:
     ).startswith("rafael"):
         # Registered before Hypothesis's own plugin loads the chosen profile; imported only
         # when asked for, so ordinary runs do not pay for importing Hypothesis.
-        import pytest_rafael.hypothesis_profiles  # noqa: F401
+        import pytest_rafael.scenario.hypothesis_profiles  # noqa: F401
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None:  # the controller warns; its workers need not
-        from pytest_rafael import rootdir_check
+        from pytest_rafael.plugin import rootdir_check
 
         rootdir_check.warn_if_misread(config)
     resolved = pytest_options.resolve(config)
     if resolved.chaos and workerinput is None:
         _check_actor()
-        from pytest_rafael.preflight import output_problems
+        from pytest_rafael.plugin.preflight import output_problems
 
         for problem in output_problems(resolved):
             raise pytest.UsageError(f"pytest-rafael: {problem}")
@@ -75,7 +78,7 @@ def pytest_configure(config: pytest.Config) -> None:
     session = RafaelSession(config, resolved, is_worker=workerinput is not None)
     config.stash[SESSION] = session
     config.pluginmanager.register(session, "rafael-session")
-    from pytest_rafael import fixtures, service_fixtures
+    from pytest_rafael.plugin import fixtures, service_fixtures
 
     config.pluginmanager.register(fixtures, "rafael-fixtures")
     config.pluginmanager.register(service_fixtures, "rafael-service-fixtures")
@@ -90,11 +93,11 @@ def pytest_configure(config: pytest.Config) -> None:
         runtime.set_genome_file(resolved.genome_file)
     if resolved.chaos:
         config.pluginmanager.register(ChaosRunner(session), "rafael-chaos-runner")
-        from pytest_rafael import interrupts
+        from pytest_rafael.plugin import interrupts
 
         interrupts.terminate_gracefully_on_sigterm()
     if config.pluginmanager.hasplugin("xdist"):
-        from pytest_rafael import xdist_support
+        from pytest_rafael.plugin import xdist_support
 
         config.pluginmanager.register(xdist_support.XdistSupport(session), "rafael-xdist")
 
@@ -156,7 +159,7 @@ class RafaelSession:
 
     def catalog(self) -> dict[str, Scenario]:
         if self._catalog is None:
-            from pytest_rafael.scenario_loader import load_catalog
+            from pytest_rafael.scenario.loader import load_catalog
 
             self._catalog = load_catalog(self.settings.scenario_dirs)
         return self._catalog
@@ -164,7 +167,7 @@ class RafaelSession:
     def toxiproxy_server(self) -> ToxiproxyServer:
         if self._toxiproxy is None:
             from pytest_rafael.faults.network import ToxiproxyControl, ToxiproxyError
-            from pytest_rafael.fixtures import ToxiproxyServer
+            from pytest_rafael.plugin.fixtures import ToxiproxyServer
 
             url = self.settings.toxiproxy_url
             if url is None:
@@ -196,7 +199,7 @@ class RafaelSession:
         """The run's store. An SQLite file is opened per use. A PostgreSQL store is one
         connection held for the whole run: a connection lost mid-run then fails the run
         (one line, at its end) instead of being silently replaced."""
-        from pytest_rafael.store import Store
+        from pytest_rafael.store.core import Store
 
         target = self.settings.store
         if isinstance(target, Path):
@@ -278,7 +281,7 @@ class RafaelSession:
         self._check_external_toxiproxy()
         self._check_guardian_config(session)
         if not self.is_worker:
-            from pytest_rafael import controller, interrupts
+            from pytest_rafael.plugin import controller, interrupts
 
             with interrupts.deferred():  # neither half a sweep nor half an audit entry
                 self._sweep_orphans()
@@ -313,8 +316,8 @@ class RafaelSession:
     def _check_guardian_config(self, session: pytest.Session) -> None:
         """A bad ``[tool.rafael.guardian]`` table would only stop the run at its end,
         after every iteration: say it before the first one."""
-        from pytest_rafael import controller
         from pytest_rafael.guardian.config import GuardianConfigError, load_guardian_config
+        from pytest_rafael.plugin import controller
 
         try:
             load_guardian_config(controller.project_root(session))
@@ -421,7 +424,7 @@ class RafaelSession:
             items[:] = keep
 
     def _expand_unittest(self, items: list[pytest.Item]) -> None:
-        from pytest_rafael import unittest_support
+        from pytest_rafael.plugin import unittest_support
 
         if not any(unittest_support.is_unittest(i) for i in items):
             return
@@ -458,7 +461,7 @@ class RafaelSession:
             # A @given test whose assertion sits after its `with chaos.apply(...)` block:
             # the failing schedule is stored once the call is known to have failed.
             if report.failed:
-                from pytest_rafael import schedules
+                from pytest_rafael.scenario import schedules
 
                 schedules.record_pending_failure(report.nodeid, self.failures_dir)
             else:
@@ -495,7 +498,7 @@ class RafaelSession:
             self.iterations or self._shrunk_failures() or (interrupted and self.start_recorded)
         ):
             return  # nothing was measured: no run to record, no gate to apply
-        from pytest_rafael import controller, interrupts
+        from pytest_rafael.plugin import controller, interrupts
 
         with interrupts.held():  # a second Ctrl-C must not cut the record in half
             self.run = controller.finish_run(self, session, interrupted=interrupted)
@@ -510,7 +513,7 @@ class RafaelSession:
         """The Hypothesis fault schedules that failed in this session, if any."""
         if not schedule_pending.has_failures(self.failures_dir):
             return None
-        from pytest_rafael import schedules
+        from pytest_rafael.scenario import schedules
 
         found: dict[str, Any] = schedules.load_failures(
             self.failures_dir, since=self.started_at.isoformat()
@@ -521,7 +524,7 @@ class RafaelSession:
         self, terminalreporter: Any, exitstatus: int, config: pytest.Config
     ) -> None:
         if self.run is not None:
-            from pytest_rafael import controller
+            from pytest_rafael.plugin import controller
 
             controller.write_terminal_summary(self.run, terminalreporter, self.report_paths)
             if self.report_error is not None:
@@ -541,7 +544,7 @@ class RafaelSession:
             self._server.stop()
             self._server = None
         if self._calmed:
-            from pytest_rafael import interrupts
+            from pytest_rafael.plugin import interrupts
 
             interrupts.restore(self._calmed)
 
@@ -621,7 +624,7 @@ class ChaosRunner:
     def _load_engine_state(self, key: str) -> dict[str, Any] | None:
         """The saved state, or None (a fresh engine) when the store cannot be reached: the
         run goes on, and fails at its end with the store's one line."""
-        from pytest_rafael.store import StoreError, store_label
+        from pytest_rafael.store.core import StoreError, store_label
 
         target = self.session.settings.store
         if isinstance(target, Path) and not target.exists():
@@ -720,7 +723,7 @@ class ChaosRunner:
         state.duration_s = time.perf_counter() - started
         state.measured = True
         state.injector = None
-        from pytest_rafael import interrupts
+        from pytest_rafael.plugin import interrupts
 
         try:
             with interrupts.deferred():  # a signal now must not leave a toxic behind
@@ -890,7 +893,7 @@ class ChaosRunner:
 
 
 def interrupts_reason() -> str:
-    from pytest_rafael import interrupts
+    from pytest_rafael.plugin import interrupts
 
     # A Ctrl-C reaches Python as KeyboardInterrupt through the default SIGINT handler.
     return interrupts.reason() or "SIGINT"
@@ -934,7 +937,7 @@ def _shown(path: Path, here: Path) -> str:
 def _case_of(item: pytest.Item) -> ChaosCase | None:
     callspec = getattr(item, "callspec", None)
     if callspec is None:
-        from pytest_rafael.unittest_support import case_of
+        from pytest_rafael.plugin.unittest_support import case_of
 
         return case_of(item)
     case = callspec.params.get(CASE_PARAM)

@@ -25,8 +25,8 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from pytest_rafael.scenarios import FaultSpec
-from pytest_rafael.schedules import FaultSchedule
+from pytest_rafael.scenario.model import FaultSpec
+from pytest_rafael.scenario.schedules import FaultSchedule
 
 __all__ = ["SwarmConfig", "swarm_schedule_of"]
 

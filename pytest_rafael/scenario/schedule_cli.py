@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from pytest_rafael.cli import CommandError
-from pytest_rafael.scenario_loader import NAME_RE, ScenarioPathError, dump_scenario, load_file
-from pytest_rafael.scenarios import Scenario, ScenarioError
-from pytest_rafael.schedules import INDEX_NAME, FaultSchedule, failures_dir, load_failures
+from pytest_rafael.scenario.loader import NAME_RE, ScenarioPathError, dump_scenario, load_file
+from pytest_rafael.scenario.model import Scenario, ScenarioError
+from pytest_rafael.scenario.schedules import INDEX_NAME, FaultSchedule, failures_dir, load_failures
 
 
 def register(sub: Any, group: argparse.ArgumentParser) -> None:
@@ -142,7 +142,7 @@ def _from_index(path: Path | None, latest: bool, nodeid: str | None) -> Scenario
             f"{where}: the test failed without any fault; there is no scenario to replay",
             exit_code=1,
         )
-    from pytest_rafael.schedules import scenario_name_for
+    from pytest_rafael.scenario.schedules import scenario_name_for
 
     nodeid_text = str(entry.get("nodeid"))
     text = (

@@ -1,6 +1,6 @@
 """Stateful chaos: Hypothesis rule-based state machines whose steps include faults.
 
-Subclass :class:`ChaosStateMachine` (exported by :mod:`pytest_rafael.strategies`), name
+Subclass :class:`ChaosStateMachine` (exported by :mod:`pytest_rafael.scenario.strategies`), name
 the chaos proxies in ``proxies``, write ``@rule`` methods for the operations of your
 client and ``@invariant`` methods for what must always hold. Two built-in rules inject a
 fault on one of the proxies (a toxic, or the proxy down) and revert one, so Hypothesis
@@ -46,8 +46,8 @@ from hypothesis.stateful import (
 )
 
 from pytest_rafael.faults.injector import FaultError
-from pytest_rafael.scenarios import TOXIC_TYPES, FaultSpec
-from pytest_rafael.schedules import FaultSchedule, describe_fault
+from pytest_rafael.scenario.model import TOXIC_TYPES, FaultSpec
+from pytest_rafael.scenario.schedules import FaultSchedule, describe_fault
 
 __all__ = ["ChaosStateMachine"]
 
@@ -139,7 +139,7 @@ class ChaosStateMachine(RuleBasedStateMachine):
     @classmethod
     def _fault_strategy(cls) -> st.SearchStrategy[FaultSpec]:
         if cls not in ChaosStateMachine._strategies:
-            from pytest_rafael.strategies import faults
+            from pytest_rafael.scenario.strategies import faults
 
             ChaosStateMachine._strategies[cls] = faults(
                 targets=cls.proxies,
@@ -232,7 +232,7 @@ class ChaosStateMachine(RuleBasedStateMachine):
         default: the active profile without a deadline). On failure the minimal run
         (faults with timings, steps in order) is stored under the failures folder before
         the error propagates."""
-        from pytest_rafael.schedules import _current_nodeid, record_failure
+        from pytest_rafael.scenario.schedules import _current_nodeid, record_failure
 
         if settings is None:
             # Real faults make steps slow on purpose: no per-example deadline.

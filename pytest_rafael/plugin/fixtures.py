@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_rafael.faults.network import ProxyHandle, ToxiproxyControl, check_upstream
-from pytest_rafael.iteration import state_of
+from pytest_rafael.plugin.iteration import state_of
 
 if TYPE_CHECKING:
     from pytest_rafael.faults.stress import Stressors
     from pytest_rafael.plugin import RafaelSession
-    from pytest_rafael.scenarios import Scenario
-    from pytest_rafael.schedules import FaultSchedule
+    from pytest_rafael.scenario.model import Scenario
+    from pytest_rafael.scenario.schedules import FaultSchedule
 
 
 def _session(config: pytest.Config) -> RafaelSession:
@@ -72,9 +72,9 @@ def chaos_proxy(
             pinned = check_upstream(upstream, allowed)
         except ValueError as exc:
             raise ValueError(f"chaos_proxy({name!r}): {exc}") from None
-        from pytest_rafael import interrupts
         from pytest_rafael.faults.network import ToxiproxyError
         from pytest_rafael.faults.orphans import server_name
+        from pytest_rafael.plugin import interrupts
 
         # Held until the proxy is known: a Ctrl-C while it is being created would leave
         # it on the server with nobody to delete it.
@@ -97,7 +97,7 @@ def chaos_proxy(
 
     yield make
     errors = []
-    from pytest_rafael import interrupts
+    from pytest_rafael.plugin import interrupts
 
     with interrupts.deferred():  # every proxy is deleted, then a Ctrl-C is delivered
         for handle in reversed(created):
@@ -142,12 +142,12 @@ class Chaos:
     reference: bool = False
 
     def apply(self, schedule: FaultSchedule) -> contextlib.AbstractContextManager[Any]:
-        """Apply a fault schedule drawn by :mod:`pytest_rafael.strategies` for the
+        """Apply a fault schedule drawn by :mod:`pytest_rafael.scenario.strategies` for the
         ``with`` block (inside a ``@given`` test); every fault is reverted when the block
         ends, so each Hypothesis example starts clean. A failing example's schedule is
         stored under the store's ``failures/`` folder for the report and for
         ``rafael scenarios from-failure``."""
-        from pytest_rafael.schedules import apply_schedule
+        from pytest_rafael.scenario.schedules import apply_schedule
 
         need = schedule.needs_network and self._server is not None
         control = self._server().control if need and self._server else None
@@ -159,7 +159,7 @@ class Chaos:
         """Record whether ``condition`` held at least once in this run (Antithesis-style
         coverage: "the fallback served a stale price" should happen under some
         scenario). The report lists labels that never held. Returns ``bool(condition)``."""
-        from pytest_rafael.paths import record_sometimes
+        from pytest_rafael.report.paths import record_sometimes
 
         return record_sometimes(self._metrics, label, condition)
 
@@ -167,7 +167,7 @@ class Chaos:
         """Record whether ``condition`` held every time it was checked in this run; the
         report flags a label that failed once. Returns ``bool(condition)`` (assert on
         it to also fail the test)."""
-        from pytest_rafael.paths import record_always
+        from pytest_rafael.report.paths import record_always
 
         return record_always(self._metrics, label, condition)
 
@@ -175,10 +175,10 @@ class Chaos:
         """Record numbers (or short strings) for this iteration: they land in
         results.json and the report, and the fitness evaluator may read them
         (``recovery_s``, ``budget_s``). A string longer than
-        :data:`~pytest_rafael.metric_limits.MAX_TEXT` characters is cut there and marked
+        :data:`~pytest_rafael.plugin.metric_limits.MAX_TEXT` characters is cut there and marked
         as cut; non-finite numbers and more than
-        :data:`~pytest_rafael.metric_limits.MAX_METRICS` metrics are refused."""
-        from pytest_rafael.metric_limits import capped
+        :data:`~pytest_rafael.plugin.metric_limits.MAX_METRICS` metrics are refused."""
+        from pytest_rafael.plugin.metric_limits import capped
 
         for key, value in metrics.items():
             self._metrics[key] = capped(key, value, self._metrics)

@@ -91,8 +91,9 @@ def _writers(target: str, writers: int, rounds: int, work: Path) -> dict[str, An
 
 
 def _verify(target: str) -> tuple[bool, int, bool]:
+    from pytest_rafael.common.store_url import is_store_url
     from pytest_rafael.guardian.audit import AuditLog
-    from pytest_rafael.store.core import Store, is_store_url
+    from pytest_rafael.store.core import Store
 
     with Store(target if is_store_url(target) else Path(target)) as store:
         log = AuditLog(store)

@@ -8,10 +8,6 @@ from __future__ import annotations
 from pytest_rafael.scenario.strategies import (
     DEFAULT_BOUNDS,
     STREAM_ORDER,
-    TIME_OFFSET_MS,
-    TIME_STEP_MS,
-    Bound,
-    Bounds,
     ChaosStateMachine,
     fault_schedules,
     faults,
@@ -21,10 +17,6 @@ from pytest_rafael.scenario.strategies import (
 __all__ = [
     "DEFAULT_BOUNDS",
     "STREAM_ORDER",
-    "TIME_OFFSET_MS",
-    "TIME_STEP_MS",
-    "Bound",
-    "Bounds",
     "ChaosStateMachine",
     "fault_schedules",
     "faults",

@@ -99,7 +99,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def _best_from_store(
     store_path: Path, module: str, baseline: Genome, key: str | None, force: bool
 ) -> tuple[Genome, str]:
-    from pytest_rafael.store.core import Store, StoreError, is_store_url
+    from pytest_rafael.common.store_url import is_store_url
+    from pytest_rafael.store.core import Store, StoreError
 
     if not is_store_url(store_path) and not Path(store_path).exists():
         raise _error(f"{store_path}: no rafael store (run pytest --rafael-chaos first)")

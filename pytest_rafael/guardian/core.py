@@ -31,8 +31,8 @@ from pytest_rafael.guardian.audit import (
     AuditLog,
     NewEntry,
     audit_key_from_env,
-    jsonable,
 )
+from pytest_rafael.guardian.audit_hash import jsonable
 from pytest_rafael.guardian.config import GuardianConfig, load_guardian_config
 from pytest_rafael.guardian.decisions import (
     TamperedError,

@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pytest_rafael.guardian.audit import canonical_json
+from pytest_rafael.guardian.audit_hash import canonical_json
 from pytest_rafael.guardian.policy import PolicyError
 from pytest_rafael.guardian.signers_file import for_ssh_keygen, roles_of_key
 

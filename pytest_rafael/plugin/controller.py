@@ -7,239 +7,25 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from statistics import fmean
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_rafael.results import (
-    Delta,
     Gate,
-    IterationResult,
-    PairVerdict,
     RunResult,
     TestResult,
-    evolution_key,
 )
 from pytest_rafael.scenario import pending as schedule_pending
 
 if TYPE_CHECKING:
-    from pytest_rafael.plugin import RafaelSession
-
-
-def group_iterations(
-    iterations: Iterable[IterationResult],
-) -> dict[tuple[str, str], list[IterationResult]]:
-    """Iterations per (test, scenario), in first-seen order, each list by index."""
-    groups: dict[tuple[str, str], list[IterationResult]] = {}
-    for it in iterations:
-        groups.setdefault((it.nodeid, it.scenario), []).append(it)
-    for its in groups.values():
-        its.sort(key=lambda i: i.index)
-    return groups
-
-
-def _entry_stats(verdict: PairVerdict | None, genome_id: str | None) -> tuple[int, float | None]:
-    """``(n, mean fitness)`` the pair's engine holds for exactly ``genome_id``."""
-    return (0, None) if verdict is None else verdict.entry_stats(genome_id)
-
-
-def _genome_id(module: str | None, genome: Mapping[str, Any] | None) -> str | None:
-    if module is None or genome is None:
-        return None
-    from pytest_rafael.genome.genome import Genome
-
-    return Genome.from_dict(module, genome).id
-
-
-# A candidate is shown as better than the shipped genome only by at least this much: a
-# difference in the third decimal is noise, not an improvement.
-BETTER_BY = 0.01
-
-
-def build_tests(
-    iterations: Iterable[IterationResult],
-    verdicts: Mapping[str, PairVerdict],
-    references: Mapping[tuple[str, str], dict[str, Any]] | None = None,
-    samples_needed: Mapping[str, int] | None = None,
-) -> list[TestResult]:
-    """One :class:`TestResult` per (test, scenario), or per module of a test that evolves
-    several together. Its baseline is the shipped genome's mean fitness over the
-    iterations that ran it in this run; its best is the best candidate's mean, kept only
-    when it beats that baseline."""
-    tests = []
-    for (nodeid, scenario), pair in group_iterations(iterations).items():
-        for module, its, together in _per_module(pair):
-            verdict = verdicts.get(evolution_key(nodeid, scenario, module if together else None))
-            tests.append(
-                _test_result(
-                    module,
-                    its,
-                    verdict,
-                    together,
-                    reference=(references or {}).get((nodeid, scenario)),
-                    samples_needed=(samples_needed or {}).get(scenario, 1),
-                )
-            )
-    return tests
-
-
-def _per_module(
-    pair: list[IterationResult],
-) -> list[tuple[str | None, list[IterationResult], tuple[str, ...]]]:
-    """A test evolving several modules together, seen once per module: the iterations
-    where every module ran what ships, plus those where this module ran a candidate (and
-    the others what ships), each showing this module's genome."""
-    together = next((tuple(i.genomes) for i in pair if i.genomes), ())
-    if len(together) < 2:
-        return [(pair[0].module, pair, ())]
-    return [
-        (
-            m,
-            [
-                replace(i, module=m, genome=(i.genomes or {}).get(m))
-                for i in pair
-                if i.module in (None, m)
-            ],
-            together,
-        )
-        for m in together
-    ]
-
-
-def _test_result(
-    module: str | None,
-    its: list[IterationResult],
-    verdict: PairVerdict | None,
-    together: tuple[str, ...],
-    reference: dict[str, Any] | None,
-    samples_needed: int,
-) -> TestResult:
-    baseline_genome = verdict.baseline_genome if verdict is not None else its[0].genome
-    if module is None:
-        shipped = [i for i in its if i.fitness is not None]
-    else:
-        shipped = [i for i in its if i.fitness is not None and i.genome == baseline_genome]
-    baseline = round(fmean(i.fitness or 0.0 for i in shipped), 4) if shipped else None
-    best, best_genome, best_n = None, None, 0
-    if verdict is not None and verdict.best_genome is not None:
-        best_n, mean = _entry_stats(verdict, _genome_id(module, verdict.best_genome))
-        earlier = verdict.baseline_fitness
-        if (
-            mean is not None
-            and (baseline is None or mean >= baseline + BETTER_BY)
-            and (earlier is None or mean >= earlier + BETTER_BY)
-        ):
-            best, best_genome = round(mean, 4), verdict.best_genome
-    first = its[0]
-    return TestResult(
-        nodeid=first.nodeid,
-        scenario=first.scenario,
-        severity=first.severity or "medium",
-        module=module,
-        iterations=tuple(its),
-        baseline_fitness=baseline,
-        best_fitness=best,
-        best_genome=best_genome,
-        baseline_genome=baseline_genome,
-        min_fitness=first.min_fitness,
-        baseline_n=len(shipped),
-        samples_needed=samples_needed,
-        best_n=best_n if best else 0,
-        reference=reference,
-        idempotent=verdict.idempotent if verdict is not None else None,
-        together=together,
-    )
-
-
-def evaluate_gate(tests: Sequence[TestResult], session_min: float | None) -> Gate:
-    """Each test's threshold against the mean fitness of the shipped genome in this run,
-    over at least ``samples_needed`` measurements (one draw of a chance fault proves
-    nothing). A test without a threshold is not judged."""
-    failures = []
-    judged: set[tuple[str, str]] = set()
-    for t in tests:
-        threshold = t.min_fitness
-        # A test evolving several modules shows once per module, on the same shipped runs.
-        if threshold is None or (t.nodeid, t.scenario) in judged:
-            continue
-        judged.add((t.nodeid, t.scenario))
-        score = t.baseline_fitness if t.baseline_fitness is not None else 0.0
-        where = f"{t.nodeid} [{t.scenario}]"
-        if score < threshold:
-            hint = ""
-            if t.proposal_id and t.best_fitness is not None:
-                hint = f" (candidate {t.best_fitness:.3f} proposed as {t.proposal_id})"
-            failures.append(
-                f"{where}: fitness {score:.3f} (n={t.baseline_n}) < {threshold:g}{hint}"
-            )
-        elif t.baseline_n < t.samples_needed:
-            failures.append(
-                f"{where}: only {t.baseline_n} measurement(s) of the shipped "
-                f"genome under a scenario that hits by chance; the gate needs "
-                f"{t.samples_needed} (raise --rafael-iterations)"
-            )
-    return Gate(min_fitness=session_min, passed=not failures, failures=tuple(failures))
-
-
-def _pct(before: float, after: float) -> float:
-    if before > 0:
-        return round((after - before) / before * 100, 2)
-    return 100.0 if after > 0 else 0.0
-
-
-def _first_error(t: TestResult) -> str:
-    failed = [i for i in t.shipped_iterations if i.outcome != "passed"]
-    return f"{len(failed)} of {t.baseline_n} failed, first: {failed[0].error or failed[0].outcome}"
-
-
-def compute_delta(tests: Sequence[TestResult]) -> Delta:
-    """Baseline and current: what ships (current differs only for a proposal the guardian
-    adopted during the run, scored by that candidate's own measurements on the test).
-    Potential: the best measured candidates, shown apart. A threat is mitigated when
-    every test under it withstood it with the shipped genome, over enough measurements,
-    and met its gate where one is set; every test whose shipped genome failed a
-    measurement is a vulnerability. A test evolving several modules counts once."""
-    if not tests:
-        return Delta(0.0, 0.0, 0.0, (), ())
-    pairs: dict[tuple[str, str], list[TestResult]] = {}
-    for t in tests:
-        pairs.setdefault((t.nodeid, t.scenario), []).append(t)
-    baseline = fmean(views[0].baseline_fitness or 0.0 for views in pairs.values())
-    current = fmean(
-        max(
-            (t.best_fitness if t.adopted and t.best_fitness is not None else t.baseline_fitness)
-            or 0.0
-            for t in views
-        )
-        for views in pairs.values()
-    )
-    potential = fmean(
-        max(max(t.best_fitness or 0.0, t.baseline_fitness or 0.0) for t in views)
-        for views in pairs.values()
-    )
-    mitigated = sorted(
-        {t.scenario for t in tests} - {t.scenario for t in tests if not _mitigated(t)}
-    )
-    # dict.fromkeys: a test evolving several modules fails once, on the same shipped runs.
-    vulnerabilities = tuple(
-        dict.fromkeys(
-            f"{t.nodeid} [{t.scenario}]: {_first_error(t)}" for t in tests if t.failed_shipped
-        )
-    )
-    return Delta(
-        round(baseline, 4),
-        round(current, 4),
-        _pct(baseline, current),
-        tuple(mitigated),
-        vulnerabilities,
-        potential_score=round(potential, 4),
-        potential_improvement_pct=_pct(baseline, potential),
-    )
+    from pytest_rafael.plugin.session import RafaelSession
+from pytest_rafael.plugin.gate import build_tests, compute_delta, evaluate_gate
+from pytest_rafael.plugin.proposals import _propose, _recommendations
 
 
 def _nodeid_prefix(config: pytest.Config) -> str:
@@ -250,13 +36,6 @@ def _nodeid_prefix(config: pytest.Config) -> str:
     except ValueError:
         return ""
     return "" if str(rel) == "." else f"{rel.as_posix()}/"
-
-
-def _mitigated(t: TestResult) -> bool:
-    """Withstood with the shipped genome, and not below the test's own gate: a threat
-    the verdict fails on is never listed as mitigated beside it."""
-    below_gate = t.min_fitness is not None and (t.baseline_fitness or 0.0) < t.min_fitness
-    return t.withstood and not below_gate
 
 
 def _actor() -> str:
@@ -500,7 +279,7 @@ def _record(
             )
         extra["vault"] = _recommendations(store, s.vault_dirs, tests)
         if schedule_pending.has_failures(rs.failures_dir):
-            from pytest_rafael.scenario.schedules import load_failures
+            from pytest_rafael.scenario.failures import load_failures
 
             extra["hypothesis"] = load_failures(rs.failures_dir, since=rs.started_at.isoformat())
         run = header.result(tests, extra)
@@ -524,167 +303,6 @@ def _record(
         # the store, it shows a later truncation (`rafael audit verify --results FILE`).
         audit["head"] = {"id": finished_entry.id, "hash": finished_entry.hash}
     return tests, history
-
-
-HARM_MARGIN = 0.05  # a candidate this much below a test's baseline harms that test
-
-
-def _coverage(
-    candidate_id: str, pairs: Sequence[TestResult], verdicts: Mapping[str, PairVerdict]
-) -> list[dict[str, Any]]:
-    """The candidate's evidence on every chaos test of its module, each figure measured
-    on exactly that genome (or on exactly the shipped one, for the baseline)."""
-    rows = []
-    for t in pairs:
-        verdict = verdicts.get(t.evolution_key)
-        n, mean = _entry_stats(verdict, candidate_id)
-        base_id = _genome_id(t.module, t.baseline_genome)
-        base_n, base_mean = _entry_stats(verdict, base_id)
-        rows.append(
-            {
-                "nodeid": t.nodeid,
-                "scenario": t.scenario,
-                "severity": t.severity,
-                "measured": n > 0,
-                "candidate_fitness": None if mean is None else round(mean, 4),
-                "candidate_n": n,
-                "best_fitness": None if mean is None else round(mean, 4),  # impact reads this
-                "baseline_fitness": None if base_mean is None else round(base_mean, 4),
-                "baseline_n": base_n,
-                "baseline_genome": base_id,
-                "success_rate": t.success_rate,
-                "iterations": len(t.iterations),
-            }
-        )
-    return rows
-
-
-def _harmed(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    return [
-        f"{r['nodeid']} [{r['scenario']}] ({r['candidate_fitness']:.3f} < "
-        f"{r['baseline_fitness']:.3f})"
-        for r in rows
-        if r["measured"]
-        and r["baseline_fitness"] is not None
-        and r["candidate_fitness"] < r["baseline_fitness"] - HARM_MARGIN
-    ]
-
-
-def choose_proposals(
-    tests: Sequence[TestResult],
-    verdicts: Mapping[str, PairVerdict],
-) -> dict[str, tuple[PairVerdict, list[dict[str, Any]]]]:
-    """Per module, the candidate to propose and its evidence rows: of the candidates that
-    earned adoption on some test, one that harms no other test of the module, measured on
-    the most of them, then with the largest gain."""
-    chosen: dict[str, tuple[PairVerdict, list[dict[str, Any]]]] = {}
-    modules = {t.module for t in tests if t.module is not None}
-    for module in sorted(modules):
-        pairs = [t for t in tests if t.module == module]
-        ranked = []
-        for v in verdicts.values():
-            if v.module != module or not v.propose or v.best_genome is None:
-                continue
-            rows = _coverage(_genome_id(module, v.best_genome) or "", pairs, verdicts)
-            if _harmed(rows):
-                continue
-            measured = sum(r["measured"] for r in rows)
-            gain = (v.best_fitness or 0.0) - (v.baseline_fitness or 0.0)
-            ranked.append((measured, gain, v.key, v, rows))
-        if ranked:
-            _, _, _, v, rows = max(ranked, key=lambda r: (r[0], r[1], r[2]))
-            chosen[module] = (v, rows)
-    return chosen
-
-
-def _propose(
-    guardian: Any, tests: list[TestResult], verdicts: Mapping[str, PairVerdict], run_id: str
-) -> list[TestResult]:
-    """One proposal per module (see :func:`choose_proposals`). Its evidence names the
-    candidate's hash, and each test of the module with the candidate's own figures there,
-    or says that it was never measured there (which makes the impact high)."""
-    decided: dict[str, tuple[Any, dict[str, Any], list[dict[str, Any]]]] = {}
-    for module, (v, rows) in choose_proposals(tests, verdicts).items():
-        assert v.best_genome is not None  # choose_proposals keeps only those with one
-        candidate_id = _genome_id(module, v.best_genome) or ""
-        unmeasured = [f"{r['nodeid']} [{r['scenario']}]" for r in rows if not r["measured"]]
-        evidence = {
-            "run_id": run_id,
-            "reason": v.reason,
-            "genome": candidate_id,
-            "baseline_genome": _genome_id(module, v.baseline_genome),
-            "tests": rows,
-            "unmeasured": unmeasured,
-        }
-        proposal = guardian.propose(module, v.baseline_genome, v.best_genome, evidence)
-        decided[module] = (proposal, v.best_genome, rows)
-    out = []
-    for t in tests:
-        found = decided.get(t.module or "")
-        if found is None:
-            out.append(t)
-            continue
-        proposal, candidate, rows = found
-        row = next(r for r in rows if r["nodeid"] == t.nodeid and r["scenario"] == t.scenario)
-        adopted = proposal.status == "adopted"
-        if row["measured"]:
-            # The proposed candidate's own figures on this test, not another candidate's.
-            t = replace(
-                t,
-                proposal_id=proposal.id,
-                adopted=adopted,
-                best_fitness=row["candidate_fitness"],
-                best_n=row["candidate_n"],
-                best_genome=candidate,
-            )
-        else:
-            t = replace(
-                t,
-                proposal_id=proposal.id,
-                adopted=False,
-                best_fitness=None,
-                best_n=0,
-                best_genome=None,
-            )
-        out.append(t)
-    return out
-
-
-def _recommendations(
-    store: Any, vault_dirs: Sequence[Path], tests: Sequence[TestResult]
-) -> dict[str, Any]:
-    """Vault patterns for each vulnerable test, with declared and observed reliability."""
-    from pytest_rafael.vault import Vault
-    from pytest_rafael.vault.advice import advise
-    from pytest_rafael.vault.evidence import observed_scores
-
-    vault = Vault.load(vault_dirs).with_evidence(observed_scores(store))
-    recommendations = []
-    for entry in advise(vault, tests):
-        patterns = []
-        for rec in entry["recommendations"]:
-            pattern = vault.get(rec["pattern_id"])
-            observed = vault.observed(pattern.id)
-            patterns.append(
-                {
-                    "id": pattern.id,
-                    "name": pattern.name,
-                    "category": pattern.category,
-                    "gene": rec["gene"],
-                    "reliability_score": pattern.reliability_score,
-                    "observed_score": None if observed is None else round(observed[0], 3),
-                    "why": rec["why"],
-                }
-            )
-        recommendations.append(
-            {
-                "nodeid": entry["nodeid"],
-                "scenario": entry["scenario"],
-                "error": entry["error"],
-                "patterns": patterns,
-            }
-        )
-    return {"recommendations": recommendations}
 
 
 def write_terminal_summary(run: RunResult, tr: Any, paths: Any) -> None:

@@ -17,13 +17,13 @@ from pytest_rafael.plugin.iteration import state_of
 
 if TYPE_CHECKING:
     from pytest_rafael.faults.stress import Stressors
-    from pytest_rafael.plugin import RafaelSession
+    from pytest_rafael.plugin.session import RafaelSession
     from pytest_rafael.scenario.model import Scenario
-    from pytest_rafael.scenario.schedules import FaultSchedule
+    from pytest_rafael.scenario.schedule_model import FaultSchedule
 
 
 def _session(config: pytest.Config) -> RafaelSession:
-    from pytest_rafael.plugin import SESSION
+    from pytest_rafael.plugin.session import SESSION
 
     return config.stash[SESSION]
 

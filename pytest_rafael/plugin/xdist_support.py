@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_rafael.plugin import RafaelSession
+    from pytest_rafael.plugin.session import RafaelSession
 
 # The id of the rafael parameter is "<scenario>-it<index>", or "<scenario>-nofault" for
 # the pair's reference run (see iteration.ChaosCase).

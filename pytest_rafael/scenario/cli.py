@@ -16,13 +16,9 @@ from typing import Any
 
 from pytest_rafael import settings
 from pytest_rafael.cli import CommandError
-from pytest_rafael.scenario.loader import (
-    ScenarioPathError,
-    builtin_dir,
-    check_paths,
-    dump_scenario,
-    load_catalog,
-)
+from pytest_rafael.scenario.catalog import builtin_dir, check_paths, load_catalog
+from pytest_rafael.scenario.dump import dump_scenario
+from pytest_rafael.scenario.loader import ScenarioPathError
 from pytest_rafael.scenario.model import Scenario, ScenarioError
 
 ENV_DIRS = settings.option("scenario_dirs").env  # as for pytest's --rafael-scenarios

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from pytest_rafael.cli import CommandError
-from pytest_rafael.scenario.loader import NAME_RE, ScenarioPathError, dump_scenario, load_file
+from pytest_rafael.scenario.dump import dump_scenario
+from pytest_rafael.scenario.failures import INDEX_NAME, failures_dir, load_failures
+from pytest_rafael.scenario.loader import NAME_RE, ScenarioPathError, load_file
 from pytest_rafael.scenario.model import Scenario, ScenarioError
-from pytest_rafael.scenario.schedules import INDEX_NAME, FaultSchedule, failures_dir, load_failures
+from pytest_rafael.scenario.schedule_model import FaultSchedule
 
 
 def register(sub: Any, group: argparse.ArgumentParser) -> None:
@@ -142,7 +144,7 @@ def _from_index(path: Path | None, latest: bool, nodeid: str | None) -> Scenario
             f"{where}: the test failed without any fault; there is no scenario to replay",
             exit_code=1,
         )
-    from pytest_rafael.scenario.schedules import scenario_name_for
+    from pytest_rafael.scenario.failures import scenario_name_for
 
     nodeid_text = str(entry.get("nodeid"))
     text = (

@@ -16,25 +16,29 @@ JSON index that the report reads (:func:`load_failures`).
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
-import re
-import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from pytest_rafael.common.atomic import atomic_write
 from pytest_rafael.faults.injector import FaultInjector
 from pytest_rafael.faults.network import ProxyHandle, ToxiproxyControl
 from pytest_rafael.scenario import pending as schedule_pending
-from pytest_rafael.scenario.model import FaultSpec, Scenario
-from pytest_rafael.settings import command_value, option
+from pytest_rafael.scenario.failures import (
+    DEFAULT_FAILURES_DIR,
+    FAILURES_ENV,
+    INDEX_NAME,
+    FailureRecord,
+    load_failures,
+    record_failure,
+)
+from pytest_rafael.scenario.model import Scenario
+from pytest_rafael.scenario.schedule_model import (
+    FaultSchedule,
+    describe_fault,
+    fault_from_dict,
+    fault_to_dict,
+)
 
 __all__ = [
     "DEFAULT_FAILURES_DIR",
@@ -52,233 +56,11 @@ __all__ = [
     "take_pending",
 ]
 
-DEFAULT_FAILURES_DIR = Path(".rafael/failures")  # beside the default store
-FAILURES_ENV = str(option("failures_dir").env)  # from the option table
-INDEX_NAME = schedule_pending.INDEX_NAME
-INDEX_SCHEMA = "rafael.hypothesis/1"
-
-# Units of toxic and stressor attributes (the same as scenario files and Toxiproxy).
-_UNITS: dict[str, dict[str, str]] = {
-    "latency": {"latency": "ms", "jitter": "ms"},
-    "bandwidth": {"rate": "KB/s"},
-    "slow_close": {"delay": "ms"},
-    "timeout": {"timeout": "ms"},
-    "reset_peer": {"timeout": "ms"},
-    "slicer": {"average_size": "B", "size_variation": "B", "delay": "us"},
-    "limit_data": {"bytes": "B"},
-    "cpu": {"percent": "%", "period_ms": "ms"},
-    "memory": {"mb": "MB"},
-    "disk": {"mb": "MB", "block_kb": "KB"},
-}
-
 
 # --------------------------------------------------------------------------- faults as data
 
 
-def _seconds(value: float) -> str:
-    return f"{int(value)}s" if float(value).is_integer() else f"{float(value)!r}s"
-
-
-def fault_to_dict(fault: FaultSpec) -> dict[str, Any]:
-    """The fault as JSON/YAML data with the keys of a scenario file (``start``/``duration``
-    as text like ``"0.25s"``; keys a fault kind does not use are left out)."""
-    data: dict[str, Any] = {"kind": fault.kind}
-    if fault.kind not in ("toxic", "down", "stress"):  # flood, in-process, a plugin's kind
-        if fault.kind not in ("disk_full", "dns_failure", "clock_skew"):  # no target
-            data["target"] = fault.target
-        if fault.kind in ("raise", "delay"):
-            data["toxicity"] = float(fault.toxicity)
-        if fault.type is not None:
-            data["type"] = fault.type
-        if fault.attributes:
-            data["attributes"] = dict(fault.attributes)
-    if fault.kind in ("toxic", "down"):
-        data["target"] = fault.target
-    if fault.kind in ("toxic", "stress"):
-        data["type"] = fault.type
-    if fault.kind == "toxic":
-        data["stream"] = fault.stream
-        data["toxicity"] = float(fault.toxicity)
-    if fault.kind in ("toxic", "stress"):
-        data["attributes"] = dict(fault.attributes)
-    if fault.start_s:
-        data["start"] = _seconds(fault.start_s)
-    if fault.duration_s is not None:
-        data["duration"] = _seconds(fault.duration_s)
-    return data
-
-
-def fault_from_dict(data: Mapping[str, Any], source: str = "<schedule>") -> FaultSpec:
-    """Validate one fault dict (as written by :func:`fault_to_dict` or in a scenario
-    file) with the scenario loader; raises ScenarioError naming ``source``."""
-    return _validated([dict(data)], source)[0]
-
-
-def _validated(faults: list[dict[str, Any]], source: str) -> tuple[FaultSpec, ...]:
-    from pytest_rafael.scenario.loader import loads
-
-    text = yaml.safe_dump(
-        {
-            "name": "schedule",
-            "description": "a fault schedule",
-            "severity": "low",
-            "faults": faults,
-        },
-        sort_keys=False,
-    )
-    return loads(text, source).faults
-
-
-def describe_fault(fault: FaultSpec) -> str:
-    """One line, e.g. ``latency on 'db' (downstream): latency=250ms``."""
-    units = _UNITS.get(str(fault.type), {})
-    attrs = ", ".join(
-        f"{key}={value}{units.get(key, '')}" for key, value in fault.attributes.items()
-    )
-    if fault.kind == "toxic":
-        text = f"{fault.type} on {_target(fault.target)} ({fault.stream})"
-        if fault.toxicity < 1.0:
-            text += f" with toxicity {fault.toxicity:g}"
-    elif fault.kind == "down":
-        text = f"{_target(fault.target)} down (connections refused and dropped)"
-    elif fault.kind == "stress":
-        text = f"{fault.type} stress"
-    else:
-        text = f"{fault.kind} {fault.type or ''} on {_target(fault.target)}".rstrip()
-    if attrs:
-        text += f": {attrs}"
-    return f"{text}, {_when(fault)}"
-
-
-def _when(fault: FaultSpec) -> str:
-    if fault.start_s and fault.duration_s is not None:
-        return f"from {_seconds(fault.start_s)} for {_seconds(fault.duration_s)}"
-    if fault.start_s:
-        return f"from {_seconds(fault.start_s)} on"
-    if fault.duration_s is not None:
-        return f"for the first {_seconds(fault.duration_s)}"
-    return "for the whole block"
-
-
-def _target(target: str) -> str:
-    return "every proxy" if target == "*" else repr(target)
-
-
 # --------------------------------------------------------------------------- the schedule
-
-
-@dataclass(frozen=True)
-class FaultSchedule:
-    """Faults in the order they are applied (faults with equal start times are applied in
-    this order). Immutable; an empty schedule means "no fault at all"."""
-
-    faults: tuple[FaultSpec, ...] = field(default=())
-
-    def __post_init__(self) -> None:
-        faults = tuple(self.faults)
-        for fault in faults:
-            if not isinstance(fault, FaultSpec):
-                raise TypeError(f"FaultSchedule: expected FaultSpec items, got {fault!r}")
-        object.__setattr__(self, "faults", faults)
-
-    # -- construction ---------------------------------------------------------------
-
-    @classmethod
-    def of(cls, *faults: FaultSpec) -> FaultSchedule:
-        return cls(tuple(faults))
-
-    @classmethod
-    def from_scenario(cls, scenario: Scenario) -> FaultSchedule:
-        return cls(scenario.faults)
-
-    @classmethod
-    def from_dicts(
-        cls, data: Sequence[Mapping[str, Any]], source: str = "<schedule>"
-    ) -> FaultSchedule:
-        """A schedule from fault dicts (the ``schedule`` list of the failure index),
-        validated like a scenario file."""
-        if not data:
-            return cls(())
-        return cls(_validated([dict(d) for d in data], source))
-
-    # -- views ----------------------------------------------------------------------
-
-    def __len__(self) -> int:
-        return len(self.faults)
-
-    def __iter__(self) -> Iterator[FaultSpec]:
-        return iter(self.faults)
-
-    def __bool__(self) -> bool:
-        return bool(self.faults)
-
-    @property
-    def targets(self) -> frozenset[str]:
-        """The proxy names the network faults need (``*`` excluded)."""
-        return frozenset(f.target for f in self.faults if f.aims_at_proxies and f.target != "*")
-
-    @property
-    def needs_network(self) -> bool:
-        return any(f.aims_at_proxies for f in self.faults)
-
-    def to_dicts(self) -> list[dict[str, Any]]:
-        return [fault_to_dict(f) for f in self.faults]
-
-    def to_scenario(
-        self,
-        name: str = "hypothesis_failure",
-        description: str | None = None,
-        severity: str = "high",
-    ) -> Scenario:
-        """The schedule as a :class:`Scenario` (what the injector runs and what a scenario
-        file holds). An empty schedule has no scenario form: a scenario needs a fault."""
-        if not self.faults:
-            raise ValueError(
-                f"scenario {name!r}: an empty fault schedule cannot be a scenario "
-                "(the test fails without any fault)"
-            )
-        text = description or f"Minimal fault schedule found by Hypothesis: {self.summary()}"
-        return Scenario(name, text, severity, tuple(replace(f) for f in self.faults))
-
-    def summary(self) -> str:
-        """One line: ``latency on 'db' + limit_data on 'db'``."""
-        if not self.faults:
-            return "no faults"
-        return " + ".join(
-            f"{f.type} on {_target(f.target)}"
-            if f.kind == "toxic"
-            else describe_fault(f).split(",")[0]
-            for f in self.faults
-        )
-
-    def describe(self) -> str:
-        """Several lines, numbered in application order, for failure output."""
-        if not self.faults:
-            return "Fault schedule: no faults (the code fails without any chaos)"
-        count = f"{len(self.faults)} fault{'s' if len(self.faults) != 1 else ''}"
-        lines = [f"Fault schedule ({count}):"]
-        lines += [f"  {i}. {describe_fault(f)}" for i, f in enumerate(self.faults, 1)]
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.describe()
-
-    def __repr__(self) -> str:
-        inner = "; ".join(describe_fault(f) for f in self.faults)
-        return f"FaultSchedule<{len(self.faults)}: {inner}>" if inner else "FaultSchedule<0>"
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        # Hypothesis prints falsifying examples with an IPython-style pretty printer:
-        # show one fault per line instead of nested dataclass reprs.
-        if cycle or not self.faults:
-            printer.text(repr(self))
-            return
-        printer.text("FaultSchedule<")
-        for i, fault in enumerate(self.faults, 1):
-            printer.break_()
-            printer.text(f"    {i}. {describe_fault(fault)}")
-        printer.break_()
-        printer.text(">")
 
 
 # --------------------------------------------------------------------------- applying
@@ -366,7 +148,7 @@ def apply_schedule(
     if not isinstance(schedule, FaultSchedule):
         raise TypeError(f"apply_schedule: expected a FaultSchedule, got {type(schedule).__name__}")
     if stress_limits is None:
-        from pytest_rafael.faults.stress import StressLimits
+        from pytest_rafael.faults.stress_limits import StressLimits
 
         stress_limits = StressLimits()
     final = _final_example()
@@ -398,142 +180,3 @@ def apply_schedule(
 
 
 # --------------------------------------------------------------------------- storing
-
-
-@dataclass(frozen=True)
-class FailureRecord:
-    """Where a failing schedule was stored."""
-
-    nodeid: str
-    schedule: FaultSchedule
-    index_path: Path
-    yaml_path: Path | None  # None for an empty schedule (no scenario form)
-    yaml: str | None
-    recorded_at: str
-    steps: tuple[str, ...] = ()  # a stateful failure: operations and faults, in order
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "nodeid": self.nodeid,
-            "schedule": self.schedule.to_dicts(),
-            "yaml": self.yaml,
-            "file": self.yaml_path.name if self.yaml_path else None,
-            "description": self.schedule.describe(),
-            "recorded_at": self.recorded_at,
-        }
-        if self.steps:
-            data["steps"] = list(self.steps)
-        return data
-
-
-def failures_dir(path: Path | str | None = None) -> Path:
-    if path is not None:
-        return Path(path)
-    # The option table's folder, as the plugin resolves it: $RAFAEL_FAILURES_DIR, the
-    # ini's rafael_failures_dir, else "failures" beside the store ($RAFAEL_STORE, ...).
-    folder: Path = command_value("failures_dir")
-    return folder
-
-
-def scenario_name_for(nodeid: str) -> str:
-    """A valid scenario name (``[a-z0-9_]+``) for a test id, unique by a short hash."""
-    base = nodeid.rsplit("::", 1)[-1] if "::" in nodeid else nodeid
-    slug = re.sub(r"[^a-z0-9]+", "_", base.lower()).strip("_")[:48] or "test"
-    digest = hashlib.sha256(nodeid.encode()).hexdigest()[:8]
-    return f"failure_{slug}_{digest}"
-
-
-def record_failure(
-    schedule: FaultSchedule,
-    nodeid: str,
-    path: Path | str | None = None,
-    steps: Sequence[str] = (),
-) -> FailureRecord:
-    """Store the (minimal) failing ``schedule`` of test ``nodeid``: a replayable scenario
-    file ``<path>/<name>.yaml`` and an entry (replacing any older one for the same test)
-    in ``<path>/index.json``. Safe with several processes (pytest-xdist workers).
-    ``steps`` (a stateful failure's operations and faults, in order) go into the entry
-    and the scenario's description."""
-    from pytest_rafael.scenario.loader import dump_scenario
-
-    folder = failures_dir(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    recorded_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-    name = scenario_name_for(nodeid)
-    yaml_text: str | None = None
-    yaml_path: Path | None = None
-    if schedule.faults:
-        text = (
-            f"Minimal failing fault schedule of {nodeid}, found and shrunk by Hypothesis "
-            f"({schedule.summary()})."
-        )
-        if steps:
-            text += " Steps: " + "; ".join(steps)
-        scenario = schedule.to_scenario(name, text)
-        yaml_text = dump_scenario(scenario)
-        yaml_path = folder / f"{name}.yaml"
-        atomic_write(yaml_path, yaml_text)
-    record = FailureRecord(
-        nodeid, schedule, folder / INDEX_NAME, yaml_path, yaml_text, recorded_at, tuple(steps)
-    )
-    with _index_lock(folder):
-        index = _read_index(folder / INDEX_NAME)
-        entries = [e for e in index["failures"] if e.get("nodeid") != nodeid]
-        entries.append(record.to_dict())
-        atomic_write(
-            folder / INDEX_NAME,
-            json.dumps({"schema": INDEX_SCHEMA, "failures": entries}, indent=2) + "\n",
-        )
-    return record
-
-
-def load_failures(path: Path | str | None = None, since: str | None = None) -> dict[str, Any]:
-    """The ``hypothesis`` section of results.json: ``{"failures": [{nodeid, schedule,
-    yaml, file, description, recorded_at}, ...]}``, oldest first. ``since`` (an ISO time,
-    e.g. the run's ``started_at``) keeps only failures recorded by this run. A missing or
-    unreadable index gives no failures."""
-    index = _read_index(failures_dir(path) / INDEX_NAME)
-    entries = index["failures"]
-    if since is not None:
-        cutoff = _parse_time(since)
-        entries = [e for e in entries if _parse_time(str(e.get("recorded_at", ""))) >= cutoff]
-    return {"failures": sorted(entries, key=lambda e: str(e.get("recorded_at", "")))}
-
-
-def _parse_time(text: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return datetime.min.replace(tzinfo=timezone.utc)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def _read_index(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {"schema": INDEX_SCHEMA, "failures": []}
-    failures = data.get("failures") if isinstance(data, dict) else None
-    if not isinstance(failures, list):
-        failures = []
-    return {"schema": INDEX_SCHEMA, "failures": [f for f in failures if isinstance(f, dict)]}
-
-
-@contextlib.contextmanager
-def _index_lock(folder: Path) -> Iterator[None]:
-    """An exclusive lock on the index across processes (POSIX flock; elsewhere only
-    within this process)."""
-    with _pending_lock_for_files, open(folder / ".index.lock", "a+b") as handle:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: in-process lock only
-            yield
-            return
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-_pending_lock_for_files = threading.Lock()

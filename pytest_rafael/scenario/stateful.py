@@ -47,7 +47,7 @@ from hypothesis.stateful import (
 
 from pytest_rafael.faults.injector import FaultError
 from pytest_rafael.scenario.model import TOXIC_TYPES, FaultSpec
-from pytest_rafael.scenario.schedules import FaultSchedule, describe_fault
+from pytest_rafael.scenario.schedule_model import FaultSchedule, describe_fault
 
 __all__ = ["ChaosStateMachine"]
 
@@ -139,7 +139,7 @@ class ChaosStateMachine(RuleBasedStateMachine):
     @classmethod
     def _fault_strategy(cls) -> st.SearchStrategy[FaultSpec]:
         if cls not in ChaosStateMachine._strategies:
-            from pytest_rafael.scenario.strategies import faults
+            from pytest_rafael.scenario.fault_strategies import faults
 
             ChaosStateMachine._strategies[cls] = faults(
                 targets=cls.proxies,
@@ -232,7 +232,8 @@ class ChaosStateMachine(RuleBasedStateMachine):
         default: the active profile without a deadline). On failure the minimal run
         (faults with timings, steps in order) is stored under the failures folder before
         the error propagates."""
-        from pytest_rafael.scenario.schedules import _current_nodeid, record_failure
+        from pytest_rafael.scenario.failures import record_failure
+        from pytest_rafael.scenario.schedules import _current_nodeid
 
         if settings is None:
             # Real faults make steps slow on purpose: no per-example deadline.

@@ -22,20 +22,29 @@ strong": the smallest schedule that still breaks the code.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hypothesis import strategies as st
-from hypothesis.errors import InvalidArgument
 
 from pytest_rafael.scenario.model import STRESS_TYPES, TOXIC_TYPES, FaultSpec, Scenario
-from pytest_rafael.scenario.schedules import FaultSchedule
+from pytest_rafael.scenario.schedule_model import FaultSchedule
 
 if TYPE_CHECKING:
     from pytest_rafael.genome.genome import Genome
+from pytest_rafael.scenario.bounds import DEFAULT_BOUNDS, Bound, Bounds, _fail, _schema
+from pytest_rafael.scenario.fault_strategies import (
+    STREAM_ORDER,
+    _check_targets,
+    _duration,
+    _fault_options,
+    _start,
+    _timing,
+    _varied_attributes,
+    faults,
+)
 
 __all__ = [
     "DEFAULT_BOUNDS",
@@ -45,424 +54,6 @@ __all__ = [
     "faults",
     "genomes",
 ]
-
-Bound = tuple[float, ...]  # (low, high) or (low, high, step)
-Bounds = Mapping[str, Mapping[str, Any]]
-
-# Downstream first: Toxiproxy's default, and what shrinking should prefer.
-STREAM_ORDER = ("downstream", "upstream")
-
-# Default ranges of each attribute, chosen for tests that do real I/O on loopback: strong
-# enough to break code with sub-second timeouts, short enough that an example takes well
-# under a second or two. An attribute absent here (or with bounds (0, 0)) is not drawn:
-# jitter and slicer's size_variation add randomness that makes a failure harder to
-# reproduce, so they are opt-in through ``bounds``.
-DEFAULT_BOUNDS: Mapping[str, Mapping[str, Bound]] = {
-    "latency": {"latency": (0, 2000)},
-    "bandwidth": {"rate": (1, 1024)},
-    "slow_close": {"delay": (0, 2000)},
-    "timeout": {"timeout": (0, 2000)},
-    "reset_peer": {"timeout": (0, 2000)},
-    "slicer": {"average_size": (1, 1024), "delay": (0, 10_000)},
-    "limit_data": {"bytes": (0, 65_536)},
-    "cpu": {"percent": (10, 100), "cores": (1, 1)},
-    "memory": {"mb": (16, 256)},
-    "disk": {"mb": (1, 64)},
-}
-
-# Fixed attributes of drawn stress faults: a short busy/idle cycle so CPU load is smooth.
-_SHORT_MS = 1000
-
-
-def _fail(message: str) -> InvalidArgument:
-    return InvalidArgument(message)
-
-
-def _schema(kind: str, type_: str) -> Mapping[str, Any]:
-    from pytest_rafael.scenario.loader import STRESS_ATTRIBUTES, TOXIC_ATTRIBUTES
-
-    return (TOXIC_ATTRIBUTES if kind == "toxic" else STRESS_ATTRIBUTES)[type_]
-
-
-def _as_bound(type_: str, attr: str, value: Any, spec: Any) -> Bound:
-    """``(low, high)`` or ``(low, high, step)`` from a user bound (or one number for a
-    fixed value), checked against the loader's schema of the attribute."""
-    if spec.kind == "bool":
-        raise _fail(f"bounds[{type_!r}][{attr!r}]: a true/false attribute has no bounds")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        low, high = value, value
-    elif (
-        isinstance(value, (tuple, list))
-        and len(value) in (2, 3)
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-    ):
-        low, high = value[0], value[1]
-        if len(value) == 3:
-            if value[2] <= 0:
-                raise _fail(f"bounds[{type_!r}][{attr!r}]: the step must be above 0")
-            if spec.kind == "int" and not float(value[2]).is_integer():
-                raise _fail(f"bounds[{type_!r}][{attr!r}]: this attribute is an integer")
-    else:
-        raise _fail(
-            f"bounds[{type_!r}][{attr!r}]: expected (low, high), (low, high, step) or a "
-            f"number, got {value!r}"
-        )
-    if low > high:
-        raise _fail(f"bounds[{type_!r}][{attr!r}]: low {low!r} is above high {high!r}")
-    if low < spec.minimum or high > spec.maximum:
-        raise _fail(
-            f"bounds[{type_!r}][{attr!r}]: ({low!r}, {high!r}) is outside what a scenario "
-            f"allows ({spec.describe()})"
-        )
-    if spec.kind == "int" and not (float(low).is_integer() and float(high).is_integer()):
-        raise _fail(f"bounds[{type_!r}][{attr!r}]: this attribute is an integer")
-    if isinstance(value, (tuple, list)) and len(value) == 3:
-        return (low, high, value[2])
-    return (low, high)
-
-
-def _resolve_bounds(kind: str, type_: str, user: Bounds | None) -> dict[str, Bound]:
-    schema = _schema(kind, type_)
-    resolved: dict[str, Bound] = dict(DEFAULT_BOUNDS.get(type_, {}))
-    given = (user or {}).get(type_, {})
-    if not isinstance(given, Mapping):
-        raise _fail(f"bounds[{type_!r}]: expected a mapping of attribute -> (low, high)")
-    for attr, value in given.items():
-        if attr not in schema:
-            raise _fail(
-                f"bounds[{type_!r}]: unknown attribute {attr!r} (known: {', '.join(schema)})"
-            )
-        resolved[attr] = _as_bound(type_, attr, value, schema[attr])
-    for attr, spec in schema.items():
-        if spec.required and attr not in resolved:  # pragma: no cover - defaults cover all
-            raise _fail(f"bounds[{type_!r}]: attribute {attr!r} is required")
-    return resolved
-
-
-def _index(count: int) -> st.SearchStrategy[int]:
-    """``0 .. count - 1``, shrinking to 0. Half the draws are uniform, half log-scaled
-    (every power of two as likely as the next): thresholds in chaos bugs sit at any
-    scale (a 7-byte reply cut after 3 bytes, a 1.5 s timeout), and a uniform draw over
-    0..65536 almost never tries a handful of bytes."""
-    if count <= 16:
-        return st.integers(0, count - 1)
-    bits = (count - 1).bit_length()
-    scales = [st.integers(0, min(count - 1, 2**b - 1)) for b in range(1, bits + 1)]
-    # `.map` keeps one_of from flattening the scales into the uniform branch: half the
-    # draws must stay uniform, or large values become rare.
-    scaled = st.one_of(scales).map(int)
-    return st.one_of(st.integers(0, count - 1), scaled)
-
-
-def _number(low: float, high: float, step: float | None = None) -> st.SearchStrategy[Any]:
-    if step is not None and step > 0:
-        return _grid(low, high, step, low)
-    if float(low).is_integer() and float(high).is_integer():
-        base = int(low)
-        return _index(int(high) - base + 1).map(lambda k: base + k)
-    return st.floats(low, high, allow_nan=False, allow_infinity=False)
-
-
-def _grid(low: float, high: float, step: float, offset: float) -> st.SearchStrategy[Any]:
-    """``low``, then the points ``offset + k * step`` within ``[low, high]``; shrinks to
-    ``low``. Integers when every input is an integer."""
-    integral = all(float(v).is_integer() for v in (low, high, step, offset))
-    k0 = max(0, math.ceil((low - offset) / step))
-    first = offset + k0 * step
-    count = int((high - first) // step) + 1 if first <= high else 0
-    cast: Callable[[float], Any] = int if integral else float
-    if count <= 0:
-        return st.just(cast(low))
-    extra = 0 if first == low else 1  # `low` itself (e.g. 0: no latency) comes first
-
-    def value(k: int) -> Any:
-        return cast(low) if k < extra else cast(first + (k - extra) * step)
-
-    return _index(count + extra).map(value)
-
-
-# Timing attributes (milliseconds) are drawn on a grid 25 ms off every multiple of 50 ms:
-# code under test has round-number timeouts (200 ms, 1 s), and a fault right on such a
-# threshold fails or passes by a coin toss, which Hypothesis would (rightly) call flaky.
-# On this grid the minimal failing value is at least 25 ms past any such threshold.
-TIME_STEP_MS = 50
-TIME_OFFSET_MS = 25
-_TIME_ATTRIBUTES = {
-    ("latency", "latency"),
-    ("latency", "jitter"),
-    ("slow_close", "delay"),
-    ("timeout", "timeout"),
-    ("reset_peer", "timeout"),
-    ("cpu", "period_ms"),
-}
-
-
-def _attributes(kind: str, type_: str, bounds: Mapping[str, Bound]) -> st.SearchStrategy[Any]:
-    schema = _schema(kind, type_)
-    drawn = {
-        attr: bound
-        for attr, bound in bounds.items()
-        if schema[attr].required or tuple(bound[:2]) != (0, 0)
-    }
-
-    def strategy_for(attr: str, low: float, high: float) -> st.SearchStrategy[Any]:
-        step = drawn[attr][2] if len(drawn[attr]) == 3 else None
-        if step is None and (type_, attr) in _TIME_ATTRIBUTES:
-            return _grid(low, high, TIME_STEP_MS, TIME_OFFSET_MS)
-        return _number(low, high, step)
-
-    # Built once, not per draw: building strategies inside a draw costs validation on
-    # every example (Hypothesis generation got 5x slower that way).
-    fixed = {attr: strategy_for(attr, b[0], b[1]) for attr, b in drawn.items()}
-
-    @st.composite
-    def build(draw: Callable[[st.SearchStrategy[Any]], Any]) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for attr, spec in schema.items():  # schema order: stable output, required first
-            if attr not in drawn:
-                continue
-            low, high = drawn[attr][0], drawn[attr][1]
-            strategy = fixed[attr]
-            if type_ == "slicer" and attr == "size_variation":
-                # Toxiproxy needs average_size - size_variation >= 1.
-                high = min(high, values.get("average_size", 1) - 1)
-                if high < low:
-                    continue
-                strategy = strategy_for(attr, low, high)
-            if type_ == "disk" and attr == "block_kb":
-                high = min(high, values["mb"] * 1024)  # a block fits in the file
-                if high < low:
-                    continue
-                strategy = strategy_for(attr, low, high)
-            value = draw(strategy)
-            # An optional attribute at Toxiproxy's default (0) says nothing: leave it out
-            # so the reported schedule stays short.
-            if spec.required or value != 0:
-                values[attr] = value
-        return values
-
-    return build()
-
-
-def _start(max_start_s: float) -> st.SearchStrategy[float]:
-    limit = round(max_start_s * 1000)
-    if limit <= 0:
-        return st.just(0.0)
-    # Half the faults start immediately: most chaos bugs need the fault in place when the
-    # call happens, and 0 is where shrinking goes. Later starts are on the timing grid.
-    later = (
-        _grid(TIME_OFFSET_MS, limit, TIME_STEP_MS, TIME_OFFSET_MS)
-        if limit >= TIME_OFFSET_MS
-        else (st.integers(1, limit))
-    )
-    return st.one_of(st.just(0), later).map(lambda ms: ms / 1000)
-
-
-def _duration(max_duration_s: float | None) -> st.SearchStrategy[float | None]:
-    if not max_duration_s or max_duration_s <= 0:
-        return st.none()
-    limit = max(1, round(max_duration_s * 1000))
-    points = (
-        _grid(TIME_OFFSET_MS, limit, TIME_STEP_MS, TIME_OFFSET_MS)
-        if limit >= TIME_OFFSET_MS
-        else st.integers(1, limit)
-    )
-    return st.one_of(st.none(), points.map(lambda ms: ms / 1000))
-
-
-def _timing(
-    max_start_s: float, max_duration_s: float | None
-) -> st.SearchStrategy[tuple[float, float | None]]:
-    """``(start_s, duration_s)``. "The whole block" is one choice of its own (and the
-    first, so shrinking reaches it in one step): with start and duration as independent
-    choices, the shrinker can stall on faults it should delete."""
-    whole: st.SearchStrategy[tuple[float, float | None]] = st.just((0.0, None))
-    start, duration = _start(max_start_s), _duration(max_duration_s)
-    if max_start_s <= 0 and not max_duration_s:
-        return whole
-    # Three faults in four last the whole block: most chaos bugs need the fault in place
-    # for the whole call, and a schedule needs *both* of its faults to be there.
-    return st.one_of(whole, whole, whole, st.tuples(start, duration))
-
-
-def _toxicity(toxicity: float | Bound) -> st.SearchStrategy[float]:
-    low, high = (toxicity, toxicity) if isinstance(toxicity, (int, float)) else toxicity
-    if not 0 <= low <= high <= 1:
-        raise _fail(f"toxicity: expected 0 <= low <= high <= 1, got {toxicity!r}")
-    steps = round((high - low) * 100)
-    if steps == 0:
-        return st.just(float(high))
-    # Shrinks towards `high` (normally 1.0: the fault always applies, reproducibly).
-    return st.integers(0, steps).map(lambda k: round(high - k / 100, 2))
-
-
-def _check_names(what: str, given: Sequence[str], known: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(given, str):
-        given = (given,)
-    out = tuple(given)
-    for name in out:
-        if name not in known:
-            raise _fail(f"{what}: unknown type {name!r} (known: {', '.join(known)})")
-    if len(set(out)) != len(out):
-        raise _fail(f"{what}: duplicate types in {out!r}")
-    return out
-
-
-def _check_targets(targets: Sequence[str]) -> tuple[str, ...]:
-    from pytest_rafael.scenario.loader import TARGET_RE
-
-    if isinstance(targets, str):
-        targets = (targets,)
-    out = tuple(targets)
-    if not out:
-        raise _fail("targets: give at least one proxy name (or '*' for every proxy)")
-    for target in out:
-        if not isinstance(target, str) or not TARGET_RE.fullmatch(target):
-            raise _fail(f"targets: {target!r} is not a proxy name (letters, digits, _ . : -)")
-    return out
-
-
-def faults(
-    targets: Sequence[str] = ("*",),
-    toxics: Sequence[str] = TOXIC_TYPES,
-    stress: Sequence[str] = (),
-    *,
-    down: bool = False,
-    streams: Sequence[str] = STREAM_ORDER,
-    max_start_s: float = 0.5,
-    max_duration_s: float | None = 2.0,
-    bounds: Bounds | None = None,
-    toxicity: float | Bound = 1.0,
-) -> st.SearchStrategy[FaultSpec]:
-    """One fault: a toxic of one of ``toxics`` on one of ``targets`` (proxy names given to
-    ``chaos_proxy``; ``"*"`` is every proxy of the test), a ``down`` fault when
-    ``down=True``, or a stressor of one of ``stress`` (``cpu``, ``memory``, ``disk``:
-    off by default, each one starts a process).
-
-    ``bounds`` overrides the attribute ranges of :data:`DEFAULT_BOUNDS`, per type:
-    ``{"latency": {"latency": (100, 800), "jitter": (0, 50)}, "cpu": {"percent": 50}}``;
-    a third number is a step (``(0, 2000, 100)``: 0, 100, 200 ...). Timing attributes
-    without a step are drawn on a 50 ms grid offset by 25 ms (see ``TIME_STEP_MS``).
-    ``start`` is drawn from 0 to ``max_start_s`` and ``duration`` is either none (to the
-    end of the block) or up to ``max_duration_s``; ``toxicity`` is a number or a
-    ``(low, high)`` range (default 1: deterministic faults).
-    """
-    return st.one_of(
-        _fault_options(
-            targets,
-            toxics,
-            stress,
-            down,
-            streams,
-            max_start_s,
-            max_duration_s,
-            bounds,
-            toxicity,
-        )
-    )
-
-
-def _fault_options(
-    targets: Sequence[str],
-    toxics: Sequence[str],
-    stress: Sequence[str],
-    down: bool,
-    streams: Sequence[str],
-    max_start_s: float,
-    max_duration_s: float | None,
-    bounds: Bounds | None,
-    toxicity: float | Bound,
-) -> list[st.SearchStrategy[FaultSpec]]:
-    """One strategy per fault type (toxics in order, then down, then stressors)."""
-    target_list = _check_targets(targets)
-    toxic_list = _check_names("toxics", toxics, TOXIC_TYPES)
-    stress_list = _check_names("stress", stress, STRESS_TYPES)
-    stream_list = tuple(streams)
-    if not stream_list or any(s not in STREAM_ORDER for s in stream_list):
-        raise _fail(f"streams: expected some of {STREAM_ORDER}, got {streams!r}")
-    if not toxic_list and not stress_list and not down:
-        raise _fail("faults: nothing to draw (no toxics, no stress, down=False)")
-    if max_start_s < 0 or (max_duration_s is not None and max_duration_s < 0):
-        raise _fail("max_start_s and max_duration_s must not be negative")
-    for type_ in bounds or {}:
-        if type_ not in TOXIC_TYPES and type_ not in STRESS_TYPES:
-            raise _fail(
-                f"bounds: unknown fault type {type_!r} "
-                f"(known: {', '.join(TOXIC_TYPES + STRESS_TYPES)})"
-            )
-
-    timing = _timing(max_start_s, max_duration_s)
-    # Downstream (what the caller receives) twice as often: it is where most client
-    # bugs are. Shrinks to the first listed stream.
-    weighted = [stream_list[0], *stream_list] if len(stream_list) > 1 else stream_list
-    stream_choice = st.sampled_from(weighted)
-    tox = _toxicity(toxicity)
-    options: list[st.SearchStrategy[FaultSpec]] = []
-    for type_ in toxic_list:
-        attrs = _attributes("toxic", type_, _resolve_bounds("toxic", type_, bounds))
-        options.append(
-            st.builds(
-                _toxic,
-                st.just(type_),
-                st.sampled_from(target_list),
-                stream_choice,
-                tox,
-                attrs,
-                timing,
-            )
-        )
-    if down:
-        network_targets = target_list
-        options.append(st.builds(_down, st.sampled_from(network_targets), timing))
-    for type_ in stress_list:
-        attrs = _attributes("stress", type_, _resolve_bounds("stress", type_, bounds))
-        options.append(st.builds(_stress, st.just(type_), attrs, timing))
-    return options
-
-
-def _toxic(
-    type_: str,
-    target: str,
-    stream: str,
-    toxicity: float,
-    attributes: dict[str, Any],
-    timing: tuple[float, float | None],
-) -> FaultSpec:
-    return FaultSpec(
-        kind="toxic",
-        target=target,
-        type=type_,
-        stream=stream,
-        toxicity=toxicity,
-        attributes=attributes,
-        start_s=timing[0],
-        duration_s=timing[1],
-        source="<hypothesis>",
-    )
-
-
-def _down(target: str, timing: tuple[float, float | None]) -> FaultSpec:
-    return FaultSpec(
-        kind="down",
-        target=target,
-        start_s=timing[0],
-        duration_s=timing[1],
-        source="<hypothesis>",
-    )
-
-
-def _stress(
-    type_: str, attributes: dict[str, Any], timing: tuple[float, float | None]
-) -> FaultSpec:
-    return FaultSpec(
-        kind="stress",
-        target="*",
-        type=type_,
-        attributes=attributes,
-        start_s=timing[0],
-        duration_s=timing[1],
-        source="<hypothesis>",
-    )
 
 
 def fault_schedules(
@@ -639,7 +230,7 @@ def _scenario(scenario: Scenario | str, dirs: Sequence[Path]) -> Scenario:
         return scenario
     if not isinstance(scenario, str):
         raise _fail(f"scenario: expected a Scenario or a scenario name, got {scenario!r}")
-    from pytest_rafael.scenario.loader import load_catalog
+    from pytest_rafael.scenario.catalog import load_catalog
     from pytest_rafael.scenario.model import ScenarioError
 
     try:
@@ -748,32 +339,6 @@ def _vary(
         )
 
     return build()
-
-
-def _varied_attributes(
-    fault: FaultSpec, type_: str, schema: Mapping[str, Any], given: Mapping[str, Any]
-) -> dict[str, st.SearchStrategy[Any]]:
-    """Each attribute from ``bounds`` when given there, else from the attribute's lower
-    limit up to twice the scenario's value."""
-    attr_strategies: dict[str, st.SearchStrategy[Any]] = {}
-    for attr, spec in schema.items():
-        if attr in given:
-            bound = _as_bound(type_, attr, given[attr], spec)
-            attr_strategies[attr] = _number(
-                bound[0], bound[1], bound[2] if len(bound) == 3 else None
-            )
-        elif attr in fault.attributes:
-            value = fault.attributes[attr]
-            if spec.kind == "bool":
-                attr_strategies[attr] = st.booleans()
-                continue
-            low = spec.minimum
-            high = min(spec.maximum, max(2 * value, low))
-            if spec.kind == "int":
-                attr_strategies[attr] = st.integers(int(low), int(high))
-            else:
-                attr_strategies[attr] = _number(low, high)
-    return attr_strategies
 
 
 # --------------------------------------------------------------------------- genomes

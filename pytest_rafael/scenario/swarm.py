@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from pytest_rafael.scenario.model import FaultSpec
-from pytest_rafael.scenario.schedules import FaultSchedule
+from pytest_rafael.scenario.schedule_model import FaultSchedule
 
 __all__ = ["SwarmConfig", "swarm_schedule_of"]
 

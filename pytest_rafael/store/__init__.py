@@ -5,6 +5,7 @@ the backends, the schema migrations and ``rafael store`` live in the submodules.
 
 from __future__ import annotations
 
+from pytest_rafael.common.store_url import is_store_url
 from pytest_rafael.store.core import (
     APPLICATION_ID,
     BUSY_TIMEOUT_MS,
@@ -12,7 +13,6 @@ from pytest_rafael.store.core import (
     Store,
     StoreDatabaseError,
     StoreError,
-    is_store_url,
     redacted,
     store_label,
     table_columns,

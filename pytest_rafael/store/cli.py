@@ -31,7 +31,7 @@ def register(sub: Any, group: argparse.ArgumentParser) -> None:
 
 
 def _target(given: str, must_exist: bool) -> Path | str:
-    from pytest_rafael.store.core import is_store_url
+    from pytest_rafael.common.store_url import is_store_url
 
     if is_store_url(given):
         return given

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pytest_rafael.common.store_url import is_store_url
 from pytest_rafael.errors import RafaelError
 from pytest_rafael.store.schema import migrate
 
@@ -62,11 +63,6 @@ class StoreError(RafaelError):
 class StoreDatabaseError(StoreError):
     """A database error while using the store (the connection was lost, a statement was
     refused); the message is one line naming the store."""
-
-
-def is_store_url(target: object) -> bool:
-    """Whether ``target`` names a PostgreSQL store (``postgresql://`` or ``postgres://``)."""
-    return isinstance(target, str) and target.split("://", 1)[0] in ("postgresql", "postgres")
 
 
 def redacted(url: str) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_rafael.scenario.loader import builtin_dir
+from pytest_rafael.scenario.catalog import builtin_dir
 
 CATEGORIES = (
     "retry",

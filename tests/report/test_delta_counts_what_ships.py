@@ -3,7 +3,7 @@ evolves several modules together counts once in every score."""
 
 from __future__ import annotations
 
-from pytest_rafael.plugin.controller import compute_delta
+from pytest_rafael.plugin.gate import compute_delta
 from pytest_rafael.results import IterationResult, TestResult
 
 

@@ -11,7 +11,8 @@ import pytest
 from report_runs import cpu_test, make_run, timeout_test
 
 from pytest_rafael.report import write_reports
-from pytest_rafael.report.html import EDGE_ROWS, MAX_DETAILED, render_html
+from pytest_rafael.report.html import render_html
+from pytest_rafael.report.sections import EDGE_ROWS, MAX_DETAILED
 from pytest_rafael.results import IterationResult, TestResult
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from pytest_rafael.faults.injector import FaultInjector
 from pytest_rafael.faults.network import ProxyHandle
-from pytest_rafael.scenario.loader import load_catalog
+from pytest_rafael.scenario.catalog import load_catalog
 from pytest_rafael.scenario.model import Scenario
 
 

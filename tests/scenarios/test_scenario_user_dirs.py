@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_rafael.scenario.loader import ScenarioPathError, load_catalog, load_dir
+from pytest_rafael.scenario.catalog import load_catalog, load_dir
+from pytest_rafael.scenario.loader import ScenarioPathError
 from pytest_rafael.scenario.model import ScenarioError
 
 

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from pytest_rafael.scenario import loader as scenario_loader
-from pytest_rafael.scenario.loader import ScenarioPathError, load_file, loads, parse_duration
+from pytest_rafael.scenario.durations import parse_duration
+from pytest_rafael.scenario.loader import ScenarioPathError, load_file, loads
 from pytest_rafael.scenario.model import ScenarioError
 
 HEAD = "name: s1\ndescription: a scenario\nseverity: low\nfaults:\n"

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import find, settings
 
 from pytest_rafael.scenario.model import FaultSpec
-from pytest_rafael.scenario.schedules import FaultSchedule
+from pytest_rafael.scenario.schedule_model import FaultSchedule
 from pytest_rafael.scenario.strategies import fault_schedules
 
 Bug = Callable[[FaultSchedule], bool]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, find, given, seed, settings
 from hypothesis.errors import InvalidArgument
 
-from pytest_rafael.scenario.schedules import FaultSchedule
+from pytest_rafael.scenario.schedule_model import FaultSchedule
 from pytest_rafael.scenario.strategies import fault_schedules
 
 
@@ -66,7 +66,7 @@ def test_swarm_checks_its_arguments() -> None:
 
 
 def test_swarm_draws_in_process_faults_given_as_extra() -> None:
-    from pytest_rafael.scenario.schedules import fault_from_dict
+    from pytest_rafael.scenario.schedule_model import fault_from_dict
 
     boom = fault_from_dict({"kind": "raise", "target": "app.db:query", "error": "TimeoutError"})
     found = find(

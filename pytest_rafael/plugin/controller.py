@@ -116,9 +116,33 @@ def finish_run(
         min_fitness=s.min_fitness,
         interrupted=interrupted,
     )
+    extra = _run_extra(rs, session, interrupted)
+    history: list[dict[str, Any]] = []
+    try:
+        tests, history = _record(rs, session, tests, header, extra)
+    except _recording_errors() as exc:  # evaluated (imported) only when something raised
+        extra["error"] = f"pytest-rafael: run not recorded in {_label(s.store)}: {exc}"
+    run = header.result(tests, extra)
+    # Once per run, recorded or not, with the final results (an audit chain found
+    # broken while recording fails the gate of this very run).
+    session.config.hook.pytest_rafael_run_finished(run=run)
+    from pytest_rafael.report import write_reports
+
+    try:
+        rs.report_paths = write_reports(run.to_dict(), s.report_dir, history)
+    except OSError as exc:  # recorded in the store already; the summary says why
+        rs.report_error = (
+            f"pytest-rafael: report not written to {s.report_dir}: {exc.strerror or exc}"
+        )
+    return run
+
+
+def _run_extra(
+    rs: RafaelSession, session: pytest.Session, interrupted: str | None
+) -> dict[str, Any]:
+    s = rs.settings
     # RunResult.extra, assembled as the run is recorded (guardian, vault, hypothesis).
     extra: dict[str, Any] = {}
-    history: list[dict[str, Any]] = []
     if s.run_group is not None:
         extra["run_group"] = s.run_group
     if rs.start_error is not None:
@@ -143,23 +167,7 @@ def finish_run(
     with contextlib.suppress(ValueError):  # a broken catalog was reported at collection
         # For the report's "what to do next": scenarios no test exercised.
         extra["scenario_catalog"] = sorted(rs.catalog())
-    try:
-        tests, history = _record(rs, session, tests, header, extra)
-    except _recording_errors() as exc:  # evaluated (imported) only when something raised
-        extra["error"] = f"pytest-rafael: run not recorded in {_label(s.store)}: {exc}"
-    run = header.result(tests, extra)
-    # Once per run, recorded or not, with the final results (an audit chain found
-    # broken while recording fails the gate of this very run).
-    session.config.hook.pytest_rafael_run_finished(run=run)
-    from pytest_rafael.report import write_reports
-
-    try:
-        rs.report_paths = write_reports(run.to_dict(), s.report_dir, history)
-    except OSError as exc:  # recorded in the store already; the summary says why
-        rs.report_error = (
-            f"pytest-rafael: report not written to {s.report_dir}: {exc.strerror or exc}"
-        )
-    return run
+    return extra
 
 
 def _start_details(rs: RafaelSession) -> dict[str, Any]:
@@ -241,32 +249,7 @@ def _record(
             save_engine_state(
                 store, verdict.key, verdict.module, verdict.engine_state, base=verdict.engine_base
             )
-        events = []
-        for t in tests:
-            where = {"run_id": header.run_id, "nodeid": t.nodeid, "scenario": t.scenario}
-            events.append(
-                {
-                    "event_type": "faults_injected",
-                    "module": t.module,
-                    "details": {
-                        **where,
-                        "iterations": len(t.iterations),
-                        "faults": sum(len(i.faults) for i in t.iterations),
-                    },
-                }
-            )
-            events.append(
-                {
-                    "event_type": "faults_reverted",
-                    "module": t.module,
-                    "details": {
-                        **where,
-                        "faults": sum(
-                            1 for i in t.iterations for f in i.faults if f.reverted_at_s is not None
-                        ),
-                    },
-                }
-            )
+        events = _fault_events(tests, header.run_id)
         guardian.record_many(events)  # one durable commit for the whole run
         tests = _propose(guardian, tests, rs.verdicts, header.run_id)
         extra["guardian"] = guardian.summary()
@@ -288,21 +271,54 @@ def _record(
         # Summaries, not whole stored documents: a long history stays cheap to chart.
         history = history_from_store(store, before=header.run_id)
         store.save_run(run.to_dict(), run_group=s.run_group)
-        finished_entry = guardian.record(
-            "run_finished",
-            details={
-                "run_id": header.run_id,
-                "status": extra.get("status", "complete"),
-                "tests": len(tests),
-                "gate_passed": run.gate.passed,
-                "baseline_score": run.delta.baseline_score,
-                "current_score": run.delta.current_score,
-            },
-        )
+        finished_entry = guardian.record("run_finished", details=_finished(run, header, extra))
         # The audit head at the end of the run, for results.json and the report: kept off
         # the store, it shows a later truncation (`rafael audit verify --results FILE`).
         audit["head"] = {"id": finished_entry.id, "hash": finished_entry.hash}
     return tests, history
+
+
+def _finished(run: RunResult, header: RunHeader, extra: dict[str, Any]) -> dict[str, Any]:
+    """The run_finished audit entry's details."""
+    return {
+        "run_id": header.run_id,
+        "status": extra.get("status", "complete"),
+        "tests": len(run.tests),
+        "gate_passed": run.gate.passed,
+        "baseline_score": run.delta.baseline_score,
+        "current_score": run.delta.current_score,
+    }
+
+
+def _fault_events(tests: list[TestResult], run_id: str) -> list[dict[str, Any]]:
+    """The audit entries of the faults each (test, scenario) pair injected and reverted."""
+    events: list[dict[str, Any]] = []
+    for t in tests:
+        where = {"run_id": run_id, "nodeid": t.nodeid, "scenario": t.scenario}
+        events.append(
+            {
+                "event_type": "faults_injected",
+                "module": t.module,
+                "details": {
+                    **where,
+                    "iterations": len(t.iterations),
+                    "faults": sum(len(i.faults) for i in t.iterations),
+                },
+            }
+        )
+        events.append(
+            {
+                "event_type": "faults_reverted",
+                "module": t.module,
+                "details": {
+                    **where,
+                    "faults": sum(
+                        1 for i in t.iterations for f in i.faults if f.reverted_at_s is not None
+                    ),
+                },
+            }
+        )
+    return events
 
 
 def write_terminal_summary(run: RunResult, tr: Any, paths: Any) -> None:

@@ -25,6 +25,12 @@ def reason() -> str | None:
     return _reason[0] if _reason else None
 
 
+def reason_or_sigint() -> str:
+    """What interrupted the run; a Ctrl-C reaches Python as KeyboardInterrupt through the
+    default SIGINT handler, without our handler having noted it."""
+    return reason() or "SIGINT"
+
+
 def note(what: str) -> None:
     if not _reason:
         _reason.append(what)

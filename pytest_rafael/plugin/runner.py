@@ -18,7 +18,7 @@ from pytest_rafael.results import IterationResult, PairVerdict, evolution_key
 
 if TYPE_CHECKING:
     pass
-from pytest_rafael.plugin.session import RafaelSession, _case_of, interrupts_reason
+from pytest_rafael.plugin.session import RafaelSession, _case_of
 
 
 class ChaosRunner:
@@ -179,8 +179,10 @@ class ChaosRunner:
     def _keep_interrupted(self, item: pytest.Item, state: Any) -> None:
         """The iteration never reaches its report: keep what it injected and reverted
         for the partial report and the audit."""
+        from pytest_rafael.plugin import interrupts
+
         state.outcome, state.measured = "error", False
-        state.error = f"interrupted ({interrupts_reason()})"
+        state.error = f"interrupted ({interrupts.reason_or_sigint()})"
         self.session.interrupted_iteration = self._result(item, state, None, {})
 
     def _after_call(

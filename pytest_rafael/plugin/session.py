@@ -290,7 +290,8 @@ class RafaelSession:
             # The folders add up across ini, environment and command line: say which.
             here = config.invocation_params.dir
             folders = ", ".join(
-                f"{_shown(p, here)} ({source})" for p, source in s.scenario_dir_sources
+                f"{(p.relative_to(here) if p.is_relative_to(here) else p)} ({source})"
+                for p, source in s.scenario_dir_sources
             )
             lines.append(f"rafael: scenario folders: built-in, {folders}")
         return lines
@@ -426,7 +427,9 @@ class RafaelSession:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
-        self.interrupted_by = interrupts_reason()
+        from pytest_rafael.plugin import interrupts
+
+        self.interrupted_by = interrupts.reason_or_sigint()
 
     def _shrunk_failures(self) -> dict[str, Any] | None:
         """The Hypothesis fault schedules that failed in this session, if any."""
@@ -468,13 +471,6 @@ class RafaelSession:
             interrupts.restore(self._calmed)
 
 
-def interrupts_reason() -> str:
-    from pytest_rafael.plugin import interrupts
-
-    # A Ctrl-C reaches Python as KeyboardInterrupt through the default SIGINT handler.
-    return interrupts.reason() or "SIGINT"
-
-
 def _check_in_process(catalog: dict[str, Scenario], spec: marker.ChaosSpec) -> None:
     """In-process faults name functions of the code under test: an unknown one is a
     collection error at the scenario's file and line, not a surprise mid-run."""
@@ -488,14 +484,6 @@ def _check_in_process(catalog: dict[str, Scenario], spec: marker.ChaosSpec) -> N
         from pytest_rafael.faults.inprocess import check
 
         check(faults)
-
-
-def _shown(path: Path, here: Path) -> str:
-    """A path relative to where pytest was started, when it is below it."""
-    try:
-        return str(path.relative_to(here))
-    except ValueError:
-        return str(path)
 
 
 def _case_of(item: pytest.Item) -> ChaosCase | None:

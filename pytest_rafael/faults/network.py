@@ -89,6 +89,7 @@ class ToxiproxyControl:
         on_loopback = self.connect_host in _LOOPBACK_NAMES and ports is None
         self.listen_host = "127.0.0.1" if on_loopback else "0.0.0.0"
         self._taken: set[int] = set()
+        self._held: set[str] = set()  # proxies this control created and has not deleted
         self._http: _Transport
         if local is not None:
             from pytest_rafael.faults.control_local import LocalTransport
@@ -146,6 +147,7 @@ class ToxiproxyControl:
         else:
             port = self._create_in_range(server_name, upstream)
         self._taken.add(port)
+        self._held.add(server_name)
         host = self.connect_host if self.listen_host == "0.0.0.0" else self.listen_host
         return ProxyHandle(name, server_name, upstream, host, port)
 
@@ -181,12 +183,14 @@ class ToxiproxyControl:
                 self._taken.add(port)
         raise ToxiproxyError(
             f"{self.ports_source} {first}-{last}: no free port left for proxy "
-            f"{server_name} (all {last - first + 1} are taken); widen the range"
+            f"{server_name} (all {last - first + 1} are taken; this run holds "
+            f"{len(self._held)}); widen the range"
         )
 
     def delete_proxy(self, handle: ProxyHandle) -> None:
         self._call(f"delete proxy {handle.server_name}", "DELETE", _path(handle.server_name))
         self._taken.discard(handle.port)
+        self._held.discard(handle.server_name)
 
     def proxy_names(self) -> list[str]:
         """The names of every proxy on the server."""

@@ -43,10 +43,11 @@ from benchmarks.bugs import BUG_NAMES, PlantedBug, corpus
 from benchmarks.bugs._kit import Violation
 from benchmarks.bugs._rig import Rig, rig, server
 from pytest_rafael.faults.injector import FaultError
-from pytest_rafael.scenario_loader import load_catalog
-from pytest_rafael.scenarios import TOXIC_TYPES, FaultSpec
-from pytest_rafael.schedules import FaultSchedule
-from pytest_rafael.strategies import DEFAULT_BOUNDS, fault_schedules
+from pytest_rafael.scenario.bounds import DEFAULT_BOUNDS
+from pytest_rafael.scenario.catalog import load_catalog
+from pytest_rafael.scenario.model import TOXIC_TYPES, FaultSpec
+from pytest_rafael.scenario.schedule_model import FaultSchedule
+from pytest_rafael.scenario.strategies import fault_schedules
 
 STRATEGIES = ("builtin", "schedules", "swarm", "naive")
 

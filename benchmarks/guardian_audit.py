@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from pytest_rafael.guardian.audit import AuditLog, NewEntry
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 DETAILS = {
     "nodeid": "tests/test_payments.py::test_charge",

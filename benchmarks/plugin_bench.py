@@ -67,7 +67,7 @@ def suite_overhead(n_tests: int, repeats: int) -> None:
 def fault_setup_cost(rounds: int) -> None:
     from pytest_rafael.faults.injector import FaultInjector
     from pytest_rafael.faults.network import ToxiproxyControl
-    from pytest_rafael.scenarios import FaultSpec, Scenario
+    from pytest_rafael.scenario.model import FaultSpec, Scenario
     from pytest_rafael.toxiproxy import EmbeddedServer
 
     with EmbeddedServer() as server:

@@ -42,7 +42,7 @@ from pytest_rafael.results import (
     RunResult,
     TestResult,
 )
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 REPEAT = 3
 LIMIT_S = 3.0

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import yaml
 
-from pytest_rafael.scenario_loader import builtin_dir, dump_scenario, load_catalog, load_file
+from pytest_rafael.scenario.catalog import builtin_dir, load_catalog
+from pytest_rafael.scenario.dump import dump_scenario
+from pytest_rafael.scenario.loader import load_file
 
 ROUNDS = 7
 REPEAT = 20

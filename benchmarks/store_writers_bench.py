@@ -36,7 +36,7 @@ WRITER = """
 import json, sys, time
 from pathlib import Path
 from pytest_rafael.guardian.audit import AuditLog
-from pytest_rafael.store import Store, is_store_url
+from pytest_rafael.store.core import Store, is_store_url
 
 target, name, rounds, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
 store = Store(target if is_store_url(target) else Path(target))
@@ -91,8 +91,9 @@ def _writers(target: str, writers: int, rounds: int, work: Path) -> dict[str, An
 
 
 def _verify(target: str) -> tuple[bool, int, bool]:
+    from pytest_rafael.common.store_url import is_store_url
     from pytest_rafael.guardian.audit import AuditLog
-    from pytest_rafael.store import Store, is_store_url
+    from pytest_rafael.store.core import Store
 
     with Store(target if is_store_url(target) else Path(target)) as store:
         log = AuditLog(store)
@@ -115,7 +116,7 @@ def _row(name: str, m: dict[str, Any], appends: int) -> str:
 
 def main() -> None:
     from pytest_rafael.servers import postgres_server
-    from pytest_rafael.store import Store
+    from pytest_rafael.store.core import Store
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--writers", type=int, default=8)

@@ -17,9 +17,10 @@ from collections.abc import Callable
 from hypothesis import Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from pytest_rafael.scenarios import FaultSpec
-from pytest_rafael.schedules import FaultSchedule
-from pytest_rafael.strategies import fault_schedules, faults
+from pytest_rafael.scenario.fault_strategies import faults
+from pytest_rafael.scenario.model import FaultSpec
+from pytest_rafael.scenario.schedule_model import FaultSchedule
+from pytest_rafael.scenario.strategies import fault_schedules
 
 Bug = Callable[[FaultSchedule], bool]
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import psutil
 
-from pytest_rafael.faults.stress import StressLimits, start_stressor
+from pytest_rafael.faults.stress import start_stressor
+from pytest_rafael.faults.stress_limits import StressLimits
 
 LIMITS = StressLimits(memory_share=0.5, max_disk_mb=64)
 

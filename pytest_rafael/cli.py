@@ -24,15 +24,15 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "toxiproxy": ("the embedded Toxiproxy-compatible server", ("pytest_rafael.toxiproxy.cli",)),
     "scenarios": (
         "list, validate and show threat scenarios; replay a shrunk failure",
-        ("pytest_rafael.scenario_cli", "pytest_rafael.schedule_cli"),
+        ("pytest_rafael.scenario.cli", "pytest_rafael.scenario.schedule_cli"),
     ),
     "genome": (
         "show, diff and adopt genomes; review adoption proposals",
-        ("pytest_rafael.genome.cli", "pytest_rafael.guardian.cli_genome"),
+        ("pytest_rafael.genome.cli",),
     ),
     "audit": ("verify, export and check the audit chain", ("pytest_rafael.guardian.cli",)),
     "report": ("regenerate the HTML report from the store", ("pytest_rafael.report.cli",)),
-    "store": ("the store's schema: status and migrate", ("pytest_rafael.store_cli",)),
+    "store": ("the store's schema: status and migrate", ("pytest_rafael.store.cli",)),
     "vault": ("search the resilience pattern vault", ("pytest_rafael.vault.cli",)),
     "init": ("write a starter configuration", ("pytest_rafael.init_cli",)),
 }
@@ -114,8 +114,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         group = groups.add_parser(name, help=help_text, description=help_text)
         if only is not None and name != only:
             continue
-        sub = None if name in STANDALONE else group.add_subparsers(
-            dest="subcommand", metavar="SUBCOMMAND", parser_class=_Parser, required=True)
+        sub = (
+            None
+            if name in STANDALONE
+            else group.add_subparsers(
+                dest="subcommand", metavar="SUBCOMMAND", parser_class=_Parser, required=True
+            )
+        )
         # A module adds subcommands to `sub`, or, for a group that is a command by itself
         # (`rafael report`, `rafael init`), arguments and a `func` default to `group`.
         for module in modules:

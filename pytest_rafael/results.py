@@ -16,13 +16,14 @@ SCHEMA = "rafael.results/1"
 Outcome = str  # "passed" | "failed" | "error" | "skipped"
 
 
-
 def success_rate(outcomes: Iterable[str]) -> float:
     """Share of the iterations that ran (skipped ones say nothing) and passed; 0.0 when
     none ran: no evidence of resilience is never shown as success. The report reads the
     same rule (:func:`pytest_rafael.report.model.success_rate`)."""
     ran = [o for o in outcomes if o != "skipped"]
     return sum(o == "passed" for o in ran) / len(ran) if ran else 0.0
+
+
 def evolution_key(nodeid: str, scenario: str, module: str | None = None) -> str:
     """The store's key for one evolution. A test that evolves several modules together
     (``module=("a", "b")``) keeps one evolution per module, so ``module`` is named then."""
@@ -167,8 +168,9 @@ class TestResult:
         """The scored iterations that ran the shipped genome."""
         if self.module is None:
             return tuple(i for i in self.iterations if i.fitness is not None)
-        return tuple(i for i in self.iterations
-                     if i.fitness is not None and i.genome == self.baseline_genome)
+        return tuple(
+            i for i in self.iterations if i.fitness is not None and i.genome == self.baseline_genome
+        )
 
     @property
     def failed_shipped(self) -> bool:

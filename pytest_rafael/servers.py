@@ -210,21 +210,14 @@ def postgres_server(database: str = "postgres") -> Iterator[Server]:
             "-E",
             "UTF8",
         )
-        args = [
-            str(bindir / "postgres"),
-            "-D",
-            str(datadir / "data"),
-            "-p",
-            str(port),
-            "-c",
+        args = [str(bindir / "postgres"), "-D", str(datadir / "data"), "-p", str(port)]
+        for setting in (
             "listen_addresses=127.0.0.1",
-            "-c",
             f"unix_socket_directories={datadir}",
-            "-c",
             "fsync=off",
-            "-c",
             "full_page_writes=off",
-        ]
+        ):
+            args += ["-c", setting]
         ready = lambda: postgres_ready("127.0.0.1", port)  # noqa: E731
         # SIGINT is PostgreSQL's "fast shutdown": sessions end, the server exits at once.
         with _running(args, "postgres", ready, stop_signal=signal.SIGINT, user=uid, group=gid):

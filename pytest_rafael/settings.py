@@ -1,6 +1,6 @@
 """Every rafael option in one place: its flag, ini key, env var, parser and help text.
 
-This table is pytest-free: the pytest plugin (through :mod:`pytest_rafael.pytest_options`)
+This table is pytest-free: the pytest plugin (through :mod:`pytest_rafael.plugin.options`)
 and every ``rafael`` command read their defaults and environment variables from it, so
 the two cannot drift. Precedence is marker > command line > env > ini > default; the
 marker part is applied per test in :mod:`pytest_rafael.plugin`. A bad value is a
@@ -11,7 +11,6 @@ one line.
 
 from __future__ import annotations
 
-import math
 import os
 import secrets
 import shlex
@@ -20,129 +19,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_rafael.common.values import (
+    _bool,
+    _group,
+    _host,
+    _path,
+    _port_range,
+    _positive_float,
+    _positive_int,
+    _seed,
+    _store,
+    _unit_float,
+    _url,
+    _weights,
+    _words,
+)
 from pytest_rafael.errors import RafaelError
 
 
 class SettingError(RafaelError, ValueError):
     """A setting's value is unusable; the message names its source."""
-
-
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"expected true or false, got {text!r}")
-
-
-def _number(kind: type[float] | type[int], accept: Callable[[float], bool],
-            expected: str) -> Callable[[str], Any]:
-    """A parser for one kind of number, failing with "expected <expected>, got '...'"."""
-
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not accept(value):
-            raise ValueError(f"expected {expected}, got {text!r}")
-        return value
-
-    return parse
-
-
-_positive_int = _number(int, lambda v: v >= 1, "a positive integer")
-# The store keeps the seed in an SQLite INTEGER (signed 64 bits).
-_seed = _number(int, lambda v: 0 <= v < 2**63, "an integer seed from 0 to 2**63-1")
-_unit_float = _number(float, lambda v: 0.0 <= v <= 1.0, "a number between 0 and 1")
-_positive_float = _number(float, lambda v: 0 < v < 1e6, "a positive number of seconds "
-                          "below 1000000")
-
-
-def _url(text: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(text if "://" in text else f"http://{text}")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"expected a Toxiproxy URL such as http://127.0.0.1:8474, got {text!r}")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError(f"bad port in {text!r}") from None
-    return f"{parts.scheme}://{parts.hostname}:{port or 8474}"
-
-
-def _path(text: str) -> Path:
-    if not text.strip():
-        raise ValueError("expected a path, got an empty string")
-    return Path(text)
-
-
-def _store(text: str) -> Path | str:
-    """A ``postgresql://`` URL (kept as text: a Path would fold its ``//``) or a file."""
-    from pytest_rafael.store import is_store_url
-
-    stripped = text.strip()
-    if is_store_url(stripped):
-        from urllib.parse import urlsplit
-
-        try:
-            urlsplit(stripped).port  # noqa: B018 - raises for a port that is not a number
-        except ValueError:
-            raise ValueError(f"bad port in {text!r}") from None
-        return stripped
-    if "://" in stripped:
-        raise ValueError(f"expected a file or a postgresql:// URL, got {text!r}")
-    return _path(text)
-
-
-def _group(text: str) -> str:
-    stripped = text.strip()
-    if not stripped or len(stripped) > 200 or any(c.isspace() for c in stripped):
-        raise ValueError(f"expected a run group id without spaces, got {text!r}")
-    return stripped
-
-
-def _port_range(text: str) -> tuple[int, int]:
-    first, sep, last = text.strip().partition("-")
-    try:
-        low, high = int(first), int(last if sep else first)
-    except ValueError:
-        raise ValueError(f"expected a port range like 20000-20099, got {text!r}") from None
-    if not 1 <= low <= high <= 65535:
-        raise ValueError(f"expected ports 1..65535, low to high, like 20000-20099, got {text!r}")
-    return low, high
-
-
-def _host(text: str) -> str:
-    host = text.strip().strip("[]")
-    if not host or any(c.isspace() or c in "/:@" for c in host.replace("::", "")):
-        raise ValueError(f"expected a host name or address, got {text!r}")
-    return host
-
-
-def _paths(items: Sequence[str]) -> tuple[Path, ...]:
-    return tuple(_path(i) for i in items)
-
-
-def _words(items: Sequence[str]) -> tuple[str, ...]:
-    return tuple(w for i in items for w in i.replace(",", " ").split())
-
-
-def _weights(text: str) -> tuple[float, float, float, float]:
-    """success_rate, recovery_speed, resource_efficiency[, speed] (speed defaults to 0.2)."""
-    try:
-        parts = tuple(float(p) for p in text.split(","))
-    except ValueError:
-        raise ValueError(f"expected numbers like 0.6,0.2,0.2,0.2, got {text!r}") from None
-    if (len(parts) not in (3, 4) or not all(math.isfinite(p) and p >= 0 for p in parts)
-            or sum(parts) <= 0):
-        raise ValueError(f"expected three or four finite non-negative numbers like "
-                         f"0.6,0.2,0.2,0.2, got {text!r}")
-    if len(parts) == 3:
-        parts = (*parts, 0.2)
-    return (parts[0], parts[1], parts[2], parts[3])
 
 
 @dataclass(frozen=True)
@@ -169,76 +65,218 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("chaos", "--rafael-chaos", "rafael_chaos",
-           "inject the faults of chaos-marked tests and evolve their genomes",
-           _bool, False, env="RAFAEL_CHAOS", is_flag=True),
-    Option("iterations", "--rafael-iterations", "rafael_iterations",
-           "iterations per (test, scenario) under chaos; the marker's iterations= wins",
-           _positive_int, 5, env="RAFAEL_ITERATIONS", metavar="N"),
-    Option("seed", "--rafael-seed", "rafael_seed",
-           "seed for evolution and probabilistic toxics (default: random, printed)",
-           _seed, None, env="RAFAEL_SEED", metavar="N"),
-    Option("scenario_dirs", "--rafael-scenarios", "rafael_scenario_dirs",
-           "folder of extra scenario YAML files (repeatable); they add to the ini "
-           "folders, and add to or override the built-in scenarios by name",
-           _path, (), env="RAFAEL_SCENARIO_DIRS", multiple=True, metavar="DIR",
-           additive=True),
-    Option("select_scenarios", "--rafael-scenario", "rafael_select_scenarios",
-           "run only these scenarios of each chaos marker (repeatable, or comma-separated); "
-           "=-NAME leaves one out",
-           str, (), env="RAFAEL_SELECT_SCENARIOS", multiple=True, metavar="NAME"),
-    Option("toxiproxy_url", "--rafael-toxiproxy", "rafael_toxiproxy_url",
-           "URL of an external Toxiproxy server (default: an embedded one on a free "
-           "loopback port)", _url, None, env="RAFAEL_TOXIPROXY_URL", metavar="URL"),
-    Option("toxiproxy_ports", "--rafael-toxiproxy-ports", "rafael_toxiproxy_ports",
-           "ports the chaos proxies listen on, e.g. 20000-20099: the range a Toxiproxy "
-           "service container maps (proxies then listen on all of its interfaces)",
-           _port_range, None, env="RAFAEL_TOXIPROXY_PORTS", metavar="LOW-HIGH"),
-    Option("toxiproxy_connect_host", "--rafael-toxiproxy-connect-host",
-           "rafael_toxiproxy_connect_host",
-           "host the tests reach the chaos proxies at (default: the host of "
-           "--rafael-toxiproxy)",
-           _host, None, env="RAFAEL_TOXIPROXY_CONNECT_HOST", metavar="HOST"),
-    Option("report_dir", "--rafael-report", "rafael_report_dir",
-           "folder for index.html, results.json, summary.md and metrics.prom",
-           _path, Path("reports"), env="RAFAEL_REPORT_DIR", metavar="DIR"),
-    Option("store", "--rafael-store", "rafael_store",
-           "store of runs, evolution state, proposals and the audit chain: an SQLite "
-           "file, or postgresql://user@host:port/db for one store shared by a team",
-           _store, Path(".rafael/rafael.db"), env="RAFAEL_STORE", metavar="PATH|URL"),
-    Option("run_group", "--rafael-run-group", "rafael_run_group",
-           "id tying the shards of one CI run together (default: the CI's run id, e.g. "
-           "GITHUB_RUN_ID); 'rafael report --run-group ID' merges them",
-           _group, None, env="RAFAEL_RUN_GROUP", metavar="ID"),
-    Option("genome_file", "--rafael-genome", "rafael_genome_file",
-           "the adopted genome file read by @antifragile",
-           _path, Path("rafael.genome.yaml"), env="RAFAEL_GENOME_FILE", metavar="PATH"),
-    Option("min_fitness", "--rafael-min-fitness", "rafael_min_fitness",
-           "fail the session when a chaos test's shipped genome scores below F (0..1)",
-           _unit_float, None, env="RAFAEL_MIN_FITNESS", metavar="F"),
-    Option("allowed_targets", "--rafael-allow-target", "rafael_allowed_targets",
-           "host a chaos proxy may forward to besides loopback (repeatable)",
-           str, (), env="RAFAEL_ALLOWED_TARGETS", multiple=True, metavar="HOST"),
-    Option("memory_cap", "--rafael-memory-cap", "rafael_memory_cap",
-           "largest share of available memory a memory stressor may take (0..1)",
-           _unit_float, 0.5, env="RAFAEL_MEMORY_CAP", metavar="SHARE"),
-    Option("control_timeout", "--rafael-control-timeout", "rafael_control_timeout",
-           "seconds allowed for each call to the Toxiproxy control API",
-           _positive_float, 5.0, env="RAFAEL_CONTROL_TIMEOUT", metavar="SECONDS"),
-    Option("adopt_margin", "--rafael-adopt-margin", "rafael_adopt_margin",
-           "fitness a candidate must gain over the baseline before it is proposed",
-           _unit_float, 0.05, env="RAFAEL_ADOPT_MARGIN", metavar="F"),
-    Option("fitness_weights", "--rafael-fitness-weights", "rafael_fitness_weights",
-           "weights of success_rate, recovery_speed, resource_efficiency and speed",
-           _weights, (0.6, 0.2, 0.2, 0.2), env="RAFAEL_FITNESS_WEIGHTS", metavar="W,W,W[,W]"),
-    Option("vault_dirs", "--rafael-vault", "rafael_vault_dirs",
-           "folder of extra vault pattern files (repeatable)",
-           _path, (), env="RAFAEL_VAULT_DIRS", multiple=True, metavar="DIR"),
+    Option(
+        "chaos",
+        "--rafael-chaos",
+        "rafael_chaos",
+        "inject the faults of chaos-marked tests and evolve their genomes",
+        _bool,
+        False,
+        env="RAFAEL_CHAOS",
+        is_flag=True,
+    ),
+    Option(
+        "iterations",
+        "--rafael-iterations",
+        "rafael_iterations",
+        "iterations per (test, scenario) under chaos; the marker's iterations= wins",
+        _positive_int,
+        5,
+        env="RAFAEL_ITERATIONS",
+        metavar="N",
+    ),
+    Option(
+        "seed",
+        "--rafael-seed",
+        "rafael_seed",
+        "seed for evolution and probabilistic toxics (default: random, printed)",
+        _seed,
+        None,
+        env="RAFAEL_SEED",
+        metavar="N",
+    ),
+    Option(
+        "scenario_dirs",
+        "--rafael-scenarios",
+        "rafael_scenario_dirs",
+        "folder of extra scenario YAML files (repeatable); they add to the ini "
+        "folders, and add to or override the built-in scenarios by name",
+        _path,
+        (),
+        env="RAFAEL_SCENARIO_DIRS",
+        multiple=True,
+        metavar="DIR",
+        additive=True,
+    ),
+    Option(
+        "select_scenarios",
+        "--rafael-scenario",
+        "rafael_select_scenarios",
+        "run only these scenarios of each chaos marker (repeatable, or comma-separated); "
+        "=-NAME leaves one out",
+        str,
+        (),
+        env="RAFAEL_SELECT_SCENARIOS",
+        multiple=True,
+        metavar="NAME",
+    ),
+    Option(
+        "toxiproxy_url",
+        "--rafael-toxiproxy",
+        "rafael_toxiproxy_url",
+        "URL of an external Toxiproxy server (default: an embedded one on a free loopback port)",
+        _url,
+        None,
+        env="RAFAEL_TOXIPROXY_URL",
+        metavar="URL",
+    ),
+    Option(
+        "toxiproxy_ports",
+        "--rafael-toxiproxy-ports",
+        "rafael_toxiproxy_ports",
+        "ports the chaos proxies listen on, e.g. 20000-20099: the range a Toxiproxy "
+        "service container maps (proxies then listen on all of its interfaces)",
+        _port_range,
+        None,
+        env="RAFAEL_TOXIPROXY_PORTS",
+        metavar="LOW-HIGH",
+    ),
+    Option(
+        "toxiproxy_connect_host",
+        "--rafael-toxiproxy-connect-host",
+        "rafael_toxiproxy_connect_host",
+        "host the tests reach the chaos proxies at (default: the host of --rafael-toxiproxy)",
+        _host,
+        None,
+        env="RAFAEL_TOXIPROXY_CONNECT_HOST",
+        metavar="HOST",
+    ),
+    Option(
+        "report_dir",
+        "--rafael-report",
+        "rafael_report_dir",
+        "folder for index.html, results.json, summary.md and metrics.prom",
+        _path,
+        Path("reports"),
+        env="RAFAEL_REPORT_DIR",
+        metavar="DIR",
+    ),
+    Option(
+        "store",
+        "--rafael-store",
+        "rafael_store",
+        "store of runs, evolution state, proposals and the audit chain: an SQLite "
+        "file, or postgresql://user@host:port/db for one store shared by a team",
+        _store,
+        Path(".rafael/rafael.db"),
+        env="RAFAEL_STORE",
+        metavar="PATH|URL",
+    ),
+    Option(
+        "run_group",
+        "--rafael-run-group",
+        "rafael_run_group",
+        "id tying the shards of one CI run together (default: the CI's run id, e.g. "
+        "GITHUB_RUN_ID); 'rafael report --run-group ID' merges them",
+        _group,
+        None,
+        env="RAFAEL_RUN_GROUP",
+        metavar="ID",
+    ),
+    Option(
+        "genome_file",
+        "--rafael-genome",
+        "rafael_genome_file",
+        "the adopted genome file read by @antifragile",
+        _path,
+        Path("rafael.genome.yaml"),
+        env="RAFAEL_GENOME_FILE",
+        metavar="PATH",
+    ),
+    Option(
+        "min_fitness",
+        "--rafael-min-fitness",
+        "rafael_min_fitness",
+        "fail the session when a chaos test's shipped genome scores below F (0..1)",
+        _unit_float,
+        None,
+        env="RAFAEL_MIN_FITNESS",
+        metavar="F",
+    ),
+    Option(
+        "allowed_targets",
+        "--rafael-allow-target",
+        "rafael_allowed_targets",
+        "host a chaos proxy may forward to besides loopback (repeatable)",
+        str,
+        (),
+        env="RAFAEL_ALLOWED_TARGETS",
+        multiple=True,
+        metavar="HOST",
+    ),
+    Option(
+        "memory_cap",
+        "--rafael-memory-cap",
+        "rafael_memory_cap",
+        "largest share of available memory a memory stressor may take (0..1)",
+        _unit_float,
+        0.5,
+        env="RAFAEL_MEMORY_CAP",
+        metavar="SHARE",
+    ),
+    Option(
+        "control_timeout",
+        "--rafael-control-timeout",
+        "rafael_control_timeout",
+        "seconds allowed for each call to the Toxiproxy control API",
+        _positive_float,
+        5.0,
+        env="RAFAEL_CONTROL_TIMEOUT",
+        metavar="SECONDS",
+    ),
+    Option(
+        "adopt_margin",
+        "--rafael-adopt-margin",
+        "rafael_adopt_margin",
+        "fitness a candidate must gain over the baseline before it is proposed",
+        _unit_float,
+        0.05,
+        env="RAFAEL_ADOPT_MARGIN",
+        metavar="F",
+    ),
+    Option(
+        "fitness_weights",
+        "--rafael-fitness-weights",
+        "rafael_fitness_weights",
+        "weights of success_rate, recovery_speed, resource_efficiency and speed",
+        _weights,
+        (0.6, 0.2, 0.2, 0.2),
+        env="RAFAEL_FITNESS_WEIGHTS",
+        metavar="W,W,W[,W]",
+    ),
+    Option(
+        "vault_dirs",
+        "--rafael-vault",
+        "rafael_vault_dirs",
+        "folder of extra vault pattern files (repeatable)",
+        _path,
+        (),
+        env="RAFAEL_VAULT_DIRS",
+        multiple=True,
+        metavar="DIR",
+    ),
     # None: the "failures" folder beside the store (see resolve_layers).
-    Option("failures_dir", "--rafael-failures", "rafael_failures_dir",
-           "folder of shrunk Hypothesis fault schedules (default: 'failures' beside "
-           "the store); 'rafael scenarios from-failure' reads it",
-           _path, None, env="RAFAEL_FAILURES_DIR", metavar="DIR"),
+    Option(
+        "failures_dir",
+        "--rafael-failures",
+        "rafael_failures_dir",
+        "folder of shrunk Hypothesis fault schedules (default: 'failures' beside "
+        "the store); 'rafael scenarios from-failure' reads it",
+        _path,
+        None,
+        env="RAFAEL_FAILURES_DIR",
+        metavar="DIR",
+    ),
 )
 
 
@@ -319,8 +357,9 @@ def env_layer(opt: Option, environ: Mapping[str, str], here: Path) -> Layer | No
     return (f"environment variable {opt.env}", here, raw)
 
 
-def resolve_one(opt: Option, layers: Sequence[Layer], here: Path,
-                check_folders: bool = True) -> tuple[Any, list[tuple[str, Any]]]:
+def resolve_one(
+    opt: Option, layers: Sequence[Layer], here: Path, check_folders: bool = True
+) -> tuple[Any, list[tuple[str, Any]]]:
     """One option's value from its given layers (highest precedence first), and the
     layers used as (source, value), lowest precedence first; the default (anchored at
     ``here``) when none is given. ``check_folders=False`` leaves a missing folder to
@@ -341,8 +380,11 @@ def resolve_one(opt: Option, layers: Sequence[Layer], here: Path,
     return tuple(dict.fromkeys(v for _, value in used for v in value)), used
 
 
-def resolve_layers(layers_of: Callable[[Option], Sequence[Layer]], here: Path,
-                   environ: Mapping[str, str] | None = None) -> Settings:
+def resolve_layers(
+    layers_of: Callable[[Option], Sequence[Layer]],
+    here: Path,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
     """Build the settings from each option's given layers (highest precedence first)."""
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -356,7 +398,7 @@ def resolve_layers(layers_of: Callable[[Option], Sequence[Layer]], here: Path,
     if values["failures_dir"] is None:
         values["failures_dir"] = derived_failures_dir(values["store"], here)
     if values["run_group"] is None:
-        from pytest_rafael.run_group import ci_run_group
+        from pytest_rafael.common.run_group import ci_run_group
 
         found = ci_run_group(os.environ if environ is None else environ)
         if found is not None:
@@ -364,8 +406,12 @@ def resolve_layers(layers_of: Callable[[Option], Sequence[Layer]], here: Path,
     seed_given = values["seed"] is not None
     if not seed_given:
         values["seed"] = secrets.randbelow(2**31)
-    return Settings(**values, seed_was_given=seed_given, sources=sources,
-                    scenario_dir_sources=tuple(dict(dir_sources).items()))
+    return Settings(
+        **values,
+        seed_was_given=seed_given,
+        sources=sources,
+        scenario_dir_sources=tuple(dict(dir_sources).items()),
+    )
 
 
 def derived_failures_dir(store: Path | str, here: Path | None = None) -> Path:
@@ -378,7 +424,7 @@ def derived_failures_dir(store: Path | str, here: Path | None = None) -> Path:
 
 def ini_layer(opt: Option, ini: Any) -> Layer | None:
     """The option's key in a project ini file read without pytest
-    (:class:`~pytest_rafael.project_ini.ProjectIni`), as pytest would read it."""
+    (:class:`~pytest_rafael.common.project_ini.ProjectIni`), as pytest would read it."""
     raw = ini.values.get(opt.ini)
     if raw in (None, "", []):
         return None
@@ -401,13 +447,18 @@ def env_value(field_name: str, environ: Mapping[str, str] | None = None) -> Any:
     return value
 
 
-def command_layers(opt: Option, given: Any = None, flag: str | None = None, *,
-                   environ: Mapping[str, str] | None = None,
-                   cwd: Path | None = None) -> list[Layer]:
+def command_layers(
+    opt: Option,
+    given: Any = None,
+    flag: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> list[Layer]:
     """The layers of one option for a ``rafael`` command run in ``cwd``: its own flag
     (``given``, named ``flag``), the environment, then the project's pytest ini file,
     so that a command sees what ``pytest`` run there would."""
-    from pytest_rafael.project_ini import ProjectIniError, find_project_ini
+    from pytest_rafael.common.project_ini import ProjectIniError, find_project_ini
 
     environ = os.environ if environ is None else environ
     # Relative paths from the flag or the environment stay relative to the current
@@ -430,8 +481,14 @@ def command_layers(opt: Option, given: Any = None, flag: str | None = None, *,
     return layers
 
 
-def command_value(field_name: str, given: Any = None, flag: str | None = None, *,
-                  environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Any:
+def command_value(
+    field_name: str,
+    given: Any = None,
+    flag: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Any:
     """The value of a setting for a ``rafael`` command: ``given`` (the command's own
     flag ``flag``) > environment variable > the project's ini > the default, parsed and
     checked as under pytest. A bad value is a :class:`SettingError` naming its source."""

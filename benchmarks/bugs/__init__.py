@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from pytest_rafael.schedules import FaultSchedule
+from pytest_rafael.scenario.schedule_model import FaultSchedule
 
 BUG_NAMES = (
     "retry_no_backoff",

@@ -246,7 +246,7 @@ def chaos_test(system_cls: type[BaseSystem]) -> Any:
     the services and proxies). It fails: finding the planted bug is the point."""
     from hypothesis import HealthCheck, given, settings
 
-    from pytest_rafael.strategies import fault_schedules
+    from pytest_rafael.scenario.strategies import fault_schedules
 
     @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
     @given(schedule=fault_schedules(targets=list(system_cls.TARGETS)))

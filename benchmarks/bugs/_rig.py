@@ -11,8 +11,8 @@ from typing import Any
 from benchmarks.bugs import PlantedBug
 from benchmarks.bugs._kit import BaseSystem, Violation, exercise
 from pytest_rafael.faults.network import ProxyHandle, ToxiproxyControl
-from pytest_rafael.fixtures import Chaos, ToxiproxyServer
-from pytest_rafael.schedules import FaultSchedule
+from pytest_rafael.plugin.fixtures import Chaos, ToxiproxyServer
+from pytest_rafael.scenario.schedule_model import FaultSchedule
 from pytest_rafael.toxiproxy import EmbeddedServer
 
 

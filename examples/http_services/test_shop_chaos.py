@@ -32,8 +32,11 @@ def test_order_pages_stay_up(shop, chaos):
         latencies.append(time.monotonic() - t0)
         assert status == 200, body
         assert body == {"sku": sku, "available": available}
-    chaos.record(workload_s=round(time.monotonic() - started, 3),
-                 p_max_ms=round(max(latencies) * 1000, 1), budget_s=5.0)
+    chaos.record(
+        workload_s=round(time.monotonic() - started, 3),
+        p_max_ms=round(max(latencies) * 1000, 1),
+        budget_s=5.0,
+    )
 
 
 def test_unknown_sku_is_a_404(shop):

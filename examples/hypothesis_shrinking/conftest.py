@@ -9,7 +9,7 @@ import pytest
 from hypothesis import settings
 from ledger import BALANCES, LedgerServer
 
-import pytest_rafael.hypothesis_profiles  # noqa: F401  (registers "rafael", "rafael-ci")
+import pytest_rafael.scenario.hypothesis_profiles  # noqa: F401  (registers "rafael", "rafael-ci")
 from pytest_rafael.faults.network import ProxyHandle
 
 # Real sockets and timeouts: no per-example deadline, a modest number of examples.

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from ledger import BALANCES, BalanceClient, LedgerUnavailable
 
 from pytest_rafael.faults.network import ProxyHandle
-from pytest_rafael.schedules import FaultSchedule
+from pytest_rafael.scenario.schedules import FaultSchedule
 from pytest_rafael.strategies import fault_schedules
 
 # Bounds that fit this service: replies are ~20 bytes, so sizes up to 32 bytes are the

@@ -34,9 +34,14 @@ class JobQueue:
         # RESP2 without a handshake: a cut reply is the command's own. No retries of
         # redis-py's own either: the genome is the only resilience measured here.
         return redis.Redis(
-            host=self.host, port=self.port, socket_timeout=timeout,
-            socket_connect_timeout=timeout, retry=None, single_connection_client=True,
-            protocol=2, **_NO_SETINFO,
+            host=self.host,
+            port=self.port,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=None,
+            single_connection_client=True,
+            protocol=2,
+            **_NO_SETINFO,
         )
 
     @antifragile("jobs", idempotent=False)

@@ -9,7 +9,7 @@ import pytest
 from counter import CounterServer
 from hypothesis import settings
 
-import pytest_rafael.hypothesis_profiles  # noqa: F401  (registers "rafael", "rafael-ci")
+import pytest_rafael.scenario.hypothesis_profiles  # noqa: F401  (registers "rafael", "rafael-ci")
 from pytest_rafael.faults.network import ProxyHandle
 
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "rafael"))

@@ -2,7 +2,7 @@
 
 It sends requests to one loopback address at a fixed rate from its own process, so the
 load is real and does not compete with the test for its GIL. Only the standard library is
-imported (see ``_stress_child`` for why); the parent (``flood.py``) validates the spec.
+imported (see ``stress_child`` for why); the parent (``flood.py``) validates the spec.
 
 Protocol with the parent:
 
@@ -31,9 +31,9 @@ import sys
 import time
 
 try:  # run as a script (the usual way): its folder is on sys.path
-    from _stress_child import die_with_parent, orphan_check  # type: ignore[import-not-found]
+    from stress_child import die_with_parent, orphan_check  # type: ignore[import-not-found]
 except ImportError:  # run with -m from a zipped install
-    from pytest_rafael.faults._stress_child import die_with_parent, orphan_check
+    from pytest_rafael.faults.stress_child import die_with_parent, orphan_check
 
 _WATCH_INTERVAL_S = 0.2
 _MAX_LATENCIES = 2_000_000  # about 16 MB of floats: hours at any allowed rate

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pytest_rafael.errors import RafaelError
-from pytest_rafael.faults import stress
+from pytest_rafael.faults import stress_process
 
 __all__ = [
     "DEFAULTS",
@@ -166,7 +166,7 @@ class FloodRun:
     revert = stop
 
 
-class _FloodChild(stress._Child):
+class _FloodChild(stress_process._Child):
     """Keeps the child's stdout whole: its summary is JSON, not stressor lines."""
 
     raw_stdout = ""
@@ -233,7 +233,7 @@ def start_flood(
         else ["-m", "pytest_rafael.faults._flood_child"]
     )
     try:
-        popen = stress._spawn([sys.executable, "-S", *script, json.dumps(spec)])
+        popen = stress_process._spawn([sys.executable, "-S", *script, json.dumps(spec)])
     except OSError as exc:
         raise FloodError(f"flood: cannot start the child process: {exc}") from None
     child = _FloodChild(popen, None)

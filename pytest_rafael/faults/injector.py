@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from pytest_rafael.errors import RafaelError
 from pytest_rafael.faults.network import ProxyHandle, ToxiproxyControl
 from pytest_rafael.results import FaultRecord
-from pytest_rafael.scenarios import INPROCESS_KINDS, FaultSpec, Scenario
+from pytest_rafael.scenario.model import INPROCESS_KINDS, FaultSpec, Scenario
 
 
 class FaultError(RafaelError):
@@ -84,8 +84,11 @@ def _flood(spec: FaultSpec, target: str, proxy: ProxyHandle | None) -> Revertibl
     from pytest_rafael.faults.flood import FloodAddress, FloodError, parse_address, start_flood
 
     try:
-        address = (FloodAddress(proxy.host, proxy.port) if proxy is not None
-                   else parse_address(spec.target))
+        address = (
+            FloodAddress(proxy.host, proxy.port)
+            if proxy is not None
+            else parse_address(spec.target)
+        )
         # The child also stops by itself a little after the fault's end, should the
         # parent be frozen; the injector stops it on time in any case.
         max_s = spec.duration_s + 5.0 if spec.duration_s is not None else 3600.0
@@ -184,8 +187,9 @@ class FaultInjector:
         self._t0 = time.monotonic()
         # At equal times, reverts go first (False < True), so a repeating fault lifts
         # before its next window starts.
-        events = heapq.merge(*(_events(index, spec)
-                               for index, spec in enumerate(self.scenario.faults)))
+        events = heapq.merge(
+            *(_events(index, spec) for index, spec in enumerate(self.scenario.faults))
+        )
         first = next(events, None)
         try:
             while first is not None and first[0] <= 0 and first[1]:
@@ -195,9 +199,12 @@ class FaultInjector:
             self.stop()
             raise
         if first is not None:
-            self._timer = threading.Thread(target=self._run_timer,
-                                           args=(itertools.chain([first], events),),
-                                           name="rafael-fault-timer", daemon=True)
+            self._timer = threading.Thread(
+                target=self._run_timer,
+                args=(itertools.chain([first], events),),
+                name="rafael-fault-timer",
+                daemon=True,
+            )
             self._timer.start()
 
     def add_proxy(self, name: str, handle: ProxyHandle) -> None:
@@ -265,8 +272,11 @@ class FaultInjector:
                 return
             self._active.add(index)
             if spec.aims_at_proxies:
-                targets = sorted(self.proxies) if spec.target == "*" else (
-                    [spec.target] if spec.target in self.proxies else [])
+                targets = (
+                    sorted(self.proxies)
+                    if spec.target == "*"
+                    else ([spec.target] if spec.target in self.proxies else [])
+                )
             elif spec.kind in ("flood", "raise", "delay"):
                 targets = [spec.target]
             else:

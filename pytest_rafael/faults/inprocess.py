@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_rafael.errors import RafaelError
-from pytest_rafael.scenarios import INPROCESS_KINDS, FaultSpec
+from pytest_rafael.scenario.model import INPROCESS_KINDS, FaultSpec
 
 __all__ = [
     "INPROCESS_KINDS",

@@ -99,7 +99,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def _best_from_store(
     store_path: Path, module: str, baseline: Genome, key: str | None, force: bool
 ) -> tuple[Genome, str]:
-    from pytest_rafael.store import Store, StoreError, is_store_url
+    from pytest_rafael.common.store_url import is_store_url
+    from pytest_rafael.store.core import Store, StoreError
 
     if not is_store_url(store_path) and not Path(store_path).exists():
         raise _error(f"{store_path}: no rafael store (run pytest --rafael-chaos first)")
@@ -167,7 +168,7 @@ def _propose(args: argparse.Namespace, current: Genome, adopted: Genome, why: st
     from pytest_rafael.guardian import Guardian
     from pytest_rafael.guardian.policy import PolicyError
     from pytest_rafael.guardian.project import find_project_root
-    from pytest_rafael.store import Store
+    from pytest_rafael.store.core import Store
 
     try:
         with Store(args.store) as store:
@@ -252,3 +253,7 @@ def register(sub: Any, group: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--dry-run", action="store_true", help="show the change, write nothing")
     p.set_defaults(func=cmd_adopt)
+    # proposals, approve and reject: the guardian's review of adoptions, same flags
+    from pytest_rafael.genome import review_cli
+
+    review_cli.register(sub, group)

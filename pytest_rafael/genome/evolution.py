@@ -273,8 +273,11 @@ class Engine:
         pending_ids = {g.id for g in self._pending.values()}
         for genome in self._considered:
             entry = self._entries.get(genome.id)
-            if (entry is None or entry.n < MIN_EVIDENCE) and genome.id not in pending_ids \
-                    and self._safe(genome):
+            if (
+                (entry is None or entry.n < MIN_EVIDENCE)
+                and genome.id not in pending_ids
+                and self._safe(genome)
+            ):
                 return genome
         cands = [e for e in self._candidates() if self._safe(e.genome)]
         if cands:
@@ -288,7 +291,9 @@ class Engine:
                 e
                 for e in cands
                 # A candidate that only failed (fitness 0) has nothing to confirm.
-                if e.n < MIN_EVIDENCE and e.mean >= bar and e.mean > 0
+                if e.n < MIN_EVIDENCE
+                and e.mean >= bar
+                and e.mean > 0
                 and e.genome.id not in pending_ids
             ]
             if challengers:
@@ -337,8 +342,7 @@ class Engine:
         scores below the bare baseline on resources, yet is the step to grow)."""
         if any(e.succ / e.n >= SOLVED for e in measured if e.n):
             return None
-        lossy = [e for e in measured
-                 if e.n and (e.ev.lossy or e.ev.timeouts or e.ev.harmed)]
+        lossy = [e for e in measured if e.n and (e.ev.lossy or e.ev.timeouts or e.ev.harmed)]
         lossy.sort(key=lambda e: (-round(e.succ / e.n, 2), -e.genome.generation, e.genome.id))
         for parent in lossy:
             child = directed.directed_move(parent.genome, parent.ev, self._hints, rng)
@@ -358,8 +362,9 @@ class Engine:
         genes = dict(child.genes)
         if "timeout" in genes and self._hints and rng.random() < HINT_TIMEOUT_P:
             spec = spec_of("timeout", "seconds")
-            seconds = directed.latency_timeout(spec, statistics.median(self._hints),
-                                      rng.uniform(1.5, 3.0))
+            seconds = directed.latency_timeout(
+                spec, statistics.median(self._hints), rng.uniform(1.5, 3.0)
+            )
             genes["timeout"] = make_gene("timeout", {"seconds": seconds})
         if parent.n and parent.succ / parent.n < 0.99 and rng.random() < HINT_RETRY_P:
             retry = genes.get("retry")

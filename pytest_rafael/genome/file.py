@@ -16,12 +16,12 @@ from typing import Any
 
 import yaml
 
-from pytest_rafael import yaml_limits
-from pytest_rafael.atomic import atomic_write
+from pytest_rafael.common import yaml_limits
+from pytest_rafael.common.atomic import atomic_write
+from pytest_rafael.common.yaml_nodes import KeyLines, is_mapping
 from pytest_rafael.errors import RafaelError
 from pytest_rafael.genome.genes import GenomeError
 from pytest_rafael.genome.genome import Genome
-from pytest_rafael.yaml_nodes import KeyLines, is_mapping
 
 HEADER = (
     "# rafael.genome.yaml: the adopted resilience genome of each module, read by\n"
@@ -92,8 +92,9 @@ def load_genome_file(path: str | os.PathLike[str]) -> dict[str, Genome]:
         return {}
     except UnicodeDecodeError as exc:
         line = exc.object[: exc.start].count(b"\n") + 1
-        raise GenomeFileError(f"{p}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
-                              f"at offset {exc.start})") from None
+        raise GenomeFileError(
+            f"{p}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+        ) from None
     except IsADirectoryError:
         raise GenomeFileError(f"{p}: is a folder, not a genome file") from None
     except OSError as exc:

@@ -134,18 +134,7 @@ class Measurement:
         recovered = success > 0 and (last_fail is None or recovered_at is not None)
         recovery = _num(metrics.get("recovery_s"))
         if recovery is None:
-            fault_ended = fault_window is not None and fault_window[1] < duration_s
-            if fault_ended and fault_window is not None:
-                if last_fail is None:
-                    recovery = 0.0  # the fault never surfaced as a failed attempt
-                elif recovered_at is not None:
-                    recovery = max(0.0, recovered_at - fault_window[1])
-                else:
-                    recovery = max(0.0, duration_s - fault_window[1])
-            elif calls:
-                recovery = (_num(runtime.get("latency_total_s"), 0.0) or 0.0) / calls
-            else:
-                recovery = max(0.0, duration_s)
+            recovery = _observed_recovery(runtime, fault_window, duration_s, calls)
         cpu = _num(metrics.get("cpu_time_s"), _num(runtime.get("cpu_time_s")))
         budget = _num(metrics.get("budget_s"))
         return cls(
@@ -174,6 +163,29 @@ class Measurement:
             metrics=dict(metrics),
             reference_s=_positive(reference_s),
         )
+
+
+def _observed_recovery(
+    runtime: Mapping[str, Any],
+    fault_window: tuple[float, float] | None,
+    duration_s: float,
+    calls: int,
+) -> float:
+    """Recovery time when the test did not record one: from the end of the faults to
+    the first answer after the last failure; without a fault that ended inside the call,
+    the mean call latency (or the whole call when nothing was counted)."""
+    last_fail = _num(runtime.get("last_failure_at_s"))
+    recovered_at = _num(runtime.get("recovered_at_s"))
+    fault_ended = fault_window is not None and fault_window[1] < duration_s
+    if fault_ended and fault_window is not None:
+        if last_fail is None:
+            return 0.0  # the fault never surfaced as a failed attempt
+        if recovered_at is not None:
+            return max(0.0, recovered_at - fault_window[1])
+        return max(0.0, duration_s - fault_window[1])
+    if calls:
+        return (_num(runtime.get("latency_total_s"), 0.0) or 0.0) / calls
+    return max(0.0, duration_s)
 
 
 def _positive(value: float | None) -> float | None:
@@ -296,8 +308,7 @@ def _extra_terms(
     }
 
 
-def score_of(m: Measurement, terms: Mapping[str, float],
-             weights: Mapping[str, float]) -> float:
+def score_of(m: Measurement, terms: Mapping[str, float], weights: Mapping[str, float]) -> float:
     """One measurement's fitness from its terms: 0 when it failed, else the pass floor
     plus the quality (the success rate times the weighted mean of the terms)."""
     if not m.passed:

@@ -81,8 +81,9 @@ class Genome:
         if not isinstance(raw_genes, Mapping):
             raise GenomeError(f"{module}.genes: expected a mapping of genes, got {raw_genes!r}")
         genes = {
-            str(kind): make_gene(str(kind), _idempotent_default(str(kind), params, idempotent),
-                                 f"{module}.genes")
+            str(kind): make_gene(
+                str(kind), _idempotent_default(str(kind), params, idempotent), f"{module}.genes"
+            )
             for kind, params in raw_genes.items()
         }
         lineage = d.get("lineage")

@@ -36,8 +36,9 @@ class Safety:
     max_retry_time_s: float  # the worst case a candidate's retries may take
 
     @classmethod
-    def for_module(cls, module: str, idempotent: bool | None,
-                   test_budget_s: float | None) -> Safety:
+    def for_module(
+        cls, module: str, idempotent: bool | None, test_budget_s: float | None
+    ) -> Safety:
         budget = test_budget_s if test_budget_s and test_budget_s > 0 else DEFAULT_TEST_BUDGET_S
         return cls(idempotent, RETRY_TIME_SHARE * budget)
 
@@ -53,12 +54,14 @@ class Safety:
         genes = dict(genome.genes)
         timeout = genes.get("timeout")
         if timeout is not None and params["max_attempts"] >= 2:
-            shorter = _timeout_for_two_attempts(params, float(timeout["seconds"]), attempt_s,
-                                                self.max_retry_time_s)
+            shorter = _timeout_for_two_attempts(
+                params, float(timeout["seconds"]), attempt_s, self.max_retry_time_s
+            )
             if shorter is not None:
                 genes["timeout"] = make_gene("timeout", {**timeout.params, "seconds": shorter})
-        params = cap_retry_time(params, _attempt_time(genome.with_genes(genes), attempt_s),
-                                self.max_retry_time_s)
+        params = cap_retry_time(
+            params, _attempt_time(genome.with_genes(genes), attempt_s), self.max_retry_time_s
+        )
         if params == dict(retry.params) and genes == dict(genome.genes):
             return genome
         return genome.with_genes({**genes, "retry": make_gene("retry", params)})
@@ -72,8 +75,9 @@ class Safety:
         return {"on": ["Exception"]} if self.idempotent is True else {}
 
 
-def _timeout_for_two_attempts(params: dict[str, Any], timeout_s: float, observed_s: float,
-                              limit_s: float) -> float | None:
+def _timeout_for_two_attempts(
+    params: dict[str, Any], timeout_s: float, observed_s: float, limit_s: float
+) -> float | None:
     """A shorter per-attempt timeout that lets a retry make its second attempt within
     ``limit_s``, or None when the current one already does (or none can). Capping the
     attempts instead would leave a retry of one attempt, which retries nothing: a 30 s
@@ -117,8 +121,9 @@ def cap_retry_time(params: dict[str, Any], attempt_s: float, limit_s: float) -> 
             out["max_attempts"] -= 1
         elif out["max_delay"] > 0.01:
             out["max_delay"] = max(float(c_spec.low or 0.0), out["max_delay"] * 0.7)
-            out["base_delay"] = max(float(b_spec.low or 0.0),
-                                    min(out["base_delay"], out["max_delay"]))
+            out["base_delay"] = max(
+                float(b_spec.low or 0.0), min(out["base_delay"], out["max_delay"])
+            )
         elif out["max_attempts"] > 1:
             out["max_attempts"] -= 1
         else:

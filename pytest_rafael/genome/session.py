@@ -13,7 +13,7 @@ from pytest_rafael.genome.fitness import DEFAULT_WEIGHTS, Fitness, Measurement
 from pytest_rafael.genome.genome import Genome
 from pytest_rafael.genome.state import load_engine_state, save_engine_state
 from pytest_rafael.results import evolution_key
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 
 class Evolution:

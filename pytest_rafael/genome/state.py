@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS genome_engine_state (

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import math
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
@@ -37,9 +36,15 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from pytest_rafael.errors import RafaelError
-from pytest_rafael.store import Store
+from pytest_rafael.guardian.audit_hash import (
+    GENESIS_HASH,
+    _mac,
+    canonical_json,
+    entry_hash,
+    jsonable,
+)
+from pytest_rafael.store.core import Store
 
-GENESIS_HASH = "0" * 64
 KEY_ENV = "RAFAEL_AUDIT_KEY"
 
 SCHEMA = """
@@ -66,86 +71,10 @@ CREATE TABLE IF NOT EXISTS audit_head (
 
 _COLUMNS = "id, timestamp, event_type, actor, module, change_id, details, prev_hash, hash, mac"
 
-# One encoder, built once: sorted keys and no whitespace make the text canonical, and
-# the C implementation keeps verifying 100k entries well under a second.
-_CANON = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-)
-
-
-def _quote(text: str) -> str:
-    # encode_basestring is the (C) string quoting json.dumps uses with ensure_ascii=False;
-    # it rejects non-strings, which is what a tampered, retyped column must do.
-    if not isinstance(text, str):
-        raise TypeError(f"expected a string, got {type(text).__name__}")
-    return encode_basestring(text)
-
-
-def canonical_json(value: Any) -> str:
-    """Sorted keys, no whitespace, UTF-8 text, no NaN: one text per value."""
-    return _CANON.encode(value)
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` with only JSON types: mappings get string keys, sequences become lists,
-    NaN/infinity and unknown objects become text. Audit details and proposal evidence
-    come from test runs, where a NaN fitness or a Path can turn up."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [jsonable(v) for v in value]
-    return str(value)
-
 
 def audit_key_from_env(env: Mapping[str, str] | None = None) -> bytes | None:
     value = (os.environ if env is None else env).get(KEY_ENV, "")
     return value.encode("utf-8") if value else None
-
-
-def _hash_payload(
-    entry_id: int,
-    timestamp: str,
-    event_type: str,
-    actor: str,
-    module: str | None,
-    change_id: str | None,
-    details: str,
-    prev_hash: str,
-) -> str:
-    """``canonical_json([id, timestamp, ..., prev_hash])``, spelled out: the fields are an
-    int, strings and nulls, and formatting them directly is what lets verification of
-    100,000 entries stay under a second (tests check it equals :func:`canonical_json`)."""
-    q = _quote
-    return (
-        f"[{int(entry_id)},{q(timestamp)},{q(event_type)},{q(actor)},"
-        f"{'null' if module is None else q(module)},"
-        f"{'null' if change_id is None else q(change_id)},{q(details)},{q(prev_hash)}]"
-    )
-
-
-def entry_hash(
-    entry_id: int,
-    timestamp: str,
-    event_type: str,
-    actor: str,
-    module: str | None,
-    change_id: str | None,
-    details: str,
-    prev_hash: str,
-) -> str:
-    payload = _hash_payload(
-        entry_id, timestamp, event_type, actor, module, change_id, details, prev_hash
-    )
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-def _mac(key: bytes, text: str) -> str:
-    # hmac.digest is the one-shot C path: several times faster than hmac.new() per call.
-    return hmac.digest(key, text.encode("utf-8"), "sha256").hex()
 
 
 @dataclass(frozen=True)
@@ -245,6 +174,42 @@ class AuditLog:
     def append_in(self, conn: sqlite3.Connection, entries: list[NewEntry]) -> list[AuditEntry]:
         """Append inside a write transaction the caller holds (``store.transaction()``),
         so a state change and its audit entries commit together or not at all."""
+        last_id, prev = self._checked_tail(conn)
+        out: list[AuditEntry] = []
+        rows = []
+        timestamp = _now()
+        for new in entries:
+            last_id += 1
+            entry, details_text = self._new_entry(last_id, timestamp, new, prev)
+            rows.append(
+                (
+                    entry.id,
+                    entry.timestamp,
+                    entry.event_type,
+                    entry.actor,
+                    entry.module,
+                    entry.change_id,
+                    details_text,
+                    entry.prev_hash,
+                    entry.hash,
+                    entry.mac,
+                )
+            )
+            out.append(entry)
+            prev = entry.hash
+        conn.executemany(f"INSERT INTO audit ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+        head_mac = _mac(self.key, f"{last_id}:{prev}") if self.key else None
+        conn.execute(
+            "INSERT INTO audit_head (singleton, last_id, last_hash, mac) VALUES (1, ?, ?, ?)"
+            " ON CONFLICT (singleton) DO UPDATE SET last_id = excluded.last_id,"
+            " last_hash = excluded.last_hash, mac = excluded.mac",
+            (last_id, prev, head_mac),
+        )
+        return out
+
+    def _checked_tail(self, conn: sqlite3.Connection) -> tuple[int, str]:
+        """The last entry's id and hash, once the head, the signature and the entry
+        counter agree with them."""
         # Read the tail inside the transaction, holding the write lock (BEGIN IMMEDIATE;
         # on PostgreSQL the advisory lock, taken again here in case the caller's
         # transaction did not): no other process can append between this read and our
@@ -283,67 +248,43 @@ class AuditLog:
             else:
                 what = f"entries were removed (the chain had reached entry {seq})"
             raise AuditChainError(f"audit chain tampered: {what}; run 'rafael audit verify'")
-        out: list[AuditEntry] = []
-        rows = []
-        timestamp = _now()
-        for new in entries:
-            last_id += 1
-            details_obj: dict[str, Any] = dict(new.details or {})
-            try:
-                details_text = canonical_json(details_obj)
-            except (TypeError, ValueError):
-                # NaN, a Path, non-string keys...: make it plain JSON first (slow path).
-                details_obj = jsonable(details_obj)
-                details_text = canonical_json(details_obj)
-            digest = entry_hash(
-                last_id,
-                timestamp,
-                new.event_type,
-                new.actor,
-                new.module,
-                new.change_id,
-                details_text,
-                prev,
-            )
-            mac = _mac(self.key, digest) if self.key else None
-            rows.append(
-                (
-                    last_id,
-                    timestamp,
-                    new.event_type,
-                    new.actor,
-                    new.module,
-                    new.change_id,
-                    details_text,
-                    prev,
-                    digest,
-                    mac,
-                )
-            )
-            out.append(
-                AuditEntry(
-                    last_id,
-                    timestamp,
-                    new.event_type,
-                    new.actor,
-                    new.module,
-                    new.change_id,
-                    details_obj,
-                    prev,
-                    digest,
-                    mac,
-                )
-            )
-            prev = digest
-        conn.executemany(f"INSERT INTO audit ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
-        head_mac = _mac(self.key, f"{last_id}:{prev}") if self.key else None
-        conn.execute(
-            "INSERT INTO audit_head (singleton, last_id, last_hash, mac) VALUES (1, ?, ?, ?)"
-            " ON CONFLICT (singleton) DO UPDATE SET last_id = excluded.last_id,"
-            " last_hash = excluded.last_hash, mac = excluded.mac",
-            (last_id, prev, head_mac),
+        return last_id, prev
+
+    def _new_entry(
+        self, entry_id: int, timestamp: str, new: NewEntry, prev: str
+    ) -> tuple[AuditEntry, str]:
+        """The entry that follows ``prev``, and its details as stored (canonical JSON)."""
+        details_obj: dict[str, Any] = dict(new.details or {})
+        try:
+            details_text = canonical_json(details_obj)
+        except (TypeError, ValueError):
+            # NaN, a Path, non-string keys...: make it plain JSON first (slow path).
+            details_obj = jsonable(details_obj)
+            details_text = canonical_json(details_obj)
+        digest = entry_hash(
+            entry_id,
+            timestamp,
+            new.event_type,
+            new.actor,
+            new.module,
+            new.change_id,
+            details_text,
+            prev,
         )
-        return out
+        mac = _mac(self.key, digest) if self.key else None
+        entry = AuditEntry(
+            entry_id,
+            timestamp,
+            new.event_type,
+            new.actor,
+            new.module,
+            new.change_id,
+            details_obj,
+            prev,
+            digest,
+            mac,
+        )
+        return entry, details_text
 
     # -- reading ---------------------------------------------------------------------
 
@@ -387,33 +328,7 @@ class AuditLog:
         """Walk the chain from the first entry; report the first entry that is wrong."""
         key = self.key
         conn = self.store.conn
-        # One read transaction so a concurrent append cannot land between the reads.
-        conn.execute("BEGIN")
-        try:
-            try:
-                rows = (
-                    _plain_cursor(conn)
-                    .execute(f"SELECT {_COLUMNS} FROM audit ORDER BY id")
-                    .fetchall()
-                )
-            except sqlite3.OperationalError:
-                # Text that is not UTF-8 was written into the table behind our back;
-                # read it leniently so the walk below can name the entry.
-                conn.text_factory = lambda b: b.decode("utf-8", "surrogateescape")
-                try:
-                    rows = (
-                        _plain_cursor(conn)
-                        .execute(f"SELECT {_COLUMNS} FROM audit ORDER BY id")
-                        .fetchall()
-                    )
-                finally:
-                    conn.text_factory = str
-            head = conn.execute("SELECT last_id, last_hash, mac FROM audit_head").fetchone()
-            seq_row = conn.execute(f"SELECT {self.store.sequence_sql('audit')}").fetchone()
-            if seq_row is not None and seq_row[0] is None:
-                seq_row = None
-        finally:
-            conn.execute("COMMIT")
+        rows, head, seq_row = self._read_chain(conn)
         count = len(rows)
         prev = GENESIS_HASH
         expected = 1
@@ -456,39 +371,86 @@ class AuditLog:
                 unchecked += 1
             prev = digest
             expected += 1
-        last_id = expected - 1
-        if head is None:
-            if count:
-                return broken(last_id, "the chain head record is missing")
-        else:
-            head_id, head_hash, head_mac = head[0], head[1], head[2]
-            if not isinstance(head_id, int) or not isinstance(head_hash, str):
-                return broken(last_id, "the chain head record was altered")
-            if head_id > last_id:
-                return broken(last_id + 1, f"entries {last_id + 1}..{head_id} were deleted")
-            if head_id < last_id:
-                return broken(head_id + 1, f"entry {head_id + 1} was added outside the log")
-            if head_hash != prev:
-                return broken(last_id, "the last entry does not match the chain head")
-            if key is not None and not (
-                head_mac is not None
-                and hmac.compare_digest(_mac(key, f"{head_id}:{head_hash}"), str(head_mac))
-            ):
-                return broken(last_id, "the chain head's HMAC does not match")
-        if seq_row is not None:
-            seq = seq_row[0]
-            if not isinstance(seq, int):
-                return broken(last_id, "the entry counter (sqlite_sequence) was altered")
-            if seq > last_id:
-                return broken(last_id + 1, f"entries {last_id + 1}..{seq} were deleted")
-        if count == 0:
-            recorded = _recorded_history(conn)
-            if recorded:
-                return broken(
-                    1,
-                    f"the audit log is empty but the store records {recorded} (the log was wiped)",
-                )
+        problem = _ending_problem(conn, expected - 1, prev, head, seq_row, count, key)
+        if problem is not None:
+            return broken(*problem)
         return VerifyResult(True, count, None, None, key is not None, unchecked)
+
+    def _read_chain(self, conn: sqlite3.Connection) -> tuple[list[Any], Any, Any]:
+        """Every entry, the head record and the entry counter, read in one transaction."""
+        # One read transaction so a concurrent append cannot land between the reads.
+        conn.execute("BEGIN")
+        try:
+            try:
+                rows = (
+                    _plain_cursor(conn)
+                    .execute(f"SELECT {_COLUMNS} FROM audit ORDER BY id")
+                    .fetchall()
+                )
+            except sqlite3.OperationalError:
+                # Text that is not UTF-8 was written into the table behind our back;
+                # read it leniently so the walk below can name the entry.
+                conn.text_factory = lambda b: b.decode("utf-8", "surrogateescape")
+                try:
+                    rows = (
+                        _plain_cursor(conn)
+                        .execute(f"SELECT {_COLUMNS} FROM audit ORDER BY id")
+                        .fetchall()
+                    )
+                finally:
+                    conn.text_factory = str
+            head = conn.execute("SELECT last_id, last_hash, mac FROM audit_head").fetchone()
+            seq_row = conn.execute(f"SELECT {self.store.sequence_sql('audit')}").fetchone()
+            if seq_row is not None and seq_row[0] is None:
+                seq_row = None
+        finally:
+            conn.execute("COMMIT")
+        return rows, head, seq_row
+
+
+def _ending_problem(
+    conn: sqlite3.Connection,
+    last_id: int,
+    prev: str,
+    head: Any,
+    seq_row: Any,
+    count: int,
+    key: bytes | None,
+) -> tuple[int, str] | None:
+    """What is wrong after the last entry (the head record, the entry counter, a log
+    wiped while the store still records history), if anything."""
+    if head is None:
+        if count:
+            return (last_id, "the chain head record is missing")
+    else:
+        head_id, head_hash, head_mac = head[0], head[1], head[2]
+        if not isinstance(head_id, int) or not isinstance(head_hash, str):
+            return (last_id, "the chain head record was altered")
+        if head_id > last_id:
+            return (last_id + 1, f"entries {last_id + 1}..{head_id} were deleted")
+        if head_id < last_id:
+            return (head_id + 1, f"entry {head_id + 1} was added outside the log")
+        if head_hash != prev:
+            return (last_id, "the last entry does not match the chain head")
+        if key is not None and not (
+            head_mac is not None
+            and hmac.compare_digest(_mac(key, f"{head_id}:{head_hash}"), str(head_mac))
+        ):
+            return (last_id, "the chain head's HMAC does not match")
+    if seq_row is not None:
+        seq = seq_row[0]
+        if not isinstance(seq, int):
+            return (last_id, "the entry counter (sqlite_sequence) was altered")
+        if seq > last_id:
+            return (last_id + 1, f"entries {last_id + 1}..{seq} were deleted")
+    if count == 0:
+        recorded = _recorded_history(conn)
+        if recorded:
+            return (
+                1,
+                f"the audit log is empty but the store records {recorded} (the log was wiped)",
+            )
+    return None
 
 
 def _recorded_history(conn: sqlite3.Connection) -> str:

@@ -29,7 +29,7 @@ from pytest_rafael.guardian.cli_common import (
 from pytest_rafael.guardian.compliance import FRAMEWORKS, check_compliance
 from pytest_rafael.guardian.integrity import verify_integrity
 from pytest_rafael.guardian.signatures import allowed_signers_path
-from pytest_rafael.store import StoreError
+from pytest_rafael.store.core import StoreError
 
 
 def register(sub: argparse._SubParsersAction[Any], group: argparse.ArgumentParser) -> None:

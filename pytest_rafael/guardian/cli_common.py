@@ -11,13 +11,16 @@ from pathlib import Path
 
 from pytest_rafael import settings
 from pytest_rafael.cli import CommandError, add_setting
+from pytest_rafael.common.store_url import is_store_url
 from pytest_rafael.guardian.config import GuardianConfig
-from pytest_rafael.store import Store, StoreError, is_store_url, store_label
+from pytest_rafael.store.core import Store, StoreError, store_label
 
 
 def add_store_option(p: argparse.ArgumentParser) -> None:
     add_setting(
-        p, "store", "--store",
+        p,
+        "store",
+        "--store",
         help="the rafael store: an SQLite file or a postgresql://user@host:port/db URL",
     )
 

@@ -16,30 +16,21 @@ control rests on makes it fail. Frameworks and what they ask of a genome change:
 
 from __future__ import annotations
 
-import ipaddress
-import os
-import re
-import stat
-from collections import defaultdict
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from pytest_rafael.guardian.actor import same_actor
-from pytest_rafael.guardian.audit import AuditEntry, AuditLog, VerifyResult
+from pytest_rafael.guardian.compliance_facts import Control, Facts, _limited
 from pytest_rafael.guardian.config import GuardianConfig
-from pytest_rafael.guardian.integrity import IntegrityResult, verify_integrity
+from pytest_rafael.guardian.personal_data import _identified, _minimisation
 from pytest_rafael.guardian.policy import counted, evidence_passes, requirement, unmet
 from pytest_rafael.guardian.proposals import (
     Proposal,
-    ProposalRepo,
     binding_differences,
     binding_of,
-    ensure_proposal_schema,
     evidence_digest,
 )
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 FRAMEWORKS: dict[str, str] = {
     "iso27001": "ISO/IEC 27001:2022",
@@ -48,136 +39,6 @@ FRAMEWORKS: dict[str, str] = {
     "hipaa": "HIPAA Security Rule",
     "pci-dss": "PCI DSS v4.0",
 }
-
-# Identities that do not identify a person: an approval by one of them is anonymous.
-GENERIC_IDENTITIES = frozenset(
-    {"", "unknown", "anonymous", "root", "admin", "administrator", "user", "nobody", "ci"}
-)
-# Detail keys that hold actor identifiers, which GDPR-minimal audit records may keep.
-ACTOR_KEYS = frozenset({"recorded_by", "approvers", "by", "actor", "principals"})
-# Detail keys that hold signatures, key fingerprints and digests: encoded binary, where
-# digit runs can look like a card or phone number by chance.
-CRYPTO_KEYS = frozenset({"signature", "fingerprint", "keys", "sha256", "anchor"})
-PERSONAL_KEYS = frozenset(
-    {
-        "email",
-        "e-mail",
-        "phone",
-        "telephone",
-        "address",
-        "full_name",
-        "ssn",
-        "dob",
-        "birth_date",
-        "date_of_birth",
-        "ip",
-        "ip_address",
-        "passport",
-        "patient",
-    }
-)
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-# Phone numbers in international (+...) or North American form; dates and ids do not
-# match these shapes.
-_PHONE = re.compile(
-    r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){2,}"
-    r"|\(\d{3}\) ?\d{3}-\d{4}|\d{3}-\d{3}-\d{4})(?![\w])"
-)
-_IPV4 = re.compile(r"(?<![\w.])((?:\d{1,3}\.){3}\d{1,3})(?![\w.])")
-# Bounded by non-word characters so digit runs inside hex hashes never count.
-_CARD = re.compile(r"(?<!\w)(?:\d[ -]?){12,18}\d(?!\w)")
-
-_SHOW = 5  # evidence lines listed per problem kind
-
-
-@dataclass(frozen=True)
-class Control:
-    framework: str
-    id: str
-    title: str
-    passed: bool
-    evidence: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "framework": self.framework,
-            "id": self.id,
-            "title": self.title,
-            "passed": self.passed,
-            "evidence": list(self.evidence),
-        }
-
-
-@dataclass(frozen=True)
-class Facts:
-    """Everything the controls look at, read once."""
-
-    verify: VerifyResult
-    proposals: tuple[Proposal, ...]
-    entries: Mapping[str, tuple[AuditEntry, ...]]  # by change_id
-    all_details: tuple[tuple[int, Mapping[str, Any]], ...]
-    store_modes: Mapping[str, int]
-    config: GuardianConfig
-    # The genome file checked against the adoptions: (path, genes per module, or an
-    # error text); None when no file was named.
-    genome_file: tuple[str, Mapping[str, Any] | None, str | None] | None = None
-    # A PostgreSQL store has no file: what its grants and trigger allow instead (the
-    # problems found; None for an SQLite store).
-    db_access: tuple[str, ...] | None = None
-
-    @classmethod
-    def gather(
-        cls,
-        store: Store,
-        config: GuardianConfig,
-        key: bytes | None,
-        genome_file: Path | None = None,
-        allowed_signers: Path | None = None,
-    ) -> Facts:
-        log = AuditLog(store, key)
-        ensure_proposal_schema(store)
-        by_change: dict[str, list[AuditEntry]] = defaultdict(list)
-        details: list[tuple[int, Mapping[str, Any]]] = []
-        for e in log.entries():
-            if e.change_id:
-                by_change[e.change_id].append(e)
-            details.append((e.id, e.details))
-        modes: dict[str, int] = {}
-        for suffix in ("", "-wal", "-shm") if store.backend == "sqlite" else ():
-            path = f"{store.path}{suffix}"
-            try:
-                modes[path] = stat.S_IMODE(os.stat(path).st_mode)
-            except FileNotFoundError:
-                continue
-        # The chain, the genome file's anchor, the proposals' bindings and (given the
-        # allowed-signers file) the decisions' signatures.
-        verified = verify_integrity(
-            store, key, genome_file, allowed_signers, strict_signatures=allowed_signers is not None
-        )
-        return cls(
-            verify=verified,
-            proposals=tuple(ProposalRepo(store.conn).list()),
-            entries={k: tuple(v) for k, v in by_change.items()},
-            all_details=tuple(details),
-            store_modes=modes,
-            db_access=None if store.backend == "sqlite" else _db_access(store),
-            config=config,
-            genome_file=None if genome_file is None else _read_genomes(genome_file),
-        )
-
-    def events(self, p: Proposal, event_type: str) -> list[AuditEntry]:
-        return [e for e in self.entries.get(p.id, ()) if e.event_type == event_type]
-
-
-def _read_genomes(path: Path) -> tuple[str, Mapping[str, Any] | None, str | None]:
-    from pytest_rafael.genome.file import load_genome_file
-
-    if not path.exists():
-        return str(path), None, None
-    try:
-        return str(path), {m: g.genes_dict() for m, g in load_genome_file(path).items()}, None
-    except (OSError, ValueError) as exc:
-        return str(path), None, str(exc).splitlines()[0]
 
 
 def check_compliance(
@@ -214,11 +75,6 @@ def _chain(framework: str, cid: str, title: str, f: Facts) -> Control:
     else:
         ev = [f"audit chain broken at entry {v.first_broken}: {v.reason}"]
     return Control(framework, cid, title, v.ok, tuple(ev))
-
-
-def _limited(problems: list[str]) -> list[str]:
-    more = len(problems) - _SHOW
-    return problems[:_SHOW] + ([f"... and {more} more"] if more > 0 else [])
 
 
 def _documented(framework: str, cid: str, f: Facts) -> Control:
@@ -363,139 +219,6 @@ def _separation(framework: str, cid: str, f: Facts) -> Control:
 
 
 # -- framework-specific --------------------------------------------------------------
-
-
-def _walk(value: Any, path: str = "") -> Iterator[tuple[str, str, Any]]:
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            yield from _walk(v, f"{path}.{k}" if path else str(k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _walk(v, f"{path}[{i}]")
-    else:
-        yield path, path.rsplit(".", 1)[-1].split("[", 1)[0].lower(), value
-
-
-def _luhn(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
-def _personal_data(text: str) -> str | None:
-    if _EMAIL.search(text):
-        return "an e-mail address"
-    for m in _CARD.finditer(text):
-        digits = re.sub(r"\D", "", m.group())
-        if 13 <= len(digits) <= 19 and _luhn(digits):
-            return "a payment card number"
-    for m in _IPV4.finditer(text):
-        if _public_ip(m.group(1)):
-            return "an IP address"
-    if _PHONE.search(text):
-        return "a phone number"
-    return None
-
-
-def _public_ip(text: str) -> bool:
-    # Loopback and private addresses name test infrastructure (proxies, upstreams),
-    # not people.
-    try:
-        addr = ipaddress.IPv4Address(text)
-    except ValueError:
-        return False
-    return not (addr.is_private or addr.is_loopback or addr.is_unspecified)
-
-
-def _minimisation(f: Facts) -> Control:
-    problems: list[str] = []
-    for entry_id, details in f.all_details:
-        for path, leaf, value in _walk(details):
-            top = path.split(".", 1)[0].split("[", 1)[0]
-            if top in ACTOR_KEYS or top in CRYPTO_KEYS:
-                continue
-            if leaf in PERSONAL_KEYS and value not in (None, ""):
-                problems.append(f"entry {entry_id}: details.{path} is a personal-data field")
-                continue
-            if isinstance(value, str):
-                kind = _personal_data(value)
-                if kind:
-                    problems.append(f"entry {entry_id}: details.{path} contains {kind}")
-    ok = not problems
-    ev = [f"{len(f.all_details)} audit entries scanned"] + (
-        _limited(problems) if problems else ["only actor identifiers identify people"]
-    )
-    return Control(
-        "gdpr",
-        "Art. 5(1)(c)",
-        "Data minimisation: no personal data in audit details beyond actor identifiers",
-        ok,
-        tuple(ev),
-    )
-
-
-def _identified(f: Facts) -> Control:
-    problems: list[str] = []
-    count = 0
-    for p in f.proposals:
-        for a in p.approvals:
-            count += 1
-            if a.by.strip().casefold() in GENERIC_IDENTITIES:
-                problems.append(f"proposal {p.id}: approver {a.by!r} does not identify a person")
-            elif not a.signed:
-                problems.append(
-                    f"proposal {p.id}: approver {a.by!r} is not authenticated (no signature)"
-                )
-            elif not any(
-                same_actor(e.actor, a.by)
-                and e.details.get("fingerprint") == a.fingerprint
-                and e.details.get("signature") == a.signature
-                for e in f.events(p, "approval_recorded")
-            ):
-                problems.append(f"proposal {p.id}: approver {a.by!r} not in the audit trail")
-        for e in f.events(p, "proposal_rejected"):
-            if e.actor.strip().casefold() in GENERIC_IDENTITIES:
-                problems.append(f"proposal {p.id}: rejected by unidentified {e.actor!r}")
-            elif not e.details.get("signature"):
-                problems.append(f"proposal {p.id}: rejection by {e.actor!r} is not signed")
-    ok = not problems
-    ev = [f"{count} approval(s) checked"] + (
-        _limited(problems)
-        if problems
-        else ["every approver is a named person whose SSH signature is in the audit"]
-    )
-    if isinstance(f.verify, IntegrityResult) and f.verify.ok:
-        ev.append(
-            f"{f.verify.signatures_checked} signature(s) verified against the allowed signers"
-            if not f.verify.signatures_unchecked
-            else f"signatures not verified here ({f.verify.signatures_unchecked}); "
-            "the chain controls do, given the allowed-signers file"
-        )
-    return Control(
-        "hipaa", "164.312(d)", "Person authentication: approvers are identified", ok, tuple(ev)
-    )
-
-
-def _db_access(store: Store) -> tuple[str, ...]:
-    """What is wrong with a PostgreSQL store's protection of the audit rows."""
-    problems = []
-    row = store.conn.execute(
-        "SELECT tgenabled FROM pg_trigger WHERE tgname = 'audit_append_only'"
-        " AND tgrelid = 'audit'::regclass"
-    ).fetchone()
-    if row is None or row[0] == "D":
-        problems.append("the audit table's append-only trigger is missing or disabled")
-    for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE"):
-        granted = store.conn.execute(
-            "SELECT has_table_privilege('public', 'audit', ?)", (privilege,)
-        ).fetchone()[0]
-        if granted:
-            problems.append(f"PUBLIC (every database role) holds {privilege} on the audit table")
-    return tuple(problems)
 
 
 def _file_mode(f: Facts) -> Control:

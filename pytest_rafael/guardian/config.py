@@ -167,8 +167,8 @@ def _pairs(value: str, where: str, key: str) -> dict[str, str]:
     return out
 
 
-def _from_mapping(table: Mapping[str, Any], where: str) -> GuardianConfig:
-    known = {
+_KNOWN_KEYS = frozenset(
+    {
         "approvals",
         "critical_role",
         "roles",
@@ -179,48 +179,26 @@ def _from_mapping(table: Mapping[str, Any], where: str) -> GuardianConfig:
         "webhook_timeout",
         "allowed_signers",
     }
-    unknown = sorted(set(table) - known)
+)
+
+
+def _from_mapping(table: Mapping[str, Any], where: str) -> GuardianConfig:
+    unknown = sorted(set(table) - _KNOWN_KEYS)
     if unknown:
         raise GuardianConfigError(
-            f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})"
+            f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_KNOWN_KEYS))})"
         )
-    approvals = dict(DEFAULT_APPROVALS)
-    for level, count in _table(table, "approvals", where).items():
-        if level not in LEVELS:
-            raise GuardianConfigError(
-                f"{where} approvals: unknown level {level!r} (levels: {', '.join(LEVELS)})"
-            )
-        approvals[level] = _int(count, f"{where} approvals.{level}")
-    thresholds = {"medium": 0.25, "high": 1.0}
-    for level, value in _table(table, "change_thresholds", where).items():
-        if level not in thresholds:
-            raise GuardianConfigError(f"{where} change_thresholds: unknown level {level!r}")
-        thresholds[level] = _float(value, f"{where} change_thresholds.{level}")
-    if thresholds["medium"] > thresholds["high"]:
-        raise GuardianConfigError(f"{where} change_thresholds: medium must not exceed high")
+    approvals = _approvals(table, where)
+    thresholds = _thresholds(table, where)
     roles: dict[str, tuple[str, ...]] = {}
     for role, members in _table(table, "roles", where).items():
         if isinstance(members, str) or not isinstance(members, list):
             raise GuardianConfigError(f"{where} roles.{role}: expected a list of names")
         roles[str(role)] = tuple(str(m) for m in members)
-    modules: dict[str, ModulePolicy] = {}
-    for name, spec in _table(table, "modules", where).items():
-        if isinstance(spec, str):
-            spec = {"criticality": spec}
-        if not isinstance(spec, dict):
-            raise GuardianConfigError(f"{where} modules.{name}: expected a table")
-        crit = str(spec.get("criticality", "low"))
-        if crit not in LEVELS:
-            raise GuardianConfigError(
-                f"{where} modules.{name}.criticality: {crit!r} is not one of {', '.join(LEVELS)}"
-            )
-        tags = spec.get("tags", [])
-        if isinstance(tags, str) or not isinstance(tags, list):
-            raise GuardianConfigError(f"{where} modules.{name}.tags: expected a list")
-        extra = set(spec) - {"criticality", "tags"}
-        if extra:
-            raise GuardianConfigError(f"{where} modules.{name}: unknown key {sorted(extra)[0]!r}")
-        modules[str(name)] = ModulePolicy(crit, tuple(str(t).lower() for t in tags))
+    modules = {
+        str(name): _module_policy(spec, f"{where} modules.{name}")
+        for name, spec in _table(table, "modules", where).items()
+    }
     rate = _float(table.get("evidence_min_success_rate", 0.5), f"{where} evidence_min_success_rate")
     if not 0.0 <= rate <= 1.0:
         raise GuardianConfigError(f"{where} evidence_min_success_rate: expected 0..1")
@@ -250,6 +228,48 @@ def _from_mapping(table: Mapping[str, Any], where: str) -> GuardianConfig:
         allowed_signers=signers.strip() if signers else None,
         source=where,
     )
+
+
+def _approvals(table: Mapping[str, Any], where: str) -> dict[str, int]:
+    approvals = dict(DEFAULT_APPROVALS)
+    for level, count in _table(table, "approvals", where).items():
+        if level not in LEVELS:
+            raise GuardianConfigError(
+                f"{where} approvals: unknown level {level!r} (levels: {', '.join(LEVELS)})"
+            )
+        approvals[level] = _int(count, f"{where} approvals.{level}")
+    return approvals
+
+
+def _thresholds(table: Mapping[str, Any], where: str) -> dict[str, float]:
+    thresholds = {"medium": 0.25, "high": 1.0}
+    for level, value in _table(table, "change_thresholds", where).items():
+        if level not in thresholds:
+            raise GuardianConfigError(f"{where} change_thresholds: unknown level {level!r}")
+        thresholds[level] = _float(value, f"{where} change_thresholds.{level}")
+    if thresholds["medium"] > thresholds["high"]:
+        raise GuardianConfigError(f"{where} change_thresholds: medium must not exceed high")
+    return thresholds
+
+
+def _module_policy(spec: Any, where: str) -> ModulePolicy:
+    """``where``: ``<source> modules.<name>``."""
+    if isinstance(spec, str):
+        spec = {"criticality": spec}
+    if not isinstance(spec, dict):
+        raise GuardianConfigError(f"{where}: expected a table")
+    crit = str(spec.get("criticality", "low"))
+    if crit not in LEVELS:
+        raise GuardianConfigError(
+            f"{where}.criticality: {crit!r} is not one of {', '.join(LEVELS)}"
+        )
+    tags = spec.get("tags", [])
+    if isinstance(tags, str) or not isinstance(tags, list):
+        raise GuardianConfigError(f"{where}.tags: expected a list")
+    extra = set(spec) - {"criticality", "tags"}
+    if extra:
+        raise GuardianConfigError(f"{where}: unknown key {sorted(extra)[0]!r}")
+    return ModulePolicy(crit, tuple(str(t).lower() for t in tags))
 
 
 def _table(table: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:

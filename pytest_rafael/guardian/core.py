@@ -31,8 +31,8 @@ from pytest_rafael.guardian.audit import (
     AuditLog,
     NewEntry,
     audit_key_from_env,
-    jsonable,
 )
+from pytest_rafael.guardian.audit_hash import jsonable
 from pytest_rafael.guardian.config import GuardianConfig, load_guardian_config
 from pytest_rafael.guardian.decisions import (
     TamperedError,
@@ -64,7 +64,7 @@ from pytest_rafael.guardian.proposals import (
 )
 from pytest_rafael.guardian.signatures import Signer, allowed_signers_path, decision_payload
 from pytest_rafael.guardian.signers_file import declared_roles
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 __all__ = ["Guardian", "GuardianError", "TamperedError"]
 
@@ -157,9 +157,8 @@ class Guardian:
         baseline_d = None if baseline is None else validated(module, baseline, "baseline")
         impact = assess_impact(module, baseline_d, candidate_d, evidence, self.config)
         req = requirement(impact.level, module, self.config)
-        proposal_id = uuid.uuid4().hex[:12]
         proposal = Proposal(
-            id=proposal_id,
+            id=uuid.uuid4().hex[:12],
             module=module,
             impact=impact.level,
             reasons=impact.reasons,
@@ -172,75 +171,57 @@ class Guardian:
             evidence=dict(evidence),
             run_id=None if evidence.get("run_id") is None else str(evidence.get("run_id")),
         )
-        events: list[AuditEntry] = []
+        created = {
+            "impact": impact.level,
+            "reasons": list(impact.reasons),
+            "requires": req.describe(),
+            "changes": changes(module, baseline_d, candidate_d),
+            "evidence": evidence_digest(evidence),
+            # What every signed decision on it covers; `audit verify` checks the
+            # proposal row against it.
+            "binding": binding_of(proposal),
+        }
         with self.store.transaction() as conn:
             repo = ProposalRepo(conn)
-            # One open question per module: a newer candidate replaces the pending ones,
-            # so reviewers never approve a genome that evolution has already moved past.
-            for old in repo.list(status="pending", module=module):
-                repo.set_status(old.id, "superseded", _now(), f"superseded by {proposal.id}")
-                events += self.audit.append_in(
-                    conn,
-                    [
-                        NewEntry(
-                            "proposal_superseded",
-                            self.actor,
-                            module,
-                            old.id,
-                            {"superseded_by": proposal.id},
-                        )
-                    ],
-                )
+            events = self._supersede_pending(conn, repo, proposal)
             repo.insert(proposal)
-            events += self.audit.append_in(
-                conn,
-                [
-                    NewEntry(
-                        "proposal_created",
-                        self.actor,
-                        module,
-                        proposal.id,
-                        {
-                            "impact": impact.level,
-                            "reasons": list(impact.reasons),
-                            "requires": req.describe(),
-                            "changes": changes(module, baseline_d, candidate_d),
-                            "evidence": evidence_digest(evidence),
-                            # What every signed decision on it covers; `audit verify`
-                            # checks the proposal row against it.
-                            "binding": binding_of(proposal),
-                        },
-                    )
-                ],
-            )
+            events += self._log(conn, "proposal_created", proposal, created)
             if not unmet(req, (), self.actor, evidence, self.config):
-                conn.execute("SAVEPOINT rafael_adopt")
-                try:
-                    adopted = self._adopt(conn, proposal, self.actor, auto=True)
-                except (PolicyError, GuardianError, AuditChainError) as exc:
-                    # Nothing was written; the proposal stays pending for a person to
-                    # look at, and the run goes on.
-                    conn.execute("ROLLBACK TO rafael_adopt")
-                    conn.execute("RELEASE rafael_adopt")
-                    events += self.audit.append_in(
-                        conn,
-                        [
-                            NewEntry(
-                                "adoption_deferred",
-                                self.actor,
-                                module,
-                                proposal.id,
-                                {"reason": str(exc)},
-                            )
-                        ],
-                    )
-                else:
-                    conn.execute("RELEASE rafael_adopt")
-                    events += adopted
+                events += self._auto_adopt(conn, proposal)
             final = repo.get(proposal.id)
         self.session_ids.append(proposal.id)
         self._notify(events, final)
         return final
+
+    def _log(
+        self, conn: sqlite3.Connection, event: str, p: Proposal, details: dict[str, Any]
+    ) -> list[AuditEntry]:
+        """One audit entry by this guardian's actor about ``p``, in ``conn``'s transaction."""
+        return self.audit.append_in(conn, [NewEntry(event, self.actor, p.module, p.id, details)])
+
+    def _supersede_pending(
+        self, conn: sqlite3.Connection, repo: ProposalRepo, proposal: Proposal
+    ) -> list[AuditEntry]:
+        # One open question per module: a newer candidate replaces the pending ones, so
+        # reviewers never approve a genome that evolution has already moved past.
+        events: list[AuditEntry] = []
+        for old in repo.list(status="pending", module=proposal.module):
+            repo.set_status(old.id, "superseded", _now(), f"superseded by {proposal.id}")
+            events += self._log(conn, "proposal_superseded", old, {"superseded_by": proposal.id})
+        return events
+
+    def _auto_adopt(self, conn: sqlite3.Connection, proposal: Proposal) -> list[AuditEntry]:
+        """Adopt a proposal the policy lets through without a person; if adopting fails,
+        nothing of it was written and the proposal stays pending, and the run goes on."""
+        conn.execute("SAVEPOINT rafael_adopt")
+        try:
+            adopted = self._adopt(conn, proposal, self.actor, auto=True)
+        except (PolicyError, GuardianError, AuditChainError) as exc:
+            conn.execute("ROLLBACK TO rafael_adopt")
+            conn.execute("RELEASE rafael_adopt")
+            return self._log(conn, "adoption_deferred", proposal, {"reason": str(exc)})
+        conn.execute("RELEASE rafael_adopt")
+        return adopted
 
     @property
     def allowed_signers(self) -> Path:
@@ -375,35 +356,16 @@ class Guardian:
 
     def summary(self) -> dict[str, Any]:
         """For results.json and the report: this session's proposals and the chain state."""
-        from pytest_rafael.guardian.integrity import verify_integrity
+        from pytest_rafael.guardian.integrity import audit_state
 
         repo = ProposalRepo(self.store.conn)
         proposals = [repo.get(pid).summary() for pid in self.session_ids]
-        # Chain, genome-file anchor, bindings; signatures where ssh-keygen and the
-        # allowed-signers file are at hand (a CI run that only proposes needs neither).
-        result = verify_integrity(
-            self.store,
-            self.audit.key,
-            self.genome_file,
-            self.allowed_signers,
-            strict_signatures=False,
-        )
+        keys = ("id", "module", "impact", "status", "reasons", "approvals")
         return {
-            "proposals": [
-                {k: p[k] for k in ("id", "module", "impact", "status", "reasons", "approvals")}
-                for p in proposals
-            ],
-            "audit": {
-                "entries": result.entries,
-                "verified": result.ok,
-                "first_broken": result.first_broken,
-                "reason": result.reason,
-                "hmac": result.hmac_checked,
-                # The last entry: keep it off the machine (results.json, the report)
-                # to detect a later truncation of the log.
-                "head": None if result.head is None else dict(result.head),
-                "anchor": None if result.anchor is None else dict(result.anchor),
-            },
+            "proposals": [{k: p[k] for k in keys} for p in proposals],
+            "audit": audit_state(
+                self.store, self.audit.key, self.genome_file, self.allowed_signers
+            ),
         }
 
     # -- internals ------------------------------------------------------------------

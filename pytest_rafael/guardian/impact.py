@@ -19,7 +19,7 @@ The level is the highest of several independent signals, each of which leaves a 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,18 @@ def _relative_change(x: float, y: float) -> float:
     return abs(y - x) / abs(x)  # a change of sign
 
 
+class _Levels:
+    """The level reached so far and every reason given for it, in order."""
+
+    def __init__(self) -> None:
+        self.level = "low"
+        self.reasons: list[str] = []
+
+    def raise_to(self, new: str, reason: str) -> None:
+        self.level = max_level(self.level, new)
+        self.reasons.append(f"{new}: {reason}")
+
+
 def assess_impact(
     module: str,
     baseline: Mapping[str, Any] | None,
@@ -68,14 +80,8 @@ def assess_impact(
     evidence: Mapping[str, Any],
     config: GuardianConfig,
 ) -> ImpactAssessment:
-    level = "low"
-    reasons: list[str] = []
-
-    def raise_to(new: str, reason: str) -> None:
-        nonlocal level
-        level = max_level(level, new)
-        reasons.append(f"{new}: {reason}")
-
+    levels = _Levels()
+    raise_to, reasons = levels.raise_to, levels.reasons
     old, new = _genes(baseline), _genes(candidate)
     if baseline is None:
         raise_to("medium", f"first genome for module {module!r} (it ran without one)")
@@ -85,16 +91,43 @@ def assess_impact(
         raise_to("medium", f"genes added: {', '.join(added)}")
     if removed:
         raise_to("medium", f"genes removed: {', '.join(removed)}")
+    largest = _largest_change(levels, old, new)
+    if largest is not None:
+        change, what = largest
+        pct = "from zero" if math.isinf(change) else f"{change:.0%}"
+        medium_at = config.change_thresholds["medium"]
+        high_at = config.change_thresholds["high"]
+        if change > high_at:
+            raise_to("high", f"largest parameter change {what} ({pct} > {high_at:.0%})")
+        elif change > medium_at:
+            raise_to("medium", f"largest parameter change {what} ({pct} > {medium_at:.0%})")
+        else:
+            reasons.append(f"low: largest parameter change {what} ({pct})")
+    elif not added and not removed and baseline is not None:
+        reasons.append("low: no gene parameter changed")
+    policy = config.module(module)
+    if policy.criticality != "low":
+        raise_to(policy.criticality, f"module {module!r} is declared {policy.criticality}")
+    if "pci" in policy.tags:
+        raise_to("high", f"module {module!r} is tagged pci (cardholder data)")
+    _judge_evidence(levels, evidence.get("tests") or [])
+    # Keep the reasons that decided the level first: reviewers read the top line.
+    reasons.sort(key=lambda r: -_RANK.get(r.split(":", 1)[0], 0))
+    return ImpactAssessment(levels.level, tuple(dict.fromkeys(reasons)))
 
-    medium_at = config.change_thresholds["medium"]
-    high_at = config.change_thresholds["high"]
+
+def _largest_change(
+    levels: _Levels, old: Mapping[str, Any], new: Mapping[str, Any]
+) -> tuple[float, str] | None:
+    """The largest relative change of a numeric parameter of the genes both genomes
+    have; parameters added, removed or changed in kind raise the level on the way."""
     largest: tuple[float, str] | None = None
     for kind in sorted(set(old) & set(new)):
         a, b = old[kind], new[kind]
         for param in sorted(set(a) | set(b)):
             where = f"{kind}.{param}"
             if param not in a or param not in b:
-                raise_to("medium", f"{where} {'added' if param not in a else 'removed'}")
+                levels.raise_to("medium", f"{where} {'added' if param not in a else 'removed'}")
                 continue
             x, y = a[param], b[param]
             if x == y:
@@ -104,26 +137,12 @@ def assess_impact(
                 if largest is None or change > largest[0]:
                     largest = (change, f"{where} {x} -> {y}")
             else:
-                raise_to("medium", f"{where} changed {x!r} -> {y!r}")
-    if largest is not None:
-        change, what = largest
-        pct = "from zero" if math.isinf(change) else f"{change:.0%}"
-        if change > high_at:
-            raise_to("high", f"largest parameter change {what} ({pct} > {high_at:.0%})")
-        elif change > medium_at:
-            raise_to("medium", f"largest parameter change {what} ({pct} > {medium_at:.0%})")
-        else:
-            reasons.append(f"low: largest parameter change {what} ({pct})")
-    elif not added and not removed and baseline is not None:
-        reasons.append("low: no gene parameter changed")
+                levels.raise_to("medium", f"{where} changed {x!r} -> {y!r}")
+    return largest
 
-    policy = config.module(module)
-    if policy.criticality != "low":
-        raise_to(policy.criticality, f"module {module!r} is declared {policy.criticality}")
-    if "pci" in policy.tags:
-        raise_to("high", f"module {module!r} is tagged pci (cardholder data)")
 
-    tests = evidence.get("tests") or []
+def _judge_evidence(levels: _Levels, tests: Sequence[Any]) -> None:
+    raise_to = levels.raise_to
     for test in tests:
         severity = str(test.get("severity", "")).lower()
         floor = _SEVERITY_FLOOR.get(severity)
@@ -144,6 +163,3 @@ def assess_impact(
             )
     if not tests:
         raise_to("medium", "no chaos evidence was supplied")
-    # Keep the reasons that decided the level first: reviewers read the top line.
-    reasons.sort(key=lambda r: -_RANK.get(r.split(":", 1)[0], 0))
-    return ImpactAssessment(level, tuple(dict.fromkeys(reasons)))

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_rafael.guardian.audit import AuditEntry, AuditLog, VerifyResult
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 DECISION_EVENTS = {"approval_recorded": "approve", "proposal_rejected": "reject"}
 
@@ -101,6 +101,26 @@ def check_anchor(
     return info, None, None
 
 
+def audit_state(
+    store: Store, key: bytes | None, genome_file: Path | None, allowed_signers: Path | None
+) -> dict[str, Any]:
+    """The chain's state for results.json and the report: the chain, the genome file's
+    anchor and the bindings are verified; signatures where ssh-keygen and the
+    allowed-signers file are at hand (a CI run that only proposes needs neither)."""
+    result = verify_integrity(store, key, genome_file, allowed_signers, strict_signatures=False)
+    return {
+        "entries": result.entries,
+        "verified": result.ok,
+        "first_broken": result.first_broken,
+        "reason": result.reason,
+        "hmac": result.hmac_checked,
+        # The last entry: keep it off the machine (results.json, the report) to detect a
+        # later truncation of the log.
+        "head": None if result.head is None else dict(result.head),
+        "anchor": None if result.anchor is None else dict(result.anchor),
+    }
+
+
 def verify_integrity(
     store: Store,
     key: bytes | None,
@@ -126,16 +146,7 @@ def verify_integrity(
         return IntegrityResult(
             **{**base, "ok": False, "first_broken": at, "reason": why}, head=head, anchor=anchor
         )
-    # Only the entries these checks read: parsing every entry's details would double
-    # the cost of verifying a long log.
-    created: dict[str, AuditEntry] = {}
-    for e in log.entries(event_type="proposal_created"):
-        if e.change_id and e.change_id not in created:
-            created[e.change_id] = e
-    decisions = sorted(
-        (e for kind in DECISION_EVENTS for e in log.entries(event_type=kind) if e.change_id),
-        key=lambda e: e.id,
-    )
+    created, decisions = _filed_and_decided(log)
     proposals = ProposalRepo(store.conn).list()
 
     def broken(entry: int | None, reason: str, **extra: Any) -> IntegrityResult:
@@ -165,6 +176,21 @@ def verify_integrity(
         signatures_checked=checked,
         signatures_unchecked=unchecked,
     )
+
+
+def _filed_and_decided(log: AuditLog) -> tuple[dict[str, AuditEntry], list[AuditEntry]]:
+    """The first proposal_created entry of each proposal, and every decision in order."""
+    # Only the entries these checks read: parsing every entry's details would double
+    # the cost of verifying a long log.
+    created: dict[str, AuditEntry] = {}
+    for e in log.entries(event_type="proposal_created"):
+        if e.change_id and e.change_id not in created:
+            created[e.change_id] = e
+    decisions = sorted(
+        (e for kind in DECISION_EVENTS for e in log.entries(event_type=kind) if e.change_id),
+        key=lambda e: e.id,
+    )
+    return created, decisions
 
 
 def _from_chain(v: VerifyResult) -> dict[str, Any]:
@@ -228,40 +254,15 @@ def _check_signatures(
     allowed_signers: Path | None,
     strict: bool,
 ) -> tuple[int, str | None, tuple[int | None, str] | None]:
-    from pytest_rafael.guardian.signatures import (
-        SignatureError,
-        decision_payload,
-        signature_fingerprint,
-        ssh_keygen,
-        verify,
-    )
-
     if not decisions:
         return 0, None, None
-    cannot: str | None = None
-    if allowed_signers is None or not allowed_signers.is_file():
-        cannot = f"no allowed-signers file at {allowed_signers}"
-    else:
-        try:
-            ssh_keygen()
-        except SignatureError as exc:
-            cannot = str(exc)
+    cannot = _why_unverifiable(allowed_signers)
     checked = 0
     for e in decisions:
-        d = e.details
-        signature = d.get("signature")
-        if not isinstance(signature, str) or not signature:
-            return checked, None, (e.id, f"entry {e.id}: the decision by {e.actor!r} is unsigned")
-        filed = created.get(str(e.change_id))
-        bound = None if filed is None else filed.details.get("binding")
-        if not isinstance(bound, Mapping):
-            return checked, None, (e.id, f"entry {e.id}: decides a proposal that was not filed")
-        try:
-            fp = signature_fingerprint(signature)
-        except SignatureError as exc:
-            return checked, None, (e.id, f"entry {e.id}: {exc}")
-        if fp != d.get("fingerprint"):
-            return checked, None, (e.id, f"entry {e.id}: the recorded key is not the signing key")
+        recorded = _recorded_decision(e, created)
+        if isinstance(recorded, str):
+            return checked, None, (e.id, recorded)
+        signature, bound = recorded
         if cannot is not None:
             if strict:
                 return (
@@ -270,25 +271,74 @@ def _check_signatures(
                     (e.id, f"cannot check the signature of entry {e.id}: {cannot}"),
                 )
             continue
-        payload = decision_payload(
-            DECISION_EVENTS[e.event_type],
-            bound,
-            e.actor,
-            d.get("role"),
-            str(d.get("reason") or ""),
-            str(d.get("at") or ""),
-        )
         assert allowed_signers is not None  # else `cannot` is set
-        try:
-            verify(
-                payload,
-                signature,
-                allowed_signers,
-                e.actor,
-                str(d.get("at") or "") or None,
-                all_principals=False,
-            )
-        except SignatureError as exc:
-            return checked, None, (e.id, f"entry {e.id}: {exc}")
+        problem = _verify_decision(e, bound, signature, allowed_signers)
+        if problem is not None:
+            return checked, None, (e.id, problem)
         checked += 1
     return checked, (cannot if checked < len(decisions) else None), None
+
+
+def _why_unverifiable(allowed_signers: Path | None) -> str | None:
+    """Why signatures cannot be verified here (None: they can)."""
+    from pytest_rafael.guardian.signatures import SignatureError, ssh_keygen
+
+    if allowed_signers is None or not allowed_signers.is_file():
+        return f"no allowed-signers file at {allowed_signers}"
+    try:
+        ssh_keygen()
+    except SignatureError as exc:
+        return str(exc)
+    return None
+
+
+def _recorded_decision(
+    e: AuditEntry, created: Mapping[str, AuditEntry]
+) -> tuple[str, Mapping[str, Any]] | str:
+    """The decision's signature and the binding of the proposal it decides, or what is
+    wrong with the entry (checked without ssh-keygen)."""
+    from pytest_rafael.guardian.signatures import SignatureError, signature_fingerprint
+
+    d = e.details
+    signature = d.get("signature")
+    if not isinstance(signature, str) or not signature:
+        return f"entry {e.id}: the decision by {e.actor!r} is unsigned"
+    filed = created.get(str(e.change_id))
+    bound = None if filed is None else filed.details.get("binding")
+    if not isinstance(bound, Mapping):
+        return f"entry {e.id}: decides a proposal that was not filed"
+    try:
+        fp = signature_fingerprint(signature)
+    except SignatureError as exc:
+        return f"entry {e.id}: {exc}"
+    if fp != d.get("fingerprint"):
+        return f"entry {e.id}: the recorded key is not the signing key"
+    return signature, bound
+
+
+def _verify_decision(
+    e: AuditEntry, bound: Mapping[str, Any], signature: str, allowed_signers: Path
+) -> str | None:
+    from pytest_rafael.guardian.signatures import SignatureError, decision_payload, verify
+
+    d = e.details
+    payload = decision_payload(
+        DECISION_EVENTS[e.event_type],
+        bound,
+        e.actor,
+        d.get("role"),
+        str(d.get("reason") or ""),
+        str(d.get("at") or ""),
+    )
+    try:
+        verify(
+            payload,
+            signature,
+            allowed_signers,
+            e.actor,
+            str(d.get("at") or "") or None,
+            all_principals=False,
+        )
+    except SignatureError as exc:
+        return f"entry {e.id}: {exc}"
+    return None

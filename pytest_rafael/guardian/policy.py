@@ -133,7 +133,7 @@ def check_approver(
             check_name(role, "role")
     except ActorError as exc:
         raise PolicyError(str(exc)) from None
-    from pytest_rafael.guardian.compliance import GENERIC_IDENTITIES
+    from pytest_rafael.guardian.personal_data import GENERIC_IDENTITIES
 
     if by.strip().casefold() in GENERIC_IDENTITIES:
         # The HIPAA control fails on anonymous approvals for good (the log is append-only),

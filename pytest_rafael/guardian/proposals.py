@@ -85,7 +85,7 @@ def sha256_json(value: Any) -> str | None:
     """SHA-256 of the canonical JSON of ``value`` (None for None)."""
     if value is None:
         return None
-    from pytest_rafael.guardian.audit import canonical_json, jsonable
+    from pytest_rafael.guardian.audit_hash import canonical_json, jsonable
 
     return hashlib.sha256(canonical_json(jsonable(value)).encode("utf-8")).hexdigest()
 
@@ -100,7 +100,7 @@ def binding(
 ) -> dict[str, Any]:
     """What a proposal is bound to: recorded in its ``proposal_created`` entry and
     covered by every signed decision. The evidence is digested as an opaque mapping."""
-    from pytest_rafael.guardian.audit import jsonable
+    from pytest_rafael.guardian.audit_hash import jsonable
 
     return {
         "proposal": proposal_id,
@@ -264,7 +264,7 @@ class ProposalRepo:
 
     def approvals(self, proposal_id: str) -> tuple[Approval, ...]:
         if self._signed_columns is None:
-            from pytest_rafael.store import table_columns
+            from pytest_rafael.store.core import table_columns
 
             names = table_columns(self.conn, "approvals")
             self._signed_columns = {"fingerprint", "signature"} <= names

@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pytest_rafael.guardian.audit import canonical_json
+from pytest_rafael.guardian.audit_hash import canonical_json
 from pytest_rafael.guardian.policy import PolicyError
 from pytest_rafael.guardian.signers_file import for_ssh_keygen, roles_of_key
 
@@ -251,28 +251,44 @@ def verify(
             payload,
         )
         if proc.returncode != 0:
-            listed = _principals(tool, signers, sig_file, when)
-            if not listed:
-                raise SignatureError(
-                    f"the signing key {fp} is not listed in {allowed_signers}"
-                    + (
-                        " (or not valid at that time: valid-after/valid-before)"
-                        if when
-                        else " (or its listing is not valid now: valid-after/valid-before)"
-                    )
-                )
-            if principal not in listed:
-                raise SignatureError(
-                    f"{principal!r} is not a principal of the signing key {fp} in "
-                    f"{allowed_signers} (it is listed for: {', '.join(listed)})"
-                )
-            raise SignatureError(
-                f"the signature by {fp} does not verify for this decision "
-                f"({_last_line(proc.stderr)})"
+            raise _why_not_verified(
+                tool, signers, sig_file, when, fp, principal, proc, allowed_signers
             )
         principals = _principals(tool, signers, sig_file, when) if all_principals else []
     roles = roles_of_key(allowed_signers, signature_key(signature))
     return Signer(fp, tuple(principals) or (principal,), roles)
+
+
+def _why_not_verified(
+    tool: str,
+    signers: Path,
+    sig_file: Path,
+    when: list[str],
+    fp: str,
+    principal: str,
+    proc: subprocess.CompletedProcess[bytes],
+    allowed_signers: Path,
+) -> SignatureError:
+    """The one-line reason a signature did not verify: an unlisted key, another
+    principal's key, or a signature over something else."""
+    listed = _principals(tool, signers, sig_file, when)
+    if not listed:
+        return SignatureError(
+            f"the signing key {fp} is not listed in {allowed_signers}"
+            + (
+                " (or not valid at that time: valid-after/valid-before)"
+                if when
+                else " (or its listing is not valid now: valid-after/valid-before)"
+            )
+        )
+    if principal not in listed:
+        return SignatureError(
+            f"{principal!r} is not a principal of the signing key {fp} in "
+            f"{allowed_signers} (it is listed for: {', '.join(listed)})"
+        )
+    return SignatureError(
+        f"the signature by {fp} does not verify for this decision ({_last_line(proc.stderr)})"
+    )
 
 
 def _principals(tool: str, allowed_signers: Path, sig_file: Path, when: list[str]) -> list[str]:

@@ -134,20 +134,12 @@ def line_chart(
     """An SVG line chart. ``y_min``/``y_max`` are widened when data fall outside them;
     ``x_tick_labels`` replaces numeric x ticks (e.g. run dates); ``threshold`` draws a
     dashed horizontal line (the fitness gate)."""
-    prepared: list[tuple[Series, list[Point], list[str]]] = []
-    for s in series:
-        pts, marks = decimate(s.points, s.marks)
-        prepared.append((s, pts, marks))
+    prepared = [(s, *decimate(s.points, s.marks)) for s in series]
     xs = [x for _, pts, _ in prepared for x, _ in pts]
     ys = [y for _, pts, _ in prepared for _, y in pts if y is not None]
     if threshold is not None:
         ys.append(threshold)
-    lo = min([*ys, *([y_min] if y_min is not None else [])], default=0.0)
-    hi = max([*ys, *([y_max] if y_max is not None else [])], default=1.0)
-    if hi <= lo:
-        hi = lo + 1.0
-    y_ticks = nice_ticks(lo, hi)
-    lo, hi = min(lo, y_ticks[0]), max(hi, y_ticks[-1])
+    lo, hi, y_ticks = _y_range(ys, y_min, y_max)
     x0, x1 = (min(xs), max(xs)) if xs else (0.0, 1.0)
     if x1 <= x0:
         x0, x1 = x0 - 1, x1 + 1
@@ -163,6 +155,58 @@ def line_chart(
         f"<title>{escape(title)}</title>",
         f'<text class="ct" x="{frame.left}" y="18">{escape(title)}</text>',
     ]
+    out += _axes(frame, y_ticks, _x_ticks(xs, x0, x1, x_tick_labels), x_label, y_label)
+    if threshold is not None:
+        out.append(_threshold(frame, threshold, threshold_label))
+    if not ys or all(y is None for _, pts, _ in prepared for _, y in pts):
+        mid = frame.top + frame.height / 2
+        out.append(
+            f'<text class="tick" x="{frame.left + frame.width / 2:.1f}" y="{mid:.1f}" '
+            'text-anchor="middle">no values recorded</text>'
+        )
+    for n, (_series, pts, marks) in enumerate(prepared):
+        out += _series_svg(frame, n, pts, marks)
+    if legend:
+        out += _legend(frame, series, height)
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
+def _y_range(
+    ys: list[float], y_min: float | None, y_max: float | None
+) -> tuple[float, float, list[float]]:
+    lo = min([*ys, *([y_min] if y_min is not None else [])], default=0.0)
+    hi = max([*ys, *([y_max] if y_max is not None else [])], default=1.0)
+    if hi <= lo:
+        hi = lo + 1.0
+    y_ticks = nice_ticks(lo, hi)
+    return min(lo, y_ticks[0]), max(hi, y_ticks[-1]), y_ticks
+
+
+def _x_ticks(
+    xs: list[float], x0: float, x1: float, x_tick_labels: Mapping[float, str] | None
+) -> list[tuple[float, str]]:
+    if x_tick_labels:
+        items = sorted(x_tick_labels.items())
+        stride = max(1, math.ceil(len(items) / 6))
+        shown = items[::stride]
+        if items[-1] not in shown:
+            shown.append(items[-1])
+        return [(x, label) for x, label in shown]
+    integer = all(float(x).is_integer() for x in xs)
+    raw = nice_ticks(x0, x1, 7)
+    return [(x, _fmt(x)) for x in raw if not integer or float(x).is_integer()]
+
+
+def _axes(
+    frame: _Frame,
+    y_ticks: list[float],
+    x_ticks: list[tuple[float, str]],
+    x_label: str,
+    y_label: str,
+) -> list[str]:
+    """Grid lines and tick labels, both axes and their labels."""
+    out: list[str] = []
     bottom = frame.top + frame.height
     right = frame.left + frame.width
     for t in y_ticks:
@@ -172,17 +216,6 @@ def line_chart(
             f'y2="{y:.1f}"/><text class="tick" x="{frame.left - 6}" y="{y + 4:.1f}" '
             f'text-anchor="end">{escape(_fmt(t))}</text>'
         )
-    if x_tick_labels:
-        items = sorted(x_tick_labels.items())
-        stride = max(1, math.ceil(len(items) / 6))
-        shown = items[::stride]
-        if items[-1] not in shown:
-            shown.append(items[-1])
-        x_ticks = [(x, label) for x, label in shown]
-    else:
-        integer = all(float(x).is_integer() for x in xs)
-        raw = nice_ticks(x0, x1, 7)
-        x_ticks = [(x, _fmt(x)) for x in raw if not integer or float(x).is_integer()]
     for x, label in x_ticks:
         sx = frame.sx(x)
         # A long label at the right edge would be clipped by the viewBox: end-align it.
@@ -206,45 +239,48 @@ def line_chart(
         f'<text class="al" x="14" y="{mid:.1f}" text-anchor="middle" '
         f'transform="rotate(-90 14 {mid:.1f})">{escape(y_label)}</text>'
     )
-    if threshold is not None:
-        ty = frame.sy(threshold)
-        out.append(
-            f'<line class="thr" x1="{frame.left}" x2="{right}" y1="{ty:.1f}" '
-            f'y2="{ty:.1f}"/><text class="thl" x="{frame.left + 4}" y="{ty - 4:.1f}" '
-            f'text-anchor="start">{escape(threshold_label)} {escape(_fmt(threshold))}'
-            "</text>"
-        )
-    if not ys or all(y is None for _, pts, _ in prepared for _, y in pts):
-        out.append(
-            f'<text class="tick" x="{frame.left + frame.width / 2:.1f}" y="{mid:.1f}" '
-            'text-anchor="middle">no values recorded</text>'
-        )
-    for n, (_series, pts, marks) in enumerate(prepared):
-        cls = f"s{n % PALETTE_SIZE}"
-        d = _path(frame, pts)
-        if d:
-            out.append(f'<path class="ln {cls}" d="{d}"/>')
-        if len(pts) <= MAX_MARKERS:
-            for i, (px, py) in enumerate(pts):
-                if py is None:
-                    continue
-                mark = marks[i] if i < len(marks) and marks[i] else ""
-                mcls = f"pt pt-{escape(mark)}" if mark else f"pt {cls}f"
-                out.append(
-                    f'<circle class="{mcls}" cx="{frame.sx(px):.1f}" '
-                    f'cy="{frame.sy(py):.1f}" r="3.5"/>'
-                )
-    if legend:
-        for n, s in enumerate(series):
-            lx = frame.left + (n % 3) * (frame.width / 3)
-            ly = height + 10 + (n // 3) * 18
+    return out
+
+
+def _threshold(frame: _Frame, threshold: float, label: str) -> str:
+    ty = frame.sy(threshold)
+    return (
+        f'<line class="thr" x1="{frame.left}" x2="{frame.left + frame.width}" y1="{ty:.1f}" '
+        f'y2="{ty:.1f}"/><text class="thl" x="{frame.left + 4}" y="{ty - 4:.1f}" '
+        f'text-anchor="start">{escape(label)} {escape(_fmt(threshold))}'
+        "</text>"
+    )
+
+
+def _series_svg(frame: _Frame, n: int, pts: Sequence[Point], marks: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    cls = f"s{n % PALETTE_SIZE}"
+    d = _path(frame, pts)
+    if d:
+        out.append(f'<path class="ln {cls}" d="{d}"/>')
+    if len(pts) <= MAX_MARKERS:
+        for i, (px, py) in enumerate(pts):
+            if py is None:
+                continue
+            mark = marks[i] if i < len(marks) and marks[i] else ""
+            mcls = f"pt pt-{escape(mark)}" if mark else f"pt {cls}f"
             out.append(
-                f'<line class="ln s{n % PALETTE_SIZE}" x1="{lx:.1f}" x2="{lx + 18:.1f}" '
-                f'y1="{ly - 4:.1f}" y2="{ly - 4:.1f}"/><text class="tick" '
-                f'x="{lx + 24:.1f}" y="{ly:.1f}">{escape(_shorten(s.name, 38))}</text>'
+                f'<circle class="{mcls}" cx="{frame.sx(px):.1f}" cy="{frame.sy(py):.1f}" r="3.5"/>'
             )
-    out.append("</svg>")
-    return Markup("".join(out))
+    return out
+
+
+def _legend(frame: _Frame, series: Sequence[Series], height: int) -> list[str]:
+    out: list[str] = []
+    for n, s in enumerate(series):
+        lx = frame.left + (n % 3) * (frame.width / 3)
+        ly = height + 10 + (n // 3) * 18
+        out.append(
+            f'<line class="ln s{n % PALETTE_SIZE}" x1="{lx:.1f}" x2="{lx + 18:.1f}" '
+            f'y1="{ly - 4:.1f}" y2="{ly - 4:.1f}"/><text class="tick" '
+            f'x="{lx + 24:.1f}" y="{ly:.1f}">{escape(_shorten(s.name, 38))}</text>'
+        )
+    return out
 
 
 def _shorten(text: str, limit: int) -> str:

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from pytest_rafael.cli import CommandError, add_setting, resolve_settings
+from pytest_rafael.common.store_url import is_store_url
 from pytest_rafael.report.history import history_from_store, load_run
-from pytest_rafael.store import Store, StoreError, is_store_url, store_label
+from pytest_rafael.store.core import Store, StoreError, store_label
 
 
 def register(sub: Any, group: argparse.ArgumentParser) -> None:

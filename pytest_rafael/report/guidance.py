@@ -19,15 +19,18 @@ _TERM_ADVICE = {
     "backoff would recover sooner",
     "resource_efficiency": "per call; fewer, better-timed retries (or a circuit breaker) "
     "would spend less",
-    "speed": "than without faults; a tighter timeout or quicker retries would keep it "
-    "faster",
+    "speed": "than without faults; a tighter timeout or quicker retries would keep it faster",
 }
 
 
 def _shipped(test: Mapping[str, Any]) -> list[dict[str, Any]]:
     genome = test.get("baseline_genome")
-    return [i for i in done(test) if num(i.get("fitness")) is not None
-            and (test.get("module") is None or i.get("genome") == genome)]
+    return [
+        i
+        for i in done(test)
+        if num(i.get("fitness")) is not None
+        and (test.get("module") is None or i.get("genome") == genome)
+    ]
 
 
 def _term_means(its: list[dict[str, Any]]) -> dict[str, float]:
@@ -61,13 +64,15 @@ def slow_success_lesson(test: Mapping[str, Any]) -> tuple[str, str] | None:
     nodeid, scenario = test_key(test)
     took, ref_s = found
     factor = took / ref_s if ref_s > 0 else float("inf")
-    return ("warn",
-            f"Under {scenario}, {nodeid} passed but took {fmt_seconds(took)} against "
-            f"{fmt_seconds(ref_s)} without faults ({factor:.0f}x slower): its calls "
-            f"succeed only slowly. If the client library retries or reconnects on its own "
-            f"(redis-py's retry, urllib3's Retry, a pool's pre-ping), turn that off in "
-            f"chaos tests so that the genome's retries are what gets measured "
-            f"(docs/genome.md).")
+    return (
+        "warn",
+        f"Under {scenario}, {nodeid} passed but took {fmt_seconds(took)} against "
+        f"{fmt_seconds(ref_s)} without faults ({factor:.0f}x slower): its calls "
+        f"succeed only slowly. If the client library retries or reconnects on its own "
+        f"(redis-py's retry, urllib3's Retry, a pool's pre-ping), turn that off in "
+        f"chaos tests so that the genome's retries are what gets measured "
+        f"(docs/genome.md).",
+    )
 
 
 def threshold_lesson(test: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -75,8 +80,13 @@ def threshold_lesson(test: Mapping[str, Any]) -> tuple[str, str] | None:
     term that cost the score and what would raise it."""
     base, min_f = num(test.get("baseline_fitness")), num(test.get("min_fitness"))
     its = _shipped(test)
-    if base is None or min_f is None or base >= min_f or not its or any(
-            i.get("outcome") != "passed" for i in its):
+    if (
+        base is None
+        or min_f is None
+        or base >= min_f
+        or not its
+        or any(i.get("outcome") != "passed" for i in its)
+    ):
         return None
     terms = _term_means(its)
     costly = {k: v for k, v in terms.items() if k in _TERM_ADVICE and v < 1.0}
@@ -85,9 +95,11 @@ def threshold_lesson(test: Mapping[str, Any]) -> tuple[str, str] | None:
     term, value = min(costly.items(), key=lambda kv: kv[1])
     nodeid, scenario = test_key(test)
     if term == "success_rate" and test.get("idempotent") is False:
-        cause = (f"{(1 - value) * 100:.0f} % of its decorated calls failed although the test "
-                 f"passed; the module is not idempotent, so no retry may re-send them: make "
-                 f"the write idempotent (an idempotency key) and declare it so")
+        cause = (
+            f"{(1 - value) * 100:.0f} % of its decorated calls failed although the test "
+            f"passed; the module is not idempotent, so no retry may re-send them: make "
+            f"the write idempotent (an idempotency key) and declare it so"
+        )
     elif term == "success_rate":
         cause = f"{(1 - value) * 100:.0f} % {_TERM_ADVICE[term]}"
     elif term == "recovery_speed":
@@ -96,41 +108,54 @@ def threshold_lesson(test: Mapping[str, Any]) -> tuple[str, str] | None:
         cause = f"it needed {1 / max(value, 1e-9):.1f} attempts {_TERM_ADVICE[term]}"
     else:
         slow = _slowdown(test, its)
-        took = (f"{fmt_seconds(slow[0])} against {fmt_seconds(slow[1])}" if slow
-                else f"a speed term of {value:.2f}")
+        took = (
+            f"{fmt_seconds(slow[0])} against {fmt_seconds(slow[1])}"
+            if slow
+            else f"a speed term of {value:.2f}"
+        )
         cause = f"it took {took} {_TERM_ADVICE[term]}"
-    return ("warn",
-            f"{nodeid} passed every iteration under {scenario} but scored {fmt_num(base)} "
-            f"against its gate of {fmt_num(min_f)}: {term} cost the most, as {cause}.")
+    return (
+        "warn",
+        f"{nodeid} passed every iteration under {scenario} but scored {fmt_num(base)} "
+        f"against its gate of {fmt_num(min_f)}: {term} cost the most, as {cause}.",
+    )
 
 
 def harmful_retry_lesson(test: Mapping[str, Any]) -> tuple[str, str] | None:
     """Iterations that failed although every decorated call returned after retries: the
     retries re-sent requests the server had already acted on."""
-    harmed = [i for i in done(test) if i.get("outcome") in FAILED
-              and (num((i.get("runtime") or {}).get("retries")) or 0) > 0
-              and (num((i.get("runtime") or {}).get("failures")) or 0) == 0]
+    harmed = [
+        i
+        for i in done(test)
+        if i.get("outcome") in FAILED
+        and (num((i.get("runtime") or {}).get("retries")) or 0) > 0
+        and (num((i.get("runtime") or {}).get("failures")) or 0) == 0
+    ]
     if not harmed:
         return None
     nodeid, scenario = test_key(test)
     retries = sum(int(num((i.get("runtime") or {}).get("retries")) or 0) for i in harmed)
-    return ("bad",
-            f"Under {scenario}, {len(harmed)} iteration(s) of {nodeid} failed although every "
-            f"decorated call returned, after {retries} retries: the retries re-sent requests "
-            f"the server had already received (e.g. a duplicate write). Evolution narrows "
-            f"such a retry to errors that prove nothing was sent (NotDelivered) or removes "
-            f"it; declare the module with @antifragile(..., idempotent=False) to rule it out.")
+    return (
+        "bad",
+        f"Under {scenario}, {len(harmed)} iteration(s) of {nodeid} failed although every "
+        f"decorated call returned, after {retries} retries: the retries re-sent requests "
+        f"the server had already received (e.g. a duplicate write). Evolution narrows "
+        f"such a retry to errors that prove nothing was sent (NotDelivered) or removes "
+        f"it; declare the module with @antifragile(..., idempotent=False) to rule it out.",
+    )
 
 
 def non_idempotent_lesson(test: Mapping[str, Any]) -> tuple[str, str] | None:
     if test.get("module") is None or test.get("idempotent") is not False:
         return None
     nodeid, scenario = test_key(test)
-    return ("info",
-            f"Module {test['module']!r} is declared non-idempotent: the candidates tried for "
-            f"{nodeid} under "
-            f"{scenario} retry only errors that prove nothing was sent (NotDelivered), so "
-            f"a request that may have reached the server is never sent twice.")
+    return (
+        "info",
+        f"Module {test['module']!r} is declared non-idempotent: the candidates tried for "
+        f"{nodeid} under "
+        f"{scenario} retry only errors that prove nothing was sent (NotDelivered), so "
+        f"a request that may have reached the server is never sent twice.",
+    )
 
 
 def reference_lesson(test: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -138,10 +163,12 @@ def reference_lesson(test: Mapping[str, Any]) -> tuple[str, str] | None:
     if not isinstance(ref, Mapping) or ref.get("outcome") == "passed":
         return None
     nodeid, scenario = test_key(test)
-    return ("bad",
-            f"{nodeid} did not pass without faults either (the reference run before "
-            f"{scenario}: {ref.get('error') or ref.get('outcome')}); fix the test first. "
-            f"Without a reference the speed term is left out of its fitness.")
+    return (
+        "bad",
+        f"{nodeid} did not pass without faults either (the reference run before "
+        f"{scenario}: {ref.get('error') or ref.get('outcome')}); fix the test first. "
+        f"Without a reference the speed term is left out of its fitness.",
+    )
 
 
 def samples_lesson(test: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -149,19 +176,23 @@ def samples_lesson(test: Mapping[str, Any]) -> tuple[str, str] | None:
     if not isinstance(n, int) or not isinstance(needed, int) or not 0 < n < needed:
         return None
     nodeid, scenario = test_key(test)
-    return ("warn",
-            f"Only {n} measurement(s) of the shipped genome of {nodeid} under {scenario}, "
-            f"a scenario that hits by chance; a verdict needs {needed}: raise "
-            f"--rafael-iterations to at least 5.")
+    return (
+        "warn",
+        f"Only {n} measurement(s) of the shipped genome of {nodeid} under {scenario}, "
+        f"a scenario that hits by chance; a verdict needs {needed}: raise "
+        f"--rafael-iterations to at least 5.",
+    )
 
 
 def unmeasured_proposal_lesson(test: Mapping[str, Any]) -> tuple[str, str] | None:
     if not test.get("proposal_id") or test.get("best_fitness") is not None:
         return None
     nodeid, scenario = test_key(test)
-    return ("warn",
-            f"Proposal {test['proposal_id']} for module {test.get('module')!r} was never "
-            f"measured on {nodeid} under {scenario}; it is rated high impact for that reason.")
+    return (
+        "warn",
+        f"Proposal {test['proposal_id']} for module {test.get('module')!r} was never "
+        f"measured on {nodeid} under {scenario}; it is rated high impact for that reason.",
+    )
 
 
 GUIDANCE = (

@@ -13,7 +13,7 @@ import json
 import sqlite3
 from typing import Any
 
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 MAX_HISTORY_RUNS = 50  # the report draws at most this many runs
 _TEST_FIELDS = (

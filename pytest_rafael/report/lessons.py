@@ -85,7 +85,7 @@ def _path_lesson(test: Mapping[str, Any]) -> Lesson | None:
     """A pair whose run never took some resilience path of its module (or never met a
     ``chaos.sometimes`` condition, or broke a ``chaos.always`` one): passing says
     nothing about that path."""
-    from pytest_rafael.paths import coverage_of
+    from pytest_rafael.report.paths import coverage_of
 
     nodeid, scenario = test_key(test)
     coverage = coverage_of(test.get("iterations") or ())
@@ -264,25 +264,20 @@ def build_lessons(results: Mapping[str, Any]) -> list[Lesson]:
         nodeid, scenario = test_key(test)
         ran = done(test)
         failure = _failure_lesson(test)
-        if failure:
-            out.append(failure)
-        out.extend(_gene_lessons(test))
-        evo = _evolution_lesson(test, (nodeid, scenario) in below)
-        if evo:
-            out.append(evo)
-        stress = _stress_lesson(test)
-        if stress:
-            out.append(stress)
-        lost = _unmeasured_lesson(test)
-        if lost:
-            out.append(lost)
         paths = _path_lesson(test)
-        if paths:
-            out.append(paths)
+        found = [
+            failure,
+            *_gene_lessons(test),
+            _evolution_lesson(test, (nodeid, scenario) in below),
+            _stress_lesson(test),
+            _unmeasured_lesson(test),
+            paths,
+        ]
+        out.extend(lesson for lesson in found if lesson)
         for make in GUIDANCE:
-            found = make(test)
-            if found is not None:
-                out.append(Lesson(found[0], found[1], nodeid, scenario))
+            guide = make(test)
+            if guide is not None:
+                out.append(Lesson(guide[0], guide[1], nodeid, scenario))
         shipped_ok = test.get("withstood")
         if shipped_ok is None:  # results of an older run: every scored iteration passed
             shipped_ok = bool(_measured(test)) and failure is None

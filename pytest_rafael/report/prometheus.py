@@ -48,18 +48,30 @@ class _Writer:
         self.lines.extend(f"{name}{_labels(labels)} {_fmt(value)}" for labels, value in samples)
 
 
+_Samples = list[tuple[Mapping[str, str], float]]
+
+
 def render_metrics(results: Mapping[str, Any]) -> str:
+    w = _Writer()
+    _pair_families(w, results)
+    _run_families(w, results)
+    _audit_families(w, results)
+    return "\n".join(w.lines) + "\n"
+
+
+def _pair_families(w: _Writer, results: Mapping[str, Any]) -> None:
+    """The per-(module, scenario) series."""
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for test in results.get("tests") or []:
         module = str(test.get("module") or "")
         groups.setdefault((module, test_key(test)[1]), []).append(test)
-    best: list[tuple[Mapping[str, str], float]] = []
-    base: list[tuple[Mapping[str, str], float]] = []
-    rate: list[tuple[Mapping[str, str], float]] = []
-    count: list[tuple[Mapping[str, str], float]] = []
-    failed: list[tuple[Mapping[str, str], float]] = []
-    samples: list[tuple[Mapping[str, str], float]] = []
-    tests: list[tuple[Mapping[str, str], float]] = []
+    best: _Samples = []
+    base: _Samples = []
+    rate: _Samples = []
+    count: _Samples = []
+    failed: _Samples = []
+    samples: _Samples = []
+    tests: _Samples = []
     for (module, scenario), members in sorted(groups.items()):
         labels = {"module": module, "scenario": scenario}
         bests = [v for v in (best_fitness(t) for t in members) if v is not None]
@@ -76,7 +88,6 @@ def render_metrics(results: Mapping[str, Any]) -> str:
         count.append((labels, float(sum(len(iterations(t)) for t in members))))
         failed.append((labels, float(sum(i.get("outcome") in ("failed", "error") for i in ran))))
         tests.append((labels, float(len(members))))
-    w = _Writer()
     w.family(
         "rafael_fitness",
         "Mean fitness (0..1) of the shipped genome of the tests of this module under this "
@@ -104,22 +115,38 @@ def render_metrics(results: Mapping[str, Any]) -> str:
         "rafael_failed_iterations", "Iterations that failed or errored in the last run", failed
     )
     w.family("rafael_tests", "Test and scenario pairs in the last run", tests)
+
+
+_SCORES = (
+    (
+        "rafael_resilience_score",
+        "current_score",
+        "Resilience score of what ships after the last run",
+    ),
+    (
+        "rafael_baseline_score",
+        "baseline_score",
+        "Resilience score of what shipped when the last run started",
+    ),
+    ("rafael_improvement_percent", "improvement_pct", "Improvement of the shipped score, percent"),
+    (
+        "rafael_potential_score",
+        "potential_score",
+        "Score the best candidates would reach if adopted (not what ships)",
+    ),
+)
+
+
+def _run_families(w: _Writer, results: Mapping[str, Any]) -> None:
+    """The run's scores, gate and findings."""
     delta = results.get("delta") or {}
     gate = results.get("gate") or {}
-    for name, key, help_text in (
-        ("rafael_resilience_score", "current_score",
-         "Resilience score of what ships after the last run"),
-        ("rafael_baseline_score", "baseline_score",
-         "Resilience score of what shipped when the last run started"),
-        ("rafael_improvement_percent", "improvement_pct",
-         "Improvement of the shipped score, percent"),
-        ("rafael_potential_score", "potential_score",
-         "Score the best candidates would reach if adopted (not what ships)"),
-    ):
+    for name, key, help_text in _SCORES:
         value = num(delta.get(key))
         w.family(name, help_text, [({}, value)] if value is not None else [])
     gate_set = num(gate.get("min_fitness")) is not None or any(
-        num(t.get("min_fitness")) is not None for t in results.get("tests") or [])
+        num(t.get("min_fitness")) is not None for t in results.get("tests") or []
+    )
     w.family(
         "rafael_gate_set",
         "1 when a fitness threshold applied to some test, else 0",
@@ -140,17 +167,20 @@ def render_metrics(results: Mapping[str, Any]) -> str:
         "Threats mitigated in the last run",
         [({}, float(len(delta.get("threats_mitigated") or [])))],
     )
+
+
+def _audit_families(w: _Writer, results: Mapping[str, Any]) -> None:
     audit = (results.get("guardian") or {}).get("audit")
-    if isinstance(audit, Mapping):
-        w.family(
-            "rafael_audit_chain_verified",
-            "1 when the audit chain verified, else 0",
-            [({}, 1.0 if audit.get("verified") else 0.0)],
-        )
-        entries = num(audit.get("entries"))
-        w.family(
-            "rafael_audit_entries",
-            "Entries in the audit chain",
-            [({}, entries)] if entries is not None else [],
-        )
-    return "\n".join(w.lines) + "\n"
+    if not isinstance(audit, Mapping):
+        return
+    w.family(
+        "rafael_audit_chain_verified",
+        "1 when the audit chain verified, else 0",
+        [({}, 1.0 if audit.get("verified") else 0.0)],
+    )
+    entries = num(audit.get("entries"))
+    w.family(
+        "rafael_audit_entries",
+        "Entries in the audit chain",
+        [({}, entries)] if entries is not None else [],
+    )

@@ -63,10 +63,13 @@ def render_summary(results: Mapping[str, Any], lessons: Sequence[Lesson] | None 
     passed = bool(gate.get("passed", True))
     below = gate_failed_keys(results)
     gate_set = num(gate.get("min_fitness")) is not None or any(
-        num(t.get("min_fitness")) is not None for t in tests)
+        num(t.get("min_fitness")) is not None for t in tests
+    )
     if results.get("status") == "interrupted":
-        headline = (f"## ⚠️ pytest-rafael: run INTERRUPTED "
-                    f"({md(results.get('interrupted_by') or '?')}): partial results")
+        headline = (
+            f"## ⚠️ pytest-rafael: run INTERRUPTED "
+            f"({md(results.get('interrupted_by') or '?')}): partial results"
+        )
     elif not passed:
         headline = "## ❌ pytest-rafael: resilience gate failed"
     elif gate_set:
@@ -75,8 +78,9 @@ def render_summary(results: Mapping[str, Any], lessons: Sequence[Lesson] | None 
         headline = "## pytest-rafael: no gate set"
     # A test evolving several modules is one pair, shown once per module.
     pairs = {(t.get("nodeid"), t.get("scenario")) for t in tests}
-    runs = {(t.get("nodeid"), t.get("scenario"), i.get("index"))
-            for t in tests for i in iterations(t)}
+    runs = {
+        (t.get("nodeid"), t.get("scenario"), i.get("index")) for t in tests for i in iterations(t)
+    }
     lines = [
         headline,
         "",
@@ -98,8 +102,19 @@ def render_summary(results: Mapping[str, Any], lessons: Sequence[Lesson] | None 
         if len(failures) > MAX_TEST_ROWS:
             lines.append(f"- and {len(failures) - MAX_TEST_ROWS} more")
         lines.append("")
+    lines += _scores_lines(delta)
+    lines += _tests_lines(tests, below)
+    guardian = results.get("guardian")
+    if isinstance(guardian, Mapping):
+        lines += [_guardian_line(guardian), ""]
+    lines += _lessons_lines(lessons)
+    lines += _next_steps_lines(results)
+    return "\n".join(lines)
+
+
+def _scores_lines(delta: Mapping[str, Any]) -> list[str]:
     improvement = num(delta.get("improvement_pct"))
-    lines += [
+    lines = [
         "| shipped: baseline | shipped: current | improvement | threats mitigated "
         "| vulnerabilities |",
         "|---:|---:|---:|---:|---:|",
@@ -112,45 +127,50 @@ def render_summary(results: Mapping[str, Any], lessons: Sequence[Lesson] | None 
     potential = num(delta.get("potential_score"))
     if potential is not None and potential > (num(delta.get("current_score")) or 0.0):
         lines += [f"Candidates' potential, not adopted: {fmt_num(potential)}.", ""]
-    if tests:
-        # Worst first: the rows a reviewer must read come before the capped tail.
-        order = sorted(
-            tests,
-            key=lambda t: (
-                test_key(t) not in below,
-                num(t.get("baseline_fitness")) if num(t.get("baseline_fitness")) is not None
-                else -1.0,
-            ),
+    return lines
+
+
+def _tests_lines(tests: list[Mapping[str, Any]], below: set[tuple[str, str]]) -> list[str]:
+    if not tests:
+        return []
+    # Worst first: the rows a reviewer must read come before the capped tail.
+    order = sorted(
+        tests,
+        key=lambda t: (
+            test_key(t) not in below,
+            num(t.get("baseline_fitness")) if num(t.get("baseline_fitness")) is not None else -1.0,
+        ),
+    )
+    lines = [
+        "| test | scenario | iterations | success | shipped (n) | candidate | proposal |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for t in order[:MAX_TEST_ROWS]:
+        nodeid, scenario = test_key(t)
+        rate = success_rate(t)
+        flag = " ❌" if (nodeid, scenario) in below else ""
+        lines.append(
+            f"| {md(nodeid)}{flag} | {md(scenario)} | {len(iterations(t))} | "
+            f"{'n/a' if rate is None else f'{rate * 100:.0f} %'} | "
+            f"{fmt_num(t.get('baseline_fitness'))} ({t.get('baseline_n', '?')}) | "
+            f"{fmt_num(best_fitness(t))} | "
+            f"{md(t.get('proposal_id') or ('yes' if t.get('adopted') else 'no'))} |"
         )
-        lines += [
-            "| test | scenario | iterations | success | shipped (n) | candidate | proposal |",
-            "|---|---|---:|---:|---:|---:|---|",
-        ]
-        for t in order[:MAX_TEST_ROWS]:
-            nodeid, scenario = test_key(t)
-            rate = success_rate(t)
-            flag = " ❌" if (nodeid, scenario) in below else ""
-            lines.append(
-                f"| {md(nodeid)}{flag} | {md(scenario)} | {len(iterations(t))} | "
-                f"{'n/a' if rate is None else f'{rate * 100:.0f} %'} | "
-                f"{fmt_num(t.get('baseline_fitness'))} ({t.get('baseline_n', '?')}) | "
-                f"{fmt_num(best_fitness(t))} | "
-                f"{md(t.get('proposal_id') or ('yes' if t.get('adopted') else 'no'))} |"
-            )
-        if len(order) > MAX_TEST_ROWS:
-            lines.append(f"\n{len(order) - MAX_TEST_ROWS} more pairs in index.html.")
-        lines.append("")
-    guardian = results.get("guardian")
-    if isinstance(guardian, Mapping):
-        lines += [_guardian_line(guardian), ""]
-    if lessons:
-        lines += ["**Lessons learned**", ""]
-        lines += [f"- {md(lesson.text)}" for lesson in lessons[:MAX_LESSONS]]
-        if len(lessons) > MAX_LESSONS:
-            lines.append(f"- and {len(lessons) - MAX_LESSONS} more in index.html")
-        lines.append("")
-    lines += _next_steps_lines(results)
-    return "\n".join(lines)
+    if len(order) > MAX_TEST_ROWS:
+        lines.append(f"\n{len(order) - MAX_TEST_ROWS} more pairs in index.html.")
+    lines.append("")
+    return lines
+
+
+def _lessons_lines(lessons: Sequence[Lesson]) -> list[str]:
+    if not lessons:
+        return []
+    lines = ["**Lessons learned**", ""]
+    lines += [f"- {md(lesson.text)}" for lesson in lessons[:MAX_LESSONS]]
+    if len(lessons) > MAX_LESSONS:
+        lines.append(f"- and {len(lessons) - MAX_LESSONS} more in index.html")
+    lines.append("")
+    return lines
 
 
 def _next_steps_lines(results: Mapping[str, Any]) -> list[str]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_rafael.atomic import atomic_write
+from pytest_rafael.common.atomic import atomic_write
 from pytest_rafael.report.html import render_html
 from pytest_rafael.report.lessons import build_lessons
 from pytest_rafael.report.prometheus import render_metrics

@@ -72,8 +72,9 @@ def slot(module: str) -> Slot:
     return s
 
 
-def compile_genome(genome: Genome | None, counters: Counters,
-                   declared_idempotent: bool | None = None) -> Pipeline | None:
+def compile_genome(
+    genome: Genome | None, counters: Counters, declared_idempotent: bool | None = None
+) -> Pipeline | None:
     if genome is None or not genome.genes:
         return None
     idempotent = genome.idempotent if genome.idempotent is not None else declared_idempotent
@@ -131,8 +132,9 @@ def use_genome(genome: Genome | None, module: str) -> Iterator[Genome | None]:
     in order."""
     s = slot(module)
     pipeline = compile_genome(
-        None if genome is None else Genome(module, genome.generation, genome.genes,
-                                           genome.lineage, genome.idempotent),
+        None
+        if genome is None
+        else Genome(module, genome.generation, genome.genes, genome.lineage, genome.idempotent),
         s.counters,
         s.idempotent,
     )

@@ -11,8 +11,9 @@ from typing import Any
 
 from pytest_rafael.toxiproxy import errors
 from pytest_rafael.toxiproxy.address import AddressError, bind_error, resolve
-from pytest_rafael.toxiproxy.link import POOL, Connection
+from pytest_rafael.toxiproxy.link import Connection
 from pytest_rafael.toxiproxy.toxics import DOWNSTREAM, UPSTREAM, ToxicSpec
+from pytest_rafael.toxiproxy.workers import POOL
 
 
 def split_address(address: str, field_name: str) -> tuple[str, int]:

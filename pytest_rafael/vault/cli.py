@@ -34,21 +34,7 @@ def register(sub: Any, group: argparse.ArgumentParser) -> None:
     )
     common.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = sub.add_parser(
-        "search",
-        parents=[common],
-        help="search patterns",
-        description="Search patterns, most relevant first, then most reliable.",
-    )
-    p.add_argument("text", nargs="*", help="words to search for (name, problem, tags, ...)")
-    p.add_argument("--category", help=f"one of: {', '.join(CATEGORIES)}")
-    p.add_argument("--tech", help="technology, e.g. python, asyncio, postgresql, node.js")
-    p.add_argument("--threat", help="threat scenario, e.g. db_failure")
-    p.add_argument(
-        "--min-score", type=float, default=0.0, metavar="X", help="minimum reliability score (0..1)"
-    )
-    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N results")
-    p.set_defaults(func=_search)
+    _add_search(sub, common)
 
     p = sub.add_parser(
         "show",
@@ -85,6 +71,24 @@ def register(sub: Any, group: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_validate)
 
 
+def _add_search(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "search",
+        parents=[common],
+        help="search patterns",
+        description="Search patterns, most relevant first, then most reliable.",
+    )
+    p.add_argument("text", nargs="*", help="words to search for (name, problem, tags, ...)")
+    p.add_argument("--category", help=f"one of: {', '.join(CATEGORIES)}")
+    p.add_argument("--tech", help="technology, e.g. python, asyncio, postgresql, node.js")
+    p.add_argument("--threat", help="threat scenario, e.g. db_failure")
+    p.add_argument(
+        "--min-score", type=float, default=0.0, metavar="X", help="minimum reliability score (0..1)"
+    )
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N results")
+    p.set_defaults(func=_search)
+
+
 # -- helpers ----------------------------------------------------------------------------
 
 
@@ -96,12 +100,13 @@ def _error(message: str, exit_code: int = 2) -> Exception:
 
 def _vault(args: argparse.Namespace) -> Vault:
     from pytest_rafael.cli import resolve_settings
+
     resolve_settings(args)  # the option table's values for unset flags
     try:
         vault = Vault.load(list(args.vault_dirs))
     except VaultError as exc:
         raise _error(str(exc)) from None
-    from pytest_rafael.store import Store, store_label
+    from pytest_rafael.store.core import Store, store_label
 
     target: Path | str = args.store  # a file, or a postgresql:// URL
     if args.store_given and isinstance(target, Path) and not target.exists():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timezone
 
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS vault_evidence (

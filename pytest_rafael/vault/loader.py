@@ -12,9 +12,9 @@ from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_rafael import yaml_limits
+from pytest_rafael.common import yaml_limits
+from pytest_rafael.common.yaml_nodes import KeyLines, safe_loader
 from pytest_rafael.errors import RafaelError
-from pytest_rafael.yaml_nodes import KeyLines, safe_loader
 
 from .models import (
     CATEGORIES,
@@ -49,7 +49,6 @@ _OPTIONAL = ("gene",)
 
 # The C loader (when PyYAML was built with libyaml) is several times faster on the ~60
 # built-in files; both are safe loaders.
-
 
 
 class VaultError(RafaelError, ValueError):
@@ -109,32 +108,8 @@ def parse_pattern(
     except yaml_limits.YamlInputError as exc:
         raise VaultError(f"{source}:{exc.line}: yaml: {exc.problem}") from None
     check = _Checker(source, KeyLines(node, fallback=1))
-    if not isinstance(data, dict):
-        raise VaultError(f"{source}:1: pattern: expected a mapping of fields, got {data!r:.60}")
-    unknown = sorted(set(map(str, data)) - set(_REQUIRED) - set(_OPTIONAL))
-    if unknown:
-        raise check.fail(unknown[0], f"unknown field (known: {', '.join(_REQUIRED + _OPTIONAL)})")
-    for key in _REQUIRED:
-        if key not in data:
-            raise VaultError(f"{source}:1: {key}: missing required field")
-
-    pattern_id = data["id"]
-    if not isinstance(pattern_id, str) or not _ID.match(pattern_id):
-        raise check.fail("id", f"bad id {pattern_id!r} (2-80 chars: a-z 0-9 _ . -)")
-    category = check.text(data, "category")
-    if category not in CATEGORIES:
-        raise check.fail(
-            "category", f"unknown category {category!r} (known: {', '.join(CATEGORIES)})"
-        )
-    status = check.text(data, "verification_status")
-    if status not in VERIFICATION_STATUSES:
-        raise check.fail(
-            "verification_status",
-            f"expected one of {', '.join(VERIFICATION_STATUSES)}, got {status!r}",
-        )
-    score = data["reliability_score"]
-    if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
-        raise check.fail("reliability_score", f"expected a number from 0 to 1, got {score!r}")
+    _check_fields(check, data, source)
+    pattern_id, category, status, score = _classification(check, data)
     # Empty is allowed: some patterns (SQL injection prevention) guard against no chaos threat.
     threats = check.names(data, "threats", allow_empty=True)
     if known_threats is not None:
@@ -165,6 +140,40 @@ def parse_pattern(
         gene=_gene(check, data.get("gene")),
         source=source,
     )
+
+
+def _check_fields(check: _Checker, data: Any, source: str) -> None:
+    """A mapping with every required field and no unknown one."""
+    if not isinstance(data, dict):
+        raise VaultError(f"{source}:1: pattern: expected a mapping of fields, got {data!r:.60}")
+    unknown = sorted(set(map(str, data)) - set(_REQUIRED) - set(_OPTIONAL))
+    if unknown:
+        raise check.fail(unknown[0], f"unknown field (known: {', '.join(_REQUIRED + _OPTIONAL)})")
+    for key in _REQUIRED:
+        if key not in data:
+            raise VaultError(f"{source}:1: {key}: missing required field")
+
+
+def _classification(check: _Checker, data: dict[str, Any]) -> tuple[str, str, str, float]:
+    """The pattern's id, category, verification status and reliability score."""
+    pattern_id = data["id"]
+    if not isinstance(pattern_id, str) or not _ID.match(pattern_id):
+        raise check.fail("id", f"bad id {pattern_id!r} (2-80 chars: a-z 0-9 _ . -)")
+    category = check.text(data, "category")
+    if category not in CATEGORIES:
+        raise check.fail(
+            "category", f"unknown category {category!r} (known: {', '.join(CATEGORIES)})"
+        )
+    status = check.text(data, "verification_status")
+    if status not in VERIFICATION_STATUSES:
+        raise check.fail(
+            "verification_status",
+            f"expected one of {', '.join(VERIFICATION_STATUSES)}, got {status!r}",
+        )
+    score = data["reliability_score"]
+    if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
+        raise check.fail("reliability_score", f"expected a number from 0 to 1, got {score!r}")
+    return pattern_id, category, status, float(score)
 
 
 def _code_example(check: _Checker, value: Any, check_syntax: bool) -> CodeExample:

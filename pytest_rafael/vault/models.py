@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_rafael.scenario_loader import builtin_dir
+from pytest_rafael.scenario.catalog import builtin_dir
 
 CATEGORIES = (
     "retry",
@@ -33,9 +33,7 @@ VERIFICATION_STATUSES = ("unverified", "community", "tested", "production_proven
 # The built-in threat scenarios, read from the catalog's file names (one scenario per file,
 # named after it) so that the vault and the catalog cannot drift apart. User patterns may
 # also name threats of user scenario folders, so only built-in patterns are held to it.
-BUILTIN_THREATS: tuple[str, ...] = tuple(
-    sorted(p.stem for p in builtin_dir().glob("*.yaml"))
-)
+BUILTIN_THREATS: tuple[str, ...] = tuple(sorted(p.stem for p in builtin_dir().glob("*.yaml")))
 
 # Gene name -> parameter name -> (type, minimum, maximum); None bounds are open. These are
 # the genes of the genome engine (DESIGN.md, "Genome file"); a pattern's ``gene`` block must

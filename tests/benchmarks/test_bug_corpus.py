@@ -16,8 +16,8 @@ if str(ROOT) not in sys.path:  # the corpus is not part of the installed package
 
 from benchmarks.bugs import BUG_NAMES, load  # noqa: E402
 from benchmarks.bugs._rig import rig, server  # noqa: E402
-from pytest_rafael.fixtures import ToxiproxyServer  # noqa: E402
-from pytest_rafael.schedules import FaultSchedule  # noqa: E402
+from pytest_rafael.plugin.fixtures import ToxiproxyServer  # noqa: E402
+from pytest_rafael.scenario.schedule_model import FaultSchedule  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_rafael.atomic import atomic_write
-from pytest_rafael.yaml_nodes import KeyLines
+from pytest_rafael.common.atomic import atomic_write
+from pytest_rafael.common.yaml_nodes import KeyLines
 
 
 def test_atomic_write_replaces_and_keeps_permissions(tmp_path: Path) -> None:

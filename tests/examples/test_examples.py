@@ -42,10 +42,14 @@ def examples(pytester: pytest.Pytester) -> pytest.Pytester:
 
 def _outcomes(pytester: pytest.Pytester, shipped: bool = False) -> dict[str, list[str]]:
     results = json.loads((pytester.path / "reports" / "results.json").read_text())
-    return {f"{t['nodeid'].split('::')[-1]}[{t['scenario']}]":
-            [i["outcome"] for i in t["iterations"]
-             if not shipped or i["genome"] == t["baseline_genome"]]
-            for t in results["tests"]}
+    return {
+        f"{t['nodeid'].split('::')[-1]}[{t['scenario']}]": [
+            i["outcome"]
+            for i in t["iterations"]
+            if not shipped or i["genome"] == t["baseline_genome"]
+        ]
+        for t in results["tests"]
+    }
 
 
 def test_examples_pass_without_chaos(examples: pytest.Pytester) -> None:
@@ -59,11 +63,17 @@ def test_redis_example_fails_with_the_shipped_genome_under_db_failure(
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server not installed")
     result = examples.runpytest_subprocess(
-        "redis_sessions", "--rafael-chaos", "--rafael-iterations", "1",
-        "-k", "db_failure", "--rafael-report", "reports")
+        "redis_sessions",
+        "--rafael-chaos",
+        "--rafael-iterations",
+        "1",
+        "-k",
+        "db_failure",
+        "--rafael-report",
+        "reports",
+    )
     assert result.ret == 1
-    assert _outcomes(examples) == {"test_sessions_survive_database_faults[db_failure]":
-                                   ["failed"]}
+    assert _outcomes(examples) == {"test_sessions_survive_database_faults[db_failure]": ["failed"]}
     result.stdout.fnmatch_lines(["*ConnectionError*"])
 
 
@@ -74,8 +84,14 @@ def test_examples_pass_under_chaos_with_a_resilient_genome(examples: pytest.Pyte
     # Three iterations: scenarios that hit by chance measure the shipped genome three
     # times (a verdict needs them), db_failure once and then two candidates.
     result = examples.runpytest_subprocess(
-        "http_services", "redis_sessions",
-        "--rafael-chaos", "--rafael-iterations", "3", "--rafael-report", "reports")
+        "http_services",
+        "redis_sessions",
+        "--rafael-chaos",
+        "--rafael-iterations",
+        "3",
+        "--rafael-report",
+        "reports",
+    )
     outcomes = _outcomes(examples, shipped=True)
     assert outcomes == {
         "test_order_pages_stay_up[flaky_network]": ["passed"] * 3,
@@ -91,15 +107,24 @@ def test_examples_pass_under_chaos_with_a_resilient_genome(examples: pytest.Pyte
 
 def test_the_flood_example_shows_what_a_rate_limiter_is_worth(examples: pytest.Pytester) -> None:
     result = examples.runpytest_subprocess(
-        "rate_limited_service", "--rafael-chaos", "--rafael-iterations", "1",
-        "--rafael-scenarios", "rate_limited_service/scenarios", "--rafael-report", "reports")
+        "rate_limited_service",
+        "--rafael-chaos",
+        "--rafael-iterations",
+        "1",
+        "--rafael-scenarios",
+        "rate_limited_service/scenarios",
+        "--rafael-report",
+        "reports",
+    )
     assert _outcomes(examples) == {
         "test_prices_with_a_rate_limiter[request_flood]": ["passed"],
         "test_prices_without_a_rate_limiter[request_flood]": ["failed"],
     }, result.stdout.str()
     results = json.loads((examples.path / "reports" / "results.json").read_text())
-    observed = {t["nodeid"].split("::")[-1]: t["iterations"][0]["faults"][0]["observed"]
-                for t in results["tests"]}
+    observed = {
+        t["nodeid"].split("::")[-1]: t["iterations"][0]["faults"][0]["observed"]
+        for t in results["tests"]
+    }
     # The limiter answers the flood with 429 at once; without it every request queues.
     assert observed["test_prices_with_a_rate_limiter"]["statuses"]["429"] > 0
     assert set(observed["test_prices_without_a_rate_limiter"]["statuses"]) == {"200"}

@@ -17,8 +17,9 @@ import pytest
 
 from pytest_rafael.faults.injector import FaultInjector
 from pytest_rafael.faults.network import ProxyHandle
-from pytest_rafael.scenario_loader import dump_scenario, loads
-from pytest_rafael.scenarios import ScenarioError
+from pytest_rafael.scenario.dump import dump_scenario
+from pytest_rafael.scenario.loader import loads
+from pytest_rafael.scenario.model import ScenarioError
 
 
 class _Echo(socketserver.BaseRequestHandler):

@@ -110,8 +110,6 @@ def test_http_payloads_get_their_headers() -> None:
     address = parse_address("http://localhost:8080/x?q=1")
     data, http = request_bytes(None, address, keep_alive=False)
     assert http
-    assert data == (
-        b"GET /x?q=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nConnection: close\r\n\r\n"
-    )
+    assert data == (b"GET /x?q=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nConnection: close\r\n\r\n")
     raw, http = request_bytes("PING\r\n", address, keep_alive=True)
     assert (raw, http) == (b"PING\r\n", False)

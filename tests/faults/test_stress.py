@@ -22,14 +22,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pytest_rafael.faults.stress import (
-    StressError,
-    StressLimits,
-    Stressor,
-    Stressors,
-    start_stressor,
-)
-from pytest_rafael.faults.stress import _child_argv as _child_argv
+from pytest_rafael.faults.stress import Stressor, Stressors, start_stressor
+from pytest_rafael.faults.stress_limits import StressError, StressLimits
+from pytest_rafael.faults.stress_process import _child_argv
 
 MB = 1024 * 1024
 LIMITS = StressLimits(memory_share=0.5, max_disk_mb=64)
@@ -485,7 +480,7 @@ def test_a_short_lived_cpu_stressor_is_still_measured() -> None:
 
 
 def test_the_sweep_spares_folders_of_live_parents_and_other_namespaces(tmp_path: Path) -> None:
-    from pytest_rafael.faults.stress import _pid_namespace
+    from pytest_rafael.faults.stress_process import _pid_namespace
 
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],

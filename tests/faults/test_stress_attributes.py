@@ -10,14 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_rafael.faults.stress import (
-    StressError,
-    StressLimits,
-    normalize_attributes,
-    start_stressor,
-)
-from pytest_rafael.faults.stress import _encode_spec as _encode_spec
-from pytest_rafael.faults.stress import _parse_line as _parse_line
+from pytest_rafael.faults.stress import start_stressor
+from pytest_rafael.faults.stress_limits import StressError, StressLimits, normalize_attributes
+from pytest_rafael.faults.stress_process import _encode_spec, _parse_line
 
 LIMITS = StressLimits(max_disk_mb=64)
 CORES = os.cpu_count() or 1
@@ -35,7 +30,8 @@ CORES = os.cpu_count() or 1
         ("cpu", {"cores": CORES + 1}, ["cpu", "'cores'", f"between 1 and {CORES}"]),
         ("cpu", {"cores": 0}, ["cpu", "'cores'"]),
         ("memory", {}, ["memory", "'mb'", "required"]),
-        ("memory", {"mb": -5}, ["memory", "'mb'", "greater than 0"]),
+        ("memory", {"mb": -5}, ["memory", "'mb'", "between 1 and"]),
+        ("memory", {"mb": 0.5}, ["memory", "'mb'", "between 1 and"]),
         ("memory", {"mb": None}, ["memory", "'mb'"]),
         ("memory", {"mb": 10, "pages": 3}, ["memory", "'pages'"]),
         ("disk", {"mb": 65}, ["disk", "'mb'", "between 0.0625 and 64"]),

@@ -17,7 +17,7 @@ from pytest_rafael.genome.file import GenomeFileError, load_genome_file, write_g
 from pytest_rafael.genome.fitness import Measurement
 from pytest_rafael.genome.genome import Genome
 from pytest_rafael.genome.state import engine_states, load_engine_state, save_engine_state
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 PAY = Genome.from_dict(
     "payments",
@@ -191,12 +191,22 @@ def approve_proposal(out: str, db: Path, gfile: Path) -> None:
     root = Path.cwd()
     key = root / "bob_ed25519"
     if not key.exists():
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
-                       check=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
         pub = " ".join(Path(f"{key}.pub").read_text().split()[:2])
         (root / "rafael.allowed_signers").write_text(f'bob namespaces="rafael" {pub}\n')
-    argv = ["genome", "approve", proposal_id, "--by", "bob", "--key", str(key),
-            "--store", str(db), "--genome", str(gfile)]
+    argv = [
+        "genome",
+        "approve",
+        proposal_id,
+        "--by",
+        "bob",
+        "--key",
+        str(key),
+        "--store",
+        str(db),
+        "--genome",
+        str(gfile),
+    ]
     assert main(argv) == 1  # alice, the author, cannot record bob's approval
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RAFAEL_ACTOR", "bob")

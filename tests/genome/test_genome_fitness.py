@@ -30,7 +30,8 @@ def test_success_rate_sources() -> None:
     tolerated = {"calls": 32, "attempts": 32, "failures": 30}
     assert m("passed", runtime=tolerated).success_rate == pytest.approx(2 / 32)
     assert m("passed", runtime=tolerated, metrics={"ok": 1, "total": 2}).success_rate == (
-        pytest.approx(2 / 32))
+        pytest.approx(2 / 32)
+    )
 
 
 def test_recovery_after_fault_window() -> None:
@@ -93,11 +94,17 @@ def test_weighted_score_and_extra_terms() -> None:
 
 
 def test_a_failure_scores_below_every_pass_whatever_it_recorded() -> None:
-    failed = m("failed", runtime={"calls": 10, "attempts": 10},
-               metrics={"ok": 10, "total": 10, "recovery_s": 0.0, "budget_s": 1.0})
-    worst_pass = m("passed", duration=100.0, runtime={"calls": 10, "attempts": 200,
-                                                     "failures": 9},
-                   metrics={"success_rate": 0.0})
+    failed = m(
+        "failed",
+        runtime={"calls": 10, "attempts": 10},
+        metrics={"ok": 10, "total": 10, "recovery_s": 0.0, "budget_s": 1.0},
+    )
+    worst_pass = m(
+        "passed",
+        duration=100.0,
+        runtime={"calls": 10, "attempts": 200, "failures": 9},
+        metrics={"success_rate": 0.0},
+    )
     assert evaluate(failed).score == 0.0
     assert evaluate(worst_pass).score >= PASS_FLOOR > 0.0
     # an extra term at full value cannot lift it either
@@ -119,8 +126,12 @@ def test_slowdown_against_the_reference_run_lowers_the_score() -> None:
 
 def test_most_calls_failing_cannot_outscore_every_call_alive() -> None:
     lossy = m("passed", duration=0.05, runtime={"calls": 32, "attempts": 32, "failures": 30})
-    kept = m("passed", duration=3.0, window=(0.0, 3.5),
-             runtime={"calls": 32, "attempts": 640, "failures": 0, "latency_total_s": 90.0})
+    kept = m(
+        "passed",
+        duration=3.0,
+        window=(0.0, 3.5),
+        runtime={"calls": 32, "attempts": 640, "failures": 0, "latency_total_s": 90.0},
+    )
     assert evaluate(kept).score > evaluate(lossy).score
 
 
@@ -157,16 +168,18 @@ def test_terms_always_in_unit_interval() -> None:
 def test_the_worked_example_of_docs_genome_md() -> None:
     def run(duration: float) -> Measurement:
         runtime = {"calls": 6, "attempts": 6, "latency_total_s": duration}
-        return Measurement.from_iteration("passed", duration, runtime, {}, (0.0, duration + 1),
-                                          reference_s=0.02)
+        return Measurement.from_iteration(
+            "passed", duration, runtime, {}, (0.0, duration + 1), reference_s=0.02
+        )
 
     fast, slow = evaluate(run(0.02)), evaluate(run(2.0))
     assert fast.score == pytest.approx(1.00, abs=0.005)
     assert slow.terms["recovery_speed"] == pytest.approx(0.750, abs=0.001)
     assert slow.terms["speed"] == pytest.approx(0.034, abs=0.001)
     assert slow.score == pytest.approx(0.52, abs=0.005)
-    failed = Measurement.from_iteration("failed", 2.0, {}, {"ok": 10, "total": 10}, None,
-                                        reference_s=0.02)
+    failed = Measurement.from_iteration(
+        "failed", 2.0, {}, {"ok": 10, "total": 10}, None, reference_s=0.02
+    )
     four_and_one = evaluate([run(2.0)] * 4 + [failed])
     assert four_and_one.score == pytest.approx(0.415, abs=0.005)
 

@@ -12,9 +12,20 @@ from pytest_rafael.genome.fitness import Measurement
 from pytest_rafael.genome.genome import Genome
 from pytest_rafael.genome.safety import RETRY_TIME_SHARE, Safety, worst_case_s
 
-GREEDY = Genome.from_dict("s", {"genes": {
-    "retry": {"max_attempts": 20, "base_delay": 2.0, "max_delay": 30.0, "on": ["Exception"]},
-    "timeout": {"seconds": 10.0}}})
+GREEDY = Genome.from_dict(
+    "s",
+    {
+        "genes": {
+            "retry": {
+                "max_attempts": 20,
+                "base_delay": 2.0,
+                "max_delay": 30.0,
+                "on": ["Exception"],
+            },
+            "timeout": {"seconds": 10.0},
+        }
+    },
+)
 
 
 def test_a_module_not_declared_idempotent_retries_only_what_was_never_sent() -> None:
@@ -40,9 +51,20 @@ def test_the_worst_case_stays_within_a_share_of_the_test_budget(budget: float | 
 def test_a_timeout_that_fills_the_budget_is_shortened_rather_than_the_retry_cut_to_one() -> None:
     # The examples ship `timeout: 30 s`; the default cap is 0.5 x 60 s = 30 s. Cutting the
     # attempts to fit would leave max_attempts=1, a retry that retries nothing.
-    slow = Genome.from_dict("s", {"genes": {
-        "retry": {"max_attempts": 3, "base_delay": 0.1, "max_delay": 1.0, "on": ["Exception"]},
-        "timeout": {"seconds": 30.0}}})
+    slow = Genome.from_dict(
+        "s",
+        {
+            "genes": {
+                "retry": {
+                    "max_attempts": 3,
+                    "base_delay": 0.1,
+                    "max_delay": 1.0,
+                    "on": ["Exception"],
+                },
+                "timeout": {"seconds": 30.0},
+            }
+        },
+    )
     safety = Safety.for_module("s", True, None)
     capped = safety.apply(slow, attempt_s=0.2)
     timeout = float(capped.genes["timeout"]["seconds"])
@@ -67,7 +89,17 @@ def test_an_engine_never_measures_an_unsafe_candidate() -> None:
             assert set(retry["on"]) <= {"NotDelivered", "ConnectionRefusedError"}
             assert worst_case_s(dict(retry.params), 1.0) <= 1.0 + 1e-9
         failed = rng.random() < 0.7
-        runtime = {"calls": 3, "attempts": 3, "failures": 2 if failed else 0,
-                   "latency_max_s": 0.3, "last_failure_at_s": 0.3}
-        engine.observe(i, g, Measurement.from_iteration(
-            "failed" if failed else "passed", 0.4, runtime, {}, (0.0, 0.5)))
+        runtime = {
+            "calls": 3,
+            "attempts": 3,
+            "failures": 2 if failed else 0,
+            "latency_max_s": 0.3,
+            "last_failure_at_s": 0.3,
+        }
+        engine.observe(
+            i,
+            g,
+            Measurement.from_iteration(
+                "failed" if failed else "passed", 0.4, runtime, {}, (0.0, 0.5)
+            ),
+        )

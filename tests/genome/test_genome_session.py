@@ -7,7 +7,7 @@ from pathlib import Path
 from pytest_rafael.genome.genome import Genome
 from pytest_rafael.genome.session import Evolution
 from pytest_rafael.resilience import antifragile, runtime
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 
 def test_two_runs_continue_through_the_store(tmp_path: Path) -> None:

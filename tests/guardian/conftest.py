@@ -9,7 +9,7 @@ import pytest
 
 from pytest_rafael.guardian import Guardian, GuardianConfig
 from pytest_rafael.guardian.config import ModulePolicy
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 
 @pytest.fixture

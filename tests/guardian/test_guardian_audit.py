@@ -15,16 +15,14 @@ from guardian_factories import evidence, genome
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_rafael.guardian.audit import (
+from pytest_rafael.guardian.audit import AuditChainError, AuditLog, NewEntry
+from pytest_rafael.guardian.audit_hash import (
     GENESIS_HASH,
-    AuditChainError,
-    AuditLog,
-    NewEntry,
     _hash_payload,
     canonical_json,
     entry_hash,
 )
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 COLUMNS = (
     "timestamp",

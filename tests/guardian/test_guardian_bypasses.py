@@ -414,7 +414,7 @@ def test_tail_truncation_with_a_replayed_head_is_caught_with_the_key(
     _truncate_behind(db, old_head[0], old_head)
     # The store alone cannot tell (the head row and its MAC are genuine, just old)...
     from pytest_rafael.guardian.audit import AuditLog
-    from pytest_rafael.store import Store
+    from pytest_rafael.store.core import Store
 
     with Store(db) as s:
         assert AuditLog(s, b"k").verify().ok

@@ -15,7 +15,7 @@ from pytest_rafael import cli
 from pytest_rafael.guardian import Guardian, GuardianConfig
 from pytest_rafael.guardian.audit import AuditEntry
 from pytest_rafael.guardian.cli import cef_line
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +27,7 @@ def _only_guardian_commands(monkeypatch: pytest.MonkeyPatch) -> None:
         "COMMANDS",
         {
             "audit": ("audit", ("pytest_rafael.guardian.cli",)),
-            "genome": ("genome", ("pytest_rafael.guardian.cli_genome",)),
+            "genome": ("genome", ("pytest_rafael.genome.review_cli",)),
         },
     )
 

@@ -13,7 +13,7 @@ from guardian_factories import evidence, genome, key
 from pytest_rafael.guardian import Guardian, GuardianConfig
 from pytest_rafael.guardian.compliance import FRAMEWORKS, check_compliance
 from pytest_rafael.guardian.config import ModulePolicy
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 CFG = GuardianConfig(
     critical_role="security-lead",

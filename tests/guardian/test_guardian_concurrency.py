@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from pytest_rafael.guardian.audit import AuditLog
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 WRITER = textwrap.dedent(
     """
     import sys
-    from pytest_rafael.store import Store
+    from pytest_rafael.store.core import Store
     from pytest_rafael.guardian.audit import AuditLog, NewEntry
     path, name, count, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     store = Store(path)

@@ -17,7 +17,7 @@ from guardian_factories import evidence, genome, key
 from pytest_rafael import cli
 from pytest_rafael.guardian import Guardian, GuardianConfig, GuardianError, PolicyError
 from pytest_rafael.guardian.actor import ActorError, check_name, resolve_actor, same_actor
-from pytest_rafael.store import Store, StoreError
+from pytest_rafael.store.core import Store, StoreError
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -30,12 +30,16 @@ def test_each_scenario_runs_n_iterations_with_fresh_fixtures(project: pytest.Pyt
     """)
     result = project.runpytest_subprocess("--rafael-chaos", "-v", "--rafael-seed", "7")
     result.assert_outcomes(passed=8)  # 3 iterations and a reference run without faults
-    result.stdout.fnmatch_lines([
-        "*test_marked?cpu_spike-nofault? PASSED*",
-        "*test_marked?cpu_spike-it0? PASSED*", "*test_marked?cpu_spike-it2? PASSED*",
-        "*test_marked?memory_pressure-it1? PASSED*",
-        "*RAFAEL*", "*test_marked ?cpu_spike?*success 100%*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_marked?cpu_spike-nofault? PASSED*",
+            "*test_marked?cpu_spike-it0? PASSED*",
+            "*test_marked?cpu_spike-it2? PASSED*",
+            "*test_marked?memory_pressure-it1? PASSED*",
+            "*RAFAEL*",
+            "*test_marked ?cpu_spike?*success 100%*",
+        ]
+    )
     results = read_results(project)
     assert results["schema"] == "rafael.results/1"
     assert results["seed"] == 7
@@ -102,11 +106,15 @@ def test_the_same_test_passes_without_chaos(project: pytest.Pytester) -> None:
     project.runpytest_subprocess().assert_outcomes(passed=1)
     # the reference run without faults passes; both iterations under latency fail
     project.runpytest_subprocess("--rafael-chaos", "--rafael-iterations", "2").assert_outcomes(
-        passed=1, failed=2)
+        passed=1, failed=2
+    )
 
 
 def test_down_fault_refuses_connections_then_recovers(project: pytest.Pytester) -> None:
-    write_scenario(project.path / "scen", "outage", """
+    write_scenario(
+        project.path / "scen",
+        "outage",
+        """
 name: outage
 description: the db is down for 300 ms
 severity: high
@@ -115,7 +123,8 @@ faults:
     target: db
     start: 0s
     duration: 300ms
-""")
+""",
+    )
     project.makepyfile("""
         import time
         import pytest
@@ -129,8 +138,9 @@ faults:
             time.sleep(0.5)
             rt(db.host, db.port)  # the outage ended: the link carries data again
     """)
-    project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios",
-                                 "scen").assert_outcomes(passed=2)
+    project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios", "scen").assert_outcomes(
+        passed=2
+    )
 
 
 def test_marker_targets_remap_scenario_proxy_names(project: pytest.Pytester) -> None:
@@ -161,12 +171,14 @@ def test_scenario_aimed_at_a_missing_proxy_is_a_clear_error(project: pytest.Pyte
     """)
     result = project.runpytest_subprocess("--rafael-chaos")
     result.assert_outcomes(passed=2, failed=2)  # the reference runs inject nothing
-    result.stdout.fnmatch_lines([
-        "*scenario 'db_failure' targets proxy 'db' (*db_failure.yaml:*) but the test "
-        "created cache*",
-        "*scenario 'network_latency' injects network faults into every proxy of the test, "
-        "but the test created none*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*scenario 'db_failure' targets proxy 'db' (*db_failure.yaml:*) but the test "
+            "created cache*",
+            "*scenario 'network_latency' injects network faults into every proxy of the test, "
+            "but the test created none*",
+        ]
+    )
 
 
 def test_upstreams_must_be_loopback_unless_allowlisted(project: pytest.Pytester) -> None:
@@ -182,7 +194,10 @@ def test_upstreams_must_be_loopback_unless_allowlisted(project: pytest.Pytester)
 
 
 def test_user_scenarios_add_and_override(project: pytest.Pytester) -> None:
-    write_scenario(project.path / "mine", "network_latency", """
+    write_scenario(
+        project.path / "mine",
+        "network_latency",
+        """
 name: network_latency
 description: overridden with 20 ms
 severity: low
@@ -190,7 +205,8 @@ faults:
   - kind: toxic
     type: latency
     attributes: {latency: 20}
-""")
+""",
+    )
     project.makepyfile("""
         import pytest
 
@@ -204,15 +220,19 @@ faults:
                 assert fault.attributes["latency"] == 20
             assert chaos.scenario.description == "overridden with 20 ms"
     """)
-    project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios",
-                                 "mine").assert_outcomes(passed=2)
+    project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios", "mine").assert_outcomes(
+        passed=2
+    )
     assert read_results(project)["tests"][0]["severity"] == "low"
 
 
 def test_bad_user_scenario_yaml_is_one_line_naming_file_and_line(
     project: pytest.Pytester,
 ) -> None:
-    write_scenario(project.path / "bad", "broken", """
+    write_scenario(
+        project.path / "bad",
+        "broken",
+        """
 name: broken
 description: bad latency
 severity: low
@@ -220,7 +240,8 @@ faults:
   - kind: toxic
     type: latency
     attributes: {latency: fast}
-""")
+""",
+    )
     project.makepyfile(
         """
         import pytest
@@ -233,7 +254,8 @@ faults:
     result = project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios", "bad")
     assert result.ret != 0
     result.stdout.fnmatch_lines(
-        ["*broken.yaml:8: field ?faults[[]0[]].attributes.latency?: expected a non-negative*"])
+        ["*broken.yaml:8: field ?faults[[]0[]].attributes.latency?: expected a non-negative*"]
+    )
     assert "Traceback" not in result.stdout.str()
 
 
@@ -277,8 +299,7 @@ def test_gate_passes_when_every_test_clears_it(project: pytest.Pytester) -> None
     """)
     result = project.runpytest_subprocess("--rafael-chaos", "--rafael-min-fitness", "0.5")
     assert result.ret == 0
-    assert read_results(project)["gate"] == {"min_fitness": 0.5, "passed": True,
-                                             "failures": []}
+    assert read_results(project)["gate"] == {"min_fitness": 0.5, "passed": True, "failures": []}
     summary = (project.path / "reports" / "summary.md").read_text()
     assert "test\\_fine" in summary  # Markdown-escaped
 
@@ -320,7 +341,8 @@ def test_a_tampered_audit_chain_fails_the_run_but_keeps_the_report(
     result = project.runpytest_subprocess("--rafael-chaos")
     assert result.ret == 1
     result.stdout.fnmatch_lines(
-        ["GATE FAILED: pytest-rafael: the audit chain in *rafael.db is broken at entry 1*"])
+        ["GATE FAILED: pytest-rafael: the audit chain in *rafael.db is broken at entry 1*"]
+    )
     assert "Traceback" not in result.stdout.str()
     assert read_results(project)["gate"]["passed"] is False
 
@@ -351,7 +373,7 @@ def test_chaos_apply_runs_drawn_schedules_and_stores_the_shrunk_failure(
     project.makepyfile("""
         import pytest
         from hypothesis import HealthCheck, given, settings
-        from pytest_rafael.strategies import fault_schedules
+        from pytest_rafael.scenario.strategies import fault_schedules
 
         @pytest.fixture
         def api(chaos_proxy, echo):
@@ -383,15 +405,21 @@ def test_chaos_apply_runs_drawn_schedules_and_stores_the_shrunk_failure(
 
 
 def test_plugins_add_fault_kinds_through_the_apply_fault_hook(project: pytest.Pytester) -> None:
-    write_scenario(project.path / "scen", "leap_second", """
+    write_scenario(
+        project.path / "scen",
+        "leap_second",
+        """
 name: leap_second
 description: a leap second is inserted
 severity: low
 faults:
   - kind: leap_second
     attributes: {seconds: 30}
-""")
-    project.makeconftest(project.path.joinpath("conftest.py").read_text() + """
+""",
+    )
+    project.makeconftest(
+        project.path.joinpath("conftest.py").read_text()
+        + """
 
 SKEW = []
 
@@ -421,7 +449,8 @@ def pytest_rafael_apply_fault(fault, context):
             raise AssertionError("the iteration view is writable")
         return Skew(fault.attributes["seconds"])
     return None
-""")
+"""
+    )
     project.makepyfile("""
         import pytest
         import conftest
@@ -430,8 +459,9 @@ def pytest_rafael_apply_fault(fault, context):
         def test_skewed(chaos):
             assert conftest.SKEW == ([30] if chaos.active else [])
     """)
-    project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios",
-                                 "scen").assert_outcomes(passed=3)
+    project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios", "scen").assert_outcomes(
+        passed=3
+    )
     faults = read_results(project)["tests"][0]["iterations"][1]["faults"]
     assert faults[0]["kind"] == "leap_second"
     assert faults[0]["observed"] == {"reverted": True}
@@ -441,7 +471,10 @@ def pytest_rafael_apply_fault(fault, context):
 def test_a_call_that_ends_before_the_first_fault_is_an_error_not_a_pass(
     project: pytest.Pytester,
 ) -> None:
-    write_scenario(project.path / "scen", "late", """
+    write_scenario(
+        project.path / "scen",
+        "late",
+        """
 name: late
 description: latency from 2 s on
 severity: low
@@ -450,7 +483,8 @@ faults:
     type: latency
     attributes: {latency: 100}
     start: 2s
-""")
+""",
+    )
     project.makepyfile("""
         import pytest
 
@@ -476,8 +510,7 @@ def test_junitxml_carries_scenario_iteration_and_fitness(project: pytest.Pyteste
         def test_fine():
             pass
     """)
-    project.runpytest_subprocess("--rafael-chaos", "--junitxml=junit.xml").assert_outcomes(
-        passed=3)
+    project.runpytest_subprocess("--rafael-chaos", "--junitxml=junit.xml").assert_outcomes(passed=3)
     cases = ET.parse(project.path / "junit.xml").getroot().iter("testcase")
     every = [{p.get("name"): p.get("value") for p in case.iter("property")} for case in cases]
     assert every[0] == {"rafael_scenario": "cpu_spike", "rafael_reference": "true"}

@@ -46,16 +46,18 @@ def test_teardown_error(chaos_proxy, echo, broken_teardown):
 
 def _no_rafael_children() -> list[psutil.Process]:
     me = psutil.Process()
-    return [p for p in me.children(recursive=True)
-            if "pytest_rafael.faults" in " ".join(p.cmdline())]
+    return [
+        p for p in me.children(recursive=True) if "pytest_rafael.faults" in " ".join(p.cmdline())
+    ]
 
 
 def test_faults_are_reverted_after_fail_and_error(
     project: pytest.Pytester, external_toxiproxy: EmbeddedServer
 ) -> None:
     project.makepyfile(ENDINGS)
-    result = project.runpytest_subprocess("--rafael-chaos", "--rafael-toxiproxy",
-                                          external_toxiproxy.url)
+    result = project.runpytest_subprocess(
+        "--rafael-chaos", "--rafael-toxiproxy", external_toxiproxy.url
+    )
     # each pair runs once without faults and once under them: every ending happens twice
     result.assert_outcomes(failed=8, passed=4, errors=4)
     assert server_state(external_toxiproxy.url) == {}  # no proxy, so no toxic, left
@@ -65,9 +67,20 @@ def test_faults_are_reverted_after_fail_and_error(
 def _start_run(project: pytest.Pytester, url: str, body: str) -> subprocess.Popen[bytes]:
     project.makepyfile(body)
     return subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--rafael-chaos", "--rafael-toxiproxy", url,
-         "-p", "no:cacheprovider", "-s"],
-        cwd=project.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--rafael-chaos",
+            "--rafael-toxiproxy",
+            url,
+            "-p",
+            "no:cacheprovider",
+            "-s",
+        ],
+        cwd=project.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -117,7 +130,10 @@ def test_faults_are_reverted_on_interrupt(
 def test_stressor_processes_die_with_an_interrupted_run(
     project: pytest.Pytester, external_toxiproxy: EmbeddedServer
 ) -> None:
-    proc = _start_run(project, external_toxiproxy.url, """
+    proc = _start_run(
+        project,
+        external_toxiproxy.url,
+        """
 import os, time
 from pathlib import Path
 import pytest
@@ -128,7 +144,8 @@ def test_hangs(chaos):
         return  # the reference run without faults
     Path("started-" + str(os.getpid())).write_text("x")
     time.sleep(60)
-""")
+""",
+    )
     try:
         _wait_started(project.path, proc)
         children = psutil.Process(proc.pid).children(recursive=True)
@@ -168,8 +185,11 @@ def test_a_hung_toxiproxy_control_port_fails_fast_instead_of_hanging(
             chaos_proxy("api", echo.address)
     """)
     result = project.runpytest_subprocess(
-        "--rafael-chaos", "--rafael-toxiproxy", f"http://127.0.0.1:{port}",
-        "--rafael-control-timeout", "1",
+        "--rafael-chaos",
+        "--rafael-toxiproxy",
+        f"http://127.0.0.1:{port}",
+        "--rafael-control-timeout",
+        "1",
     )
     listener.close()
     for conn in accepted:
@@ -182,7 +202,7 @@ def test_a_killed_run_leaves_its_start_in_the_audit_log(
     project: pytest.Pytester, external_toxiproxy: EmbeddedServer
 ) -> None:
     from pytest_rafael.guardian.audit import AuditLog
-    from pytest_rafael.store import Store
+    from pytest_rafael.store.core import Store
 
     proc = _start_run(project, external_toxiproxy.url, HANGING)
     try:

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from pytest_rafael.controller import build_tests, compute_delta, evaluate_gate
 from pytest_rafael.genome.genome import Genome
+from pytest_rafael.plugin.gate import build_tests, compute_delta, evaluate_gate
 from pytest_rafael.results import IterationResult, PairVerdict, TestResult
 
 SHIPPED: dict[str, Any] = {"generation": 1, "genes": {}}

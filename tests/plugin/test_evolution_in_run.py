@@ -65,8 +65,9 @@ def test_a_proven_candidate_is_proposed_and_the_hooks_fire(project: pytest.Pytes
     project.makepyfile(test_orders=FLAKY_DEPENDENCY)
     project.makeconftest(project.path.joinpath("conftest.py").read_text() + HOOKS)
     (project.path / "rafael.genome.yaml").write_text("orders:\n  generation: 0\n  genes: {}\n")
-    result = project.runpytest_subprocess("--rafael-chaos", "--rafael-seed", "5",
-                                          "--rafael-min-fitness", "0.9")
+    result = project.runpytest_subprocess(
+        "--rafael-chaos", "--rafael-seed", "5", "--rafael-min-fitness", "0.9"
+    )
     results = read_results(project)
     (test,) = results["tests"]
     iterations = test["iterations"]
@@ -83,8 +84,9 @@ def test_a_proven_candidate_is_proposed_and_the_hooks_fire(project: pytest.Pytes
     # the gate judges what ships (the baseline) and says which candidate would pass
     assert result.ret == 1
     assert f"proposed as {test['proposal_id']}" in results["gate"]["failures"][0]
-    events = [json.loads(line) for line in
-              (project.path / "proposals.jsonl").read_text().splitlines()]
+    events = [
+        json.loads(line) for line in (project.path / "proposals.jsonl").read_text().splitlines()
+    ]
     assert events[0]["event_type"] == "proposal_created"
     assert events[0]["change_id"] == test["proposal_id"]
     assert len((project.path / "iterations.txt").read_text().splitlines()) == 6

@@ -35,8 +35,9 @@ def test_a_windowed_scenario_applies_each_window_in_a_run(project: pytest.Pytest
             while time.monotonic() < deadline:
                 rt(proxy.host, proxy.port)
     """)
-    result = project.runpytest_subprocess("--rafael-chaos", "--rafael-iterations=1",
-                                          "--rafael-scenarios=chaos")
+    result = project.runpytest_subprocess(
+        "--rafael-chaos", "--rafael-iterations=1", "--rafael-scenarios=chaos"
+    )
     result.assert_outcomes(passed=2)  # the reference run without faults, then iteration 0
     results = json.loads((project.path / "reports" / "results.json").read_text())
     faults = results["tests"][0]["iterations"][0]["faults"]

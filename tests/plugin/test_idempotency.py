@@ -67,7 +67,7 @@ def counter():
     server.sock.close()
 '''
 
-TEST = '''
+TEST = """
 import pytest
 import socket
 from pytest_rafael import antifragile
@@ -90,7 +90,7 @@ def test_each_order_is_delivered_once(chaos_proxy, counter):
         except OSError:
             pass  # outcome unknown: the order may have arrived
     assert dict(counter.seen) == {"order-0": 1, "order-1": 1, "order-2": 1}
-'''
+"""
 
 GREEDY = """orders:
   generation: 0
@@ -115,8 +115,9 @@ def test_a_declared_non_idempotent_call_is_never_resent(project: pytest.Pytester
     # The shipped genome retries every error, but the module says a call must never be
     # re-sent once it may have arrived: @antifragile holds to that at run time.
     _project(project, ", idempotent=False")
-    result = project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios=scen",
-                                          "--rafael-seed=11")
+    result = project.runpytest_subprocess(
+        "--rafael-chaos", "--rafael-scenarios=scen", "--rafael-seed=11"
+    )
     assert result.ret == 0, result.stdout.str()
     (test,) = read_results(project)["tests"]
     assert [i["outcome"] for i in test["iterations"]] == ["passed"] * 4
@@ -134,8 +135,9 @@ def test_evolution_narrows_a_retry_that_duplicates_writes(project: pytest.Pytest
     # Nothing is declared: the shipped retry re-sends every cut order and the test sees
     # duplicates. No candidate may retry more than errors that prove nothing was sent.
     _project(project, "")
-    result = project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios=scen",
-                                          "--rafael-seed=11")
+    result = project.runpytest_subprocess(
+        "--rafael-chaos", "--rafael-scenarios=scen", "--rafael-seed=11"
+    )
     (test,) = read_results(project)["tests"]
     outcomes = [i["outcome"] for i in test["iterations"]]
     assert outcomes[0] == "failed", result.stdout.str()  # the shipped genome duplicated
@@ -147,4 +149,5 @@ def test_evolution_narrows_a_retry_that_duplicates_writes(project: pytest.Pytest
     assert test["best_fitness"] > test["baseline_fitness"]
     assert _retry_on(test["best_genome"]) in (None, ["NotDelivered"])
     assert Genome.from_dict("orders", test["baseline_genome"]).genes["retry"]["on"] == (
-        "Exception",)
+        "Exception",
+    )

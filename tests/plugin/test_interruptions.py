@@ -24,7 +24,7 @@ import pytest
 from rafael_plugin_helpers import server_state
 
 from pytest_rafael.guardian.audit import AuditLog
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 # The test signals that it is inside its call, under its faults, then waits to be killed.
 HANGING = """

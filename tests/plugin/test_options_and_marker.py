@@ -16,47 +16,92 @@ def test_marked():
 def test_options_are_listed_in_one_group_with_their_ini_keys(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines(["pytest-rafael chaos testing:", "*--rafael-chaos*"])
-    for flag in ("--rafael-iterations", "--rafael-seed", "--rafael-scenarios",
-                 "--rafael-toxiproxy", "--rafael-report", "--rafael-store",
-                 "--rafael-genome", "--rafael-min-fitness"):
+    for flag in (
+        "--rafael-iterations",
+        "--rafael-seed",
+        "--rafael-scenarios",
+        "--rafael-toxiproxy",
+        "--rafael-report",
+        "--rafael-store",
+        "--rafael-genome",
+        "--rafael-min-fitness",
+    ):
         assert flag in result.stdout.str()
     assert "rafael_iterations" in result.stdout.str()
 
 
 def test_marker_is_registered_with_its_signature(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--markers")
-    result.stdout.fnmatch_lines([
-        "@pytest.mark.chaos(*scenario_names, iterations=None, module=None, "
-        "min_fitness=None, targets=None)*"
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "@pytest.mark.chaos(*scenario_names, iterations=None, module=None, "
+            "min_fitness=None, targets=None)*"
+        ]
+    )
 
 
 @pytest.mark.parametrize(
     ("args", "env", "ini", "expected"),
     [
-        (["--rafael-iterations", "zero"], {}, "",
-         "*--rafael-iterations: expected a positive integer, got 'zero'*"),
+        (
+            ["--rafael-iterations", "zero"],
+            {},
+            "",
+            "*--rafael-iterations: expected a positive integer, got 'zero'*",
+        ),
         (["--rafael-iterations", "0"], {}, "", "*--rafael-iterations: expected a positive*"),
-        ([], {"RAFAEL_ITERATIONS": "-3"}, "",
-         "*environment variable RAFAEL_ITERATIONS: expected a positive integer*"),
-        ([], {}, "rafael_iterations = many",
-         "*ini key rafael_iterations in *tox.ini: expected a positive integer*"),
-        (["--rafael-min-fitness", "1.5"], {}, "",
-         "*--rafael-min-fitness: expected a number between 0 and 1, got '1.5'*"),
-        (["--rafael-toxiproxy", "ftp://x"], {}, "",
-         "*--rafael-toxiproxy: expected a Toxiproxy URL*"),
+        (
+            [],
+            {"RAFAEL_ITERATIONS": "-3"},
+            "",
+            "*environment variable RAFAEL_ITERATIONS: expected a positive integer*",
+        ),
+        (
+            [],
+            {},
+            "rafael_iterations = many",
+            "*ini key rafael_iterations in *tox.ini: expected a positive integer*",
+        ),
+        (
+            ["--rafael-min-fitness", "1.5"],
+            {},
+            "",
+            "*--rafael-min-fitness: expected a number between 0 and 1, got '1.5'*",
+        ),
+        (
+            ["--rafael-toxiproxy", "ftp://x"],
+            {},
+            "",
+            "*--rafael-toxiproxy: expected a Toxiproxy URL*",
+        ),
         (["--rafael-seed", "abc"], {}, "", "*--rafael-seed: expected an integer seed*"),
-        (["--rafael-scenarios", "nope"], {}, "",
-         "*--rafael-scenarios: folder does not exist: *nope"),
-        ([], {}, "rafael_scenario_dirs = missing",
-         "*ini key rafael_scenario_dirs in *tox.ini: folder does not exist: *missing"),
-        (["--rafael-chaos", "--rafael-toxiproxy", "http://127.0.0.1:1"], {}, "",
-         "*--rafael-toxiproxy: Toxiproxy at http://127.0.0.1:1: GET /version failed: *"),
+        (
+            ["--rafael-scenarios", "nope"],
+            {},
+            "",
+            "*--rafael-scenarios: folder does not exist: *nope",
+        ),
+        (
+            [],
+            {},
+            "rafael_scenario_dirs = missing",
+            "*ini key rafael_scenario_dirs in *tox.ini: folder does not exist: *missing",
+        ),
+        (
+            ["--rafael-chaos", "--rafael-toxiproxy", "http://127.0.0.1:1"],
+            {},
+            "",
+            "*--rafael-toxiproxy: Toxiproxy at http://127.0.0.1:1: GET /version failed: *",
+        ),
     ],
 )
 def test_bad_values_are_usage_errors_naming_their_source(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
-    args: list[str], env: dict[str, str], ini: str, expected: str,
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    env: dict[str, str],
+    ini: str,
+    expected: str,
 ) -> None:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -69,8 +114,9 @@ def test_bad_values_are_usage_errors_naming_their_source(
     assert "Traceback" not in result.stderr.str()
 
 
-def test_precedence_cli_over_env_over_ini(pytester: pytest.Pytester,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_precedence_cli_over_env_over_ini(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytester.makefile(".ini", tox="[pytest]\nrafael_seed = 1\n")
     pytester.makepyfile(PASSING)
     assert "seed 1," in pytester.runpytest().stdout.str()
@@ -82,8 +128,10 @@ def test_precedence_cli_over_env_over_ini(pytester: pytest.Pytester,
 @pytest.mark.parametrize(
     ("mark", "expected"),
     [
-        ('"no_such_scenario"',
-         "*unknown scenario 'no_such_scenario'; valid: *db_failure*network_latency*"),
+        (
+            '"no_such_scenario"',
+            "*unknown scenario 'no_such_scenario'; valid: *db_failure*network_latency*",
+        ),
         ("", "*name at least one scenario; valid: *"),
         ('"db_failure", iterations=0', "*iterations= must be a positive integer, got 0*"),
         ('"db_failure", iterations="3"', "*iterations= must be a positive integer, got '3'*"),
@@ -92,8 +140,10 @@ def test_precedence_cli_over_env_over_ini(pytester: pytest.Pytester,
         ('"db_failure", targets=["db"]', "*targets= must map scenario target names*"),
         ('"db_failure", retries=3', "*unknown argument(s) retries; valid: iterations*"),
         ('"db_failure", "db_failure"', "*scenario 'db_failure' is named twice*"),
-        ('"db_failure", targets={"dbx": "pg"}',
-         "*targets= renames 'dbx', but no fault of db_failure aims at it; their targets: db*"),
+        (
+            '"db_failure", targets={"dbx": "pg"}',
+            "*targets= renames 'dbx', but no fault of db_failure aims at it; their targets: db*",
+        ),
     ],
 )
 @pytest.mark.parametrize("chaos_flag", [[], ["--rafael-chaos"]])

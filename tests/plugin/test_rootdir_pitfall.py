@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_rafael.rootdir_check import space_separated_paths
+from pytest_rafael.plugin.rootdir_check import space_separated_paths
 
 
 @pytest.fixture

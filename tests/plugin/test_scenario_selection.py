@@ -54,7 +54,9 @@ def test_a_selection_keeps_only_the_named_scenarios(
         project.makeini("[pytest]\nrafael_select_scenarios = slow_close\n")
     result = project.runpytest(*args)
     assert [i.split("::")[1] for i in _collected(result)] == [
-        "test_both[slow_close-nofault]", "test_both[slow_close-it0]"]
+        "test_both[slow_close-nofault]",
+        "test_both[slow_close-it0]",
+    ]
     # A test none of whose scenarios is selected is deselected, not skipped or run bare.
     result.stdout.fnmatch_lines(["*2/3 tests collected (1 deselected)*"])
 
@@ -72,7 +74,9 @@ def test_a_leading_dash_leaves_a_slow_scenario_out(project: pytest.Pytester) -> 
     project.makepyfile(TWO_SCENARIOS)
     result = project.runpytest(*COLLECT, "--rafael-scenario=-network_latency")
     assert [i.split("::")[1] for i in _collected(result)] == [
-        "test_both[slow_close-nofault]", "test_both[slow_close-it0]"]
+        "test_both[slow_close-nofault]",
+        "test_both[slow_close-it0]",
+    ]
     header = project.runpytest(
         "--rafael-chaos", "--collect-only", "--rafael-scenario=-network_latency"
     )

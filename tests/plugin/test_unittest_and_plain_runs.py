@@ -50,12 +50,14 @@ def test_the_marker_runs_iterations_with_faults_on_a_testcase(project: pytest.Py
                 self.assertTrue(True)
     """)
     result = project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios=scen", "-v")
-    result.stdout.fnmatch_lines([
-        "*TestInventory::test_lookup[[]dep_down-nofault[]] PASSED*",
-        "*TestInventory::test_lookup[[]dep_down-it0[]] FAILED*",
-        "*TestInventory::test_lookup[[]dep_down-it1[]] FAILED*",
-        "*TestInventory::test_plain PASSED*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*TestInventory::test_lookup[[]dep_down-nofault[]] PASSED*",
+            "*TestInventory::test_lookup[[]dep_down-it0[]] FAILED*",
+            "*TestInventory::test_lookup[[]dep_down-it1[]] FAILED*",
+            "*TestInventory::test_plain PASSED*",
+        ]
+    )
     (test,) = read_results(project)["tests"]
     assert test["nodeid"].endswith("TestInventory::test_lookup")
     assert [i["outcome"] for i in test["iterations"]] == ["failed", "failed"]
@@ -102,16 +104,21 @@ def test_a_chance_fault_measures_the_shipped_genome_three_times(project: pytest.
                     pass
     """)
     (project.path / "rafael.genome.yaml").write_text("svc:\n  generation: 0\n  genes: {}\n")
-    project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios=scen",
-                                 "--rafael-iterations=5")
+    project.runpytest_subprocess(
+        "--rafael-chaos", "--rafael-scenarios=scen", "--rafael-iterations=5"
+    )
     (test,) = read_results(project)["tests"]
     shipped = [i["index"] for i in test["iterations"] if i["genome"] == test["baseline_genome"]]
     assert shipped[:3] == [0, 2, 4]
     assert test["baseline_n"] == 3
     assert test["samples_needed"] == 3
     # one iteration is not enough for a verdict on a chance fault
-    result = project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios=scen",
-                                          "--rafael-iterations=1", "--rafael-min-fitness=0")
+    result = project.runpytest_subprocess(
+        "--rafael-chaos",
+        "--rafael-scenarios=scen",
+        "--rafael-iterations=1",
+        "--rafael-min-fitness=0",
+    )
     assert result.ret == 1
     (failure,) = read_results(project)["gate"]["failures"]
     assert "only 1 measurement(s) of the shipped genome" in failure
@@ -121,17 +128,20 @@ def test_a_plain_run_leaves_the_chaos_report_and_history_alone(
     project: pytest.Pytester,
 ) -> None:
     write_scenario(project.path / "scen", "dep_down", DOWN)
-    project.makepyfile(test_chaos="""
+    project.makepyfile(
+        test_chaos="""
         import pytest
 
         @pytest.mark.chaos("dep_down", iterations=1)
         def test_up(chaos_proxy, echo):
             chaos_proxy("api", echo.address)
-    """)
-    project.makepyfile(test_hypo="""
+    """
+    )
+    project.makepyfile(
+        test_hypo="""
         import pytest
         from hypothesis import HealthCheck, given, settings
-        from pytest_rafael.strategies import fault_schedules
+        from pytest_rafael.scenario.strategies import fault_schedules
 
         @pytest.fixture
         def api(chaos_proxy, echo):
@@ -145,7 +155,8 @@ def test_a_plain_run_leaves_the_chaos_report_and_history_alone(
         def test_fast(schedule, chaos, api, rt):
             with chaos.apply(schedule):
                 assert rt(api.host, api.port) < 0.2
-    """)
+    """
+    )
     project.runpytest_subprocess("--rafael-chaos", "--rafael-scenarios=scen", "test_chaos.py")
     report = project.path / "reports" / "index.html"
     before = report.read_bytes()
@@ -154,7 +165,7 @@ def test_a_plain_run_leaves_the_chaos_report_and_history_alone(
     plain.assert_outcomes(failed=1)
     assert report.read_bytes() == before
     assert read_results(project)["run_id"] == runs_before
-    from pytest_rafael.store import Store
+    from pytest_rafael.store.core import Store
 
     with Store(project.path / ".rafael" / "rafael.db") as store:
         assert [r["run_id"] for r in store.runs()] == [runs_before]

@@ -51,7 +51,8 @@ def test_recorded_metrics_never_lift_a_failed_iteration(project: pytest.Pytester
             assert False, "broken under the fault"
     """)
     result = project.runpytest_subprocess(
-        "--rafael-chaos", "--rafael-scenarios=scen", "--rafael-min-fitness=0.5")
+        "--rafael-chaos", "--rafael-scenarios=scen", "--rafael-min-fitness=0.5"
+    )
     assert result.ret == 1
     (test,) = read_results(project)["tests"]
     assert [i["fitness"] for i in test["iterations"]] == [0.0, 0.0, 0.0]
@@ -94,8 +95,9 @@ def test_a_test_that_only_gets_slower_scores_lower(project: pytest.Pytester) -> 
     slowed, untouched = tests["test_slowed"], tests["test_untouched"]
     # both pairs ran once without faults first: the reference of the speed term
     assert slowed["reference"]["outcome"] == "passed"
-    assert all(i["duration_s"] > 5 * slowed["reference"]["duration_s"]
-               for i in slowed["iterations"])
+    assert all(
+        i["duration_s"] > 5 * slowed["reference"]["duration_s"] for i in slowed["iterations"]
+    )
     assert all(i["fitness_terms"]["speed"] < 0.3 for i in slowed["iterations"])
     assert slowed["baseline_fitness"] < untouched["baseline_fitness"] - 0.1
     result.stdout.fnmatch_lines(["*test_slowed[[]slow-nofault[]] PASSED*"])
@@ -119,8 +121,11 @@ def test_no_gate_set_reads_no_gate_set_even_when_everything_failed(
     assert "Resilience gate passed" not in page
     assert "PASSED" not in page
     assert 'class="verdict none"' in page
-    assert (project.path / "reports" / "summary.md").read_text().startswith(
-        "## pytest-rafael: no gate set")
+    assert (
+        (project.path / "reports" / "summary.md")
+        .read_text()
+        .startswith("## pytest-rafael: no gate set")
+    )
     assert "rafael_gate_set 0.0" in _prom(project)
 
 
@@ -154,27 +159,35 @@ def test_SECOND(chaos_proxy, echo, chaos):
 
 def _proposals(project: pytest.Pytester) -> list[dict]:
     from pytest_rafael.guardian.proposals import ProposalRepo
-    from pytest_rafael.store import Store
+    from pytest_rafael.store.core import Store
 
     with Store(project.path / ".rafael" / "rafael.db") as store:
         repo = ProposalRepo(store.conn)
-        return [repo.get(p["id"]).to_dict()
-                for p in read_results(project)["guardian"]["proposals"]]
+        return [repo.get(p["id"]).to_dict() for p in read_results(project)["guardian"]["proposals"]]
 
 
-def _run_orders(project: pytest.Pytester, first: str, second: str,
-                first_scenario: str = "blip") -> dict:
+def _run_orders(
+    project: pytest.Pytester, first: str, second: str, first_scenario: str = "blip"
+) -> dict:
     write_scenario(project.path / "scen", "blip", BLIP)
     source = ORDERS.replace("FIRST", first).replace("SECOND", second)
     source = source.replace('chaos("blip"', f'chaos("{first_scenario}"', 1)
     project.makepyfile(test_orders=source)
     (project.path / "rafael.genome.yaml").write_text("orders:\n  generation: 0\n  genes: {}\n")
     # Every proposal waits for people: nothing is adopted during the run.
-    project.makefile(".toml", pyproject=(
-        "[tool.rafael.guardian]\napprovals = {low = 1, medium = 1, high = 2, critical = 2}\n"))
+    project.makefile(
+        ".toml",
+        pyproject=(
+            "[tool.rafael.guardian]\napprovals = {low = 1, medium = 1, high = 2, critical = 2}\n"
+        ),
+    )
     result = project.runpytest_subprocess(
-        "--rafael-chaos", "--rafael-scenarios=scen", "--rafael-seed=3",
-        "--rafael-iterations=6", "--rafael-min-fitness=0.9")
+        "--rafael-chaos",
+        "--rafael-scenarios=scen",
+        "--rafael-seed=3",
+        "--rafael-iterations=6",
+        "--rafael-min-fitness=0.9",
+    )
     assert result.ret == 1, result.stdout.str()
     return read_results(project)
 
@@ -197,8 +210,11 @@ def test_evidence_is_the_proposed_genomes_own_on_every_test_of_its_module(
         assert row["candidate_n"] >= 1
         # each figure is the mean of exactly the candidate's iterations on that test
         test = next(t for t in tests if t["nodeid"] == row["nodeid"])
-        own = [i["fitness"] for i in test["iterations"]
-               if i["genome"] and Genome.from_dict("orders", i["genome"]).id == candidate_id]
+        own = [
+            i["fitness"]
+            for i in test["iterations"]
+            if i["genome"] and Genome.from_dict("orders", i["genome"]).id == candidate_id
+        ]
         assert len(own) == row["candidate_n"]
         assert row["candidate_fitness"] == pytest.approx(sum(own) / len(own), abs=1e-4)
     # the delta describes what ships: nothing was adopted, so current is the baseline

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from rafael_plugin_helpers import read_results
 
-from pytest_rafael.xdist_support import chaos_scope
+from pytest_rafael.plugin.xdist_support import chaos_scope
 
 
 def test_chaos_scope_groups_iterations_of_one_test_and_scenario() -> None:

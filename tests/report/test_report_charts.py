@@ -77,16 +77,28 @@ def test_no_gene_lesson_when_values_overlap() -> None:
 
 
 def test_unscored_iterations_are_called_out_with_the_real_cause() -> None:
-    why = ("scenario 's': the test call ended after 0.412 s, before its first fault at "
-           "0.6 s; nothing was injected (make the test last longer or start the fault "
-           "earlier)")
+    why = (
+        "scenario 's': the test call ended after 0.412 s, before its first fault at "
+        "0.6 s; nothing was injected (make the test last longer or start the fault "
+        "earlier)"
+    )
     its = tuple(
-        IterationResult(nodeid="t::a", scenario="s", index=n, outcome="error",
-                        duration_s=0.412, error=why, fitness=None)
-        for n in range(2))
+        IterationResult(
+            nodeid="t::a",
+            scenario="s",
+            index=n,
+            outcome="error",
+            duration_s=0.412,
+            error=why,
+            fitness=None,
+        )
+        for n in range(2)
+    )
     run = {"chaos": True, "tests": [TestResult("t::a", "s", "low", None, its).to_dict()]}
     texts = [lsn.text for lsn in build_lessons(run)]
-    assert (f"2 of 2 iterations of t::a under s measured nothing about resilience and were "
-            f"not scored: {why}.") in texts
+    assert (
+        f"2 of 2 iterations of t::a under s measured nothing about resilience and were "
+        f"not scored: {why}."
+    ) in texts
     # not a resilience failure, and nothing about targets it did not check
     assert not any("failed with" in t or "targets" in t for t in texts)

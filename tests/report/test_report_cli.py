@@ -15,7 +15,7 @@ import pytest_rafael.cli as rafael_cli
 from pytest_rafael.report import cli as report_cli
 from pytest_rafael.report import history_from_store
 from pytest_rafael.report.history import load_run
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import pytest
 from report_runs import cpu_test, make_run, timeout_test
 
 from pytest_rafael.report import write_reports
-from pytest_rafael.report.html import EDGE_ROWS, MAX_DETAILED, render_html
+from pytest_rafael.report.html import render_html
+from pytest_rafael.report.sections import EDGE_ROWS, MAX_DETAILED
 from pytest_rafael.results import IterationResult, TestResult
 
 
@@ -69,8 +70,10 @@ def test_passed_gate_says_why() -> None:
     run = make_run(tests=(timeout_test(),))
     text = text_of(render_html(run))
     assert "Resilience gate passed" in text
-    assert ("Every gated chaos test's shipped genome scored at least its minimum fitness "
-            "(0.700), over enough measurements") in text
+    assert (
+        "Every gated chaos test's shipped genome scored at least its minimum fitness "
+        "(0.700), over enough measurements"
+    ) in text
 
 
 def test_no_gate_set_says_so_without_a_verdict_colour() -> None:
@@ -141,8 +144,11 @@ def test_genome_diff_and_lessons_come_from_the_data(run_dict: dict[str, Any]) ->
         "adoption as P-0001" in text
     )
     # the gate judges the shipped genome (its baseline fitness), not the best candidate
-    assert re.search(r"The shipped genome of \S+ under \w+ stays below the gate: "
-                     r"fitness 0\.\d{3} \(n=1\) < 0\.700\.", text)
+    assert re.search(
+        r"The shipped genome of \S+ under \w+ stays below the gate: "
+        r"fitness 0\.\d{3} \(n=1\) < 0\.700\.",
+        text,
+    )
 
 
 def test_charts_have_axes_labels_and_gate_line(run_dict: dict[str, Any]) -> None:

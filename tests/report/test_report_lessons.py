@@ -12,45 +12,102 @@ from pytest_rafael.report.lessons import build_lessons
 
 
 def _it(index: int, outcome: str, **kw: Any) -> dict[str, Any]:
-    return {"index": index, "outcome": outcome, "duration_s": kw.pop("duration_s", 0.5),
-            "fitness": kw.pop("fitness", 0.9 if outcome == "passed" else 0.0),
-            "genome": kw.pop("genome", None), "faults": [{"kind": "toxic"}],
-            "error": kw.pop("error", None if outcome == "passed" else "OSError: boom"),
-            **kw}
+    return {
+        "index": index,
+        "outcome": outcome,
+        "duration_s": kw.pop("duration_s", 0.5),
+        "fitness": kw.pop("fitness", 0.9 if outcome == "passed" else 0.0),
+        "genome": kw.pop("genome", None),
+        "faults": [{"kind": "toxic"}],
+        "error": kw.pop("error", None if outcome == "passed" else "OSError: boom"),
+        **kw,
+    }
 
 
 def _test(**kw: Any) -> dict[str, Any]:
-    base = {"nodeid": "t.py::test_x", "scenario": "sc", "module": None, "severity": "high",
-            "iterations": [_it(0, "passed")], "baseline_fitness": 0.9, "baseline_n": 1,
-            "samples_needed": 1, "min_fitness": None, "best_fitness": None,
-            "best_genome": None, "baseline_genome": None, "proposal_id": None,
-            "withstood": True, "reference": {"outcome": "passed", "duration_s": 0.1}}
+    base = {
+        "nodeid": "t.py::test_x",
+        "scenario": "sc",
+        "module": None,
+        "severity": "high",
+        "iterations": [_it(0, "passed")],
+        "baseline_fitness": 0.9,
+        "baseline_n": 1,
+        "samples_needed": 1,
+        "min_fitness": None,
+        "best_fitness": None,
+        "best_genome": None,
+        "baseline_genome": None,
+        "proposal_id": None,
+        "withstood": True,
+        "reference": {"outcome": "passed", "duration_s": 0.1},
+    }
     return base | kw
 
 
 RETRY = {"genes": {"retry": {"max_attempts": 3}}}
 CASES: dict[str, dict[str, Any]] = {
-    "failure": _test(iterations=[_it(0, "failed"), _it(1, "failed", duration_s=0.6)],
-                     withstood=False),
-    "unscored": _test(iterations=[_it(0, "error", fitness=None, error=(
-        "scenario 'sc': the test call ended after 0.410 s, before its first fault at "
-        "0.6 s; nothing was injected"))], baseline_n=0, withstood=False),
-    "gene": _test(module="m", iterations=[
-        _it(0, "failed", genome={"genes": {"retry": {"max_attempts": 1}}}),
-        _it(1, "passed", genome={"genes": {"retry": {"max_attempts": 4}}})]),
-    "below_gate": _test(min_fitness=0.8, baseline_fitness=0.0, withstood=False,
-                        iterations=[_it(0, "failed")]),
-    "evolution": _test(module="m", baseline_fitness=0.1, best_fitness=0.9, best_n=2,
-                       baseline_genome={"genes": {}}, best_genome=RETRY, proposal_id="P-1"),
-    "reference": _test(reference={"outcome": "failed", "duration_s": 0.1,
-                                  "error": "AssertionError: no"}),
-    "harmful_retry": _test(module="m", withstood=False, iterations=[
-        _it(0, "failed", runtime={"retries": 3, "failures": 0, "calls": 3})]),
-    "threshold": _test(min_fitness=0.95, baseline_fitness=0.6, iterations=[
-        _it(0, "passed", duration_s=2.0, fitness=0.6,
-            fitness_terms={"success_rate": 1.0, "speed": 0.05, "recovery_speed": 0.9})]),
-    "slow_success": _test(iterations=[
-        _it(0, "passed", duration_s=2.0, fitness_terms={"speed": 0.05})]),
+    "failure": _test(
+        iterations=[_it(0, "failed"), _it(1, "failed", duration_s=0.6)], withstood=False
+    ),
+    "unscored": _test(
+        iterations=[
+            _it(
+                0,
+                "error",
+                fitness=None,
+                error=(
+                    "scenario 'sc': the test call ended after 0.410 s, before its first fault at "
+                    "0.6 s; nothing was injected"
+                ),
+            )
+        ],
+        baseline_n=0,
+        withstood=False,
+    ),
+    "gene": _test(
+        module="m",
+        iterations=[
+            _it(0, "failed", genome={"genes": {"retry": {"max_attempts": 1}}}),
+            _it(1, "passed", genome={"genes": {"retry": {"max_attempts": 4}}}),
+        ],
+    ),
+    "below_gate": _test(
+        min_fitness=0.8, baseline_fitness=0.0, withstood=False, iterations=[_it(0, "failed")]
+    ),
+    "evolution": _test(
+        module="m",
+        baseline_fitness=0.1,
+        best_fitness=0.9,
+        best_n=2,
+        baseline_genome={"genes": {}},
+        best_genome=RETRY,
+        proposal_id="P-1",
+    ),
+    "reference": _test(
+        reference={"outcome": "failed", "duration_s": 0.1, "error": "AssertionError: no"}
+    ),
+    "harmful_retry": _test(
+        module="m",
+        withstood=False,
+        iterations=[_it(0, "failed", runtime={"retries": 3, "failures": 0, "calls": 3})],
+    ),
+    "threshold": _test(
+        min_fitness=0.95,
+        baseline_fitness=0.6,
+        iterations=[
+            _it(
+                0,
+                "passed",
+                duration_s=2.0,
+                fitness=0.6,
+                fitness_terms={"success_rate": 1.0, "speed": 0.05, "recovery_speed": 0.9},
+            )
+        ],
+    ),
+    "slow_success": _test(
+        iterations=[_it(0, "passed", duration_s=2.0, fitness_terms={"speed": 0.05})]
+    ),
     "samples": _test(baseline_n=1, samples_needed=3, withstood=False),
     "unmeasured_proposal": _test(module="m", proposal_id="P-2", best_fitness=None),
     "non_idempotent": _test(module="jobs", idempotent=False),
@@ -59,13 +116,13 @@ CASES: dict[str, dict[str, Any]] = {
 EXPECTED = {
     "failure": "Under sc, 2 of 2 iterations of t.py::test_x failed with OSError",
     "unscored": "1 of 1 iterations of t.py::test_x under sc measured nothing about "
-                "resilience and were not scored: scenario 'sc': the test call ended after "
-                "0.410 s, before its first fault at 0.6 s; nothing was injected.",
+    "resilience and were not scored: scenario 'sc': the test call ended after "
+    "0.410 s, before its first fault at 0.6 s; nothing was injected.",
     "gene": "passed with retry.max_attempts at least 4 (1 iteration) and failed with 1 or "
-            "less (1 iteration).",
+    "less (1 iteration).",
     "below_gate": "stays below the gate: fitness 0.000 (n=1) < 0.800.",
     "evolution": "a candidate for t.py::test_x scored 0.900 (n=2) against the shipped "
-                 "genome's 0.100 (n=1), adding retry; proposed for adoption as P-1.",
+    "genome's 0.100 (n=1), adding retry; proposed for adoption as P-1.",
     "reference": "did not pass without faults either",
     "harmful_retry": "failed although every decorated call returned, after 3 retries",
     "threshold": "speed cost the most, as it took 2.00 s against 0.10 s",
@@ -73,17 +130,21 @@ EXPECTED = {
     "samples": "Only 1 measurement(s) of the shipped genome of t.py::test_x under sc",
     "unmeasured_proposal": "Proposal P-2 for module 'm' was never measured on t.py::test_x",
     "non_idempotent": "Module 'jobs' is declared non-idempotent",
-    "withstood": "t.py::test_x withstood sc: the shipped genome passed all 1 of its "
-                 "measurements.",
+    "withstood": "t.py::test_x withstood sc: the shipped genome passed all 1 of its measurements.",
 }
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_every_lesson_renders_from_its_data(case: str) -> None:
-    gate = {"failures": ["t.py::test_x [sc]: fitness 0.000 (n=1) < 0.8"]} \
-        if case == "below_gate" else {}
-    texts = [lesson.text for lesson in build_lessons({"chaos": True, "gate": gate,
-                                                      "tests": [CASES[case]]})]
+    gate = (
+        {"failures": ["t.py::test_x [sc]: fitness 0.000 (n=1) < 0.8"]}
+        if case == "below_gate"
+        else {}
+    )
+    texts = [
+        lesson.text
+        for lesson in build_lessons({"chaos": True, "gate": gate, "tests": [CASES[case]]})
+    ]
     assert any(EXPECTED[case] in t for t in texts), texts
     for text in texts:
         assert text.endswith("."), text
@@ -94,9 +155,15 @@ def test_every_lesson_renders_from_its_data(case: str) -> None:
 
 
 def test_every_guidance_template_has_a_case() -> None:
-    covered = {"reference_lesson", "harmful_retry_lesson", "threshold_lesson",
-               "slow_success_lesson", "samples_lesson", "unmeasured_proposal_lesson",
-               "non_idempotent_lesson"}
+    covered = {
+        "reference_lesson",
+        "harmful_retry_lesson",
+        "threshold_lesson",
+        "slow_success_lesson",
+        "samples_lesson",
+        "unmeasured_proposal_lesson",
+        "non_idempotent_lesson",
+    }
     assert {f.__name__ for f in GUIDANCE} == covered
 
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from pytest_rafael.genome.genome import Genome
-from pytest_rafael.paths import coverage_of, record_always, record_sometimes
+from pytest_rafael.report.paths import coverage_of, record_always, record_sometimes
 from pytest_rafael.resilience import BulkheadFull, CircuitOpenError, antifragile, runtime
 
 

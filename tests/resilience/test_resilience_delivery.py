@@ -28,9 +28,13 @@ def _wrapped(inner: BaseException) -> Exception:
 
 @pytest.mark.parametrize(
     "err",
-    [ConnectionRefusedError(111, "refused"), socket.gaierror(-2, "Name or service not known"),
-     OSError(113, "No route to host"), ConnectError("connect failed"),
-     _wrapped(ConnectionRefusedError(111, "refused"))],
+    [
+        ConnectionRefusedError(111, "refused"),
+        socket.gaierror(-2, "Name or service not known"),
+        OSError(113, "No route to host"),
+        ConnectError("connect failed"),
+        _wrapped(ConnectionRefusedError(111, "refused")),
+    ],
 )
 def test_errors_that_prove_nothing_was_sent(err: BaseException) -> None:
     assert not_delivered(err)
@@ -39,9 +43,13 @@ def test_errors_that_prove_nothing_was_sent(err: BaseException) -> None:
 
 @pytest.mark.parametrize(
     "err",
-    [ConnectionResetError(104, "reset"), TimeoutError("read timed out"),
-     ConnectionError("Connection closed by server."), BrokenPipeError(32, "pipe"),
-     ValueError("bad reply")],
+    [
+        ConnectionResetError(104, "reset"),
+        TimeoutError("read timed out"),
+        ConnectionError("Connection closed by server."),
+        BrokenPipeError(32, "pipe"),
+        ValueError("bad reply"),
+    ],
 )
 def test_errors_after_which_the_request_may_have_arrived(err: BaseException) -> None:
     assert not not_delivered(err)
@@ -68,25 +76,29 @@ def _sender(module: str, errors: list[BaseException], **decl: Any) -> tuple[list
 
 
 def test_default_retry_on_retries_only_what_was_never_sent() -> None:
-    g = Genome.from_dict("dlv_default", {"genes": {"retry": {"max_attempts": 3,
-                                                            "base_delay": 0.0}}})
+    g = Genome.from_dict(
+        "dlv_default", {"genes": {"retry": {"max_attempts": 3, "base_delay": 0.0}}}
+    )
     assert g.genes["retry"]["on"] == ("NotDelivered",)
     sent, send = _sender("dlv_default", [ConnectionRefusedError(111, "refused")])
     with runtime.use_genome(g, "dlv_default"):
         assert send() == "ok"
     assert len(sent) == 2
     sent, send = _sender("dlv_default2", [ConnectionResetError(104, "reset")])
-    with runtime.use_genome(g.with_genes(g.genes), "dlv_default2"), \
-            pytest.raises(ConnectionResetError):
+    with (
+        runtime.use_genome(g.with_genes(g.genes), "dlv_default2"),
+        pytest.raises(ConnectionResetError),
+    ):
         send()
     assert len(sent) == 1
 
 
 def test_a_declared_non_idempotent_module_ignores_a_broad_retry_gene() -> None:
-    broad = Genome.from_dict("dlv_orders", {"genes": {"retry": {
-        "max_attempts": 5, "base_delay": 0.0, "on": ["Exception"]}}})
-    sent, send = _sender("dlv_orders", [ConnectionResetError(104, "reset")] * 3,
-                         idempotent=False)
+    broad = Genome.from_dict(
+        "dlv_orders",
+        {"genes": {"retry": {"max_attempts": 5, "base_delay": 0.0, "on": ["Exception"]}}},
+    )
+    sent, send = _sender("dlv_orders", [ConnectionResetError(104, "reset")] * 3, idempotent=False)
     with runtime.use_genome(broad, "dlv_orders"), pytest.raises(ConnectionResetError):
         send()
     assert len(sent) == 1  # never re-sent
@@ -97,12 +109,12 @@ def test_a_declared_non_idempotent_module_ignores_a_broad_retry_gene() -> None:
 
 
 def test_a_module_declared_idempotent_in_the_file_retries_everything_by_default() -> None:
-    g = Genome.from_dict("dlv_reads", {"idempotent": True,
-                                       "genes": {"retry": {"max_attempts": 3}}})
+    g = Genome.from_dict("dlv_reads", {"idempotent": True, "genes": {"retry": {"max_attempts": 3}}})
     assert g.genes["retry"]["on"] == ("Exception",)
     assert g.to_dict()["idempotent"] is True
-    explicit = Genome.from_dict("dlv_reads", {"idempotent": True, "genes": {
-        "retry": {"on": ["TimeoutError"]}}})
+    explicit = Genome.from_dict(
+        "dlv_reads", {"idempotent": True, "genes": {"retry": {"on": ["TimeoutError"]}}}
+    )
     assert explicit.genes["retry"]["on"] == ("TimeoutError",)
     with pytest.raises(ValueError, match="idempotent: expected true or false"):
         Genome.from_dict("dlv_reads", {"idempotent": "yes", "genes": {}})

@@ -12,7 +12,7 @@ import pytest
 
 from pytest_rafael.genome.genome import Genome
 from pytest_rafael.resilience import AttemptTimeout, antifragile, current_timeout, runtime
-from pytest_rafael.resilience.pipeline import _Watchdog
+from pytest_rafael.resilience.watchdog import _Watchdog
 
 _n = 0
 

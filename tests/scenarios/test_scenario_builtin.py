@@ -8,15 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_rafael.scenario_loader import (
-    builtin_dir,
-    dump_scenario,
-    load_catalog,
-    load_file,
-    loads,
-    same_scenario,
-)
-from pytest_rafael.scenarios import SEVERITIES, FaultSpec, Scenario
+from pytest_rafael.scenario.catalog import builtin_dir, load_catalog
+from pytest_rafael.scenario.dump import dump_scenario, same_scenario
+from pytest_rafael.scenario.loader import load_file, loads
+from pytest_rafael.scenario.model import SEVERITIES, FaultSpec, Scenario
 
 REPO = Path(__file__).resolve().parents[2]
 REQUIRED = {

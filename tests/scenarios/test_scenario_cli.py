@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from pytest_rafael import cli
-from pytest_rafael.scenario_loader import load_catalog, loads, same_scenario
+from pytest_rafael.scenario.catalog import load_catalog
+from pytest_rafael.scenario.dump import same_scenario
+from pytest_rafael.scenario.loader import loads
 
 Run = Callable[..., tuple[int, str, str]]  # rafael(*argv) -> (exit code, stdout, stderr)
 

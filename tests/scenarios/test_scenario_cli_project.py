@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from pytest_rafael import cli
-from pytest_rafael.scenario_loader import load_file
-from pytest_rafael.scenarios import ScenarioError
+from pytest_rafael.scenario.loader import load_file
+from pytest_rafael.scenario.model import ScenarioError
 
 Run = Callable[..., tuple[int, str, str]]
 

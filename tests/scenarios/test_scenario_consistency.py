@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from pytest_rafael.faults.stress import KINDS, StressLimits, normalize_attributes
-from pytest_rafael.scenario_loader import STRESS_ATTRIBUTES, TOXIC_ATTRIBUTES, load_catalog
-from pytest_rafael.scenarios import STRESS_TYPES, TOXIC_TYPES, FaultSpec
+from pytest_rafael.faults.stress_limits import KINDS, StressLimits, normalize_attributes
+from pytest_rafael.scenario.attributes import STRESS_ATTRIBUTES, TOXIC_ATTRIBUTES
+from pytest_rafael.scenario.catalog import load_catalog
+from pytest_rafael.scenario.model import STRESS_TYPES, TOXIC_TYPES, FaultSpec
 from pytest_rafael.toxiproxy.toxics import TOXIC_TYPES as SERVER_TOXICS
 
 

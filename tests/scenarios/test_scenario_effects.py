@@ -20,8 +20,8 @@ import pytest
 
 from pytest_rafael.faults.injector import FaultInjector
 from pytest_rafael.faults.network import ProxyHandle
-from pytest_rafael.scenario_loader import load_catalog
-from pytest_rafael.scenarios import Scenario
+from pytest_rafael.scenario.catalog import load_catalog
+from pytest_rafael.scenario.model import Scenario
 
 
 class _Sized(socketserver.BaseRequestHandler):

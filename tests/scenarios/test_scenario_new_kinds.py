@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_rafael.scenario_loader import dump_scenario, loads, same_scenario
-from pytest_rafael.scenarios import ScenarioError
+from pytest_rafael.scenario.dump import dump_scenario, same_scenario
+from pytest_rafael.scenario.loader import loads
+from pytest_rafael.scenario.model import ScenarioError
 
 HEAD = "name: s\ndescription: new kinds\nseverity: low\nfaults:\n"
 

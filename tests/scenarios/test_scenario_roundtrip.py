@@ -13,15 +13,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_rafael.scenario_loader import (
-    MAX_SECONDS,
-    STRESS_ATTRIBUTES,
-    TOXIC_ATTRIBUTES,
-    dump_scenario,
-    loads,
-    same_scenario,
-)
-from pytest_rafael.scenarios import (
+from pytest_rafael.scenario.attributes import STRESS_ATTRIBUTES, TOXIC_ATTRIBUTES
+from pytest_rafael.scenario.dump import dump_scenario, same_scenario
+from pytest_rafael.scenario.durations import MAX_SECONDS
+from pytest_rafael.scenario.loader import loads
+from pytest_rafael.scenario.model import (
     SEVERITIES,
     STREAMS,
     STRESS_TYPES,

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_rafael.scenario_loader import ScenarioPathError, load_catalog, load_dir
-from pytest_rafael.scenarios import ScenarioError
+from pytest_rafael.scenario.catalog import load_catalog, load_dir
+from pytest_rafael.scenario.loader import ScenarioPathError
+from pytest_rafael.scenario.model import ScenarioError
 
 
 def write(folder: Path, stem: str, name: str, latency: int = 10, severity: str = "low") -> Path:

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_rafael import scenario_loader
-from pytest_rafael.scenario_loader import ScenarioPathError, load_file, loads, parse_duration
-from pytest_rafael.scenarios import ScenarioError
+from pytest_rafael.scenario import loader as scenario_loader
+from pytest_rafael.scenario.durations import parse_duration
+from pytest_rafael.scenario.loader import ScenarioPathError, load_file, loads
+from pytest_rafael.scenario.model import ScenarioError
 
 HEAD = "name: s1\ndescription: a scenario\nseverity: low\nfaults:\n"
 LATENCY = "  - kind: toxic\n    type: latency\n    attributes: {latency: 10}\n"
@@ -53,9 +54,13 @@ CASES = [
     (HEAD.replace("faults:\n", "faults: {}\n"), 4, "faults", "non-empty list"),
     (fault("type: latency"), 8, "faults[1]", "missing key 'kind'"),
     (fault("kind: toxix"), 8, "faults[1].kind", "did you mean 'toxic'?"),
-    (fault("kind: 5"), 8, "faults[1].kind",
-     "expected one of toxic, down, stress, flood, raise, delay, disk_full, dns_failure, "
-     "clock_skew or a plugin"),
+    (
+        fault("kind: 5"),
+        8,
+        "faults[1].kind",
+        "expected one of toxic, down, stress, flood, raise, delay, disk_full, dns_failure, "
+        "clock_skew or a plugin",
+    ),
     (fault("kind: Big Bang"), 8, "faults[1].kind", "got 'Big Bang'"),
     (fault("kind: dns\nstream: upstream"), 9, "faults[1].stream", "not used by kind 'dns'"),
     (fault("kind: dns\nattributes: [1]"), 9, "faults[1].attributes", "expected a mapping"),

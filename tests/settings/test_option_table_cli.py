@@ -16,7 +16,7 @@ import pytest
 
 from pytest_rafael import cli, settings
 from pytest_rafael.results import Delta, Gate, RunResult
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 GENOME = "payments:\n  generation: 3\n  genes:\n    timeout: {seconds: 2.0}\n"
 
@@ -69,7 +69,7 @@ def _proposal(capsys: pytest.CaptureFixture[str]) -> str:
 
 def _guardian_genome(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """The genome file each guardian command hands the guardian."""
-    from pytest_rafael.guardian import cli_genome
+    from pytest_rafael.genome import review_cli as cli_genome
 
     seen: list[Path] = []
     real = cli_genome.Guardian.open
@@ -315,7 +315,7 @@ def test_the_table_and_its_commands_do_not_import_pytest() -> None:
         "import sys\n"
         "import pytest_rafael.settings, pytest_rafael.cli\n"
         "pytest_rafael.cli.build_parser()\n"
-        "import pytest_rafael.resilience.runtime, pytest_rafael.schedules\n"
+        "import pytest_rafael.resilience.runtime, pytest_rafael.scenario.schedules\n"
         "assert 'pytest' not in sys.modules, 'pytest imported'\n"
         "assert '_pytest' not in sys.modules, '_pytest imported'\n"
     )

@@ -15,7 +15,7 @@ import pytest
 import pytest_rafael
 from pytest_rafael.guardian.audit import AuditLog
 from pytest_rafael.guardian.proposals import ProposalRepo
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from pytest_rafael import store as store_module
-from pytest_rafael import store_pg
 from pytest_rafael.cli import main
 from pytest_rafael.genome.evolution import STATE_VERSION
 from pytest_rafael.genome.state import load_engine_state, merge_states, save_engine_state
 from pytest_rafael.guardian.audit import AuditLog
-from pytest_rafael.store import Store, StoreError
-from pytest_rafael.store_schema import SCHEMA_VERSION, migrate, schema_version
+from pytest_rafael.store import core as store_module
+from pytest_rafael.store import postgres as store_pg
+from pytest_rafael.store.core import Store, StoreError
+from pytest_rafael.store.schema import SCHEMA_VERSION, migrate, schema_version
 
 pytestmark = pytest.mark.backends
 

@@ -16,7 +16,7 @@ import pytest
 import pytest_rafael
 from pytest_rafael.genome.state import load_engine_state
 from pytest_rafael.guardian.audit import AuditLog
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 
 pytestmark = pytest.mark.backends
 
@@ -32,7 +32,7 @@ from pathlib import Path
 from pytest_rafael.genome.evolution import STATE_VERSION
 from pytest_rafael.genome.state import load_engine_state, save_engine_state
 from pytest_rafael.guardian.audit import AuditLog
-from pytest_rafael.store import Store, is_store_url
+from pytest_rafael.store.core import Store, is_store_url
 
 target, name, rounds, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
 while not go.exists():

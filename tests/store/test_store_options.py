@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_rafael import pytest_options as settings
+from pytest_rafael.plugin import options as settings
 
 URL = "postgresql://ci@db.example:5433/rafael"
 

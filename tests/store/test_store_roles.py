@@ -16,7 +16,7 @@ from pytest_rafael.genome.state import save_engine_state
 from pytest_rafael.guardian import Guardian, GuardianConfig
 from pytest_rafael.guardian.audit import AuditLog
 from pytest_rafael.servers import Server
-from pytest_rafael.store import Store, StoreError
+from pytest_rafael.store.core import Store, StoreError
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "store.md"
 

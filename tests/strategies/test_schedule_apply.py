@@ -17,9 +17,11 @@ from hypothesis import HealthCheck, given, settings
 
 from pytest_rafael.faults.injector import FaultError
 from pytest_rafael.faults.network import ProxyHandle, ToxiproxyControl
-from pytest_rafael.scenarios import FaultSpec
-from pytest_rafael.schedules import FaultSchedule, apply_schedule, load_failures
-from pytest_rafael.strategies import fault_schedules
+from pytest_rafael.scenario.failures import load_failures
+from pytest_rafael.scenario.model import FaultSpec
+from pytest_rafael.scenario.schedule_model import FaultSchedule
+from pytest_rafael.scenario.schedules import apply_schedule
+from pytest_rafael.scenario.strategies import fault_schedules
 from pytest_rafael.toxiproxy import EmbeddedServer
 
 

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from pytest_rafael.cli import CommandError
-from pytest_rafael.scenario_loader import load_file, same_scenario
-from pytest_rafael.scenarios import FaultSpec
-from pytest_rafael.schedule_cli import register
-from pytest_rafael.schedules import FaultSchedule, load_failures, record_failure
+from pytest_rafael.scenario.dump import same_scenario
+from pytest_rafael.scenario.failures import load_failures, record_failure
+from pytest_rafael.scenario.loader import load_file
+from pytest_rafael.scenario.model import FaultSpec
+from pytest_rafael.scenario.schedule_cli import register
+from pytest_rafael.scenario.schedule_model import FaultSchedule
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hypothesis_shrinking"
 

@@ -19,10 +19,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import rule
 
 from pytest_rafael.faults.network import ProxyHandle, ToxiproxyControl
-from pytest_rafael.fixtures import Chaos, ToxiproxyServer
-from pytest_rafael.schedule_cli import register
-from pytest_rafael.schedules import FaultSchedule, load_failures
-from pytest_rafael.strategies import ChaosStateMachine
+from pytest_rafael.plugin.fixtures import Chaos, ToxiproxyServer
+from pytest_rafael.scenario.failures import load_failures
+from pytest_rafael.scenario.schedule_cli import register
+from pytest_rafael.scenario.schedule_model import FaultSchedule
+from pytest_rafael.scenario.strategies import ChaosStateMachine
 from pytest_rafael.toxiproxy import EmbeddedServer
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "stateful_chaos"

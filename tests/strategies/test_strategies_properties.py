@@ -13,16 +13,13 @@ from hypothesis.errors import InvalidArgument
 from pytest_rafael.genome.genes import CATALOG
 from pytest_rafael.genome.genome import Genome
 from pytest_rafael.genome.mutation import mutate
-from pytest_rafael.scenario_loader import (
-    STRESS_ATTRIBUTES,
-    TOXIC_ATTRIBUTES,
-    dump_scenario,
-    loads,
-    same_scenario,
-)
-from pytest_rafael.scenarios import FaultSpec, Scenario
-from pytest_rafael.schedules import FaultSchedule, fault_from_dict, fault_to_dict
-from pytest_rafael.strategies import fault_schedules, faults, genomes
+from pytest_rafael.scenario.attributes import STRESS_ATTRIBUTES, TOXIC_ATTRIBUTES
+from pytest_rafael.scenario.dump import dump_scenario, same_scenario
+from pytest_rafael.scenario.fault_strategies import faults
+from pytest_rafael.scenario.loader import loads
+from pytest_rafael.scenario.model import FaultSpec, Scenario
+from pytest_rafael.scenario.schedule_model import FaultSchedule, fault_from_dict, fault_to_dict
+from pytest_rafael.scenario.strategies import fault_schedules, genomes
 
 EVERYTHING = fault_schedules(
     targets=["db", "cache", "*"],

@@ -15,9 +15,9 @@ from collections.abc import Callable
 import pytest
 from hypothesis import find, settings
 
-from pytest_rafael.scenarios import FaultSpec
-from pytest_rafael.schedules import FaultSchedule
-from pytest_rafael.strategies import fault_schedules
+from pytest_rafael.scenario.model import FaultSpec
+from pytest_rafael.scenario.schedule_model import FaultSchedule
+from pytest_rafael.scenario.strategies import fault_schedules
 
 Bug = Callable[[FaultSchedule], bool]
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, find, given, seed, settings
 from hypothesis.errors import InvalidArgument
 
-from pytest_rafael.schedules import FaultSchedule
-from pytest_rafael.strategies import fault_schedules
+from pytest_rafael.scenario.schedule_model import FaultSchedule
+from pytest_rafael.scenario.strategies import fault_schedules
 
 
 def share_on_one_target(swarm: bool, examples: int = 150) -> float:
@@ -66,7 +66,7 @@ def test_swarm_checks_its_arguments() -> None:
 
 
 def test_swarm_draws_in_process_faults_given_as_extra() -> None:
-    from pytest_rafael.schedules import fault_from_dict
+    from pytest_rafael.scenario.schedule_model import fault_from_dict
 
     boom = fault_from_dict({"kind": "raise", "target": "app.db:query", "error": "TimeoutError"})
     found = find(
@@ -75,5 +75,7 @@ def test_swarm_draws_in_process_faults_given_as_extra() -> None:
         settings=settings(database=None, deadline=None, max_examples=500),
         random=random.Random(0),
     )
-    assert sorted(f.kind for f in found) == ["raise", "toxic"] or sorted(
-        f.kind for f in found) == ["down", "raise"]
+    assert sorted(f.kind for f in found) == ["raise", "toxic"] or sorted(f.kind for f in found) == [
+        "down",
+        "raise",
+    ]

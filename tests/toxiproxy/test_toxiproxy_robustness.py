@@ -101,7 +101,7 @@ def test_client_disconnect_mid_stream_leaks_nothing(
 
 
 def test_stop_closes_listeners_connections_and_threads(echo: Upstream) -> None:
-    from pytest_rafael.toxiproxy.link import POOL
+    from pytest_rafael.toxiproxy.workers import POOL
 
     baseline = threading.active_count()
     busy = POOL.busy  # pumps and accept loops run on pooled workers

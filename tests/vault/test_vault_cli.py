@@ -9,7 +9,7 @@ import pytest
 from vault_samples import GOOD
 
 from pytest_rafael import cli
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 from pytest_rafael.vault.evidence import record_adoption
 
 

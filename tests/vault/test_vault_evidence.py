@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_rafael.store import Store
+from pytest_rafael.store.core import Store
 from pytest_rafael.vault import Vault, blend
 from pytest_rafael.vault.evidence import observed_scores, record_adoption
 

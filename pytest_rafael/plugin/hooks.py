@@ -1,0 +1,101 @@
+"""pytest hooks of pytest-rafael.
+
+This module wires things together and holds no business logic: settings come from
+:mod:`~pytest_rafael.settings`, faults from :mod:`~pytest_rafael.faults`, evolution from
+:mod:`~pytest_rafael.genome`, aggregation and gate from :mod:`~pytest_rafael.plugin.controller`.
+
+Two plugin objects do the work. :class:`RafaelSession` (always registered) validates
+markers, owns the Toxiproxy server and collects iteration results. :class:`ChaosRunner`
+(registered only under ``--rafael-chaos``) wraps each chaos iteration; without the flag
+no per-test hook of ours runs, which keeps the plugin's cost on ordinary suites near zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import TYPE_CHECKING
+
+import pytest
+
+from pytest_rafael import settings
+from pytest_rafael.plugin import marker
+from pytest_rafael.plugin import options as pytest_options
+
+if TYPE_CHECKING:
+    pass
+from pytest_rafael.plugin.runner import ChaosRunner
+from pytest_rafael.plugin.session import SESSION, RafaelSession
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from pytest_rafael.plugin import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    pytest_options.add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", marker.SIGNATURE)
+    if str(
+        config.getoption("hypothesis_profile", None) or os.environ.get("HYPOTHESIS_PROFILE", "")
+    ).startswith("rafael"):
+        # Registered before Hypothesis's own plugin loads the chosen profile; imported only
+        # when asked for, so ordinary runs do not pay for importing Hypothesis.
+        import pytest_rafael.scenario.hypothesis_profiles  # noqa: F401
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:  # the controller warns; its workers need not
+        from pytest_rafael.plugin import rootdir_check
+
+        rootdir_check.warn_if_misread(config)
+    resolved = pytest_options.resolve(config)
+    if resolved.chaos and workerinput is None:
+        _check_actor()
+        from pytest_rafael.plugin.preflight import output_problems
+
+        for problem in output_problems(resolved):
+            raise pytest.UsageError(f"pytest-rafael: {problem}")
+    if workerinput is not None and "rafael_seed" in workerinput:
+        # Every xdist worker uses the controller's seed, so a run reproduces as a whole.
+        resolved = dataclasses.replace(resolved, seed=int(workerinput["rafael_seed"]))
+    session = RafaelSession(config, resolved, is_worker=workerinput is not None)
+    config.stash[SESSION] = session
+    config.pluginmanager.register(session, "rafael-session")
+    from pytest_rafael.plugin import fixtures, service_fixtures
+
+    config.pluginmanager.register(fixtures, "rafael-fixtures")
+    config.pluginmanager.register(service_fixtures, "rafael-service-fixtures")
+    default_genome = config.invocation_params.dir / settings.default("genome_file")
+    if resolved.chaos or resolved.genome_file != default_genome:
+        # A genome file that does not validate is a usage error before any test runs,
+        # not an internal error at the end of the first iteration that reads it.
+        session.check_genome_file()
+        # @antifragile in the code under test reads the genome file this run names.
+        from pytest_rafael.resilience import runtime
+
+        runtime.set_genome_file(resolved.genome_file)
+    if resolved.chaos:
+        config.pluginmanager.register(ChaosRunner(session), "rafael-chaos-runner")
+        from pytest_rafael.plugin import interrupts
+
+        interrupts.terminate_gracefully_on_sigterm()
+    if config.pluginmanager.hasplugin("xdist"):
+        from pytest_rafael.plugin import xdist_support
+
+        config.pluginmanager.register(xdist_support.XdistSupport(session), "rafael-xdist")
+
+
+def _check_actor() -> None:
+    """The run's author (RAFAEL_ACTOR, the CI user, the OS user) is recorded on every
+    audit entry and proposal: a name with control characters or mixed scripts is a
+    usage error before anything runs."""
+    from pytest_rafael.guardian.actor import ActorError, resolve_actor
+
+    try:
+        resolve_actor()
+    except ActorError as exc:
+        raise pytest.UsageError(f"pytest-rafael: {exc}") from None

@@ -1,0 +1,61 @@
+"""Hypothesis settings profiles for chaos tests that do real I/O.
+
+Importing this module registers two profiles (idempotent):
+
+``rafael``
+    For a developer's machine. ``deadline=None``: an example under a latency fault is
+    *supposed* to be slow, and Hypothesis' default 200 ms deadline would report the fault
+    itself as the failure. ``max_examples=100``: a combination bug needs two particular
+    faults in one schedule, which about one example in 15-60 has (measured on the
+    planted bugs of tests/strategies), so fewer examples miss real bugs; a failing test
+    stops at its first failure, and a test whose examples are slow can lower it with
+    ``@settings(max_examples=...)``. ``report_multiple_bugs=False``: one minimal schedule
+    per test is what gets printed, stored and replayed. No ``explain`` phase: it replays
+    the failing example many more times with real I/O only to annotate the output. The
+    ``function_scoped_fixture`` health check is suppressed because ``chaos_proxy`` and
+    ``toxiproxy`` are meant to be shared by all examples of a test:
+    :func:`pytest_rafael.scenario.schedules.apply_schedule` reverts every fault at the end of each
+    example, which is exactly the reset that health check asks for.
+
+``rafael-ci``
+    The same, plus ``derandomize=True`` (the same examples on every CI run: a red build is
+    reproducible, a green one does not turn red by luck), ``max_examples=50`` to bound CI
+    time, ``database=None`` (CI machines start empty anyway) and ``print_blob=True`` so a
+    failure log carries a ``@reproduce_failure`` line to replay it locally.
+
+Select one with ``pytest --hypothesis-profile=rafael`` (the plugin imports this module,
+so the names exist before Hypothesis reads the option), or in a conftest:
+``settings.load_profile("rafael")``.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, Phase, settings
+
+__all__ = ["CI_PROFILE", "PROFILE", "register_profiles"]
+
+PROFILE = "rafael"
+CI_PROFILE = "rafael-ci"
+
+
+def register_profiles() -> None:
+    """Register ``rafael`` and ``rafael-ci`` (calling it again changes nothing)."""
+    settings.register_profile(
+        PROFILE,
+        deadline=None,
+        max_examples=100,
+        report_multiple_bugs=False,
+        phases=tuple(p for p in Phase if p.name != "explain"),
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    settings.register_profile(
+        CI_PROFILE,
+        parent=settings.get_profile(PROFILE),
+        derandomize=True,
+        max_examples=50,
+        database=None,
+        print_blob=True,
+    )
+
+
+register_profiles()

@@ -1,0 +1,254 @@
+"""Stateful chaos: Hypothesis rule-based state machines whose steps include faults.
+
+Subclass :class:`ChaosStateMachine` (exported by :mod:`pytest_rafael.scenario.strategies`), name
+the chaos proxies in ``proxies``, write ``@rule`` methods for the operations of your
+client and ``@invariant`` methods for what must always hold. Two built-in rules inject a
+fault on one of the proxies (a toxic, or the proxy down) and revert one, so Hypothesis
+interleaves faults with operations: "deposit, db slow, deposit, fault reverted,
+withdraw" is one run. Run the machine inside a test that has the ``chaos`` fixture and
+created the proxies::
+
+    class Ledger(ChaosStateMachine):
+        proxies = ("db",)
+
+        @rule(amount=st.integers(1, 100))
+        def deposit(self, amount): ...
+
+        @invariant()
+        def balance_is_exact(self): ...
+
+    def test_ledger(chaos, db):
+        Ledger.run(chaos)
+
+A failure shrinks, as any Hypothesis state machine, to a minimal sequence of operations
+and faults. The final replay is stored like a schedule failure (``.rafael/failures``):
+the faults with their real start and duration (a scenario file that
+``rafael scenarios from-failure`` turns into a regression scenario) and the steps in
+order. Every fault is reverted when a run ends, whatever happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+from hypothesis import settings as Settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from pytest_rafael.faults.injector import FaultError
+from pytest_rafael.scenario.model import TOXIC_TYPES, FaultSpec
+from pytest_rafael.scenario.schedule_model import FaultSchedule, describe_fault
+
+__all__ = ["ChaosStateMachine"]
+
+try:  # the attribute @rule puts on a method (public name since Hypothesis 3)
+    from hypothesis.stateful import RULE_MARKER
+except ImportError:  # pragma: no cover
+    RULE_MARKER = "hypothesis_stateful_rule"
+
+
+@dataclasses.dataclass
+class _Active:
+    fault: FaultSpec
+    revert: Callable[[], None]
+    since: float
+
+
+def _logged(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def call(self: ChaosStateMachine, *args: Any, **kwargs: Any) -> Any:
+        shown = ", ".join(f"{key}={value!r}" for key, value in kwargs.items())
+        self._log(f"{name}({shown})")
+        return function(self, *args, **kwargs)
+
+    return call
+
+
+class ChaosStateMachine(RuleBasedStateMachine):
+    """A rule-based state machine with fault rules. Class attributes configure the
+    faults: ``proxies`` (names given to ``chaos_proxy``; required), ``toxics`` (types to
+    draw), ``down`` (also take a proxy down), ``bounds`` (as ``fault_schedules``),
+    ``max_active_faults`` (faults in place at once)."""
+
+    proxies: ClassVar[tuple[str, ...]] = ()
+    toxics: ClassVar[Sequence[str]] = TOXIC_TYPES
+    down: ClassVar[bool] = True
+    bounds: ClassVar[Any] = None
+    max_active_faults: ClassVar[int] = 2
+
+    _chaos: ClassVar[Any] = None  # the test's Chaos, bound by run()
+    _last: ClassVar[ChaosStateMachine | None] = None
+    _strategies: ClassVar[dict[type, st.SearchStrategy[FaultSpec]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Log the user's operations so a stored failure lists them with the faults.
+        for name, value in list(vars(cls).items()):
+            marker = getattr(value, RULE_MARKER, None)
+            if marker is None or getattr(value, "_rafael_logged", False):
+                continue
+            logged = _logged(name, marker.function)
+            wrapper = functools.wraps(value)(lambda self, *a, __f=logged, **k: __f(self, *a, **k))
+            setattr(wrapper, RULE_MARKER, dataclasses.replace(marker, function=logged))
+            wrapper._rafael_logged = True  # type: ignore[attr-defined]
+            setattr(cls, name, wrapper)
+
+    def __init__(self) -> None:
+        super().__init__()
+        chaos = type(self)._chaos
+        if chaos is None:
+            raise RuntimeError(
+                f"{type(self).__name__}: run it with {type(self).__name__}.run(chaos) in a "
+                "test that uses the chaos fixture"
+            )
+        missing = [p for p in self.proxies if p not in chaos._proxies]
+        if not self.proxies or missing:
+            raise RuntimeError(
+                f"{type(self).__name__}.proxies names {missing or 'no proxy'}: create each "
+                "with chaos_proxy(name, upstream=...) before run()"
+            )
+        self.chaos = chaos
+        self.started = time.monotonic()
+        self.steps: list[str] = []
+        self.active: list[_Active] = []
+        self.history: list[FaultSpec] = []  # every fault applied, timed from the start
+        self._injected = 0
+        type(self)._last = self
+
+    # -- helpers for the user's rules -------------------------------------------------
+
+    def proxy(self, name: str) -> Any:
+        """The :class:`~pytest_rafael.faults.network.ProxyHandle` named ``name``."""
+        return self.chaos._proxies[name]
+
+    def _log(self, text: str) -> None:
+        self.steps.append(text)
+
+    # -- the built-in fault rules -----------------------------------------------------
+
+    @classmethod
+    def _fault_strategy(cls) -> st.SearchStrategy[FaultSpec]:
+        if cls not in ChaosStateMachine._strategies:
+            from pytest_rafael.scenario.fault_strategies import faults
+
+            ChaosStateMachine._strategies[cls] = faults(
+                targets=cls.proxies,
+                toxics=cls.toxics,
+                down=cls.down,
+                max_start_s=0,
+                max_duration_s=0,
+                bounds=cls.bounds,
+            )
+        return ChaosStateMachine._strategies[cls]
+
+    @precondition(lambda self: len(self.active) < self.max_active_faults)
+    @rule(data=st.data())
+    def inject_fault(self, data: st.DataObject) -> None:
+        fault = data.draw(self._fault_strategy(), label="fault")
+        if fault.kind == "down" and any(
+            a.fault.kind == "down" and a.fault.target == fault.target for a in self.active
+        ):
+            return  # already down: a second "down" would be reverted by the first's end
+        control = self.chaos._server().control
+        handle = self.proxy(fault.target)
+        revert: Callable[[], None]
+        if fault.kind == "down":
+            control.set_enabled(handle, False)
+            revert = functools.partial(control.set_enabled, handle, True)
+        else:
+            # Names unique within the run: the same toxic may be in place twice.
+            self._injected += 1
+            name = f"rafael_sm{self._injected}_{fault.type}_{fault.stream}"
+            control.add_toxic(
+                handle,
+                name=name,
+                type=str(fault.type),
+                stream=fault.stream,
+                toxicity=fault.toxicity,
+                attributes=dict(fault.attributes),
+            )
+            revert = functools.partial(control.remove_toxic, handle, name)
+        self.active.append(_Active(fault, revert, time.monotonic()))
+        self._log(f"inject {describe_fault(fault).rsplit(',', 1)[0]}")
+
+    @precondition(lambda self: bool(self.active))
+    @rule(data=st.data())
+    def revert_fault(self, data: st.DataObject) -> None:
+        index = data.draw(st.integers(0, len(self.active) - 1), label="which")
+        self._revert(self.active.pop(index))
+
+    def _revert(self, active: _Active) -> None:
+        active.revert()
+        now = time.monotonic()
+        self.history.append(
+            dataclasses.replace(
+                active.fault,
+                start_s=round(active.since - self.started, 3),
+                duration_s=max(0.001, round(now - active.since, 3)),
+                source="<stateful>",
+            )
+        )
+        self._log(f"revert {describe_fault(active.fault).rsplit(',', 1)[0]}")
+
+    def teardown(self) -> None:
+        # Faults still in place at the end lasted to the end of the run: no duration.
+        errors: list[str] = []
+        while self.active:
+            active = self.active.pop()
+            try:
+                active.revert()
+            except Exception as exc:  # revert the others, then report
+                errors.append(str(exc))
+            self.history.append(
+                dataclasses.replace(
+                    active.fault,
+                    start_s=round(active.since - self.started, 3),
+                    duration_s=None,
+                    source="<stateful>",
+                )
+            )
+        if errors:
+            raise FaultError("; ".join(errors))
+
+    def schedule(self) -> FaultSchedule:
+        """The faults of this run in the order they were applied, with real timings."""
+        return FaultSchedule(tuple(sorted(self.history, key=lambda f: f.start_s)))
+
+    # -- running ----------------------------------------------------------------------
+
+    @classmethod
+    def run(cls, chaos: Any, *, settings: Settings | None = None) -> None:
+        """Run the machine as a test with the test's ``chaos`` fixture (``settings``
+        default: the active profile without a deadline). On failure the minimal run
+        (faults with timings, steps in order) is stored under the failures folder before
+        the error propagates."""
+        from pytest_rafael.scenario.failures import record_failure
+        from pytest_rafael.scenario.schedules import _current_nodeid
+
+        if settings is None:
+            # Real faults make steps slow on purpose: no per-example deadline.
+            settings = Settings(deadline=None)
+        previous = cls._chaos
+        cls._chaos, cls._last = chaos, None
+        try:
+            run_state_machine_as_test(cls, settings=settings)  # type: ignore[no-untyped-call]
+        except BaseException:
+            last = cls._last
+            if last is not None:
+                with contextlib.suppress(Exception):  # storing never masks the failure
+                    record_failure(
+                        last.schedule(), _current_nodeid(), chaos._failures_dir, last.steps
+                    )
+            raise
+        finally:
+            cls._chaos = previous

@@ -147,4 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    # Run as `python -m pytest_rafael.cli`, this file is `__main__`, and the commands
+    # raise the CommandError of the imported `pytest_rafael.cli`: dispatch through that
+    # module so its errors are caught and printed as one line.
+    from pytest_rafael.cli import main as _main
+
+    raise SystemExit(_main())

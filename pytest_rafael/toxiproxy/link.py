@@ -320,6 +320,11 @@ class Pump:
             if fd == self.waker.fileno():
                 self.waker.clear()
             elif fd == self.src:
+                if self.conn.owner.chains[self.direction] is not self._specs:
+                    # The toxics changed (the API answered before these bytes were sent):
+                    # rebuild first, so they meet the new chain, not the old one that is
+                    # about to release what it holds.
+                    return False
                 self._read_chunk()
         return False
 

@@ -43,4 +43,6 @@ def test_quiet_without_faults_and_caught_by_its_minimal_schedule(
     bug = load(name)
     with rig(bug, toxiproxy, failures_dir=tmp_path) as planted:
         assert planted.triggers(FaultSchedule()) is None
-        assert planted.triggers(bug.minimal) is not None
+        # A few of these bugs race real time (a request sliced 2 ms apart, a 0.5 s
+        # deadline): on a loaded machine one try can miss, so the schedule gets three.
+        assert any(planted.triggers(bug.minimal) is not None for _ in range(3))

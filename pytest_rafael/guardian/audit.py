@@ -379,8 +379,7 @@ class AuditLog:
     def _read_chain(self, conn: sqlite3.Connection) -> tuple[list[Any], Any, Any]:
         """Every entry, the head record and the entry counter, read in one transaction."""
         # One read transaction so a concurrent append cannot land between the reads.
-        conn.execute("BEGIN")
-        try:
+        with self.store.snapshot():
             try:
                 rows = (
                     _plain_cursor(conn)
@@ -403,8 +402,6 @@ class AuditLog:
             seq_row = conn.execute(f"SELECT {self.store.sequence_sql('audit')}").fetchone()
             if seq_row is not None and seq_row[0] is None:
                 seq_row = None
-        finally:
-            conn.execute("COMMIT")
         return rows, head, seq_row
 
 

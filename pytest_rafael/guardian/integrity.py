@@ -132,10 +132,26 @@ def verify_integrity(
     decisions' signatures. ``strict_signatures``: a decision whose signature cannot be
     checked (no ssh-keygen, no allowed-signers file) fails verification; otherwise it is
     reported as unchecked."""
-    from pytest_rafael.guardian.proposals import ProposalRepo, ensure_proposal_schema
+    from pytest_rafael.guardian.proposals import ensure_proposal_schema
 
-    log = AuditLog(store, key)
     ensure_proposal_schema(store)
+    log = AuditLog(store, key)  # creates its tables: a write, so before the snapshot
+    # One snapshot for every read below: a shard filing a proposal (its row and its
+    # proposal_created entry in one commit) between two reads would look like a
+    # proposal added outside the log.
+    with store.snapshot():
+        return _verify_in_snapshot(store, log, genome_file, allowed_signers, strict_signatures)
+
+
+def _verify_in_snapshot(
+    store: Store,
+    log: AuditLog,
+    genome_file: Path | None,
+    allowed_signers: Path | None,
+    strict_signatures: bool,
+) -> IntegrityResult:
+    from pytest_rafael.guardian.proposals import ProposalRepo
+
     chain = log.verify()
     base = _from_chain(chain)
     head = head_of(store) if chain.entries else None

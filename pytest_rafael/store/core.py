@@ -108,6 +108,7 @@ class Store:
     it (its journal mode, header and tables stay as they were)."""
 
     backend = "sqlite"
+    _snapshot_depth = 0  # how many snapshot() blocks are open (see snapshot)
 
     def __new__(cls, path: str | os.PathLike[str], *, readonly: bool = False) -> Store:
         if cls is Store and is_store_url(path):
@@ -267,6 +268,29 @@ class Store:
             self.conn.execute("ROLLBACK")
             raise
         else:
+            self.conn.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """Reads that all see one committed state: a check that reads two tables (the
+        proposals, then the log that must name each of them) must not see a concurrent
+        writer's commit land between its reads. Re-entrant: an inner snapshot joins the
+        outer one."""
+        if self._snapshot_depth:
+            self._snapshot_depth += 1
+            try:
+                yield self.conn
+            finally:
+                self._snapshot_depth -= 1
+            return
+        # SQLite: a deferred transaction reads one WAL snapshot; PostgreSQL: the
+        # connection turns a bare BEGIN into REPEATABLE READ.
+        self.conn.execute("BEGIN")
+        self._snapshot_depth = 1
+        try:
+            yield self.conn
+        finally:
+            self._snapshot_depth = 0
             self.conn.execute("COMMIT")
 
     def close(self) -> None:

@@ -10,10 +10,14 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from guardian_factories import evidence, genome
 
+from pytest_rafael.guardian import Guardian
 from pytest_rafael.guardian.audit import AuditLog
 from pytest_rafael.store.core import Store
 
@@ -102,3 +106,37 @@ def test_sigkill_while_appending_leaves_a_valid_chain(tmp_path: Path, batch: int
             log.append("run_started", "next-run")
             assert log.verify().ok
     assert os.stat(path).st_mode & 0o077 == 0
+
+
+@pytest.mark.backends
+def test_a_proposal_filed_while_verifying_is_not_taken_for_tampering(
+    make_guardian: Callable[..., Guardian],
+    store_target: Path | str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two CI shards share one store: one files a proposal (its row and its
+    # proposal_created entry in one commit) while the other verifies the chain. The
+    # verifier must read one committed state, not the entries before and the row after.
+    from pytest_rafael.guardian import integrity
+
+    g = make_guardian()
+    g.propose("orders", None, genome(1), evidence())
+    read_log = integrity._filed_and_decided
+    filed: list[str] = []
+
+    def file_between_reads(log: AuditLog) -> Any:
+        seen = read_log(log)
+        with Store(store_target) as other:
+            shard = Guardian.open(other, g.project_root, g.genome_file, actor="bob")
+            filed.append(shard.propose("orders", None, genome(2), evidence()).id)
+        return seen
+
+    monkeypatch.setattr(integrity, "_filed_and_decided", file_between_reads)
+    result = integrity.verify_integrity(g.store, None, allowed_signers=None)
+    assert filed, "the concurrent shard never filed"
+    assert result.ok, result.reason
+    assert result.proposals_checked == 1  # the state as of the snapshot
+    monkeypatch.undo()
+    after = integrity.verify_integrity(g.store, None, allowed_signers=None)
+    assert after.ok, after.reason
+    assert after.proposals_checked == 2

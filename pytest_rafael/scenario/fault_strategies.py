@@ -19,6 +19,7 @@ from pytest_rafael.scenario.bounds import (
     Bound,
     Bounds,
     _as_bound,
+    _choice,
     _fail,
     _grid,
     _number,
@@ -95,9 +96,9 @@ def _start(max_start_s: float) -> st.SearchStrategy[float]:
     later = (
         _grid(TIME_OFFSET_MS, limit, TIME_STEP_MS, TIME_OFFSET_MS)
         if limit >= TIME_OFFSET_MS
-        else (st.integers(1, limit))
+        else _choice(limit).map(lambda k: k + 1)
     )
-    return st.one_of(st.just(0), later).map(lambda ms: ms / 1000)
+    return _either(st.just(0), later).map(lambda ms: ms / 1000)
 
 
 def _duration(max_duration_s: float | None) -> st.SearchStrategy[float | None]:
@@ -107,9 +108,23 @@ def _duration(max_duration_s: float | None) -> st.SearchStrategy[float | None]:
     points = (
         _grid(TIME_OFFSET_MS, limit, TIME_STEP_MS, TIME_OFFSET_MS)
         if limit >= TIME_OFFSET_MS
-        else st.integers(1, limit)
+        else _choice(limit).map(lambda k: k + 1)
     )
-    return st.one_of(st.none(), points.map(lambda ms: ms / 1000))
+    return _either(st.none(), points.map(lambda ms: ms / 1000))
+
+
+def _either(
+    first: st.SearchStrategy[Any], second: st.SearchStrategy[Any]
+) -> st.SearchStrategy[Any]:
+    """``first`` or ``second``, half the time each, shrinking to ``first``: a ``one_of``
+    whose branch is a :func:`_choice`."""
+    branch = _choice(2)
+
+    @st.composite
+    def build(draw: Callable[[st.SearchStrategy[Any]], Any]) -> Any:
+        return draw(second if draw(branch) == 1 else first)
+
+    return build()
 
 
 def _timing(
@@ -118,13 +133,20 @@ def _timing(
     """``(start_s, duration_s)``. "The whole block" is one choice of its own (and the
     first, so shrinking reaches it in one step): with start and duration as independent
     choices, the shrinker can stall on faults it should delete."""
-    whole: st.SearchStrategy[tuple[float, float | None]] = st.just((0.0, None))
     start, duration = _start(max_start_s), _duration(max_duration_s)
     if max_start_s <= 0 and not max_duration_s:
-        return whole
+        return st.just((0.0, None))
     # Three faults in four last the whole block: most chaos bugs need the fault in place
     # for the whole call, and a schedule needs *both* of its faults to be there.
-    return st.one_of(whole, whole, whole, st.tuples(start, duration))
+    branch = _choice(4)
+
+    @st.composite
+    def build(draw: Callable[[st.SearchStrategy[Any]], Any]) -> tuple[float, float | None]:
+        if draw(branch) < 3:
+            return (0.0, None)
+        return (draw(start), draw(duration))
+
+    return build()
 
 
 def _toxicity(toxicity: float | Bound) -> st.SearchStrategy[float]:
@@ -135,7 +157,16 @@ def _toxicity(toxicity: float | Bound) -> st.SearchStrategy[float]:
     if steps == 0:
         return st.just(float(high))
     # Shrinks towards `high` (normally 1.0: the fault always applies, reproducibly).
-    return st.integers(0, steps).map(lambda k: round(high - k / 100, 2))
+    return _choice(steps + 1).map(lambda k: round(high - k / 100, 2))
+
+
+def _pick(items: Sequence[str]) -> st.SearchStrategy[str]:
+    """One of ``items``, shrinking to the first (``sampled_from`` without a choice that
+    Hypothesis' first shrink pass spends a run on: see :func:`_choice`)."""
+    values = tuple(items)
+    if len(values) == 1:
+        return st.just(values[0])
+    return _choice(len(values)).map(values.__getitem__)
 
 
 def _check_names(what: str, given: Sequence[str], known: Sequence[str]) -> tuple[str, ...]:
@@ -237,7 +268,7 @@ def _fault_options(
     # Downstream (what the caller receives) twice as often: it is where most client
     # bugs are. Shrinks to the first listed stream.
     weighted = [stream_list[0], *stream_list] if len(stream_list) > 1 else stream_list
-    stream_choice = st.sampled_from(weighted)
+    stream_choice = _pick(weighted)
     tox = _toxicity(toxicity)
     options: list[st.SearchStrategy[FaultSpec]] = []
     for type_ in toxic_list:
@@ -246,7 +277,7 @@ def _fault_options(
             st.builds(
                 _toxic,
                 st.just(type_),
-                st.sampled_from(target_list),
+                _pick(target_list),
                 stream_choice,
                 tox,
                 attrs,
@@ -255,7 +286,7 @@ def _fault_options(
         )
     if down:
         network_targets = target_list
-        options.append(st.builds(_down, st.sampled_from(network_targets), timing))
+        options.append(st.builds(_down, _pick(network_targets), timing))
     for type_ in stress_list:
         attrs = _attributes("stress", type_, _resolve_bounds("stress", type_, bounds))
         options.append(st.builds(_stress, st.just(type_), attrs, timing))

@@ -136,8 +136,17 @@ def test_the_example_finds_and_shrinks_the_two_fault_bug(
     assert 2 <= len(schedule) <= 3, schedule
     assert "latency" in types, schedule
     assert {"limit_data", "slicer"} & set(types), schedule
-    latency = next(f for f in schedule if f.type == "latency")
-    assert 100 <= latency.attributes["latency"] <= 300
+    latency = next(f for f in schedule if f.type == "latency").attributes["latency"]
+    assert latency <= 300
+    # The reply must be later than the budget: by the latency alone (125 ms), or by the
+    # latency plus a slicer's gaps (75 ms + 20 one-byte pieces 2 ms apart), both minimal
+    # (lower either value and the bug is gone).
+    slicer = next((f for f in schedule if f.type == "slicer"), None)
+    gaps_ms = 0.0
+    if slicer is not None:
+        pieces = -(-20 // slicer.attributes["average_size"])
+        gaps_ms = (pieces - 1) * slicer.attributes.get("delay", 0) / 1000
+    assert latency + gaps_ms >= 100, schedule
     assert all(f.start_s == 0 and f.duration_s is None for f in schedule)
     out = pytester.path / "replay.yaml"
     assert from_failure(str(pytester.path / ".rafael" / "failures"), "--out", str(out)) == 0

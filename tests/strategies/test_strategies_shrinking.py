@@ -13,13 +13,15 @@ import random
 from collections.abc import Callable
 
 import pytest
-from hypothesis import find, settings
+from hypothesis import Phase, find, settings
 
 from pytest_rafael.scenario.model import FaultSpec
 from pytest_rafael.scenario.schedule_model import FaultSchedule
 from pytest_rafael.scenario.strategies import fault_schedules
 
 Bug = Callable[[FaultSchedule], bool]
+
+NO_EXPLAIN = tuple(p for p in Phase if p is not Phase.explain)
 
 # Pure CPU work (no I/O): a loaded 2-core CI machine stretches a shrink several-fold, so
 # the session's per-test timeout is raised here, not for any test that waits on a fault.
@@ -39,7 +41,9 @@ def found_by(bug: Bug, seed: int, **kwargs: object) -> FaultSchedule:
     return find(
         strategy,
         bug,
-        settings=settings(max_examples=1000, database=None, deadline=None),
+        # No explain phase: it only annotates the report (the rafael profiles drop it
+        # too), and on a schedule it replays hundreds of variations.
+        settings=settings(max_examples=1000, database=None, deadline=None, phases=NO_EXPLAIN),
         random=random.Random(seed),
     )
 

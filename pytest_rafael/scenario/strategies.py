@@ -226,11 +226,14 @@ def _schedule_of(
     spares = 2 if max_faults >= 2 and options else 0
     contents = [*options, *([_any_of(options)] * spares)]
     n = len(contents)
-    # A slot is present at its flag's highest value: a type's slot half the time, a spare
-    # a quarter of the time. Every flag shrinks to 0, absent.
-    tops = [1] * len(options) + [3] * spares
-    flag_of = {top: st.integers(0, top) for top in set(tops)}
-    full = st.integers(0, 0)  # a flag past max_faults: one choice, always absent
+    # A type's slot is there half the time (its flag is 1); every flag shrinks to 0.
+    spare = [False] * len(options) + [True] * spares
+    flag, absent = st.integers(0, 1), st.integers(0, 0)
+    # A spare is there a quarter of the time: half the time its flag is drawn at all (a
+    # gate drawn by _choice, which the first shrink pass leaves alone), and then half
+    # the time it is 1. A flag that cannot matter is drawn as `absent` (one choice, at
+    # 0): a flag at 1 that means "absent" would cost the shrinker a run for nothing.
+    gate = _choice(2)
     first_slot = _choice(n) if n else st.just(0)
     order = _permutations(n)
 
@@ -241,9 +244,10 @@ def _schedule_of(
         count = 0
         for k in range(n):
             slot = (first + k) % n
-            if count >= max_faults:
-                draw(full)
-            elif draw(flag_of[tops[slot]]) == tops[slot]:
+            gated = spare[slot] and draw(gate) == 0  # drawn either way: the same shape
+            # Past max_faults, flags are `absent`: dropping a fault never lets another in.
+            open_ = count < max_faults and not gated
+            if draw(flag if open_ else absent) == 1:
                 on[slot] = True
                 count += 1
         drawn = [draw(content) for content in contents]

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import pytest
 from hypothesis import Phase, find, settings
+from hypothesis.errors import NoSuchExample
 
 from pytest_rafael.scenario.model import FaultSpec
 from pytest_rafael.scenario.schedule_model import FaultSchedule
@@ -85,12 +86,18 @@ def shrink_to(
     Hypothesis's shrinker is a heuristic: on a rare generation path (seen with a newer
     Hypothesis on a loaded CI machine) it stops at a local minimum with a fault to spare.
     The property under test is that the strategies let it reach the minimal schedule, so
-    one more seed is allowed before failing."""
+    one more seed is allowed before failing. A seed whose examples miss the bug is
+    skipped: what Hypothesis generates also depends on the constants it collects from
+    the modules loaded before (other tests), and finding is not what is tested here."""
     results: list[FaultSchedule] = []
     for seed in seeds:
-        results.append(found_by(bug, seed, **kwargs))
+        try:
+            results.append(found_by(bug, seed, **kwargs))
+        except NoSuchExample:
+            continue
         if kinds(results[-1]) == expected and not needless_fault(results[-1], bug):
             break
+    assert results, f"no seed of {seeds} found the bug"
     assert_every_fault_needed(results[-1], bug)
     assert kinds(results[-1]) == expected, [kinds(r) for r in results]
     return results[-1]
@@ -120,7 +127,7 @@ def test_upstream_truncation_with_a_slow_close() -> None:
     minimal = shrink_to(
         bug,
         [("toxic", "limit_data", "db", "upstream"), ("toxic", "slow_close", "db", "downstream")],
-        range(1, 4),
+        range(1, 6),
         targets=["db"],
     )
     by_type = {f.type: f for f in minimal}

@@ -20,6 +20,7 @@ from typing import Any
 
 import psutil
 
+from pytest_rafael.errors import RafaelError
 from pytest_rafael.faults.stress_limits import StressError
 
 _DIR_PREFIX = "rafael-stress-"
@@ -124,8 +125,9 @@ def _encode_spec(spec: Mapping[str, Any]) -> list[str]:
     return [f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in spec.items()]
 
 
-class NotStarted(Exception):
-    """The child printed no first line: it hung (``exit_code`` None) or exited."""
+class NotStarted(RafaelError):
+    """The child printed no first line: it hung (``exit_code`` None) or exited. Callers
+    turn it into their own error, which names the fault."""
 
     def __init__(self, exit_code: int | None, last_error: str) -> None:
         super().__init__(last_error)

@@ -5,7 +5,6 @@ collection of iteration results."""
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import pytest
 from pytest_rafael import settings
 from pytest_rafael.plugin import marker
 from pytest_rafael.plugin.iteration import REFERENCE, ChaosCase, state_of
+from pytest_rafael.plugin.xdist_support import worker_id
 from pytest_rafael.results import IterationResult, PairVerdict
 from pytest_rafael.scenario import pending as schedule_pending
 
@@ -92,7 +92,7 @@ class RafaelSession:
             if url is None:
                 from pytest_rafael.toxiproxy import EmbeddedServer
 
-                worker_offset = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+                worker_offset = int((worker_id(self.config) or "gw0")[2:] or 0)
                 self._server = EmbeddedServer(seed=self.settings.seed + worker_offset)
                 self._server.start()
                 url = self._server.url

@@ -199,7 +199,8 @@ class RafaelSession:
             return
         self._check_external_toxiproxy()
         self._check_guardian_config(session)
-        if not self.is_worker:
+        # --collect-only runs nothing: no run to record, no report to write.
+        if not self.is_worker and not self.config.option.collectonly:
             from pytest_rafael.plugin import controller, interrupts
 
             with interrupts.deferred():  # neither half a sweep nor half an audit entry

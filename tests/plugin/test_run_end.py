@@ -128,3 +128,19 @@ def test_chaos_record_caps_long_text_and_says_so_in_the_report(
     ]
     html = (project.path / "reports" / "index.html").read_text()
     assert "iteration 0: log (cut: 5,000,000 characters recorded, 1000 kept)" in html
+
+
+@pytest.mark.parametrize("marker", ['"cpu_spike"', '"no_such_scenario"'])
+def test_collect_only_records_no_run_and_writes_no_report(
+    project: pytest.Pytester, marker: str
+) -> None:
+    # --collect-only runs nothing: a run_started entry would read as a run cut short.
+    project.makepyfile(FINE.replace('"cpu_spike"', marker))
+    result = project.runpytest("--rafael-chaos", "--collect-only", "-q")
+    if marker == '"cpu_spike"':
+        result.stdout.fnmatch_lines(["*test_fine[[]cpu_spike-it0[]]", "2 tests collected*"])
+    else:
+        assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert not (project.path / ".rafael").exists()
+    assert not (project.path / "reports").exists()
+    assert "RAFAEL" not in result.stdout.str()

@@ -45,13 +45,27 @@ def register(sub: argparse._SubParsersAction[Any], group: argparse.ArgumentParse
     add_project_root_option(p)
     p.set_defaults(func=cmd_proposals)
 
-    p = sub.add_parser("approve", help="approve a proposal; adopts it once the policy is met")
+    p = _decision_parser(sub, "approve", "approve a proposal; adopts it once the policy is met")
+    p.add_argument("--role", metavar="ROLE", help="the approver's role (e.g. security-lead)")
+    p.add_argument("--reason", default="", help="why")
+    p.set_defaults(func=cmd_approve)
+
+    p = _decision_parser(sub, "reject", "reject a proposal (the genome file is not touched)")
+    p.add_argument("--reason", required=True, help="why")
+    p.set_defaults(func=cmd_reject)
+
+
+def _decision_parser(
+    sub: argparse._SubParsersAction[Any], verb: str, text: str
+) -> argparse.ArgumentParser:
+    """The options a signed decision shares: which proposal, who, the key, where."""
+    p: argparse.ArgumentParser = sub.add_parser(verb, help=text)
     p.add_argument("id", help="the proposal id (or a unique prefix)")
     p.add_argument(
         "--by",
         required=True,
         metavar="PRINCIPAL",
-        help="who approves: a principal the allowed-signers file lists for --key",
+        help=f"who {verb}s: a principal the allowed-signers file lists for --key",
     )
     p.add_argument(
         "--key",
@@ -59,27 +73,10 @@ def register(sub: argparse._SubParsersAction[Any], group: argparse.ArgumentParse
         help="SSH key to sign with (default: "
         "$RAFAEL_SIGNING_KEY, git's user.signingkey, ~/.ssh/id_ed25519)",
     )
-    p.add_argument("--role", metavar="ROLE", help="the approver's role (e.g. security-lead)")
-    p.add_argument("--reason", default="", help="why")
     add_store_option(p)
     add_genome_option(p)
     add_project_root_option(p)
-    p.set_defaults(func=cmd_approve)
-
-    p = sub.add_parser("reject", help="reject a proposal (the genome file is not touched)")
-    p.add_argument("id", help="the proposal id (or a unique prefix)")
-    p.add_argument(
-        "--by",
-        required=True,
-        metavar="PRINCIPAL",
-        help="who rejects: a principal the allowed-signers file lists for --key",
-    )
-    p.add_argument("--key", metavar="PATH", help="SSH key to sign with (default: as approve)")
-    p.add_argument("--reason", required=True, help="why")
-    add_store_option(p)
-    add_genome_option(p)
-    add_project_root_option(p)
-    p.set_defaults(func=cmd_reject)
+    return p
 
 
 @contextmanager

@@ -187,3 +187,48 @@ def test_the_same_toxic_on_two_proxies() -> None:
         ("latency", "db"),
     ]
     assert all(near(f.attributes["latency"], 100, 25) for f in minimal)
+
+
+class _Reached(BaseException):
+    """Ends the search once the minimal fault count is reached (not an Exception:
+    Hypothesis lets it through at once instead of shrinking it)."""
+
+
+def runs_to_minimal_size(bug: Bug, minimal: int, seed: int, **kwargs: object) -> int | None:
+    """Test runs from the first failure to the first failing schedule of ``minimal``
+    faults (``None``: the shrink ended larger). With real I/O each run is a real test
+    run, so this count, not the CPU time, is what a shrink costs."""
+    runs: list[int] = []
+
+    def logged(schedule: FaultSchedule) -> bool:
+        failed = bug(schedule)
+        if runs or failed:
+            runs.append(len(schedule))
+        if failed and len(schedule) <= minimal:
+            raise _Reached
+        return failed
+
+    try:
+        found_by(logged, seed, **kwargs)
+    except _Reached:
+        return len(runs) - 1
+    return None
+
+
+def test_the_fault_count_shrinks_first_a_run_per_fault() -> None:
+    """The shrinker's first runs drop one fault each, every other value unchanged, so the
+    minimal fault count comes within a few runs of the first failure (a 4-fault schedule:
+    4 drops plus Hypothesis' replay of the failure), whatever the values. The slack
+    allows a step or two of another Hypothesis version; the previous layout took 9-69
+    runs on such bugs (benchmarks/shrink_steps.py)."""
+
+    def two_proxies(s: FaultSchedule) -> bool:
+        slow = has(s, "latency", lambda f: f.target == "a" and latency_at_least(500)(f))
+        return slow and has(s, "reset_peer", lambda f: f.target == "b" and f.start_s == 0)
+
+    def small_cut(s: FaultSchedule) -> bool:
+        return has(s, "limit_data", lambda f: f.stream == "upstream" and f.attributes["bytes"] < 20)
+
+    for bug, minimal, targets in ((two_proxies, 2, ["a", "b"]), (small_cut, 1, ["db"])):
+        runs = [runs_to_minimal_size(bug, minimal, seed, targets=targets) for seed in range(3)]
+        assert all(r is not None and r <= 12 for r in runs), runs

@@ -1,0 +1,118 @@
+"""The slot layout of drawn fault schedules, built for shrinking with real I/O.
+
+Every shrink step is a real run of the test (0.2 to 2 s with sockets), so the order in
+which Hypothesis' shrinker tries things decides how small the reported schedule is
+within a given time. Its first pass tries every choice that looks like a ``one_of``
+branch (a lower bound of 0, a small value) at 0. Here only the "is this fault present"
+flags look like that (every other choice is drawn from 1 up, see
+:func:`~pytest_rafael.scenario.bounds._choice`), so its first steps are "the same
+schedule without fault *k*", one run each, every other value unchanged: the fault count
+reaches its minimum before any value is shrunk. For that:
+
+- every slot's fault is drawn whether present or not (drawing it only when present would
+  shift every later value when one is dropped, and the shrinker would then re-randomise
+  the tail, many runs per dropped fault);
+- past ``max_faults`` the remaining flags are drawn as "absent" only: dropping a fault
+  never lets a left-out one in;
+- the flags are drawn from a random first slot, so that the cap does not favour the
+  first fault types; the order of the faults is a separate shuffle that shrinks to type
+  order.
+
+The price: a full shrink (values, order) spends runs on the faults of absent slots too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from hypothesis import strategies as st
+
+from pytest_rafael.scenario.bounds import _choice, _fail
+from pytest_rafael.scenario.model import FaultSpec
+from pytest_rafael.scenario.schedule_model import FaultSchedule
+
+__all__ = ["_schedule_of"]
+
+
+def _schedule_of(
+    options: Sequence[st.SearchStrategy[FaultSpec]], min_faults: int, max_faults: int
+) -> st.SearchStrategy[FaultSchedule]:
+    """One optional slot per fault type, then an order.
+
+    Why not ``st.lists(st.one_of(...))``: a list of a few faults rarely holds the two
+    particular types a combination bug needs (with 7 toxics and lists averaging two
+    items, about 1 schedule in 40). With a slot per type, each present half the time,
+    every pair of types is in one schedule out of four. Two spare slots, filled a
+    quarter of the time, allow a type twice (the same toxic on another proxy or stream).
+
+    The layout is built for shrinking: see the module docstring.
+    """
+    spares = 2 if max_faults >= 2 and options else 0
+    contents = [*options, *([_any_of(options)] * spares)]
+    n = len(contents)
+    # A type's slot is there half the time (its flag is 1); every flag shrinks to 0.
+    spare = [False] * len(options) + [True] * spares
+    flag, absent = st.integers(0, 1), st.integers(0, 0)
+    # A spare is there a quarter of the time: half the time its flag is drawn at all (a
+    # gate drawn by _choice, which the first shrink pass leaves alone), and then half
+    # the time it is 1. A flag that cannot matter is drawn as `absent` (one choice, at
+    # 0): a flag at 1 that means "absent" would cost the shrinker a run for nothing.
+    gate = _choice(2)
+    first_slot = _choice(n) if n else st.just(0)
+    order = _permutations(n)
+
+    @st.composite
+    def build(draw: Callable[[st.SearchStrategy[Any]], Any]) -> FaultSchedule:
+        first = draw(first_slot)
+        on = [False] * n
+        count = 0
+        for k in range(n):
+            slot = (first + k) % n
+            gated = spare[slot] and draw(gate) == 0  # drawn either way: the same shape
+            # Past max_faults, flags are `absent`: dropping a fault never lets another in.
+            open_ = count < max_faults and not gated
+            if draw(flag if open_ else absent) == 1:
+                on[slot] = True
+                count += 1
+        drawn = [draw(content) for content in contents]
+        return FaultSchedule(tuple(drawn[slot] for slot in draw(order) if on[slot]))
+
+    strategy = build()
+    if min_faults > 0:
+        if min_faults > len(contents):
+            raise _fail(f"min_faults={min_faults} but at most {len(contents)} faults are drawn")
+        strategy = strategy.filter(lambda schedule: len(schedule) >= min_faults)
+    return strategy
+
+
+def _any_of(options: Sequence[st.SearchStrategy[FaultSpec]]) -> st.SearchStrategy[FaultSpec]:
+    """``st.one_of(options)`` with its branch drawn by :func:`_choice`."""
+    branch = _choice(len(options))
+
+    @st.composite
+    def build(draw: Callable[[st.SearchStrategy[Any]], Any]) -> FaultSpec:
+        fault: FaultSpec = draw(options[draw(branch)])
+        return fault
+
+    return build()
+
+
+def _permutations(n: int) -> st.SearchStrategy[list[int]]:
+    """A shuffle of ``range(n)`` that shrinks to the identity. Not ``st.permutations``:
+    its first choice has the shape of a ``one_of`` branch, and Hypothesis' first shrink
+    pass would spend a run on it before the presence flags that follow."""
+
+    # Swap i with a later item (or itself): drawn from i + 1 .. n so that no choice has a
+    # lower bound of 0 (see above); shrinks to "itself".
+    swaps = [st.integers(i + 1, n) for i in range(n - 1)]
+
+    @st.composite
+    def build(draw: Callable[[st.SearchStrategy[Any]], Any]) -> list[int]:
+        items = list(range(n))
+        for i, swap in enumerate(swaps):
+            j = draw(swap) - 1
+            items[i], items[j] = items[j], items[i]
+        return items
+
+    return build()

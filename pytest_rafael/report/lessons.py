@@ -308,8 +308,9 @@ def build_lessons(results: Mapping[str, Any]) -> list[Lesson]:
             Lesson(
                 "bad",
                 f"Hypothesis found a failing fault schedule for "
-                f"{failure.get('nodeid')} ({len(schedule)} faults); the YAML "
-                "to reproduce it is in the Hypothesis section.",
+                f"{failure.get('nodeid')} ({len(schedule)} "
+                f"fault{'' if len(schedule) == 1 else 's'}); the YAML to reproduce it is "
+                "in index.html's Hypothesis section and in results.json (hypothesis.failures).",
                 str(failure.get("nodeid")),
                 None,
             )

@@ -147,9 +147,10 @@ def test_summary_md_content(run_dict: dict[str, Any]) -> None:
     # Worst first: the pair below the gate leads and is flagged.
     assert rows[0].startswith(
         "| tests/test\\_pay.py::test\\_refund ❌ | cpu\\_starvation | 4 | "
-        "50 % | 0.300 (1) | 0.600 | no |"
+        "0 of 1 (0 %) | 0.300 (1) | 0.600 | no |"
     )
-    assert rows[1].endswith("| 5 | 20 % | 0.100 (1) | 0.900 | P-0001 |")
+    # The success column is the shipped genome's, not the candidates' iterations'.
+    assert rows[1].endswith("| 5 | 0 of 1 (0 %) | 0.100 (1) | 0.900 | P-0001 |")
     assert "4 of 5 iterations" in md
     assert all(
         ln.count("|") - ln.count("\\|") in (0, 8, 6) for ln in md.splitlines() if ln.startswith("|")

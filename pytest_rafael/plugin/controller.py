@@ -270,11 +270,17 @@ def _record(
 
         # Summaries, not whole stored documents: a long history stays cheap to chart.
         history = history_from_store(store, before=header.run_id)
-        store.save_run(run.to_dict(), run_group=s.run_group)
         finished_entry = guardian.record("run_finished", details=_finished(run, header, extra))
         # The audit head at the end of the run, for results.json and the report: kept off
         # the store, it shows a later truncation (`rafael audit verify --results FILE`).
         audit["head"] = {"id": finished_entry.id, "hash": finished_entry.hash}
+        if audit["verified"]:
+            # The chain was verified just before; run_finished was appended onto its
+            # checked tail. Counting it makes the figure `rafael audit verify` gives next.
+            audit["entries"] += 1
+        # Saved last, so the stored copy (`rafael report` regenerates from it) carries the
+        # same count and head as results.json.
+        store.save_run(header.result(tests, extra).to_dict(), run_group=s.run_group)
     return tests, history
 
 

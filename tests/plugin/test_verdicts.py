@@ -5,6 +5,8 @@ evidence belongs to the proposal it supports."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 from rafael_plugin_helpers import read_results, write_scenario
@@ -261,3 +263,16 @@ def test_a_collection_error_gives_one_verdict_and_no_score(project: pytest.Pytes
     summary = (project.path / "reports" / "summary.md").read_text()
     assert "shipped: baseline" not in summary
     assert "Not measured" in summary
+    # The audit count the report gives is the one `rafael audit verify` gives next: the
+    # run's own run_finished entry included.
+    audit = read_results(project)["guardian"]["audit"]
+    verify = subprocess.run(
+        [sys.executable, "-m", "pytest_rafael.cli", "audit", "verify"],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f"{audit['entries']} entries verified" in verify.stdout
+    assert audit["entries"] == audit["head"]["id"] == 2  # run_started, run_finished
+    assert f"audit chain verified ({audit['entries']} entries)" in summary

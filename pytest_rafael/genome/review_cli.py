@@ -210,7 +210,7 @@ def _approval_lines(p: Proposal, verified: list[Any]) -> list[str]:
 def _candidate_lines(g: Guardian, p: Proposal) -> list[str]:
     """The candidate's genes and its diff against the adopted genome."""
     from pytest_rafael.genome.file import GenomeFileError, load_genome_file
-    from pytest_rafael.genome.genome import Genome
+    from pytest_rafael.genome.genome import Genome, declared
 
     out: list[str] = []
     try:
@@ -219,6 +219,7 @@ def _candidate_lines(g: Guardian, p: Proposal) -> list[str]:
         out.append(f"  candidate: invalid ({exc})")
         return out
     out.append(f"  candidate genome (generation {candidate.generation}, id {candidate.id}):")
+    out.append(f"    idempotent: {declared(candidate.idempotent)}")
     out += _genes_lines(candidate)
     try:
         adopted = load_genome_file(g.genome_file).get(p.module)

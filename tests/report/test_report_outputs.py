@@ -99,6 +99,9 @@ def test_metrics_prom_parses_and_matches_the_run(run_dict: dict[str, Any]) -> No
     assert (key, 4.0) in fam["rafael_failed_iterations"]
     refunds = {"module": "refunds", "scenario": "cpu_starvation"}
     assert (refunds, 0.5) in fam["rafael_success_rate"]
+    # The shipped genome's own: its one measurement failed in both pairs.
+    assert (key, 0.0) in fam["rafael_shipped_success_rate"]
+    assert (refunds, 0.0) in fam["rafael_shipped_success_rate"]
     assert fam["rafael_gate_passed"] == [({}, 0.0)]
     assert fam["rafael_resilience_score"] == [({}, 0.75)]
     assert fam["rafael_improvement_percent"] == [({}, 275.0)]

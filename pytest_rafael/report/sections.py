@@ -30,6 +30,7 @@ from pytest_rafael.report.model import (
     num,
     observed_text,
     shipped_fitness,
+    shipped_success,
     shipped_success_text,
     test_key,
 )
@@ -100,6 +101,7 @@ class TestSection:
     baseline_n: str = "?"
     best_n: str = "?"
     reference: str = ""
+    shipped_failed: bool = False  # a measurement of the shipped genome failed
 
 
 @dataclass(frozen=True)
@@ -273,6 +275,7 @@ def _sections(
             baseline_n=str(test.get("baseline_n", "?")),
             best_n=str(test.get("best_n", "?")),
             reference=_reference_text(test.get("reference")),
+            shipped_failed=_shipped_failed(test),
         )
         (full if is_detailed else brief).append(section)
     return full, brief
@@ -298,6 +301,11 @@ def _reference_text(ref: Any) -> str:
     if ref.get("outcome") != "passed":
         return f"the run without faults did not pass ({ref.get('error') or ref.get('outcome')})"
     return f"{fmt_seconds(ref.get('duration_s'))} without faults"
+
+
+def _shipped_failed(test: Mapping[str, Any]) -> bool:
+    counts = shipped_success(test)
+    return counts is None or counts[0] < counts[1]
 
 
 def _candidates_text(test: Mapping[str, Any]) -> str:

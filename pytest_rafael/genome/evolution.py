@@ -24,7 +24,6 @@ seed and the same observations give the same candidates, also after a restore fr
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
 import statistics
@@ -44,27 +43,9 @@ from pytest_rafael.genome.genes import CATALOG, GenomeError, make_gene, spec_of
 from pytest_rafael.genome.genome import Genome
 from pytest_rafael.genome.mutation import _clamp, mutate
 from pytest_rafael.genome.safety import Safety
+from pytest_rafael.genome.stats import Z, t90
 
 STATE_VERSION = 1
-Z = 1.2816  # one-sided 90% normal quantile
-# One-sided 90% quantiles of Student's t by degrees of freedom. A gain measured on two
-# or three runs is judged with t, not the normal quantile: with Z, one pass in two
-# beside three failures cleared the margin and a lucky candidate was proposed.
-_T90 = (
-    (1, 3.0777),
-    (2, 1.8856),
-    (3, 1.6377),
-    (4, 1.5332),
-    (5, 1.4759),
-    (6, 1.4398),
-    (8, 1.3968),
-    (10, 1.3722),
-    (15, 1.3406),
-    (20, 1.3253),
-    (30, 1.3104),
-    (60, 1.2958),
-    (120, 1.2886),
-)
 MIN_EVIDENCE = 2  # measurements a candidate needs before it can be proposed
 PRIOR_VAR = 0.01  # fitness variance assumed before any genome was measured twice
 VAR_FLOOR = 1e-4
@@ -75,19 +56,6 @@ _HINTS_MAX = 20
 HINT_TIMEOUT_P = 0.5  # share of children given the latency-based timeout
 HINT_RETRY_P = 0.5  # share of children of a lossy parent given more attempts
 SOLVED = 0.99  # mean success rate above which directed moves give way to fine-tuning
-
-
-def t90(dof: float) -> float:
-    """Student's t one-sided 90% quantile, interpolated linearly in 1/dof between
-    tabulated points (the normal quantile beyond 120)."""
-    if dof >= _T90[-1][0]:
-        return Z + (_T90[-1][1] - Z) * _T90[-1][0] / dof
-    dof = max(dof, 1.0)
-    for (lo, q_lo), (hi, q_hi) in itertools.pairwise(_T90):
-        if dof <= hi:
-            w = (1 / lo - 1 / dof) / (1 / lo - 1 / hi)
-            return q_lo + w * (q_hi - q_lo)
-    raise AssertionError("unreachable: the table ends at 120")
 
 
 @dataclass(frozen=True)

@@ -46,13 +46,11 @@ from pytest_rafael.guardian.decisions import (
 )
 from pytest_rafael.guardian.errors import GuardianError
 from pytest_rafael.guardian.impact import assess_impact
-from pytest_rafael.guardian.notify import Notifier, WebhookNotifier, fan_out
+from pytest_rafael.guardian.notify import Notifier, WebhookNotifier, fan_out, proposal_event
 from pytest_rafael.guardian.policy import (
     Approval,
     PolicyError,
-    Requirement,
     check_approver,
-    evidence_passes,
     key_belongs_to,
     requirement,
     unmet,
@@ -63,7 +61,7 @@ from pytest_rafael.guardian.proposals import (
     binding_of,
     ensure_proposal_schema,
     evidence_digest,
-    sha256_json,
+    pending_to_keep,
 )
 from pytest_rafael.guardian.signatures import Signer, allowed_signers_path, decision_payload
 from pytest_rafael.guardian.signers_file import declared_roles
@@ -186,26 +184,20 @@ class Guardian:
         }
         with self.store.transaction() as conn:
             repo = ProposalRepo(conn)
-            same = self._same_pending(repo, proposal, req)
-            if same is not None:
-                # The next CI run finds the same candidate again: refiling it would
-                # supersede the pending one and throw away the approvals it gathered.
-                events = self._log(
-                    conn,
-                    "proposal_reconfirmed",
-                    same,
-                    {"run_id": proposal.run_id, "evidence": evidence_digest(evidence)},
-                )
-                self.session_ids.append(same.id)
-                self._notify(events, same)
-                return same
-            events = self._supersede_pending(conn, repo, proposal)
-            repo.insert(proposal)
-            events += self._log(conn, "proposal_created", proposal, created)
-            if not unmet(req, (), self.actor, evidence, self.config):
-                events += self._auto_adopt(conn, proposal)
-            final = repo.get(proposal.id)
-        self.session_ids.append(proposal.id)
+            # The next CI run finds the same candidate again: refiling it would supersede
+            # the pending one and throw away the approvals it gathered.
+            final = pending_to_keep(repo, proposal, req, self.config)
+            if final is not None:
+                again = {"run_id": proposal.run_id, "evidence": evidence_digest(evidence)}
+                events = self._log(conn, "proposal_reconfirmed", final, again)
+            else:
+                events = self._supersede_pending(conn, repo, proposal)
+                repo.insert(proposal)
+                events += self._log(conn, "proposal_created", proposal, created)
+                if not unmet(req, (), self.actor, evidence, self.config):
+                    events += self._auto_adopt(conn, proposal)
+                final = repo.get(proposal.id)
+        self.session_ids.append(final.id)
         self._notify(events, final)
         return final
 
@@ -214,27 +206,6 @@ class Guardian:
     ) -> list[AuditEntry]:
         """One audit entry by this guardian's actor about ``p``, in ``conn``'s transaction."""
         return self.audit.append_in(conn, [NewEntry(event, self.actor, p.module, p.id, details)])
-
-    def _same_pending(
-        self, repo: ProposalRepo, proposal: Proposal, req: Requirement
-    ) -> Proposal | None:
-        """A pending proposal to keep instead of filing ``proposal``: the very same change
-        (candidate and baseline) at the same impact, with approvals gathered, and only
-        approvals missing (its evidence meets what the policy asks of evidence). Anything
-        else is replaced by the fresh evidence, as a different candidate is."""
-
-        def change(p: Proposal) -> tuple[str | None, str | None]:
-            base = None if p.baseline is None else dict(p.baseline)
-            return sha256_json(dict(p.candidate)), sha256_json(base)
-
-        want = change(proposal)
-        for old in repo.list(status="pending", module=proposal.module):
-            if change(old) != want or old.impact != proposal.impact or not old.approvals:
-                continue
-            if req.needs_passing_evidence and not evidence_passes(old.evidence, self.config)[0]:
-                continue
-            return old
-        return None
 
     def _supersede_pending(
         self, conn: sqlite3.Connection, repo: ProposalRepo, proposal: Proposal
@@ -512,22 +483,6 @@ class Guardian:
             raise TamperedError(f"{why}; refusing to adopt")
 
     def _notify(self, entries: list[AuditEntry], p: Proposal) -> None:
-        if not self.notifiers:
-            return
         for e in entries:
-            if e.event_type == "genome_file_written":
-                continue
-            fan_out(
-                self.notifiers,
-                {
-                    "event_type": e.event_type,
-                    "change_id": p.id,
-                    "module": p.module,
-                    "impact": p.impact,
-                    "status": p.status,
-                    "actor": e.actor,
-                    "details": dict(e.details),
-                    "audit_id": e.id,
-                    "timestamp": e.timestamp,
-                },
-            )
+            if self.notifiers and e.event_type != "genome_file_written":
+                fan_out(self.notifiers, proposal_event(e, p))

@@ -201,6 +201,48 @@ def record_start(rs: RafaelSession, session: pytest.Session) -> None:
         rs.start_error = f"pytest-rafael: run not recorded in {_label(rs.settings.store)}: {exc}"
 
 
+@dataclass(frozen=True)
+class EmptyRun:
+    """A chaos run in which no chaos-marked test ran: what the summary says of it."""
+
+    lines: tuple[str, ...]
+    gate_failed: bool
+
+
+def finish_empty(rs: RafaelSession, session: pytest.Session) -> EmptyRun:
+    """Close a chaos run that measured nothing. Its ``run_started`` (if recorded) gets a
+    ``run_finished`` with status "nothing measured"; the last report and the history stay
+    as they were. A gate set for the session fails: a pass would promise resilience that
+    nothing measured (a wrong path or ``-k`` in CI would pass every merge)."""
+    s = rs.settings
+    lines = [
+        "rafael: no chaos-marked test ran under --rafael-chaos: nothing was measured "
+        "(the last report was left as it was)"
+    ]
+    gate_failed = s.min_fitness is not None
+    if rs.start_recorded:
+        from pytest_rafael.guardian import Guardian
+
+        details = {"run_id": rs.run_id, "status": "nothing measured", "tests": 0}
+        try:
+            with rs.store() as store:
+                Guardian.open(
+                    store,
+                    project_root=project_root(session),
+                    genome_file=s.genome_file,
+                    actor=_actor(),
+                ).record("run_finished", details={**details, "gate_passed": not gate_failed})
+        except _recording_errors() as exc:
+            lines.append(f"pytest-rafael: run not recorded in {_label(s.store)}: {exc}")
+    if gate_failed:
+        source = s.sources.get("min_fitness", "--rafael-min-fitness")
+        lines.append(
+            f"GATE FAILED: {source} sets a gate of {s.min_fitness:g}, but no chaos-marked "
+            "test ran: nothing to judge"
+        )
+    return EmptyRun(tuple(lines), gate_failed)
+
+
 def _label(target: Path | str) -> str:
     from pytest_rafael.store.core import store_label
 

@@ -92,11 +92,24 @@ def _path_lesson(test: Mapping[str, Any]) -> Lesson | None:
     if not coverage.gaps:
         return None
     level = "bad" if coverage.always_broken else "warn"
+    why = (
+        "A pass under this scenario says nothing about those paths; aim a scenario at "
+        "them (or a fault_schedules test) before trusting them."
+    )
+    module = test.get("module")
+    failed = any(i.get("outcome") in FAILED for i in _measured(test))
+    if "retry" in coverage.never_ran and failed and module and test.get("idempotent") is not True:
+        # The failures were errors after the request left: a module not declared
+        # idempotent retries only calls that never reached the server (NotDelivered).
+        why = (
+            f"The retry never ran although calls failed: {module!r} is not declared "
+            "idempotent, so its retry re-sends only calls that never reached the server. "
+            f"If a call is safe to repeat (a read), declare @antifragile({module!r}, "
+            "idempotent=True), or `idempotent: true` in the genome file."
+        )
     return Lesson(
         level,
-        f"{nodeid} under {scenario} never exercised: {', '.join(coverage.gaps)}. "
-        "A pass under this scenario says nothing about those paths; aim a scenario at "
-        "them (or a fault_schedules test) before trusting them.",
+        f"{nodeid} under {scenario} never exercised: {', '.join(coverage.gaps)}. {why}",
         nodeid,
         scenario,
     )

@@ -201,7 +201,8 @@ def test_one_pass_in_two_beside_failures_everywhere_is_not_adopted() -> None:
     run(lucky, "passed", 0.9)
     run(lucky, "failed", 0.0)
     v = e.verdict()
-    assert v.best_genome is not None and v.best_genome.id == lucky.id
+    assert v.best_genome is not None
+    assert v.best_genome.id == lucky.id
     assert not v.propose, v.reason
     # Passing every time is a gain that holds up, with as few runs.
     run(lucky, "passed", 0.9)

@@ -112,6 +112,11 @@ CASES: dict[str, dict[str, Any]] = {
     "unmeasured_proposal": _test(module="m", proposal_id="P-2", best_fitness=None),
     "non_idempotent": _test(module="jobs", idempotent=False),
     "withstood": _test(),
+    "retry_never_ran": _test(
+        module="sessions",
+        withstood=False,
+        iterations=[_it(0, "failed", genome=RETRY, runtime={"calls": 2, "failures": 1})],
+    ),
 }
 EXPECTED = {
     "failure": "Under sc, 2 of 2 iterations of t.py::test_x failed with OSError",
@@ -131,6 +136,8 @@ EXPECTED = {
     "unmeasured_proposal": "Proposal P-2 for module 'm' was never measured on t.py::test_x",
     "non_idempotent": "Module 'jobs' is declared non-idempotent",
     "withstood": "t.py::test_x withstood sc: the shipped genome passed all 1 of its measurements.",
+    "retry_never_ran": "never exercised: retry. The retry never ran although calls failed: "
+    "'sessions' is not declared idempotent",
 }
 
 

@@ -315,16 +315,25 @@ def build_lessons(results: Mapping[str, Any]) -> list[Lesson]:
                 "shows the adopted genomes only, not resilience.",
             )
         )
+    out += _hypothesis_lessons(results)
+    return sorted(out, key=lambda lesson: LEVELS.index(lesson.level))
+
+
+def _hypothesis_lessons(results: Mapping[str, Any]) -> list[Lesson]:
+    """One per failing fault schedule Hypothesis shrank. summary.md shares the text and
+    has no Hypothesis section, so it names where the YAML really is."""
+    out = []
     for failure in (results.get("hypothesis") or {}).get("failures") or []:
-        schedule = failure.get("schedule") or []
+        n = len(failure.get("schedule") or [])
         out.append(
             Lesson(
                 "bad",
                 f"Hypothesis found a failing fault schedule for "
-                f"{failure.get('nodeid')} ({len(schedule)} faults); the YAML "
-                "to reproduce it is in the Hypothesis section.",
+                f"{failure.get('nodeid')} ({n} fault{'' if n == 1 else 's'}); the YAML to "
+                "reproduce it is in index.html's Hypothesis section and in results.json "
+                "(hypothesis.failures).",
                 str(failure.get("nodeid")),
                 None,
             )
         )
-    return sorted(out, key=lambda lesson: LEVELS.index(lesson.level))
+    return out

@@ -177,3 +177,21 @@ def test_every_guidance_template_has_a_case() -> None:
 def test_no_lesson_where_the_data_shows_no_cause() -> None:
     texts = [lesson.text for lesson in build_lessons({"chaos": True, "tests": [_test()]})]
     assert texts == [EXPECTED["withstood"]]
+
+
+def test_a_hypothesis_lesson_counts_its_faults_and_says_where_the_yaml_is() -> None:
+    from pytest_rafael.report.summary import render_summary
+
+    results = {
+        "chaos": True,
+        "tests": [],
+        "hypothesis": {
+            "failures": [{"nodeid": "t.py::test_ledger", "schedule": [{"kind": "toxic"}]}]
+        },
+    }
+    texts = [lesson.text for lesson in build_lessons(results)]
+    line = next(t for t in texts if "Hypothesis found" in t)
+    assert "(1 fault)" in line
+    # summary.md has no Hypothesis section: the lesson names where the YAML really is.
+    assert "index.html's Hypothesis section and in results.json" in line
+    assert "in the Hypothesis section." not in render_summary(results)

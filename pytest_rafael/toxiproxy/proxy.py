@@ -11,7 +11,7 @@ from typing import Any
 
 from pytest_rafael.toxiproxy import errors
 from pytest_rafael.toxiproxy.address import AddressError, bind_error, resolve
-from pytest_rafael.toxiproxy.link import Connection
+from pytest_rafael.toxiproxy.link import RX_STAMPS, SO_TIMESTAMPNS, Connection
 from pytest_rafael.toxiproxy.toxics import DOWNSTREAM, UPSTREAM, ToxicSpec
 from pytest_rafael.toxiproxy.workers import POOL
 
@@ -120,28 +120,38 @@ class Proxy:
         return True
 
     def _accept_loop(self, listener: socket.socket, done: threading.Event) -> None:
-        try:
-            self._accept_until_closed(listener)
-        finally:
-            done.set()
+        """Accept one connection, pass the listener on to a pooled thread, serve it here.
 
-    def _accept_until_closed(self, listener: socket.socket) -> None:
+        The thread that woke up for the connection runs its upstream pump itself: handing
+        the connection to another thread would put a second wake-up (a wait for a core on
+        a loaded machine) between the client's first bytes and the moment they are read,
+        which is when a latency toxic starts counting.
+        """
+        conn = self._accept_next(listener)
+        if conn is None:
+            done.set()
+            return
+        POOL.submit(lambda: self._accept_loop(listener, done))
+        conn.run()
+
+    def _accept_next(self, listener: socket.socket) -> Connection | None:
+        """The next accepted connection, or None once the listener is closed."""
         while True:
             try:
                 client, _ = listener.accept()
             except OSError:
                 if self._listener is not listener:
-                    return
+                    return None
                 time.sleep(0.01)  # e.g. EMFILE: do not spin
                 continue
             conn = Connection(self, client)
             with self._lock:
                 if self._listener is not listener:
                     client.close()
-                    return
+                    return None
                 self._conns.add(conn)
                 self.connections_total += 1
-            conn.start()
+            return conn
 
     # -- toxics --------------------------------------------------------------------------
 
@@ -249,6 +259,12 @@ def _bind(host: str, port: int) -> socket.socket:
         sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if RX_STAMPS:
+            # Accepted sockets inherit it, so a client's first bytes are stamped even
+            # before accept(); and while a proxy listens the kernel keeps stamping on
+            # (it switches stamping on and off, lazily, as sockets ask for it).
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         sock.bind(address)
         sock.listen(socket.SOMAXCONN)
     except OSError:

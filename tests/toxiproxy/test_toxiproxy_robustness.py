@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from toxiproxy_helpers import Upstream, connect, recv_exactly
 
-from pytest_rafael.toxiproxy import ApiError, EmbeddedServer
+from pytest_rafael.toxiproxy import ApiError, EmbeddedServer, slices
 from pytest_rafael.toxiproxy.collection import ProxyCollection
 from pytest_rafael.toxiproxy.stages import Slicer
 
@@ -212,3 +212,28 @@ def test_slicer_cuts_cover_the_data_exactly(size: int, average: int, variation: 
     pieces = [b - a for a, b in zip([0, *cuts[:-1]], cuts, strict=True)]
     assert cuts[-1] == size
     assert all(piece > 0 for piece in pieces) or size == 0
+
+
+def test_a_pump_thread_asks_for_a_short_slice_and_keeps_its_nice_value() -> None:
+    """A pump thread's slice shrinks (where the kernel shows it); its priority does not."""
+    seen: dict[str, object] = {}
+
+    def pump_thread() -> None:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, 3)  # a user who runs the tests niced
+        seen["taken"] = slices.ask_for_short_slice()
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, tid)
+        with contextlib.suppress(OSError), open(f"/proc/self/task/{tid}/sched") as stats:
+            seen["slice"] = [line.split()[-1] for line in stats if line.startswith("se.slice")]
+
+    thread = threading.Thread(target=pump_thread)
+    thread.start()
+    thread.join()
+    assert seen["nice"] == 3  # neither raised nor lowered
+    if seen["taken"] and seen.get("slice") and _kernel() >= (6, 12):  # custom slices: 6.12
+        assert seen["slice"] == [str(slices.SLICE_NS)]
+
+
+def _kernel() -> tuple[int, ...]:
+    parts = os.uname().release.split("-")[0].split(".")[:2]
+    return tuple(int(part) for part in parts if part.isdigit())

@@ -22,12 +22,10 @@ import contextlib
 import heapq
 import itertools
 import os
-import platform
 import random
 import select
 import socket
 import struct
-import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -35,6 +33,7 @@ from typing import Protocol
 
 from pytest_rafael.toxiproxy import stages
 from pytest_rafael.toxiproxy.stages import Item, Stage
+from pytest_rafael.toxiproxy.stamps import RX_STAMPS, SO_TIMESTAMPNS, STAMP_SPACE, arrival
 from pytest_rafael.toxiproxy.toxics import DOWNSTREAM, UPSTREAM, ToxicSpec
 from pytest_rafael.toxiproxy.workers import POOL, _Waker
 
@@ -48,23 +47,6 @@ _CONNECT_TIMEOUT = 10.0
 _MAX_PENDING = 16 * 1024 * 1024
 _POLLIN = select.POLLIN
 _POLLOUT = select.POLLOUT
-# Kernel receive timestamps (SO_TIMESTAMPNS, CLOCK_REALTIME) of the bytes a toxic reads:
-# a delay then counts from when the bytes reached this host, not from when a loaded
-# machine got round to waking the thread that reads them. Linux only; the value is the
-# generic one, shared by the architectures listed (others keep the read time).
-SO_TIMESTAMPNS = 35
-RX_STAMPS = sys.platform.startswith("linux") and platform.machine() in {
-    "x86_64",
-    "aarch64",
-    "arm64",
-    "i386",
-    "i686",
-    "armv7l",
-    "riscv64",
-    "ppc64le",
-    "s390x",
-}
-_STAMP_SPACE = socket.CMSG_SPACE(16) if RX_STAMPS else 0
 _FD_SETSIZE = 1024  # select() takes no fd at or above this (glibc's FD_SETSIZE)
 
 
@@ -369,7 +351,7 @@ class Pump:
     def _read_chunk(self) -> None:
         try:
             if RX_STAMPS:
-                data, ancillary, _, _ = self.src_sock.recvmsg(_READ_SIZE, _STAMP_SPACE)
+                data, ancillary, _, _ = self.src_sock.recvmsg(_READ_SIZE, STAMP_SPACE)
             else:
                 data, ancillary = os.read(self.src, _READ_SIZE), []
         except BlockingIOError:
@@ -475,22 +457,6 @@ class Pump:
 _SPLICE_FLAGS = (
     getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0) if _SPLICE else 0
 )
-
-
-def arrival(ancillary: list[tuple[int, int, bytes]], now: float, wall: float) -> float:
-    """When the bytes just read reached the socket, on the monotonic clock (else ``now``).
-
-    ``now`` and ``wall`` are the monotonic and wall-clock times of the read. The kernel
-    stamps bytes on the wall clock; a stamp in the future or more than a second old (the
-    wall clock was stepped) is not trusted.
-    """
-    for level, kind, payload in ancillary:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
-            seconds, nanoseconds = struct.unpack_from("=qq", payload)
-            age: float = wall - (seconds + nanoseconds * 1e-9)
-            if 0.0 <= age < 1.0:
-                return now - age
-    return now
 
 
 def _make_pipe() -> tuple[int, int]:

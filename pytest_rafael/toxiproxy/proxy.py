@@ -11,7 +11,8 @@ from typing import Any
 
 from pytest_rafael.toxiproxy import errors
 from pytest_rafael.toxiproxy.address import AddressError, bind_error, resolve
-from pytest_rafael.toxiproxy.link import RX_STAMPS, SO_TIMESTAMPNS, Connection
+from pytest_rafael.toxiproxy.link import Connection
+from pytest_rafael.toxiproxy.stamps import RX_STAMPS, SO_TIMESTAMPNS
 from pytest_rafael.toxiproxy.toxics import DOWNSTREAM, UPSTREAM, ToxicSpec
 from pytest_rafael.toxiproxy.workers import POOL
 

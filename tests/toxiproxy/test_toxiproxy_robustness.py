@@ -237,3 +237,26 @@ def test_a_pump_thread_asks_for_a_short_slice_and_keeps_its_nice_value() -> None
 def _kernel() -> tuple[int, ...]:
     parts = os.uname().release.split("-")[0].split(".")[:2]
     return tuple(int(part) for part in parts if part.isdigit())
+
+
+def test_a_deleted_proxy_frees_its_port_and_refuses_connections_at_once(
+    server: EmbeddedServer, echo: Upstream
+) -> None:
+    """Deleting does not wait for the accepting thread on port 0, yet nothing can connect
+    afterwards; a port given by number is free for any program when DELETE answers."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        chosen = probe.getsockname()[1]
+    for name, listen in (("any", "127.0.0.1:0"), ("chosen", f"127.0.0.1:{chosen}")):
+        response = requests.post(
+            server.url + "/proxies",
+            timeout=10,
+            json={"name": name, "upstream": echo.address, "listen": listen},
+        )
+        assert response.status_code == 201
+        port = int(response.json()["listen"].rsplit(":", 1)[1])
+        assert requests.delete(f"{server.url}/proxies/{name}", timeout=10).status_code == 204
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        with socket.socket() as rebind:  # no SO_REUSEADDR: the port must really be free
+            rebind.bind(("127.0.0.1", port))

@@ -128,3 +128,21 @@ def test_chaos_record_caps_long_text_and_says_so_in_the_report(
     ]
     html = (project.path / "reports" / "index.html").read_text()
     assert "iteration 0: log (cut: 5,000,000 characters recorded, 1000 kept)" in html
+
+
+def test_an_ip_literal_upstream_is_checked_without_a_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    from pytest_rafael.faults.network import check_upstream
+
+    def no_lookup(*args: object, **kwargs: object) -> list[object]:
+        raise AssertionError("an IP literal was looked up")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_lookup)
+    assert check_upstream("127.0.0.1:5432", ()) == "127.0.0.1:5432"
+    assert check_upstream("[::1]:5432", ()) == "[::1]:5432"
+    for outside in ("192.0.2.10:5432", "[2001:db8::1]:5432", "[::ffff:127.0.0.1]:5432"):
+        with pytest.raises(ValueError, match="not a loopback address"):
+            check_upstream(outside, ())

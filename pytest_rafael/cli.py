@@ -97,6 +97,19 @@ def resolve_settings(args: argparse.Namespace) -> None:
             setattr(args, dest, settings.command_value(field, given, flag))
 
 
+def _version() -> str:
+    """The installed distribution's version; the package's own constant where the code
+    runs from a source tree without installed metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pytest-rafael")
+    except PackageNotFoundError:
+        from pytest_rafael import __version__
+
+        return __version__
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # One line, no usage dump: CI logs stay readable.
@@ -108,6 +121,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     imported (the others are listed by name and help): a command's start-up then pays
     for its own imports only, e.g. ``rafael report`` not for the Toxiproxy server."""
     parser = _Parser(prog="rafael", description="pytest-rafael chaos testing toolkit")
+    parser.add_argument(
+        "--version", action="version", version=f"rafael (pytest-rafael) {_version()}"
+    )
     groups = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     groups.required = True
     for name, (help_text, modules) in COMMANDS.items():

@@ -173,6 +173,18 @@ class TestResult:
         )
 
     @property
+    def shipped_passed(self) -> int:
+        """How many measurements of the shipped genome passed."""
+        return sum(i.outcome == "passed" for i in self.shipped_iterations)
+
+    @property
+    def shipped_success_rate(self) -> float | None:
+        """The share of the shipped genome's measurements that passed: the headline success
+        rate (candidates' iterations do not count). None when it was never measured."""
+        shipped = self.shipped_iterations
+        return self.shipped_passed / len(shipped) if shipped else None
+
+    @property
     def failed_shipped(self) -> bool:
         """The shipped genome failed in at least one of its measurements: a vulnerability."""
         return any(i.outcome != "passed" for i in self.shipped_iterations)
@@ -207,6 +219,8 @@ class TestResult:
                 for i in self.iterations
             ],
             "success_rate": self.success_rate,
+            "shipped_success_rate": self.shipped_success_rate,
+            "shipped_passed": self.shipped_passed,
             "baseline_fitness": self.baseline_fitness,
             "best_fitness": self.best_fitness,
             "best_genome": self.best_genome,

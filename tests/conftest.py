@@ -31,6 +31,31 @@ from pytest_rafael.servers import Server, ServerUnavailable, postgres_server
 BACKENDS = ("sqlite", "postgresql")
 
 
+def _cache_bytecode_for_child_processes() -> None:
+    """Hundreds of tests start Python processes (pytest runs, the rafael CLI). Where
+    PYTHONDONTWRITEBYTECODE is set (CI images often set it to keep source trees clean),
+    each of them compiles the package from source again: about 0.5 s a process. Children
+    keep their bytecode in a cache folder of this user's instead, outside the tree."""
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTHONPYCACHEPREFIX"):
+        return
+    import tempfile
+
+    folder = Path(tempfile.gettempdir()) / f"pytest-rafael-pycache-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = folder.lstat()
+    except OSError:
+        return
+    # Only a folder that is ours and nobody else can write: bytecode found there runs.
+    if folder.is_symlink() or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        return
+    os.environ["PYTHONPYCACHEPREFIX"] = str(folder)
+    del os.environ["PYTHONDONTWRITEBYTECODE"]
+
+
+_cache_bytecode_for_child_processes()
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[Server]:
     """A real PostgreSQL for this session (each xdist worker has its own). Skipped with

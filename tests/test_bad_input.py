@@ -190,6 +190,17 @@ RUNS: tuple[Run, ...] = (
         ("--rafael-chaos", "--rafael-store", "sc"),
         files={"sc/keep.txt": ""},
     ),
+    # Not writable even for root (os.access says it is): probed by creating a file.
+    Run(
+        "opt-store-in-proc",
+        "--rafael-store: /proc is not writable, so /proc/r.db cannot be created",
+        ("--rafael-chaos", "--rafael-store=/proc/r.db"),
+    ),
+    Run(
+        "opt-store-under-proc",
+        "--rafael-store: /proc is not writable, so /proc/rafael/r.db cannot be created",
+        ("--rafael-chaos", "--rafael-store=/proc/rafael/r.db"),
+    ),
     Run(
         "opt-genome-folder",
         "is a folder, not a genome file",

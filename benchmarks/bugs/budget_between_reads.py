@@ -16,7 +16,7 @@ MINIMAL = [
         "kind": "toxic",
         "target": "ledger",
         "type": "slicer",
-        "attributes": {"average_size": 16, "delay": 2000},
+        "attributes": {"average_size": 16, "delay": 20000},  # 20 ms: shows under load too
     },
 ]
 

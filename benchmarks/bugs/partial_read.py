@@ -12,7 +12,7 @@ MINIMAL = [
         "kind": "toxic",
         "target": "ledger",
         "type": "slicer",
-        "attributes": {"average_size": 8, "delay": 2000},
+        "attributes": {"average_size": 8, "delay": 20000},  # 20 ms: shows under load too
     }
 ]
 EXPECTED = "balance alice 125000"

@@ -18,7 +18,7 @@ MINIMAL = [
         "target": "kv",
         "type": "slicer",
         "stream": "upstream",
-        "attributes": {"average_size": 16, "delay": 2000},
+        "attributes": {"average_size": 16, "delay": 20000},  # 20 ms: shows under load too
     }
 ]
 

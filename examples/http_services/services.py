@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,13 +39,31 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+LOG = logging.getLogger("examples.http_services")
+
+# A client that hangs up mid-request (a chaos reset, a timed-out caller): routine for a
+# service, not a bug worth a traceback.
+CLIENT_GONE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, CLIENT_GONE):
+            # One line, as a real service logs it (pytest shows it with a failing test).
+            LOG.info("client %s:%s went away: %s", *client_address[:2], type(error).__name__)
+            return
+        super().handle_error(request, client_address)  # anything else is a real bug
+
+
 class Service:
     """A ThreadingHTTPServer on a free loopback port, served from a daemon thread."""
 
     def __init__(self, route: Callable[[str], tuple[int, dict[str, Any]]]) -> None:
         handler = type("Handler", (_Handler,), {"route": staticmethod(route)})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

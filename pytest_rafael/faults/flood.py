@@ -17,9 +17,7 @@ import ipaddress
 import json
 import os
 import re
-import selectors
 import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,26 +245,13 @@ def start_flood(
 
 
 def _await_ready(child: _FloodChild, timeout_s: float) -> None:
-    stdout = child.popen.stdout
-    assert stdout is not None
-    deadline = time.monotonic() + timeout_s
-    buf = b""
-    with selectors.DefaultSelector() as sel:
-        sel.register(stdout, selectors.EVENT_READ)
-        while b"\n" not in buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise FloodError(f"flood: the child did not start within {timeout_s:g} s")
-            if not sel.select(min(left, 0.5)):
-                continue
-            chunk = os.read(stdout.fileno(), 4096)
-            if not chunk:
-                child.terminate(0.0)
-                err = child.stderr.strip().splitlines()
-                raise FloodError(
-                    f"flood: the child exited with code {child.popen.returncode} before it "
-                    f"started: {err[-1] if err else 'no output'}"
-                )
-            buf += chunk
-    if not buf.startswith(b"ready\n"):
-        raise FloodError(f"flood: unexpected output from the child: {buf[:80]!r}")
+    try:
+        line = stress_process.first_line(child, timeout_s)
+    except stress_process.NotStarted as exc:
+        if exc.exit_code is None:
+            raise FloodError(f"flood: the child did not start within {timeout_s:g} s") from None
+        raise FloodError(
+            f"flood: the child exited with code {exc.exit_code} before it started: {exc.last_error}"
+        ) from None
+    if line != b"ready":
+        raise FloodError(f"flood: unexpected output from the child: {line[:80]!r}")

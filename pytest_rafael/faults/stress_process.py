@@ -16,12 +16,11 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psutil
 
-if TYPE_CHECKING:
-    pass
+from pytest_rafael.errors import RafaelError
 from pytest_rafael.faults.stress_limits import StressError
 
 _DIR_PREFIX = "rafael-stress-"
@@ -126,8 +125,19 @@ def _encode_spec(spec: Mapping[str, Any]) -> list[str]:
     return [f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in spec.items()]
 
 
-def _read_ready(child: _Child, kind: str, timeout_s: float) -> dict[str, int]:
-    """Wait for the child's ``ready`` line; a child that dies or hangs becomes a StressError."""
+class NotStarted(RafaelError):
+    """The child printed no first line: it hung (``exit_code`` None) or exited. Callers
+    turn it into their own error, which names the fault."""
+
+    def __init__(self, exit_code: int | None, last_error: str) -> None:
+        super().__init__(last_error)
+        self.exit_code = exit_code
+        self.last_error = last_error
+
+
+def first_line(child: _Child, timeout_s: float) -> bytes:
+    """The child's first line of output (it says it is ready), without its newline.
+    Raises :class:`NotStarted`; a child that exited is reaped."""
     stdout = child.popen.stdout
     assert stdout is not None
     deadline = time.monotonic() + timeout_s
@@ -137,19 +147,31 @@ def _read_ready(child: _Child, kind: str, timeout_s: float) -> dict[str, int]:
         while b"\n" not in buf:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise StressError(f"{kind} stressor: load not in place within {timeout_s:g} s")
+                raise NotStarted(None, "")
             if not sel.select(min(left, 0.5)):
                 continue
             chunk = os.read(stdout.fileno(), 4096)
             if not chunk:  # EOF: the child died before it was ready
                 child.terminate(0.0)
                 err = child.stderr.strip().splitlines()
-                raise StressError(
-                    f"{kind} stressor: child exited with code {child.popen.returncode} "
-                    f"before the load was in place: {err[-1] if err else 'no output'}"
-                )
+                raise NotStarted(child.popen.returncode, err[-1] if err else "no output")
             buf += chunk
-    line = buf.split(b"\n", 1)[0].decode(errors="replace")
+    return buf.split(b"\n", 1)[0]
+
+
+def _read_ready(child: _Child, kind: str, timeout_s: float) -> dict[str, int]:
+    """Wait for the child's ``ready`` line; a child that dies or hangs becomes a StressError."""
+    try:
+        line = first_line(child, timeout_s).decode(errors="replace")
+    except NotStarted as exc:
+        if exc.exit_code is None:
+            raise StressError(
+                f"{kind} stressor: load not in place within {timeout_s:g} s"
+            ) from None
+        raise StressError(
+            f"{kind} stressor: child exited with code {exc.exit_code} "
+            f"before the load was in place: {exc.last_error}"
+        ) from None
     parsed = _parse_line(line)
     if parsed is None or parsed[0] != "ready":
         raise StressError(f"{kind} stressor: unexpected output from the child: {line[:80]!r}")

@@ -10,7 +10,7 @@ from typing import Any
 
 from pytest_rafael.genome.evolution import Engine
 from pytest_rafael.genome.file import GenomeFileError, load_genome_file
-from pytest_rafael.genome.genome import Genome
+from pytest_rafael.genome.genome import Genome, declared
 from pytest_rafael.genome.state import engine_states, load_engine_state
 
 
@@ -29,6 +29,7 @@ def _load(path: str | Path) -> dict[str, Genome]:
 
 def _show_text(g: Genome) -> list[str]:
     lines = [f"{g.module}  (generation {g.generation}, id {g.id})"]
+    lines.append(f"  idempotent: {declared(g.idempotent)}")
     if not g.genes:
         lines.append("  no genes: calls run bare")
     for kind, gene in g.genes.items():
@@ -150,7 +151,10 @@ def cmd_adopt(args: argparse.Namespace) -> int:
         chosen, why = _best_from_store(args.store, args.module, current, args.key, args.force)
     generation = max(chosen.generation, current.generation + 1)
     lineage = tuple(dict.fromkeys((*chosen.lineage, current.id)))[-8:]
-    adopted = Genome(args.module, generation, chosen.genes, lineage)
+    # The candidate's idempotency declaration travels with its genes; a source that does
+    # not declare one keeps the current declaration rather than silently dropping it.
+    idempotent = chosen.idempotent if chosen.idempotent is not None else current.idempotent
+    adopted = Genome(args.module, generation, chosen.genes, lineage, idempotent)
     changes = current.diff(adopted)
     print(f"adopting {args.module} generation {generation} ({why})")
     for line in changes:

@@ -43,9 +43,9 @@ from pytest_rafael.genome.genes import CATALOG, GenomeError, make_gene, spec_of
 from pytest_rafael.genome.genome import Genome
 from pytest_rafael.genome.mutation import _clamp, mutate
 from pytest_rafael.genome.safety import Safety
+from pytest_rafael.genome.stats import Z, t90
 
 STATE_VERSION = 1
-Z = 1.2816  # one-sided 90% normal quantile
 MIN_EVIDENCE = 2  # measurements a candidate needs before it can be proposed
 PRIOR_VAR = 0.01  # fitness variance assumed before any genome was measured twice
 VAR_FLOOR = 1e-4
@@ -212,6 +212,17 @@ class Engine:
     def _var(self, e: _Entry, pooled: float) -> float:
         dof = max(0, e.n - 1)
         return max(VAR_FLOOR, (e.within_ss() + PRIOR_WEIGHT * pooled) / (dof + PRIOR_WEIGHT))
+
+    def _gain_lcb(self, best: _Entry, base: _Entry, pooled: float) -> float:
+        """The one-sided 90% lower bound of ``best``'s gain over the baseline: Welch's
+        standard error and Welch-Satterthwaite degrees of freedom, each genome's variance
+        estimate counting its pooled prior as ``PRIOR_WEIGHT`` extra observations."""
+        a = self._var(best, pooled) / best.n
+        b = self._var(base, pooled) / base.n
+        dof = (a + b) ** 2 / (
+            a**2 / (best.n - 1 + PRIOR_WEIGHT) + b**2 / (base.n - 1 + PRIOR_WEIGHT)
+        )
+        return best.mean - base.mean - t90(dof) * math.sqrt(a + b)
 
     def _lcb(self, e: _Entry, pooled: float) -> float:
         return e.mean - Z * math.sqrt(self._var(e, pooled) / e.n) if e.n else -math.inf
@@ -446,8 +457,7 @@ class Engine:
         best = max(eligible, key=lambda e: (self._lcb(e, pooled), e.genome.id))
         if not base.n:
             return Verdict(None, best.mean, best.genome, False, "the baseline was not measured")
-        se = math.sqrt(self._var(best, pooled) / best.n + self._var(base, pooled) / base.n)
-        diff_lcb = best.mean - base.mean - Z * se
+        diff_lcb = self._gain_lcb(best, base, pooled)
         summary = (
             f"best {best.mean:.3f} (n={best.n}) vs baseline {base.mean:.3f} (n={base.n}):"
             f" 90% lower bound of the gain {diff_lcb:+.3f}, margin {self.adopt_margin:.3f}"

@@ -115,6 +115,11 @@ class Genome:
             changes.append(f"module: {self.module} -> {other.module}")
         if self.generation != other.generation:
             changes.append(f"generation: {self.generation} -> {other.generation}")
+        if self.idempotent != other.idempotent:
+            # What a retry may re-send: a change of behaviour as real as a gene's.
+            changes.append(
+                f"~ idempotent: {declared(self.idempotent)} -> {declared(other.idempotent)}"
+            )
         for kind in ORDER:
             a, b = self.genes.get(kind), other.genes.get(kind)
             if a is None and b is None:
@@ -130,6 +135,11 @@ class Genome:
                     if va != vb:
                         changes.append(f"~ {kind}.{spec.name}: {_val(va)} -> {_val(vb)}")
         return changes
+
+
+def declared(idempotent: bool | None) -> str:
+    """``true``, ``false`` or ``not declared``: the genome file's spelling."""
+    return "not declared" if idempotent is None else ("true" if idempotent else "false")
 
 
 def _idempotent_default(kind: str, params: Any, idempotent: bool | None) -> Any:

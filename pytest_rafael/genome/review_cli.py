@@ -45,13 +45,27 @@ def register(sub: argparse._SubParsersAction[Any], group: argparse.ArgumentParse
     add_project_root_option(p)
     p.set_defaults(func=cmd_proposals)
 
-    p = sub.add_parser("approve", help="approve a proposal; adopts it once the policy is met")
+    p = _decision_parser(sub, "approve", "approve a proposal; adopts it once the policy is met")
+    p.add_argument("--role", metavar="ROLE", help="the approver's role (e.g. security-lead)")
+    p.add_argument("--reason", default="", help="why")
+    p.set_defaults(func=cmd_approve)
+
+    p = _decision_parser(sub, "reject", "reject a proposal (the genome file is not touched)")
+    p.add_argument("--reason", required=True, help="why")
+    p.set_defaults(func=cmd_reject)
+
+
+def _decision_parser(
+    sub: argparse._SubParsersAction[Any], verb: str, text: str
+) -> argparse.ArgumentParser:
+    """The options a signed decision shares: which proposal, who, the key, where."""
+    p: argparse.ArgumentParser = sub.add_parser(verb, help=text)
     p.add_argument("id", help="the proposal id (or a unique prefix)")
     p.add_argument(
         "--by",
         required=True,
         metavar="PRINCIPAL",
-        help="who approves: a principal the allowed-signers file lists for --key",
+        help=f"who {verb}s: a principal the allowed-signers file lists for --key",
     )
     p.add_argument(
         "--key",
@@ -59,27 +73,10 @@ def register(sub: argparse._SubParsersAction[Any], group: argparse.ArgumentParse
         help="SSH key to sign with (default: "
         "$RAFAEL_SIGNING_KEY, git's user.signingkey, ~/.ssh/id_ed25519)",
     )
-    p.add_argument("--role", metavar="ROLE", help="the approver's role (e.g. security-lead)")
-    p.add_argument("--reason", default="", help="why")
     add_store_option(p)
     add_genome_option(p)
     add_project_root_option(p)
-    p.set_defaults(func=cmd_approve)
-
-    p = sub.add_parser("reject", help="reject a proposal (the genome file is not touched)")
-    p.add_argument("id", help="the proposal id (or a unique prefix)")
-    p.add_argument(
-        "--by",
-        required=True,
-        metavar="PRINCIPAL",
-        help="who rejects: a principal the allowed-signers file lists for --key",
-    )
-    p.add_argument("--key", metavar="PATH", help="SSH key to sign with (default: as approve)")
-    p.add_argument("--reason", required=True, help="why")
-    add_store_option(p)
-    add_genome_option(p)
-    add_project_root_option(p)
-    p.set_defaults(func=cmd_reject)
+    return p
 
 
 @contextmanager
@@ -114,9 +111,33 @@ def _guardian(args: argparse.Namespace, readonly: bool = False) -> Iterator[Guar
         store.close()
 
 
-def _line(p: Proposal, verified: list[Any] | None = None) -> str:
-    """One line per proposal. With ``verified`` (the approvals whose signatures verify),
-    any other approval row is marked: a name in the store is not an approval."""
+# The audit event that records each decision, whose actor decided.
+_DECISION_EVENTS = {"rejected": "proposal_rejected", "adopted": "proposal_approved"}
+
+
+def _decider(g: Guardian, p: Proposal) -> str:
+    """`` by bob`` for a decided proposal: the actor of the decision's audit entry (the
+    proposal row names only its author). Superseded ones name their successor."""
+    if p.status == "superseded":
+        return f" ({p.decision_reason})" if p.decision_reason else ""
+    event = _DECISION_EVENTS.get(p.status)
+    if event is None:
+        return ""
+    decided = list(g.audit.entries(change_id=p.id, event_type=event))
+    if not decided:
+        return " by ?"
+    last = decided[-1]
+    if last.details.get("auto"):
+        return " automatically (low impact)"
+    if last.details.get("withdrawn_by_author"):
+        return f" by {last.actor} (withdrawn by its author)"
+    return f" by {last.actor}"
+
+
+def _line(p: Proposal, verified: list[Any] | None = None, decided: str = "") -> str:
+    """One line per proposal: who decided it (``decided``), who wrote it, who approved.
+    With ``verified`` (the approvals whose signatures verify), any other approval row is
+    marked: a name in the store is not an approval."""
     people = (
         ", ".join(
             a.by if verified is None or a in verified else f"{a.by} (UNVERIFIED)"
@@ -125,7 +146,8 @@ def _line(p: Proposal, verified: list[Any] | None = None) -> str:
         or "-"
     )
     return (
-        f"{p.id}  {p.module:<16} {p.impact:<8} {p.status:<8} by {p.author:<12} approvals: {people}"
+        f"{p.id}  {p.module:<16} {p.impact:<8} {p.status}{decided}  author {p.author}  "
+        f"approvals: {people}"
     )
 
 
@@ -158,7 +180,7 @@ def _show(g: Guardian, p: Proposal) -> tuple[list[str], bool]:
             f"  WARNING: {len(forged)} approval row(s) do not verify against "
             f"{g.allowed_signers}: they do not count (see `rafael audit verify`)"
         )
-    out = [_line(p, verified), *notes]
+    out = [_line(p, verified, _decider(g, p)), *notes]
     for r in p.reasons:
         out.append(f"  reason: {r}")
     if p.status == "pending":
@@ -188,7 +210,7 @@ def _approval_lines(p: Proposal, verified: list[Any]) -> list[str]:
 def _candidate_lines(g: Guardian, p: Proposal) -> list[str]:
     """The candidate's genes and its diff against the adopted genome."""
     from pytest_rafael.genome.file import GenomeFileError, load_genome_file
-    from pytest_rafael.genome.genome import Genome
+    from pytest_rafael.genome.genome import Genome, declared
 
     out: list[str] = []
     try:
@@ -197,6 +219,7 @@ def _candidate_lines(g: Guardian, p: Proposal) -> list[str]:
         out.append(f"  candidate: invalid ({exc})")
         return out
     out.append(f"  candidate genome (generation {candidate.generation}, id {candidate.id}):")
+    out.append(f"    idempotent: {declared(candidate.idempotent)}")
     out += _genes_lines(candidate)
     try:
         adopted = load_genome_file(g.genome_file).get(p.module)
@@ -233,10 +256,11 @@ def cmd_proposals(args: argparse.Namespace) -> int:
             print("no proposals")
         else:
             for p in proposals:
+                decided = _decider(g, p)
                 try:
-                    print(_line(p, _verified(g, p, g.filed_binding(p))))
+                    print(_line(p, _verified(g, p, g.filed_binding(p)), decided))
                 except (AuditChainError, PolicyError):
-                    print(_line(p, []))
+                    print(_line(p, [], decided))
     return 0
 
 

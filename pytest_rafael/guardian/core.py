@@ -46,7 +46,7 @@ from pytest_rafael.guardian.decisions import (
 )
 from pytest_rafael.guardian.errors import GuardianError
 from pytest_rafael.guardian.impact import assess_impact
-from pytest_rafael.guardian.notify import Notifier, WebhookNotifier, fan_out
+from pytest_rafael.guardian.notify import Notifier, WebhookNotifier, fan_out, proposal_event
 from pytest_rafael.guardian.policy import (
     Approval,
     PolicyError,
@@ -61,6 +61,7 @@ from pytest_rafael.guardian.proposals import (
     binding_of,
     ensure_proposal_schema,
     evidence_digest,
+    pending_to_keep,
 )
 from pytest_rafael.guardian.signatures import Signer, allowed_signers_path, decision_payload
 from pytest_rafael.guardian.signers_file import declared_roles
@@ -183,13 +184,20 @@ class Guardian:
         }
         with self.store.transaction() as conn:
             repo = ProposalRepo(conn)
-            events = self._supersede_pending(conn, repo, proposal)
-            repo.insert(proposal)
-            events += self._log(conn, "proposal_created", proposal, created)
-            if not unmet(req, (), self.actor, evidence, self.config):
-                events += self._auto_adopt(conn, proposal)
-            final = repo.get(proposal.id)
-        self.session_ids.append(proposal.id)
+            # The next CI run finds the same candidate again: refiling it would supersede
+            # the pending one and throw away the approvals it gathered.
+            final = pending_to_keep(repo, proposal, req, self.config)
+            if final is not None:
+                again = {"run_id": proposal.run_id, "evidence": evidence_digest(evidence)}
+                events = self._log(conn, "proposal_reconfirmed", final, again)
+            else:
+                events = self._supersede_pending(conn, repo, proposal)
+                repo.insert(proposal)
+                events += self._log(conn, "proposal_created", proposal, created)
+                if not unmet(req, (), self.actor, evidence, self.config):
+                    events += self._auto_adopt(conn, proposal)
+                final = repo.get(proposal.id)
+        self.session_ids.append(final.id)
         self._notify(events, final)
         return final
 
@@ -475,22 +483,6 @@ class Guardian:
             raise TamperedError(f"{why}; refusing to adopt")
 
     def _notify(self, entries: list[AuditEntry], p: Proposal) -> None:
-        if not self.notifiers:
-            return
         for e in entries:
-            if e.event_type == "genome_file_written":
-                continue
-            fan_out(
-                self.notifiers,
-                {
-                    "event_type": e.event_type,
-                    "change_id": p.id,
-                    "module": p.module,
-                    "impact": p.impact,
-                    "status": p.status,
-                    "actor": e.actor,
-                    "details": dict(e.details),
-                    "audit_id": e.id,
-                    "timestamp": e.timestamp,
-                },
-            )
+            if self.notifiers and e.event_type != "genome_file_written":
+                fan_out(self.notifiers, proposal_event(e, p))

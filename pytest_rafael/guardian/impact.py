@@ -3,9 +3,11 @@
 The level is the highest of several independent signals, each of which leaves a reason:
 
 * size of parameter changes: the largest relative change of a numeric gene parameter
-  (``max(new/old, old/new) - 1``, so a cut weighs as much as a rise) against
+  (``|new - old| / |old|``, as docs/guardian.md defines it) against
   ``change_thresholds`` (default: above 25% medium, above 100% high); a changed
   non-numeric value counts as medium;
+* a numeric parameter cut to a tenth of its magnitude or less: high (a decrease never
+  exceeds 100% by that measure, yet a timeout cut from 5.5 s to 4 ms breaks everything);
 * genes or parameters added or removed: medium (behaviour appears or disappears);
 * a module's first genome: medium (the module ran bare until now);
 * the module's declared criticality (``modules = {payments = {criticality = ...}}``);
@@ -26,6 +28,9 @@ from typing import Any
 from pytest_rafael.guardian.config import LEVELS, GuardianConfig
 
 _RANK = {level: i for i, level in enumerate(LEVELS)}
+# A parameter cut to 1/CUT_FACTOR of its magnitude or less is high impact, whatever its
+# relative change (which stays below 100% for any cut).
+CUT_FACTOR = 10.0
 # Scenario severity -> the impact level it raises a proposal to, at least.
 _SEVERITY_FLOOR = {"critical": "high", "high": "medium"}
 
@@ -52,13 +57,11 @@ def _is_number(value: Any) -> bool:
 
 
 def _relative_change(x: float, y: float) -> float:
-    """How far ``y`` is from ``x``, the same either way: halving counts as doubling
-    (100%), so cutting a timeout 1000-fold is as big a change as raising it 1000-fold."""
+    """``|y - x| / |x|``: the change relative to the value that ships (7 -> 3 is 57%,
+    3 -> 7 is 133%); infinite from zero."""
     if x == 0:
         return 0.0 if y == 0 else math.inf
-    if x * y > 0:
-        return max(y / x, x / y) - 1.0
-    return abs(y - x) / abs(x)  # a change of sign
+    return abs(y - x) / abs(x)
 
 
 class _Levels:
@@ -133,6 +136,8 @@ def _largest_change(
             if x == y:
                 continue
             if _is_number(x) and _is_number(y):
+                if x != 0 and abs(y) * CUT_FACTOR <= abs(x):
+                    levels.raise_to("high", f"{where} cut {x} -> {y} (to 1/{CUT_FACTOR:g} or less)")
                 change = _relative_change(float(x), float(y))
                 if largest is None or change > largest[0]:
                     largest = (change, f"{where} {x} -> {y}")

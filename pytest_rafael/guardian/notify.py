@@ -12,9 +12,13 @@ import logging
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_rafael import __version__
+
+if TYPE_CHECKING:
+    from pytest_rafael.guardian.audit import AuditEntry
+    from pytest_rafael.guardian.proposals import Proposal
 
 log = logging.getLogger("pytest_rafael.guardian")
 
@@ -65,3 +69,19 @@ def fan_out(notifiers: Sequence[Notifier], event: dict[str, Any]) -> None:
             notify(dict(event))
         except Exception:
             log.exception("rafael notifier %r failed for %s", notify, event.get("event_type"))
+
+
+def proposal_event(e: AuditEntry, p: Proposal) -> dict[str, Any]:
+    """What notifiers and ``pytest_rafael_proposal`` get for audit entry ``e`` about
+    proposal ``p``."""
+    return {
+        "event_type": e.event_type,
+        "change_id": p.id,
+        "module": p.module,
+        "impact": p.impact,
+        "status": p.status,
+        "actor": e.actor,
+        "details": dict(e.details),
+        "audit_id": e.id,
+        "timestamp": e.timestamp,
+    }

@@ -11,7 +11,8 @@ from types import MappingProxyType
 from typing import Any
 
 from pytest_rafael.errors import RafaelError
-from pytest_rafael.guardian.policy import Approval
+from pytest_rafael.guardian.config import GuardianConfig
+from pytest_rafael.guardian.policy import Approval, Requirement, evidence_passes
 
 STATUSES: tuple[str, ...] = ("pending", "approved", "rejected", "adopted", "superseded")
 
@@ -309,3 +310,25 @@ class ProposalRepo:
             decided_at=row["decided_at"],
             decision_reason=row["decision_reason"],
         )
+
+
+def pending_to_keep(
+    repo: ProposalRepo, proposal: Proposal, req: Requirement, config: GuardianConfig
+) -> Proposal | None:
+    """A pending proposal to keep instead of filing ``proposal``: the very same change
+    (candidate and baseline) at the same impact, with approvals gathered, and only
+    approvals missing (its evidence meets what the policy asks of evidence). Anything
+    else is replaced by the fresh evidence, as a different candidate is."""
+
+    def change(p: Proposal) -> tuple[str | None, str | None]:
+        base = None if p.baseline is None else dict(p.baseline)
+        return sha256_json(dict(p.candidate)), sha256_json(base)
+
+    want = change(proposal)
+    for old in repo.list(status="pending", module=proposal.module):
+        if change(old) != want or old.impact != proposal.impact or not old.approvals:
+            continue
+        if req.needs_passing_evidence and not evidence_passes(old.evidence, config)[0]:
+            continue
+        return old
+    return None

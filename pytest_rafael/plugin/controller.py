@@ -201,6 +201,48 @@ def record_start(rs: RafaelSession, session: pytest.Session) -> None:
         rs.start_error = f"pytest-rafael: run not recorded in {_label(rs.settings.store)}: {exc}"
 
 
+@dataclass(frozen=True)
+class EmptyRun:
+    """A chaos run in which no chaos-marked test ran: what the summary says of it."""
+
+    lines: tuple[str, ...]
+    gate_failed: bool
+
+
+def finish_empty(rs: RafaelSession, session: pytest.Session) -> EmptyRun:
+    """Close a chaos run that measured nothing. Its ``run_started`` (if recorded) gets a
+    ``run_finished`` with status "nothing measured"; the last report and the history stay
+    as they were. A gate set for the session fails: a pass would promise resilience that
+    nothing measured (a wrong path or ``-k`` in CI would pass every merge)."""
+    s = rs.settings
+    lines = [
+        "rafael: no chaos-marked test ran under --rafael-chaos: nothing was measured "
+        "(the last report was left as it was)"
+    ]
+    gate_failed = s.min_fitness is not None
+    if rs.start_recorded:
+        from pytest_rafael.guardian import Guardian
+
+        details = {"run_id": rs.run_id, "status": "nothing measured", "tests": 0}
+        try:
+            with rs.store() as store:
+                Guardian.open(
+                    store,
+                    project_root=project_root(session),
+                    genome_file=s.genome_file,
+                    actor=_actor(),
+                ).record("run_finished", details={**details, "gate_passed": not gate_failed})
+        except _recording_errors() as exc:
+            lines.append(f"pytest-rafael: run not recorded in {_label(s.store)}: {exc}")
+    if gate_failed:
+        source = s.sources.get("min_fitness", "--rafael-min-fitness")
+        lines.append(
+            f"GATE FAILED: {source} sets a gate of {s.min_fitness:g}, but no chaos-marked "
+            "test ran: nothing to judge"
+        )
+    return EmptyRun(tuple(lines), gate_failed)
+
+
 def _label(target: Path | str) -> str:
     from pytest_rafael.store.core import store_label
 
@@ -270,11 +312,17 @@ def _record(
 
         # Summaries, not whole stored documents: a long history stays cheap to chart.
         history = history_from_store(store, before=header.run_id)
-        store.save_run(run.to_dict(), run_group=s.run_group)
         finished_entry = guardian.record("run_finished", details=_finished(run, header, extra))
         # The audit head at the end of the run, for results.json and the report: kept off
         # the store, it shows a later truncation (`rafael audit verify --results FILE`).
         audit["head"] = {"id": finished_entry.id, "hash": finished_entry.hash}
+        if audit["verified"]:
+            # The chain was verified just before; run_finished was appended onto its
+            # checked tail. Counting it makes the figure `rafael audit verify` gives next.
+            audit["entries"] += 1
+        # Saved last, so the stored copy (`rafael report` regenerates from it) carries the
+        # same count and head as results.json.
+        store.save_run(header.result(tests, extra).to_dict(), run_group=s.run_group)
     return tests, history
 
 
@@ -322,38 +370,35 @@ def _fault_events(tests: list[TestResult], run_id: str) -> list[dict[str, Any]]:
 
 
 def write_terminal_summary(run: RunResult, tr: Any, paths: Any) -> None:
+    from pytest_rafael.report.model import change_text
+
     tr.section("RAFAEL", sep="=", bold=True)
     width = max((len(t.label) for t in run.tests), default=20)
     for t in run.tests:
-        name = t.label.ljust(width)
-        base = "-" if t.baseline_fitness is None else f"{t.baseline_fitness:.2f}"
-        fitness = f"{base} (n={t.baseline_n})"
-        if t.best_fitness is not None:
-            label = "proposed" if t.proposal_id else "candidate"
-            fitness += f", {label} {t.best_fitness:.2f} (n={t.best_n})"
-        if t.min_fitness is None:
-            verdict = "no gate"
-        elif any(f.startswith(f"{t.nodeid} [{t.scenario}]:") for f in run.gate.failures):
-            verdict = f"FAIL (gate {t.min_fitness:g})"
-        else:
-            verdict = f"PASS (>= {t.min_fitness:g})"
-        if t.proposal_id:
-            verdict += f", proposed {t.proposal_id}" + (" (adopted)" if t.adopted else "")
-        tr.write_line(f"{name}  success {t.success_rate:4.0%}  fitness {fitness}  {verdict}")
+        tr.write_line(f"{t.label.ljust(width)}  {_test_line(run, t)}")
     d = run.delta
-    tr.write_line(
-        f"resilience of what ships: baseline {d.baseline_score:.2f} -> current "
-        f"{d.current_score:.2f} ({d.improvement_pct:+.1f}%)"
-    )
-    if d.potential_score is not None and d.potential_score > d.current_score:
+    if any(t.baseline_n for t in run.tests):
         tr.write_line(
-            f"candidates' potential (not adopted): {d.potential_score:.2f} "
-            f"({d.potential_improvement_pct or 0.0:+.1f}%)"
+            f"resilience of what ships: baseline {d.baseline_score:.2f} -> current "
+            f"{d.current_score:.2f} "
+            f"({change_text(d.baseline_score, d.current_score, d.improvement_pct, '')})"
         )
-    if run.gate.min_fitness is None and not any(t.min_fitness is not None for t in run.tests):
+        if d.potential_score is not None and d.potential_score > d.current_score:
+            change = change_text(
+                d.baseline_score, d.potential_score, d.potential_improvement_pct, ""
+            )
+            tr.write_line(
+                f"candidates' potential (not adopted): {d.potential_score:.2f} ({change})"
+            )
+    else:
+        tr.write_line("resilience of what ships: not measured (no chaos iteration was scored)")
+    # One verdict: the gate's failures when there are any (an interrupted or unrecorded
+    # run fails even without a threshold), else the absence of a threshold.
+    if run.gate.failures:
+        for failure in run.gate.failures:
+            tr.write_line(f"GATE FAILED: {failure}", red=True)
+    elif run.gate.min_fitness is None and not any(t.min_fitness is not None for t in run.tests):
         tr.write_line("no gate set (--rafael-min-fitness): this run passes no verdict")
-    for failure in run.gate.failures:
-        tr.write_line(f"GATE FAILED: {failure}", red=True)
     tr.write_line(f"run {run.run_id}, seed {run.seed} (reproduce with --rafael-seed {run.seed})")
     if paths is not None:
         tr.write_line(f"report: {paths.index_html}")
@@ -363,3 +408,28 @@ def write_terminal_summary(run: RunResult, tr: Any, paths: Any) -> None:
             f"holds the results so far",
             red=True,
         )
+
+
+def _test_line(run: RunResult, t: TestResult) -> str:
+    """One pair: how the shipped genome did (success and fitness, each with its n), the
+    best candidate apart, and the pair's verdict."""
+    base = "-" if t.baseline_fitness is None else f"{t.baseline_fitness:.2f}"
+    fitness = f"{base} (n={t.baseline_n})"
+    if t.best_fitness is not None:
+        label = "proposed" if t.proposal_id else "candidate"
+        fitness += f", {label} {t.best_fitness:.2f} (n={t.best_n})"
+    rate = t.shipped_success_rate
+    success = (
+        "shipped not measured"
+        if rate is None
+        else f"shipped passed {t.shipped_passed}/{t.baseline_n} ({rate:.0%})"
+    )
+    if t.min_fitness is None:
+        verdict = "no gate"
+    elif any(f.startswith(f"{t.nodeid} [{t.scenario}]:") for f in run.gate.failures):
+        verdict = f"FAIL (gate {t.min_fitness:g})"
+    else:
+        verdict = f"PASS (>= {t.min_fitness:g})"
+    if t.proposal_id:
+        verdict += f", proposed {t.proposal_id}" + (" (adopted)" if t.adopted else "")
+    return f"{success}  fitness {fitness}  {verdict}"

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from pytest_rafael.faults.network import ProxyHandle, ToxiproxyControl, check_upstream
 from pytest_rafael.plugin.iteration import state_of
+from pytest_rafael.plugin.xdist_support import worker_id
 
 if TYPE_CHECKING:
     from pytest_rafael.faults.stress import Stressors
@@ -59,7 +59,7 @@ def chaos_proxy(
     Scenario faults target it by name. Proxies are deleted after the test."""
     state = state_of(request.node)
     allowed = _session(request.config).settings.allowed_targets
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    worker = worker_id(request.config) or "main"
     created: list[ProxyHandle] = []
 
     def make(name: str, upstream: str | int) -> ProxyHandle:

@@ -51,9 +51,9 @@ def pytest_rafael_proposal(event: dict[str, Any]) -> None:
 
     ``event`` carries ``event_type`` (``proposal_created``, ``approval_recorded``,
     ``proposal_approved``, ``proposal_rejected``, ``proposal_superseded``,
-    ``genome_adopted``, ``adoption_deferred``), ``change_id``, ``module``, ``impact``,
-    ``status``, ``actor``, ``details``, ``audit_id`` and ``timestamp``. Implementations
-    must not block: the run waits for them.
+    ``proposal_reconfirmed``, ``genome_adopted``, ``adoption_deferred``), ``change_id``,
+    ``module``, ``impact``, ``status``, ``actor``, ``details``, ``audit_id`` and
+    ``timestamp``. Implementations must not block: the run waits for them.
     """
 
 

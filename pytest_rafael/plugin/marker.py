@@ -6,11 +6,14 @@ import difflib
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_rafael.errors import RafaelError
+
+if TYPE_CHECKING:
+    from pytest_rafael.scenario.model import Scenario
 
 SIGNATURE = (
     "chaos(*scenario_names, iterations=None, module=None, min_fitness=None, targets=None): "
@@ -116,3 +119,18 @@ def _modules(given: object, fail: Callable[[str], MarkerError]) -> tuple[str, ..
     if len(set(names)) != len(names):
         raise fail(f"module= names a module twice: {given!r}")
     return tuple(names)
+
+
+def check_in_process(catalog: Mapping[str, Scenario], spec: ChaosSpec) -> None:
+    """In-process faults name functions of the code under test: an unknown one is a
+    collection error at the scenario's file and line, not a surprise mid-run."""
+    faults = [
+        f.retarget(spec.targets)
+        for name in spec.scenarios
+        for f in catalog[name].faults
+        if f.kind in ("raise", "delay")
+    ]
+    if faults:
+        from pytest_rafael.faults.inprocess import check
+
+        check(faults)

@@ -1,10 +1,18 @@
 """Checks of the run's output paths at configure time, before any test runs: a report
-folder that is a file (``--rafael-report /dev/null``) or a store that is a folder would
-otherwise fail only at the end, after every fault was injected for nothing."""
+folder that is a file (``--rafael-report /dev/null``), a store that is a folder or a
+SQLite store where no file can be written (``/proc/r.db``, a read-only folder or file
+system) would otherwise fail only at the end, after every fault was injected for
+nothing.
+
+Permission bits are not enough: root passes ``os.access`` everywhere, yet cannot create
+a file in /proc or on a read-only mount. So the folder that will receive the file is
+probed by creating (and removing) an empty file in it, and an existing store file is
+opened for writing without changing it."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from pytest_rafael.settings import Settings
@@ -27,12 +35,30 @@ def path_problem(path: Path, *, folder: bool) -> str | None:
         target = path if folder else path.parent
         if not os.access(target, os.W_OK | os.X_OK):
             return f"{target} is not writable"
-        return None
+        if not folder:
+            try:
+                with open(path, "r+b"):  # opened for writing, nothing written
+                    pass
+            except OSError as exc:
+                return f"{path} is not writable ({exc.strerror or exc})"
+        return _probe(target, "is not writable")
     base = _existing_ancestor(path.parent)
     if not base.is_dir():
         return f"{base} is not a folder, so {path} cannot be created"
     if not os.access(base, os.W_OK | os.X_OK):
         return f"{base} is not writable, so {path} cannot be created"
+    return _probe(base, f"is not writable, so {path} cannot be created")
+
+
+def _probe(folder: Path, what: str) -> str | None:
+    """Create and remove an empty file in ``folder``: the one check that holds for root,
+    /proc and read-only file systems alike (SQLite also writes its journal there)."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".rafael-preflight-", dir=folder)
+    except OSError as exc:
+        return f"{folder} {what} ({exc.strerror or exc})"
+    os.close(fd)
+    os.unlink(name)
     return None
 
 

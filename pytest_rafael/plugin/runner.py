@@ -4,7 +4,6 @@ chaos iteration (faults in, the test, faults out, fitness, evolution)."""
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Generator
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from pytest_rafael import settings
 from pytest_rafael.plugin.iteration import ChaosCase, base_nodeid, one_line, state_of
+from pytest_rafael.plugin.xdist_support import worker_id
 from pytest_rafael.results import IterationResult, PairVerdict, evolution_key
 
 if TYPE_CHECKING:
@@ -262,7 +262,7 @@ class ChaosRunner:
             "outcome": state.outcome or "error",
             "duration_s": round(state.duration_s, 6),
             "error": state.error,
-            "worker": os.environ.get("PYTEST_XDIST_WORKER"),
+            "worker": worker_id(self.session.config),
         }
         self.session.references[(state.base_nodeid, state.case.scenario)] = reference
         return reference
@@ -320,7 +320,7 @@ class ChaosRunner:
             metrics=dict(state.metrics),
             runtime=state.runtime,
             error=state.error,
-            worker=os.environ.get("PYTEST_XDIST_WORKER"),
+            worker=worker_id(self.session.config),
             min_fitness=_min_fitness(state.spec, self.session.settings),
             genomes={m: g.to_dict() for m, g in state.genomes.items()} if together else None,
         )

@@ -5,7 +5,6 @@ TCP, ready to put behind ``chaos_proxy``)."""
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -49,12 +48,10 @@ class Worker:
 
 def current_worker(config: pytest.Config) -> Worker:
     workerinput = getattr(config, "workerinput", None)
-    if workerinput is not None:
-        worker_id = str(workerinput["workerid"])
-        count = int(workerinput.get("workercount", 1))
-    else:
-        worker_id = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workerinput is None:  # not an xdist worker, whatever the inherited env says
+        return Worker("main", 0, 1)
+    worker_id = str(workerinput["workerid"])
+    count = int(workerinput.get("workercount", 1))
     digits = worker_id.removeprefix("gw")
     return Worker(worker_id, int(digits) if digits.isdigit() else 0, max(count, 1))
 

@@ -5,7 +5,6 @@ collection of iteration results."""
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,11 +17,13 @@ import pytest
 from pytest_rafael import settings
 from pytest_rafael.plugin import marker
 from pytest_rafael.plugin.iteration import REFERENCE, ChaosCase, state_of
+from pytest_rafael.plugin.xdist_support import worker_id
 from pytest_rafael.results import IterationResult, PairVerdict
 from pytest_rafael.scenario import pending as schedule_pending
 
 if TYPE_CHECKING:
     from pytest_rafael.faults.network import ToxiproxyControl
+    from pytest_rafael.plugin.controller import EmptyRun
     from pytest_rafael.plugin.fixtures import ToxiproxyServer
     from pytest_rafael.scenario.model import Scenario
     from pytest_rafael.toxiproxy import EmbeddedServer
@@ -68,6 +69,7 @@ class RafaelSession:
         self.report_paths: Any = None  # where its report files were written
         self.report_error: str | None = None  # why they could not be
         self.plain_failures: Path | None = None  # shrunk schedules of a run without chaos
+        self.empty: EmptyRun | None = None  # a chaos run in which no chaos test ran
         self.swept: Any = None  # the SweepResult of proxies left by dead runs, if swept
         # The iteration a Ctrl-C or SIGTERM cut short, with the faults it applied.
         self.interrupted_iteration: IterationResult | None = None
@@ -92,7 +94,7 @@ class RafaelSession:
             if url is None:
                 from pytest_rafael.toxiproxy import EmbeddedServer
 
-                worker_offset = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+                worker_offset = int((worker_id(self.config) or "gw0")[2:] or 0)
                 self._server = EmbeddedServer(seed=self.settings.seed + worker_offset)
                 self._server.start()
                 url = self._server.url
@@ -199,7 +201,8 @@ class RafaelSession:
             return
         self._check_external_toxiproxy()
         self._check_guardian_config(session)
-        if not self.is_worker:
+        # --collect-only runs nothing: no run to record, no report to write.
+        if not self.is_worker and not self.config.option.collectonly:
             from pytest_rafael.plugin import controller, interrupts
 
             with interrupts.deferred():  # neither half a sweep nor half an audit entry
@@ -304,7 +307,7 @@ class RafaelSession:
         try:
             catalog = self.catalog()
             spec = marker.parse(mark, where, catalog)
-            _check_in_process(catalog, spec)
+            marker.check_in_process(catalog, spec)
         except ValueError as exc:  # ScenarioError, MarkerError, InProcessError: one line
             raise pytest.Collector.CollectError(str(exc)) from None
         if not self.settings.chaos:
@@ -414,11 +417,16 @@ class RafaelSession:
             interrupted = "collection errors" if session.testsfailed else "stopped"
         if interrupted and self.interrupted_iteration is not None:
             self.iterations.append(self.interrupted_iteration)
+        from pytest_rafael.plugin import controller, interrupts
+
         if not (
             self.iterations or self._shrunk_failures() or (interrupted and self.start_recorded)
         ):
-            return  # nothing was measured: no run to record, no gate to apply
-        from pytest_rafael.plugin import controller, interrupts
+            if not (interrupted or self.config.option.collectonly):
+                self.empty = controller.finish_empty(self, session)
+                if self.empty.gate_failed and session.exitstatus == pytest.ExitCode.OK:
+                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            return
 
         with interrupts.held():  # a second Ctrl-C must not cut the record in half
             self.run = controller.finish_run(self, session, interrupted=interrupted)
@@ -455,6 +463,10 @@ class RafaelSession:
             controller.write_terminal_summary(self.run, terminalreporter, self.report_paths)
             if self.report_error is not None:
                 terminalreporter.write_line(self.report_error, red=True)
+        elif self.empty is not None:
+            terminalreporter.section("RAFAEL")
+            for line in self.empty.lines:
+                terminalreporter.write_line(line, red=line.startswith(("GATE", "pytest-")))
         elif self.plain_failures is not None:
             terminalreporter.write_line(
                 f"rafael: shrunk fault schedules written to {self.plain_failures} (chaos was "
@@ -473,21 +485,6 @@ class RafaelSession:
             from pytest_rafael.plugin import interrupts
 
             interrupts.restore(self._calmed)
-
-
-def _check_in_process(catalog: dict[str, Scenario], spec: marker.ChaosSpec) -> None:
-    """In-process faults name functions of the code under test: an unknown one is a
-    collection error at the scenario's file and line, not a surprise mid-run."""
-    faults = [
-        f.retarget(spec.targets)
-        for name in spec.scenarios
-        for f in catalog[name].faults
-        if f.kind in ("raise", "delay")
-    ]
-    if faults:
-        from pytest_rafael.faults.inprocess import check
-
-        check(faults)
 
 
 def _case_of(item: pytest.Item) -> ChaosCase | None:

@@ -30,6 +30,14 @@ def chaos_scope(nodeid: str) -> str:
     return f"{head}[{scoped}"
 
 
+def worker_id(config: pytest.Config) -> str | None:
+    """This process's xdist worker id ("gw0", ...), None when it is no worker. Read from
+    xdist's ``workerinput``, never from ``PYTEST_XDIST_WORKER``: a pytest started from
+    inside a worker's test inherits that variable without being a worker."""
+    workerinput = getattr(config, "workerinput", None)
+    return None if workerinput is None else str(workerinput["workerid"])
+
+
 class XdistSupport:
     def __init__(self, session: RafaelSession) -> None:
         self.session = session

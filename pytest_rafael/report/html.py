@@ -19,10 +19,12 @@ from pytest_rafael.report.history import MAX_HISTORY_RUNS
 from pytest_rafael.report.history_chart import _history
 from pytest_rafael.report.lessons import Lesson, build_lessons
 from pytest_rafael.report.model import (
+    change_text,
     fault_text,
     fmt_num,
     fmt_seconds,
     iterations,
+    measured,
     num,
 )
 from pytest_rafael.report.next_steps import next_steps, review_commands
@@ -76,6 +78,7 @@ def build_context(
         "n_iterations": len(all_its),
         "outcomes": outcomes.most_common(),
         "delta": _delta(results.get("delta") or {}),
+        "measured": measured(results),
         "matrix": _matrix(results),
         "sections": full,
         "brief_sections": brief,
@@ -95,11 +98,11 @@ def _delta(delta: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "baseline": fmt_num(delta.get("baseline_score")),
         "current": fmt_num(delta.get("current_score")),
-        "improvement": _signed_pct(delta.get("improvement_pct")),
-        "improvement_value": num(delta.get("improvement_pct")),
+        "improvement": _change(delta, "current_score", "improvement_pct"),
+        "improvement_value": _gain(delta, "current_score"),
         "potential": fmt_num(delta.get("potential_score")),
         "potential_value": num(delta.get("potential_score")),
-        "potential_improvement": _signed_pct(delta.get("potential_improvement_pct")),
+        "potential_improvement": _change(delta, "potential_score", "potential_improvement_pct"),
         "mitigated": [str(x) for x in delta.get("threats_mitigated") or []],
         "vulnerabilities": [str(x) for x in delta.get("vulnerabilities") or []],
     }
@@ -190,9 +193,14 @@ def _head(raw: Any) -> dict[str, str] | None:
     return {"id": _s(raw.get("id")), "hash": _s(raw.get("hash"))}
 
 
-def _signed_pct(value: Any) -> str:
-    v = num(value)
-    return "n/a" if v is None else f"{v:+.1f} %"
+def _change(delta: Mapping[str, Any], score: str, pct: str) -> str:
+    return change_text(delta.get("baseline_score"), delta.get(score), delta.get(pct))
+
+
+def _gain(delta: Mapping[str, Any], score: str) -> float | None:
+    """The score's change from the baseline: its sign colours the card."""
+    before, after = num(delta.get("baseline_score")), num(delta.get(score))
+    return None if before is None or after is None else after - before
 
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:

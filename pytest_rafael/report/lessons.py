@@ -92,11 +92,24 @@ def _path_lesson(test: Mapping[str, Any]) -> Lesson | None:
     if not coverage.gaps:
         return None
     level = "bad" if coverage.always_broken else "warn"
+    why = (
+        "A pass under this scenario says nothing about those paths; aim a scenario at "
+        "them (or a fault_schedules test) before trusting them."
+    )
+    module = test.get("module")
+    failed = any(i.get("outcome") in FAILED for i in _measured(test))
+    if "retry" in coverage.never_ran and failed and module and test.get("idempotent") is not True:
+        # The failures were errors after the request left: a module not declared
+        # idempotent retries only calls that never reached the server (NotDelivered).
+        why = (
+            f"The retry never ran although calls failed: {module!r} is not declared "
+            "idempotent, so its retry re-sends only calls that never reached the server. "
+            f"If a call is safe to repeat (a read), declare @antifragile({module!r}, "
+            "idempotent=True), or `idempotent: true` in the genome file."
+        )
     return Lesson(
         level,
-        f"{nodeid} under {scenario} never exercised: {', '.join(coverage.gaps)}. "
-        "A pass under this scenario says nothing about those paths; aim a scenario at "
-        "them (or a fault_schedules test) before trusting them.",
+        f"{nodeid} under {scenario} never exercised: {', '.join(coverage.gaps)}. {why}",
         nodeid,
         scenario,
     )
@@ -302,16 +315,25 @@ def build_lessons(results: Mapping[str, Any]) -> list[Lesson]:
                 "shows the adopted genomes only, not resilience.",
             )
         )
+    out += _hypothesis_lessons(results)
+    return sorted(out, key=lambda lesson: LEVELS.index(lesson.level))
+
+
+def _hypothesis_lessons(results: Mapping[str, Any]) -> list[Lesson]:
+    """One per failing fault schedule Hypothesis shrank. summary.md shares the text and
+    has no Hypothesis section, so it names where the YAML really is."""
+    out = []
     for failure in (results.get("hypothesis") or {}).get("failures") or []:
-        schedule = failure.get("schedule") or []
+        n = len(failure.get("schedule") or [])
         out.append(
             Lesson(
                 "bad",
                 f"Hypothesis found a failing fault schedule for "
-                f"{failure.get('nodeid')} ({len(schedule)} faults); the YAML "
-                "to reproduce it is in the Hypothesis section.",
+                f"{failure.get('nodeid')} ({n} fault{'' if n == 1 else 's'}); the YAML to "
+                "reproduce it is in index.html's Hypothesis section and in results.json "
+                "(hypothesis.failures).",
                 str(failure.get("nodeid")),
                 None,
             )
         )
-    return sorted(out, key=lambda lesson: LEVELS.index(lesson.level))
+    return out

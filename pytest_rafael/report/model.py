@@ -254,3 +254,49 @@ def gate_failed_keys(results: Mapping[str, Any]) -> set[tuple[str, str]]:
         if any(line.startswith(prefix) for line in lines):
             out.add((nodeid, scenario))
     return out
+
+
+def change_text(before: Any, after: Any, pct: Any, space: str = " ") -> str:
+    """A score's change: a percentage of a positive start, else the absolute difference
+    (a percentage of 0 is undefined, so ``+0.19`` rather than ``+100.0%``)."""
+    b, a, p = num(before), num(after), num(pct)
+    if b is None or a is None:
+        return "n/a"
+    if b > 0 and p is not None:
+        return f"{p:+.1f}{space}%"
+    return f"{a - b:+.2f}"
+
+
+def measured(results: Mapping[str, Any]) -> bool:
+    """Whether the run measured any shipped genome: without a measurement the delta's
+    zeros are no score and are not shown as one."""
+    return any((num(t.get("baseline_n")) or 0) > 0 for t in results.get("tests") or [])
+
+
+def shipped_success(test: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(passed, measured) of the shipped genome, as recorded; None for a run that did not
+    record it or never measured the shipped genome."""
+    n, passed = num(test.get("baseline_n")), num(test.get("shipped_passed"))
+    if n is None or passed is None or not 0 <= passed <= n or n <= 0:
+        return None
+    return int(passed), int(n)
+
+
+def shipped_success_text(test: Mapping[str, Any]) -> str:
+    """``2 of 3 (67 %)``, or ``n/a``."""
+    counts = shipped_success(test)
+    if counts is None:
+        return "n/a"
+    passed, n = counts
+    return f"{passed} of {n} ({passed / n * 100:.0f} %)"
+
+
+def candidate_iterations(test: Mapping[str, Any]) -> tuple[int, int]:
+    """(passed, ran) over the iterations that did not measure the shipped genome: the
+    candidates' (and unscored) figures, never the headline."""
+    ran = done(test)
+    shipped = shipped_success(test)
+    passed = sum(i.get("outcome") == "passed" for i in ran)
+    if shipped is None:
+        return passed, len(ran)
+    return passed - shipped[0], len(ran) - shipped[1]

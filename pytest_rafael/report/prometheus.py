@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pytest_rafael.report.model import best_fitness, done, iterations, num, test_key
+from pytest_rafael.report.model import (
+    best_fitness,
+    done,
+    iterations,
+    num,
+    shipped_success,
+    test_key,
+)
 
 
 def escape_label(value: str) -> str:
@@ -59,62 +66,72 @@ def render_metrics(results: Mapping[str, Any]) -> str:
     return "\n".join(w.lines) + "\n"
 
 
+# The per-(module, scenario) families, in output order: name, help text.
+_PAIR_FAMILIES = (
+    (
+        "rafael_fitness",
+        "Mean fitness (0..1) of the shipped genome of the tests of this module under this "
+        "scenario in the last run: what the gate judges",
+    ),
+    ("rafael_baseline_fitness", "Same as rafael_fitness (kept for dashboards that read this name)"),
+    ("rafael_shipped_samples", "Measurements of the shipped genome behind rafael_fitness"),
+    (
+        "rafael_candidate_fitness",
+        "Mean fitness of the best candidates that beat the shipped genome (not adopted)",
+    ),
+    (
+        "rafael_shipped_success_rate",
+        "Share of the shipped genome's measurements that passed: the headline success rate",
+    ),
+    (
+        "rafael_success_rate",
+        "Share of all iterations, candidates' included, that passed (skipped ones excluded)",
+    ),
+    ("rafael_iterations", "Iterations run in the last run"),
+    ("rafael_failed_iterations", "Iterations that failed or errored in the last run"),
+    ("rafael_tests", "Test and scenario pairs in the last run"),
+)
+
+
+def _pair_values(members: list[Mapping[str, Any]]) -> dict[str, float]:
+    """One group's value of each family (a family without a value is left out)."""
+    bests = [v for v in (best_fitness(t) for t in members) if v is not None]
+    bases = [v for v in (num(t.get("baseline_fitness")) for t in members) if v is not None]
+    ran = [i for t in members for i in done(t)]
+    shipped = [c for c in (shipped_success(t) for t in members) if c is not None]
+    values = {
+        "rafael_shipped_samples": float(sum(num(t.get("baseline_n")) or 0.0 for t in members)),
+        "rafael_iterations": float(sum(len(iterations(t)) for t in members)),
+        "rafael_failed_iterations": float(
+            sum(i.get("outcome") in ("failed", "error") for i in ran)
+        ),
+        "rafael_tests": float(len(members)),
+    }
+    if bests:
+        values["rafael_candidate_fitness"] = sum(bests) / len(bests)
+    if bases:
+        values["rafael_fitness"] = values["rafael_baseline_fitness"] = sum(bases) / len(bases)
+    if ran:
+        values["rafael_success_rate"] = sum(i.get("outcome") == "passed" for i in ran) / len(ran)
+    if shipped:
+        passed = sum(c[0] for c in shipped)
+        values["rafael_shipped_success_rate"] = passed / sum(c[1] for c in shipped)
+    return values
+
+
 def _pair_families(w: _Writer, results: Mapping[str, Any]) -> None:
     """The per-(module, scenario) series."""
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for test in results.get("tests") or []:
         module = str(test.get("module") or "")
         groups.setdefault((module, test_key(test)[1]), []).append(test)
-    best: _Samples = []
-    base: _Samples = []
-    rate: _Samples = []
-    count: _Samples = []
-    failed: _Samples = []
-    samples: _Samples = []
-    tests: _Samples = []
+    series: dict[str, _Samples] = {name: [] for name, _ in _PAIR_FAMILIES}
     for (module, scenario), members in sorted(groups.items()):
         labels = {"module": module, "scenario": scenario}
-        bests = [v for v in (best_fitness(t) for t in members) if v is not None]
-        bases = [v for v in (num(t.get("baseline_fitness")) for t in members) if v is not None]
-        shipped_n = [num(t.get("baseline_n")) or 0.0 for t in members]
-        ran = [i for t in members for i in done(t)]
-        if bests:
-            best.append((labels, sum(bests) / len(bests)))
-        if bases:
-            base.append((labels, sum(bases) / len(bases)))
-        samples.append((labels, float(sum(shipped_n))))
-        if ran:
-            rate.append((labels, sum(i.get("outcome") == "passed" for i in ran) / len(ran)))
-        count.append((labels, float(sum(len(iterations(t)) for t in members))))
-        failed.append((labels, float(sum(i.get("outcome") in ("failed", "error") for i in ran))))
-        tests.append((labels, float(len(members))))
-    w.family(
-        "rafael_fitness",
-        "Mean fitness (0..1) of the shipped genome of the tests of this module under this "
-        "scenario in the last run: what the gate judges",
-        base,
-    )
-    w.family(
-        "rafael_baseline_fitness",
-        "Same as rafael_fitness (kept for dashboards that read this name)",
-        base,
-    )
-    w.family(
-        "rafael_shipped_samples",
-        "Measurements of the shipped genome behind rafael_fitness",
-        samples,
-    )
-    w.family(
-        "rafael_candidate_fitness",
-        "Mean fitness of the best candidates that beat the shipped genome (not adopted)",
-        best,
-    )
-    w.family("rafael_success_rate", "Share of iterations that passed (skipped ones excluded)", rate)
-    w.family("rafael_iterations", "Iterations run in the last run", count)
-    w.family(
-        "rafael_failed_iterations", "Iterations that failed or errored in the last run", failed
-    )
-    w.family("rafael_tests", "Test and scenario pairs in the last run", tests)
+        for name, value in _pair_values(members).items():
+            series[name].append((labels, value))
+    for name, help_text in _PAIR_FAMILIES:
+        w.family(name, help_text, series[name])
 
 
 _SCORES = (

@@ -14,11 +14,13 @@ from typing import Any
 from pytest_rafael.report.lessons import Lesson, build_lessons
 from pytest_rafael.report.model import (
     best_fitness,
+    change_text,
     fmt_num,
     gate_failed_keys,
     iterations,
+    measured,
     num,
-    success_rate,
+    shipped_success_text,
     test_key,
 )
 from pytest_rafael.report.next_steps import next_steps
@@ -97,12 +99,12 @@ def render_summary(results: Mapping[str, Any], lessons: Sequence[Lesson] | None 
     ]
     failures = [str(x) for x in gate.get("failures") or []]
     if failures:
-        lines += ["**Below the gate:**", ""]
+        lines += ["**Why the gate failed:**", ""]
         lines += [f"- {md(line)}" for line in failures[:MAX_TEST_ROWS]]
         if len(failures) > MAX_TEST_ROWS:
             lines.append(f"- and {len(failures) - MAX_TEST_ROWS} more")
         lines.append("")
-    lines += _scores_lines(delta)
+    lines += _scores_lines(delta) if measured(results) else [_NOT_MEASURED, ""]
     lines += _tests_lines(tests, below)
     guardian = results.get("guardian")
     if isinstance(guardian, Mapping):
@@ -112,21 +114,28 @@ def render_summary(results: Mapping[str, Any], lessons: Sequence[Lesson] | None 
     return "\n".join(lines)
 
 
+_NOT_MEASURED = (
+    "**Not measured:** no chaos iteration of a shipped genome was scored, so there is no "
+    "baseline or current score."
+)
+
+
 def _scores_lines(delta: Mapping[str, Any]) -> list[str]:
-    improvement = num(delta.get("improvement_pct"))
+    base = delta.get("baseline_score")
     lines = [
         "| shipped: baseline | shipped: current | improvement | threats mitigated "
         "| vulnerabilities |",
         "|---:|---:|---:|---:|---:|",
         f"| {fmt_num(delta.get('baseline_score'))} | {fmt_num(delta.get('current_score'))} | "
-        f"{'n/a' if improvement is None else f'{improvement:+.1f} %'} | "
+        f"{change_text(base, delta.get('current_score'), delta.get('improvement_pct'))} | "
         f"{len(delta.get('threats_mitigated') or [])} | "
         f"{len(delta.get('vulnerabilities') or [])} |",
         "",
     ]
     potential = num(delta.get("potential_score"))
     if potential is not None and potential > (num(delta.get("current_score")) or 0.0):
-        lines += [f"Candidates' potential, not adopted: {fmt_num(potential)}.", ""]
+        change = change_text(base, potential, delta.get("potential_improvement_pct"))
+        lines += [f"Candidates' potential, not adopted: {fmt_num(potential)} ({change}).", ""]
     return lines
 
 
@@ -142,16 +151,16 @@ def _tests_lines(tests: list[Mapping[str, Any]], below: set[tuple[str, str]]) ->
         ),
     )
     lines = [
-        "| test | scenario | iterations | success | shipped (n) | candidate | proposal |",
+        "| test | scenario | iterations | shipped passed | shipped fitness (n) "
+        "| candidate fitness | proposal |",
         "|---|---|---:|---:|---:|---:|---|",
     ]
     for t in order[:MAX_TEST_ROWS]:
         nodeid, scenario = test_key(t)
-        rate = success_rate(t)
         flag = " ❌" if (nodeid, scenario) in below else ""
         lines.append(
             f"| {md(nodeid)}{flag} | {md(scenario)} | {len(iterations(t))} | "
-            f"{'n/a' if rate is None else f'{rate * 100:.0f} %'} | "
+            f"{shipped_success_text(t)} | "
             f"{fmt_num(t.get('baseline_fitness'))} ({t.get('baseline_n', '?')}) | "
             f"{fmt_num(best_fitness(t))} | "
             f"{md(t.get('proposal_id') or ('yes' if t.get('adopted') else 'no'))} |"

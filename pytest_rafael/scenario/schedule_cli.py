@@ -85,11 +85,41 @@ def _from_failure(args: argparse.Namespace) -> int:
         raise CommandError(f"--out {args.out}: cannot write: {exc.strerror}") from None
     print(
         f"wrote {args.out}: scenario {scenario.name!r} with {len(scenario.faults)} "
-        f"fault{'s' if len(scenario.faults) != 1 else ''}; replay it with "
-        f"--rafael-scenarios {args.out.parent} and @pytest.mark.chaos({scenario.name!r})",
+        f"fault{'s' if len(scenario.faults) != 1 else ''}; {_replay_hint(args.out)} "
+        f"and @pytest.mark.chaos({scenario.name!r})",
         file=sys.stderr,
     )
     return 0
+
+
+def _replay_hint(out: Path) -> str:
+    """How to load the written file: ``--rafael-scenarios`` takes folders, and loads every
+    YAML file in one. The file's own folder is suggested only when every YAML file there
+    is a scenario (else loading it would fail on, or pick up, unrelated files); otherwise
+    a folder of its own."""
+    from pytest_rafael.scenario.catalog import load_dir, scenario_files
+
+    folder = out.parent
+    try:
+        others = [p for p in scenario_files(folder) if p.resolve() != out.resolve()]
+        if others:
+            load_dir(folder)
+    except (ScenarioError, ScenarioPathError, OSError):
+        dedicated = folder / "rafael-scenarios"
+        return (
+            f"{folder} also holds YAML files that are not scenarios, and "
+            f"--rafael-scenarios loads whole folders: move it into a folder of its own "
+            f"(e.g. {_quote(dedicated / out.name)}) and replay it with "
+            f"--rafael-scenarios={_quote(dedicated)}"
+        )
+    also = f" (with the {len(others)} other scenario file(s) there)" if others else ""
+    return f"replay it with --rafael-scenarios={_quote(folder)}{also}"
+
+
+def _quote(path: Path) -> str:
+    import shlex
+
+    return shlex.quote(str(path))
 
 
 def _from_yaml(path: Path) -> Scenario:

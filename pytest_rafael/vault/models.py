@@ -36,7 +36,7 @@ VERIFICATION_STATUSES = ("unverified", "community", "tested", "production_proven
 BUILTIN_THREATS: tuple[str, ...] = tuple(sorted(p.stem for p in builtin_dir().glob("*.yaml")))
 
 # Gene name -> parameter name -> (type, minimum, maximum); None bounds are open. These are
-# the genes of the genome engine (DESIGN.md, "Genome file"); a pattern's ``gene`` block must
+# the genes of the genome engine (docs/genome.md, "Genes"); a pattern's ``gene`` block must
 # be something that engine can add as is.
 GENE_PARAMETERS: dict[str, dict[str, tuple[type, float | None, float | None]]] = {
     "retry": {

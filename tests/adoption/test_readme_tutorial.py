@@ -54,3 +54,42 @@ def test_the_tutorial_test_runs_under_chaos_and_writes_the_report(
     assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 4
     assert (pytester.path / "reports" / "index.html").is_file()
     assert (pytester.path / "reports" / "summary.md").is_file()
+    # load_session is a read, declared idempotent: the retry gene may retry a reset read.
+    import json
+
+    results = json.loads((pytester.path / "reports" / "results.json").read_text())
+    assert {t["idempotent"] for t in results["tests"]} == {True}
+
+
+def test_the_one_person_review_of_step_4_runs_as_written(tmp_path: Path) -> None:
+    """Step 4's "Trying it alone": the commands, as the README shows them, let a second
+    name approve a proposal the OS user authored."""
+    import os
+    import subprocess
+
+    if shutil.which("ssh-keygen") is None or shutil.which("rafael") is None:
+        pytest.skip("needs ssh-keygen and the rafael command")
+    from pytest_rafael.guardian import Guardian
+    from pytest_rafael.store.core import Store
+
+    text = README.read_text()
+    alone = text[text.index("**Trying it alone.**") : text.index("### 5.")]
+    match = re.search(r"```bash\n(.*?)```", alone, re.S)
+    assert match is not None
+    (tmp_path / "pyproject.toml").write_text("")
+    with Store(tmp_path / ".rafael" / "rafael.db") as store:
+        g = Guardian.open(store, tmp_path, Path("rafael.genome.yaml"), actor="alice")
+        candidate = {"generation": 1, "genes": {"retry": {"max_attempts": 3}}}
+        test = {"nodeid": "t.py::t", "scenario": "s", "severity": "low", "iterations": 5}
+        test |= {"baseline_fitness": 0.5, "best_fitness": 0.7, "success_rate": 0.9}
+        pid = g.propose("search", None, candidate, {"run_id": "r", "tests": [test]}).id
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    env = {**os.environ, "HOME": str(home), "RAFAEL_ACTOR": "alice"}
+    script = match.group(1).replace("3f2a9c1d", pid)
+    done = subprocess.run(
+        ["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"proposal {pid} (search, medium) adopted" in done.stdout
+    assert (tmp_path / "rafael.genome.yaml").is_file()

@@ -128,3 +128,33 @@ def test_the_flood_example_shows_what_a_rate_limiter_is_worth(examples: pytest.P
     # The limiter answers the flood with 429 at once; without it every request queues.
     assert observed["test_prices_with_a_rate_limiter"]["statuses"]["429"] > 0
     assert set(observed["test_prices_without_a_rate_limiter"]["statuses"]) == {"200"}
+
+
+def test_the_http_example_logs_a_client_reset_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A client that resets mid-request (what chaos does) is one log line of the service,
+    not a socketserver traceback in pytest's output."""
+    import logging
+    import socket
+    import struct
+    import time
+
+    monkeypatch.syspath_prepend(str(EXAMPLES / "http_services"))
+    from services import Service, inventory_route
+
+    caplog.set_level(logging.INFO, logger="examples.http_services")
+    with Service(inventory_route) as svc:
+        host, port = svc.address.split(":")
+        client = socket.create_connection((host, int(port)))
+        client.sendall(b"GET /stock/sku-1 HTTP/1.1\r\n")  # headers never finished
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()  # linger 0: a reset, not a clean close
+        for _ in range(1000):  # the server thread logs it when it reads the reset
+            if caplog.records:
+                break
+            time.sleep(0.01)
+    assert [r.getMessage().split(": ")[-1] for r in caplog.records] == ["ConnectionResetError"]
+    assert "Traceback" not in capfd.readouterr().err

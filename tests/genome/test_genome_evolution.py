@@ -181,6 +181,39 @@ def test_inconsistent_candidate_is_not_adopted() -> None:
     assert "lower bound" in v.reason
 
 
+def test_one_pass_in_two_beside_failures_everywhere_is_not_adopted() -> None:
+    # Seen on a real project: the shipped genome failed 3 of 3, sibling candidates 7 of
+    # 7, and one candidate passed once and failed once. The failures' zero variance
+    # shrank the pooled estimate, and the normal quantile let 1 pass in 2 clear the
+    # margin; adopted, the genome then failed every run.
+    e = Engine("k", BASE, seed=0)
+
+    def run(genome: Genome, outcome: str, success: float) -> None:
+        m = Measurement.from_iteration(outcome, 1, {}, {"success_rate": success}, None)
+        e.observe(0, genome, m)
+
+    for _ in range(3):
+        run(BASE, "failed", 0.0)
+    for i in range(7):
+        sibling = Genome.from_dict("flaky", {"generation": 2 + i, "genes": {"retry": {}}})
+        run(sibling, "failed", 0.0)
+    lucky = Genome.from_dict("flaky", {"generation": 12, "genes": {"cache": {}}})
+    run(lucky, "passed", 0.9)
+    run(lucky, "failed", 0.0)
+    v = e.verdict()
+    assert v.best_genome is not None
+    assert v.best_genome.id == lucky.id
+    assert not v.propose, v.reason
+    # Passing every time is a gain that holds up, with as few runs.
+    run(lucky, "passed", 0.9)
+    run(lucky, "passed", 0.9)
+    run(lucky, "passed", 0.9)
+    steady = Genome.from_dict("flaky", {"generation": 13, "genes": {"timeout": {}}})
+    run(steady, "passed", 0.9)
+    run(steady, "passed", 0.9)
+    assert e.verdict().propose
+
+
 def test_consistently_better_candidate_is_adopted_with_a_higher_generation() -> None:
     v = _engine_with([0.50, 0.52, 0.48], [0.95, 0.97, 0.96]).verdict()
     assert v.propose

@@ -275,3 +275,27 @@ def test_cli_usage_error_exits_2() -> None:
     with pytest.raises(SystemExit) as info:
         run_cli("adopt")
     assert info.value.code == 2
+
+
+def test_idempotent_is_shown_diffed_and_adopted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def timeout_genome(idempotent: bool) -> Genome:
+        return Genome.from_dict(
+            "sessions",
+            {"generation": 1, "genes": {"timeout": {"seconds": 2.0}}, "idempotent": idempotent},
+        )
+
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    write_genome_file(a, {"sessions": timeout_genome(False)})
+    write_genome_file(b, {"sessions": timeout_genome(True)})
+    assert run_cli("diff", str(a), str(b), "--exit-code") == 1
+    assert "~ idempotent: false -> true" in capsys.readouterr().out
+    assert run_cli("show", "--file", str(b)) == 0
+    assert "  idempotent: true" in capsys.readouterr().out
+    dst = tmp_path / "dst.yaml"
+    assert run_cli("adopt", "sessions", "--file", str(dst), "--from", str(b)) == 0
+    out = capsys.readouterr().out
+    assert "~ idempotent: not declared -> true" in out
+    approve_proposal(out, tmp_path / ".rafael" / "rafael.db", dst)
+    assert load_genome_file(dst)["sessions"].idempotent is True

@@ -163,7 +163,11 @@ def test_reject_and_usage_errors(project: Path, capsys: pytest.CaptureFixture[st
     assert code == 0
     assert "genome file unchanged" in out
     assert not (project / "rafael.genome.yaml").exists()
-    assert run(capsys, "genome", "proposals", "--status", "rejected")[1].count(pid) == 1
+    listing = run(capsys, "genome", "proposals", "--status", "rejected")[1]
+    assert listing.count(pid) == 1
+    # Who decided, not the author in the decider's place.
+    assert "rejected by bob  author alice" in listing
+    assert "rejected by bob  author alice" in run(capsys, "genome", "proposals", pid)[1]
     assert run(capsys, "audit", "verify")[0] == 0
 
 

@@ -13,6 +13,7 @@ from guardian_factories import evidence, genome, key
 from pytest_rafael.guardian import Guardian, GuardianConfig, GuardianError, PolicyError
 from pytest_rafael.guardian.config import ModulePolicy
 from pytest_rafael.guardian.impact import assess_impact
+from pytest_rafael.guardian.integrity import verify_integrity
 
 Make = Callable[..., Guardian]
 # The whole guardian flow (propose, signed approvals, reject, supersede, adopt) on both
@@ -219,6 +220,31 @@ def test_a_newer_proposal_supersedes_pending_ones_of_its_module(make_guardian: M
     with pytest.raises(PolicyError):
         g.approve(a.id, "bob", key=key("bob"))
     assert g.audit.verify().ok
+
+
+def test_the_same_candidate_filed_again_keeps_its_proposal_and_approvals(
+    make_guardian: Make, tmp_path: Path
+) -> None:
+    # Every CI run may find the same candidate: refiling it must not supersede the
+    # pending proposal and drop the approvals it has gathered.
+    g = make_guardian()
+    g.approve(g.propose("search", None, genome(1), evidence()).id, "bob", key=key("bob"))
+    a = g.propose("search", genome(1), genome(2, max_delay=5.0), evidence())
+    assert a.impact == "high"
+    g.approve(a.id, "bob", key=key("bob"))
+    again = g.propose("search", genome(1), genome(2, max_delay=5.0), evidence(base=0.4))
+    assert again.id == a.id
+    assert g.get(a.id).status == "pending"
+    assert [x.by for x in g.get(a.id).approvals] == ["bob"]
+    assert [e.event_type for e in g.audit.entries()][-1] == "proposal_reconfirmed"
+    assert g.approve(a.id, "carol", key=key("carol")).status == "adopted"
+    # A different candidate still supersedes.
+    b = g.propose("search", genome(2, max_delay=5.0), genome(3, max_delay=20.0), evidence())
+    c = g.propose("search", genome(2, max_delay=5.0), genome(3, max_delay=30.0), evidence())
+    assert g.get(b.id).status == "superseded"
+    assert g.get(c.id).status == "pending"
+    result = verify_integrity(g.store, None, allowed_signers=g.allowed_signers)
+    assert result.ok, result.reason
 
 
 def test_unknown_id_and_bad_genome(make_guardian: Make) -> None:

@@ -37,7 +37,7 @@ def test_each_scenario_runs_n_iterations_with_fresh_fixtures(project: pytest.Pyt
             "*test_marked?cpu_spike-it2? PASSED*",
             "*test_marked?memory_pressure-it1? PASSED*",
             "*RAFAEL*",
-            "*test_marked ?cpu_spike?*success 100%*",
+            "*test_marked ?cpu_spike?*shipped passed 3/3 (100%)*",
         ]
     )
     results = read_results(project)

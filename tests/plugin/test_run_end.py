@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
@@ -128,6 +129,44 @@ def test_chaos_record_caps_long_text_and_says_so_in_the_report(
     ]
     html = (project.path / "reports" / "index.html").read_text()
     assert "iteration 0: log (cut: 5,000,000 characters recorded, 1000 kept)" in html
+
+
+@pytest.mark.parametrize("marker", ['"cpu_spike"', '"no_such_scenario"'])
+def test_collect_only_records_no_run_and_writes_no_report(
+    project: pytest.Pytester, marker: str
+) -> None:
+    # --collect-only runs nothing: a run_started entry would read as a run cut short.
+    project.makepyfile(FINE.replace('"cpu_spike"', marker))
+    result = project.runpytest("--rafael-chaos", "--collect-only", "-q")
+    if marker == '"cpu_spike"':
+        result.stdout.fnmatch_lines(["*test_fine[[]cpu_spike-it0[]]", "2 tests collected*"])
+    else:
+        assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert not (project.path / ".rafael").exists()
+    assert not (project.path / "reports").exists()
+    assert "RAFAEL" not in result.stdout.str()
+
+
+def test_a_chaos_run_without_chaos_tests_judges_nothing_and_closes_its_start(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile("def test_plain():\n    pass\n")
+    gated = project.runpytest_subprocess("--rafael-chaos", "--rafael-min-fitness", "0.7")
+    # A gate with nothing to judge must not pass a merge (a wrong path in CI).
+    assert gated.ret == pytest.ExitCode.TESTS_FAILED
+    gated.stdout.fnmatch_lines(["GATE FAILED: --rafael-min-fitness * no chaos-marked test ran*"])
+    plain = project.runpytest_subprocess("--rafael-chaos")
+    assert plain.ret == pytest.ExitCode.OK
+    plain.stdout.fnmatch_lines(["rafael: no chaos-marked test ran under --rafael-chaos*"])
+    assert not (project.path / "reports").exists()  # the last report stays as it was
+    with sqlite3.connect(project.path / ".rafael" / "rafael.db") as db:
+        events = db.execute("SELECT event_type, details FROM audit ORDER BY id").fetchall()
+    assert [e for e, _ in events] == ["run_started", "run_finished"] * 2
+    finished = [json.loads(d) for e, d in events if e == "run_finished"]
+    assert [(f["status"], f["gate_passed"]) for f in finished] == [
+        ("nothing measured", False),
+        ("nothing measured", True),
+    ]
 
 
 def test_an_ip_literal_upstream_is_checked_without_a_lookup(

@@ -5,6 +5,8 @@ evidence belongs to the proposal it supports."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 from rafael_plugin_helpers import read_results, write_scenario
@@ -243,3 +245,34 @@ def test_a_test_the_candidate_never_ran_on_is_named_and_makes_the_impact_high(
     assert any("never measured on" in r for r in proposal["reasons"])
     report = (project.path / "reports" / "index.html").read_text()
     assert "was never measured on" in report
+
+
+def test_a_collection_error_gives_one_verdict_and_no_score(project: pytest.Pytester) -> None:
+    project.makepyfile("""
+        import pytest
+
+        @pytest.mark.chaos("flaky_netwrk")
+        def test_typo():
+            pass
+    """)
+    result = project.runpytest_subprocess("--rafael-chaos")
+    out = result.stdout.str().split("RAFAEL", 1)[1]
+    assert "GATE FAILED: run interrupted (collection errors)" in out
+    assert "no gate set" not in out  # the interruption is the verdict
+    assert "baseline" not in out  # nothing was measured: no 0.00 -> 0.00
+    summary = (project.path / "reports" / "summary.md").read_text()
+    assert "shipped: baseline" not in summary
+    assert "Not measured" in summary
+    # The audit count the report gives is the one `rafael audit verify` gives next: the
+    # run's own run_finished entry included.
+    audit = read_results(project)["guardian"]["audit"]
+    verify = subprocess.run(
+        [sys.executable, "-m", "pytest_rafael.cli", "audit", "verify"],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f"{audit['entries']} entries verified" in verify.stdout
+    assert audit["entries"] == audit["head"]["id"] == 2  # run_started, run_finished
+    assert f"audit chain verified ({audit['entries']} entries)" in summary

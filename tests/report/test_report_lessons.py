@@ -112,6 +112,11 @@ CASES: dict[str, dict[str, Any]] = {
     "unmeasured_proposal": _test(module="m", proposal_id="P-2", best_fitness=None),
     "non_idempotent": _test(module="jobs", idempotent=False),
     "withstood": _test(),
+    "retry_never_ran": _test(
+        module="sessions",
+        withstood=False,
+        iterations=[_it(0, "failed", genome=RETRY, runtime={"calls": 2, "failures": 1})],
+    ),
 }
 EXPECTED = {
     "failure": "Under sc, 2 of 2 iterations of t.py::test_x failed with OSError",
@@ -131,6 +136,8 @@ EXPECTED = {
     "unmeasured_proposal": "Proposal P-2 for module 'm' was never measured on t.py::test_x",
     "non_idempotent": "Module 'jobs' is declared non-idempotent",
     "withstood": "t.py::test_x withstood sc: the shipped genome passed all 1 of its measurements.",
+    "retry_never_ran": "never exercised: retry. The retry never ran although calls failed: "
+    "'sessions' is not declared idempotent",
 }
 
 
@@ -170,3 +177,21 @@ def test_every_guidance_template_has_a_case() -> None:
 def test_no_lesson_where_the_data_shows_no_cause() -> None:
     texts = [lesson.text for lesson in build_lessons({"chaos": True, "tests": [_test()]})]
     assert texts == [EXPECTED["withstood"]]
+
+
+def test_a_hypothesis_lesson_counts_its_faults_and_says_where_the_yaml_is() -> None:
+    from pytest_rafael.report.summary import render_summary
+
+    results = {
+        "chaos": True,
+        "tests": [],
+        "hypothesis": {
+            "failures": [{"nodeid": "t.py::test_ledger", "schedule": [{"kind": "toxic"}]}]
+        },
+    }
+    texts = [lesson.text for lesson in build_lessons(results)]
+    line = next(t for t in texts if "Hypothesis found" in t)
+    assert "(1 fault)" in line
+    # summary.md has no Hypothesis section: the lesson names where the YAML really is.
+    assert "index.html's Hypothesis section and in results.json" in line
+    assert "in the Hypothesis section." not in render_summary(results)

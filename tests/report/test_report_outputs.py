@@ -99,6 +99,9 @@ def test_metrics_prom_parses_and_matches_the_run(run_dict: dict[str, Any]) -> No
     assert (key, 4.0) in fam["rafael_failed_iterations"]
     refunds = {"module": "refunds", "scenario": "cpu_starvation"}
     assert (refunds, 0.5) in fam["rafael_success_rate"]
+    # The shipped genome's own: its one measurement failed in both pairs.
+    assert (key, 0.0) in fam["rafael_shipped_success_rate"]
+    assert (refunds, 0.0) in fam["rafael_shipped_success_rate"]
     assert fam["rafael_gate_passed"] == [({}, 0.0)]
     assert fam["rafael_resilience_score"] == [({}, 0.75)]
     assert fam["rafael_improvement_percent"] == [({}, 275.0)]
@@ -147,9 +150,10 @@ def test_summary_md_content(run_dict: dict[str, Any]) -> None:
     # Worst first: the pair below the gate leads and is flagged.
     assert rows[0].startswith(
         "| tests/test\\_pay.py::test\\_refund ❌ | cpu\\_starvation | 4 | "
-        "50 % | 0.300 (1) | 0.600 | no |"
+        "0 of 1 (0 %) | 0.300 (1) | 0.600 | no |"
     )
-    assert rows[1].endswith("| 5 | 20 % | 0.100 (1) | 0.900 | P-0001 |")
+    # The success column is the shipped genome's, not the candidates' iterations'.
+    assert rows[1].endswith("| 5 | 0 of 1 (0 %) | 0.100 (1) | 0.900 | P-0001 |")
     assert "4 of 5 iterations" in md
     assert all(
         ln.count("|") - ln.count("\\|") in (0, 8, 6) for ln in md.splitlines() if ln.startswith("|")

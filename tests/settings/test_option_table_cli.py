@@ -343,3 +343,12 @@ def test_genome_commands_share_one_flag_name(
         code, out = run(capsys, "genome", "show", flag, "g.yaml")
         assert code == 0, out
         assert "payments  (generation 3" in out
+
+
+def test_rafael_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"rafael (pytest-rafael) {version('pytest-rafael')}"

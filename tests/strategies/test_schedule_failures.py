@@ -87,7 +87,15 @@ def test_from_failure_writes_the_scenario(
     scenario = load_file(out)
     assert scenario.name == "ledger"
     assert [f.type for f in scenario.faults] == ["latency", "limit_data"]
-    assert "wrote" in capsys.readouterr().err
+    # The folder holds only this scenario: it is the one to load, in the README's = form.
+    assert f"replay it with --rafael-scenarios={out.parent} and" in capsys.readouterr().err
+    # Beside a YAML file that is no scenario, the folder would not load: a folder of its own.
+    (tmp_path / "config.yaml").write_text("answer: 42\n")
+    crowded = tmp_path / "ledger.yaml"
+    from_failure(str(tmp_path / "f"), "--nodeid", "::a", "--name", "ledger", "--out", str(crowded))
+    hint = capsys.readouterr().err
+    assert f"--rafael-scenarios={tmp_path / 'rafael-scenarios'}" in hint
+    assert f"--rafael-scenarios={tmp_path} " not in hint
     assert from_failure(str(tmp_path / "f" / "index.json"), "--latest") == 0
     assert "type: latency" in capsys.readouterr().out
 

@@ -91,10 +91,10 @@ class Connection:
         for sock in (self.client, upstream):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setblocking(False)
         if RX_STAMPS:  # the client socket inherited it from the listener
             with contextlib.suppress(OSError):
                 upstream.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-            sock.setblocking(False)
         with self._lock:
             self.upstream = upstream
             pumps: list[Pump] = []

@@ -260,3 +260,17 @@ def test_a_deleted_proxy_frees_its_port_and_refuses_connections_at_once(
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
         with socket.socket() as rebind:  # no SO_REUSEADDR: the port must really be free
             rebind.bind(("127.0.0.1", port))
+
+
+def test_both_sockets_of_a_proxied_connection_are_non_blocking(
+    server: EmbeddedServer, echo: Upstream
+) -> None:
+    """A pump waits in poll()/select(), never in a read or splice a toxic change or a
+    close could not interrupt."""
+    listen = create(server, echo.address)
+    with connect(listen) as sock:
+        sock.sendall(b"x")
+        assert recv_exactly(sock, 1) == b"x"
+        (conn,) = server.collection._get("p").open_connections()
+        assert conn.upstream is not None
+        assert [s.getblocking() for s in (conn.client, conn.upstream)] == [False, False]

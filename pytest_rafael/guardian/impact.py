@@ -108,6 +108,14 @@ def assess_impact(
             reasons.append(f"low: largest parameter change {what} ({pct})")
     elif not added and not removed and baseline is not None:
         reasons.append("low: no gene parameter changed")
+    if baseline is not None and baseline.get("idempotent") != candidate.get("idempotent"):
+        # It decides what a retry may re-send: declaring a write idempotent that is not
+        # turns one cut reply into duplicates.
+        raise_to(
+            "high",
+            f"idempotent declaration {baseline.get('idempotent')!r} -> "
+            f"{candidate.get('idempotent')!r} (what a retry may re-send)",
+        )
     policy = config.module(module)
     if policy.criticality != "low":
         raise_to(policy.criticality, f"module {module!r} is declared {policy.criticality}")

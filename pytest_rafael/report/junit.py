@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pytest_rafael.report.model import best_fitness, iterations, num, success_rate
+from pytest_rafael.report.model import best_fitness, iterations, num, shipped_fitness, success_rate
 
 
 def junit_properties(test: Mapping[str, Any]) -> list[tuple[str, object]]:
@@ -14,9 +14,12 @@ def junit_properties(test: Mapping[str, Any]) -> list[tuple[str, object]]:
     props: list[tuple[str, object]] = [("rafael_scenario", str(test.get("scenario", "")))]
     if test.get("module"):
         props.append(("rafael_module", str(test["module"])))
+    # rafael_fitness is what ships, as in metrics.prom and the gate; a candidate's
+    # figure is named as one.
     for name, value in (
-        ("rafael_fitness", best_fitness(test)),
-        ("rafael_baseline_fitness", num(test.get("baseline_fitness"))),
+        ("rafael_fitness", shipped_fitness(test)),
+        ("rafael_baseline_fitness", shipped_fitness(test)),
+        ("rafael_candidate_fitness", best_fitness(test)),
         ("rafael_success_rate", success_rate(test)),
     ):
         if value is not None:

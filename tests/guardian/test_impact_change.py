@@ -31,3 +31,15 @@ def test_a_tenfold_cut_is_high_although_below_100_percent() -> None:
     level, reasons = _assess(50, 5)  # 90 %, but a tenth of what ships
     assert level == "high"
     assert any(r.startswith("high: retry.max_attempts cut 50 -> 5") for r in reasons)
+
+
+def test_flipping_the_idempotent_declaration_is_high() -> None:
+    # It decides what a retry may re-send: a write declared idempotent duplicates.
+    evidence = {"tests": [{"nodeid": "t.py::t", "scenario": "s", "severity": "low"}]}
+    old = {**_retry(3), "idempotent": False}
+    new = {**_retry(3), "idempotent": True}
+    a = assess_impact("sessions", old, new, evidence, GuardianConfig())
+    assert a.level == "high"
+    assert a.reasons[0].startswith("high: idempotent declaration False -> True")
+    same = assess_impact("sessions", new, new, evidence, GuardianConfig())
+    assert same.level == "low"

@@ -191,8 +191,9 @@ def test_junit_properties(run_dict: dict[str, Any]) -> None:
     assert props == {
         "rafael_scenario": "connection_timeout",
         "rafael_module": "payments",
-        "rafael_fitness": 0.9,
+        "rafael_fitness": 0.1,  # what ships, never the candidate
         "rafael_baseline_fitness": 0.1,
+        "rafael_candidate_fitness": 0.9,
         "rafael_success_rate": 0.2,
         "rafael_iterations": 5,
         "rafael_proposal": "P-0001",

@@ -13,11 +13,15 @@
 
 Run: python benchmarks/plugin_bench.py [--tests 5000] [--repeats 5]
      python benchmarks/plugin_bench.py --only iteration [--tests 200] [--iterations 5]
+
+``--load N`` keeps N CPU-bound processes busy meanwhile (a loaded 2-core machine); the
+load average is printed before and after.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import re
 import resource
@@ -305,13 +309,37 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--toxiproxy", default=None, help="URL of an external Toxiproxy")
     parser.add_argument("--only", choices=("suite", "setup", "iteration"), default=None)
+    parser.add_argument("--load", type=int, default=0, help="CPU-bound processes to run")
     args = parser.parse_args()
-    if args.only in (None, "suite"):
-        suite_overhead(args.tests or 5000, args.repeats)
-    if args.only in (None, "setup"):
-        fault_setup_cost(args.rounds)
-    if args.only in (None, "iteration"):
-        iteration_cost(args.tests or 200, args.iterations, args.repeats, args.toxiproxy)
+    burners = _start_load(args.load)
+    print(f"{args.load} CPU-bound processes; load average {_load()}", flush=True)
+    try:
+        if args.only in (None, "suite"):
+            suite_overhead(args.tests or 5000, args.repeats)
+        if args.only in (None, "setup"):
+            fault_setup_cost(args.rounds)
+        if args.only in (None, "iteration"):
+            iteration_cost(args.tests or 200, args.iterations, args.repeats, args.toxiproxy)
+    finally:
+        for burner in burners:
+            burner.terminate()
+    print(f"load average after the run: {_load()}")
+
+
+def _burn() -> None:
+    while True:
+        pass
+
+
+def _start_load(count: int) -> list[multiprocessing.Process]:
+    burners = [multiprocessing.Process(target=_burn, daemon=True) for _ in range(count)]
+    for burner in burners:
+        burner.start()
+    return burners
+
+
+def _load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 if __name__ == "__main__":

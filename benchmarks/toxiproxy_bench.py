@@ -13,9 +13,10 @@
 (d) short connections per second (connect, one byte each way, close), through the
     embedded server, through a real Toxiproxy at ``--real URL`` when given, and direct;
 (e) the latency toxic's tail: 100 ms upstream + 100 ms downstream, one round trip on each
-    of 40 fresh connections; the overshoot beyond 200 ms + the direct round trip, p50 and
-    p99, embedded beside the real Toxiproxy. ``--load N`` keeps N CPU-bound processes busy
-    during (d) and (e), as on a loaded 2-core machine.
+    of ``--probes`` fresh connections; the overshoot beyond 200 ms + the direct round trip
+    (direct probes interleaved), p50 to p99, embedded beside the real Toxiproxy, per round
+    and pooled over ``--rounds``. ``--load N`` keeps N CPU-bound processes busy during (d)
+    and (e), as on a loaded 2-core machine. Each figure is printed with the load average.
 
 The upstream servers (sink and echo) run in a child process, the client and the proxy in
 this one, as in a pytest run where the server lives in the test process.
@@ -206,7 +207,7 @@ def run_connections(real: str | None, count: int, repeats: int) -> None:
         print(line)
 
 
-def run_latency_tail(real: str | None, probes: int) -> None:
+def run_latency_tail(real: str | None, probes: int, rounds: int) -> None:
     echo, echo_port = start_upstream("echo")
     toxics = [
         {"name": "up", "type": "latency", "stream": "upstream", "attributes": {"latency": 100}},
@@ -220,25 +221,51 @@ def run_latency_tail(real: str | None, probes: int) -> None:
                 requests.post(
                     f"{apis[name]}/proxies/latency_tail/toxics", json=toxic, timeout=10
                 ).raise_for_status()
-        direct = [one_round_trip(echo_port) for _ in range(probes)]
-        base = statistics.median(direct) + 0.200
-        over: dict[str, list[float]] = {name: [] for name in targets}
-        for _ in range(probes):  # interleaved, so load changes hit both alike
-            for name, port in targets.items():
-                over[name].append(one_round_trip(port) - base)
+        pooled: dict[str, list[float]] = {name: [] for name in targets}
+        for number in range(1, rounds + 1):
+            over = _latency_round(targets, echo_port, probes)
+            _print_tail(f"round {number}/{rounds}", over)
+            for name, values in over.items():
+                pooled[name].extend(values)
+        if rounds > 1:
+            _print_tail(f"all {rounds} rounds pooled", pooled)
         for name in targets:
             requests.delete(f"{apis[name]}/proxies/latency_tail", timeout=10)
     echo.terminate()
+
+
+def _latency_round(targets: dict[str, int], echo_port: int, probes: int) -> dict[str, list[float]]:
+    """Overshoots beyond 200 ms + the direct round trip, direct probes interleaved too."""
+    direct: list[float] = []
+    raw: dict[str, list[float]] = {name: [] for name in targets}
+    for _ in range(probes):  # interleaved, so load changes hit every peer alike
+        direct.append(one_round_trip(echo_port))
+        for name, port in targets.items():
+            raw[name].append(one_round_trip(port))
+    base = statistics.median(direct) + 0.200
+    return {name: [value - base for value in values] for name, values in raw.items()}
+
+
+def _print_tail(title: str, over: dict[str, list[float]]) -> None:
+    count = len(next(iter(over.values())))
     print(
-        f"(e) latency 100 ms up + 100 ms down, {probes} fresh connections each; overshoot "
-        f"beyond 200 ms + direct round trip ({statistics.median(direct) * 1e3:.2f} ms):"
+        f"(e) latency 100 ms up + 100 ms down, {title}: {count} fresh connections each; "
+        f"overshoot beyond 200 ms + the direct round trip; load average {_load()}"
     )
     for name, values in over.items():
         print(
             f"  {name:>15}: p50 {percentile(values, 0.5) * 1e3:6.2f} ms   "
+            f"p90 {percentile(values, 0.9) * 1e3:6.2f} ms   "
             f"p99 {percentile(values, 0.99) * 1e3:6.2f} ms   "
             f"max {max(values) * 1e3:6.2f} ms"
         )
+    if "real Toxiproxy" in over:
+        ratio = percentile(over["embedded"], 0.99) / percentile(over["real Toxiproxy"], 0.99)
+        print(f"  p99 overshoot embedded / real: {ratio:.2f}x")
+
+
+def _load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def main() -> None:
@@ -250,6 +277,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--probes", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=1, help="latency-tail rounds to pool")
     args = parser.parse_args()
     burners = start_load(args.load)
     if args.load:
@@ -258,7 +286,7 @@ def main() -> None:
         if args.only in (None, "connections"):
             run_connections(args.real, args.connections, args.repeats)
         if args.only in (None, "latency-tail"):
-            run_latency_tail(args.real, args.probes)
+            run_latency_tail(args.real, args.probes, args.rounds)
     finally:
         for burner in burners:
             burner.terminate()

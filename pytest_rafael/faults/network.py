@@ -256,6 +256,11 @@ def check_upstream(upstream: str, allowed: Sequence[str]) -> str:
         raise ValueError(f"upstream {upstream!r} is not host:port (port 1 to 65535)")
     if host in allowed:
         return upstream
+    literal = _ip_literal(host)
+    if literal is not None:  # nothing to resolve, nothing to pin (a proxy per test)
+        if literal.is_loopback:
+            return f"[{literal}]:{port}" if literal.version == 6 else f"{literal}:{port}"
+        raise ValueError(_not_loopback(upstream))
     try:
         infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
@@ -264,10 +269,22 @@ def check_upstream(upstream: str, allowed: Sequence[str]) -> str:
     if addresses and all(ipaddress.ip_address(a).is_loopback for a in addresses):
         pinned = addresses[0]
         return f"[{pinned}]:{port}" if ":" in pinned else f"{pinned}:{port}"
-    raise ValueError(
+    raise ValueError(_not_loopback(upstream))
+
+
+def _not_loopback(upstream: str) -> str:
+    return (
         f"upstream {upstream!r} is not a loopback address; chaos proxies only reach "
         f"loopback unless the host is listed in rafael_allowed_targets"
     )
+
+
+def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``host`` as an IP address when it is written as one (no zone), else None."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
 
 
 _LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})

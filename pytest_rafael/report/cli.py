@@ -5,13 +5,14 @@ merged report, gate and ``results.json`` for every shard of a CI run."""
 from __future__ import annotations
 
 import argparse
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 from pytest_rafael.cli import CommandError, add_setting, resolve_settings
 from pytest_rafael.common.store_url import is_store_url
-from pytest_rafael.report.history import history_from_store, load_run
+from pytest_rafael.report.history import history_from_store, load_run_text
 from pytest_rafael.store.core import Store, StoreError, store_label
 
 
@@ -52,19 +53,24 @@ def _target(given: str) -> Path | str:
 
 def _load(
     target: Path | str, args: argparse.Namespace
-) -> tuple[dict[str, Any] | None, list[dict[str, Any]], int]:
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]], int, str | None]:
+    """(document, history, count, the document's results.json text when stored as such)."""
+    from pytest_rafael.common.results_text import is_results_text
     from pytest_rafael.report.group import merge_group
 
     # Read-only: regenerating a report never writes to the store (which may be on a
     # read-only mount or a CI artefact).
     with Store(target, readonly=True) as store:
         if args.run_group is None:
-            return load_run(store, args.run)
+            text, history, count = load_run_text(store, args.run)
+            if text is None:
+                return None, history, count, None
+            return json.loads(text), history, count, text if is_results_text(text) else None
         shards = store.group_runs(args.run_group)
         if not shards:
-            return None, [], len(store.runs(limit=1))
+            return None, [], len(store.runs(limit=1)), None
         history = history_from_store(store, before=str(shards[0]["run_id"]))
-        return merge_group(args.run_group, shards), history, len(shards)
+        return merge_group(args.run_group, shards), history, len(shards), None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     target = _target(str(args.store))
     label = store_label(target)
     try:
-        current, history, count = _load(target, args)
+        current, history, count, text = _load(target, args)
     except StoreError as exc:
         raise CommandError(str(exc).splitlines()[0]) from None
     except (sqlite3.Error, ValueError, KeyError) as exc:  # a corrupt row: no traceback
@@ -86,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"{label}: no runs in run group {args.run_group!r}", exit_code=1)
         raise CommandError(f"{label}: no run with id {args.run!r} ({count} runs stored)")
     try:
-        paths = write_reports(current, args.out, history)
+        paths = write_reports(current, args.out, history, results_text=text)
     except OSError as exc:
         raise CommandError(f"{args.out}: cannot write the report: {exc}", exit_code=1) from None
     if args.run_group is None:

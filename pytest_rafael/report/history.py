@@ -86,6 +86,14 @@ def load_run(
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], int]:
     """(the whole results document of ``run_id`` or the latest run, summaries of the runs
     before it, number of stored runs); the document is None when there is no such run."""
+    text, history, count = load_run_text(store, run_id)
+    return (None if text is None else json.loads(text)), history, count
+
+
+def load_run_text(
+    store: Store, run_id: str | None = None
+) -> tuple[str | None, list[dict[str, Any]], int]:
+    """:func:`load_run` with the document as stored (JSON text), not yet parsed."""
     rows = _run_rows(store)
     ids = [r["run_id"] for r in rows]
     if run_id is None:
@@ -97,5 +105,4 @@ def load_run(
     doc = store.conn.execute(
         "SELECT results_json FROM runs WHERE run_id = ?", (ids[pick],)
     ).fetchone()
-    current: dict[str, Any] = json.loads(doc[0])
-    return current, _summaries(store, rows[max(0, pick - MAX_HISTORY_RUNS) : pick]), len(ids)
+    return str(doc[0]), _summaries(store, rows[max(0, pick - MAX_HISTORY_RUNS) : pick]), len(ids)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_rafael.common.atomic import atomic_write
+from pytest_rafael.common.results_text import results_json_text
 from pytest_rafael.report.html import render_html
 from pytest_rafael.report.lessons import build_lessons
 from pytest_rafael.report.prometheus import render_metrics
@@ -30,44 +31,19 @@ def _write(path: Path, text: str) -> None:
     atomic_write(path, text, mode=0o644)
 
 
-def results_json_text(results: Mapping[str, Any]) -> str:
-    """results.json, indented for the first three levels (run, tests, one test) and compact
-    below: each field of a test on one line, each iteration on its own line. The same JSON
-    value as ``json.dumps(indent=2)``, written by the C encoder (``indent`` forces the
-    pure-Python one, several times slower on a 10,000-iteration run); a diff shows one line
-    per changed iteration."""
-    return _pretty(results, 0) + "\n"
-
-
-_COMPACT = json.JSONEncoder(default=str)
-_INDENTED_LEVELS = 3
-
-
-def _pretty(value: Any, level: int, one_per_line: bool = False) -> str:
-    pad, inner = "  " * level, "  " * (level + 1)
-    if isinstance(value, Mapping) and value and level < _INDENTED_LEVELS:
-        items = [
-            f"{inner}{_COMPACT.encode(str(k))}: {_pretty(v, level + 1, k == 'iterations')}"
-            for k, v in value.items()
-        ]
-        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
-    if isinstance(value, (list, tuple)) and value and (level < _INDENTED_LEVELS or one_per_line):
-        if one_per_line:
-            rows = [inner + _COMPACT.encode(v) for v in value]
-        else:
-            rows = [inner + _pretty(v, level + 1) for v in value]
-        return "[\n" + ",\n".join(rows) + "\n" + pad + "]"
-    return _COMPACT.encode(value)
-
-
 def write_reports(
-    results: Mapping[str, Any], out_dir: Path, history: Sequence[Mapping[str, Any]] = ()
+    results: Mapping[str, Any],
+    out_dir: Path,
+    history: Sequence[Mapping[str, Any]] = (),
+    results_text: str | None = None,
 ) -> ReportPaths:
     """Write index.html, results.json, summary.md and metrics.prom into ``out_dir``;
     append summary.md to ``$GITHUB_STEP_SUMMARY`` when that is set.
 
     ``history`` is earlier runs' results dicts, oldest first (``Store.runs()``); a run
     with this run's id is ignored there, so passing every stored run is fine.
+    ``results_text``: ``results_json_text(results)`` when the caller has it already (the
+    store keeps each run's document in that form), so it is not encoded again.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -76,7 +52,7 @@ def write_reports(
     )
     lessons = build_lessons(results)
     summary = render_summary(results, lessons)
-    _write(paths.results_json, results_json_text(results))
+    _write(paths.results_json, results_text or results_json_text(results))
     _write(paths.index_html, render_html(results, history, lessons))
     _write(paths.summary_md, summary)
     _write(paths.metrics_prom, render_metrics(results))

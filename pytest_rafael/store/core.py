@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pytest_rafael.common.results_text import results_json_text
 from pytest_rafael.common.store_url import is_store_url
 from pytest_rafael.errors import RafaelError
 from pytest_rafael.store.schema import migrate
@@ -325,7 +326,8 @@ class Store:
                     results["seed"],
                     int(results["chaos"]),
                     results["actor"],
-                    json.dumps(results, default=str),
+                    # In results.json's own form: `rafael report` writes it back as is.
+                    results_json_text(results),
                     group,
                 ),
             )

@@ -33,6 +33,7 @@ from typing import Protocol
 
 from pytest_rafael.toxiproxy import stages
 from pytest_rafael.toxiproxy.stages import Item, Stage
+from pytest_rafael.toxiproxy.stamps import RX_STAMPS, SO_TIMESTAMPNS, STAMP_SPACE, arrival
 from pytest_rafael.toxiproxy.toxics import DOWNSTREAM, UPSTREAM, ToxicSpec
 from pytest_rafael.toxiproxy.workers import POOL, _Waker
 
@@ -46,6 +47,7 @@ _CONNECT_TIMEOUT = 10.0
 _MAX_PENDING = 16 * 1024 * 1024
 _POLLIN = select.POLLIN
 _POLLOUT = select.POLLOUT
+_FD_SETSIZE = 1024  # select() takes no fd at or above this (glibc's FD_SETSIZE)
 
 
 class LinkOwner(Protocol):
@@ -78,10 +80,8 @@ class Connection:
         self._running = 0
         self._lock = threading.Lock()
 
-    def start(self) -> None:
-        POOL.submit(self._connect_and_run)
-
-    def _connect_and_run(self) -> None:
+    def run(self) -> None:
+        """Connect upstream and pump: downstream on a pooled thread, upstream on this one."""
         try:
             upstream = self.owner.connect_upstream(_CONNECT_TIMEOUT)
         except OSError:
@@ -92,6 +92,9 @@ class Connection:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setblocking(False)
+        if RX_STAMPS:  # the client socket inherited it from the listener
+            with contextlib.suppress(OSError):
+                upstream.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         with self._lock:
             self.upstream = upstream
             pumps: list[Pump] = []
@@ -171,6 +174,7 @@ class Pump:
         self.conn = conn
         self.direction = direction
         self.src = src.fileno()
+        self.src_sock = src
         self.dst = dst.fileno()
         self.dst_sock = dst
         self.rng = rng
@@ -188,6 +192,10 @@ class Pump:
         self._specs: tuple[ToxicSpec, ...] = ()
         self._eof_read = False
         self._eof_sent = False
+        # Bytes are taken to arrive no earlier than this: when reading resumed after a
+        # pause, or when the toxics changed (they meet what was added, from then on).
+        self._accepting_since = 0.0
+        self._built = False  # whether a toxic chain was built yet
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -299,24 +307,15 @@ class Pump:
                 next_due = due
         if self._eof_sent and next_due is None:
             return True
-        timeout_ms: int | None = None
-        if next_due is not None:
-            left = next_due - now
-            if left < 0.001:
-                # poll() counts whole milliseconds: rounding up made every delayed item
-                # leave up to 1 ms late (0.5 ms on average, per toxic). The last fraction
-                # is slept precisely instead; nothing else is due that soon.
-                time.sleep(max(left, 0.0))
-                return False
-            timeout_ms = int(left * 1000.0)  # rounded down: the rest is slept above
         reading = not self._eof_read and self._pending < _MAX_PENDING
         if reading != self._reading:
             self._reading = reading
             if reading:
                 poller.register(self.src, _POLLIN)
+                self._accepting_since = now
             else:
                 poller.unregister(self.src)
-        for fd, _ in poller.poll(timeout_ms):
+        for fd in self._wait(poller, None if next_due is None else next_due - now):
             if fd == self.waker.fileno():
                 self.waker.clear()
             elif fd == self.src:
@@ -328,15 +327,40 @@ class Pump:
                 self._read_chunk()
         return False
 
+    def _wait(self, poller: select.poll, left: float | None) -> list[int]:
+        """The fds readable within ``left`` seconds (None: no deadline), woken once.
+
+        poll() counts whole milliseconds: rounding up made every delayed item leave up to
+        1 ms late, and rounding down then sleeping the rest woke the thread twice per
+        item, each wake one more wait for a core on a loaded machine. select() takes
+        microseconds, so a deadline costs one wake-up; it only handles fds below
+        FD_SETSIZE, above which the two-step wait remains.
+        """
+        if left is None:
+            return [fd for fd, _ in poller.poll()]
+        left = max(left, 0.0)
+        waker = self.waker.fileno()
+        if self.src < _FD_SETSIZE and waker < _FD_SETSIZE:
+            fds = [waker, self.src] if self._reading else [waker]
+            return select.select(fds, [], [], left)[0]
+        if left < 0.001:
+            time.sleep(left)  # nothing else is due that soon
+            return []
+        return [fd for fd, _ in poller.poll(int(left * 1000.0))]
+
     def _read_chunk(self) -> None:
         try:
-            data = os.read(self.src, _READ_SIZE)
+            if RX_STAMPS:
+                data, ancillary, _, _ = self.src_sock.recvmsg(_READ_SIZE, STAMP_SPACE)
+            else:
+                data, ancillary = os.read(self.src, _READ_SIZE), []
         except BlockingIOError:
             return
         now = time.monotonic()
         if data:
             self.received += len(data)
-            self._schedule(self._through(0, [(now, stages.DATA, data)]))
+            arrived = max(arrival(ancillary, now, time.time()), self._accepting_since)
+            self._schedule(self._through(0, [(arrived, stages.DATA, data)]))
         else:
             self._eof_read = True
             self._schedule(self._through(0, [(now, stages.EOF, b"")]))
@@ -356,6 +380,9 @@ class Pump:
                     self._limit_cells.pop(spec.name, None)
                     close = close or stage.spent_on_remove
         now = time.monotonic()
+        if self._built:
+            self._accepting_since = now
+        self._built = True
         self._stages = [
             (spec, kept.get(id(spec)) or stages.build_stage(spec, self.rng, now, self._cell))
             for spec in specs

@@ -12,6 +12,7 @@ from typing import Any
 from pytest_rafael.toxiproxy import errors
 from pytest_rafael.toxiproxy.address import AddressError, bind_error, resolve
 from pytest_rafael.toxiproxy.link import Connection
+from pytest_rafael.toxiproxy.stamps import RX_STAMPS, SO_TIMESTAMPNS
 from pytest_rafael.toxiproxy.toxics import DOWNSTREAM, UPSTREAM, ToxicSpec
 from pytest_rafael.toxiproxy.workers import POOL
 
@@ -52,14 +53,13 @@ class Proxy:
         self._rng_lock = rng_lock
         self._listener: socket.socket | None = None
         self._accept_done: threading.Event | None = None
+        self._port_chosen = False  # listening on a port given by number (not :0)
         self._conns: set[Connection] = set()
         self._lock = threading.Lock()
         # Closed connections' byte counts; live ones are summed at scrape time.
         self._received = [0, 0]
         self._sent = [0, 0]
         self.connections_total = 0
-        # (upstream text, when resolved, getaddrinfo results); replaced, never mutated.
-        self._resolved: tuple[str, float, list[Any]] | None = None
 
     # -- listening -----------------------------------------------------------------------
 
@@ -81,6 +81,7 @@ class Proxy:
         # Like Go's listener.Addr(): the resolved address ("localhost" -> 127.0.0.1).
         self.listen = format_address(bound_host, bound_port)
         self._listener = listener
+        self._port_chosen = address.port != 0
         self.enabled = True
         # On a pooled thread: creating a proxy per test must not wait for a new thread
         # to be scheduled (threading.Thread.start blocks until it runs).
@@ -95,13 +96,21 @@ class Proxy:
         self.enabled = False
         listener, self._listener = self._listener, None
         if listener is not None:
+            # The accepting thread closes the listener when it leaves: closing it here
+            # could free its fd number while that thread is about to accept() on it.
+            wait = self._port_chosen
             try:
-                listener.shutdown(socket.SHUT_RDWR)  # wakes accept() on Linux
+                # Wakes accept() on Linux, refuses new connections and gives an
+                # ephemeral port back at once.
+                listener.shutdown(socket.SHUT_RDWR)
             except OSError:
                 _poke(listener)
-            if self._accept_done is not None:
+                wait = True
+            # A port given by number stays taken until the socket closes: wait, so that
+            # the port is free when the proxy is, as with Toxiproxy. A proxy per test on
+            # port 0 does not wait for the accepting thread to be scheduled.
+            if wait and self._accept_done is not None:
                 self._accept_done.wait(timeout=5)
-            listener.close()
         self.close_connections()
 
     def close_connections(self) -> None:
@@ -120,28 +129,39 @@ class Proxy:
         return True
 
     def _accept_loop(self, listener: socket.socket, done: threading.Event) -> None:
-        try:
-            self._accept_until_closed(listener)
-        finally:
-            done.set()
+        """Accept one connection, pass the listener on to a pooled thread, serve it here.
 
-    def _accept_until_closed(self, listener: socket.socket) -> None:
+        The thread that woke up for the connection runs its upstream pump itself: handing
+        the connection to another thread would put a second wake-up (a wait for a core on
+        a loaded machine) between the client's first bytes and the moment they are read,
+        which is when a latency toxic starts counting.
+        """
+        conn = self._accept_next(listener)
+        if conn is None:
+            listener.close()
+            done.set()
+            return
+        POOL.submit(lambda: self._accept_loop(listener, done))
+        conn.run()
+
+    def _accept_next(self, listener: socket.socket) -> Connection | None:
+        """The next accepted connection, or None once the listener is closed."""
         while True:
             try:
                 client, _ = listener.accept()
             except OSError:
                 if self._listener is not listener:
-                    return
+                    return None
                 time.sleep(0.01)  # e.g. EMFILE: do not spin
                 continue
             conn = Connection(self, client)
             with self._lock:
                 if self._listener is not listener:
                     client.close()
-                    return
+                    return None
                 self._conns.add(conn)
                 self.connections_total += 1
-            conn.start()
+            return conn
 
     # -- toxics --------------------------------------------------------------------------
 
@@ -168,18 +188,12 @@ class Proxy:
         return split_address(self.upstream, "upstream")
 
     def connect_upstream(self, timeout: float) -> socket.socket:
-        """A connected socket to the upstream. The resolved addresses are kept for
-        ``_RESOLVE_TTL`` seconds (per upstream text), so a burst of short connections
-        pays for one ``getaddrinfo``; a failed connect forgets them."""
+        """A connected socket to the upstream. Its addresses come from ``_addresses``
+        (an IP literal needs no lookup; a name is looked up once per ``_RESOLVE_TTL``
+        seconds for every proxy of this process, so a test that creates a proxy to the
+        same service each time pays for none); a failed connect forgets them."""
         upstream = self.upstream
-        now = time.monotonic()
-        cached = self._resolved
-        if cached is not None and cached[0] == upstream and now - cached[1] < _RESOLVE_TTL:
-            infos = cached[2]
-        else:
-            host, port = split_address(upstream, "upstream")
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            self._resolved = (upstream, now, infos)
+        infos = _addresses(upstream)
         error: OSError | None = None
         for family, kind, proto, _, address in infos:
             sock = socket.socket(family, kind, proto)
@@ -190,7 +204,7 @@ class Proxy:
             except OSError as exc:
                 sock.close()
                 error = exc
-        self._resolved = None
+        _RESOLVED.pop(upstream, None)
         raise error or OSError(f"no address for {upstream}")
 
     def new_rng(self) -> random.Random:
@@ -233,6 +247,40 @@ class Proxy:
         }
 
 
+# upstream text -> (when resolved, getaddrinfo results), shared by every proxy; entries
+# are replaced whole, never mutated, so readers on other threads need no lock.
+_RESOLVED: dict[str, tuple[float, list[Any]]] = {}
+
+
+def _literal(host: str, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...]] | None:
+    """The family and socket address of an IP literal host; None for a name (or zone)."""
+    for family, address in (
+        (socket.AF_INET, (host, port)),
+        (socket.AF_INET6, (host, port, 0, 0)),
+    ):
+        try:
+            socket.inet_pton(family, host)
+        except (OSError, ValueError):
+            continue
+        return family, address
+    return None
+
+
+def _addresses(upstream: str) -> list[Any]:
+    """getaddrinfo's answer for ``upstream`` (host:port), cached for ``_RESOLVE_TTL``."""
+    host, port = split_address(upstream, "upstream")
+    literal = _literal(host, port)
+    if literal is not None:
+        return [(literal[0], socket.SOCK_STREAM, socket.IPPROTO_TCP, "", literal[1])]
+    now = time.monotonic()
+    cached = _RESOLVED.get(upstream)
+    if cached is not None and now - cached[0] < _RESOLVE_TTL:
+        return cached[1]
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    _RESOLVED[upstream] = (now, infos)
+    return infos
+
+
 def _bind(host: str, port: int) -> socket.socket:
     if not host:
         try:
@@ -244,11 +292,22 @@ def _bind(host: str, port: int) -> socket.socket:
             host = "0.0.0.0"
         address: Any = (host, port)
     else:
-        resolved = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, _, _, _, address = resolved[0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        literal = _literal(host, port)  # a literal needs no lookup (one per proxy created)
+        if literal is None:
+            resolved = socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )
+            literal = (resolved[0][0], resolved[0][4])
+        address = literal[1]
+        sock = socket.socket(literal[0], socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if RX_STAMPS:
+            # Accepted sockets inherit it, so a client's first bytes are stamped even
+            # before accept(); and while a proxy listens the kernel keeps stamping on
+            # (it switches stamping on and off, lazily, as sockets ask for it).
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         sock.bind(address)
         sock.listen(socket.SOMAXCONN)
     except OSError:

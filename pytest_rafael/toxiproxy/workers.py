@@ -12,6 +12,8 @@ import threading
 import traceback
 from collections.abc import Callable
 
+from pytest_rafael.toxiproxy import slices
+
 
 class _Waker:
     """A pollable flag another thread can raise; safe to raise after it is closed."""
@@ -73,6 +75,9 @@ class _WorkerPool:
             _thread.start_new_thread(self._work, ())
 
     def _work(self) -> None:
+        # Pumps deliver delayed bytes when they wake: a short slice lets them run then,
+        # not after the CPU-bound task that holds the core (see slices.py).
+        slices.ask_for_short_slice()
         while True:
             try:
                 call = self._calls.get(timeout=self._idle_timeout)

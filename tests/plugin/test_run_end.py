@@ -167,3 +167,21 @@ def test_a_chaos_run_without_chaos_tests_judges_nothing_and_closes_its_start(
         ("nothing measured", False),
         ("nothing measured", True),
     ]
+
+
+def test_an_ip_literal_upstream_is_checked_without_a_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    from pytest_rafael.faults.network import check_upstream
+
+    def no_lookup(*args: object, **kwargs: object) -> list[object]:
+        raise AssertionError("an IP literal was looked up")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_lookup)
+    assert check_upstream("127.0.0.1:5432", ()) == "127.0.0.1:5432"
+    assert check_upstream("[::1]:5432", ()) == "[::1]:5432"
+    for outside in ("192.0.2.10:5432", "[2001:db8::1]:5432", "[::ffff:127.0.0.1]:5432"):
+        with pytest.raises(ValueError, match="not a loopback address"):
+            check_upstream(outside, ())

@@ -12,6 +12,7 @@ import pytest
 from report_runs import make_run
 
 import pytest_rafael.cli as rafael_cli
+from pytest_rafael.common.results_text import results_json_text
 from pytest_rafael.report import cli as report_cli
 from pytest_rafael.report import history_from_store
 from pytest_rafael.report.history import load_run
@@ -208,3 +209,25 @@ def test_history_reads_deltas_of_stores_made_before_run_deltas(tmp_path: Path) -
         0.5,
         make_run(run_id="x", started_at="2026-11-22T18:00:00+00:00")["delta"]["current_score"],
     ]
+
+
+def test_results_json_is_the_stored_document_written_back_in_either_stored_form(
+    tmp_path: Path,
+) -> None:
+    """The store keeps results.json's own text, which the command writes back unencoded;
+    a store written before that (compact text) gives the same file."""
+    run = make_run(run_id="run-0001", started_at="2026-11-20T10:00:00+00:00")
+    expected = results_json_text(run)
+    new, old = tmp_path / "new.db", tmp_path / "old.db"
+    for db in (new, old):
+        with Store(db) as store:
+            store.save_run(run)
+    with Store(new) as store:
+        (stored,) = store.conn.execute("SELECT results_json FROM runs").fetchone()
+    assert stored == expected
+    with Store(old) as store:
+        store.conn.execute("UPDATE runs SET results_json = ?", (json.dumps(run, default=str),))
+    for db in (new, old):
+        out = tmp_path / f"out-{db.stem}"
+        assert rafael_cli.main(["report", "--store", str(db), "--out", str(out)]) == 0
+        assert (out / "results.json").read_text() == expected

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from toxiproxy_helpers import Upstream, connect, recv_exactly
 
-from pytest_rafael.toxiproxy import ApiError, EmbeddedServer
+from pytest_rafael.toxiproxy import ApiError, EmbeddedServer, slices
 from pytest_rafael.toxiproxy.collection import ProxyCollection
 from pytest_rafael.toxiproxy.stages import Slicer
 
@@ -212,3 +212,65 @@ def test_slicer_cuts_cover_the_data_exactly(size: int, average: int, variation: 
     pieces = [b - a for a, b in zip([0, *cuts[:-1]], cuts, strict=True)]
     assert cuts[-1] == size
     assert all(piece > 0 for piece in pieces) or size == 0
+
+
+def test_a_pump_thread_asks_for_a_short_slice_and_keeps_its_nice_value() -> None:
+    """A pump thread's slice shrinks (where the kernel shows it); its priority does not."""
+    seen: dict[str, object] = {}
+
+    def pump_thread() -> None:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, 3)  # a user who runs the tests niced
+        seen["taken"] = slices.ask_for_short_slice()
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, tid)
+        with contextlib.suppress(OSError), open(f"/proc/self/task/{tid}/sched") as stats:
+            seen["slice"] = [line.split()[-1] for line in stats if line.startswith("se.slice")]
+
+    thread = threading.Thread(target=pump_thread)
+    thread.start()
+    thread.join()
+    assert seen["nice"] == 3  # neither raised nor lowered
+    if seen["taken"] and seen.get("slice") and _kernel() >= (6, 12):  # custom slices: 6.12
+        assert seen["slice"] == [str(slices.SLICE_NS)]
+
+
+def _kernel() -> tuple[int, ...]:
+    parts = os.uname().release.split("-")[0].split(".")[:2]
+    return tuple(int(part) for part in parts if part.isdigit())
+
+
+def test_a_deleted_proxy_frees_its_port_and_refuses_connections_at_once(
+    server: EmbeddedServer, echo: Upstream
+) -> None:
+    """Deleting does not wait for the accepting thread on port 0, yet nothing can connect
+    afterwards; a port given by number is free for any program when DELETE answers."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        chosen = probe.getsockname()[1]
+    for name, listen in (("any", "127.0.0.1:0"), ("chosen", f"127.0.0.1:{chosen}")):
+        response = requests.post(
+            server.url + "/proxies",
+            timeout=10,
+            json={"name": name, "upstream": echo.address, "listen": listen},
+        )
+        assert response.status_code == 201
+        port = int(response.json()["listen"].rsplit(":", 1)[1])
+        assert requests.delete(f"{server.url}/proxies/{name}", timeout=10).status_code == 204
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        with socket.socket() as rebind:  # no SO_REUSEADDR: the port must really be free
+            rebind.bind(("127.0.0.1", port))
+
+
+def test_both_sockets_of_a_proxied_connection_are_non_blocking(
+    server: EmbeddedServer, echo: Upstream
+) -> None:
+    """A pump waits in poll()/select(), never in a read or splice a toxic change or a
+    close could not interrupt."""
+    listen = create(server, echo.address)
+    with connect(listen) as sock:
+        sock.sendall(b"x")
+        assert recv_exactly(sock, 1) == b"x"
+        (conn,) = server.collection._get("p").open_connections()
+        assert conn.upstream is not None
+        assert [s.getblocking() for s in (conn.client, conn.upstream)] == [False, False]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import threading
 import time
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 import requests
 from toxiproxy_helpers import Upstream, connect, recv_exactly, recv_until_eof
 
-from pytest_rafael.toxiproxy import EmbeddedServer
+from pytest_rafael.toxiproxy import EmbeddedServer, stamps
 
 
 class Env:
@@ -327,3 +328,47 @@ def test_toxicity_is_a_per_connection_roll_reproducible_with_a_seed(echo: Upstre
     assert any(first)
     assert not all(first)
     assert toxicity_pattern(7, echo) == first
+
+
+def _stamp(wall: float) -> tuple[int, int, bytes]:
+    seconds = int(wall)
+    return (socket.SOL_SOCKET, stamps.SO_TIMESTAMPNS, struct.pack("=qq", seconds, 0))
+
+
+def test_a_delay_counts_from_when_the_bytes_reached_the_socket() -> None:
+    """A late-woken reader does not add its wake-up time to a latency toxic's delay."""
+    # Read at monotonic 500.0, wall 1000.25; the kernel stamped the bytes at wall 1000.0.
+    assert stamps.arrival([_stamp(1000.0)], now=500.0, wall=1000.25) == 499.75
+    # No stamp, a stamp from the future, or one a stepped wall clock made look old:
+    # the read time stands.
+    assert stamps.arrival([], now=500.0, wall=1000.25) == 500.0
+    assert stamps.arrival([_stamp(1001.0)], now=500.0, wall=1000.25) == 500.0
+    assert stamps.arrival([_stamp(990.0)], now=500.0, wall=1000.25) == 500.0
+
+
+@pytest.mark.skipif(not stamps.RX_STAMPS, reason="kernel receive stamps are read on Linux only")
+def test_a_proxied_connection_reads_kernel_stamps(env: Env) -> None:
+    env.toxic("latency", latency=10)
+    with env.connect() as sock:
+        round_trip(sock)
+        (conn,) = env.server.collection._get("t").open_connections()
+        stamped = [
+            s.getsockopt(socket.SOL_SOCKET, stamps.SO_TIMESTAMPNS)
+            for s in (conn.client, conn.upstream)
+        ]
+        assert stamped == [1, 1]
+    # While a proxy listens, the kernel stamps what arrives (it switches stamping on
+    # lazily when the first socket asks): a socket that asks gets a stamp at once.
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, stamps.SO_TIMESTAMPNS, 1)
+        sender = socket.create_connection(listener.getsockname())
+        receiver, _ = listener.accept()
+        with sender, receiver:
+            sender.sendall(b"x")
+            data, ancillary, _, _ = receiver.recvmsg(16, socket.CMSG_SPACE(16))
+            now, wall = time.monotonic(), time.time()
+    assert data == b"x"
+    assert [(level, kind) for level, kind, _ in ancillary] == [
+        (socket.SOL_SOCKET, stamps.SO_TIMESTAMPNS)
+    ]
+    assert stamps.arrival(ancillary, now, wall) < now  # taken from the stamp

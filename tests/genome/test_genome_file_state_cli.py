@@ -182,24 +182,25 @@ def test_cli_diff(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         run_cli("diff", str(a), str(tmp_path / "typo.yaml"))
 
 
-def approve_proposal(out: str, db: Path, gfile: Path) -> None:
+def approve_proposal(out: str, db: Path, gfile: Path, by: str = "bob") -> None:
     """Approve the proposal that `rafael genome adopt` printed, as a second person."""
     from pytest_rafael.cli import main
 
     proposal_id = re.search(r"proposal (\w+):", out).group(1)  # type: ignore[union-attr]
-    # Approvals are signed: bob gets an SSH key the project's allowed-signers file lists.
+    # Approvals are signed: each approver gets an SSH key the allowed-signers file lists.
     root = Path.cwd()
-    key = root / "bob_ed25519"
+    key = root / f"{by}_ed25519"
     if not key.exists():
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
         pub = " ".join(Path(f"{key}.pub").read_text().split()[:2])
-        (root / "rafael.allowed_signers").write_text(f'bob namespaces="rafael" {pub}\n')
+        with (root / "rafael.allowed_signers").open("a") as signers:
+            signers.write(f'{by} namespaces="rafael" {pub}\n')
     argv = [
         "genome",
         "approve",
         proposal_id,
         "--by",
-        "bob",
+        by,
         "--key",
         str(key),
         "--store",
@@ -207,9 +208,9 @@ def approve_proposal(out: str, db: Path, gfile: Path) -> None:
         "--genome",
         str(gfile),
     ]
-    assert main(argv) == 1  # alice, the author, cannot record bob's approval
+    assert main(argv) == 1  # alice, the author, cannot record another's approval
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RAFAEL_ACTOR", "bob")
+        mp.setenv("RAFAEL_ACTOR", by)
         assert main(argv) == 0
 
 
@@ -297,5 +298,10 @@ def test_idempotent_is_shown_diffed_and_adopted(
     assert run_cli("adopt", "sessions", "--file", str(dst), "--from", str(b)) == 0
     out = capsys.readouterr().out
     assert "~ idempotent: not declared -> true" in out
+    # Declaring a module idempotent widens what a retry may re-send: high impact, two
+    # approvers.
+    assert "high" in out
     approve_proposal(out, tmp_path / ".rafael" / "rafael.db", dst)
+    assert not dst.exists()
+    approve_proposal(out, tmp_path / ".rafael" / "rafael.db", dst, by="carol")
     assert load_genome_file(dst)["sessions"].idempotent is True

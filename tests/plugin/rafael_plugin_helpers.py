@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import json
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# `python -m pytest` with Ctrl-C working: a process started in the background by a shell
+# without job control (CI scripts, stress_ci.sh's callers) inherits SIGINT ignored, and
+# Python then never raises KeyboardInterrupt; a test that sends SIGINT would hang.
+PYTEST_WITH_CTRL_C = [
+    sys.executable,
+    "-c",
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'pytest'; runpy.run_module('pytest', run_name='__main__', alter_sys=True)",
+]
 
 ECHO_CONFTEST = '''
 import socket

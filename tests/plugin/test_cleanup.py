@@ -7,14 +7,13 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import psutil
 import pytest
-from rafael_plugin_helpers import server_state
+from rafael_plugin_helpers import PYTEST_WITH_CTRL_C, server_state
 
 from pytest_rafael.toxiproxy import EmbeddedServer
 
@@ -68,9 +67,7 @@ def _start_run(project: pytest.Pytester, url: str, body: str) -> subprocess.Pope
     project.makepyfile(body)
     return subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "pytest",
+            *PYTEST_WITH_CTRL_C,
             "--rafael-chaos",
             "--rafael-toxiproxy",
             url,

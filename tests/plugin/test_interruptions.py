@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rafael_plugin_helpers import server_state
+from rafael_plugin_helpers import PYTEST_WITH_CTRL_C, server_state
 
 from pytest_rafael.guardian.audit import AuditLog
 from pytest_rafael.store.core import Store
@@ -108,9 +108,7 @@ def _start(project: pytest.Pytester, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     return subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "pytest",
+            *PYTEST_WITH_CTRL_C,
             "-p",
             "no:cacheprovider",
             "-p",

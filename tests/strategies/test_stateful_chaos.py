@@ -146,7 +146,14 @@ def test_a_machine_needs_the_chaos_fixture_and_its_proxies(
 def test_the_example_shrinks_to_one_fault_and_one_operation(pytester: pytest.Pytester) -> None:
     for name in ("counter.py", "conftest.py", "test_counter_machine.py"):
         shutil.copy(EXAMPLE / name, pytester.path / name)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=240)
+    # Real sockets under a latency fault: on a loaded machine a replay can time out where
+    # the first run did not, and Hypothesis then stops with FlakyStrategyDefinition
+    # instead of a shrunk sequence. That is the machine, not the shrinker: try again.
+    for _ in range(3):
+        shutil.rmtree(pytester.path / ".rafael", ignore_errors=True)
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=240)
+        if "FlakyStrategyDefinition" not in result.stdout.str():
+            break
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*state.inject_fault(*", "*state.incr()*"])
     [entry] = load_failures(pytester.path / ".rafael" / "failures")["failures"]

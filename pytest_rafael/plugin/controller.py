@@ -186,6 +186,15 @@ def _start_details(rs: RafaelSession) -> dict[str, Any]:
 def record_start(rs: RafaelSession, session: pytest.Session) -> None:
     """Audit ``run_started`` when the run starts, so that even a run killed half-way
     leaves a trace; a store that cannot take it is reported at the end of the run."""
+    rs.start_error = _record_one(rs, session, "run_started", _start_details(rs))
+    rs.start_recorded = rs.start_error is None
+
+
+def _record_one(
+    rs: RafaelSession, session: pytest.Session, event: str, details: dict[str, Any]
+) -> str | None:
+    """Append one audit entry in its own commit; the one-line problem when the store
+    cannot take it."""
     from pytest_rafael.guardian import Guardian
 
     try:
@@ -195,10 +204,10 @@ def record_start(rs: RafaelSession, session: pytest.Session) -> None:
                 project_root=project_root(session),
                 genome_file=rs.settings.genome_file,
                 actor=_actor(),
-            ).record("run_started", details=_start_details(rs))
-        rs.start_recorded = True
+            ).record(event, details=details)
     except _recording_errors() as exc:  # evaluated (imported) only when something raised
-        rs.start_error = f"pytest-rafael: run not recorded in {_label(rs.settings.store)}: {exc}"
+        return f"pytest-rafael: run not recorded in {_label(rs.settings.store)}: {exc}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -221,19 +230,12 @@ def finish_empty(rs: RafaelSession, session: pytest.Session) -> EmptyRun:
     ]
     gate_failed = s.min_fitness is not None
     if rs.start_recorded:
-        from pytest_rafael.guardian import Guardian
-
         details = {"run_id": rs.run_id, "status": "nothing measured", "tests": 0}
-        try:
-            with rs.store() as store:
-                Guardian.open(
-                    store,
-                    project_root=project_root(session),
-                    genome_file=s.genome_file,
-                    actor=_actor(),
-                ).record("run_finished", details={**details, "gate_passed": not gate_failed})
-        except _recording_errors() as exc:
-            lines.append(f"pytest-rafael: run not recorded in {_label(s.store)}: {exc}")
+        problem = _record_one(
+            rs, session, "run_finished", {**details, "gate_passed": not gate_failed}
+        )
+        if problem is not None:
+            lines.append(problem)
     if gate_failed:
         source = s.sources.get("min_fitness", "--rafael-min-fitness")
         lines.append(

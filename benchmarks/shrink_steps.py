@@ -3,11 +3,11 @@ schedule with no more faults than the bug needs. No I/O: each planted bug is a p
 on the schedule, so the figure is the shrinker's step count, which with real I/O is what
 costs time (every step is a real run of the test, 0.2-2 s).
 
-    python benchmarks/shrink_steps.py [--seeds 10]
+    python benchmarks/shrink_steps.py [--seeds 10] [--swarm]
 
 Per bug: the runs from the first failure to the first failing schedule of the minimal
 size (the quantity ``benchmarks/bug_finding.py`` bounds with ``--shrink-budget``), and
-the runs of the whole shrink.
+the runs of the whole shrink. ``--swarm`` measures ``fault_schedules(swarm=True)``.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ BUGS: dict[str, tuple[tuple[str, ...], Callable[[FaultSchedule], bool], int]] = 
 }
 
 
-def steps(name: str, seed_: int) -> tuple[int | None, int] | None:
+def steps(name: str, seed_: int, swarm: bool = False) -> tuple[int | None, int] | None:
     """(runs to a minimal-size failure, runs of the whole shrink) after the first failure;
     ``None`` when nothing failed, a ``None`` first item when the shrink ended larger."""
     targets, bug, minimal = BUGS[name]
@@ -113,7 +113,7 @@ def steps(name: str, seed_: int) -> tuple[int | None, int] | None:
         suppress_health_check=list(HealthCheck),
         report_multiple_bugs=False,
     )
-    @given(fault_schedules(targets=list(targets)))
+    @given(fault_schedules(targets=list(targets), swarm=swarm))
     def run(schedule: FaultSchedule) -> None:
         failed = bug(schedule)
         log.append((failed, len(schedule)))
@@ -132,13 +132,16 @@ def steps(name: str, seed_: int) -> tuple[int | None, int] | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--swarm", action="store_true", help="fault_schedules(swarm=True)")
     args = parser.parse_args()
     print(
         "| bug | found | runs to minimal size: median / max | <= 10 runs | whole shrink: median |"
     )
     print("|---|---|---|---|---|")
     for name in BUGS:
-        results = [r for r in (steps(name, s) for s in range(args.seeds)) if r is not None]
+        results = [
+            r for r in (steps(name, s, args.swarm) for s in range(args.seeds)) if r is not None
+        ]
         # A shrink that never reached the minimal size counts as the worst.
         reach = [r[0] if r[0] is not None else 10**6 for r in results]
         total = [r[1] for r in results]

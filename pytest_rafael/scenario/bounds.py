@@ -122,11 +122,12 @@ def _minus_one(k: int) -> int:
     return k - 1
 
 
-def _index(count: int) -> st.SearchStrategy[int]:
+def _index(count: int, scaled_only: bool = False) -> st.SearchStrategy[int]:
     """``0 .. count - 1``, shrinking to 0. Half the draws are uniform, half log-scaled
     (every power of two as likely as the next): thresholds in chaos bugs sit at any
     scale (a 7-byte reply cut after 3 bytes, a 1.5 s timeout), and a uniform draw over
-    0..65536 almost never tries a handful of bytes."""
+    0..65536 almost never tries a handful of bytes. ``scaled_only``: every draw is
+    log-scaled (see :func:`_size`)."""
     if count <= 16:
         return _choice(count)
     bits = (count - 1).bit_length()
@@ -135,7 +136,8 @@ def _index(count: int) -> st.SearchStrategy[int]:
 
     @st.composite
     def build(draw: Callable[[st.SearchStrategy[Any]], Any]) -> int:
-        scaled = draw(modes) == 1
+        # The mode is drawn either way, so that both kinds of index have one shape.
+        scaled = draw(modes) == 1 or scaled_only
         hi = min(count - 1, 2 ** (draw(scales) + 1) - 1) if scaled else count - 1
         value: int = draw(values[hi])
         return value
@@ -143,13 +145,29 @@ def _index(count: int) -> st.SearchStrategy[int]:
     return build()
 
 
-def _number(low: float, high: float, step: float | None = None) -> st.SearchStrategy[Any]:
+def _number(
+    low: float, high: float, step: float | None = None, *, size: bool = False
+) -> st.SearchStrategy[Any]:
+    """A value in ``[low, high]`` shrinking to ``low``. ``size``: a byte count or a rate,
+    drawn log-scaled only (see :func:`_size`)."""
     if step is not None and step > 0:
         return _grid(low, high, step, low)
     if float(low).is_integer() and float(high).is_integer():
         base = int(low)
-        return _index(int(high) - base + 1).map(lambda k: base + k)
+        return _index(int(high) - base + 1, scaled_only=size).map(lambda k: base + k)
     return st.floats(low, high, allow_nan=False, allow_infinity=False)
+
+
+def _size(low: float, high: float, step: float | None = None) -> st.SearchStrategy[Any]:
+    """A byte count or a rate: every power of two as likely as the next.
+
+    Sizes that break code sit at message boundaries, and the messages of most protocols
+    are small (a 4-byte ``GET``, a 30-byte Redis command, a 300-byte HTTP request). Over
+    0..65536 a uniform draw almost never cuts inside one; log-scaled, a cut after 4 to
+    10 bytes comes about one draw in twelve (one in 25 with half the draws uniform). A
+    time has no such scale (a timeout is as likely at 700 ms as at 70 ms), so times stay
+    half uniform."""
+    return _number(low, high, step, size=True)
 
 
 def _grid(low: float, high: float, step: float, offset: float) -> st.SearchStrategy[Any]:

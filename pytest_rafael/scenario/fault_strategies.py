@@ -25,6 +25,7 @@ from pytest_rafael.scenario.bounds import (
     _number,
     _resolve_bounds,
     _schema,
+    _size,
 )
 
 # Downstream first: Toxiproxy's default, and what shrinking should prefer.
@@ -37,6 +38,14 @@ _TIME_ATTRIBUTES = {
     ("timeout", "timeout"),
     ("reset_peer", "timeout"),
     ("cpu", "period_ms"),
+}
+
+# Byte counts and rates: drawn log-scaled only (bounds._size).
+_SIZE_ATTRIBUTES = {
+    ("limit_data", "bytes"),
+    ("slicer", "average_size"),
+    ("slicer", "size_variation"),
+    ("bandwidth", "rate"),
 }
 
 
@@ -52,6 +61,8 @@ def _attributes(kind: str, type_: str, bounds: Mapping[str, Bound]) -> st.Search
         step = drawn[attr][2] if len(drawn[attr]) == 3 else None
         if step is None and (type_, attr) in _TIME_ATTRIBUTES:
             return _grid(low, high, TIME_STEP_MS, TIME_OFFSET_MS)
+        if (type_, attr) in _SIZE_ATTRIBUTES:
+            return _size(low, high, step)
         return _number(low, high, step)
 
     # Built once, not per draw: building strategies inside a draw costs validation on

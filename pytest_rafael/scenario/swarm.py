@@ -12,9 +12,12 @@ and *no* reset, timeout, limit_data or down on the same proxy sees that one sche
 that are there concentrate on fewer targets. ``benchmarks/bug_finding.py`` measures the
 ablation on the planted-bug corpus.
 
-Shrinking: a configuration bit set means "disabled", so the configuration shrinks to
-"everything enabled" and the faults shrink as in the plain strategy (fewer faults, first
-type, first target, lower attribute values).
+Shrinking: the layout is the one of the plain strategy (:mod:`.schedule_slots`): every
+slot's fault is drawn whether present or not, only the presence flags have a lower bound
+of 0, and a flag that cannot matter (its kind disabled, or past ``max_faults``) has one
+value. So Hypothesis' first shrink pass drops one fault per run, nothing else changed, and
+the configuration bits (drawn with :func:`~.bounds._choice`, shrinking to "enabled") are
+left for later.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
+from pytest_rafael.scenario.bounds import _choice
 from pytest_rafael.scenario.model import FaultSpec
 from pytest_rafael.scenario.schedule_model import FaultSchedule
+from pytest_rafael.scenario.schedule_slots import _permutations
 
 __all__ = ["SwarmConfig", "swarm_schedule_of"]
 
@@ -49,11 +54,12 @@ class SwarmConfig:
         return f"SwarmConfig(kinds={self.kinds}, targets={self.targets})"
 
 
+_OFF = _choice(2)  # 1: disabled; shrinks to 0, enabled
+
+
 def _enabled(draw: Callable[[st.SearchStrategy[Any]], Any], count: int) -> tuple[int, ...]:
     """A random subset of ``range(count)``; never empty (all disabled means all on)."""
-    if count == 1:
-        return (0,)
-    disabled = [draw(st.booleans()) for _ in range(count)]
+    disabled = [draw(_OFF) == 1 for _ in range(count)]
     on = tuple(i for i, off in enumerate(disabled) if not off)
     return on or tuple(range(count))
 
@@ -68,35 +74,39 @@ def swarm_schedule_of(
     if not options or not options[0]:
         raise InvalidArgument("swarm_schedule_of: no fault options")
     kinds = len(options[0])
-    picks = {n: st.integers(0, n - 1) for n in range(1, max(kinds, len(options)) + 1)}
-    present = st.integers(0, 3)  # > 0: present (3 in 4); shrinks to 0, absent
-    spare = st.integers(0, 3)  # == 3: a spare fault (1 in 4)
-
-    def fault(draw: Callable[[st.SearchStrategy[Any]], Any], config: SwarmConfig, k: int) -> Any:
-        targets = config.targets
-        t = targets[draw(picks[len(targets)])] if len(targets) > 1 else targets[0]
-        return draw(options[t][k])
+    spares = _SPARES if max_faults >= 2 else 0
+    n = kinds + spares
+    if min_faults > n:
+        raise InvalidArgument(f"min_faults={min_faults} but at most {n} are drawn")
+    picks = {m: _choice(m) for m in range(1, max(kinds, len(options)) + 1)}
+    present = st.integers(0, 3)  # an enabled kind is there 3 times in 4; shrinks to 0
+    flag, absent = st.integers(0, 1), st.integers(0, 0)
+    gate = _choice(2)  # a spare is there a quarter of the time: gate open, then flag 1
+    first_slot = _choice(n)
+    order = _permutations(n)
 
     @st.composite
     def build(draw: Callable[[st.SearchStrategy[Any]], Any]) -> FaultSchedule:
         config = SwarmConfig(_enabled(draw, kinds), _enabled(draw, len(options)))
-        chosen: list[FaultSpec] = []
-        for k in config.kinds:
-            if draw(present) > 0:
-                chosen.append(fault(draw, config, k))
-        if max_faults >= 2:
-            for _ in range(_SPARES):
-                if draw(spare) == 3:
-                    k = config.kinds[draw(picks[len(config.kinds)])]
-                    chosen.append(fault(draw, config, k))
-        if len(chosen) > 1:
-            chosen = [chosen[i] for i in draw(st.permutations(range(len(chosen))))]
-        return FaultSchedule(tuple(chosen[:max_faults]))
+        first = draw(first_slot)
+        on = [False] * n
+        count = 0
+        for j in range(n):
+            slot = (first + j) % n
+            spare = slot >= kinds
+            open_ = (draw(gate) == 1) if spare else slot in config.kinds
+            strategy = (flag if spare else present) if open_ and count < max_faults else absent
+            if draw(strategy) > 0:
+                on[slot] = True
+                count += 1
+        drawn = []
+        for slot in range(n):
+            k = config.kinds[draw(picks[len(config.kinds)])] if slot >= kinds else slot
+            t = config.targets[draw(picks[len(config.targets)])]
+            drawn.append(draw(options[t][k]))
+        return FaultSchedule(tuple(drawn[slot] for slot in draw(order) if on[slot]))
 
     strategy = build()
     if min_faults > 0:
-        if min_faults > kinds + _SPARES:
-            most = kinds + _SPARES
-            raise InvalidArgument(f"min_faults={min_faults} but at most {most} are drawn")
         strategy = strategy.filter(lambda schedule: len(schedule) >= min_faults)
     return strategy

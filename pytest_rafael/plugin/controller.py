@@ -427,7 +427,7 @@ def _test_line(run: RunResult, t: TestResult) -> str:
         else f"shipped passed {t.shipped_passed}/{t.baseline_n} ({rate:.0%})"
     )
     if t.min_fitness is None:
-        verdict = "no gate"
+        verdict = "no threshold"  # the pair has none; the run's gate may still fail
     elif any(f.startswith(f"{t.nodeid} [{t.scenario}]:") for f in run.gate.failures):
         verdict = f"FAIL (gate {t.min_fitness:g})"
     else:

@@ -138,3 +138,19 @@ def test_a_run_that_measured_nothing_gives_one_verdict_and_no_score() -> None:
     page = render_html(run.to_dict(), [])
     assert "Baseline score (shipped)" not in page
     assert 'id="not-measured"' in page
+
+
+def test_an_interrupted_run_without_a_threshold_never_says_no_gate() -> None:
+    # The run's gate fails (interrupted) although no pair has a threshold: a test line
+    # that read "no gate" beside "GATE FAILED" contradicted it.
+    pair = TestResult(**{**_pair().__dict__, "min_fitness": None})
+    failures = ("run interrupted (SIGINT): results are partial",)
+    run = _run((pair,), failures=failures)
+    run = RunResult(**{**run.__dict__, "gate": Gate(None, False, failures)})
+    out = Lines()
+    write_terminal_summary(run, out, None)
+    text = "\n".join(out.lines)
+    assert "GATE FAILED: run interrupted (SIGINT)" in text
+    assert "no gate" not in text
+    line = next(x for x in out.lines if x.startswith("t.py::test_order"))
+    assert line.endswith("no threshold")

@@ -47,13 +47,14 @@ class Worker:
 
 
 def current_worker(config: pytest.Config) -> Worker:
-    workerinput = getattr(config, "workerinput", None)
-    if workerinput is None:  # not an xdist worker, whatever the inherited env says
+    from pytest_rafael.plugin.xdist_support import worker_id
+
+    found = worker_id(config)
+    if found is None:  # not an xdist worker, whatever the inherited env says
         return Worker("main", 0, 1)
-    worker_id = str(workerinput["workerid"])
-    count = int(workerinput.get("workercount", 1))
-    digits = worker_id.removeprefix("gw")
-    return Worker(worker_id, int(digits) if digits.isdigit() else 0, max(count, 1))
+    count = int(config.workerinput.get("workercount", 1))  # type: ignore[attr-defined]
+    digits = found.removeprefix("gw")
+    return Worker(found, int(digits) if digits.isdigit() else 0, max(count, 1))
 
 
 @pytest.fixture(scope="session")

@@ -238,6 +238,15 @@ class TestResult:
         }
 
 
+def improvement_pct(before: float, after: float) -> float:
+    """The change from ``before`` to ``after`` in percent. A percentage of 0 is
+    undefined; results.json has always held 100.0 for any gain from 0 (and 0.0 for
+    none), and the terminal, page and summary show the absolute difference instead."""
+    if before > 0:
+        return round((after - before) / before * 100, 2)
+    return 100.0 if after > 0 else 0.0
+
+
 @dataclass(frozen=True)
 class Delta:
     """What ships: ``baseline_score`` is the shipped genomes' mean fitness in this run,

@@ -15,6 +15,7 @@ from pytest_rafael.results import (
     PairVerdict,
     TestResult,
     evolution_key,
+    improvement_pct,
 )
 
 if TYPE_CHECKING:
@@ -176,12 +177,6 @@ def evaluate_gate(tests: Sequence[TestResult], session_min: float | None) -> Gat
     return Gate(min_fitness=session_min, passed=not failures, failures=tuple(failures))
 
 
-def _pct(before: float, after: float) -> float:
-    if before > 0:
-        return round((after - before) / before * 100, 2)
-    return 100.0 if after > 0 else 0.0
-
-
 def _first_error(t: TestResult) -> str:
     failed = [i for i in t.shipped_iterations if i.outcome != "passed"]
     return f"{len(failed)} of {t.baseline_n} failed, first: {failed[0].error or failed[0].outcome}"
@@ -224,11 +219,11 @@ def compute_delta(tests: Sequence[TestResult]) -> Delta:
     return Delta(
         round(baseline, 4),
         round(current, 4),
-        _pct(baseline, current),
+        improvement_pct(baseline, current),
         tuple(mitigated),
         vulnerabilities,
         potential_score=round(potential, 4),
-        potential_improvement_pct=_pct(baseline, potential),
+        potential_improvement_pct=improvement_pct(baseline, potential),
     )
 
 

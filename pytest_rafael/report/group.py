@@ -13,9 +13,7 @@ from collections.abc import Mapping, Sequence
 from statistics import fmean
 from typing import Any
 
-
-def _pct(before: float, after: float) -> float:
-    return round((after - before) / before * 100, 2) if before else 0.0
+from pytest_rafael.results import improvement_pct
 
 
 def _delta(tests: Sequence[Mapping[str, Any]], vulnerabilities: list[str]) -> dict[str, Any]:
@@ -47,11 +45,11 @@ def _delta(tests: Sequence[Mapping[str, Any]], vulnerabilities: list[str]) -> di
     return {
         "baseline_score": round(baseline, 4),
         "current_score": round(current, 4),
-        "improvement_pct": _pct(baseline, current),
+        "improvement_pct": improvement_pct(baseline, current),
         "threats_mitigated": sorted(scenarios - weak),
         "vulnerabilities": vulnerabilities,
         "potential_score": round(potential, 4),
-        "potential_improvement_pct": _pct(baseline, potential),
+        "potential_improvement_pct": improvement_pct(baseline, potential),
     }
 
 

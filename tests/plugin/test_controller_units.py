@@ -164,6 +164,28 @@ def test_delta_current_moves_only_with_an_adopted_candidate() -> None:
     assert delta.improvement_pct == pytest.approx(80.0)
 
 
+@pytest.mark.parametrize("baseline", [0.0, 0.5])
+def test_a_merged_run_group_states_the_same_change_as_one_run(baseline: float) -> None:
+    """`rafael report --run-group` recomputes the delta from the shards' tests: it must
+    say what one run with those tests says, a gain from 0 included."""
+    from pytest_rafael.report.group import merge_group
+
+    adopted = result(baseline, best_fitness=0.9, proposal_id="p", adopted=True)
+    one_run = compute_delta([adopted])
+    shard = {
+        "run_id": "r1",
+        "started_at": "2026-12-07T10:00:00Z",
+        "finished_at": "2026-12-07T10:01:00Z",
+        "tests": [adopted.to_dict()],
+        "delta": {"vulnerabilities": []},
+        "gate": {"passed": True, "failures": []},
+    }
+    merged = merge_group("ci-1", [shard])["delta"]
+    assert merged["improvement_pct"] == one_run.improvement_pct
+    assert merged["potential_improvement_pct"] == one_run.potential_improvement_pct
+    assert one_run.improvement_pct == (100.0 if baseline == 0 else 80.0)
+
+
 def test_delta_mitigated_threats_and_vulnerabilities() -> None:
     withstood = result(1.0, n=2)
     failing = TestResult(

@@ -56,12 +56,26 @@ def _wait_gone(pids: list[int], timeout: float = 5.0) -> list[int]:
     return [p for p in pids if not _gone(p)]
 
 
+def _created(p: psutil.Process) -> float | None:
+    try:
+        return p.create_time()
+    except psutil.Error:
+        return None
+
+
 @pytest.fixture(autouse=True)
 def no_leftover_children() -> Iterator[None]:
-    """Every test must end with no child process of ours still alive."""
-    yield
+    """Every test must end with no child process it started still alive. Children that
+    were there before it (an earlier test module's session-wide PostgreSQL server) are
+    not its doing, and killing them would break the tests that share them."""
     me = psutil.Process()
-    leftovers = [p for p in me.children(recursive=True) if not _gone(p.pid)]
+    before = {(p.pid, p.create_time()) for p in me.children(recursive=True)}
+    yield
+    leftovers = [
+        p
+        for p in me.children(recursive=True)
+        if not _gone(p.pid) and (p.pid, _created(p)) not in before
+    ]
     for p in leftovers:  # do not poison the next test, but fail this one
         p.kill()
     assert leftovers == []
@@ -156,6 +170,7 @@ def test_memory_stressor_lowers_available_system_memory() -> None:
 
 
 def test_memory_beyond_the_cap_is_refused_with_one_line() -> None:
+    children_before = psutil.Process().children()
     available = psutil.virtual_memory().available / MB
     limits = StressLimits(memory_share=0.01)
     requested = round(available * 0.05)
@@ -167,7 +182,7 @@ def test_memory_beyond_the_cap_is_refused_with_one_line() -> None:
     assert f"requested {requested} MB" in msg
     allowed = float(msg.split("allowed ")[1].split(" MB")[0])
     assert allowed == pytest.approx(available * 0.01, rel=0.2)
-    assert psutil.Process().children() == []  # refused before anything started
+    assert psutil.Process().children() == children_before  # refused before anything started
 
 
 def test_memory_share_zero_refuses_every_memory_stressor() -> None:

@@ -36,6 +36,7 @@ from pytest_rafael.guardian.audit_hash import jsonable
 from pytest_rafael.guardian.config import GuardianConfig, load_guardian_config
 from pytest_rafael.guardian.decisions import (
     TamperedError,
+    check_genome_file,
     check_log,
     clean_name,
     filed_binding,
@@ -181,6 +182,8 @@ class Guardian:
             # What every signed decision on it covers; `audit verify` checks the
             # proposal row against it.
             "binding": binding_of(proposal),
+            # The file an approval must write: see decisions.check_genome_file.
+            "genome_file": display_path(self.genome_file, self.project_root),
         }
         with self.store.transaction() as conn:
             repo = ProposalRepo(conn)
@@ -277,6 +280,7 @@ class Guardian:
         holds what the log recorded."""
         by, role, reason = clean_name(by, "approver name"), optional(role), one_line(reason)
         p, bound = self._pending(change_id)
+        check_genome_file(self.audit, p, self.genome_file, self.project_root)
         # Refuse what names alone already rule out before asking anyone to sign.
         check_approver(author=p.author, by=by, role=role, existing=p.approvals, config=self.config)
         signer, signature, at = signed_decision(

@@ -70,6 +70,30 @@ def filed_binding(audit: AuditLog, p: Proposal) -> dict[str, Any]:
     return dict(recorded)
 
 
+def check_genome_file(audit: AuditLog, p: Proposal, genome_file: Path, root: Path) -> None:
+    """Refuse to adopt ``p`` into another genome file than the one the run that measured
+    it used (its ``proposal_created`` entry names it, relative to the project root):
+    ``rafael`` run from another folder than pytest resolves another ini, and the adopted
+    genome would land in a file no test reads."""
+    import os
+
+    from pytest_rafael.guardian.adoption import display_path
+
+    filed = next(audit.entries(change_id=p.id, event_type="proposal_created"), None)
+    recorded = None if filed is None else filed.details.get("genome_file")
+    if not isinstance(recorded, str):
+        return  # filed before proposals named their genome file
+    here = display_path(genome_file, root)
+    if here != recorded:
+        target = os.path.relpath(root / recorded)
+        if target.startswith(".."):
+            target = str((root / recorded).resolve())
+        raise PolicyError(
+            f"proposal {p.id} was filed for the genome file {recorded} (the one its run "
+            f"measured), not {here}: approve it with --genome {target}"
+        )
+
+
 def signed_decision(
     allowed_signers: Path,
     decision: str,

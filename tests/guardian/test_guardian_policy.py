@@ -137,6 +137,38 @@ def test_high_needs_two_distinct_approvers(make_guardian: Make, tmp_path: Path) 
         g.approve(p.id, "dave", key=key("dave"))
 
 
+def test_an_approval_adopts_into_the_genome_file_the_run_measured(
+    make_guardian: Make, store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pytest examples` reads examples/rafael.genome.yaml (its ini's folder); `rafael
+    genome approve` run from the project root resolves rafael.genome.yaml there. The
+    approval must not adopt into a file no test reads: it is refused before anyone signs,
+    with the option that names the right file."""
+    monkeypatch.chdir(tmp_path)
+    run = Guardian.open(
+        store,
+        tmp_path,
+        tmp_path / "examples" / "rafael.genome.yaml",
+        actor="alice",
+        config=GuardianConfig(),
+    )
+    p = run.propose("search", None, genome(1), evidence())
+    assert p.status == "pending"
+    elsewhere = make_guardian()  # the project root's rafael.genome.yaml
+    with pytest.raises(
+        PolicyError, match=r"filed for the genome file examples/rafael.genome.yaml"
+    ) as info:
+        elsewhere.approve(p.id, "bob", key=key("bob"))
+    assert "--genome examples/rafael.genome.yaml" in str(info.value)
+    assert elsewhere.get(p.id).approvals == ()
+    assert not (tmp_path / "rafael.genome.yaml").exists()
+    same = Guardian.open(
+        store, tmp_path, Path("examples/rafael.genome.yaml"), actor="bob", config=GuardianConfig()
+    )
+    assert same.approve(p.id, "bob", key=key("bob")).status == "adopted"
+    assert (tmp_path / "examples" / "rafael.genome.yaml").exists()
+
+
 def test_critical_needs_the_named_role(make_guardian: Make) -> None:
     g = make_guardian(config=CFG)
     p = g.propose("ledger", None, genome(1), evidence())

@@ -268,6 +268,25 @@ def _recording_errors() -> tuple[type[BaseException], ...]:
     return (RafaelError, sqlite3.DatabaseError)
 
 
+def _genome_option(root: Path, genome_file: Path) -> str | None:
+    """The ``--genome`` a ``rafael genome approve`` at the project root needs to adopt into
+    this run's genome file: None when the command would find that file by itself. After
+    ``pytest examples`` from the repository root, the run's file comes from
+    examples/pytest.ini, which the command at the root does not read."""
+    from pytest_rafael import settings
+    from pytest_rafael.errors import RafaelError
+    from pytest_rafael.guardian.adoption import display_path
+
+    try:
+        found = Path(settings.command_value("genome_file", cwd=root))
+    except RafaelError:
+        found = None
+    ours = display_path(genome_file, root)
+    if found is not None and display_path(root / found, root) == ours:
+        return None
+    return ours
+
+
 def _record(
     rs: RafaelSession,
     session: pytest.Session,
@@ -297,6 +316,9 @@ def _record(
         guardian.record_many(events)  # one durable commit for the whole run
         tests = _propose(guardian, tests, rs.verdicts, header.run_id)
         extra["guardian"] = guardian.summary()
+        genome_option = _genome_option(guardian.project_root, guardian.genome_file)
+        if genome_option is not None:
+            extra["guardian"]["genome_option"] = genome_option
         audit = extra["guardian"]["audit"]
         if not audit["verified"]:
             extra["error"] = (

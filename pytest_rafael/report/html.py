@@ -173,7 +173,9 @@ def _guardian(raw: Any) -> dict[str, Any] | None:
             "impact": _s(p.get("impact")),
             "status": _s(p.get("status")),
             "reasons": [_s(r) for r in p.get("reasons") or []],
-            "commands": review_commands(p.get("id")) if p.get("status") == "pending" else (),
+            "commands": review_commands(p.get("id"), raw.get("genome_option"))
+            if p.get("status") == "pending"
+            else (),
             "approvals": [
                 {"by": _s(a.get("by")), "role": _s(a.get("role")), "at": _s(a.get("at"))}
                 for a in p.get("approvals") or []

@@ -20,6 +20,7 @@ SHOW = "rafael genome proposals {id}"
 MAX_STEPS = 12
 _SAFE_ID = re.compile(r"[A-Za-z0-9_.:-]+")
 _SAFE_NODEID = re.compile(r"[A-Za-z0-9_./:\[\]-]+")
+_SAFE_PATH = re.compile(r"[A-Za-z0-9_./-]+")
 
 
 @dataclass(frozen=True)
@@ -30,13 +31,23 @@ class Step:
     commands: tuple[str, ...] = ()
 
 
-def review_commands(proposal_id: Any) -> tuple[str, ...]:
-    """Show, approve and reject commands for a proposal (nothing for an odd id: a
-    command a reviewer pastes must not carry text from elsewhere)."""
+def review_commands(proposal_id: Any, genome: Any = None) -> tuple[str, ...]:
+    """Show, approve and reject commands for a proposal, run at the project root;
+    ``genome``: the ``--genome`` they need there (see results' ``guardian.genome_option``).
+    Nothing for an odd id or path: a command a reviewer pastes must not carry text from
+    elsewhere."""
     pid = str(proposal_id or "")
-    if not _SAFE_ID.fullmatch(pid):
+    option = "" if genome is None else f" --genome {genome}"
+    if not _SAFE_ID.fullmatch(pid) or (
+        genome is not None and not _SAFE_PATH.fullmatch(str(genome))
+    ):
         return ()
-    return SHOW.format(id=pid), APPROVE.format(id=pid), REJECT.format(id=pid)
+    return SHOW.format(id=pid), APPROVE.format(id=pid) + option, REJECT.format(id=pid) + option
+
+
+def genome_option(results: Mapping[str, Any]) -> Any:
+    guardian = results.get("guardian")
+    return guardian.get("genome_option") if isinstance(guardian, Mapping) else None
 
 
 def _pending(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -88,7 +99,7 @@ def next_steps(results: Mapping[str, Any]) -> list[Step]:
         if pid:
             text += f": review proposal {pid}, which evolution found for it"
             pending.pop(str(pid), None)
-            steps.append(Step(text, review_commands(pid)))
+            steps.append(Step(text, review_commands(pid, genome_option(results))))
         else:
             prefix = str(results.get("nodeid_prefix") or "")
             rerun = (
@@ -109,7 +120,7 @@ def next_steps(results: Mapping[str, Any]) -> list[Step]:
         steps.append(
             Step(
                 f"Review pending proposal {pid} (module {module}, impact {impact})",
-                review_commands(pid),
+                review_commands(pid, genome_option(results)),
             )
         )
     unexercised = _unexercised(results)

@@ -115,6 +115,24 @@ def test_rerun_commands_work_from_where_pytest_was_started() -> None:
     )
 
 
+def test_review_commands_name_the_genome_file_the_root_would_not_find(tmp_path: Path) -> None:
+    """`pytest examples` from the repository root adopts into examples/rafael.genome.yaml
+    (examples/pytest.ini); a `rafael genome approve` pasted at the root needs --genome."""
+    from pytest_rafael.plugin.controller import _genome_option
+
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    assert _genome_option(tmp_path, tmp_path / "rafael.genome.yaml") is None
+    option = _genome_option(tmp_path, tmp_path / "examples" / "rafael.genome.yaml")
+    assert option == "examples/rafael.genome.yaml"
+    results = _results()
+    results["guardian"]["genome_option"] = option
+    approve = "rafael genome approve 3f2a9c1d --by PRINCIPAL --key PATH"
+    assert next_steps(results)[0].commands[1] == f"{approve} --genome {option}"
+    assert f"{approve} --genome {option}" in render_html(results)
+    assert f"{approve} --genome {option}" in render_summary(results)
+    assert review_commands("3f2a9c1d", "a b; rm -rf /") == ()
+
+
 def test_summary_md_carries_the_list_with_commands() -> None:
     text = render_summary(_results())
     after = text[text.index("**What to do next**") :]

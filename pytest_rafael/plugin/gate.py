@@ -161,7 +161,10 @@ def evaluate_gate(tests: Sequence[TestResult], session_min: float | None) -> Gat
         judged.add((t.nodeid, t.scenario))
         score = t.baseline_fitness if t.baseline_fitness is not None else 0.0
         where = f"{t.nodeid} [{t.scenario}]"
-        if score < threshold:
+        if t.baseline_n == 0:
+            # Fails the gate (nothing shows it holds), but no score of 0 was measured.
+            failures.append(f"{where}: the shipped genome was not measured (n=0)")
+        elif score < threshold:
             hint = ""
             if t.proposal_id and t.best_fitness is not None:
                 hint = f" (candidate {t.best_fitness:.3f} proposed as {t.proposal_id})"
@@ -194,6 +197,10 @@ def compute_delta(tests: Sequence[TestResult]) -> Delta:
     pairs: dict[tuple[str, str], list[TestResult]] = {}
     for t in tests:
         pairs.setdefault((t.nodeid, t.scenario), []).append(t)
+    # A pair whose shipped genome never ran (an interrupted run) has no score: a 0 in
+    # the mean would pull the score down by a measurement nobody made.
+    measured = {key: views for key, views in pairs.items() if views[0].baseline_n > 0}
+    pairs = measured or pairs
     baseline = fmean(views[0].baseline_fitness or 0.0 for views in pairs.values())
     current = fmean(
         max(

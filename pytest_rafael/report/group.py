@@ -27,6 +27,9 @@ def _delta(tests: Sequence[Mapping[str, Any]], vulnerabilities: list[str]) -> di
             "potential_score": None,
             "potential_improvement_pct": None,
         }
+    # As for one run (plugin/gate.py): unmeasured pairs have no score, and a threat is
+    # mitigated only where every test under it withstood it and met its own gate.
+    tests = [t for t in tests if (t.get("baseline_n") or 0) > 0] or list(tests)
     baseline = fmean(t.get("baseline_fitness") or 0.0 for t in tests)
     current = fmean(
         (
@@ -41,7 +44,7 @@ def _delta(tests: Sequence[Mapping[str, Any]], vulnerabilities: list[str]) -> di
         max(t.get("best_fitness") or 0.0, t.get("baseline_fitness") or 0.0) for t in tests
     )
     scenarios = {str(t["scenario"]) for t in tests}
-    weak = {str(t["scenario"]) for t in tests if not t.get("withstood")}
+    weak = {str(t["scenario"]) for t in tests if not _mitigated(t)}
     return {
         "baseline_score": round(baseline, 4),
         "current_score": round(current, 4),
@@ -51,6 +54,11 @@ def _delta(tests: Sequence[Mapping[str, Any]], vulnerabilities: list[str]) -> di
         "potential_score": round(potential, 4),
         "potential_improvement_pct": improvement_pct(baseline, potential),
     }
+
+
+def _mitigated(t: Mapping[str, Any]) -> bool:
+    gate, score = t.get("min_fitness"), t.get("baseline_fitness") or 0.0
+    return bool(t.get("withstood")) and (gate is None or score >= gate)
 
 
 def merge_group(group: str, docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

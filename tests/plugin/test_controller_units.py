@@ -186,6 +186,46 @@ def test_a_merged_run_group_states_the_same_change_as_one_run(baseline: float) -
     assert one_run.improvement_pct == (100.0 if baseline == 0 else 80.0)
 
 
+def test_an_unmeasured_pair_has_no_score_in_the_gate_or_the_delta() -> None:
+    """An interrupted run leaves a pair whose shipped genome never ran: the gate fails
+    on it without claiming it scored 0, and the delta's mean leaves it out."""
+    measured = result(0.9, n=2)
+    unmeasured = TestResult(
+        nodeid="t.py::test_b",
+        scenario="ddos",
+        severity="high",
+        module="payments",
+        iterations=(),
+        baseline_fitness=None,
+        min_fitness=0.5,
+        baseline_n=0,
+        baseline_genome=SHIPPED,
+    )
+    gate = evaluate_gate([measured, unmeasured], 0.5)
+    assert gate.failures == ("t.py::test_b [ddos]: the shipped genome was not measured (n=0)",)
+    delta = compute_delta([measured, unmeasured])
+    assert delta.baseline_score == delta.current_score == 0.9
+    assert delta.threats_mitigated == ("db_failure",)
+
+
+def test_a_merged_run_group_lists_a_threat_below_its_gate_as_unmitigated() -> None:
+    from pytest_rafael.report.group import merge_group
+
+    below = result(0.34, n=2, min_fitness=0.5)  # every iteration passed, score below gate
+    assert below.withstood
+    one_run = compute_delta([below])
+    assert one_run.threats_mitigated == ()
+    shard = {
+        "run_id": "r1",
+        "started_at": "2026-12-07T10:00:00Z",
+        "finished_at": "2026-12-07T10:01:00Z",
+        "tests": [below.to_dict()],
+        "delta": {"vulnerabilities": []},
+        "gate": {"passed": False, "failures": []},
+    }
+    assert merge_group("g1", [shard])["delta"]["threats_mitigated"] == []
+
+
 def test_delta_mitigated_threats_and_vulnerabilities() -> None:
     withstood = result(1.0, n=2)
     failing = TestResult(

@@ -93,8 +93,8 @@ def next_steps(results: Mapping[str, Any]) -> list[Step]:
     pending = _pending(results)
     for test in _failing(results):
         nodeid, scenario = test_key(test)
-        best = fmt_num(test.get("best_fitness"))
-        text = f"{nodeid} fails under {scenario} (best fitness {best})"
+        shipped, best = fmt_num(test.get("baseline_fitness")), fmt_num(test.get("best_fitness"))
+        text = f"{nodeid} fails under {scenario} (shipped {shipped}, best candidate {best})"
         pid = test.get("proposal_id")
         if pid:
             text += f": review proposal {pid}, which evolution found for it"
@@ -109,8 +109,8 @@ def next_steps(results: Mapping[str, Any]) -> list[Step]:
             safe = _SAFE_NODEID.fullmatch(prefix + nodeid) and _SAFE_ID.fullmatch(scenario)
             steps.append(
                 Step(
-                    text + ": no candidate beat it yet; harden the code or its "
-                    "genome, or run more iterations",
+                    text + ": no candidate has beaten it by a margin that holds up yet; "
+                    "harden the code or its genome, or run more iterations",
                     (rerun,) if safe else (),
                 )
             )

@@ -267,7 +267,11 @@ def _sections(
             iteration_chart=_iteration_chart(test) if is_detailed else Markup(""),
             runs_chart=chart,
             runs_note=note,
-            diff=tuple(genome_diff(baseline_genome(test), best_g)) if is_detailed else (),
+            # Only a candidate that beat the shipped genome has a diff worth reading: the
+            # best of candidates that did not would read as a change evolution suggests.
+            diff=tuple(genome_diff(baseline_genome(test), best_g))
+            if is_detailed and (best_fitness(test) is not None or test.get("proposal_id"))
+            else (),
             recommendations=tuple(recs.get(key, ())),
             lessons=tuple(by_test.get(key, ())),
             open=len(tests) <= OPEN_LIMIT or key in below,

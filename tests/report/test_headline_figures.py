@@ -154,3 +154,24 @@ def test_an_interrupted_run_without_a_threshold_never_says_no_gate() -> None:
     assert "no gate" not in text
     line = next(x for x in out.lines if x.startswith("t.py::test_order"))
     assert line.endswith("no threshold")
+
+
+def test_a_candidate_that_did_not_beat_the_shipped_genome_shows_no_diff() -> None:
+    """The best of candidates that all did worse is no change evolution suggests: the
+    page says none beat the shipped genome instead of listing its genes as a diff."""
+    worse = TestResult(
+        nodeid="t.py::test_order",
+        scenario="flaky_network",
+        severity="medium",
+        module="orders",
+        iterations=(_it(0, SHIPPED, True), _it(1, CANDIDATE, False)),
+        baseline_fitness=0.85,
+        best_fitness=None,
+        best_genome=CANDIDATE,
+        baseline_genome=SHIPPED,
+        baseline_n=1,
+        best_n=1,
+    )
+    page = render_html(_run((worse,)).to_dict(), [])
+    assert "No candidate beat the shipped genome." in page
+    assert "<th>gene</th>" not in page  # no diff table

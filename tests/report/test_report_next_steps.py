@@ -92,7 +92,9 @@ def test_review_commands_use_the_signed_form() -> None:
 def test_next_steps_list_failing_pairs_proposals_and_unexercised_scenarios() -> None:
     steps = next_steps(_results())
     texts = [s.text for s in steps]
-    assert texts[0].startswith("t.py::test_pay fails under db_failure (best fitness 0.4")
+    assert texts[0].startswith(
+        "t.py::test_pay fails under db_failure (shipped 0.300, best candidate 0.400)"
+    )
     assert "review proposal 3f2a9c1d" in texts[0]
     assert steps[0].commands == review_commands("3f2a9c1d")
     assert texts[1].startswith("t.py::test_cart fails under network_latency")

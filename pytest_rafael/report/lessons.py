@@ -202,10 +202,13 @@ def _evolution_lesson(test: Mapping[str, Any], below_gate: bool) -> Lesson | Non
             f"fitness {fmt_num(base)} (n={n_base}) < {fmt_num(min_f)}."
         )
         if test.get("proposal_id") and best is not None:
-            verdict = "would clear it" if best >= min_f else "would still fall short"
+            # A mean over a few measurements (this run's and earlier runs'), not a promise
+            # about the runs after an adoption.
+            side = "above" if best >= min_f else "below"
             text += (
-                f" Candidate {test['proposal_id']} scored {fmt_num(best)} (n={n_best}) there"
-                f" and {verdict} once approved."
+                f" Candidate {test['proposal_id']} has scored {fmt_num(best)} there over "
+                f"{n_best} measurement(s) so far, {side} the gate; adopted, it is judged on "
+                "its own measurements from then on."
             )
         return Lesson("bad", text, nodeid, scenario)
     if base is None or best is None or best - base < 0.005:

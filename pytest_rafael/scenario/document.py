@@ -43,7 +43,12 @@ class _Doc:
         # In the order found: a misspelt key comes before what it leaves missing.
         lines = list(dict.fromkeys(str(p) for p in self.problems))
         more = len(lines) - 1
-        extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        extra = (
+            f" (and {more} more problem{'s' if more > 1 else ''}: "
+            "'rafael scenarios validate' lists them all)"
+            if more
+            else ""
+        )
         raise ScenarioError(lines[0] + extra, lines)
 
     def fail(self, node: yaml.Node | None, field: str | None, problem: str) -> ScenarioError:

@@ -153,7 +153,8 @@ def test_loading_raises_one_line_that_counts_the_other_problems(tmp_path: Path) 
     with pytest.raises(ScenarioError) as info:
         load_file(bad)
     assert str(info.value) == (
-        f"{bad}:2: field 'description': must not be empty (and 4 more problems)"
+        f"{bad}:2: field 'description': must not be empty (and 4 more problems: "
+        "'rafael scenarios validate' lists them all)"
     )
     assert len(info.value.problems) == 5
 

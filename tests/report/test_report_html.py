@@ -420,3 +420,19 @@ def test_chaos_off_run_is_labelled_honestly() -> None:
     text = text_of(render_html(run))
     assert "Chaos was off: tests ran once without faults" in text
     assert "withstood" not in text
+
+
+def test_history_best_per_scenario_counts_tests_no_candidate_beat() -> None:
+    """A scenario's mean best fitness takes every measured test: the best candidate's
+    score where one beat the shipped genome, else the shipped genome's own. Leaving the
+    second kind out showed a scenario climbing while another of its tests scored 0."""
+    from pytest_rafael.report.history_chart import _group_scores
+
+    run = {
+        "tests": [
+            {"scenario": "flaky", "baseline_fitness": 0.1, "baseline_n": 3, "best_fitness": 0.9},
+            {"scenario": "flaky", "baseline_fitness": 0.0, "baseline_n": 3, "best_fitness": None},
+            {"scenario": "flaky", "baseline_fitness": None, "baseline_n": 0, "best_fitness": None},
+        ]
+    }
+    assert _group_scores(run, "scenario") == {"flaky": 0.45}

@@ -14,6 +14,7 @@ from typing import Any
 from pytest_rafael.report.lessons import Lesson, build_lessons
 from pytest_rafael.report.model import (
     best_fitness,
+    candidate_iterations,
     change_text,
     fmt_num,
     gate_failed_keys,
@@ -162,13 +163,23 @@ def _tests_lines(tests: list[Mapping[str, Any]], below: set[tuple[str, str]]) ->
             f"| {md(nodeid)}{flag} | {md(scenario)} | {len(iterations(t))} | "
             f"{shipped_success_text(t)} | "
             f"{fmt_num(t.get('baseline_fitness'))} ({t.get('baseline_n', '?')}) | "
-            f"{fmt_num(best_fitness(t))} | "
+            f"{_candidate_text(t)} | "
             f"{md(t.get('proposal_id') or ('yes' if t.get('adopted') else 'no'))} |"
         )
     if len(order) > MAX_TEST_ROWS:
         lines.append(f"\n{len(order) - MAX_TEST_ROWS} more pairs in index.html.")
     lines.append("")
     return lines
+
+
+def _candidate_text(test: Mapping[str, Any]) -> str:
+    """The best candidate's fitness where one beat the shipped genome; otherwise how the
+    candidates did ("n/a" read as if none had run)."""
+    best = best_fitness(test)
+    if best is not None:
+        return fmt_num(best)
+    passed, ran = candidate_iterations(test)
+    return f"none better ({passed} of {ran} passed)" if ran else "none ran"
 
 
 def _lessons_lines(lessons: Sequence[Lesson]) -> list[str]:

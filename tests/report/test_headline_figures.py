@@ -175,3 +175,5 @@ def test_a_candidate_that_did_not_beat_the_shipped_genome_shows_no_diff() -> Non
     page = render_html(_run((worse,)).to_dict(), [])
     assert "No candidate beat the shipped genome." in page
     assert "<th>gene</th>" not in page  # no diff table
+    md = render_summary(_run((worse,)).to_dict())
+    assert "| none better (0 of 1 passed) |" in md  # candidates ran; none beat it

@@ -83,7 +83,8 @@ def check_anchor(
             info,
             (
                 f"entry {anchor.entry}, anchored in {genome_file}, is not in the store: the audit "
-                "log was truncated or the store rolled back to an older copy"
+                "log was truncated or the store rolled back to an older copy, or replaced by a "
+                "new one (a lost CI cache): restore the store that adopted it"
             ),
             anchor.entry,
         )

@@ -181,11 +181,12 @@ def test_the_same_toxic_on_two_proxies() -> None:
         slow = {f.target for f in s if f.type == "latency" and f.attributes["latency"] >= 100}
         return slow >= {"db", "cache"}
 
-    minimal = shrink(bug, 1, targets=["db", "cache"])
-    assert sorted((f.type, f.target) for f in minimal) == [
-        ("latency", "cache"),
-        ("latency", "db"),
-    ]
+    minimal = shrink_to(
+        bug,
+        [("toxic", "latency", "cache", "downstream"), ("toxic", "latency", "db", "downstream")],
+        range(1, 8),  # about one seed in three finds no such pair in 1,000 examples
+        targets=["db", "cache"],
+    )
     assert all(near(f.attributes["latency"], 100, 25) for f in minimal)
 
 

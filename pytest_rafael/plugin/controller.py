@@ -23,6 +23,7 @@ from pytest_rafael.results import (
 from pytest_rafael.scenario import pending as schedule_pending
 
 if TYPE_CHECKING:
+    from pytest_rafael.guardian import Guardian
     from pytest_rafael.plugin.session import RafaelSession
 from pytest_rafael.plugin.gate import build_tests, compute_delta, evaluate_gate
 from pytest_rafael.plugin.proposals import _propose, _recommendations
@@ -268,6 +269,14 @@ def _recording_errors() -> tuple[type[BaseException], ...]:
     return (RafaelError, sqlite3.DatabaseError)
 
 
+def _guardian_summary(guardian: Guardian) -> dict[str, Any]:
+    summary = guardian.summary()
+    genome_option = _genome_option(guardian.project_root, guardian.genome_file)
+    if genome_option is not None:
+        summary["genome_option"] = genome_option
+    return summary
+
+
 def _genome_option(root: Path, genome_file: Path) -> str | None:
     """The ``--genome`` a ``rafael genome approve`` at the project root needs to adopt into
     this run's genome file: None when the command would find that file by itself. After
@@ -315,10 +324,7 @@ def _record(
         events = _fault_events(tests, header.run_id)
         guardian.record_many(events)  # one durable commit for the whole run
         tests = _propose(guardian, tests, rs.verdicts, header.run_id)
-        extra["guardian"] = guardian.summary()
-        genome_option = _genome_option(guardian.project_root, guardian.genome_file)
-        if genome_option is not None:
-            extra["guardian"]["genome_option"] = genome_option
+        extra["guardian"] = _guardian_summary(guardian)
         audit = extra["guardian"]["audit"]
         if not audit["verified"]:
             extra["error"] = (

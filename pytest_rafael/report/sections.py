@@ -267,11 +267,7 @@ def _sections(
             iteration_chart=_iteration_chart(test) if is_detailed else Markup(""),
             runs_chart=chart,
             runs_note=note,
-            # Only a candidate that beat the shipped genome has a diff worth reading: the
-            # best of candidates that did not would read as a change evolution suggests.
-            diff=tuple(genome_diff(baseline_genome(test), best_g))
-            if is_detailed and (best_fitness(test) is not None or test.get("proposal_id"))
-            else (),
+            diff=_diff(test, best_g) if is_detailed else (),
             recommendations=tuple(recs.get(key, ())),
             lessons=tuple(by_test.get(key, ())),
             open=len(tests) <= OPEN_LIMIT or key in below,
@@ -310,6 +306,15 @@ def _reference_text(ref: Any) -> str:
 def _shipped_failed(test: Mapping[str, Any]) -> bool:
     counts = shipped_success(test)
     return counts is None or counts[0] < counts[1]
+
+
+def _diff(test: Mapping[str, Any], best_genome: Any) -> tuple[Any, ...]:
+    """Shipped against best candidate, only for a candidate that beat the shipped genome
+    (or was proposed): the best of candidates that did not would read as a change
+    evolution suggests."""
+    if best_fitness(test) is None and not test.get("proposal_id"):
+        return ()
+    return tuple(genome_diff(baseline_genome(test), best_genome))
 
 
 def _candidates_text(test: Mapping[str, Any]) -> str:

@@ -124,13 +124,17 @@ def test_from_failure_bad_input_is_one_line(
 def test_the_example_finds_and_shrinks_the_two_fault_bug(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The ledger example, run as CI would (the derandomized ``rafael-ci`` profile, so
-    this test does not depend on luck): Hypothesis finds the combination bug, prints the
-    shrunk schedule, stores it, and from-failure turns it into a scenario."""
-    monkeypatch.setenv("HYPOTHESIS_PROFILE", "rafael-ci")
+    """The ledger example: Hypothesis finds the combination bug, prints the shrunk
+    schedule, stores it, and from-failure turns it into a scenario. A fixed seed keeps
+    the test off luck; how often a search finds the bug is measured in
+    benchmarks/RESULTS.md, not here. Seed 3 finds it early (about 10 s; the derandomized
+    CI profile's own seed needs over 200 examples and 60 s)."""
+    monkeypatch.setenv("HYPOTHESIS_PROFILE", "rafael")
     for name in ("ledger.py", "conftest.py", "test_balance_chaos.py"):
         shutil.copy(EXAMPLE / name, pytester.path / name)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=240)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--hypothesis-seed=3", timeout=240
+    )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*Fault schedule (* faults):*"])
     [entry] = load_failures(pytester.path / ".rafael" / "failures")["failures"]

@@ -184,7 +184,9 @@ def test_the_same_toxic_on_two_proxies() -> None:
     minimal = shrink_to(
         bug,
         [("toxic", "latency", "cache", "downstream"), ("toxic", "latency", "db", "downstream")],
-        range(1, 8),  # about one seed in three finds no such pair in 1,000 examples
+        # About one seed in three finds no such pair in 1,000 examples (6 s each): start
+        # where one did when this was written; finding is not what is tested.
+        range(3, 10),
         targets=["db", "cache"],
     )
     assert all(near(f.attributes["latency"], 100, 25) for f in minimal)

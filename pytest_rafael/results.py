@@ -247,6 +247,13 @@ def improvement_pct(before: float, after: float) -> float:
     return 100.0 if after > 0 else 0.0
 
 
+def mitigated(withstood: bool, score: float | None, min_fitness: float | None) -> bool:
+    """Withstood with the shipped genome, and not below the test's own gate: a threat
+    the verdict fails on is never listed as mitigated beside it (one run and a merged
+    run group alike)."""
+    return withstood and (min_fitness is None or (score or 0.0) >= min_fitness)
+
+
 @dataclass(frozen=True)
 class Delta:
     """What ships: ``baseline_score`` is the shipped genomes' mean fitness in this run,

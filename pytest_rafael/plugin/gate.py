@@ -16,6 +16,7 @@ from pytest_rafael.results import (
     TestResult,
     evolution_key,
     improvement_pct,
+    mitigated,
 )
 
 if TYPE_CHECKING:
@@ -214,8 +215,13 @@ def compute_delta(tests: Sequence[TestResult]) -> Delta:
         max(max(t.best_fitness or 0.0, t.baseline_fitness or 0.0) for t in views)
         for views in pairs.values()
     )
-    mitigated = sorted(
-        {t.scenario for t in tests} - {t.scenario for t in tests if not _mitigated(t)}
+    threats_mitigated = sorted(
+        {t.scenario for t in tests}
+        - {
+            t.scenario
+            for t in tests
+            if not mitigated(t.withstood, t.baseline_fitness, t.min_fitness)
+        }
     )
     # dict.fromkeys: a test evolving several modules fails once, on the same shipped runs.
     vulnerabilities = tuple(
@@ -227,15 +233,8 @@ def compute_delta(tests: Sequence[TestResult]) -> Delta:
         round(baseline, 4),
         round(current, 4),
         improvement_pct(baseline, current),
-        tuple(mitigated),
+        tuple(threats_mitigated),
         vulnerabilities,
         potential_score=round(potential, 4),
         potential_improvement_pct=improvement_pct(baseline, potential),
     )
-
-
-def _mitigated(t: TestResult) -> bool:
-    """Withstood with the shipped genome, and not below the test's own gate: a threat
-    the verdict fails on is never listed as mitigated beside it."""
-    below_gate = t.min_fitness is not None and (t.baseline_fitness or 0.0) < t.min_fitness
-    return t.withstood and not below_gate

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from statistics import fmean
 from typing import Any
 
-from pytest_rafael.results import improvement_pct
+from pytest_rafael.results import improvement_pct, mitigated
 
 
 def _delta(tests: Sequence[Mapping[str, Any]], vulnerabilities: list[str]) -> dict[str, Any]:
@@ -44,7 +44,11 @@ def _delta(tests: Sequence[Mapping[str, Any]], vulnerabilities: list[str]) -> di
         max(t.get("best_fitness") or 0.0, t.get("baseline_fitness") or 0.0) for t in tests
     )
     scenarios = {str(t["scenario"]) for t in tests}
-    weak = {str(t["scenario"]) for t in tests if not _mitigated(t)}
+    weak = {
+        str(t["scenario"])
+        for t in tests
+        if not mitigated(bool(t.get("withstood")), t.get("baseline_fitness"), t.get("min_fitness"))
+    }
     return {
         "baseline_score": round(baseline, 4),
         "current_score": round(current, 4),
@@ -54,11 +58,6 @@ def _delta(tests: Sequence[Mapping[str, Any]], vulnerabilities: list[str]) -> di
         "potential_score": round(potential, 4),
         "potential_improvement_pct": improvement_pct(baseline, potential),
     }
-
-
-def _mitigated(t: Mapping[str, Any]) -> bool:
-    gate, score = t.get("min_fitness"), t.get("baseline_fitness") or 0.0
-    return bool(t.get("withstood")) and (gate is None or score >= gate)
 
 
 def merge_group(group: str, docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

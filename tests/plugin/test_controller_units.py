@@ -164,6 +164,18 @@ def test_delta_current_moves_only_with_an_adopted_candidate() -> None:
     assert delta.improvement_pct == pytest.approx(80.0)
 
 
+def _shard(test: TestResult, gate_passed: bool) -> dict[str, Any]:
+    """One stored run holding ``test``, as `rafael report --run-group` reads it."""
+    return {
+        "run_id": "r1",
+        "started_at": "2026-12-07T10:00:00Z",
+        "finished_at": "2026-12-07T10:01:00Z",
+        "tests": [test.to_dict()],
+        "delta": {"vulnerabilities": []},
+        "gate": {"passed": gate_passed, "failures": []},
+    }
+
+
 @pytest.mark.parametrize("baseline", [0.0, 0.5])
 def test_a_merged_run_group_states_the_same_change_as_one_run(baseline: float) -> None:
     """`rafael report --run-group` recomputes the delta from the shards' tests: it must
@@ -172,14 +184,7 @@ def test_a_merged_run_group_states_the_same_change_as_one_run(baseline: float) -
 
     adopted = result(baseline, best_fitness=0.9, proposal_id="p", adopted=True)
     one_run = compute_delta([adopted])
-    shard = {
-        "run_id": "r1",
-        "started_at": "2026-12-07T10:00:00Z",
-        "finished_at": "2026-12-07T10:01:00Z",
-        "tests": [adopted.to_dict()],
-        "delta": {"vulnerabilities": []},
-        "gate": {"passed": True, "failures": []},
-    }
+    shard = _shard(adopted, gate_passed=True)
     merged = merge_group("ci-1", [shard])["delta"]
     assert merged["improvement_pct"] == one_run.improvement_pct
     assert merged["potential_improvement_pct"] == one_run.potential_improvement_pct
@@ -215,14 +220,7 @@ def test_a_merged_run_group_lists_a_threat_below_its_gate_as_unmitigated() -> No
     assert below.withstood
     one_run = compute_delta([below])
     assert one_run.threats_mitigated == ()
-    shard = {
-        "run_id": "r1",
-        "started_at": "2026-12-07T10:00:00Z",
-        "finished_at": "2026-12-07T10:01:00Z",
-        "tests": [below.to_dict()],
-        "delta": {"vulnerabilities": []},
-        "gate": {"passed": False, "failures": []},
-    }
+    shard = _shard(below, gate_passed=False)
     assert merge_group("g1", [shard])["delta"]["threats_mitigated"] == []
 
 

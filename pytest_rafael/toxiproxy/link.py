@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterable
 from typing import Protocol
 
-from pytest_rafael.toxiproxy import stages
+from pytest_rafael.toxiproxy import slices, stages
 from pytest_rafael.toxiproxy.stages import Item, Stage
 from pytest_rafael.toxiproxy.stamps import RX_STAMPS, SO_TIMESTAMPNS, STAMP_SPACE, arrival
 from pytest_rafael.toxiproxy.toxics import DOWNSTREAM, UPSTREAM, ToxicSpec
@@ -336,6 +336,8 @@ class Pump:
         microseconds, so a deadline costs one wake-up; it only handles fds below
         FD_SETSIZE, above which the two-step wait remains.
         """
+        # Delayed bytes are due at a set time: wait for them at real-time priority.
+        slices.hold_realtime(left is not None and bool(self._heap))
         if left is None:
             return [fd for fd, _ in poller.poll()]
         left = max(left, 0.0)

@@ -94,6 +94,7 @@ class _WorkerPool:
             except Exception:  # pragma: no cover - a bug: say so, as a dying thread would
                 traceback.print_exc()
             del call
+            slices.hold_realtime(False)  # a pump may end while it waits for delayed bytes
             with self._lock:
                 self.busy -= 1
                 self._idle += 1

@@ -257,6 +257,81 @@ def test_a_pump_thread_asks_for_a_short_slice_and_keeps_its_nice_value() -> None
         assert seen["slice"] == [str(slices.SLICE_NS)]
 
 
+def _may_use_realtime() -> bool:
+    """Whether this process may raise a thread to SCHED_FIFO (root, CAP_SYS_NICE)."""
+    seen: list[bool] = []
+
+    def probe() -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+        except OSError:
+            seen.append(False)
+        else:
+            seen.append(True)
+
+    thread = threading.Thread(target=probe)  # a thread of its own: it ends real-time
+    thread.start()
+    thread.join()
+    return seen[0]
+
+
+def _policy(tid: int) -> int:
+    """A thread's policy, without the reset-on-fork flag (a child does not inherit it)."""
+    return os.sched_getscheduler(tid) & ~os.SCHED_RESET_ON_FORK
+
+
+def _fifo_threads() -> set[int]:
+    """Threads of this process that run under SCHED_FIFO now."""
+    found = set()
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError):
+            if _policy(int(tid)) == os.SCHED_FIFO:
+                found.add(int(tid))
+    return found
+
+
+def test_a_pump_waits_for_delayed_bytes_at_realtime_priority_and_then_drops_it(
+    server: EmbeddedServer, echo: Upstream
+) -> None:
+    """While bytes wait in a latency toxic their pump is SCHED_FIFO (where the process may
+    use it), and once they left it is back to normal scheduling with its nice value."""
+    listen = create(server, echo.address)
+    requests.post(
+        server.url + "/proxies/p/toxics",
+        timeout=10,
+        json={"type": "latency", "stream": "downstream", "attributes": {"latency": 600}},
+    ).raise_for_status()
+    allowed = _may_use_realtime()
+    before = _fifo_threads()
+    with connect(listen) as conn:
+        conn.sendall(b"ping")
+        # Only SCHED_FIFO threads of the pump: none of this test's threads is real-time.
+        waiting = wait_for(lambda: bool(_fifo_threads() - before), timeout=0.4)
+        assert recv_exactly(conn, 4) == b"ping"
+    assert waiting == allowed
+    assert wait_for(lambda: not _fifo_threads() - before)
+
+
+def test_realtime_is_dropped_back_to_the_short_slice_and_nice_value() -> None:
+    seen: dict[str, object] = {}
+
+    def pump_thread() -> None:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, 3)
+        slices.ask_for_short_slice()
+        slices.hold_realtime(True)
+        seen["during"] = os.sched_getscheduler(0)  # with SCHED_RESET_ON_FORK
+        slices.hold_realtime(False)
+        seen["after"] = os.sched_getscheduler(0)
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, tid)
+
+    thread = threading.Thread(target=pump_thread)
+    thread.start()
+    thread.join()
+    expected = os.SCHED_FIFO | os.SCHED_RESET_ON_FORK if _may_use_realtime() else os.SCHED_OTHER
+    assert seen == {"during": expected, "after": os.SCHED_OTHER, "nice": 3}
+
+
 def _kernel() -> tuple[int, ...]:
     parts = os.uname().release.split("-")[0].split(".")[:2]
     return tuple(int(part) for part in parts if part.isdigit())

@@ -129,6 +129,9 @@ def test_upstream_truncation_with_a_slow_close() -> None:
         [("toxic", "limit_data", "db", "upstream"), ("toxic", "slow_close", "db", "downstream")],
         range(1, 6),
         targets=["db"],
+        # Five of the seven toxics: enough faults to shrink past (and the two that mask a
+        # cut, a reset and a timeout), a third less CPU than all of them.
+        toxics=("latency", "reset_peer", "limit_data", "slow_close", "timeout"),
     )
     by_type = {f.type: f for f in minimal}
     assert near(by_type["slow_close"].attributes["delay"], 500, 25)
@@ -164,6 +167,7 @@ def test_two_targets_and_a_stressor() -> None:
         [("stress", "cpu", "*", "downstream"), ("toxic", "bandwidth", "cache", "downstream")],
         range(0, 3),
         targets=["db", "cache"],
+        toxics=("latency", "bandwidth", "reset_peer", "limit_data"),  # a third less CPU
         stress=("cpu",),
     )
     by_type = {f.type: f for f in minimal}

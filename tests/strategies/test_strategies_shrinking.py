@@ -149,7 +149,9 @@ def test_a_fault_window_that_overlaps_a_second_call() -> None:
         stalled_second = has(s, "timeout", lambda f: active_at(f, 0.3) and not active_at(f, 0))
         return slow_first and stalled_second
 
-    minimal = shrink(bug, 2, targets=["db"])
+    # Five of the seven toxics (a third less CPU); seeds 0-4 all pass with either set.
+    toxics = ("latency", "timeout", "reset_peer", "limit_data", "slicer")
+    minimal = shrink(bug, 2, targets=["db"], toxics=toxics)
     assert [f.type for f in minimal] == ["latency", "timeout"]
     timeout = minimal.faults[1]
     assert 0 < timeout.start_s <= 0.3  # after the first call, by the time of the second

@@ -299,14 +299,15 @@ def test_a_pump_waits_for_delayed_bytes_at_realtime_priority_and_then_drops_it(
     requests.post(
         server.url + "/proxies/p/toxics",
         timeout=10,
-        json={"type": "latency", "stream": "downstream", "attributes": {"latency": 600}},
+        json={"type": "latency", "stream": "downstream", "attributes": {"latency": 1000}},
     ).raise_for_status()
     allowed = _may_use_realtime()
     before = _fifo_threads()
     with connect(listen) as conn:
         conn.sendall(b"ping")
         # Only SCHED_FIFO threads of the pump: none of this test's threads is real-time.
-        waiting = wait_for(lambda: bool(_fifo_threads() - before), timeout=0.4)
+        # The bytes wait 1 s: a loaded machine has 0.9 s to show the pump waiting.
+        waiting = wait_for(lambda: bool(_fifo_threads() - before), timeout=0.9)
         assert recv_exactly(conn, 4) == b"ping"
     assert waiting == allowed
     assert wait_for(lambda: not _fifo_threads() - before)

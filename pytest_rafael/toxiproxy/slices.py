@@ -10,11 +10,11 @@ The call keeps the thread's policy and nice value; on other kernels and systems 
 ignored or fails, and nothing changes.
 
 A short slice still waits for a core that another woken task got first. Where the
-process may use real-time scheduling (root, or ``CAP_SYS_NICE``), a pump that holds
-delayed bytes waits for them at ``SCHED_FIFO`` priority 1 (:func:`hold_realtime`), the
-lowest real-time level, so that it runs as soon as they are due, ahead of any CPU-bound
-task. It goes back to its short slice as soon as nothing delayed is left. Elsewhere the
-kernel refuses, once per thread, and nothing changes.
+process may use real-time scheduling (``CAP_SYS_NICE`` or an ``RLIMIT_RTPRIO`` of 1 or
+more), a pump that holds delayed bytes waits for them at ``SCHED_FIFO`` priority 1
+(:func:`hold_realtime`), the lowest real-time level, so that it runs as soon as they are
+due, ahead of any CPU-bound task. It goes back to its short slice as soon as nothing
+delayed is left. Elsewhere the kernel refuses, once per thread, and nothing changes.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ half of it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -142,12 +143,64 @@ def _flow(value: Any) -> str:
     return str(yaml.safe_dump(value, default_flow_style=True, width=10**6, sort_keys=False)).strip()
 
 
-def dump_genomes(genomes: Mapping[str, Genome], anchor: AuditAnchor | None = None) -> str:
+@dataclass(frozen=True)
+class Comments:
+    """What a person wrote in the file's own comments: the block before the first module
+    (the generated header and audit anchor aside) and the block right above each later
+    module. A comment inside a module's section goes with the values it described."""
+
+    head: tuple[str, ...] = ()
+    above: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+
+
+def kept_comments(text: str) -> Comments:
+    generated = set(HEADER.splitlines())
+    head: tuple[str, ...] = ()
+    above: dict[str, tuple[str, ...]] = {}
+    pending: list[str] = []
+    first = True
+    for line in text.splitlines():
+        if line.startswith("#"):
+            if line not in generated and not line.startswith(ANCHOR_PREFIX):
+                pending.append(line)
+            continue
+        module = _top_level_key(line)
+        if module is None:
+            continue
+        if first:
+            head, first = tuple(pending), False
+        elif pending:
+            above[module] = tuple(pending)
+        pending = []
+    return Comments(head, above)
+
+
+def _top_level_key(line: str) -> str | None:
+    if not line[:1].strip() or line.startswith(("-", "#")):
+        return None  # blank, indented (a module's own values) or not a key
+    try:
+        parsed = yaml.safe_load(line)
+    except yaml.YAMLError:
+        return None
+    if isinstance(parsed, dict) and len(parsed) == 1:
+        key = next(iter(parsed))
+        return key if isinstance(key, str) else None
+    return None
+
+
+def dump_genomes(
+    genomes: Mapping[str, Genome],
+    anchor: AuditAnchor | None = None,
+    comments: Comments | None = None,
+) -> str:
+    comments = comments or Comments()
     lines = [HEADER.rstrip("\n")]
     if anchor is not None:
         lines.append(anchor.line())
+    lines.extend(comments.head)
     for module in sorted(genomes):
         g = genomes[module]
+        lines.extend(comments.above.get(module, ()))
         lines.append(f"{_flow([module])[1:-1]}:")  # quoted only when YAML needs it
         lines.append(f"  generation: {g.generation}")
         if not g.genes:
@@ -169,9 +222,14 @@ def write_genome_file(
     anchor: AuditAnchor | None = None,
 ) -> None:
     """Replace the file atomically with ``genomes`` (validated by re-reading the text),
-    carrying ``anchor`` (the guardian's audit head) when given."""
+    carrying ``anchor`` (the guardian's audit head) when given, and the comments a person
+    wrote in the file it replaces (see :class:`Comments`)."""
     p = Path(path)
-    text = dump_genomes(genomes, anchor)
+    try:
+        comments = kept_comments(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):  # no file yet, or one that is replaced whole
+        comments = Comments()
+    text = dump_genomes(genomes, anchor, comments)
     reread = parse_genome_text(text, str(p))  # never write what we could not read back
     if (
         set(reread) != set(genomes)

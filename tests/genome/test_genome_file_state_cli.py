@@ -78,6 +78,41 @@ def test_write_then_read_round_trips_atomically(tmp_path: Path) -> None:
     assert set(load_genome_file(p)) == {"payments"}
 
 
+def test_a_rewrite_keeps_the_comments_a_person_wrote(tmp_path: Path) -> None:
+    """An adoption rewrites the file: the header a team wrote and the note above a
+    module stay; the generated header and the previous audit anchor are not doubled."""
+    p = tmp_path / "rafael.genome.yaml"
+    write_genome_file(p, {"payments": PAY, "search": Genome.from_dict("search", {"genes": {}})})
+    generated = p.read_text().splitlines()
+    header, body = generated[:3], generated[3:]
+    anchor = "# rafael-audit-anchor: entry=7 sha256=" + "0" * 64
+    at = body.index("search:")
+    p.write_text(
+        "\n".join(
+            [
+                *header,
+                anchor,
+                "# Owned by the payments team.",
+                *body[:at],
+                "# search is read-only: no retry needed.",
+                *body[at:],
+            ]
+        )
+        + "\n"
+    )
+    changed = Genome.from_dict(
+        "payments", {"generation": 4, "genes": {"timeout": {"seconds": 1.0}}}
+    )
+    write_genome_file(p, {"payments": changed, "search": Genome.from_dict("search", {"genes": {}})})
+    text = p.read_text()
+    assert text.splitlines()[:4] == [*header, "# Owned by the payments team."]
+    assert "# search is read-only: no retry needed.\nsearch:" in text
+    assert "rafael-audit-anchor" not in text  # an anchor is the adoption's to write
+    assert load_genome_file(p)["payments"] == changed
+    write_genome_file(p, load_genome_file(p))
+    assert p.read_text() == text  # nothing piles up from one rewrite to the next
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -15,6 +15,7 @@ did not look for. Two harms are ruled out by construction instead:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,9 +90,14 @@ def _timeout_for_two_attempts(
     delay = worst_case_s(two, 0.0)
     floor = max(2.0 * observed_s, float(spec_of("timeout", "seconds").low or 0.0))
     fit = (limit_s - delay) / 2.0
-    if fit < floor:
+    # Down to the millisecond, never up: rounded up, two attempts would end past the
+    # limit and the retry would be cut to one attempt after all.
+    shorter = math.floor(fit * 1000.0) / 1000.0
+    while shorter > floor and worst_case_s(two, shorter) > limit_s:  # float residue
+        shorter = round(shorter - 0.001, 3)
+    if shorter < floor:
         return None
-    return round(fit, 3)
+    return shorter
 
 
 def _attempt_time(genome: Genome, observed_s: float) -> float:

@@ -78,6 +78,33 @@ def test_a_timeout_that_fills_the_budget_is_shortened_rather_than_the_retry_cut_
     assert float(kept.genes["timeout"]["seconds"]) == 30.0
 
 
+@pytest.mark.parametrize("base_delay", [0.01, 0.0345, 0.055, 0.0567, 0.1, 0.2345])
+def test_the_shortened_timeout_never_rounds_past_the_cap(base_delay: float) -> None:
+    """The shortened timeout is rounded to the millisecond: rounded up, two attempts
+    took 30.001 s under a 30 s cap, and the retry was cut to one attempt after all
+    (seen on the examples' sessions module: every candidate became "no retry")."""
+    slow = Genome.from_dict(
+        "s",
+        {
+            "genes": {
+                "retry": {
+                    "max_attempts": 4,
+                    "base_delay": base_delay,
+                    "max_delay": 1.0,
+                    "jitter": 0.0,
+                    "on": ["Exception"],
+                },
+                "timeout": {"seconds": 30.0},
+            }
+        },
+    )
+    safety = Safety.for_module("s", True, None)
+    capped = safety.apply(slow, attempt_s=0.05)
+    timeout = float(capped.genes["timeout"]["seconds"])
+    assert capped.genes["retry"]["max_attempts"] >= 2, (timeout, capped.genes["retry"])
+    assert worst_case_s(dict(capped.genes["retry"].params), timeout) <= safety.max_retry_time_s
+
+
 def test_an_engine_never_measures_an_unsafe_candidate() -> None:
     base = Genome.from_dict("svc", {"genes": {}})
     engine = Engine("k", base, seed=1, safety=Safety.for_module("svc", None, 2.0))

@@ -145,20 +145,23 @@ def _flow(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Comments:
-    """What a person wrote in the file's own comments: the block before the first module
-    (the generated header and audit anchor aside) and the block right above each later
-    module. A comment inside a module's section goes with the values it described."""
+    """What a person wrote in the file being replaced, and where: the comment block
+    before the first module (the generated header and audit anchor aside), the block
+    right above each later module, and the order of the modules. The rewrite keeps that
+    order (new modules go last, sorted), so every block stays above the module it was
+    above. A comment inside a module's section goes with the values it described."""
 
     head: tuple[str, ...] = ()
     above: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    order: tuple[str, ...] = ()
 
 
 def kept_comments(text: str) -> Comments:
     generated = set(HEADER.splitlines())
     head: tuple[str, ...] = ()
     above: dict[str, tuple[str, ...]] = {}
+    order: list[str] = []
     pending: list[str] = []
-    first = True
     for line in text.splitlines():
         if line.startswith("#"):
             if line not in generated and not line.startswith(ANCHOR_PREFIX):
@@ -167,12 +170,13 @@ def kept_comments(text: str) -> Comments:
         module = _top_level_key(line)
         if module is None:
             continue
-        if first:
-            head, first = tuple(pending), False
+        if not order:
+            head = tuple(pending)
         elif pending:
             above[module] = tuple(pending)
+        order.append(module)
         pending = []
-    return Comments(head, above)
+    return Comments(head, above, tuple(order))
 
 
 def _top_level_key(line: str) -> str | None:
@@ -198,7 +202,8 @@ def dump_genomes(
     if anchor is not None:
         lines.append(anchor.line())
     lines.extend(comments.head)
-    for module in sorted(genomes):
+    kept = [m for m in comments.order if m in genomes]
+    for module in kept + sorted(set(genomes) - set(kept)):
         g = genomes[module]
         lines.extend(comments.above.get(module, ()))
         lines.append(f"{_flow([module])[1:-1]}:")  # quoted only when YAML needs it

@@ -113,6 +113,26 @@ def test_a_rewrite_keeps_the_comments_a_person_wrote(tmp_path: Path) -> None:
     assert p.read_text() == text  # nothing piles up from one rewrite to the next
 
 
+def test_a_rewrite_keeps_the_order_of_the_modules_so_comments_stay_with_theirs(
+    tmp_path: Path,
+) -> None:
+    """Sorted anew, the note above the first module would end up above another one."""
+    p = tmp_path / "rafael.genome.yaml"
+    p.write_text(
+        "# zeta: owned by the auth squad\n"
+        "zeta:\n  genes: {timeout: {seconds: 30.0}}\n"
+        "# alpha: read-only\n"
+        "alpha:\n  genes: {}\n"
+    )
+    genomes = load_genome_file(p)
+    genomes["beta"] = Genome.from_dict("beta", {"genes": {}})
+    write_genome_file(p, genomes)
+    lines = p.read_text().splitlines()
+    assert lines[lines.index("zeta:") - 1] == "# zeta: owned by the auth squad"
+    assert lines[lines.index("alpha:") - 1] == "# alpha: read-only"
+    assert lines.index("zeta:") < lines.index("alpha:") < lines.index("beta:")  # new: last
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

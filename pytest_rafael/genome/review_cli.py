@@ -207,6 +207,16 @@ def _approval_lines(p: Proposal, verified: list[Any]) -> list[str]:
     return out
 
 
+def _measured_genome_file(g: Guardian, p: Proposal) -> Path:
+    """The genome file the proposal's run measured (what an approval writes), not the
+    one ``--genome`` resolves from here: a diff against another file would show genes
+    that are not the ones shipped."""
+    from pytest_rafael.guardian.decisions import filed_genome_file
+
+    recorded = filed_genome_file(g.audit, p)
+    return g.genome_file if recorded is None else g.project_root / recorded
+
+
 def _candidate_lines(g: Guardian, p: Proposal) -> list[str]:
     """The candidate's genes and its diff against the adopted genome."""
     from pytest_rafael.genome.file import GenomeFileError, load_genome_file
@@ -221,18 +231,18 @@ def _candidate_lines(g: Guardian, p: Proposal) -> list[str]:
     out.append(f"  candidate genome (generation {candidate.generation}, id {candidate.id}):")
     out.append(f"    idempotent: {declared(candidate.idempotent)}")
     out += _genes_lines(candidate)
+    path = _measured_genome_file(g, p)
     try:
-        adopted = load_genome_file(g.genome_file).get(p.module)
+        adopted = load_genome_file(path).get(p.module)
     except GenomeFileError as exc:
-        out.append(f"  cannot read {g.genome_file} to diff against: {exc}")
+        out.append(f"  cannot read {path} to diff against: {exc}")
         return out
     if adopted is None:
-        out.append(f"  diff against {g.genome_file}: {p.module!r} has no adopted genome yet")
+        out.append(f"  diff against {path}: {p.module!r} has no adopted genome yet")
         adopted = Genome(p.module)
     else:
         out.append(
-            f"  diff against the adopted genome in {g.genome_file} "
-            f"(generation {adopted.generation}):"
+            f"  diff against the adopted genome in {path} (generation {adopted.generation}):"
         )
     changes = adopted.diff(candidate)
     out += [f"    {line}" for line in changes] or ["    no differences"]

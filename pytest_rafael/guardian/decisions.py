@@ -70,6 +70,14 @@ def filed_binding(audit: AuditLog, p: Proposal) -> dict[str, Any]:
     return dict(recorded)
 
 
+def filed_genome_file(audit: AuditLog, p: Proposal) -> str | None:
+    """The genome file the run that filed ``p`` measured, relative to the project root
+    (None for a proposal filed before proposals named it)."""
+    filed = next(audit.entries(change_id=p.id, event_type="proposal_created"), None)
+    recorded = None if filed is None else filed.details.get("genome_file")
+    return recorded if isinstance(recorded, str) else None
+
+
 def check_genome_file(audit: AuditLog, p: Proposal, genome_file: Path, root: Path) -> None:
     """Refuse to adopt ``p`` into another genome file than the one the run that measured
     it used (its ``proposal_created`` entry names it, relative to the project root):
@@ -79,9 +87,8 @@ def check_genome_file(audit: AuditLog, p: Proposal, genome_file: Path, root: Pat
 
     from pytest_rafael.guardian.adoption import display_path
 
-    filed = next(audit.entries(change_id=p.id, event_type="proposal_created"), None)
-    recorded = None if filed is None else filed.details.get("genome_file")
-    if not isinstance(recorded, str):
+    recorded = filed_genome_file(audit, p)
+    if recorded is None:
         return  # filed before proposals named their genome file
     here = display_path(genome_file, root)
     if here != recorded:

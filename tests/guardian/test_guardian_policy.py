@@ -169,6 +169,26 @@ def test_an_approval_adopts_into_the_genome_file_the_run_measured(
     assert (tmp_path / "examples" / "rafael.genome.yaml").exists()
 
 
+def test_a_proposal_is_shown_against_the_genome_file_its_run_measured(
+    make_guardian: Make, store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`rafael genome proposals ID` from the project root (whose rafael.genome.yaml no
+    test reads) diffs against the file the run measured, as the approval writes it."""
+    from pytest_rafael.genome.file import write_genome_file
+    from pytest_rafael.genome.genome import Genome
+    from pytest_rafael.genome.review_cli import _candidate_lines
+
+    monkeypatch.chdir(tmp_path)
+    measured = tmp_path / "examples" / "rafael.genome.yaml"
+    write_genome_file(measured, {"search": Genome.from_dict("search", genome(0))})
+    run = Guardian.open(store, tmp_path, measured, actor="alice", config=GuardianConfig())
+    p = run.propose("search", genome(0), genome(1, max_attempts=5), evidence())
+    text = "\n".join(_candidate_lines(make_guardian(), p))  # the root's rafael.genome.yaml
+    assert f"diff against the adopted genome in {measured}" in text
+    assert "max_attempts: 3 -> 5" in text
+    assert "has no adopted genome yet" not in text
+
+
 def test_critical_needs_the_named_role(make_guardian: Make) -> None:
     g = make_guardian(config=CFG)
     p = g.propose("ledger", None, genome(1), evidence())

@@ -76,3 +76,17 @@ def output_problems(settings: Settings) -> list[str]:
         if problem is not None:
             problems.append(f"{settings.sources.get(field, flag)}: {problem}")
     return problems
+
+
+def missing_genome_note(settings: Settings) -> str | None:
+    """A chaos run whose genome file does not exist measures every module without genes
+    and calls that "shipped": say so at the top of the run, with the setting that named
+    the file (a mistyped ``--rafael-genome`` otherwise passes unnoticed)."""
+    if not settings.chaos or settings.genome_file.exists():
+        return None
+    source = settings.sources.get("genome_file")
+    via = f" (given by {source})" if source else ""
+    return (
+        f"rafael: genome file {settings.genome_file}{via} does not exist: every module "
+        "runs without genes, and that is what the gate judges as shipped"
+    )

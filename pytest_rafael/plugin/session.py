@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_rafael import settings
-from pytest_rafael.plugin import marker
+from pytest_rafael.plugin import marker, preflight
 from pytest_rafael.plugin.iteration import REFERENCE, ChaosCase, state_of
 from pytest_rafael.plugin.xdist_support import worker_id
 from pytest_rafael.results import IterationResult, PairVerdict
@@ -286,6 +286,8 @@ class RafaelSession:
         mode = f"chaos on, {s.iterations} iterations" if s.chaos else "chaos off"
         server = s.toxiproxy_url or "embedded"
         lines = [f"rafael: {mode}, seed {s.seed}, toxiproxy {server}"]
+        note = preflight.missing_genome_note(s)  # a mistyped --rafael-genome, say
+        lines += [note] if note else []
         if s.select_scenarios:
             named = [f"not {n[1:]}" if n.startswith("-") else n for n in s.select_scenarios]
             lines.append(f"rafael: scenarios selected: {', '.join(named)}")

@@ -125,6 +125,25 @@ def test_precedence_cli_over_env_over_ini(
     assert "seed 3," in pytester.runpytest("--rafael-seed", "3").stdout.str()
 
 
+def test_a_missing_genome_file_is_named_at_the_top_of_a_chaos_run(
+    pytester: pytest.Pytester,
+) -> None:
+    """A mistyped --rafael-genome ran every module without genes, unremarked, and the
+    gate judged that as the shipped genome."""
+    pytester.makepyfile(PASSING)
+    (pytester.path / "rafael.genome.yaml").write_text("payments:\n  genes: {}\n")
+    typo = pytester.runpytest("--rafael-chaos", "--rafael-genome", "rafael.genome.yml")
+    typo.stdout.fnmatch_lines(
+        [
+            "rafael: genome file *rafael.genome.yml (given by --rafael-genome) does not "
+            "exist: every module runs without genes, and that is what the gate judges*"
+        ]
+    )
+    right = pytester.runpytest("--rafael-chaos", "--rafael-genome", "rafael.genome.yaml")
+    assert "does not exist" not in right.stdout.str()
+    assert "does not exist" not in pytester.runpytest("--rafael-genome", "x.yml").stdout.str()
+
+
 @pytest.mark.parametrize(
     ("mark", "expected"),
     [

@@ -25,6 +25,7 @@ from pytest_rafael.scenario import pending as schedule_pending
 if TYPE_CHECKING:
     from pytest_rafael.guardian import Guardian
     from pytest_rafael.plugin.session import RafaelSession
+from pytest_rafael.plugin import marker
 from pytest_rafael.plugin.gate import build_tests, compute_delta, evaluate_gate
 from pytest_rafael.plugin.proposals import _propose, _recommendations
 
@@ -166,8 +167,10 @@ def _run_extra(
     # was started, so they need the way from there to the rootdir.
     extra["nodeid_prefix"] = _nodeid_prefix(session.config)
     with contextlib.suppress(ValueError):  # a broken catalog was reported at collection
-        # For the report's "what to do next": scenarios no test exercised.
-        extra["scenario_catalog"] = sorted(rs.catalog())
+        # For the report's "what to do next": scenarios no test exercised. Those that
+        # --rafael-scenario left out were not meant to run.
+        chosen = rs.settings.select_scenarios
+        extra["scenario_catalog"] = sorted(marker.in_selection(rs.catalog(), chosen))
     return extra
 
 

@@ -134,3 +134,12 @@ def check_in_process(catalog: Mapping[str, Scenario], spec: ChaosSpec) -> None:
         from pytest_rafael.faults.inprocess import check
 
         check(faults)
+
+
+def in_selection(names: Iterable[str], chosen: Iterable[str]) -> tuple[str, ...]:
+    """The ``names`` a run's ``--rafael-scenario`` selection includes: the named ones (all
+    without a name), minus those named with a leading '-' (``-network_latency``)."""
+    picked = tuple(chosen)
+    include = {n for n in picked if not n.startswith("-")}
+    exclude = {n[1:] for n in picked if n.startswith("-")}
+    return tuple(n for n in names if (not include or n in include) and n not in exclude)

@@ -226,14 +226,8 @@ class RafaelSession:
                 )
 
     def selected(self, spec: marker.ChaosSpec) -> tuple[str, ...]:
-        """The marker's scenarios this run includes: the named ones (all without a name),
-        minus those named with a leading '-' (``--rafael-scenario=-network_latency``)."""
-        chosen = self.settings.select_scenarios
-        include = {n for n in chosen if not n.startswith("-")}
-        exclude = {n[1:] for n in chosen if n.startswith("-")}
-        return tuple(
-            n for n in spec.scenarios if (not include or n in include) and n not in exclude
-        )
+        """The marker's scenarios this run includes (see :func:`marker.in_selection`)."""
+        return marker.in_selection(spec.scenarios, self.settings.select_scenarios)
 
     def _check_guardian_config(self, session: pytest.Session) -> None:
         """A bad ``[tool.rafael.guardian]`` table would only stop the run at its end,

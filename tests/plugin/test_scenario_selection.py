@@ -97,6 +97,10 @@ def test_a_selected_run_measures_only_the_selected_scenario(project: pytest.Pyte
     assert [(t["nodeid"].split("::")[1], t["scenario"]) for t in results["tests"]] == [
         ("test_both", "slow_close")
     ]
+    # What the selection left out was not meant to run: not a "never exercised" step.
+    assert results["scenario_catalog"] == ["slow_close"]
+    summary = (project.path / "reports" / "summary.md").read_text()
+    assert "network\\_latency" not in summary.partition("Scenarios never exercised")[2]
 
 
 def test_without_chaos_the_selection_changes_nothing(project: pytest.Pytester) -> None:

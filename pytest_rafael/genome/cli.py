@@ -45,10 +45,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     resolve_settings(args)  # the option table's values for unset flags
     genomes = _load(args.genome_file)
+    if not Path(args.genome_file).exists():
+        # Not "no genomes": the file itself is missing (often another folder's ini).
+        raise _error(f"no genome file at {args.genome_file} (--genome names another)", 1)
     if args.module:
-        if not Path(args.genome_file).exists():
-            # Not "no module": the file itself is missing (often another folder's ini).
-            raise _error(f"no genome file at {args.genome_file} (--genome names another)", 1)
         if args.module not in genomes:
             known = ", ".join(sorted(genomes)) or "none"
             raise _error(f"{args.genome_file}: no module {args.module!r} (modules: {known})", 1)

@@ -216,6 +216,8 @@ def test_cli_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # A missing file is named as missing, not as a file without the module.
     with pytest.raises(CommandError, match=r"no genome file at \S*missing.yaml"):
         run_cli("show", "--file", str(tmp_path / "missing.yaml"), "payments")
+    with pytest.raises(CommandError, match=r"no genome file at \S*missing.yaml"):
+        run_cli("show", "--file", str(tmp_path / "missing.yaml"))  # the same without a module
     bad = tmp_path / "bad.yaml"
     bad.write_text("payments: {genes: {retry: {max_attempts: 0}}}\n")
     with pytest.raises(CommandError, match=r"bad.yaml:1: payments.genes.retry.max_attempts"):

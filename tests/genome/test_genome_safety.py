@@ -4,6 +4,7 @@ and a worst-case retry time within a share of the test's own time budget."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -48,23 +49,17 @@ def test_the_worst_case_stays_within_a_share_of_the_test_budget(budget: float | 
     assert safety.allows(capped)
 
 
+def thirty_second_timeout(**retry: Any) -> Genome:
+    """A retrying genome with the examples' shipped 30 s timeout, which fills the default
+    30 s retry cap on its own."""
+    params = {"max_delay": 1.0, "on": ["Exception"], **retry}
+    return Genome.from_dict("s", {"genes": {"retry": params, "timeout": {"seconds": 30.0}}})
+
+
 def test_a_timeout_that_fills_the_budget_is_shortened_rather_than_the_retry_cut_to_one() -> None:
     # The examples ship `timeout: 30 s`; the default cap is 0.5 x 60 s = 30 s. Cutting the
     # attempts to fit would leave max_attempts=1, a retry that retries nothing.
-    slow = Genome.from_dict(
-        "s",
-        {
-            "genes": {
-                "retry": {
-                    "max_attempts": 3,
-                    "base_delay": 0.1,
-                    "max_delay": 1.0,
-                    "on": ["Exception"],
-                },
-                "timeout": {"seconds": 30.0},
-            }
-        },
-    )
+    slow = thirty_second_timeout(max_attempts=3, base_delay=0.1)
     safety = Safety.for_module("s", True, None)
     capped = safety.apply(slow, attempt_s=0.2)
     timeout = float(capped.genes["timeout"]["seconds"])
@@ -83,21 +78,7 @@ def test_the_shortened_timeout_never_rounds_past_the_cap(base_delay: float) -> N
     """The shortened timeout is rounded to the millisecond: rounded up, two attempts
     took 30.001 s under a 30 s cap, and the retry was cut to one attempt after all
     (seen on the examples' sessions module: every candidate became "no retry")."""
-    slow = Genome.from_dict(
-        "s",
-        {
-            "genes": {
-                "retry": {
-                    "max_attempts": 4,
-                    "base_delay": base_delay,
-                    "max_delay": 1.0,
-                    "jitter": 0.0,
-                    "on": ["Exception"],
-                },
-                "timeout": {"seconds": 30.0},
-            }
-        },
-    )
+    slow = thirty_second_timeout(max_attempts=4, base_delay=base_delay, jitter=0.0)
     safety = Safety.for_module("s", True, None)
     capped = safety.apply(slow, attempt_s=0.05)
     timeout = float(capped.genes["timeout"]["seconds"])

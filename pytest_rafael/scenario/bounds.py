@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-if TYPE_CHECKING:
-    pass
-# Stateful chaos lives in its own module; exported here, where users look for strategies.
-
+from pytest_rafael.scenario.choices import Choices, Gen, just
 
 Bound = tuple[float, ...]  # (low, high) or (low, high, step)
 
@@ -106,7 +102,12 @@ def _resolve_bounds(kind: str, type_: str, user: Bounds | None) -> dict[str, Bou
     return resolved
 
 
-def _choice(count: int) -> st.SearchStrategy[int]:
+# A message-sized byte count: under 2**8. Requests, acks and replies of the protocols
+# chaos tests talk (Redis, a line protocol, an HTTP request line) are mostly that short.
+_MESSAGE_BITS = 8
+
+
+def _choice(count: int) -> Gen[int]:
     """``0 .. count - 1``, shrinking to 0, drawn as ``1 .. count``.
 
     Why the offset: Hypothesis' first shrink pass takes every choice with a lower bound
@@ -115,62 +116,57 @@ def _choice(count: int) -> st.SearchStrategy[int]:
     ``fault_schedules``), so those runs test the very same schedule again; each is a real
     run of the test with sockets and faults. Only the presence flags keep a lower bound
     of 0, so that pass spends its runs on dropping faults."""
-    return st.integers(1, count).map(_minus_one)
+    return Gen(lambda choices: choices.integer(1, count) - 1)
 
 
-def _minus_one(k: int) -> int:
-    return k - 1
-
-
-def _index(count: int, scaled_only: bool = False) -> st.SearchStrategy[int]:
+def _index(count: int, size: bool = False) -> Gen[int]:
     """``0 .. count - 1``, shrinking to 0. Half the draws are uniform, half log-scaled
     (every power of two as likely as the next): thresholds in chaos bugs sit at any
-    scale (a 7-byte reply cut after 3 bytes, a 1.5 s timeout), and a uniform draw over
-    0..65536 almost never tries a handful of bytes. ``scaled_only``: every draw is
-    log-scaled (see :func:`_size`)."""
+    scale (a 1.5 s timeout, a 75 ms one), and a uniform draw over 0..65536 almost never
+    tries a handful of bytes. ``size``: a byte count or a rate, drawn log-scaled only,
+    half the time under 256 (see :func:`_size`)."""
     if count <= 16:
         return _choice(count)
     bits = (count - 1).bit_length()
-    modes, scales = _choice(2), _choice(bits)
-    values = {hi: _choice(hi + 1) for hi in {min(count - 1, 2**b - 1) for b in range(1, bits + 1)}}
+    message_bits = min(bits, _MESSAGE_BITS)
 
-    @st.composite
-    def build(draw: Callable[[st.SearchStrategy[Any]], Any]) -> int:
-        # The mode is drawn either way, so that both kinds of index have one shape.
-        scaled = draw(modes) == 1 or scaled_only
-        hi = min(count - 1, 2 ** (draw(scales) + 1) - 1) if scaled else count - 1
-        value: int = draw(values[hi])
-        return value
+    def run(choices: Choices) -> int:
+        # The mode is drawn either way, so that every index has one shape. Mode 1 (where
+        # shrinking goes) is the uniform draw for a time, a message-sized one for a size.
+        first_mode = choices.integer(1, 2) == 1
+        scale = choices.integer(1, message_bits if size and first_mode else bits)
+        hi = count - 1 if first_mode and not size else min(count - 1, 2**scale - 1)
+        return choices.integer(1, hi + 1) - 1
 
-    return build()
+    return Gen(run)
 
 
-def _number(
-    low: float, high: float, step: float | None = None, *, size: bool = False
-) -> st.SearchStrategy[Any]:
+def _number(low: float, high: float, step: float | None = None, *, size: bool = False) -> Gen[Any]:
     """A value in ``[low, high]`` shrinking to ``low``. ``size``: a byte count or a rate,
     drawn log-scaled only (see :func:`_size`)."""
     if step is not None and step > 0:
         return _grid(low, high, step, low)
     if float(low).is_integer() and float(high).is_integer():
         base = int(low)
-        return _index(int(high) - base + 1, scaled_only=size).map(lambda k: base + k)
-    return st.floats(low, high, allow_nan=False, allow_infinity=False)
+        return _index(int(high) - base + 1, size=size).map(lambda k: base + k)
+    return Gen(lambda choices: choices.real(low, high))
 
 
-def _size(low: float, high: float, step: float | None = None) -> st.SearchStrategy[Any]:
-    """A byte count or a rate: every power of two as likely as the next.
+def _size(low: float, high: float, step: float | None = None) -> Gen[Any]:
+    """A byte count or a rate: every power of two as likely as the next, and half the
+    draws under 256.
 
     Sizes that break code sit at message boundaries, and the messages of most protocols
-    are small (a 4-byte ``GET``, a 30-byte Redis command, a 300-byte HTTP request). Over
-    0..65536 a uniform draw almost never cuts inside one; log-scaled, a cut after 4 to
-    10 bytes comes about one draw in twelve (one in 25 with half the draws uniform). A
-    time has no such scale (a timeout is as likely at 700 ms as at 70 ms), so times stay
-    half uniform."""
+    are small (a 4-byte ``GET``, a 7-byte ack, a 30-byte Redis command). Over 0..65536 a
+    uniform draw almost never cuts inside one. Log-scaled over the whole range, a cut
+    after 4 to 10 bytes comes about one draw in thirteen; with half the draws
+    message-sized (under 256, the first eight powers of two), one in eight, and
+    ``limit_data`` still reaches 64 KiB. A time has no such scale (a timeout is as likely
+    at 700 ms as at 70 ms), so times stay half uniform."""
     return _number(low, high, step, size=True)
 
 
-def _grid(low: float, high: float, step: float, offset: float) -> st.SearchStrategy[Any]:
+def _grid(low: float, high: float, step: float, offset: float) -> Gen[Any]:
     """``low``, then the points ``offset + k * step`` within ``[low, high]``; shrinks to
     ``low``. Integers when every input is an integer."""
     integral = all(float(v).is_integer() for v in (low, high, step, offset))
@@ -179,7 +175,7 @@ def _grid(low: float, high: float, step: float, offset: float) -> st.SearchStrat
     count = int((high - first) // step) + 1 if first <= high else 0
     cast: Callable[[float], Any] = int if integral else float
     if count <= 0:
-        return st.just(cast(low))
+        return just(cast(low))
     extra = 0 if first == low else 1  # `low` itself (e.g. 0: no latency) comes first
 
     def value(k: int) -> Any:

@@ -3,16 +3,11 @@ its attributes, toxicity and timing, drawn within the bounds."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from hypothesis import strategies as st
 
-from pytest_rafael.scenario.model import STRESS_TYPES, TOXIC_TYPES, FaultSpec
-
-if TYPE_CHECKING:
-    pass
-# Stateful chaos lives in its own module; exported here, where users look for strategies.
 from pytest_rafael.scenario.bounds import (
     TIME_OFFSET_MS,
     TIME_STEP_MS,
@@ -27,6 +22,8 @@ from pytest_rafael.scenario.bounds import (
     _schema,
     _size,
 )
+from pytest_rafael.scenario.choices import Choices, Gen, just
+from pytest_rafael.scenario.model import STRESS_TYPES, TOXIC_TYPES, FaultSpec
 
 # Downstream first: Toxiproxy's default, and what shrinking should prefer.
 STREAM_ORDER = ("downstream", "upstream")
@@ -49,7 +46,7 @@ _SIZE_ATTRIBUTES = {
 }
 
 
-def _attributes(kind: str, type_: str, bounds: Mapping[str, Bound]) -> st.SearchStrategy[Any]:
+def _attributes(kind: str, type_: str, bounds: Mapping[str, Bound]) -> Gen[dict[str, Any]]:
     schema = _schema(kind, type_)
     drawn = {
         attr: bound
@@ -57,7 +54,7 @@ def _attributes(kind: str, type_: str, bounds: Mapping[str, Bound]) -> st.Search
         if schema[attr].required or tuple(bound[:2]) != (0, 0)
     }
 
-    def strategy_for(attr: str, low: float, high: float) -> st.SearchStrategy[Any]:
+    def gen_for(attr: str, low: float, high: float) -> Gen[Any]:
         step = drawn[attr][2] if len(drawn[attr]) == 3 else None
         if step is None and (type_, attr) in _TIME_ATTRIBUTES:
             return _grid(low, high, TIME_STEP_MS, TIME_OFFSET_MS)
@@ -65,43 +62,40 @@ def _attributes(kind: str, type_: str, bounds: Mapping[str, Bound]) -> st.Search
             return _size(low, high, step)
         return _number(low, high, step)
 
-    # Built once, not per draw: building strategies inside a draw costs validation on
-    # every example (Hypothesis generation got 5x slower that way).
-    fixed = {attr: strategy_for(attr, b[0], b[1]) for attr, b in drawn.items()}
+    fixed = {attr: gen_for(attr, b[0], b[1]) for attr, b in drawn.items()}
 
-    @st.composite
-    def build(draw: Callable[[st.SearchStrategy[Any]], Any]) -> dict[str, Any]:
+    def run(choices: Choices) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for attr, spec in schema.items():  # schema order: stable output, required first
             if attr not in drawn:
                 continue
             low, high = drawn[attr][0], drawn[attr][1]
-            strategy = fixed[attr]
+            gen = fixed[attr]
             if type_ == "slicer" and attr == "size_variation":
                 # Toxiproxy needs average_size - size_variation >= 1.
                 high = min(high, values.get("average_size", 1) - 1)
                 if high < low:
                     continue
-                strategy = strategy_for(attr, low, high)
+                gen = gen_for(attr, low, high)
             if type_ == "disk" and attr == "block_kb":
                 high = min(high, values["mb"] * 1024)  # a block fits in the file
                 if high < low:
                     continue
-                strategy = strategy_for(attr, low, high)
-            value = draw(strategy)
+                gen = gen_for(attr, low, high)
+            value = gen.run(choices)
             # An optional attribute at Toxiproxy's default (0) says nothing: leave it out
             # so the reported schedule stays short.
             if spec.required or value != 0:
                 values[attr] = value
         return values
 
-    return build()
+    return Gen(run)
 
 
-def _start(max_start_s: float) -> st.SearchStrategy[float]:
+def _start(max_start_s: float) -> Gen[float]:
     limit = round(max_start_s * 1000)
     if limit <= 0:
-        return st.just(0.0)
+        return just(0.0)
     # Half the faults start immediately: most chaos bugs need the fault in place when the
     # call happens, and 0 is where shrinking goes. Later starts are on the timing grid.
     later = (
@@ -109,74 +103,68 @@ def _start(max_start_s: float) -> st.SearchStrategy[float]:
         if limit >= TIME_OFFSET_MS
         else _choice(limit).map(lambda k: k + 1)
     )
-    return _either(st.just(0), later).map(lambda ms: ms / 1000)
+    return _either(just(0), later).map(lambda ms: ms / 1000)
 
 
-def _duration(max_duration_s: float | None) -> st.SearchStrategy[float | None]:
+def _duration(max_duration_s: float | None) -> Gen[float | None]:
     if not max_duration_s or max_duration_s <= 0:
-        return st.none()
+        return just(None)
     limit = max(1, round(max_duration_s * 1000))
     points = (
         _grid(TIME_OFFSET_MS, limit, TIME_STEP_MS, TIME_OFFSET_MS)
         if limit >= TIME_OFFSET_MS
         else _choice(limit).map(lambda k: k + 1)
     )
-    return _either(st.none(), points.map(lambda ms: ms / 1000))
+    return _either(just(None), points.map(lambda ms: ms / 1000))
 
 
-def _either(
-    first: st.SearchStrategy[Any], second: st.SearchStrategy[Any]
-) -> st.SearchStrategy[Any]:
+def _either(first: Gen[Any], second: Gen[Any]) -> Gen[Any]:
     """``first`` or ``second``, half the time each, shrinking to ``first``: a ``one_of``
     whose branch is a :func:`_choice`."""
     branch = _choice(2)
 
-    @st.composite
-    def build(draw: Callable[[st.SearchStrategy[Any]], Any]) -> Any:
-        return draw(second if draw(branch) == 1 else first)
+    def run(choices: Choices) -> Any:
+        return (second if branch.run(choices) == 1 else first).run(choices)
 
-    return build()
+    return Gen(run)
 
 
-def _timing(
-    max_start_s: float, max_duration_s: float | None
-) -> st.SearchStrategy[tuple[float, float | None]]:
+def _timing(max_start_s: float, max_duration_s: float | None) -> Gen[tuple[float, float | None]]:
     """``(start_s, duration_s)``. "The whole block" is one choice of its own (and the
     first, so shrinking reaches it in one step): with start and duration as independent
     choices, the shrinker can stall on faults it should delete."""
     start, duration = _start(max_start_s), _duration(max_duration_s)
     if max_start_s <= 0 and not max_duration_s:
-        return st.just((0.0, None))
+        return just((0.0, None))
     # Three faults in four last the whole block: most chaos bugs need the fault in place
     # for the whole call, and a schedule needs *both* of its faults to be there.
     branch = _choice(4)
 
-    @st.composite
-    def build(draw: Callable[[st.SearchStrategy[Any]], Any]) -> tuple[float, float | None]:
-        if draw(branch) < 3:
+    def run(choices: Choices) -> tuple[float, float | None]:
+        if branch.run(choices) < 3:
             return (0.0, None)
-        return (draw(start), draw(duration))
+        return (start.run(choices), duration.run(choices))
 
-    return build()
+    return Gen(run)
 
 
-def _toxicity(toxicity: float | Bound) -> st.SearchStrategy[float]:
+def _toxicity(toxicity: float | Bound) -> Gen[float]:
     low, high = (toxicity, toxicity) if isinstance(toxicity, (int, float)) else toxicity
     if not 0 <= low <= high <= 1:
         raise _fail(f"toxicity: expected 0 <= low <= high <= 1, got {toxicity!r}")
     steps = round((high - low) * 100)
     if steps == 0:
-        return st.just(float(high))
+        return just(float(high))
     # Shrinks towards `high` (normally 1.0: the fault always applies, reproducibly).
     return _choice(steps + 1).map(lambda k: round(high - k / 100, 2))
 
 
-def _pick(items: Sequence[str]) -> st.SearchStrategy[str]:
+def _pick(items: Sequence[str]) -> Gen[str]:
     """One of ``items``, shrinking to the first (``sampled_from`` without a choice that
     Hypothesis' first shrink pass spends a run on: see :func:`_choice`)."""
     values = tuple(items)
     if len(values) == 1:
-        return st.just(values[0])
+        return just(values[0])
     return _choice(len(values)).map(values.__getitem__)
 
 
@@ -231,19 +219,10 @@ def faults(
     end of the block) or up to ``max_duration_s``; ``toxicity`` is a number or a
     ``(low, high)`` range (default 1: deterministic faults).
     """
-    return st.one_of(
-        _fault_options(
-            targets,
-            toxics,
-            stress,
-            down,
-            streams,
-            max_start_s,
-            max_duration_s,
-            bounds,
-            toxicity,
-        )
+    options = _fault_options(
+        targets, toxics, stress, down, streams, max_start_s, max_duration_s, bounds, toxicity
     )
+    return st.one_of([option.strategy() for option in options])
 
 
 def _fault_options(
@@ -256,8 +235,8 @@ def _fault_options(
     max_duration_s: float | None,
     bounds: Bounds | None,
     toxicity: float | Bound,
-) -> list[st.SearchStrategy[FaultSpec]]:
-    """One strategy per fault type (toxics in order, then down, then stressors)."""
+) -> list[Gen[FaultSpec]]:
+    """One drawing program per fault type (toxics in order, then down, then stressors)."""
     target_list = _check_targets(targets)
     toxic_list = _check_names("toxics", toxics, TOXIC_TYPES)
     stress_list = _check_names("stress", stress, STRESS_TYPES)
@@ -281,27 +260,58 @@ def _fault_options(
     weighted = [stream_list[0], *stream_list] if len(stream_list) > 1 else stream_list
     stream_choice = _pick(weighted)
     tox = _toxicity(toxicity)
-    options: list[st.SearchStrategy[FaultSpec]] = []
+    options: list[Gen[FaultSpec]] = []
     for type_ in toxic_list:
-        attrs = _attributes("toxic", type_, _resolve_bounds("toxic", type_, bounds))
         options.append(
-            st.builds(
-                _toxic,
-                st.just(type_),
+            _toxic_gen(
+                type_,
                 _pick(target_list),
                 stream_choice,
                 tox,
-                attrs,
+                _attributes("toxic", type_, _resolve_bounds("toxic", type_, bounds)),
                 timing,
             )
         )
     if down:
-        network_targets = target_list
-        options.append(st.builds(_down, _pick(network_targets), timing))
+        target = _pick(target_list)
+        options.append(Gen(lambda choices: _down(target.run(choices), timing.run(choices))))
     for type_ in stress_list:
-        attrs = _attributes("stress", type_, _resolve_bounds("stress", type_, bounds))
-        options.append(st.builds(_stress, st.just(type_), attrs, timing))
+        options.append(
+            _stress_gen(
+                type_,
+                _attributes("stress", type_, _resolve_bounds("stress", type_, bounds)),
+                timing,
+            )
+        )
     return options
+
+
+def _toxic_gen(
+    type_: str,
+    target: Gen[str],
+    stream: Gen[str],
+    toxicity: Gen[float],
+    attributes: Gen[dict[str, Any]],
+    timing: Gen[tuple[float, float | None]],
+) -> Gen[FaultSpec]:
+    # The order of the choices: target, stream, toxicity, attributes, timing.
+    def run(choices: Choices) -> FaultSpec:
+        return _toxic(
+            type_,
+            target.run(choices),
+            stream.run(choices),
+            toxicity.run(choices),
+            attributes.run(choices),
+            timing.run(choices),
+        )
+
+    return Gen(run)
+
+
+def _stress_gen(
+    type_: str, attributes: Gen[dict[str, Any]], timing: Gen[tuple[float, float | None]]
+) -> Gen[FaultSpec]:
+    return Gen(lambda choices: _stress(type_, attributes.run(choices), timing.run(choices)))
 
 
 def _toxic(
@@ -360,7 +370,7 @@ def _varied_attributes(
             bound = _as_bound(type_, attr, given[attr], spec)
             attr_strategies[attr] = _number(
                 bound[0], bound[1], bound[2] if len(bound) == 3 else None
-            )
+            ).strategy()
         elif attr in fault.attributes:
             value = fault.attributes[attr]
             if spec.kind == "bool":
@@ -371,5 +381,5 @@ def _varied_attributes(
             if spec.kind == "int":
                 attr_strategies[attr] = st.integers(int(low), int(high))
             else:
-                attr_strategies[attr] = _number(low, high)
+                attr_strategies[attr] = _number(low, high).strategy()
     return attr_strategies

@@ -23,12 +23,12 @@ The price: a full shrink (values, order) spends runs on the faults of absent slo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
 from pytest_rafael.scenario.bounds import _choice, _fail
+from pytest_rafael.scenario.choices import Choices, Gen, just
 from pytest_rafael.scenario.model import FaultSpec
 from pytest_rafael.scenario.schedule_model import FaultSchedule
 
@@ -36,7 +36,7 @@ __all__ = ["_schedule_of"]
 
 
 def _schedule_of(
-    options: Sequence[st.SearchStrategy[FaultSpec]], min_faults: int, max_faults: int
+    options: Sequence[Gen[FaultSpec]], min_faults: int, max_faults: int
 ) -> st.SearchStrategy[FaultSchedule]:
     """One optional slot per fault type, then an order.
 
@@ -44,7 +44,7 @@ def _schedule_of(
     particular types a combination bug needs (with 7 toxics and lists averaging two
     items, about 1 schedule in 40). With a slot per type, each present half the time,
     every pair of types is in one schedule out of four (3 in 16 counting the examples
-    capped at one fault, see ``build``). Two spare slots, filled a quarter of the time,
+    capped at one fault, see ``run``). Two spare slots, filled a quarter of the time,
     allow a type twice (the same toxic on another proxy or stream).
 
     The layout is built for shrinking: see the module docstring.
@@ -52,39 +52,38 @@ def _schedule_of(
     spares = 2 if max_faults >= 2 and options else 0
     contents = [*options, *([_any_of(options)] * spares)]
     n = len(contents)
-    # A type's slot is there half the time (its flag is 1); every flag shrinks to 0.
     spare = [False] * len(options) + [True] * spares
-    flag, absent = st.integers(0, 1), st.integers(0, 0)
     # A spare is there a quarter of the time: half the time its flag is drawn at all (a
     # gate drawn by _choice, which the first shrink pass leaves alone), and then half
-    # the time it is 1. A flag that cannot matter is drawn as `absent` (one choice, at
-    # 0): a flag at 1 that means "absent" would cost the shrinker a run for nothing.
+    # the time it is 1.
     gate = _choice(2)
-    first_slot = _choice(n) if n else st.just(0)
+    first_slot = _choice(n) if n else just(0)
     order = _permutations(n)
     solo = _choice(4)
 
-    @st.composite
-    def build(draw: Callable[[st.SearchStrategy[Any]], Any]) -> FaultSchedule:
+    def run(choices: Choices) -> FaultSchedule:
         # One example in four holds at most one fault: a single-fault bug that other
         # faults would mask (a reset turns a cut reply into an honest error) needs it
         # alone, and such an example also runs faster.
-        cap = 1 if draw(solo) == 3 and min_faults <= 1 else max_faults
-        first = draw(first_slot)
+        cap = 1 if solo.run(choices) == 3 and min_faults <= 1 else max_faults
+        first = first_slot.run(choices)
         on = [False] * n
         count = 0
         for k in range(n):
             slot = (first + k) % n
-            gated = spare[slot] and draw(gate) == 0  # drawn either way: the same shape
-            # Past the cap, flags are `absent`: dropping a fault never lets another in.
+            gated = spare[slot] and gate.run(choices) == 0  # drawn either way: one shape
+            # A type's flag is 1 half the time and shrinks to 0. Past the cap, or where
+            # it cannot matter, the flag is drawn as "absent" (one choice, at 0):
+            # dropping a fault never lets another in, and a flag at 1 that means "absent"
+            # would cost the shrinker a run for nothing.
             open_ = count < cap and not gated
-            if draw(flag if open_ else absent) == 1:
+            if choices.integer(0, 1 if open_ else 0) == 1:
                 on[slot] = True
                 count += 1
-        drawn = [draw(content) for content in contents]
-        return FaultSchedule(tuple(drawn[slot] for slot in draw(order) if on[slot]))
+        drawn = [content.run(choices) for content in contents]
+        return FaultSchedule(tuple(drawn[slot] for slot in order.run(choices) if on[slot]))
 
-    strategy = build()
+    strategy = Gen(run).strategy()
     if min_faults > 0:
         if min_faults > len(contents):
             raise _fail(f"min_faults={min_faults} but at most {len(contents)} faults are drawn")
@@ -92,33 +91,24 @@ def _schedule_of(
     return strategy
 
 
-def _any_of(options: Sequence[st.SearchStrategy[FaultSpec]]) -> st.SearchStrategy[FaultSpec]:
-    """``st.one_of(options)`` with its branch drawn by :func:`_choice`."""
+def _any_of(options: Sequence[Gen[FaultSpec]]) -> Gen[FaultSpec]:
+    """One of ``options``, its branch drawn by :func:`_choice`."""
     branch = _choice(len(options))
-
-    @st.composite
-    def build(draw: Callable[[st.SearchStrategy[Any]], Any]) -> FaultSpec:
-        fault: FaultSpec = draw(options[draw(branch)])
-        return fault
-
-    return build()
+    return Gen(lambda choices: options[branch.run(choices)].run(choices))
 
 
-def _permutations(n: int) -> st.SearchStrategy[list[int]]:
+def _permutations(n: int) -> Gen[list[int]]:
     """A shuffle of ``range(n)`` that shrinks to the identity. Not ``st.permutations``:
     its first choice has the shape of a ``one_of`` branch, and Hypothesis' first shrink
     pass would spend a run on it before the presence flags that follow."""
 
-    # Swap i with a later item (or itself): drawn from i + 1 .. n so that no choice has a
-    # lower bound of 0 (see above); shrinks to "itself".
-    swaps = [st.integers(i + 1, n) for i in range(n - 1)]
-
-    @st.composite
-    def build(draw: Callable[[st.SearchStrategy[Any]], Any]) -> list[int]:
+    def run(choices: Choices) -> list[int]:
         items = list(range(n))
-        for i, swap in enumerate(swaps):
-            j = draw(swap) - 1
+        # Swap i with a later item (or itself): drawn from i + 1 .. n so that no choice
+        # has a lower bound of 0 (see above); shrinks to "itself".
+        for i in range(n - 1):
+            j = choices.integer(i + 1, n) - 1
             items[i], items[j] = items[j], items[i]
         return items
 
-    return build()
+    return Gen(run)

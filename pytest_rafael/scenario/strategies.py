@@ -35,6 +35,7 @@ from pytest_rafael.scenario.schedule_model import FaultSchedule
 if TYPE_CHECKING:
     from pytest_rafael.genome.genome import Genome
 from pytest_rafael.scenario.bounds import DEFAULT_BOUNDS, Bound, Bounds, _fail, _schema
+from pytest_rafael.scenario.choices import Gen
 from pytest_rafael.scenario.fault_strategies import (
     STREAM_ORDER,
     _check_targets,
@@ -157,11 +158,9 @@ def _drawn_schedules(
     """Schedules drawn from the options (``kinds``: :func:`fault_schedules`' toxics,
     stress, down, streams, bounds and toxicity) and the extra kinds; with ``swarm``
     each example first enables a subset of them."""
-    timed_extra = [
-        st.builds(_timed, st.just(f), _timing(start_limit, duration_limit)) for f in extra
-    ]
+    timed_extra = [_timed_extra(f, _timing(start_limit, duration_limit)) for f in extra]
 
-    def options_for(aimed_at: Sequence[str]) -> list[st.SearchStrategy[FaultSpec]]:
+    def options_for(aimed_at: Sequence[str]) -> list[Gen[FaultSpec]]:
         if not (kinds.toxics or kinds.stress or kinds.down or not extra):
             return []
         return _fault_options(
@@ -185,8 +184,10 @@ def _drawn_schedules(
     return _schedule_of([*options_for(target_list), *timed_extra], min_faults, max_faults)
 
 
-def _timed(fault: FaultSpec, timing: tuple[float, float | None]) -> FaultSpec:
-    return replace(fault, start_s=timing[0], duration_s=timing[1], every_s=None)
+def _timed_extra(fault: FaultSpec, timing: Gen[tuple[float, float | None]]) -> Gen[FaultSpec]:
+    return timing.map(
+        lambda drawn: replace(fault, start_s=drawn[0], duration_s=drawn[1], every_s=None)
+    )
 
 
 def _scenario(scenario: Scenario | str, dirs: Sequence[Path]) -> Scenario:
@@ -255,12 +256,12 @@ def _vary(
     max_duration_s: float | None,
 ) -> st.SearchStrategy[FaultSpec]:
     start_limit = max_start_s if max_start_s is not None else 2 * fault.start_s
-    start = _start(start_limit)
+    start = _start(start_limit).strategy()
     if fault.duration_s is None and max_duration_s is None:
         duration: st.SearchStrategy[float | None] = st.none()
     else:
         limit = max_duration_s if max_duration_s is not None else 2 * (fault.duration_s or 0)
-        duration = _duration(limit)
+        duration = _duration(limit).strategy()
     if fault.kind == "down":
         return st.builds(
             lambda s, d: FaultSpec(

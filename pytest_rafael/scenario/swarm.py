@@ -22,13 +22,13 @@ left for later.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from pytest_rafael.scenario.bounds import _choice
+from pytest_rafael.scenario.choices import Choices, Gen
 from pytest_rafael.scenario.model import FaultSpec
 from pytest_rafael.scenario.schedule_model import FaultSchedule
 from pytest_rafael.scenario.schedule_slots import _permutations
@@ -36,7 +36,7 @@ from pytest_rafael.scenario.schedule_slots import _permutations
 __all__ = ["SwarmConfig", "swarm_schedule_of"]
 
 # Options per target: options[target_index][kind_index] (toxics in order, down, stress).
-Options = Sequence[Sequence[st.SearchStrategy[FaultSpec]]]
+Options = Sequence[Sequence[Gen[FaultSpec]]]
 
 _SPARES = 2  # extra faults of an enabled kind (the same toxic on another proxy/stream)
 
@@ -57,9 +57,9 @@ class SwarmConfig:
 _OFF = _choice(2)  # 1: disabled; shrinks to 0, enabled
 
 
-def _enabled(draw: Callable[[st.SearchStrategy[Any]], Any], count: int) -> tuple[int, ...]:
+def _enabled(choices: Choices, count: int) -> tuple[int, ...]:
     """A random subset of ``range(count)``; never empty (all disabled means all on)."""
-    disabled = [draw(_OFF) == 1 for _ in range(count)]
+    disabled = [_OFF.run(choices) == 1 for _ in range(count)]
     on = tuple(i for i, off in enumerate(disabled) if not off)
     return on or tuple(range(count))
 
@@ -79,34 +79,33 @@ def swarm_schedule_of(
     if min_faults > n:
         raise InvalidArgument(f"min_faults={min_faults} but at most {n} are drawn")
     picks = {m: _choice(m) for m in range(1, max(kinds, len(options)) + 1)}
-    present = st.integers(0, 3)  # an enabled kind is there 3 times in 4; shrinks to 0
-    flag, absent = st.integers(0, 1), st.integers(0, 0)
     gate = _choice(2)  # a spare is there a quarter of the time: gate open, then flag 1
     first_slot = _choice(n)
     order = _permutations(n)
 
-    @st.composite
-    def build(draw: Callable[[st.SearchStrategy[Any]], Any]) -> FaultSchedule:
-        config = SwarmConfig(_enabled(draw, kinds), _enabled(draw, len(options)))
-        first = draw(first_slot)
+    def run(choices: Choices) -> FaultSchedule:
+        config = SwarmConfig(_enabled(choices, kinds), _enabled(choices, len(options)))
+        first = first_slot.run(choices)
         on = [False] * n
         count = 0
         for j in range(n):
             slot = (first + j) % n
             spare = slot >= kinds
-            open_ = (draw(gate) == 1) if spare else slot in config.kinds
-            strategy = (flag if spare else present) if open_ and count < max_faults else absent
-            if draw(strategy) > 0:
+            open_ = (gate.run(choices) == 1) if spare else slot in config.kinds
+            # An enabled kind is there 3 times in 4, a spare with an open gate half the
+            # time; both shrink to 0. A flag that cannot matter has one value.
+            top = (1 if spare else 3) if open_ and count < max_faults else 0
+            if choices.integer(0, top) > 0:
                 on[slot] = True
                 count += 1
         drawn = []
         for slot in range(n):
-            k = config.kinds[draw(picks[len(config.kinds)])] if slot >= kinds else slot
-            t = config.targets[draw(picks[len(config.targets)])]
-            drawn.append(draw(options[t][k]))
-        return FaultSchedule(tuple(drawn[slot] for slot in draw(order) if on[slot]))
+            k = config.kinds[picks[len(config.kinds)].run(choices)] if slot >= kinds else slot
+            t = config.targets[picks[len(config.targets)].run(choices)]
+            drawn.append(options[t][k].run(choices))
+        return FaultSchedule(tuple(drawn[slot] for slot in order.run(choices) if on[slot]))
 
-    strategy = build()
+    strategy = Gen(run).strategy()
     if min_faults > 0:
         strategy = strategy.filter(lambda schedule: len(schedule) >= min_faults)
     return strategy

@@ -7,7 +7,7 @@ span's choices are pasted over another span with the same label (its "duplicatio
 mutator": good at finding bugs that need the same value twice, cheap when a run takes
 microseconds). A schedule built from ordinary strategies is full of such spans (every
 presence flag, every latency, every stream), so five runs in six were near-copies of the
-one before, with flags pasted on (the fault cap reached) and values repeated. Measured on
+one before, with values pasted from one fault to another. Measured on
 the planted-bug corpus (benchmarks/RESULTS.md, run 11), the same 60 s found more bugs,
 sooner, without them.
 

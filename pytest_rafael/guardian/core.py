@@ -367,14 +367,18 @@ class Guardian:
     # -- reporting ------------------------------------------------------------------
 
     def summary(self) -> dict[str, Any]:
-        """For results.json and the report: this session's proposals and the chain state."""
+        """For results.json and the report: this session's proposals, those earlier runs
+        filed that still wait for a decision, and the chain state."""
+        from pytest_rafael.guardian.decisions import earlier_pending, shown
         from pytest_rafael.guardian.integrity import audit_state
 
         repo = ProposalRepo(self.store.conn)
-        proposals = [repo.get(pid).summary() for pid in self.session_ids]
-        keys = ("id", "module", "impact", "status", "reasons", "approvals")
+        here = (self.genome_file, self.project_root)
         return {
-            "proposals": [{k: p[k] for k in keys} for p in proposals],
+            "proposals": [shown(repo.get(pid)) for pid in self.session_ids],
+            "earlier_pending": [
+                shown(p) for p in earlier_pending(self.audit, repo, *here, self.session_ids)
+            ],
             "audit": audit_state(
                 self.store, self.audit.key, self.genome_file, self.allowed_signers
             ),

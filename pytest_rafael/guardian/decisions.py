@@ -9,7 +9,7 @@ decision must be signed by a key the allowed-signers file lists for the principa
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,12 @@ from typing import Any
 from pytest_rafael.guardian.actor import ActorError, check_name
 from pytest_rafael.guardian.audit import AuditChainError, AuditLog
 from pytest_rafael.guardian.policy import Approval, PolicyError
-from pytest_rafael.guardian.proposals import Proposal, binding_differences, binding_of
+from pytest_rafael.guardian.proposals import (
+    Proposal,
+    ProposalRepo,
+    binding_differences,
+    binding_of,
+)
 from pytest_rafael.guardian.signatures import (
     SignatureError,
     Signer,
@@ -76,6 +81,36 @@ def filed_genome_file(audit: AuditLog, p: Proposal) -> str | None:
     filed = next(audit.entries(change_id=p.id, event_type="proposal_created"), None)
     recorded = None if filed is None else filed.details.get("genome_file")
     return recorded if isinstance(recorded, str) else None
+
+
+def shown(p: Proposal) -> dict[str, Any]:
+    """What results.json and the report show of a proposal."""
+    summary = p.summary()
+    return {k: summary[k] for k in ("id", "module", "impact", "status", "reasons", "approvals")}
+
+
+def earlier_pending(
+    audit: AuditLog,
+    repo: ProposalRepo,
+    genome_file: Path,
+    root: Path,
+    this_run: Sequence[str],
+    limit: int = 20,
+) -> list[Proposal]:
+    """Proposals still waiting for a decision that earlier runs filed for this genome
+    file, newest first: a run's report lists them too, so a proposal nobody decided on
+    does not drop out of sight when the next run (or an interrupted one) replaces the
+    report. Proposals filed for another genome file (another project sharing the store)
+    are left out; one filed before proposals named their file is kept."""
+    from pytest_rafael.guardian.adoption import display_path
+
+    here = display_path(genome_file, root)
+    mine = [
+        p
+        for p in repo.list("pending")
+        if p.id not in this_run and filed_genome_file(audit, p) in (None, here)
+    ]
+    return list(reversed(mine))[:limit]
 
 
 def check_genome_file(audit: AuditLog, p: Proposal, genome_file: Path, root: Path) -> None:

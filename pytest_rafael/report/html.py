@@ -166,14 +166,23 @@ def _guardian(raw: Any) -> dict[str, Any] | None:
             "hmac": bool(audit.get("hmac")),
             "head": _head(audit.get("head")),
         }
-    proposals = [
+    option = raw.get("genome_option")
+    return {
+        "audit": norm_audit,
+        "proposals": _proposals(raw.get("proposals"), option),
+        "earlier_pending": _proposals(raw.get("earlier_pending"), option),
+    }
+
+
+def _proposals(raw: Any, genome_option: Any) -> list[dict[str, Any]]:
+    return [
         {
             "id": _s(p.get("id")),
             "module": _s(p.get("module")),
             "impact": _s(p.get("impact")),
             "status": _s(p.get("status")),
             "reasons": [_s(r) for r in p.get("reasons") or []],
-            "commands": review_commands(p.get("id"), raw.get("genome_option"))
+            "commands": review_commands(p.get("id"), genome_option)
             if p.get("status") == "pending"
             else (),
             "approvals": [
@@ -182,10 +191,9 @@ def _guardian(raw: Any) -> dict[str, Any] | None:
                 if isinstance(a, Mapping)
             ],
         }
-        for p in raw.get("proposals") or []
+        for p in raw or []
         if isinstance(p, Mapping)
     ]
-    return {"audit": norm_audit, "proposals": proposals}
 
 
 def _head(raw: Any) -> dict[str, str] | None:

@@ -50,9 +50,11 @@ def genome_option(results: Mapping[str, Any]) -> Any:
     return guardian.get("genome_option") if isinstance(guardian, Mapping) else None
 
 
-def _pending(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+def _pending(results: Mapping[str, Any], key: str = "proposals") -> dict[str, Mapping[str, Any]]:
+    """Pending proposals of this run (``proposals``) or filed by earlier runs
+    (``earlier_pending``)."""
     guardian = results.get("guardian")
-    proposals = guardian.get("proposals") if isinstance(guardian, Mapping) else None
+    proposals = guardian.get(key) if isinstance(guardian, Mapping) else None
     return {
         str(p.get("id")): p
         for p in proposals or []
@@ -88,9 +90,10 @@ def _unexercised(results: Mapping[str, Any]) -> list[str]:
 
 def next_steps(results: Mapping[str, Any]) -> list[Step]:
     """The short list, most urgent first: failing pairs (with their proposal, if any),
-    other pending proposals, then scenarios never exercised."""
+    other pending proposals (this run's, then those earlier runs filed), then scenarios
+    never exercised."""
     steps: list[Step] = []
-    pending = _pending(results)
+    pending, earlier = _pending(results), _pending(results, "earlier_pending")
     for test in _failing(results):
         nodeid, scenario = test_key(test)
         shipped, best = fmt_num(test.get("baseline_fitness")), fmt_num(test.get("best_fitness"))
@@ -99,6 +102,7 @@ def next_steps(results: Mapping[str, Any]) -> list[Step]:
         if pid:
             text += f": review proposal {pid}, which evolution found for it"
             pending.pop(str(pid), None)
+            earlier.pop(str(pid), None)
             steps.append(Step(text, review_commands(pid, genome_option(results))))
         else:
             prefix = str(results.get("nodeid_prefix") or "")
@@ -114,12 +118,13 @@ def next_steps(results: Mapping[str, Any]) -> list[Step]:
                     (rerun,) if safe else (),
                 )
             )
-    for pid, proposal in pending.items():
+    for pid, proposal in [*pending.items(), *earlier.items()]:
         module = proposal.get("module") or "?"
         impact = proposal.get("impact") or "?"
+        filed = ", filed by an earlier run" if pid in earlier and pid not in pending else ""
         steps.append(
             Step(
-                f"Review pending proposal {pid} (module {module}, impact {impact})",
+                f"Review pending proposal {pid} (module {module}, impact {impact}{filed})",
                 review_commands(pid, genome_option(results)),
             )
         )

@@ -49,6 +49,9 @@ def _guardian_line(guardian: Mapping[str, Any]) -> str:
     text = f"**Guardian:** {len(proposals)} proposal{'' if len(proposals) == 1 else 's'}"
     if statuses:
         text += " (" + ", ".join(f"{n} {md(k)}" for k, n in statuses.most_common()) + ")"
+    earlier = [p for p in guardian.get("earlier_pending") or [] if isinstance(p, Mapping)]
+    if earlier:
+        text += f"; {len(earlier)} filed by earlier runs still pending"
     audit = guardian.get("audit")
     if isinstance(audit, Mapping):
         if audit.get("verified"):

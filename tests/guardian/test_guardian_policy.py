@@ -189,6 +189,27 @@ def test_a_proposal_is_shown_against_the_genome_file_its_run_measured(
     assert "has no adopted genome yet" not in text
 
 
+def test_a_run_lists_the_proposals_earlier_runs_left_pending_for_its_genome_file(
+    store: Any, tmp_path: Path
+) -> None:
+    def run(genome_file: Path) -> Guardian:
+        return Guardian.open(store, tmp_path, genome_file, actor="alice", config=GuardianConfig())
+
+    here, elsewhere = tmp_path / "rafael.genome.yaml", tmp_path / "other" / "rafael.genome.yaml"
+    first = run(here)
+    search = first.propose("search", None, genome(1, max_attempts=5), evidence())
+    decided = first.propose("cart", None, genome(1, max_attempts=5), evidence())
+    first.reject(decided.id, "bob", "not now", key=key("bob"))
+    run(elsewhere).propose("billing", None, genome(1, max_attempts=5), evidence())
+    second = run(here)
+    mine = second.propose("ledger", None, genome(1, max_attempts=5), evidence())
+    summary = second.summary()
+    assert [p["id"] for p in summary["proposals"]] == [mine.id]
+    assert [p["id"] for p in summary["earlier_pending"]] == [search.id]
+    assert summary["earlier_pending"][0]["status"] == "pending"
+    assert run(elsewhere).summary()["earlier_pending"][0]["module"] == "billing"
+
+
 def test_critical_needs_the_named_role(make_guardian: Make) -> None:
     g = make_guardian(config=CFG)
     p = g.propose("ledger", None, genome(1), evidence())

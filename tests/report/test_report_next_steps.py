@@ -202,3 +202,28 @@ def test_a_real_run_reports_next_steps(pytester: pytest.Pytester) -> None:
     assert "db\\_failure" in summary.split("Scenarios never exercised")[1]
     page = (pytester.path / "reports" / "index.html").read_text()
     assert '<section id="next">' in page
+
+
+def test_proposals_earlier_runs_left_pending_stay_in_the_report() -> None:
+    """A run that files nothing for a module (or is interrupted) replaces the report; the
+    proposal an earlier run filed and nobody decided on must not drop out of it."""
+    results = _results()
+    results["guardian"]["earlier_pending"] = [
+        {"id": "5e5e0001", "module": "search", "impact": "high", "status": "pending"},
+        {"id": "77aa0011", "module": "cart", "impact": "high", "status": "pending"},
+    ]
+    texts = [s.text for s in next_steps(results)]
+    earlier = (
+        "Review pending proposal 5e5e0001 (module search, impact high, filed by an earlier run)"
+    )
+    assert earlier in texts
+    assert (
+        texts.index(earlier)
+        == texts.index("Review pending proposal 77aa0011 (module cart, impact high)") + 1
+    ), "this run's proposals first, each once"
+    summary = render_summary(results)
+    assert "1 filed by earlier runs still pending" not in summary
+    assert "2 filed by earlier runs still pending" in summary
+    html = render_html(results)
+    assert "filed by earlier runs" in html
+    assert "rafael genome approve 5e5e0001 --by PRINCIPAL --key PATH" in html

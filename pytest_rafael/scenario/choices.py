@@ -14,8 +14,11 @@ sooner, without them.
 So a schedule is drawn by a :class:`Gen`, a plain function of a :class:`Choices` that
 draws every integer under a label no other choice of the example has. Hypothesis then
 finds no two spans to paste between, and every run it makes is a fresh draw (or a shrink
-step). Shrinking is untouched: it works on the choices themselves, which are the same
-integers in the same order as before.
+step). The choices are the same integers in the same order as before, so the shrink passes
+that work on choices do what they did; the two that work on spans of one label
+(``pass_to_descendant``, ``reorder_spans``) have nothing to do, and the order of the
+faults shrinks through the shuffle's own choices, as it did. Measured: the planted fault
+count is still reached in at most 5 runs (``benchmarks/shrink_steps.py``).
 """
 
 from __future__ import annotations

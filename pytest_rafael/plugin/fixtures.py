@@ -141,6 +141,15 @@ class Chaos:
     _failures_dir: Path | None = None
     reference: bool = False
 
+    def __repr__(self) -> str:
+        # Hypothesis prints every argument of a falsifying example: the private fields
+        # (the server, the stress limits, the proxies) would fill 20 lines of it.
+        scenario = None if self.scenario is None else self.scenario.name
+        return (
+            f"Chaos(active={self.active}, scenario={scenario!r}, "
+            f"iteration={self.iteration}, proxies={sorted(self._proxies)})"
+        )
+
     def apply(self, schedule: FaultSchedule) -> contextlib.AbstractContextManager[Any]:
         """Apply a fault schedule drawn by :mod:`pytest_rafael.scenario.strategies` for the
         ``with`` block (inside a ``@given`` test); every fault is reverted when the block

@@ -34,6 +34,28 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
 
 
+def _hypothesis_profile(config: pytest.Config) -> None:
+    """Register the ``rafael`` profiles when asked for (``--hypothesis-profile``, which
+    Hypothesis' own plugin then loads), and load one named by ``HYPOTHESIS_PROFILE``,
+    which Hypothesis itself does not read. Imported only then, so ordinary runs do not
+    pay for importing Hypothesis."""
+    option = config.getoption("hypothesis_profile", None)
+    wanted = str(option or os.environ.get("HYPOTHESIS_PROFILE", ""))
+    if not wanted.startswith("rafael"):
+        return
+    from hypothesis import settings
+
+    from pytest_rafael.scenario.hypothesis_profiles import CI_PROFILE, PROFILE
+
+    if option is None:
+        if wanted not in (PROFILE, CI_PROFILE):
+            raise pytest.UsageError(
+                f"pytest-rafael: HYPOTHESIS_PROFILE={wanted}: no such profile "
+                f"(known: {PROFILE}, {CI_PROFILE})"
+            )
+        settings.load_profile(wanted)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     pytest_options.add_options(parser)
 
@@ -41,12 +63,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", marker.SIGNATURE)
-    if str(
-        config.getoption("hypothesis_profile", None) or os.environ.get("HYPOTHESIS_PROFILE", "")
-    ).startswith("rafael"):
-        # Registered before Hypothesis's own plugin loads the chosen profile; imported only
-        # when asked for, so ordinary runs do not pay for importing Hypothesis.
-        import pytest_rafael.scenario.hypothesis_profiles  # noqa: F401
+    _hypothesis_profile(config)
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None:  # the controller warns; its workers need not
         from pytest_rafael.plugin import rootdir_check

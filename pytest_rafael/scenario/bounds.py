@@ -153,8 +153,8 @@ def _number(low: float, high: float, step: float | None = None, *, size: bool = 
 
 
 def _size(low: float, high: float, step: float | None = None) -> Gen[Any]:
-    """A byte count or a rate: every power of two as likely as the next, and half the
-    draws under 256.
+    """A byte count or a rate: a power of two first, every one as likely as the next (up
+    to 256 in half the draws, up to ``high`` in the other half), then a value below it.
 
     Sizes that break code sit at message boundaries, and the messages of most protocols
     are small (a 4-byte ``GET``, a 7-byte ack, a 30-byte Redis command). Over 0..65536 a

@@ -10,7 +10,8 @@ file that loads back the same), and is built so that Hypothesis' shrinking means
 something for chaos. A failing schedule shrinks towards:
 
 - fewer faults (each fault can be deleted);
-- the first toxic type listed, the ``downstream`` stream, the first target;
+- the ``downstream`` stream, the first target (a fault keeps its type: when either of two
+  faults alone fails the test, which one is left depends on the example);
 - smaller attribute values: the lower bound of each attribute (for ``latency`` that is
   the smallest latency that still breaks the code, i.e. the threshold);
 - ``start`` 0 and no ``duration`` (the fault lasts the whole block);

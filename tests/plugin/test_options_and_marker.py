@@ -216,3 +216,36 @@ def test_a_bad_guardian_table_stops_the_run_before_any_iteration(
     result.stderr.fnmatch_lines(["*pyproject.toml*bogus_key*"])
     assert "Traceback" not in result.stderr.str()
     assert "passed" not in result.stdout.str()
+
+
+def test_hypothesis_profile_from_the_environment_is_loaded(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HYPOTHESIS_PROFILE=rafael-ci (the examples' convention) loads the profile;
+    Hypothesis itself reads only --hypothesis-profile. A subprocess: a profile loaded
+    in this process would stay loaded for the rest of the suite."""
+    pytester.makepyfile(
+        """
+        from hypothesis import settings
+
+        def test_profile():
+            assert settings.get_current_profile_name() == "rafael-ci"
+            assert settings().derandomize and settings().deadline is None
+        """
+    )
+    monkeypatch.setenv("HYPOTHESIS_PROFILE", "rafael-ci")
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    monkeypatch.setenv("HYPOTHESIS_PROFILE", "rafael-cj")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*HYPOTHESIS_PROFILE=rafael-cj: no such profile (known: rafael, rafael-ci)"]
+    )
+
+
+def test_the_chaos_fixture_prints_in_one_short_line() -> None:
+    """Hypothesis prints every argument of a falsifying example, the chaos fixture too."""
+    from pytest_rafael.plugin.fixtures import Chaos
+
+    chaos = Chaos(True, None, 2, 5, {}, _proxies={"db": None, "cache": None})  # type: ignore[dict-item]
+    assert repr(chaos) == "Chaos(active=True, scenario=None, iteration=2, proxies=['cache', 'db'])"

@@ -46,7 +46,7 @@ class FailureRecord:
             "schedule": self.schedule.to_dicts(),
             "yaml": self.yaml,
             "file": self.yaml_path.name if self.yaml_path else None,
-            "description": self.schedule.describe(),
+            "description": self.schedule.describe(failing=True),
             "recorded_at": self.recorded_at,
         }
         if self.steps:

@@ -96,9 +96,19 @@ def describe_fault(fault: FaultSpec) -> str:
         text = f"{fault.type} stress"
     else:
         text = f"{fault.kind} {fault.type or ''} on {_target(fault.target)}".rstrip()
+    held = _AT_ZERO.get(str(fault.type)) if fault.kind == "toxic" else None
+    if held and not fault.attributes.get("timeout"):
+        # Left out at Toxiproxy's default (0), where it means the most, not the least.
+        attrs = ", ".join(a for a in (attrs, held) if a)
     if attrs:
         text += f": {attrs}"
     return f"{text}, {_when(fault)}"
+
+
+_AT_ZERO = {
+    "timeout": "timeout=0ms (holds the data, never closes)",
+    "reset_peer": "timeout=0ms (resets at once)",
+}
 
 
 def _when(fault: FaultSpec) -> str:
@@ -199,10 +209,13 @@ class FaultSchedule:
             for f in self.faults
         )
 
-    def describe(self) -> str:
-        """Several lines, numbered in application order, for failure output."""
+    def describe(self, failing: bool = False) -> str:
+        """Several lines, numbered in application order. ``failing``: the schedule of a
+        failure (an empty one then says that the code fails without any fault)."""
         if not self.faults:
-            return "Fault schedule: no faults (the code fails without any chaos)"
+            return "Fault schedule: no faults" + (
+                " (the code fails without any chaos)" if failing else ""
+            )
         count = f"{len(self.faults)} fault{'s' if len(self.faults) != 1 else ''}"
         lines = [f"Fault schedule ({count}):"]
         lines += [f"  {i}. {describe_fault(f)}" for i, f in enumerate(self.faults, 1)]

@@ -154,7 +154,7 @@ def apply_schedule(
     final = _final_example()
     nodeid = _current_nodeid()
     if final:
-        _note(schedule.describe())
+        _note(schedule.describe(failing=True))
         schedule_pending.put(nodeid, schedule)
     # A stand-in scenario only carries the faults to the injector; an empty schedule is
     # a valid example (the baseline: no fault at all), so it gets no scenario validation.

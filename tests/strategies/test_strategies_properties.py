@@ -199,8 +199,21 @@ def test_describe_is_readable() -> None:
         "  2. limit_data on 'db' (upstream) with toxicity 0.5: bytes=1B, from 0.075s for 0.225s",
         "  3. memory stress: mb=64MB, for the whole block",
     ]
-    assert str(FaultSchedule()) == "Fault schedule: no faults (the code fails without any chaos)"
+    assert str(FaultSchedule()) == "Fault schedule: no faults"
+    failing = "Fault schedule: no faults (the code fails without any chaos)"
+    assert FaultSchedule().describe(failing=True) == failing
     assert "latency on 'db'" in repr(schedule)
+    # At 0 (left out of the attributes) these two mean the most, so it is spelled out.
+    held = FaultSchedule.of(
+        FaultSpec("toxic", "kv", "timeout"), FaultSpec("toxic", "kv", "reset_peer")
+    )
+    assert held.describe().splitlines()[1:] == [
+        "  1. timeout on 'kv' (downstream): timeout=0ms (holds the data, never closes), "
+        "for the whole block",
+        "  2. reset_peer on 'kv' (downstream): timeout=0ms (resets at once), for the whole block",
+    ]
+    late = FaultSpec("toxic", "kv", "timeout", attributes={"timeout": 500})
+    assert "timeout=500ms, for" in FaultSchedule.of(late).describe()
 
 
 def _drawn(strategy: st.SearchStrategy[FaultSpec], count: int) -> list[FaultSpec]:

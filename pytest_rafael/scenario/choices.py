@@ -17,8 +17,9 @@ finds no two spans to paste between, and every run it makes is a fresh draw (or 
 step). The choices are the same integers in the same order as before, so the shrink passes
 that work on choices do what they did; the two that work on spans of one label
 (``pass_to_descendant``, ``reorder_spans``) have nothing to do, and the order of the
-faults shrinks through the shuffle's own choices, as it did. Measured: the planted fault
-count is still reached in at most 5 runs (``benchmarks/shrink_steps.py``).
+faults shrinks through the shuffle's own choices, as it did. :meth:`Choices.block`
+holds the faults a schedule leaves out at their simplest, so a shrink spends no run on
+them (see :mod:`.schedule_slots`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any, Generic, TypeVar
 
 from hypothesis import strategies as st
 
-__all__ = ["Choices", "Gen", "just", "strategy"]
+__all__ = ["Choices", "Gen", "just", "strategy", "width"]
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -54,25 +55,68 @@ def _floats(low: float, high: float) -> st.SearchStrategy[float]:
 class Choices:
     """The choices of one example, each drawn under a label of its own."""
 
-    __slots__ = ("_count", "_draw")
+    __slots__ = ("_count", "_draw", "_held")
 
-    def __init__(self, draw: st.DrawFn) -> None:
+    def __init__(self, draw: st.DrawFn | None) -> None:
         self._draw = draw
         self._count = 0
+        self._held = False
 
     def _label(self) -> int:
         self._count += 1
         return _LABEL_BASE + self._count
 
     def integer(self, low: int, high: int) -> int:
-        """``low .. high`` inclusive, shrinking to ``low``."""
-        value: int = self._draw(_integers(low, high), label=self._label())
+        """``low .. high`` inclusive, shrinking to ``low`` (only ``low`` when held)."""
+        assert self._draw is not None
+        value: int = self._draw(_integers(low, low if self._held else high), label=self._label())
         return value
 
     def real(self, low: float, high: float) -> float:
-        """A float in ``[low, high]``, shrinking to the simplest."""
-        value: float = self._draw(_floats(low, high), label=self._label())
+        """A float in ``[low, high]``, shrinking to the simplest (``low`` when held)."""
+        assert self._draw is not None
+        value: float = self._draw(_floats(low, low if self._held else high), label=self._label())
         return value
+
+    def block(self, gen: Gen[T], width: int, *, held: bool = False) -> T:
+        """``gen``, padded to ``width`` choices. ``held``: every choice at its simplest.
+
+        Why: a fault schedule draws the fault of every slot, present or not, so that
+        dropping a fault shifts nothing. The faults left out are drawn held, so the
+        shrinker finds nothing to lower in them (a run per step, with real I/O), and
+        each slot fills the same number of choices whatever its shape (a fault with a
+        time window draws more than one for the whole block), so a slot that turns
+        held, or changes shape, never moves the choices of the slots after it.
+        """
+        start, was = self._count, self._held
+        self._held = held
+        try:
+            value = gen.run(self)
+        finally:
+            self._held = was
+        for _ in range(width - (self._count - start)):
+            self.integer(0, 0)
+        return value
+
+
+class _Widest(Choices):
+    """Counts the choices of a drawing program's widest shape (every choice at its
+    highest value takes the longer branch in this package's programs)."""
+
+    def integer(self, low: int, high: int) -> int:
+        self._count += 1
+        return high
+
+    def real(self, low: float, high: float) -> float:
+        self._count += 1
+        return high
+
+
+def width(gen: Gen[Any]) -> int:
+    """How many choices ``gen`` makes at most (see :meth:`Choices.block`)."""
+    counter = _Widest(None)
+    gen.run(counter)
+    return counter._count
 
 
 @dataclass(frozen=True)

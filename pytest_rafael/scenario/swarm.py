@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from pytest_rafael.scenario.bounds import _choice
-from pytest_rafael.scenario.choices import Choices, Gen
+from pytest_rafael.scenario.choices import Choices, Gen, width
 from pytest_rafael.scenario.model import FaultSpec
 from pytest_rafael.scenario.schedule_model import FaultSchedule
 from pytest_rafael.scenario.schedule_slots import _permutations
@@ -80,6 +80,8 @@ def swarm_schedule_of(
         raise InvalidArgument(f"min_faults={min_faults} but at most {n} are drawn")
     picks = {m: _choice(m) for m in range(1, max(kinds, len(options)) + 1)}
     gate = _choice(2)  # a spare is there a quarter of the time: gate open, then flag 1
+    # Every slot as wide as the widest option: which kind and target it holds varies.
+    widest = max(width(option) for row in options for option in row)
     first_slot = _choice(n)
     order = _permutations(n)
 
@@ -102,7 +104,7 @@ def swarm_schedule_of(
         for slot in range(n):
             k = config.kinds[picks[len(config.kinds)].run(choices)] if slot >= kinds else slot
             t = config.targets[picks[len(config.targets)].run(choices)]
-            drawn.append(options[t][k].run(choices))
+            drawn.append(choices.block(options[t][k], widest, held=not on[slot]))
         return FaultSchedule(tuple(drawn[slot] for slot in order.run(choices) if on[slot]))
 
     strategy = Gen(run).strategy()

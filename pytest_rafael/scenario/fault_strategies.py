@@ -240,7 +240,7 @@ def _fault_options(
     target_list = _check_targets(targets)
     toxic_list = _check_names("toxics", toxics, TOXIC_TYPES)
     stress_list = _check_names("stress", stress, STRESS_TYPES)
-    stream_list = tuple(streams)
+    stream_list = (streams,) if isinstance(streams, str) else tuple(streams)
     if not stream_list or any(s not in STREAM_ORDER for s in stream_list):
         raise _fail(f"streams: expected some of {STREAM_ORDER}, got {streams!r}")
     if not toxic_list and not stress_list and not down:

@@ -286,3 +286,11 @@ def test_every_generated_run_is_a_fresh_draw_not_a_pasted_copy(seed_: int) -> No
     latencies = Counter(f.attributes["latency"] for f in faults_ if f.type == "latency")
     top = latencies.most_common(1)[0][1] / sum(latencies.values())
     assert top <= 0.2, f"one latency value in {top:.0%} of latencies: {latencies.most_common(3)}"
+
+
+@pytest.mark.parametrize("streams", ["upstream", ("upstream",)])
+def test_one_stream_is_given_like_one_toxic(streams: Any) -> None:
+    drawn = _drawn(faults(["db"], "latency", streams=streams), 30)
+    assert {f.stream for f in drawn} == {"upstream"}
+    with pytest.raises(InvalidArgument, match="streams: expected some of"):
+        faults(["db"], streams="sideways")

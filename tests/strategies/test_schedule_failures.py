@@ -128,7 +128,7 @@ def test_the_example_finds_and_shrinks_the_two_fault_bug(
     schedule, stores it, and from-failure turns it into a scenario. A fixed seed keeps
     the test off luck; how often a search finds the bug is measured in
     benchmarks/RESULTS.md, not here. Seed 4 finds and shrinks it in about 10 s (seeds 1-8:
-    10-21 s; the derandomized CI profile, 16 s)."""
+    10-21 s; the derandomized CI profile, 9 s)."""
     monkeypatch.setenv("HYPOTHESIS_PROFILE", "rafael")
     for name in ("ledger.py", "conftest.py", "test_balance_chaos.py"):
         shutil.copy(EXAMPLE / name, pytester.path / name)

@@ -118,16 +118,16 @@ def next_steps(results: Mapping[str, Any]) -> list[Step]:
                     (rerun,) if safe else (),
                 )
             )
-    for pid, proposal in [*pending.items(), *earlier.items()]:
-        module = proposal.get("module") or "?"
-        impact = proposal.get("impact") or "?"
-        filed = ", filed by an earlier run" if pid in earlier and pid not in pending else ""
-        steps.append(
-            Step(
-                f"Review pending proposal {pid} (module {module}, impact {impact}{filed})",
-                review_commands(pid, genome_option(results)),
+    for group, filed in ((pending, ""), (earlier, ", filed by an earlier run")):
+        for pid, proposal in group.items():
+            module = proposal.get("module") or "?"
+            impact = proposal.get("impact") or "?"
+            steps.append(
+                Step(
+                    f"Review pending proposal {pid} (module {module}, impact {impact}{filed})",
+                    review_commands(pid, genome_option(results)),
+                )
             )
-        )
     unexercised = _unexercised(results)
     if unexercised:
         steps.append(

@@ -57,12 +57,22 @@ class PlantedBug:
         return tuple(self.module.System.TARGETS)
 
 
-def load(name: str) -> PlantedBug:
-    module = importlib.import_module(f"benchmarks.bugs.{name}")
+def load(name: str, package: str = "benchmarks.bugs") -> PlantedBug:
+    """The bug ``name`` of the corpus ``package`` (``benchmarks.bugs`` or the held-out
+    ``benchmarks.heldout``, which uses this package's kit)."""
+    module = importlib.import_module(f"{package}.{name}")
     source = str(Path(module.__file__ or name).name)
     minimal = FaultSchedule.from_dicts(module.MINIMAL, source=f"{source}: MINIMAL")
     return PlantedBug(name, module.DESCRIPTION, minimal, module)
 
 
-def corpus(names: tuple[str, ...] = BUG_NAMES) -> list[PlantedBug]:
-    return [load(name) for name in names]
+def corpus(
+    names: tuple[str, ...] = BUG_NAMES, package: str = "benchmarks.bugs"
+) -> list[PlantedBug]:
+    return [load(name, package) for name in names]
+
+
+def names_of(package: str) -> tuple[str, ...]:
+    """The ``BUG_NAMES`` a corpus package lists."""
+    names: tuple[str, ...] = importlib.import_module(package).BUG_NAMES
+    return names

@@ -1,4 +1,5 @@
-"""Smoke check of the planted-bug corpus (benchmarks/bugs): every bug stays quiet without
+"""Smoke check of the planted-bug corpora (benchmarks/bugs, and benchmarks/heldout, written
+apart from the strategies to measure how they generalize): every bug stays quiet without
 faults and shows under its minimal fault schedule, through the plugin's own
 ``Chaos.apply``. The hunt itself is benchmarks/bug_finding.py, outside the test run."""
 
@@ -14,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # the corpus is not part of the installed package
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.bugs import BUG_NAMES, load  # noqa: E402
+from benchmarks.bugs import BUG_NAMES, load, names_of  # noqa: E402
 from benchmarks.bugs._rig import rig, server  # noqa: E402
 from pytest_rafael.plugin.fixtures import ToxiproxyServer  # noqa: E402
 from pytest_rafael.scenario.schedule_model import FaultSchedule  # noqa: E402
@@ -26,21 +27,28 @@ def toxiproxy() -> Iterator[ToxiproxyServer]:
         yield running
 
 
+HELDOUT = "benchmarks.heldout"
+EVERY_BUG = [("benchmarks.bugs", name) for name in BUG_NAMES] + [
+    (HELDOUT, name) for name in names_of(HELDOUT)
+]
+
+
 def test_the_corpus_has_twenty_bugs_with_one_line_descriptions() -> None:
     assert len(BUG_NAMES) >= 20
-    for name in BUG_NAMES:
-        bug = load(name)
+    assert len(names_of(HELDOUT)) >= 10
+    for package, name in EVERY_BUG:
+        bug = load(name, package)
         assert bug.description.strip()
         assert "\n" not in bug.description
         assert len(bug.minimal) >= 1
         assert bug.minimal.targets <= set(bug.targets)
 
 
-@pytest.mark.parametrize("name", BUG_NAMES)
+@pytest.mark.parametrize(("package", "name"), EVERY_BUG)
 def test_quiet_without_faults_and_caught_by_its_minimal_schedule(
-    name: str, toxiproxy: ToxiproxyServer, tmp_path: Path
+    package: str, name: str, toxiproxy: ToxiproxyServer, tmp_path: Path
 ) -> None:
-    bug = load(name)
+    bug = load(name, package)
     with rig(bug, toxiproxy, failures_dir=tmp_path) as planted:
         assert planted.triggers(FaultSchedule()) is None
         # A few of these bugs race real time (a request sliced 2 ms apart, a 0.5 s

@@ -90,3 +90,19 @@ def missing_genome_note(settings: Settings) -> str | None:
         f"rafael: genome file {settings.genome_file}{via} does not exist: every module "
         "runs without genes, and that is what the gate judges as shipped"
     )
+
+
+def new_store_note(settings: Settings) -> str | None:
+    """A chaos run whose SQLite store does not exist yet starts a history of its own: no
+    earlier runs for the delta, no evolution state, no pending proposals. Say so at the
+    top, with the setting that named the file: a mistyped ``--rafael-store`` (or a CI
+    cache that did not restore) otherwise looks like a project's first run."""
+    store = settings.store
+    if not settings.chaos or not isinstance(store, Path) or store.exists():
+        return None
+    source = settings.sources.get("store")
+    via = f" (given by {source})" if source else ""
+    return (
+        f"rafael: store {store}{via} does not exist yet: this run starts a new history "
+        "(no earlier runs to compare with, no pending proposals)"
+    )

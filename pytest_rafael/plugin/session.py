@@ -49,6 +49,8 @@ class RafaelSession:
         self.started = time.monotonic()
         self.run_id = f"{self.started_at:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
         self.start_recorded = False  # run_started is in the audit log
+        # Said in the header, but looked at now: the run opens its store before that.
+        self.new_store_note = preflight.new_store_note(resolved)
         self.start_error: str | None = None
         self._catalog: dict[str, Scenario] | None = None
         self._server: EmbeddedServer | None = None
@@ -280,8 +282,8 @@ class RafaelSession:
         mode = f"chaos on, {s.iterations} iterations" if s.chaos else "chaos off"
         server = s.toxiproxy_url or "embedded"
         lines = [f"rafael: {mode}, seed {s.seed}, toxiproxy {server}"]
-        note = preflight.missing_genome_note(s)  # a mistyped --rafael-genome, say
-        lines += [note] if note else []
+        for note in (preflight.missing_genome_note(s), self.new_store_note):
+            lines += [note] if note else []
         if s.select_scenarios:
             named = [f"not {n[1:]}" if n.startswith("-") else n for n in s.select_scenarios]
             lines.append(f"rafael: scenarios selected: {', '.join(named)}")

@@ -144,6 +144,25 @@ def test_a_missing_genome_file_is_named_at_the_top_of_a_chaos_run(
     assert "does not exist" not in pytester.runpytest("--rafael-genome", "x.yml").stdout.str()
 
 
+def test_a_store_that_does_not_exist_yet_is_named_at_the_top_of_a_chaos_run(
+    pytester: pytest.Pytester,
+) -> None:
+    """A mistyped --rafael-store started an empty history, unremarked: the delta had
+    nothing to compare with and earlier runs' pending proposals were out of sight."""
+    pytester.makepyfile(PASSING)
+    first = pytester.runpytest("--rafael-chaos", "--rafael-store", "ci/rafael.db")
+    first.stdout.fnmatch_lines(
+        [
+            "rafael: store *rafael.db (given by --rafael-store) does not exist yet: this "
+            "run starts a new history*"
+        ]
+    )
+    assert (pytester.path / "ci" / "rafael.db").is_file()
+    again = pytester.runpytest("--rafael-chaos", "--rafael-store", "ci/rafael.db")
+    assert "does not exist yet" not in again.stdout.str()
+    assert "does not exist yet" not in pytester.runpytest("--rafael-store", "x.db").stdout.str()
+
+
 @pytest.mark.parametrize(
     ("mark", "expected"),
     [

@@ -157,6 +157,35 @@ def request(address: str, line: str, timeout: float | None = 0.5) -> str:
         sock.close()
 
 
+def ask_within(sock: socket.socket, line: str, end: float, chunk: int = 4096) -> str:
+    """Send one line and read one reply line, all before ``end`` (``time.monotonic()``):
+    a total timeout, where a per-``recv`` one would let a reply trickled a byte at a time
+    run past the caller's deadline. ``chunk``: a pooled connection reads in small pieces
+    so as not to read past its reply."""
+    buf = b""
+    try:
+        sock.sendall(line.encode() + b"\n")
+        while b"\n" not in buf:
+            sock.settimeout(max(end - time.monotonic(), 0.001))
+            data = sock.recv(chunk)
+            if not data:
+                raise Unavailable("connection closed before the end of the reply")
+            buf += data
+    except OSError as exc:
+        raise Unavailable(f"{line}: {exc!r}") from None
+    return buf.split(b"\n", 1)[0].decode(errors="replace")
+
+
+def request_within(address: str, line: str, timeout: float) -> str:
+    """One request on a fresh connection with a total (not per-``recv``) timeout."""
+    end = time.monotonic() + timeout
+    sock = connect(address, timeout)
+    try:
+        return ask_within(sock, line, end)
+    finally:
+        sock.close()
+
+
 # --------------------------------------------------------------------------- systems
 
 

@@ -1,5 +1,4 @@
-"""Smoke check of the planted-bug corpora (benchmarks/bugs, and benchmarks/heldout, written
-apart from the strategies to measure how they generalize): every bug stays quiet without
+"""Smoke check of the planted-bug corpus (benchmarks/bugs): every bug stays quiet without
 faults and shows under its minimal fault schedule, through the plugin's own
 ``Chaos.apply``. The hunt itself is benchmarks/bug_finding.py, outside the test run."""
 
@@ -27,15 +26,18 @@ def toxiproxy() -> Iterator[ToxiproxyServer]:
         yield running
 
 
-HELDOUT = "benchmarks.heldout"
+# Written apart from the strategies, to measure how they generalize. Their quiet and
+# minimal runs are checked by benchmarks/bug_finding.py before each hunt (they would add
+# half a minute to the suite here); their shape is checked below.
+HELDOUT = ("benchmarks.heldout", "benchmarks.heldout2")
 EVERY_BUG = [("benchmarks.bugs", name) for name in BUG_NAMES] + [
-    (HELDOUT, name) for name in names_of(HELDOUT)
+    (package, name) for package in HELDOUT for name in names_of(package)
 ]
 
 
 def test_the_corpus_has_twenty_bugs_with_one_line_descriptions() -> None:
     assert len(BUG_NAMES) >= 20
-    assert len(names_of(HELDOUT)) >= 10
+    assert all(len(names_of(package)) >= 10 for package in HELDOUT)
     for package, name in EVERY_BUG:
         bug = load(name, package)
         assert bug.description.strip()
@@ -44,11 +46,11 @@ def test_the_corpus_has_twenty_bugs_with_one_line_descriptions() -> None:
         assert bug.minimal.targets <= set(bug.targets)
 
 
-@pytest.mark.parametrize(("package", "name"), EVERY_BUG)
+@pytest.mark.parametrize("name", BUG_NAMES)
 def test_quiet_without_faults_and_caught_by_its_minimal_schedule(
-    package: str, name: str, toxiproxy: ToxiproxyServer, tmp_path: Path
+    name: str, toxiproxy: ToxiproxyServer, tmp_path: Path
 ) -> None:
-    bug = load(name, package)
+    bug = load(name)
     with rig(bug, toxiproxy, failures_dir=tmp_path) as planted:
         assert planted.triggers(FaultSchedule()) is None
         # A few of these bugs race real time (a request sliced 2 ms apart, a 0.5 s

@@ -9,7 +9,12 @@ registers it as a plugin, so it re-exports the module-level hooks of
 
 from __future__ import annotations
 
-from pytest_rafael.plugin.hooks import pytest_addhooks, pytest_addoption, pytest_configure
+from pytest_rafael.plugin.hooks import (
+    pytest_addhooks,
+    pytest_addoption,
+    pytest_collection_modifyitems,
+    pytest_configure,
+)
 from pytest_rafael.plugin.runner import ChaosRunner
 from pytest_rafael.plugin.session import CASE_PARAM, SESSION, RafaelSession
 
@@ -20,5 +25,6 @@ __all__ = [
     "RafaelSession",
     "pytest_addhooks",
     "pytest_addoption",
+    "pytest_collection_modifyitems",
     "pytest_configure",
 ]

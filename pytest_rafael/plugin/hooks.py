@@ -106,6 +106,23 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(xdist_support.XdistSupport(session), "rafael-xdist")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A Hypothesis test that applies faults is slow on purpose: no 200 ms deadline for
+    it unless someone chose one (see ``lift_default_deadline``)."""
+    chaos_tests = [
+        item
+        for item in items
+        if "chaos" in getattr(item, "fixturenames", ())
+        and getattr(getattr(item, "obj", None), "is_hypothesis_test", False)
+    ]
+    if not chaos_tests:
+        return
+    from pytest_rafael.scenario.hypothesis_profiles import lift_default_deadline
+
+    for item in chaos_tests:
+        lift_default_deadline(getattr(item, "obj"))  # noqa: B009 - not every Item has it
+
+
 def _check_actor() -> None:
     """The run's author (RAFAEL_ACTOR, the CI user, the OS user) is recorded on every
     audit entry and proposal: a name with control characters or mixed scripts is a

@@ -30,9 +30,11 @@ so the names exist before Hypothesis reads the option), or in a conftest:
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import HealthCheck, Phase, settings
 
-__all__ = ["CI_PROFILE", "PROFILE", "register_profiles"]
+__all__ = ["CI_PROFILE", "PROFILE", "lift_default_deadline", "register_profiles"]
 
 PROFILE = "rafael"
 CI_PROFILE = "rafael-ci"
@@ -59,3 +61,23 @@ def register_profiles() -> None:
 
 
 register_profiles()
+
+
+def lift_default_deadline(test: Any) -> bool:
+    """Give a ``@given`` test that uses the ``chaos`` fixture no deadline when its
+    deadline is Hypothesis' own default (200 ms: neither a profile nor ``@settings``
+    changed it). Such a test is slow *on purpose* whenever a drawn fault delays it, and
+    with the default the correct code failed with ``DeadlineExceeded`` under a latency
+    fault: the fault reported as the bug. Any other deadline is the user's choice and
+    stays. True when the test was changed.
+
+    Hypothesis reads a test's settings from this attribute when the test runs; its own
+    pytest plugin replaces it the same way (``_hypothesis_pytestplugin``)."""
+    fn = getattr(test, "__func__", test)
+    current = getattr(fn, "_hypothesis_internal_use_settings", None)
+    if not isinstance(current, settings):
+        return False
+    if current.deadline != settings.get_profile("default").deadline:
+        return False
+    fn._hypothesis_internal_use_settings = settings(parent=current, deadline=None)
+    return True

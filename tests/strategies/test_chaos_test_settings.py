@@ -1,0 +1,82 @@
+"""Hypothesis settings of a ``@given`` test that applies faults with ``chaos``: a slow
+example is what a latency fault is for, so Hypothesis' default 200 ms deadline must not
+turn it into a failure; a deadline someone chose stays."""
+
+from __future__ import annotations
+
+import pytest
+
+SLOW_BUT_CORRECT = """
+import socket
+import socketserver
+import threading
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+
+from pytest_rafael.strategies import fault_schedules
+
+
+class Echo(socketserver.StreamRequestHandler):
+    def handle(self):
+        for line in self.rfile:
+            self.wfile.write(line)
+
+
+@pytest.fixture(scope="module")
+def echo():
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield "127.0.0.1:%d" % server.server_address[1]
+    server.shutdown()
+
+
+@pytest.fixture
+def kv(chaos_proxy, echo):
+    return chaos_proxy("kv", upstream=echo)
+
+
+# Every example: one latency of 300 ms on the reply, which the client waits out.
+SLOW = fault_schedules(
+    targets=["kv"], toxics="latency", min_faults=1, max_faults=1,
+    max_start_s=0, max_duration_s=0, bounds={"latency": {"latency": 300}},
+)
+
+
+def ping(proxy):
+    with socket.create_connection((proxy.host, proxy.port), timeout=5) as sock:
+        sock.sendall(b"ping\\n")
+        assert sock.recv(16) == b"ping\\n"
+
+
+@settings(max_examples=3, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(schedule=SLOW)
+def test_default_deadline(schedule, chaos, kv):
+    with chaos.apply(schedule):
+        ping(kv)
+
+
+@settings(
+    max_examples=3,
+    deadline=100,
+    phases=[Phase.generate],  # its failure is the point: no need to shrink it
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(schedule=SLOW)
+def test_chosen_deadline(schedule, chaos, kv):
+    with chaos.apply(schedule):
+        ping(kv)
+"""
+
+
+def test_a_slow_example_under_a_fault_is_not_a_deadline_failure(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(SLOW_BUT_CORRECT)
+    result = pytester.runpytest_subprocess("-v", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*::test_default_deadline PASSED*", "*::test_chosen_deadline FAILED*"], consecutive=False
+    )
+    assert "DeadlineExceeded" in result.stdout.str()

@@ -56,7 +56,8 @@ def chaos_proxy(
 ) -> Iterator[Callable[..., ProxyHandle]]:
     """Create a proxy the code under test connects through: ``chaos_proxy("db",
     upstream="127.0.0.1:5432")`` returns an object with ``host``, ``port`` and ``listen``.
-    Scenario faults target it by name. Proxies are deleted after the test."""
+    Scenario faults target it by name. Proxies are deleted after the test. Asked again
+    for the same name and upstream, it returns the same proxy (see ``_made_before``)."""
     state = state_of(request.node)
     allowed = _session(request.config).settings.allowed_targets
     worker = worker_id(request.config) or "main"
@@ -65,13 +66,14 @@ def chaos_proxy(
     def make(name: str, upstream: str | int) -> ProxyHandle:
         if not isinstance(name, str) or not name:
             raise TypeError(f"chaos_proxy: name must be a non-empty string, got {name!r:.60}")
-        if name in state.proxies:
-            raise ValueError(f"chaos_proxy: a proxy named {name!r} already exists in this test")
         upstream = _upstream_text(name, upstream)
         try:
             pinned = check_upstream(upstream, allowed)
         except ValueError as exc:
             raise ValueError(f"chaos_proxy({name!r}): {exc}") from None
+        made = _made_before(state.proxies, name, pinned, upstream)
+        if made is not None:
+            return made
         from pytest_rafael.faults.network import ToxiproxyError
         from pytest_rafael.faults.orphans import server_name
         from pytest_rafael.plugin import interrupts
@@ -108,6 +110,20 @@ def chaos_proxy(
             state.proxies.pop(handle.name, None)
     if errors:
         raise RuntimeError("; ".join(errors))
+
+
+def _made_before(
+    proxies: dict[str, ProxyHandle], name: str, pinned: str, upstream: str
+) -> ProxyHandle | None:
+    """The proxy ``name`` this test already made to the same upstream (a ``@given`` test
+    asks once per example), None if there is none; another upstream is an error."""
+    made = proxies.get(name)
+    if made is None or made.upstream == pinned:
+        return made
+    raise ValueError(
+        f"chaos_proxy: a proxy named {name!r} already exists in this test, "
+        f"to {made.upstream} (asked now: {upstream})"
+    )
 
 
 def _upstream_text(name: str, upstream: object) -> str:

@@ -107,20 +107,42 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A Hypothesis test that applies faults is slow on purpose: no 200 ms deadline for
-    it unless someone chose one (see ``lift_default_deadline``)."""
+    """Hypothesis settings of ``@given`` tests that apply faults (``chaos``): see
+    ``settle_chaos_test``."""
     chaos_tests = [
         item
         for item in items
-        if "chaos" in getattr(item, "fixturenames", ())
-        and getattr(getattr(item, "obj", None), "is_hypothesis_test", False)
+        if isinstance(item, pytest.Function)
+        and "chaos" in item.fixturenames
+        and getattr(item.obj, "is_hypothesis_test", False)
     ]
     if not chaos_tests:
         return
-    from pytest_rafael.scenario.hypothesis_profiles import lift_default_deadline
+    from pytest_rafael.scenario.hypothesis_profiles import settle_chaos_test
 
     for item in chaos_tests:
-        lift_default_deadline(getattr(item, "obj"))  # noqa: B009 - not every Item has it
+        settle_chaos_test(item.obj, fixtures_are_ours=_only_our_function_fixtures(item))
+
+
+# Function-scoped fixtures that are right to share across the examples of a @given test:
+# chaos.apply reverts its faults at the end of each example, and chaos_proxy hands back
+# the proxy it made when asked again for it.
+_SHARED_ACROSS_EXAMPLES = frozenset({"chaos", "chaos_proxy"})
+
+
+def _only_our_function_fixtures(item: pytest.Function) -> bool:
+    """Whether every function-scoped fixture the test asks for is one of ours, so that
+    Hypothesis' function_scoped_fixture health check has nothing to warn about."""
+    import inspect
+
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", None)
+    if definitions is None:  # a pytest without it: leave the health check alone
+        return False
+    for name in inspect.signature(item.function).parameters:
+        defs = definitions.get(name)
+        if defs and defs[-1].scope == "function" and name not in _SHARED_ACROSS_EXAMPLES:
+            return False
+    return True
 
 
 def _check_actor() -> None:

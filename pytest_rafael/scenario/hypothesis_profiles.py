@@ -34,7 +34,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, settings
 
-__all__ = ["CI_PROFILE", "PROFILE", "lift_default_deadline", "register_profiles"]
+__all__ = ["CI_PROFILE", "PROFILE", "register_profiles", "settle_chaos_test"]
 
 PROFILE = "rafael"
 CI_PROFILE = "rafael-ci"
@@ -63,21 +63,30 @@ def register_profiles() -> None:
 register_profiles()
 
 
-def lift_default_deadline(test: Any) -> bool:
-    """Give a ``@given`` test that uses the ``chaos`` fixture no deadline when its
-    deadline is Hypothesis' own default (200 ms: neither a profile nor ``@settings``
-    changed it). Such a test is slow *on purpose* whenever a drawn fault delays it, and
-    with the default the correct code failed with ``DeadlineExceeded`` under a latency
-    fault: the fault reported as the bug. Any other deadline is the user's choice and
-    stays. True when the test was changed.
+def settle_chaos_test(test: Any, *, fixtures_are_ours: bool) -> None:
+    """Settings for a ``@given`` test that uses the ``chaos`` fixture, where its own
+    settings (no profile, no ``@settings``) would make it fail for the wrong reason:
+
+    - its deadline, when it is Hypothesis' own default (200 ms), is lifted: the test is
+      slow *on purpose* whenever a drawn fault delays it, and with the default the
+      correct code failed with ``DeadlineExceeded`` under a latency fault (the fault
+      reported as the bug). Any other deadline is the user's choice and stays;
+    - the ``function_scoped_fixture`` health check is suppressed when
+      ``fixtures_are_ours`` (every function-scoped fixture the test asks for is
+      ``chaos`` or ``chaos_proxy``, which are meant to be shared by its examples). A
+      fixture of the user's keeps the check.
 
     Hypothesis reads a test's settings from this attribute when the test runs; its own
     pytest plugin replaces it the same way (``_hypothesis_pytestplugin``)."""
     fn = getattr(test, "__func__", test)
     current = getattr(fn, "_hypothesis_internal_use_settings", None)
     if not isinstance(current, settings):
-        return False
-    if current.deadline != settings.get_profile("default").deadline:
-        return False
-    fn._hypothesis_internal_use_settings = settings(parent=current, deadline=None)
-    return True
+        return
+    changes: dict[str, Any] = {}
+    if current.deadline == settings.get_profile("default").deadline:
+        changes["deadline"] = None
+    suppressed = tuple(current.suppress_health_check)
+    if fixtures_are_ours and HealthCheck.function_scoped_fixture not in suppressed:
+        changes["suppress_health_check"] = (*suppressed, HealthCheck.function_scoped_fixture)
+    if changes:
+        fn._hypothesis_internal_use_settings = settings(parent=current, **changes)

@@ -77,11 +77,21 @@ def test_chaos_proxy_takes_a_port_number_and_pins_a_name_to_its_address(
         @pytest.mark.chaos("network_latency", iterations=1)
         def test_not_a_port(chaos_proxy):
             chaos_proxy("db", [5432])
+
+        @pytest.mark.chaos("network_latency", iterations=1)
+        def test_asked_again(chaos_proxy, echo):
+            port = int(echo.address.rpartition(":")[2])
+            first = chaos_proxy("db", port)
+            assert chaos_proxy("db", f"127.0.0.1:{port}") is first  # the same upstream
+            chaos_proxy("db", port + 1)
     """)
     result = project.runpytest_subprocess("--rafael-chaos", "-p", "no:hypothesispytest")
-    result.assert_outcomes(passed=2, failed=2)  # each test's reference run and iteration
+    result.assert_outcomes(passed=2, failed=4)  # each test's reference run and iteration
     result.stdout.fnmatch_lines(
         ["*TypeError: chaos_proxy('db'): upstream must be 'host:port' or a port number, got list"]
+    )
+    result.stdout.fnmatch_lines(
+        ["*ValueError: chaos_proxy: a proxy named 'db' already exists in this test, to 127.0.0.1:*"]
     )
 
 

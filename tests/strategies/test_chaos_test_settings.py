@@ -1,6 +1,8 @@
 """Hypothesis settings of a ``@given`` test that applies faults with ``chaos``: a slow
 example is what a latency fault is for, so Hypothesis' default 200 ms deadline must not
-turn it into a failure; a deadline someone chose stays."""
+turn it into a failure (a deadline someone chose stays); and the plugin's own
+function-scoped fixtures, meant to be shared by the examples, do not trip the
+function_scoped_fixture health check (a fixture of the user's still does)."""
 
 from __future__ import annotations
 
@@ -50,9 +52,17 @@ def ping(proxy):
         assert sock.recv(16) == b"ping\\n"
 
 
-@settings(max_examples=3, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=3)
 @given(schedule=SLOW)
-def test_default_deadline(schedule, chaos, kv):
+def test_default_deadline(schedule, chaos, chaos_proxy, echo):
+    kv = chaos_proxy("kv", upstream=echo)  # asked once per example: the same proxy
+    with chaos.apply(schedule):
+        ping(kv)
+
+
+@settings(max_examples=3)
+@given(schedule=SLOW)
+def test_own_fixture(schedule, chaos, kv):
     with chaos.apply(schedule):
         ping(kv)
 
@@ -75,8 +85,15 @@ def test_a_slow_example_under_a_fault_is_not_a_deadline_failure(
 ) -> None:
     pytester.makepyfile(SLOW_BUT_CORRECT)
     result = pytester.runpytest_subprocess("-v", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(
-        ["*::test_default_deadline PASSED*", "*::test_chosen_deadline FAILED*"], consecutive=False
+        [
+            "*::test_default_deadline PASSED*",
+            "*::test_own_fixture FAILED*",
+            "*::test_chosen_deadline FAILED*",
+        ],
+        consecutive=False,
     )
-    assert "DeadlineExceeded" in result.stdout.str()
+    out = result.stdout.str()
+    assert "FailedHealthCheck: '" in out  # kv, its own fixture, keeps the check
+    assert "DeadlineExceeded" in out

@@ -166,6 +166,10 @@ class Chaos:
             f"iteration={self.iteration}, proxies={sorted(self._proxies)})"
         )
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # Hypothesis' pretty printer lists a dataclass field by field, __repr__ unused.
+        printer.text(repr(self))
+
     def apply(self, schedule: FaultSchedule) -> contextlib.AbstractContextManager[Any]:
         """Apply a fault schedule drawn by :mod:`pytest_rafael.scenario.strategies` for the
         ``with`` block (inside a ``@given`` test); every fault is reverted when the block

@@ -65,12 +65,16 @@ register_profiles()
 
 def settle_chaos_test(test: Any, *, fixtures_are_ours: bool) -> None:
     """Settings for a ``@given`` test that uses the ``chaos`` fixture, where its own
-    settings (no profile, no ``@settings``) would make it fail for the wrong reason:
+    settings (no profile, no ``@settings``) would make it fail for the wrong reason or
+    lose a failure:
 
     - its deadline, when it is Hypothesis' own default (200 ms), is lifted: the test is
       slow *on purpose* whenever a drawn fault delays it, and with the default the
       correct code failed with ``DeadlineExceeded`` under a latency fault (the fault
       reported as the bug). Any other deadline is the user's choice and stays;
+    - ``report_multiple_bugs``, when at Hypothesis' default, is turned off: one minimal
+      schedule per test is what is printed, stored and replayed (a second failure was
+      stored under the same name and lost);
     - the ``function_scoped_fixture`` health check is suppressed when
       ``fixtures_are_ours`` (every function-scoped fixture the test asks for is
       ``chaos`` or ``chaos_proxy``, which are meant to be shared by its examples). A
@@ -83,8 +87,11 @@ def settle_chaos_test(test: Any, *, fixtures_are_ours: bool) -> None:
     if not isinstance(current, settings):
         return
     changes: dict[str, Any] = {}
-    if current.deadline == settings.get_profile("default").deadline:
+    default = settings.get_profile("default")
+    if current.deadline == default.deadline:
         changes["deadline"] = None
+    if current.report_multiple_bugs and default.report_multiple_bugs:
+        changes["report_multiple_bugs"] = False
     suppressed = tuple(current.suppress_health_check)
     if fixtures_are_ours and HealthCheck.function_scoped_fixture not in suppressed:
         changes["suppress_health_check"] = (*suppressed, HealthCheck.function_scoped_fixture)

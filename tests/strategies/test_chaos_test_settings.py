@@ -6,7 +6,13 @@ function_scoped_fixture health check (a fixture of the user's still does)."""
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pytest_rafael.scenario.hypothesis_profiles import settle_chaos_test
 
 SLOW_BUT_CORRECT = """
 import socket
@@ -97,3 +103,26 @@ def test_a_slow_example_under_a_fault_is_not_a_deadline_failure(
     out = result.stdout.str()
     assert "FailedHealthCheck: '" in out  # kv, its own fixture, keeps the check
     assert "DeadlineExceeded" in out
+    # Hypothesis prints a dataclass field by field: Chaos asks for its one-line repr.
+    assert "chaos=Chaos(active=False, scenario=None, iteration=None, proxies=['kv'])," in out
+
+
+def test_only_the_settings_left_at_hypothesis_defaults_are_changed() -> None:
+    @given(st.integers())
+    def untouched(x: int) -> None:
+        pass
+
+    @settings(deadline=100, report_multiple_bugs=False)
+    @given(st.integers())
+    def chosen(x: int) -> None:
+        pass
+
+    settle_chaos_test(untouched, fixtures_are_ours=True)
+    settle_chaos_test(chosen, fixtures_are_ours=False)
+    lifted = untouched._hypothesis_internal_use_settings  # type: ignore[attr-defined]
+    assert lifted.deadline is None
+    assert lifted.report_multiple_bugs is False  # one failure stored per test, not lost
+    assert HealthCheck.function_scoped_fixture in lifted.suppress_health_check
+    kept = chosen._hypothesis_internal_use_settings  # type: ignore[attr-defined]
+    assert kept.deadline == datetime.timedelta(milliseconds=100)
+    assert HealthCheck.function_scoped_fixture not in kept.suppress_health_check

@@ -84,12 +84,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     config = load_config(root)
     signers = allowed_signers_path(root, config.allowed_signers)
     genome, _ = genome_path(given_genome(args), root)
+    drift: list[str] = []
     with store_errors(args.store), open_store(args.store, readonly=True) as store:
         result = verify_integrity(store, audit_key_from_env(), genome, signers)
         if result.ok:
             result = _check_results_heads(store, args.results, result)
+            drift = _genome_drift(store, config, genome, signers)
     if args.json:
-        print(json.dumps(result.to_dict(), sort_keys=True))
+        print(json.dumps({**result.to_dict(), "genome_drift": drift}, sort_keys=True))
     elif result.ok:
         mode = "HMAC checked" if result.hmac_checked else "hash chain only; RAFAEL_AUDIT_KEY unset"
         print(f"audit chain OK: {result.entries} entries verified ({mode})")
@@ -112,6 +114,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 f"note: {result.unchecked_macs} entries carry an HMAC that was not checked "
                 "(set RAFAEL_AUDIT_KEY to check them)"
             )
+        for problem in drift:  # the chain is intact; what ships is not what it adopted
+            print(f"note: {problem} (rafael audit compliance fails A.8.9 on it)")
     else:
         where = f"at entry {result.first_broken}" if result.first_broken is not None else ""
         print(
@@ -119,6 +123,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
             f"({result.entries} entries in the store)"
         )
     return 0 if result.ok else 1
+
+
+def _genome_drift(store: Any, config: Any, genome: Path, signers: Path | None) -> list[str]:
+    """Where the genome file is not its modules' latest adoptions (see
+    ``compliance.genome_drift``); nothing when no genome file exists and nothing was
+    adopted."""
+    from pytest_rafael.guardian.compliance import genome_drift
+    from pytest_rafael.guardian.compliance_facts import Facts
+
+    facts = Facts.gather(store, config, audit_key_from_env(), genome, signers)
+    return genome_drift(facts) or []
 
 
 def _check_results_heads(store: Any, files: list[str], result: Any) -> Any:

@@ -138,20 +138,16 @@ def _matches_audit(framework: str, cid: str, f: Facts) -> Control:
     return Control(framework, cid, "Change records match the audit trail", ok, tuple(ev))
 
 
-def _shipped_matches_adopted(f: Facts) -> list[Control]:
-    """The genome file (what ships) holds, per module, the genes of that module's latest
-    adopted proposal, and nothing else: no edit bypassed the guardian."""
+def genome_drift(f: Facts) -> list[str] | None:
+    """What in the genome file (what ships) is not, per module, the genes of that
+    module's latest adopted proposal: edits that bypassed the guardian. None when no
+    genome file was named."""
     if f.genome_file is None:
-        return []
+        return None
     from pytest_rafael.genome.genome import Genome
 
     path, shipped, error = f.genome_file
-    latest: dict[str, Proposal] = {}
-    for p in f.proposals:
-        if p.status == "adopted":
-            prior = latest.get(p.module)
-            if prior is None or (p.decided_at or "") >= (prior.decided_at or ""):
-                latest[p.module] = p
+    latest = _latest_adoptions(f.proposals)
     problems: list[str] = []
     if error is not None:
         problems.append(f"{path} cannot be read: {error}")
@@ -176,6 +172,27 @@ def _shipped_matches_adopted(f: Facts) -> list[Control]:
         for module, p in sorted(latest.items()):
             if module not in shipped:
                 problems.append(f"{path}: adopted genome of {module!r} ({p.id}) is missing")
+    return problems
+
+
+def _latest_adoptions(proposals: tuple[Proposal, ...]) -> dict[str, Proposal]:
+    latest: dict[str, Proposal] = {}
+    for p in proposals:
+        if p.status == "adopted":
+            prior = latest.get(p.module)
+            if prior is None or (p.decided_at or "") >= (prior.decided_at or ""):
+                latest[p.module] = p
+    return latest
+
+
+def _shipped_matches_adopted(f: Facts) -> list[Control]:
+    """The genome file (what ships) holds, per module, the genes of that module's latest
+    adopted proposal, and nothing else: no edit bypassed the guardian."""
+    problems = genome_drift(f)
+    if problems is None or f.genome_file is None:
+        return []
+    path, shipped, _ = f.genome_file
+    latest = _latest_adoptions(f.proposals)
     ok = not problems
     count = 0 if shipped is None else len(shipped)
     ev = [f"{path}: {count} module(s); {len(latest)} module(s) with adoptions"] + (

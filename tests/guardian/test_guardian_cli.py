@@ -343,6 +343,32 @@ def test_guardian_reads_webhook_from_config(store: Store, tmp_path: Path) -> Non
     assert any(isinstance(n, WebhookNotifier) for n in g.notifiers)
 
 
+def test_verify_notes_a_genome_file_edited_outside_the_guardian(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The chain can be intact while what ships is not what it adopted: verify says so
+    (a note: its verdict is the chain's), and compliance fails A.8.9 on it."""
+    pid = propose(project)
+    assert run(capsys, "genome", "approve", pid, "--by", "bob", "--key", str(key("bob")))[0] == 0
+    code, out, _ = run(capsys, "audit", "verify")
+    assert code == 0
+    assert "note:" not in out
+    genome_file = project / "rafael.genome.yaml"
+    genome_file.write_text(genome_file.read_text().replace("max_attempts: 3", "max_attempts: 9"))
+    code, out, _ = run(capsys, "audit", "verify")
+    assert code == 0
+    assert "audit chain OK" in out
+    assert (
+        f"note: rafael.genome.yaml: 'search' differs from its adopted proposal {pid} "
+        "(edited outside the guardian) (rafael audit compliance fails A.8.9 on it)"
+    ) in out
+    code, out, _ = run(capsys, "audit", "verify", "--json")
+    assert json.loads(out)["genome_drift"] == [
+        f"rafael.genome.yaml: 'search' differs from its adopted proposal {pid} "
+        "(edited outside the guardian)"
+    ]
+
+
 def test_edited_proposal_genome_is_a_one_line_error(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

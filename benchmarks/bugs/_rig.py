@@ -31,6 +31,18 @@ class Rig:
             return str(exc) or type(exc).__name__
         return None
 
+    def why_invalid(self) -> str | None:
+        """Why the bug cannot be counted, if it cannot: it must stay quiet without faults
+        and show under its own minimal schedule. A few bugs race real time (a request
+        sliced 2 ms apart, a 0.5 s deadline): on a loaded machine one try can miss, so
+        the schedule gets three."""
+        noise = self.triggers(FaultSchedule())
+        if noise is not None:
+            return f"breaks without any fault: {noise}"
+        if not any(self.triggers(self.bug.minimal) is not None for _ in range(3)):
+            return "its MINIMAL schedule does not trigger it"
+        return None
+
     def exercise(self, schedule: FaultSchedule) -> None:
         exercise(self.system, self.addrs, self.chaos.apply(schedule))
 

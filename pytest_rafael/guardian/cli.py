@@ -89,7 +89,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         result = verify_integrity(store, audit_key_from_env(), genome, signers)
         if result.ok:
             result = _check_results_heads(store, args.results, result)
-            drift = _genome_drift(store, config, genome, signers)
+            drift = _genome_drift(store, genome)
     if args.json:
         print(json.dumps({**result.to_dict(), "genome_drift": drift}, sort_keys=True))
     elif result.ok:
@@ -125,15 +125,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-def _genome_drift(store: Any, config: Any, genome: Path, signers: Path | None) -> list[str]:
+def _genome_drift(store: Any, genome: Path) -> list[str]:
     """Where the genome file is not its modules' latest adoptions (see
     ``compliance.genome_drift``); nothing when no genome file exists and nothing was
     adopted."""
-    from pytest_rafael.guardian.compliance import genome_drift
-    from pytest_rafael.guardian.compliance_facts import Facts
+    from pytest_rafael.guardian.compliance import genome_drift, latest_adoptions
+    from pytest_rafael.guardian.compliance_facts import read_genomes
+    from pytest_rafael.guardian.proposals import ProposalRepo
 
-    facts = Facts.gather(store, config, audit_key_from_env(), genome, signers)
-    return genome_drift(facts) or []
+    return genome_drift(read_genomes(genome), latest_adoptions(ProposalRepo(store.conn).list()))
 
 
 def _check_results_heads(store: Any, files: list[str], result: Any) -> Any:

@@ -16,11 +16,11 @@ control rests on makes it fail. Frameworks and what they ask of a genome change:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from pytest_rafael.guardian.actor import same_actor
-from pytest_rafael.guardian.compliance_facts import Control, Facts, _limited
+from pytest_rafael.guardian.compliance_facts import Control, Facts, GenomeFile, _limited
 from pytest_rafael.guardian.config import GuardianConfig
 from pytest_rafael.guardian.personal_data import _identified, _minimisation
 from pytest_rafael.guardian.policy import counted, evidence_passes, requirement, unmet
@@ -138,16 +138,13 @@ def _matches_audit(framework: str, cid: str, f: Facts) -> Control:
     return Control(framework, cid, "Change records match the audit trail", ok, tuple(ev))
 
 
-def genome_drift(f: Facts) -> list[str] | None:
+def genome_drift(genome_file: GenomeFile, latest: Mapping[str, Proposal]) -> list[str]:
     """What in the genome file (what ships) is not, per module, the genes of that
-    module's latest adopted proposal: edits that bypassed the guardian. None when no
-    genome file was named."""
-    if f.genome_file is None:
-        return None
+    module's latest adopted proposal (``latest_adoptions``): edits that bypassed the
+    guardian. ``rafael audit verify`` notes them; control A.8.9 fails on them."""
     from pytest_rafael.genome.genome import Genome
 
-    path, shipped, error = f.genome_file
-    latest = _latest_adoptions(f.proposals)
+    path, shipped, error = genome_file
     problems: list[str] = []
     if error is not None:
         problems.append(f"{path} cannot be read: {error}")
@@ -175,7 +172,8 @@ def genome_drift(f: Facts) -> list[str] | None:
     return problems
 
 
-def _latest_adoptions(proposals: tuple[Proposal, ...]) -> dict[str, Proposal]:
+def latest_adoptions(proposals: Iterable[Proposal]) -> dict[str, Proposal]:
+    """Each module's latest adopted proposal."""
     latest: dict[str, Proposal] = {}
     for p in proposals:
         if p.status == "adopted":
@@ -188,11 +186,11 @@ def _latest_adoptions(proposals: tuple[Proposal, ...]) -> dict[str, Proposal]:
 def _shipped_matches_adopted(f: Facts) -> list[Control]:
     """The genome file (what ships) holds, per module, the genes of that module's latest
     adopted proposal, and nothing else: no edit bypassed the guardian."""
-    problems = genome_drift(f)
-    if problems is None or f.genome_file is None:
+    if f.genome_file is None:
         return []
     path, shipped, _ = f.genome_file
-    latest = _latest_adoptions(f.proposals)
+    latest = latest_adoptions(f.proposals)
+    problems = genome_drift(f.genome_file, latest)
     ok = not problems
     count = 0 if shipped is None else len(shipped)
     ev = [f"{path}: {count} module(s); {len(latest)} module(s) with adoptions"] + (

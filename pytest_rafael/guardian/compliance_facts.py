@@ -24,6 +24,9 @@ from pytest_rafael.store.core import Store
 _SHOW = 5  # evidence lines listed per problem kind
 
 
+GenomeFile = tuple[str, Mapping[str, Any] | None, str | None]
+
+
 @dataclass(frozen=True)
 class Control:
     framework: str
@@ -54,7 +57,7 @@ class Facts:
     config: GuardianConfig
     # The genome file checked against the adoptions: (path, genes per module, or an
     # error text); None when no file was named.
-    genome_file: tuple[str, Mapping[str, Any] | None, str | None] | None = None
+    genome_file: GenomeFile | None = None
     # A PostgreSQL store has no file: what its grants and trigger allow instead (the
     # problems found; None for an SQLite store).
     db_access: tuple[str, ...] | None = None
@@ -96,14 +99,16 @@ class Facts:
             store_modes=modes,
             db_access=None if store.backend == "sqlite" else _db_access(store),
             config=config,
-            genome_file=None if genome_file is None else _read_genomes(genome_file),
+            genome_file=None if genome_file is None else read_genomes(genome_file),
         )
 
     def events(self, p: Proposal, event_type: str) -> list[AuditEntry]:
         return [e for e in self.entries.get(p.id, ()) if e.event_type == event_type]
 
 
-def _read_genomes(path: Path) -> tuple[str, Mapping[str, Any] | None, str | None]:
+def read_genomes(path: Path) -> GenomeFile:
+    """The genome file as the controls compare it: (path, genes per module or None when
+    it is missing or unreadable, the error text)."""
     from pytest_rafael.genome.file import load_genome_file
 
     if not path.exists():

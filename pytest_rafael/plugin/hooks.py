@@ -14,16 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_rafael import settings
 from pytest_rafael.plugin import marker
 from pytest_rafael.plugin import options as pytest_options
-
-if TYPE_CHECKING:
-    pass
 from pytest_rafael.plugin.runner import ChaosRunner
 from pytest_rafael.plugin.session import SESSION, RafaelSession
 
@@ -106,9 +102,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(xdist_support.XdistSupport(session), "rafael-xdist")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Hypothesis settings of ``@given`` tests that apply faults (``chaos``): see
-    ``settle_chaos_test``."""
+    :mod:`~pytest_rafael.plugin.chaos_given`."""
     chaos_tests = [
         item
         for item in items
@@ -116,33 +112,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         and "chaos" in item.fixturenames
         and getattr(item.obj, "is_hypothesis_test", False)
     ]
-    if not chaos_tests:
-        return
-    from pytest_rafael.scenario.hypothesis_profiles import settle_chaos_test
+    if chaos_tests:
+        from pytest_rafael.plugin import chaos_given
 
-    for item in chaos_tests:
-        settle_chaos_test(item.obj, fixtures_are_ours=_only_our_function_fixtures(item))
-
-
-# Function-scoped fixtures that are right to share across the examples of a @given test:
-# chaos.apply reverts its faults at the end of each example, and chaos_proxy hands back
-# the proxy it made when asked again for it.
-_SHARED_ACROSS_EXAMPLES = frozenset({"chaos", "chaos_proxy"})
-
-
-def _only_our_function_fixtures(item: pytest.Function) -> bool:
-    """Whether every function-scoped fixture the test asks for is one of ours, so that
-    Hypothesis' function_scoped_fixture health check has nothing to warn about."""
-    import inspect
-
-    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", None)
-    if definitions is None:  # a pytest without it: leave the health check alone
-        return False
-    for name in inspect.signature(item.function).parameters:
-        defs = definitions.get(name)
-        if defs and defs[-1].scope == "function" and name not in _SHARED_ACROSS_EXAMPLES:
-            return False
-    return True
+        chaos_given.settle(config, chaos_tests)
 
 
 def _check_actor() -> None:

@@ -102,6 +102,9 @@ def test_a_slow_example_under_a_fault_is_not_a_deadline_failure(
     )
     out = result.stdout.str()
     assert "FailedHealthCheck: '" in out  # kv, its own fixture, keeps the check
+    # Hypothesis blames the first function-scoped fixture, chaos; the hint names kv.
+    assert "uses a function-scoped fixture 'chaos'" in out
+    result.stdout.fnmatch_lines(["*- rafael -*", "*The check stands for your own: 'kv'.*"])
     assert "DeadlineExceeded" in out
     # Hypothesis prints a dataclass field by field: Chaos asks for its one-line repr.
     assert "chaos=Chaos(active=False, scenario=None, iteration=None, proxies=['kv'])," in out

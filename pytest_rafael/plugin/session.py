@@ -281,7 +281,10 @@ class RafaelSession:
         s = self.settings
         mode = f"chaos on, {s.iterations} iterations" if s.chaos else "chaos off"
         server = s.toxiproxy_url or "embedded"
-        lines = [f"rafael: {mode}, seed {s.seed}, toxiproxy {server}"]
+        # Without chaos the seed only rolls the embedded server's toxicity: say so, or a
+        # Hypothesis user takes it for the seed of the drawn examples.
+        seeds = "" if s.chaos or s.toxiproxy_url else " (toxicity rolls)"
+        lines = [f"rafael: {mode}, seed {s.seed}{seeds}, toxiproxy {server}"]
         for note in (preflight.missing_genome_note(s), self.new_store_note):
             lines += [note] if note else []
         if s.select_scenarios:

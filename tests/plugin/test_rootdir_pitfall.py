@@ -36,7 +36,7 @@ def test_space_form_warns_naming_the_equals_form(two_projects: pytest.Pytester) 
 
 def test_equals_form_keeps_the_project_and_does_not_warn(two_projects: pytest.Pytester) -> None:
     result = two_projects.runpytest_subprocess("--rafael-chaos", "--rafael-report=other/out")
-    result.stdout.fnmatch_lines(["rafael: chaos on, 2 iterations*"])
+    result.stdout.fnmatch_lines(["rafael: chaos on, 2 iterations, seed *, toxiproxy embedded"])
     assert "pytest-dev/pytest#8846" not in result.stdout.str()
     result.assert_outcomes(passed=1)
 

@@ -28,7 +28,8 @@ _HINT_PLUGIN = "rafael-health-check-hint"
 
 def user_function_fixtures(item: pytest.Function) -> tuple[str, ...] | None:
     """The function-scoped fixtures the test asks for that are not ours (``None``: this
-    pytest does not say)."""
+    pytest does not say). A name ends with ``*`` when the fixture itself asks for
+    ``chaos`` or ``chaos_proxy`` (so it cannot take a wider scope)."""
     definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", None)
     if definitions is None:
         return None
@@ -36,7 +37,8 @@ def user_function_fixtures(item: pytest.Function) -> tuple[str, ...] | None:
     for name in inspect.signature(item.function).parameters:
         defs = definitions.get(name)
         if defs and defs[-1].scope == "function" and name not in SHARED_ACROSS_EXAMPLES:
-            own.append(name)
+            wraps_ours = bool(SHARED_ACROSS_EXAMPLES & set(defs[-1].argnames))
+            own.append(name + "*" if wraps_ours else name)
     return tuple(own)
 
 
@@ -58,13 +60,23 @@ def settle(config: pytest.Config, items: list[pytest.Function]) -> None:
 
 
 def hint(own: tuple[str, ...]) -> str:
-    names = ", ".join(repr(name) for name in own)
+    names = ", ".join(repr(name.rstrip("*")) for name in own)
+    suppress = (
+        "suppress HealthCheck.function_scoped_fixture with @settings(...) or "
+        "--hypothesis-profile=rafael"
+    )
+    if any(name.endswith("*") for name in own):
+        # chaos_proxy is function-scoped: a fixture that wraps it cannot be widened.
+        todo = (
+            f"Call chaos_proxy in the test body instead (every example gets the same "
+            f"proxy), or, if sharing the fixture is safe, {suppress}."
+        )
+    else:
+        todo = f'Give it a wider scope (scope="module"), or, if sharing it is safe, {suppress}.'
     return (
-        f"Hypothesis names the first function-scoped fixture; chaos and chaos_proxy are "
-        f"safe to share between examples (each example's faults are reverted at its end).\n"
-        f"The check stands for your own: {names}. Give it a wider scope (for example "
-        f'scope="module"), or, if it is safe to share too, suppress '
-        f"HealthCheck.function_scoped_fixture."
+        "Hypothesis names the first function-scoped fixture; chaos and chaos_proxy are "
+        "safe to share between examples (each example's faults are reverted at its end).\n"
+        f"The check stands for your own: {names}. {todo}"
     )
 
 

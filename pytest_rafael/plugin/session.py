@@ -279,10 +279,10 @@ class RafaelSession:
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         s = self.settings
-        mode = f"chaos on, {s.iterations} iterations" if s.chaos else "chaos off"
+        # Without chaos, chaos.apply still injects, and the seed only rolls the embedded
+        # server's toxicity (a Hypothesis user took it for the seed of the examples).
+        mode = f"chaos on, {s.iterations} iterations" if s.chaos else "chaos scenarios off"
         server = s.toxiproxy_url or "embedded"
-        # Without chaos the seed only rolls the embedded server's toxicity: say so, or a
-        # Hypothesis user takes it for the seed of the drawn examples.
         seeds = "" if s.chaos or s.toxiproxy_url else " (toxicity rolls)"
         lines = [f"rafael: {mode}, seed {s.seed}{seeds}, toxiproxy {server}"]
         for note in (preflight.missing_genome_note(s), self.new_store_note):

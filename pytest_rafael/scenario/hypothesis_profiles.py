@@ -75,6 +75,8 @@ def settle_chaos_test(test: Any, *, fixtures_are_ours: bool) -> None:
     - ``report_multiple_bugs``, when at Hypothesis' default, is turned off: one minimal
       schedule per test is what is printed, stored and replayed (a second failure was
       stored under the same name and lost);
+    - the ``explain`` phase, when the phases are Hypothesis' default, is dropped: it
+      replays the failing example many times, with real I/O, only to annotate it;
     - the ``function_scoped_fixture`` health check is suppressed when
       ``fixtures_are_ours`` (every function-scoped fixture the test asks for is
       ``chaos`` or ``chaos_proxy``, which are meant to be shared by its examples). A
@@ -92,6 +94,8 @@ def settle_chaos_test(test: Any, *, fixtures_are_ours: bool) -> None:
         changes["deadline"] = None
     if current.report_multiple_bugs and default.report_multiple_bugs:
         changes["report_multiple_bugs"] = False
+    if tuple(current.phases) == tuple(default.phases) and Phase.explain in current.phases:
+        changes["phases"] = tuple(p for p in current.phases if p is not Phase.explain)
     suppressed = tuple(current.suppress_health_check)
     if fixtures_are_ours and HealthCheck.function_scoped_fixture not in suppressed:
         changes["suppress_health_check"] = (*suppressed, HealthCheck.function_scoped_fixture)

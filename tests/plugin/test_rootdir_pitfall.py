@@ -58,6 +58,6 @@ def test_detection_rules(tmp_path: Path) -> None:
 def test_no_warning_when_the_space_form_changed_nothing(two_projects: pytest.Pytester) -> None:
     two_projects.mkdir("chaos")
     result = two_projects.runpytest_subprocess("--rafael-report", "chaos")
-    result.stdout.fnmatch_lines(["rafael: chaos off*"])
+    result.stdout.fnmatch_lines(["rafael: chaos scenarios off, seed * (toxicity rolls)*"])
     assert "pytest-dev/pytest#8846" not in result.stdout.str()
     result.assert_outcomes(passed=1)

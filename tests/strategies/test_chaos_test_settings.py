@@ -9,9 +9,10 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from pytest_rafael.plugin.chaos_given import hint
 from pytest_rafael.scenario.hypothesis_profiles import settle_chaos_test
 
 SLOW_BUT_CORRECT = """
@@ -104,7 +105,12 @@ def test_a_slow_example_under_a_fault_is_not_a_deadline_failure(
     assert "FailedHealthCheck: '" in out  # kv, its own fixture, keeps the check
     # Hypothesis blames the first function-scoped fixture, chaos; the hint names kv.
     assert "uses a function-scoped fixture 'chaos'" in out
-    result.stdout.fnmatch_lines(["*- rafael -*", "*The check stands for your own: 'kv'.*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*- rafael -*",
+            "*The check stands for your own: 'kv'. Call chaos_proxy in the test body instead*",
+        ]
+    )
     assert "DeadlineExceeded" in out
     # Hypothesis prints a dataclass field by field: Chaos asks for its one-line repr.
     assert "chaos=Chaos(active=False, scenario=None, iteration=None, proxies=['kv'])," in out
@@ -115,7 +121,11 @@ def test_only_the_settings_left_at_hypothesis_defaults_are_changed() -> None:
     def untouched(x: int) -> None:
         pass
 
-    @settings(deadline=100, report_multiple_bugs=False)
+    @settings(
+        deadline=100,
+        report_multiple_bugs=False,
+        phases=(Phase.generate, Phase.shrink, Phase.explain),
+    )
     @given(st.integers())
     def chosen(x: int) -> None:
         pass
@@ -125,7 +135,21 @@ def test_only_the_settings_left_at_hypothesis_defaults_are_changed() -> None:
     lifted = untouched._hypothesis_internal_use_settings  # type: ignore[attr-defined]
     assert lifted.deadline is None
     assert lifted.report_multiple_bugs is False  # one failure stored per test, not lost
+    assert Phase.explain not in lifted.phases  # no replays with real I/O to annotate
+    assert Phase.shrink in lifted.phases
     assert HealthCheck.function_scoped_fixture in lifted.suppress_health_check
     kept = chosen._hypothesis_internal_use_settings  # type: ignore[attr-defined]
     assert kept.deadline == datetime.timedelta(milliseconds=100)
     assert HealthCheck.function_scoped_fixture not in kept.suppress_health_check
+    assert Phase.explain in kept.phases  # chosen with the other phases: kept
+
+
+def test_the_hint_fits_the_fixture_that_keeps_the_health_check() -> None:
+    # A fixture that asks for chaos_proxy cannot be widened: chaos_proxy is
+    # function-scoped (a new user followed "give it a wider scope" into ScopeMismatch).
+    wraps = hint(("kv*",))
+    assert "your own: 'kv'. Call chaos_proxy in the test body" in wraps
+    assert "scope=" not in wraps
+    plain = hint(("conn",))
+    assert "your own: 'conn'. Give it a wider scope" in plain
+    assert "--hypothesis-profile=rafael" in plain

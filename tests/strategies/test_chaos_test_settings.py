@@ -81,7 +81,7 @@ def test_own_fixture(schedule, chaos, kv):
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(schedule=SLOW)
-def test_chosen_deadline(schedule, chaos, kv):
+def test_chosen_deadline(schedule, chaos, chaos_proxy, kv):
     with chaos.apply(schedule):
         ping(kv)
 """
@@ -114,6 +114,7 @@ def test_a_slow_example_under_a_fault_is_not_a_deadline_failure(
     assert "DeadlineExceeded" in out
     # Hypothesis prints a dataclass field by field: Chaos asks for its one-line repr.
     assert "chaos=Chaos(active=False, scenario=None, iteration=None, proxies=['kv'])," in out
+    assert "chaos_proxy=chaos_proxy," in out  # not the factory's inner name, make
 
 
 def test_only_the_settings_left_at_hypothesis_defaults_are_changed() -> None:

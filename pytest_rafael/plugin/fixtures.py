@@ -54,10 +54,9 @@ def toxiproxy(pytestconfig: pytest.Config) -> ToxiproxyServer:
 def chaos_proxy(
     request: pytest.FixtureRequest, toxiproxy: ToxiproxyServer
 ) -> Iterator[Callable[..., ProxyHandle]]:
-    """Create a proxy the code under test connects through: ``chaos_proxy("db",
-    upstream="127.0.0.1:5432")`` returns an object with ``host``, ``port`` and ``listen``.
-    Scenario faults target it by name. Proxies are deleted after the test. Asked again
-    for the same name and upstream, it returns the same proxy (see ``_made_before``)."""
+    """A proxy the code under test connects through: ``chaos_proxy("db", "127.0.0.1:5432")``
+    has ``host``, ``port`` and ``listen``; faults target it by name; deleted after the test.
+    Asked again for the same name and upstream, it returns the same proxy (``_made_before``)."""
     state = state_of(request.node)
     allowed = _session(request.config).settings.allowed_targets
     worker = worker_id(request.config) or "main"
@@ -97,8 +96,7 @@ def chaos_proxy(
             state.injector.add_proxy(name, handle)
         return handle
 
-    # A falsifying example lists the test's arguments: "chaos_proxy=make" read as noise.
-    make.__name__ = make.__qualname__ = "chaos_proxy"
+    make.__name__ = make.__qualname__ = "chaos_proxy"  # a falsifying example printed "make"
 
     yield make
     errors = []

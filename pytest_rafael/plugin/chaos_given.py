@@ -11,25 +11,35 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Generator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-__all__ = ["settle", "user_function_fixtures"]
+__all__ = ["OwnFixture", "settle", "user_function_fixtures"]
 
 # Function-scoped fixtures that are right to share across the examples of a @given test:
 # chaos.apply reverts its faults at the end of each example, and chaos_proxy hands back
 # the proxy it made when asked again for it.
 SHARED_ACROSS_EXAMPLES = frozenset({"chaos", "chaos_proxy"})
 
-_KEPT_FOR = pytest.StashKey[tuple[str, ...]]()
+
+@dataclass(frozen=True)
+class OwnFixture:
+    """A function-scoped fixture of the user's that a ``@given`` chaos test asks for."""
+
+    name: str
+    # It asks for chaos or chaos_proxy itself, so it cannot take a wider scope.
+    wraps_ours: bool
+
+
+_KEPT_FOR = pytest.StashKey[tuple[OwnFixture, ...]]()
 _HINT_PLUGIN = "rafael-health-check-hint"
 
 
-def user_function_fixtures(item: pytest.Function) -> tuple[str, ...] | None:
+def user_function_fixtures(item: pytest.Function) -> tuple[OwnFixture, ...] | None:
     """The function-scoped fixtures the test asks for that are not ours (``None``: this
-    pytest does not say). A name ends with ``*`` when the fixture itself asks for
-    ``chaos`` or ``chaos_proxy`` (so it cannot take a wider scope)."""
+    pytest does not say)."""
     definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", None)
     if definitions is None:
         return None
@@ -38,7 +48,7 @@ def user_function_fixtures(item: pytest.Function) -> tuple[str, ...] | None:
         defs = definitions.get(name)
         if defs and defs[-1].scope == "function" and name not in SHARED_ACROSS_EXAMPLES:
             wraps_ours = bool(SHARED_ACROSS_EXAMPLES & set(defs[-1].argnames))
-            own.append(name + "*" if wraps_ours else name)
+            own.append(OwnFixture(name, wraps_ours))
     return tuple(own)
 
 
@@ -59,14 +69,13 @@ def settle(config: pytest.Config, items: list[pytest.Function]) -> None:
         config.pluginmanager.register(HealthCheckHint(), _HINT_PLUGIN)
 
 
-def hint(own: tuple[str, ...]) -> str:
-    names = ", ".join(repr(name.rstrip("*")) for name in own)
+def hint(own: tuple[OwnFixture, ...]) -> str:
+    names = ", ".join(repr(fixture.name) for fixture in own)
     suppress = (
         "suppress HealthCheck.function_scoped_fixture with @settings(...) or "
         "--hypothesis-profile=rafael"
     )
-    if any(name.endswith("*") for name in own):
-        # chaos_proxy is function-scoped: a fixture that wraps it cannot be widened.
+    if any(fixture.wraps_ours for fixture in own):  # chaos_proxy is function-scoped
         todo = (
             f"Call chaos_proxy in the test body instead (every example gets the same "
             f"proxy), or, if sharing the fixture is safe, {suppress}."

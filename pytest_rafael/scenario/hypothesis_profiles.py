@@ -38,6 +38,9 @@ __all__ = ["CI_PROFILE", "PROFILE", "register_profiles", "settle_chaos_test"]
 
 PROFILE = "rafael"
 CI_PROFILE = "rafael-ci"
+# Hypothesis' default phases (all of them) less explain, which replays a failing example
+# many times, with real I/O, only to annotate it.
+_NO_EXPLAIN = tuple(p for p in Phase if p is not Phase.explain)
 
 
 def register_profiles() -> None:
@@ -47,7 +50,7 @@ def register_profiles() -> None:
         deadline=None,
         max_examples=100,
         report_multiple_bugs=False,
-        phases=tuple(p for p in Phase if p.name != "explain"),
+        phases=_NO_EXPLAIN,
         suppress_health_check=[HealthCheck.function_scoped_fixture],
     )
     settings.register_profile(
@@ -95,7 +98,7 @@ def settle_chaos_test(test: Any, *, fixtures_are_ours: bool) -> None:
     if current.report_multiple_bugs and default.report_multiple_bugs:
         changes["report_multiple_bugs"] = False
     if tuple(current.phases) == tuple(default.phases) and Phase.explain in current.phases:
-        changes["phases"] = tuple(p for p in current.phases if p is not Phase.explain)
+        changes["phases"] = _NO_EXPLAIN
     suppressed = tuple(current.suppress_health_check)
     if fixtures_are_ours and HealthCheck.function_scoped_fixture not in suppressed:
         changes["suppress_health_check"] = (*suppressed, HealthCheck.function_scoped_fixture)

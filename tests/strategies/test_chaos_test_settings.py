@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from pytest_rafael.plugin.chaos_given import hint
+from pytest_rafael.plugin.chaos_given import OwnFixture, hint
 from pytest_rafael.scenario.hypothesis_profiles import settle_chaos_test
 
 SLOW_BUT_CORRECT = """
@@ -148,9 +148,9 @@ def test_only_the_settings_left_at_hypothesis_defaults_are_changed() -> None:
 def test_the_hint_fits_the_fixture_that_keeps_the_health_check() -> None:
     # A fixture that asks for chaos_proxy cannot be widened: chaos_proxy is
     # function-scoped (a new user followed "give it a wider scope" into ScopeMismatch).
-    wraps = hint(("kv*",))
+    wraps = hint((OwnFixture("kv", wraps_ours=True),))
     assert "your own: 'kv'. Call chaos_proxy in the test body" in wraps
     assert "scope=" not in wraps
-    plain = hint(("conn",))
+    plain = hint((OwnFixture("conn", wraps_ours=False),))
     assert "your own: 'conn'. Give it a wider scope" in plain
     assert "--hypothesis-profile=rafael" in plain

@@ -296,18 +296,25 @@ def test_a_pump_waits_for_delayed_bytes_at_realtime_priority_and_then_drops_it(
     """While bytes wait in a latency toxic their pump is SCHED_FIFO (where the process may
     use it), and once they left it is back to normal scheduling with its nice value."""
     listen = create(server, echo.address)
+    # The bytes wait a minute, longer than any loaded machine takes to look, and leave
+    # when the toxic is removed, so the window to see the pump waiting is not a race.
     requests.post(
         server.url + "/proxies/p/toxics",
         timeout=10,
-        json={"type": "latency", "stream": "downstream", "attributes": {"latency": 1000}},
+        json={
+            "name": "slow",
+            "type": "latency",
+            "stream": "downstream",
+            "attributes": {"latency": 60_000},
+        },
     ).raise_for_status()
     allowed = _may_use_realtime()
     before = _fifo_threads()
     with connect(listen) as conn:
         conn.sendall(b"ping")
         # Only SCHED_FIFO threads of the pump: none of this test's threads is real-time.
-        # The bytes wait 1 s: a loaded machine has 0.9 s to show the pump waiting.
-        waiting = wait_for(lambda: bool(_fifo_threads() - before), timeout=0.9)
+        waiting = wait_for(lambda: bool(_fifo_threads() - before), timeout=10 if allowed else 1)
+        requests.delete(server.url + "/proxies/p/toxics/slow", timeout=10).raise_for_status()
         assert recv_exactly(conn, 4) == b"ping"
     assert waiting == allowed
     assert wait_for(lambda: not _fifo_threads() - before)

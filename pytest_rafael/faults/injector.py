@@ -183,8 +183,11 @@ class FaultInjector:
 
     def start(self) -> None:
         """Apply the faults that start at once; schedule the rest. If an immediate fault
-        fails, what was applied is reverted before the error propagates."""
+        fails, what was applied is reverted before the error propagates. A scenario with
+        steps arms nothing: its state machine calls :meth:`step` at each of them."""
         self._t0 = time.monotonic()
+        if self.scenario.steps:
+            return
         # At equal times, reverts go first (False < True), so a repeating fault lifts
         # before its next window starts.
         events = heapq.merge(
@@ -236,6 +239,16 @@ class FaultInjector:
         if first_error is not None:
             raise first_error
         return records
+
+    def step(self, index: int, in_place: bool) -> None:
+        """Put the scenario's fault ``index`` in place, or take it away: a replayed
+        stateful failure's ``inject`` and ``revert`` steps."""
+        if self._stopping.is_set():  # the call ended: nothing may be left in place
+            raise FaultError(f"scenario {self.scenario.name!r}: a step after the test call")
+        if in_place:
+            self._activate(index)
+        else:
+            self._deactivate(index)
 
     def missing_targets(self) -> str | None:
         """Why a network fault of the scenario had nothing to hit, or None."""

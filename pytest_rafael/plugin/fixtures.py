@@ -157,6 +157,9 @@ class Chaos:
     _stress_limits: Any = None
     _failures_dir: Path | None = None
     reference: bool = False
+    # A replayed stateful failure puts the scenario's fault n in place (True) or takes it
+    # away (False) through the iteration's injector, which records both.
+    _step: Callable[[int, bool], None] | None = None
 
     def __repr__(self) -> str:
         # Hypothesis prints every argument of a falsifying example: the private fields
@@ -231,7 +234,16 @@ def chaos(request: pytest.FixtureRequest) -> Chaos:
         _server=session.toxiproxy_server,
         _stress_limits=session.stress_limits(),
         _failures_dir=session.failures_dir,
+        _step=lambda index, in_place: _fault_step(state, index, in_place),
     )
+
+
+def _fault_step(state: Any, index: int, in_place: bool) -> None:
+    if state.injector is None:
+        from pytest_rafael.faults.injector import FaultError
+
+        raise FaultError("a scenario's steps are replayed only inside a chaos test's call")
+    state.injector.step(index, in_place)
 
 
 @pytest.fixture

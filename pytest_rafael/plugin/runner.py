@@ -370,6 +370,11 @@ def _nothing_applied(state: Any) -> str | None:
     """Why no fault of the scenario was applied during the call, or None."""
     if state.faults or not state.scenario.faults:
         return None
+    if state.scenario.steps:
+        return (
+            f"scenario {state.scenario.name!r} replays the steps of a stateful failure, "
+            "but the test ran no ChaosStateMachine: call Machine.run(chaos) in it"
+        )
     first = min(f.start_s for f in state.scenario.faults)
     return (
         f"scenario {state.scenario.name!r}: the test call ended after "

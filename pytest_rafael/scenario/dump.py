@@ -16,6 +16,7 @@ from pytest_rafael.scenario.model import (
     Scenario,
     ScenarioError,
 )
+from pytest_rafael.scenario.steps import steps_data
 
 
 class _Dumper(yaml.SafeDumper):
@@ -112,6 +113,7 @@ def _comparable(scenario: Scenario) -> tuple[Any, ...]:
             )
             for f in scenario.faults
         ),
+        scenario.steps,
     )
 
 
@@ -134,6 +136,11 @@ def dump_scenario(scenario: Scenario) -> str:
         "severity": scenario.severity,
         "faults": [_fault_data(f) for f in scenario.faults],
     }
+    if scenario.steps:
+        data["steps"] = [
+            {**step, "arguments": _FlowDict(step["arguments"])} if "arguments" in step else step
+            for step in steps_data(scenario.steps)
+        ]
     text = yaml.dump(
         data,
         Dumper=_Dumper,

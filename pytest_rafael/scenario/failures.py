@@ -9,13 +9,14 @@ import json
 import re
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from pytest_rafael.common.atomic import atomic_write
 from pytest_rafael.scenario import pending as schedule_pending
+from pytest_rafael.scenario.model import FaultSpec, Scenario, Step
 from pytest_rafael.scenario.schedule_model import FaultSchedule
 from pytest_rafael.settings import command_value, option
 
@@ -76,12 +77,14 @@ def record_failure(
     nodeid: str,
     path: Path | str | None = None,
     steps: Sequence[str] = (),
+    replay: tuple[Sequence[FaultSpec], Sequence[Step]] | None = None,
 ) -> FailureRecord:
     """Store the (minimal) failing ``schedule`` of test ``nodeid``: a replayable scenario
     file ``<path>/<name>.yaml`` and an entry (replacing any older one for the same test)
     in ``<path>/index.json``. Safe with several processes (pytest-xdist workers).
     ``steps`` (a stateful failure's operations and faults, in order) go into the entry
-    and the scenario's description."""
+    and the scenario's description; with ``replay`` (its faults and steps) the scenario
+    replays them step by step rather than timing the faults."""
     from pytest_rafael.scenario.dump import dump_scenario
 
     folder = failures_dir(path)
@@ -98,6 +101,8 @@ def record_failure(
         if steps:
             text += " Steps: " + "; ".join(steps)
         scenario = schedule.to_scenario(name, text)
+        if replay is not None:
+            scenario = _stepped(scenario, *replay)
         yaml_text = dump_scenario(scenario)
         yaml_path = folder / f"{name}.yaml"
         atomic_write(yaml_path, yaml_text)
@@ -113,6 +118,22 @@ def record_failure(
             json.dumps({"schema": INDEX_SCHEMA, "failures": entries}, indent=2) + "\n",
         )
     return record
+
+
+def _stepped(scenario: Scenario, faults: Sequence[FaultSpec], steps: Sequence[Step]) -> Scenario:
+    """``scenario`` as a replay of ``steps`` when a file can carry them: the timed
+    faults stay when a rule's argument is not plain data (an object, a Hypothesis draw)."""
+    from pytest_rafael.scenario.steps import plain
+
+    for step in steps:
+        for key, value in step.arguments.items():
+            if not plain(value):
+                note = (
+                    f" Not replayable step by step: {step.rule}'s argument {key!r} is a "
+                    f"{type(value).__name__}, which a scenario file cannot carry."
+                )
+                return replace(scenario, description=scenario.description + note)
+    return replace(scenario, faults=tuple(faults), steps=tuple(steps))
 
 
 def load_failures(path: Path | str | None = None, since: str | None = None) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from pytest_rafael.scenario.model import (
     Scenario,
     ScenarioError,
 )
+from pytest_rafael.scenario.steps import read_steps
 
 __all__ = [
     "ScenarioPathError",
@@ -60,6 +61,7 @@ TARGET_RE = re.compile(r"\*|[A-Za-z0-9_.:-]+")
 MAX_FILE_BYTES = 1_000_000  # a scenario is a few hundred bytes; anything huge is a mistake
 
 _TOP_KEYS = ("name", "description", "severity", "faults")
+_OPTIONAL_KEYS = ("steps",)  # a stateful failure's replay (scenario/steps.py)
 _TIMING_KEYS = ("start", "duration", "every")
 _FAULT_KEYS = {
     "toxic": ("kind", "target", "type", "stream", "toxicity", "attributes", *_TIMING_KEYS),
@@ -287,7 +289,7 @@ def _scenario(doc: _Doc, root: yaml.Node | None) -> tuple[Scenario, int]:
         raise doc.fail(
             None, None, "empty file; expected a mapping with keys " + ", ".join(_TOP_KEYS)
         )
-    pairs = doc.mapping(root, None, _TOP_KEYS, "a scenario")
+    pairs = doc.mapping(root, None, (*_TOP_KEYS, *_OPTIONAL_KEYS), "a scenario")
     for key in _TOP_KEYS:
         if key not in pairs:
             doc.problems.append(doc.fail(root, None, f"missing key '{key}'"))
@@ -327,6 +329,7 @@ def _scenario(doc: _Doc, root: yaml.Node | None) -> tuple[Scenario, int]:
             for i, item in enumerate(faults_node.value):
                 with doc.collect():
                     faults.append(_fault(doc, item, f"faults[{i}]"))
+    steps = read_steps(doc, pairs["steps"][1], faults) if "steps" in pairs else ()
     doc.raise_problems()
     scenario = Scenario(
         name=name,
@@ -334,6 +337,7 @@ def _scenario(doc: _Doc, root: yaml.Node | None) -> tuple[Scenario, int]:
         severity=severity,
         faults=tuple(faults),
         source=doc.source,
+        steps=steps,
     )
     return scenario, pairs["name"][1].start_mark.line + 1
 

@@ -67,6 +67,13 @@ class FaultSpec:
     every_s: float | None = None
     source: str = field(default="<inline>", compare=False)  # "file.yaml:12", for errors
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # Hypothesis prints a state machine's drawn fault ("Draw 1 (fault): ...") field by
+        # field, ten lines of them; the one line of a stored failure says it better.
+        from pytest_rafael.scenario.schedule_model import describe_fault
+
+        printer.text(describe_fault(self).removesuffix(", for the whole block"))
+
     @property
     def probabilistic(self) -> bool:
         """Does the fault hit by chance (toxicity below 1, jitter, random slicing)? One
@@ -90,13 +97,40 @@ class FaultSpec:
         return replace(self, target=mapping.get(self.target, self.target))
 
 
+STEP_ACTIONS = ("rule", "inject", "revert")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a stateful failure's replay, in order: a rule of the state machine
+    with its arguments, or the scenario's fault number ``fault`` put in place
+    (``inject``) or taken away (``revert``)."""
+
+    action: str
+    rule: str = ""
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    fault: int = -1
+
+    def describe(self, faults: Sequence[FaultSpec]) -> str:
+        if self.action == "rule":
+            shown = ", ".join(f"{key}={value!r}" for key, value in self.arguments.items())
+            return f"{self.rule}({shown})"
+        fault = faults[self.fault]
+        return f"{self.action} {fault.type or fault.kind} on {fault.target!r}"
+
+
 @dataclass(frozen=True)
 class Scenario:
+    """A threat scenario. With ``steps`` (a stateful failure turned into a scenario) the
+    faults carry no timing: a ``ChaosStateMachine`` replays the steps, operations and
+    faults in their order."""
+
     name: str
     description: str
     severity: str
     faults: tuple[FaultSpec, ...]
     source: str = field(default="<inline>", compare=False)  # the YAML file it came from
+    steps: tuple[Step, ...] = ()
 
     @property
     def targets(self) -> frozenset[str]:

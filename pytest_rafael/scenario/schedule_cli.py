@@ -86,7 +86,13 @@ def _from_failure(args: argparse.Namespace) -> int:
     print(
         f"wrote {args.out}: scenario {scenario.name!r} with {len(scenario.faults)} "
         f"fault{'s' if len(scenario.faults) != 1 else ''}; {_replay_hint(args.out)} "
-        f"and @pytest.mark.chaos({scenario.name!r})",
+        f"and @pytest.mark.chaos({scenario.name!r})"
+        + (
+            f" on the test that runs the state machine: it replays the {len(scenario.steps)} "
+            "steps in order"
+            if scenario.steps
+            else ""
+        ),
         file=sys.stderr,
     )
     return 0
@@ -162,6 +168,9 @@ def _from_index(path: Path | None, latest: bool, nodeid: str | None) -> Scenario
         )
     entry = failures[-1]  # load_failures sorts oldest first
     where = f"{index} ({entry.get('nodeid')})"
+    stepped = _stepped(entry.get("yaml"), where)
+    if stepped is not None:
+        return stepped
     raw = entry.get("schedule")
     if not isinstance(raw, list):
         raise CommandError(f"{where}: the entry has no schedule", exit_code=1)
@@ -185,3 +194,17 @@ def _from_index(path: Path | None, latest: bool, nodeid: str | None) -> Scenario
     if isinstance(steps, list) and steps:  # a stateful failure: operations with the faults
         text += " Steps: " + "; ".join(str(s) for s in steps)
     return schedule.to_scenario(scenario_name_for(nodeid_text), text)
+
+
+def _stepped(text: object, where: str) -> Scenario | None:
+    """The entry's own scenario when it replays a stateful failure step by step (its
+    steps cannot be rebuilt from the timed schedule)."""
+    if not isinstance(text, str) or "\nsteps:" not in text:
+        return None
+    from pytest_rafael.scenario.loader import loads
+
+    try:
+        scenario = loads(text, where)
+    except ScenarioError as exc:
+        raise CommandError(str(exc), exit_code=1) from None
+    return scenario if scenario.steps else None

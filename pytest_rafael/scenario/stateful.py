@@ -21,10 +21,12 @@ created the proxies::
         Ledger.run(chaos)
 
 A failure shrinks, as any Hypothesis state machine, to a minimal sequence of operations
-and faults. The final replay is stored like a schedule failure (``.rafael/failures``):
-the faults with their real start and duration (a scenario file that
-``rafael scenarios from-failure`` turns into a regression scenario) and the steps in
-order. Every fault is reverted when a run ends, whatever happened.
+and faults. The final replay is stored like a schedule failure (``.rafael/failures``): a
+scenario file whose ``steps`` list the operations, with their arguments, and the faults
+in order, which ``rafael scenarios from-failure`` turns into a regression scenario. Under
+``@pytest.mark.chaos(<that scenario>)`` and ``--rafael-chaos``, :meth:`run` replays
+those steps exactly (:mod:`~pytest_rafael.scenario.stateful_replay`) instead of
+exploring. Every fault is reverted when a run ends, whatever happened.
 """
 
 from __future__ import annotations
@@ -45,16 +47,15 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from pytest_rafael.common.notes import add_note
 from pytest_rafael.faults.injector import FaultError
-from pytest_rafael.scenario.model import TOXIC_TYPES, FaultSpec
+from pytest_rafael.scenario.model import TOXIC_TYPES, FaultSpec, Step
 from pytest_rafael.scenario.schedule_model import FaultSchedule, describe_fault
 
 __all__ = ["ChaosStateMachine"]
 
-try:  # the attribute @rule puts on a method (public name since Hypothesis 3)
-    from hypothesis.stateful import RULE_MARKER
-except ImportError:  # pragma: no cover
-    RULE_MARKER = "hypothesis_stateful_rule"
+# The attributes @rule and @initialize put on a method.
+RULE_MARKERS = ("hypothesis_stateful_rule", "hypothesis_stateful_initialize_rule")
 
 
 @dataclasses.dataclass
@@ -62,13 +63,15 @@ class _Active:
     fault: FaultSpec
     revert: Callable[[], None]
     since: float
+    index: int  # in ``injected``: the replay's fault number
 
 
 def _logged(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(function)
     def call(self: ChaosStateMachine, *args: Any, **kwargs: Any) -> Any:
-        shown = ", ".join(f"{key}={value!r}" for key, value in kwargs.items())
-        self._log(f"{name}({shown})")
+        __tracebackhide__ = True  # the user's rule is the frame that matters
+        step = Step("rule", rule=name, arguments=dict(kwargs))
+        self._log(step.describe(()), step)
         return function(self, *args, **kwargs)
 
     return call
@@ -97,14 +100,17 @@ class ChaosStateMachine(RuleBasedStateMachine):
         super().__init_subclass__(**kwargs)
         # Log the user's operations so a stored failure lists them with the faults.
         for name, value in list(vars(cls).items()):
-            marker = getattr(value, RULE_MARKER, None)
-            if marker is None or getattr(value, "_rafael_logged", False):
-                continue
-            logged = _logged(name, marker.function)
-            wrapper = functools.wraps(value)(lambda self, *a, __f=logged, **k: __f(self, *a, **k))
-            setattr(wrapper, RULE_MARKER, dataclasses.replace(marker, function=logged))
-            wrapper._rafael_logged = True  # type: ignore[attr-defined]
-            setattr(cls, name, wrapper)
+            for attribute in RULE_MARKERS:
+                marker = getattr(value, attribute, None)
+                if marker is None or getattr(value, "_rafael_logged", False):
+                    continue
+                logged = _logged(name, marker.function)
+                wrapper = functools.wraps(value)(
+                    lambda self, *a, __f=logged, **k: __f(self, *a, **k)
+                )
+                setattr(wrapper, attribute, dataclasses.replace(marker, function=logged))
+                wrapper._rafael_logged = True  # type: ignore[attr-defined]
+                setattr(cls, name, wrapper)
 
     def __init__(self) -> None:
         super().__init__()
@@ -125,7 +131,8 @@ class ChaosStateMachine(RuleBasedStateMachine):
         self.steps: list[str] = []
         self.active: list[_Active] = []
         self.history: list[FaultSpec] = []  # every fault applied, timed from the start
-        self._injected = 0
+        self.injected: list[FaultSpec] = []  # every fault applied, untimed, in order
+        self.trace: list[Step] = []  # the steps, for a replay
         type(self)._last = self
 
     # -- helpers for the user's rules -------------------------------------------------
@@ -134,8 +141,9 @@ class ChaosStateMachine(RuleBasedStateMachine):
         """The :class:`~pytest_rafael.faults.network.ProxyHandle` named ``name``."""
         return self.chaos._proxies[name]
 
-    def _log(self, text: str) -> None:
+    def _log(self, text: str, step: Step) -> None:
         self.steps.append(text)
+        self.trace.append(step)
 
     # -- the built-in fault rules -----------------------------------------------------
 
@@ -174,8 +182,7 @@ class ChaosStateMachine(RuleBasedStateMachine):
             revert = functools.partial(control.set_enabled, handle, True)
         else:
             # Names unique within the run: the same toxic may be in place twice.
-            self._injected += 1
-            name = f"rafael_sm{self._injected}_{fault.type}_{fault.stream}"
+            name = f"rafael_sm{len(self.injected) + 1}_{fault.type}_{fault.stream}"
             control.add_toxic(
                 handle,
                 name=name,
@@ -185,8 +192,10 @@ class ChaosStateMachine(RuleBasedStateMachine):
                 attributes=dict(fault.attributes),
             )
             revert = functools.partial(control.remove_toxic, handle, name)
-        self.active.append(_Active(fault, revert, time.monotonic()))
-        self._log(f"inject {describe_fault(fault).rsplit(',', 1)[0]}")
+        self.active.append(_Active(fault, revert, time.monotonic(), len(self.injected)))
+        self.injected.append(dataclasses.replace(fault, source="<stateful>"))
+        step = Step("inject", fault=len(self.injected) - 1)
+        self._log(f"inject {describe_fault(fault).rsplit(',', 1)[0]}", step)
 
     @precondition(lambda self: bool(self.active))
     @rule(data=st.data())
@@ -205,7 +214,8 @@ class ChaosStateMachine(RuleBasedStateMachine):
                 source="<stateful>",
             )
         )
-        self._log(f"revert {describe_fault(active.fault).rsplit(',', 1)[0]}")
+        step = Step("revert", fault=active.index)
+        self._log(f"revert {describe_fault(active.fault).rsplit(',', 1)[0]}", step)
 
     def teardown(self) -> None:
         # Faults still in place at the end lasted to the end of the run: no duration.
@@ -231,6 +241,10 @@ class ChaosStateMachine(RuleBasedStateMachine):
         """The faults of this run in the order they were applied, with real timings."""
         return FaultSchedule(tuple(sorted(self.history, key=lambda f: f.start_s)))
 
+    def replay(self) -> tuple[tuple[FaultSpec, ...], tuple[Step, ...]]:
+        """This run as a scenario's faults (untimed) and steps."""
+        return tuple(self.injected), tuple(self.trace)
+
     # -- running ----------------------------------------------------------------------
 
     @classmethod
@@ -247,14 +261,29 @@ class ChaosStateMachine(RuleBasedStateMachine):
             settings = Settings(deadline=None)
         previous = cls._chaos
         cls._chaos, cls._last = chaos, None
+        scenario = chaos.scenario
         try:
+            if scenario is not None and scenario.steps and (chaos.active or chaos.reference):
+                from pytest_rafael.scenario.stateful_replay import replay
+
+                replay(cls, chaos, scenario)
+                return
             run_state_machine_as_test(cls, settings=settings)  # type: ignore[no-untyped-call]
-        except BaseException:
+        except BaseException as exc:
             last = cls._last
-            if last is not None:
+            if last is not None and not (scenario and scenario.steps):
                 with contextlib.suppress(Exception):  # storing never masks the failure
-                    record_failure(
-                        last.schedule(), _current_nodeid(), chaos._failures_dir, last.steps
+                    record = record_failure(
+                        last.schedule(),
+                        _current_nodeid(),
+                        chaos._failures_dir,
+                        last.steps,
+                        replay=last.replay(),
+                    )
+                    add_note(
+                        exc,
+                        f"Stored as {record.yaml_path or record.index_path}; replay with "
+                        "`rafael scenarios from-failure --latest`",
                     )
             raise
         finally:

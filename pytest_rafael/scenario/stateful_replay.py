@@ -1,0 +1,95 @@
+"""Replaying a stateful failure from its scenario: the recorded steps of a
+``ChaosStateMachine`` run, once, in order, with Hypothesis out of the loop.
+
+``rafael scenarios from-failure`` writes a failing machine run as a scenario whose
+``steps`` name each rule call with its arguments and each fault put in place or taken
+away. Timing the faults instead (start at 0.003 s for 1 ms) would not reproduce a failure
+that needs a fault *between two operations*; replaying the steps does, on every
+iteration. The faults go through the iteration's injector, so the report shows them like
+any scenario's, and they are reverted when the call ends whatever happened. In the
+pair's reference run (no faults) only the rules run.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pytest_rafael.common.notes import add_note
+from pytest_rafael.errors import RafaelError
+from pytest_rafael.scenario.model import Scenario, Step
+
+if TYPE_CHECKING:
+    from pytest_rafael.scenario.stateful import ChaosStateMachine
+
+__all__ = ["ReplayError", "replay"]
+
+_INVARIANT = "hypothesis_stateful_invariant"
+_INITIALIZE = "hypothesis_stateful_initialize_rule"
+_RULES = ("hypothesis_stateful_rule", _INITIALIZE)
+
+
+class ReplayError(RafaelError):
+    """A scenario's steps do not fit the machine that replays them."""
+
+
+def replay(machine_class: type[ChaosStateMachine], chaos: Any, scenario: Scenario) -> None:
+    """Run ``scenario.steps`` on a fresh ``machine_class``, checking its invariants before
+    the first step and after each one, as Hypothesis does. A failing step's error gets a
+    note naming the step."""
+    __tracebackhide__ = True
+    faults_on = not chaos.reference
+    members = dict(inspect.getmembers(machine_class))
+    _check_rules(machine_class, members, scenario)
+    invariants = [getattr(f, _INVARIANT) for f in members.values() if hasattr(f, _INVARIANT)]
+    machine = machine_class()
+    step: Step | None = None
+    number = 0
+    try:
+        _check(machine, invariants, initializing=_initializes(members, scenario.steps))
+        for number, step in enumerate(scenario.steps, 1):
+            if step.action == "rule":
+                _rule(members[step.rule]).function(machine, **step.arguments)
+            elif faults_on:
+                chaos._step(step.fault, step.action == "inject")
+            _check(machine, invariants, initializing=_initializes(members, scenario.steps[number:]))
+    except BaseException as exc:
+        where = (
+            "before the first step"
+            if step is None
+            else f"at step {number} of {len(scenario.steps)}: {step.describe(scenario.faults)}"
+        )
+        add_note(exc, f"rafael: replaying scenario {scenario.name!r}, {where}")
+        raise
+    finally:
+        machine.teardown()
+
+
+def _check_rules(machine_class: type, members: dict[str, Any], scenario: Scenario) -> None:
+    for number, step in enumerate(scenario.steps, 1):
+        if step.action != "rule":
+            continue
+        member = members.get(step.rule)
+        if member is None or not any(hasattr(member, marker) for marker in _RULES):
+            raise ReplayError(
+                f"scenario {scenario.name!r} ({scenario.source}): step {number} calls "
+                f"{step.rule!r}, which is not a rule of {machine_class.__name__}"
+            )
+
+
+def _rule(member: Any) -> Any:
+    return next(getattr(member, m) for m in _RULES if hasattr(member, m))
+
+
+def _initializes(members: dict[str, Any], steps: Sequence[Step]) -> bool:
+    """Is an @initialize rule still ahead (invariants wait for it unless told not to)?"""
+    return any(s.action == "rule" and hasattr(members[s.rule], _INITIALIZE) for s in steps)
+
+
+def _check(machine: ChaosStateMachine, invariants: list[Any], *, initializing: bool) -> None:
+    for invariant in invariants:
+        if initializing and not invariant.check_during_init:
+            continue
+        if all(precondition(machine) for precondition in invariant.preconditions):
+            invariant.function(machine)

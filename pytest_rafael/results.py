@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pytest_rafael.common.path_coverage import PathCoverage, coverage_of
+
 SCHEMA = "rafael.results/1"
 
 Outcome = str  # "passed" | "failed" | "error" | "skipped"
@@ -190,10 +192,31 @@ class TestResult:
         return any(i.outcome != "passed" for i in self.shipped_iterations)
 
     @property
-    def withstood(self) -> bool:
+    def passed_shipped(self) -> bool:
         """The shipped genome passed every measurement, and there were enough of them."""
         shipped = self.shipped_iterations
         return len(shipped) >= max(1, self.samples_needed) and not self.failed_shipped
+
+    @property
+    def coverage(self) -> PathCoverage:
+        """The resilience paths and ``chaos.sometimes``/``always`` labels of the shipped
+        genome's measurements: a candidate's evidence is never credited to it."""
+        return coverage_of(
+            {"outcome": i.outcome, "genome": i.genome, "runtime": i.runtime, "metrics": i.metrics}
+            for i in self.shipped_iterations
+        )
+
+    @property
+    def withstood(self) -> bool:
+        """Passed (:attr:`passed_shipped`) and exercised: a pass during which none of the
+        expected ``@antifragile`` paths ran, or a ``chaos.always`` label broke, says
+        nothing about resilience (:attr:`not_exercised`)."""
+        return self.passed_shipped and self.coverage.exercised
+
+    @property
+    def not_exercised(self) -> bool:
+        """Passed, not exercised: counted apart, never as a mitigated threat."""
+        return self.passed_shipped and not self.coverage.exercised
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -232,6 +255,8 @@ class TestResult:
             "samples_needed": self.samples_needed,
             "best_n": self.best_n,
             "withstood": self.withstood,
+            "not_exercised": self.not_exercised,
+            "coverage": self.coverage.to_dict(),
             "reference": self.reference,
             "idempotent": self.idempotent,
             **({"together": list(self.together)} if self.together else {}),
@@ -268,6 +293,9 @@ class Delta:
     vulnerabilities: tuple[str, ...]
     potential_score: float | None = None
     potential_improvement_pct: float | None = None
+    # "nodeid [scenario]" of each pair that passed without exercising its resilience
+    # paths: not a mitigated threat, counted apart.
+    not_exercised: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

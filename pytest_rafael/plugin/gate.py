@@ -191,8 +191,10 @@ def compute_delta(tests: Sequence[TestResult]) -> Delta:
     adopted during the run, scored by that candidate's own measurements on the test).
     Potential: the best measured candidates, shown apart. A threat is mitigated when
     every test under it withstood it with the shipped genome, over enough measurements,
-    and met its gate where one is set; every test whose shipped genome failed a
-    measurement is a vulnerability. A test evolving several modules counts once."""
+    and met its gate where one is set (a pass that exercised none of its resilience
+    paths did not withstand anything: it is listed as not exercised); every test whose
+    shipped genome failed a measurement is a vulnerability. A test evolving several
+    modules counts once."""
     if not tests:
         return Delta(0.0, 0.0, 0.0, (), ())
     pairs: dict[tuple[str, str], list[TestResult]] = {}
@@ -237,4 +239,7 @@ def compute_delta(tests: Sequence[TestResult]) -> Delta:
         vulnerabilities,
         potential_score=round(potential, 4),
         potential_improvement_pct=improvement_pct(baseline, potential),
+        not_exercised=tuple(
+            dict.fromkeys(f"{t.nodeid} [{t.scenario}]" for t in tests if t.not_exercised)
+        ),
     )

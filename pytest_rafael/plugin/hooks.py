@@ -93,6 +93,10 @@ def pytest_configure(config: pytest.Config) -> None:
         runtime.set_genome_file(resolved.genome_file)
     if resolved.chaos:
         config.pluginmanager.register(ChaosRunner(session), "rafael-chaos-runner")
+        from pytest_rafael.plugin.coverage_probe import AntifragileProbe
+
+        # Tests whose marker names no module still report their @antifragile paths.
+        config.pluginmanager.register(AntifragileProbe(), "rafael-antifragile-probe")
         from pytest_rafael.plugin import interrupts
 
         interrupts.terminate_gracefully_on_sigterm()

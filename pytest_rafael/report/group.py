@@ -26,6 +26,7 @@ def _delta(tests: Sequence[Mapping[str, Any]], vulnerabilities: list[str]) -> di
             "vulnerabilities": [],
             "potential_score": None,
             "potential_improvement_pct": None,
+            "not_exercised": [],
         }
     # As for one run (plugin/gate.py): unmeasured pairs have no score, and a threat is
     # mitigated only where every test under it withstood it and met its own gate.
@@ -57,6 +58,11 @@ def _delta(tests: Sequence[Mapping[str, Any]], vulnerabilities: list[str]) -> di
         "vulnerabilities": vulnerabilities,
         "potential_score": round(potential, 4),
         "potential_improvement_pct": improvement_pct(baseline, potential),
+        "not_exercised": list(
+            dict.fromkeys(
+                f"{t['nodeid']} [{t['scenario']}]" for t in tests if t.get("not_exercised")
+            )
+        ),
     }
 
 

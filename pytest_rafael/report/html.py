@@ -105,6 +105,7 @@ def _delta(delta: Mapping[str, Any]) -> dict[str, Any]:
         "potential_improvement": _change(delta, "potential_score", "potential_improvement_pct"),
         "mitigated": [str(x) for x in delta.get("threats_mitigated") or []],
         "vulnerabilities": [str(x) for x in delta.get("vulnerabilities") or []],
+        "not_exercised": [str(x) for x in delta.get("not_exercised") or []],
     }
 
 

@@ -82,13 +82,14 @@ def _unmeasured_lesson(test: Mapping[str, Any]) -> Lesson | None:
 
 
 def _path_lesson(test: Mapping[str, Any]) -> Lesson | None:
-    """A pair whose run never took some resilience path of its module (or never met a
-    ``chaos.sometimes`` condition, or broke a ``chaos.always`` one): passing says
-    nothing about that path."""
-    from pytest_rafael.report.paths import coverage_of
+    """A pair whose shipped genome never took some resilience path of its module (or
+    never met a ``chaos.sometimes`` condition, or broke a ``chaos.always`` one): passing
+    says nothing about that path. A pass that exercised none of them says so: it is not
+    counted as a mitigated threat."""
+    from pytest_rafael.report.paths import pair_coverage
 
     nodeid, scenario = test_key(test)
-    coverage = coverage_of(test.get("iterations") or ())
+    coverage = pair_coverage(test)
     if not coverage.gaps:
         return None
     level = "bad" if coverage.always_broken else "warn"
@@ -107,9 +108,11 @@ def _path_lesson(test: Mapping[str, Any]) -> Lesson | None:
             f"If a call is safe to repeat (a read), declare @antifragile({module!r}, "
             "idempotent=True), or `idempotent: true` in the genome file."
         )
+    if test.get("not_exercised"):
+        why = "Passed, not exercised: not counted as a mitigated threat. " + why
     return Lesson(
         level,
-        f"{nodeid} under {scenario} never exercised: {', '.join(coverage.gaps)}. {why}",
+        f"{nodeid} under {scenario} (shipped genome): {'; '.join(coverage.gaps)}. {why}",
         nodeid,
         scenario,
     )

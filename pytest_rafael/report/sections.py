@@ -34,7 +34,7 @@ from pytest_rafael.report.model import (
     shipped_success_text,
     test_key,
 )
-from pytest_rafael.report.paths import coverage_of
+from pytest_rafael.report.paths import pair_coverage
 
 # Caps that keep a 10,000-iteration run small and readable; every cap is announced in
 # the page with what was left out (results.json always has everything).
@@ -102,6 +102,7 @@ class TestSection:
     best_n: str = "?"
     reference: str = ""
     shipped_failed: bool = False  # a measurement of the shipped genome failed
+    not_exercised: bool = False  # passed, yet exercised none of its resilience paths
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,9 @@ class MatrixCell:
     css: str
     anchor: str | None
     title: str
-    gaps: tuple[str, ...] = ()  # resilience paths never run, sometimes/always findings
+    # "never ran: retry, timeout", "never held: 'x'", "broke: 'y'": the shipped genome's
+    gaps: tuple[str, ...] = ()
+    not_exercised: bool = False  # passed, yet none of its expected paths ran (or broke)
 
 
 @dataclass(frozen=True)
@@ -276,6 +279,7 @@ def _sections(
             best_n=str(test.get("best_n", "?")),
             reference=_reference_text(test.get("reference")),
             shipped_failed=_shipped_failed(test),
+            not_exercised=bool(test.get("not_exercised")),
         )
         (full if is_detailed else brief).append(section)
     return full, brief
@@ -322,6 +326,10 @@ def _candidates_text(test: Mapping[str, Any]) -> str:
     return f"{passed} of {ran} passed" if ran else "none ran"
 
 
+# A pair that passed without exercising its resilience: amber, never a green number.
+NOT_EXERCISED_CLASS = "nx"
+
+
 def _matrix(results: Mapping[str, Any]) -> Matrix:
     tests = list(results.get("tests") or [])
     scenarios = tuple(dict.fromkeys(test_key(t)[1] for t in tests))
@@ -330,18 +338,21 @@ def _matrix(results: Mapping[str, Any]) -> Matrix:
         nodeid, scenario = test_key(test)
         best = best_fitness(test)
         shipped = shipped_fitness(test)
-        gaps = coverage_of(test.get("iterations") or ()).gaps
+        gaps = pair_coverage(test).gaps
+        idle = bool(test.get("not_exercised"))
         rows.setdefault(nodeid, {})[scenario] = MatrixCell(
             text=fmt_num(shipped),
-            css=fitness_class(shipped),
+            css=NOT_EXERCISED_CLASS if idle else fitness_class(shipped),
             anchor=f"t{n}",
             title=(
                 f"{nodeid} under {scenario}: shipped genome {fmt_num(shipped)} "
                 f"(n={test.get('baseline_n', '?')}), best candidate {fmt_num(best)}, "
                 f"shipped passed {shipped_success_text(test)}"
-                + (f"; never ran: {', '.join(gaps)}" if gaps else "")
+                + ("; passed, not exercised" if idle else "")
+                + (f"; {'; '.join(gaps)}" if gaps else "")
             ),
             gaps=gaps,
+            not_exercised=idle,
         )
     items = list(rows.items())
     shown = items[:MAX_MATRIX_ROWS]

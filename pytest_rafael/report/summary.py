@@ -25,6 +25,7 @@ from pytest_rafael.report.model import (
     test_key,
 )
 from pytest_rafael.report.next_steps import next_steps
+from pytest_rafael.report.paths import pair_coverage
 
 MAX_TEST_ROWS = 50
 MAX_LESSONS = 10
@@ -128,11 +129,12 @@ def _scores_lines(delta: Mapping[str, Any]) -> list[str]:
     base = delta.get("baseline_score")
     lines = [
         "| shipped: baseline | shipped: current | improvement | threats mitigated "
-        "| vulnerabilities |",
-        "|---:|---:|---:|---:|---:|",
+        "| passed, not exercised | vulnerabilities |",
+        "|---:|---:|---:|---:|---:|---:|",
         f"| {fmt_num(delta.get('baseline_score'))} | {fmt_num(delta.get('current_score'))} | "
         f"{change_text(base, delta.get('current_score'), delta.get('improvement_pct'))} | "
         f"{len(delta.get('threats_mitigated') or [])} | "
+        f"{len(delta.get('not_exercised') or [])} | "
         f"{len(delta.get('vulnerabilities') or [])} |",
         "",
     ]
@@ -156,8 +158,8 @@ def _tests_lines(tests: list[Mapping[str, Any]], below: set[tuple[str, str]]) ->
     )
     lines = [
         "| test | scenario | iterations | shipped passed | shipped fitness (n) "
-        "| candidate fitness | proposal |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| never ran | candidate fitness | proposal |",
+        "|---|---|---:|---:|---:|---|---:|---|",
     ]
     for t in order[:MAX_TEST_ROWS]:
         nodeid, scenario = test_key(t)
@@ -166,6 +168,7 @@ def _tests_lines(tests: list[Mapping[str, Any]], below: set[tuple[str, str]]) ->
             f"| {md(nodeid)}{flag} | {md(scenario)} | {len(iterations(t))} | "
             f"{shipped_success_text(t)} | "
             f"{fmt_num(t.get('baseline_fitness'))} ({t.get('baseline_n', '?')}) | "
+            f"{_coverage_text(t)} | "
             f"{_candidate_text(t)} | "
             f"{md(t.get('proposal_id') or ('yes' if t.get('adopted') else 'no'))} |"
         )
@@ -173,6 +176,16 @@ def _tests_lines(tests: list[Mapping[str, Any]], below: set[tuple[str, str]]) ->
         lines.append(f"\n{len(order) - MAX_TEST_ROWS} more pairs in index.html.")
     lines.append("")
     return lines
+
+
+def _coverage_text(test: Mapping[str, Any]) -> str:
+    """What the shipped genome's measurements never exercised ("never ran: retry;
+    never held: 'x'; broke: 'y'"), led by "⚠️ not exercised" for a pass that counts as
+    none; "-" when nothing is missing."""
+    gaps = "; ".join(pair_coverage(test).gaps)
+    if test.get("not_exercised"):
+        return "⚠️ not exercised" + (f": {md(gaps)}" if gaps else "")
+    return md(gaps) if gaps else "-"
 
 
 def _candidate_text(test: Mapping[str, Any]) -> str:

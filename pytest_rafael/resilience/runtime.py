@@ -169,16 +169,42 @@ def measuring(*modules: str) -> Iterator[dict[str, Any]]:
     their :func:`counters` (summed over several modules) plus ``cpu_time_s`` (process CPU
     time spent in the block): the ``runtime`` argument of ``Measurement.from_iteration``.
     Enter it right at the start of the test call so that its times line up with the
-    fault window's offsets."""
+    fault window's offsets.
+
+    With no ``modules``, every module with ``@antifragile`` functions (including those
+    decorated inside the block) is measured, and the dict reports those the block called:
+    their summed counters, ``cpu_time_s``, and under ``genomes`` the genome each ran with
+    (``None``: no genes). It stays empty when the block called none, so nothing is
+    claimed about code the block never touched."""
     out: dict[str, Any] = {}
-    for module in modules:
+    with _lock:
+        targets = list(modules) if modules else list(_slots)
+    for module in targets:
         reset_counters(module)
     cpu0 = time.process_time()
     try:
         yield out
     finally:
-        out.update(merge_counters([counters(m) for m in modules]))
-        out["cpu_time_s"] = time.process_time() - cpu0
+        cpu = time.process_time() - cpu0
+        called = list(modules) or _called()
+        if called:
+            out.update(merge_counters([counters(m) for m in called]))
+            out["cpu_time_s"] = cpu
+        if called and not modules:
+            out["genomes"] = {m: _genome_dict(m) for m in called}
+
+
+def _called() -> list[str]:
+    """The modules whose decorated functions ran since their counters were reset."""
+    with _lock:
+        found = list(_slots.values())
+    return sorted(s.module for s in found if s.counters.calls > 0)
+
+
+def _genome_dict(module: str) -> dict[str, Any] | None:
+    """The genome ``module`` runs with, as results.json stores genomes."""
+    genome = active_genome(module)
+    return genome.to_dict() if genome is not None else None
 
 
 _LATEST = ("latency_max_s", "ok_latency_max_s", "last_failure_at_s")

@@ -1,9 +1,13 @@
-"""The resilience delta: a threat the gate fails on is not 'mitigated', and a test that
-evolves several modules together counts once in every score."""
+"""The resilience delta: a threat the gate fails on, or a pass that exercised none of its
+resilience paths, is not 'mitigated', and a test that evolves several modules together
+counts once in every score."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from pytest_rafael.plugin.gate import compute_delta
+from pytest_rafael.report.group import merge_group
 from pytest_rafael.results import IterationResult, TestResult
 
 
@@ -61,3 +65,58 @@ def test_a_test_evolving_two_modules_counts_once() -> None:
     delta = compute_delta([*views, other])
     assert delta.baseline_score == 0.7  # (0.4 + 1.0) / 2, not (0.4 + 0.4 + 1.0) / 3
     assert delta.potential_score == 0.95  # the pair's best module: (0.9 + 1.0) / 2
+
+
+RETRY = {"genes": {"retry": {"max_attempts": 3}}}
+
+
+def unexercised(runtime: dict[str, object]) -> TestResult:
+    """A pass of a test whose shipped genome carries a retry gene."""
+    it = IterationResult(
+        nodeid="t.py::test",
+        scenario="cut",
+        index=0,
+        outcome="passed",
+        duration_s=0.1,
+        module="m",
+        genome=RETRY,
+        fitness=0.9,
+        runtime=runtime,
+    )
+    return TestResult(
+        nodeid="t.py::test",
+        scenario="cut",
+        severity="medium",
+        module="m",
+        iterations=(it,),
+        baseline_fitness=0.9,
+        baseline_genome=RETRY,
+        baseline_n=1,
+    )
+
+
+def test_a_pass_that_never_ran_its_retry_is_not_mitigated() -> None:
+    idle = unexercised({"calls": 1, "retries": 0})
+    assert (idle.withstood, idle.not_exercised) == (False, True)
+    assert idle.to_dict()["coverage"]["paths_never_ran"] == ["retry"]
+    delta = compute_delta([idle])
+    assert delta.threats_mitigated == ()
+    assert delta.not_exercised == ("t.py::test [cut]",)
+    assert delta.vulnerabilities == ()  # passed: not failed either
+    merged = merge_group("g", [_doc(idle, delta)])["delta"]
+    assert merged["threats_mitigated"] == []
+    assert merged["not_exercised"] == ["t.py::test [cut]"]
+    retried = unexercised({"calls": 1, "retries": 1})
+    assert (retried.withstood, retried.not_exercised) == (True, False)
+    assert compute_delta([retried]).threats_mitigated == ("cut",)
+
+
+def _doc(test: TestResult, delta: object) -> dict[str, object]:
+    return {
+        "run_id": "r1",
+        "started_at": "2026-01-01T00:00:00Z",
+        "finished_at": "2026-01-01T00:01:00Z",
+        "tests": [test.to_dict()],
+        "delta": dataclasses.asdict(delta),  # type: ignore[call-overload]
+        "gate": {"passed": True, "failures": []},
+    }

@@ -148,8 +148,8 @@ EXPECTED = {
     "unmeasured_proposal": "Proposal P-2 for module 'm' was never measured on t.py::test_x",
     "non_idempotent": "Module 'jobs' is declared non-idempotent",
     "withstood": "t.py::test_x withstood sc: the shipped genome passed all 1 of its measurements.",
-    "retry_never_ran": "never exercised: retry. The retry never ran although calls failed: "
-    "'sessions' is not declared idempotent",
+    "retry_never_ran": "(shipped genome): never ran: retry. The retry never ran although "
+    "calls failed: 'sessions' is not declared idempotent",
 }
 
 

@@ -99,10 +99,11 @@ def test_coverage_names_paths_never_run_and_conditions_over_iterations() -> None
     assert coverage.sometimes_hit == ("answered",)
     assert coverage.always_broken == ("price positive",)
     assert coverage.gaps == (
-        "half_open",
-        "sometimes 'stale price served'",
-        "always 'price positive' broke",
+        "never ran: half_open",
+        "never held: 'stale price served'",
+        "broke: 'price positive'",
     )
+    assert not coverage.exercised  # an always broke, although paths ran
 
 
 def test_a_label_must_be_text() -> None:

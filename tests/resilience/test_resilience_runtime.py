@@ -198,3 +198,26 @@ def test_measuring_fills_runtime_after_the_block() -> None:
     assert rt["attempts"] == 3
     assert rt["successes"] == 3
     assert rt["cpu_time_s"] >= 0.0
+
+
+def test_measuring_without_modules_reports_the_modules_called(tmp_path: Path) -> None:
+    """A chaos test whose marker names no module: every decorated module is measured,
+    and only those the block called are reported, with the genome each ran with."""
+    _write(tmp_path / "g.yaml", max_attempts=2)
+    runtime.set_genome_file(tmp_path / "g.yaml")
+    _state, call = _flaky(failures=1)
+    shop = antifragile("shop")(call)  # type: ignore[arg-type]
+    idle = antifragile("idle")(lambda: None)
+    idle()  # before the block: its counters are reset and it is not reported
+    with runtime.measuring() as rt:
+        shop()
+        late = antifragile("late")(lambda: None)  # decorated inside the block
+        late()
+    assert rt["calls"] == 2
+    assert rt["retries"] == 1
+    assert set(rt["genomes"]) == {"late", "shop"}
+    assert rt["genomes"]["late"] is None  # no genes
+    assert set(rt["genomes"]["shop"]["genes"]) == {"retry"}
+    with runtime.measuring() as nothing:
+        pass
+    assert nothing == {}  # no decorated call: nothing claimed

@@ -10,3 +10,11 @@ from __future__ import annotations
 
 class RafaelError(Exception):
     """An error pytest-rafael raised deliberately; its message is one line for the user."""
+
+
+class SetupError(RafaelError):
+    """A chaos test that cannot run as its scenario says (a replayed step naming no rule
+    of the machine, a machine without its proxies). Raised out of a test call, it makes
+    the iteration an error that is not scored: the code under test never had its chance.
+    Errors the code under test may meet (an open breaker, a refused bulkhead) are not
+    setup errors."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_rafael import settings
+from pytest_rafael.errors import SetupError
 from pytest_rafael.plugin.iteration import ChaosCase, base_nodeid, one_line, state_of
 from pytest_rafael.plugin.xdist_support import worker_id
 from pytest_rafael.results import IterationResult, PairVerdict, evolution_key
@@ -151,6 +152,9 @@ class ChaosRunner:
             self._close_call(item, state, injector, started, measuring, raise_errors=False)
             if isinstance(exc, KeyboardInterrupt):
                 self._keep_interrupted(item, state)
+            if isinstance(exc, SetupError):
+                state.outcome, state.error, state.measured = "error", str(exc), False
+                pytest.fail(str(exc), pytrace=False)
             raise
         self._close_call(item, state, injector, started, measuring, raise_errors=True)
         problem = injector.missing_targets() or _nothing_applied(state)

@@ -110,6 +110,10 @@ class Step:
     rule: str = ""
     arguments: Mapping[str, Any] = field(default_factory=dict)
     fault: int = -1
+    # When the step began in the recorded run, from the machine's start: a replay waits
+    # for it, so a step never comes sooner after a fault than it did (a late reply that
+    # arrived before the next operation still does).
+    at_s: float | None = None
 
     def describe(self, faults: Sequence[FaultSpec]) -> str:
         if self.action == "rule":

@@ -48,6 +48,7 @@ from hypothesis.stateful import (
 )
 
 from pytest_rafael.common.notes import add_note
+from pytest_rafael.errors import SetupError
 from pytest_rafael.faults.injector import FaultError
 from pytest_rafael.scenario.model import TOXIC_TYPES, FaultSpec, Step
 from pytest_rafael.scenario.schedule_model import FaultSchedule, describe_fault
@@ -75,6 +76,10 @@ def _logged(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
         return function(self, *args, **kwargs)
 
     return call
+
+
+class MachineError(SetupError, RuntimeError):
+    """A machine run without the ``chaos`` fixture or the proxies it names."""
 
 
 _DELAYS = ("latency", "jitter")  # a latency toxic with neither delays nothing
@@ -116,13 +121,13 @@ class ChaosStateMachine(RuleBasedStateMachine):
         super().__init__()
         chaos = type(self)._chaos
         if chaos is None:
-            raise RuntimeError(
+            raise MachineError(
                 f"{type(self).__name__}: run it with {type(self).__name__}.run(chaos) in a "
                 "test that uses the chaos fixture"
             )
         missing = [p for p in self.proxies if p not in chaos._proxies]
         if not self.proxies or missing:
-            raise RuntimeError(
+            raise MachineError(
                 f"{type(self).__name__}.proxies names {missing or 'no proxy'}: create each "
                 "with chaos_proxy(name, upstream=...) before run()"
             )
@@ -143,7 +148,8 @@ class ChaosStateMachine(RuleBasedStateMachine):
 
     def _log(self, text: str, step: Step) -> None:
         self.steps.append(text)
-        self.trace.append(step)
+        at_s = round(time.monotonic() - self.started, 3)
+        self.trace.append(dataclasses.replace(step, at_s=at_s))
 
     # -- the built-in fault rules -----------------------------------------------------
 

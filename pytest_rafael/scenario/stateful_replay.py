@@ -6,18 +6,21 @@
 away. Timing the faults instead (start at 0.003 s for 1 ms) would not reproduce a failure
 that needs a fault *between two operations*; replaying the steps does, on every
 iteration. The faults go through the iteration's injector, so the report shows them like
-any scenario's, and they are reverted when the call ends whatever happened. In the
+any scenario's, and they are reverted when the call ends whatever happened. A step
+recorded with its time (``at``) waits for it: steps come no sooner after each other than
+they did when the failure was found. In the
 pair's reference run (no faults) only the rules run.
 """
 
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pytest_rafael.common.notes import add_note
-from pytest_rafael.errors import RafaelError
+from pytest_rafael.errors import SetupError
 from pytest_rafael.scenario.model import Scenario, Step
 
 if TYPE_CHECKING:
@@ -30,7 +33,7 @@ _INITIALIZE = "hypothesis_stateful_initialize_rule"
 _RULES = ("hypothesis_stateful_rule", _INITIALIZE)
 
 
-class ReplayError(RafaelError):
+class ReplayError(SetupError):
     """A scenario's steps do not fit the machine that replays them."""
 
 
@@ -44,11 +47,14 @@ def replay(machine_class: type[ChaosStateMachine], chaos: Any, scenario: Scenari
     _check_rules(machine_class, members, scenario)
     invariants = [getattr(f, _INVARIANT) for f in members.values() if hasattr(f, _INVARIANT)]
     machine = machine_class()
+    started = time.monotonic()
     step: Step | None = None
     number = 0
     try:
         _check(machine, invariants, initializing=_initializes(members, scenario.steps))
         for number, step in enumerate(scenario.steps, 1):
+            if step.at_s is not None:
+                time.sleep(max(0.0, started + step.at_s - time.monotonic()))
             if step.action == "rule":
                 _rule(members[step.rule]).function(machine, **step.arguments)
             elif faults_on:
@@ -71,11 +77,15 @@ def _check_rules(machine_class: type, members: dict[str, Any], scenario: Scenari
         if step.action != "rule":
             continue
         member = members.get(step.rule)
+        where = f"scenario {scenario.name!r} ({scenario.source}): step {number}"
         if member is None or not any(hasattr(member, marker) for marker in _RULES):
             raise ReplayError(
-                f"scenario {scenario.name!r} ({scenario.source}): step {number} calls "
-                f"{step.rule!r}, which is not a rule of {machine_class.__name__}"
+                f"{where} calls {step.rule!r}, which is not a rule of {machine_class.__name__}"
             )
+        try:
+            inspect.signature(_rule(member).function).bind(None, **step.arguments)
+        except TypeError as exc:
+            raise ReplayError(f"{where}: {step.rule}({', '.join(step.arguments)}): {exc}") from None
 
 
 def _rule(member: Any) -> Any:

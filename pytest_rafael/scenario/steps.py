@@ -12,6 +12,7 @@ its step. In YAML::
       - rule: put
         arguments: {k: b, v: 1}
       - inject: 0            # faults[0] in place
+        at: 0.004s           # optional: when the step began in the recorded run
       - rule: read
         arguments: {k: b}
       - revert: 0
@@ -24,13 +25,14 @@ from typing import Any
 
 import yaml
 
-from pytest_rafael.common.yaml_nodes import is_sequence
+from pytest_rafael.common.yaml_nodes import is_mapping, is_sequence
 from pytest_rafael.scenario.document import _Doc, _plain_mapping
+from pytest_rafael.scenario.durations import _format_duration, parse_duration
 from pytest_rafael.scenario.model import FaultSpec, Step
 
 __all__ = ["plain", "read_steps", "steps_data"]
 
-_STEP_KEYS = ("rule", "arguments", "inject", "revert")
+_STEP_KEYS = ("rule", "arguments", "inject", "revert", "at")
 
 
 def plain(value: Any) -> bool:
@@ -48,13 +50,16 @@ def steps_data(steps: Sequence[Step]) -> list[dict[str, Any]]:
     """The YAML (and JSON) form of ``steps``."""
     data: list[dict[str, Any]] = []
     for step in steps:
+        entry: dict[str, Any]
         if step.action == "rule":
-            entry: dict[str, Any] = {"rule": step.rule}
+            entry = {"rule": step.rule}
             if step.arguments:
                 entry["arguments"] = dict(step.arguments)
-            data.append(entry)
         else:
-            data.append({step.action: step.fault})
+            entry = {step.action: step.fault}
+        if step.at_s is not None:
+            entry["at"] = _format_duration(step.at_s)
+        data.append(entry)
     return data
 
 
@@ -80,7 +85,11 @@ def read_steps(doc: _Doc, node: yaml.Node, faults: Sequence[FaultSpec]) -> tuple
     for i, item in enumerate(node.value):
         with doc.collect():
             steps.append(_step(doc, item, f"steps[{i}]", faults, state))
-    if faults and not state:
+    written = any(
+        is_mapping(item) and any(key.value == "inject" for key, _ in item.value)
+        for item in node.value
+    )
+    if faults and not written:  # (an inject refused above was reported there)
         doc.problems.append(doc.fail(node, "steps", "no step puts a fault in place"))
     return tuple(steps)
 
@@ -94,6 +103,7 @@ def _step(
         raise doc.fail(node, field, "expected exactly one of 'rule', 'inject' or 'revert'")
     (action,) = given
     value_node = pairs[action][1]
+    at_s = _at(doc, pairs["at"][1], f"{field}.at") if "at" in pairs else None
     if action == "rule":
         name = doc.scalar(value_node, f"{field}.rule")
         if not isinstance(name, str) or not name.isidentifier():
@@ -101,7 +111,7 @@ def _step(
         arguments: Mapping[str, Any] = {}
         if "arguments" in pairs:
             arguments = _plain_mapping(doc, pairs["arguments"][1], f"{field}.arguments")
-        return Step("rule", rule=name, arguments=arguments)
+        return Step("rule", rule=name, arguments=arguments, at_s=at_s)
     if "arguments" in pairs:
         raise doc.fail(pairs["arguments"][0], f"{field}.arguments", "only a rule has arguments")
     index = doc.scalar(value_node, f"{field}.{action}")
@@ -117,4 +127,11 @@ def _step(
     if action == "revert" and last != "inject":
         raise doc.fail(value_node, f"{field}.revert", f"faults[{index}] is not in place here")
     state[index] = action
-    return Step(action, fault=index)
+    return Step(action, fault=index, at_s=at_s)
+
+
+def _at(doc: _Doc, node: yaml.Node, field: str) -> float:
+    try:
+        return parse_duration(doc.scalar(node, field))
+    except ValueError as exc:
+        raise doc.fail(node, field, str(exc)) from None

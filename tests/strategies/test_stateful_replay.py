@@ -106,6 +106,10 @@ def test_no_machine(chaos, db):
 @pytest.mark.chaos("session_typo")
 def test_typo(chaos, db):
     SessionMachine.run(chaos)
+
+@pytest.mark.chaos("session_argument")
+def test_argument(chaos, db):
+    SessionMachine.run(chaos)
 """
 
 SCENARIO = """
@@ -118,6 +122,7 @@ steps:
   - rule: get
     arguments: {times: 1}
   - inject: 0
+    at: 0.2s
   - rule: get
     arguments: {times: 1}
   - revert: 0
@@ -143,6 +148,10 @@ def test_a_stepped_scenario_replays_the_failure_on_every_iteration(
         "rule: get\n    arguments: {times: 2}", "rule: put"
     )
     (project.path / "regressions" / "session_typo.yaml").write_text(typo)
+    argument = SCENARIO.replace("session_replay", "session_argument").replace(
+        "{times: 2}", "{times: 2, fast: true}"
+    )
+    (project.path / "regressions" / "session_argument.yaml").write_text(argument)
     result = project.runpytest_subprocess(
         "--rafael-chaos", "--rafael-scenarios=regressions", "--rafael-iterations=3"
     )
@@ -163,11 +172,22 @@ def test_a_stepped_scenario_replays_the_failure_on_every_iteration(
         assert fault["type"] == "reset_peer"
         assert fault["reverted_at_s"] is not None
         assert fault["reverted_at_s"] >= fault["applied_at_s"]
+        assert fault["applied_at_s"] >= 0.2  # the step waited for its recorded time
     assert machine["reference"]["outcome"] == "passed"
     [plain] = [t for t in results["tests"] if t["nodeid"].endswith("test_no_machine")]
     assert {it["outcome"] for it in plain["iterations"]} == {"error"}
-    # A step naming no rule of the machine is refused before anything runs.
-    result.stdout.fnmatch_lines(["*step 5 calls 'put', which is not a rule of SessionMachine*"])
+    # A step naming no rule of the machine, or an argument its rule does not take, is
+    # refused before anything runs: a setup error, not a failure of the code under test.
+    result.stdout.fnmatch_lines(
+        [
+            "*step 5 calls 'put', which is not a rule of SessionMachine*",
+            "*step 5: get(times, fast): got an unexpected keyword argument 'fast'*",
+        ]
+    )
+    for name in ("test_typo", "test_argument"):
+        [wrong] = [t for t in results["tests"] if t["nodeid"].endswith(name)]
+        assert {it["outcome"] for it in wrong["iterations"]} == {"error"}
+        assert all(it["faults"] == [] for it in wrong["iterations"])
 
 
 STEPPED = """

@@ -8,15 +8,15 @@ that needs a fault *between two operations*; replaying the steps does, on every
 iteration. The faults go through the iteration's injector, so the report shows them like
 any scenario's, and they are reverted when the call ends whatever happened. A step
 recorded with its time (``at``) waits for it: steps come no sooner after each other than
-they did when the failure was found. In the
-pair's reference run (no faults) only the rules run.
+they did when the failure was found. In the pair's reference run (no faults) only the
+rules run.
 """
 
 from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pytest_rafael.common.notes import add_note
@@ -26,7 +26,7 @@ from pytest_rafael.scenario.model import Scenario, Step
 if TYPE_CHECKING:
     from pytest_rafael.scenario.stateful import ChaosStateMachine
 
-__all__ = ["ReplayError", "replay"]
+__all__ = ["ReplayError", "replay", "run_steps"]
 
 _INVARIANT = "hypothesis_stateful_invariant"
 _INITIALIZE = "hypothesis_stateful_initialize_rule"
@@ -38,41 +38,61 @@ class ReplayError(SetupError):
 
 
 def replay(machine_class: type[ChaosStateMachine], chaos: Any, scenario: Scenario) -> None:
-    """Run ``scenario.steps`` on a fresh ``machine_class``, checking its invariants before
-    the first step and after each one, as Hypothesis does. A failing step's error gets a
-    note naming the step."""
+    """Run ``scenario.steps`` on a fresh ``machine_class`` with the faults put in place
+    through ``chaos`` (none in the reference run). A failing step's error gets a note
+    naming the step, and the iteration records it as the metric ``replay_step``."""
     __tracebackhide__ = True
+    _check_rules(machine_class, scenario)
     faults_on = not chaos.reference
+
+    def put(index: int, in_place: bool) -> None:
+        if faults_on:
+            chaos._step(index, in_place)
+
+    done: list[Step] = []
+    try:
+        run_steps(machine_class, scenario.steps, put, done)
+    except BaseException as exc:
+        if done:
+            step = f"{len(done)} of {len(scenario.steps)}: {done[-1].describe(scenario.faults)}"
+            chaos.record(replay_step=step)
+            add_note(exc, f"rafael: replaying scenario {scenario.name!r}, at step {step}")
+        else:
+            add_note(exc, f"rafael: replaying scenario {scenario.name!r}, before the first step")
+        raise
+
+
+def run_steps(
+    machine_class: type[ChaosStateMachine],
+    steps: Sequence[Step],
+    put: Callable[[int, bool], None],
+    done: list[Step],
+) -> None:
+    """Run ``steps`` once on a fresh machine, checking its invariants before the first
+    step and after each one, as Hypothesis does; ``put(n, True/False)`` puts fault ``n``
+    in place or takes it away. Each step is appended to ``done`` as it starts."""
+    __tracebackhide__ = True
     members = dict(inspect.getmembers(machine_class))
-    _check_rules(machine_class, members, scenario)
     invariants = [getattr(f, _INVARIANT) for f in members.values() if hasattr(f, _INVARIANT)]
     machine = machine_class()
     started = time.monotonic()
-    step: Step | None = None
-    number = 0
     try:
-        _check(machine, invariants, initializing=_initializes(members, scenario.steps))
-        for number, step in enumerate(scenario.steps, 1):
+        _check(machine, invariants, initializing=_initializes(members, steps))
+        for number, step in enumerate(steps, 1):
             if step.at_s is not None:
                 time.sleep(max(0.0, started + step.at_s - time.monotonic()))
+            done.append(step)
             if step.action == "rule":
                 _rule(members[step.rule]).function(machine, **step.arguments)
-            elif faults_on:
-                chaos._step(step.fault, step.action == "inject")
-            _check(machine, invariants, initializing=_initializes(members, scenario.steps[number:]))
-    except BaseException as exc:
-        where = (
-            "before the first step"
-            if step is None
-            else f"at step {number} of {len(scenario.steps)}: {step.describe(scenario.faults)}"
-        )
-        add_note(exc, f"rafael: replaying scenario {scenario.name!r}, {where}")
-        raise
+            else:
+                put(step.fault, step.action == "inject")
+            _check(machine, invariants, initializing=_initializes(members, steps[number:]))
     finally:
         machine.teardown()
 
 
-def _check_rules(machine_class: type, members: dict[str, Any], scenario: Scenario) -> None:
+def _check_rules(machine_class: type, scenario: Scenario) -> None:
+    members = dict(inspect.getmembers(machine_class))
     for number, step in enumerate(scenario.steps, 1):
         if step.action != "rule":
             continue

@@ -173,6 +173,7 @@ def test_a_stepped_scenario_replays_the_failure_on_every_iteration(
         assert fault["reverted_at_s"] is not None
         assert fault["reverted_at_s"] >= fault["applied_at_s"]
         assert fault["applied_at_s"] >= 0.2  # the step waited for its recorded time
+        assert iteration["metrics"]["replay_step"] == "5 of 5: get(times=2)"
     assert machine["reference"]["outcome"] == "passed"
     [plain] = [t for t in results["tests"] if t["nodeid"].endswith("test_no_machine")]
     assert {it["outcome"] for it in plain["iterations"]} == {"error"}

@@ -80,6 +80,15 @@ class _Stress:
         return dict(self.stressor.stop())
 
 
+def network_fault(
+    control: ToxiproxyControl, proxy: ProxyHandle, spec: FaultSpec, name: str
+) -> Revertible:
+    """A ``toxic`` (named ``name``) or a ``down`` put on ``proxy`` now."""
+    if spec.kind == "down":
+        return _Down(control, proxy)
+    return _Toxic(control, proxy, name, spec)
+
+
 def _flood(spec: FaultSpec, target: str, proxy: ProxyHandle | None) -> Revertible:
     from pytest_rafael.faults.flood import FloodAddress, FloodError, parse_address, start_flood
 
@@ -315,11 +324,8 @@ class FaultInjector:
         if spec.kind in ("toxic", "down"):
             if self.control is None:
                 raise FaultError("network faults need a Toxiproxy server; none is running")
-            proxy = self.proxies[target]
-            if spec.kind == "down":
-                return _Down(self.control, proxy)
             name = f"rafael_{index}_{spec.type}_{spec.stream}"  # unique per fault
-            return _Toxic(self.control, proxy, name, spec)
+            return network_fault(self.control, self.proxies[target], spec, name)
         if spec.kind == "stress":
             return _Stress(spec, self.stress_limits, self.workdir)
         if spec.kind == "flood":

@@ -62,7 +62,7 @@ RULE_MARKERS = ("hypothesis_stateful_rule", "hypothesis_stateful_initialize_rule
 @dataclasses.dataclass
 class _Active:
     fault: FaultSpec
-    revert: Callable[[], None]
+    revert: Callable[[], object]
     since: float
     index: int  # in ``injected``: the replay's fault number
 
@@ -76,6 +76,21 @@ def _logged(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
         return function(self, *args, **kwargs)
 
     return call
+
+
+def apply_fault(chaos: Any, fault: FaultSpec, name: str) -> Callable[[], object]:
+    """Put a toxic or a ``down`` on the test's proxy now; return what takes it away."""
+    from pytest_rafael.faults.injector import network_fault
+
+    applied = network_fault(chaos._server().control, chaos._proxies[fault.target], fault, name)
+    return applied.revert
+
+
+def step_text(step: Step, faults: Sequence[FaultSpec]) -> str:
+    """A step as a stored failure lists it: ``put(k='a')``, ``inject latency on 'db' ...``."""
+    if step.action == "rule":
+        return step.describe(())
+    return f"{step.action} {describe_fault(faults[step.fault]).rsplit(',', 1)[0]}"
 
 
 class MachineError(SetupError, RuntimeError):
@@ -96,6 +111,9 @@ class ChaosStateMachine(RuleBasedStateMachine):
     down: ClassVar[bool] = True
     bounds: ClassVar[Any] = None
     max_active_faults: ClassVar[int] = 2
+    # Seconds spent, after Hypothesis shrank a failure, replaying its steps without each
+    # of its faults (stateful_shrink); 0 turns it off.
+    replay_shrink_s: ClassVar[float] = 20.0
 
     _chaos: ClassVar[Any] = None  # the test's Chaos, bound by run()
     _last: ClassVar[ChaosStateMachine | None] = None
@@ -180,24 +198,9 @@ class ChaosStateMachine(RuleBasedStateMachine):
             # Hypothesis shrinks a latency toward 0 ms before it can drop the step: a
             # step that changes nothing must not stay in the "minimal" sequence.
             return
-        control = self.chaos._server().control
-        handle = self.proxy(fault.target)
-        revert: Callable[[], None]
-        if fault.kind == "down":
-            control.set_enabled(handle, False)
-            revert = functools.partial(control.set_enabled, handle, True)
-        else:
-            # Names unique within the run: the same toxic may be in place twice.
-            name = f"rafael_sm{len(self.injected) + 1}_{fault.type}_{fault.stream}"
-            control.add_toxic(
-                handle,
-                name=name,
-                type=str(fault.type),
-                stream=fault.stream,
-                toxicity=fault.toxicity,
-                attributes=dict(fault.attributes),
-            )
-            revert = functools.partial(control.remove_toxic, handle, name)
+        # Names unique within the run: the same toxic may be in place twice.
+        name = f"rafael_sm{len(self.injected) + 1}_{fault.type}_{fault.stream}"
+        revert = apply_fault(self.chaos, fault, name)
         self.active.append(_Active(fault, revert, time.monotonic(), len(self.injected)))
         self.injected.append(dataclasses.replace(fault, source="<stateful>"))
         step = Step("inject", fault=len(self.injected) - 1)
@@ -259,9 +262,6 @@ class ChaosStateMachine(RuleBasedStateMachine):
         default: the active profile without a deadline). On failure the minimal run
         (faults with timings, steps in order) is stored under the failures folder before
         the error propagates."""
-        from pytest_rafael.scenario.failures import record_failure
-        from pytest_rafael.scenario.schedules import _current_nodeid
-
         if settings is None:
             # Real faults make steps slow on purpose: no per-example deadline.
             settings = Settings(deadline=None)
@@ -277,20 +277,39 @@ class ChaosStateMachine(RuleBasedStateMachine):
             run_state_machine_as_test(cls, settings=settings)  # type: ignore[no-untyped-call]
         except BaseException as exc:
             last = cls._last
-            if last is not None and not (scenario and scenario.steps):
+            stepped = scenario is not None and bool(scenario.steps)
+            if last is not None and not stepped and not isinstance(exc, SetupError):
                 with contextlib.suppress(Exception):  # storing never masks the failure
-                    record = record_failure(
-                        last.schedule(),
-                        _current_nodeid(),
-                        chaos._failures_dir,
-                        last.steps,
-                        replay=last.replay(),
-                    )
-                    add_note(
-                        exc,
-                        f"Stored as {record.yaml_path or record.index_path}; replay with "
-                        "`rafael scenarios from-failure --latest`",
-                    )
+                    cls._store(chaos, last, exc)
             raise
         finally:
             cls._chaos = previous
+
+    @classmethod
+    def _store(cls, chaos: Any, last: ChaosStateMachine, exc: BaseException) -> None:
+        """Shrink the failing run further by replaying its steps, then store it."""
+        from pytest_rafael.scenario.failures import record_failure
+        from pytest_rafael.scenario.schedules import _current_nodeid
+        from pytest_rafael.scenario.stateful_shrink import Shrunk, shrink_steps, signature
+
+        faults, steps = last.replay()
+        run = Shrunk(faults, steps)
+        if cls.replay_shrink_s > 0 and isinstance(exc, Exception) and len(steps) > 1:
+            with contextlib.suppress(Exception):  # a replay gone wrong keeps Hypothesis' run
+                run = shrink_steps(cls, chaos, run, signature(exc), cls.replay_shrink_s)
+        texts = [step_text(step, run.faults) for step in run.steps]
+        if len(run.steps) < len(steps):
+            add_note(
+                exc,
+                f"rafael: replaying the steps shrank the run further, from {len(steps)} to "
+                f"{len(run.steps)} steps: " + "; ".join(texts),
+            )
+        schedule = run.schedule if run.schedule is not None else last.schedule()
+        record = record_failure(
+            schedule, _current_nodeid(), chaos._failures_dir, texts, replay=(run.faults, run.steps)
+        )
+        add_note(
+            exc,
+            f"Stored as {record.yaml_path or record.index_path}; replay with "
+            "`rafael scenarios from-failure --latest`",
+        )

@@ -85,6 +85,16 @@ def chaos_for(server: ToxiproxyServer, db: ProxyHandle, tmp_path: Path) -> Chaos
     return Chaos(True, None, None, None, {}, {"db": db}, lambda: server, None, tmp_path)
 
 
+def ping(db: ProxyHandle, timeout: float) -> bytes:
+    """The echo's answer to a ping through the proxy, ``b"error"`` for an error."""
+    try:
+        with socket.create_connection((db.host, db.port), timeout=timeout) as sock:
+            sock.sendall(b"ping\n")
+            return sock.recv(16)
+    except OSError:
+        return b"error"
+
+
 class EchoMachine(ChaosStateMachine):
     """A correct client: any answer is the one it sent, or an honest error."""
 
@@ -96,13 +106,7 @@ class EchoMachine(ChaosStateMachine):
 
     @rule()
     def ping(self) -> None:
-        db = self.proxy("db")
-        try:
-            with socket.create_connection((db.host, db.port), timeout=0.3) as sock:
-                sock.sendall(b"ping\n")
-                reply = sock.recv(16)
-        except OSError:
-            reply = b"error"
+        reply = ping(self.proxy("db"), timeout=0.3)
         with self.lock:
             type(self).seen.append(f"{len(self.active)} faults: {reply!r}")
         assert reply in (b"ping\n", b"error", b"", b"p", b"pi", b"pin", b"ping")
@@ -174,3 +178,62 @@ def test_the_example_shrinks_to_one_fault_and_one_operation(pytester: pytest.Pyt
     ]
     assert written.faults[0].start_s == 0
     assert written.faults[0].duration_s is None
+
+
+class StrictEchoMachine(ChaosStateMachine):
+    """A client that takes any error for a bug: a reset in place fails its ping."""
+
+    proxies = ("db",)
+
+    @rule()
+    def ping(self) -> None:
+        assert ping(self.proxy("db"), timeout=2) == b"ping\n", "the ping came back wrong"
+
+
+def test_replaying_the_steps_drops_a_fault_the_failure_did_not_need(
+    server: ToxiproxyServer, db: ProxyHandle, tmp_path: Path
+) -> None:
+    from pytest_rafael.scenario.model import FaultSpec, Step
+    from pytest_rafael.scenario.stateful_replay import run_steps
+    from pytest_rafael.scenario.stateful_shrink import Shrunk, shrink_steps, signature
+
+    chaos = chaos_for(server, db, tmp_path)
+    slow = FaultSpec("toxic", "db", "latency", attributes={"latency": 10})
+    reset = FaultSpec("toxic", "db", "reset_peer", attributes={})
+    steps = (
+        Step("inject", fault=0),
+        Step("inject", fault=1),
+        Step("rule", "ping"),
+        Step("revert", fault=1),
+        Step("revert", fault=0),
+    )
+    run = Shrunk((slow, reset), steps)
+    StrictEchoMachine._chaos = chaos
+    try:
+        faults = {0: slow, 1: reset}
+        applied: dict[int, Any] = {}
+
+        def put(index: int, in_place: bool) -> None:
+            from pytest_rafael.scenario.stateful import apply_fault
+
+            if in_place:
+                applied[index] = apply_fault(chaos, faults[index], f"t{index}")
+            else:
+                applied.pop(index)()
+
+        with pytest.raises(AssertionError) as failure:
+            run_steps(StrictEchoMachine, steps, put, [])
+        for revert in applied.values():
+            revert()
+        shrunk = shrink_steps(StrictEchoMachine, chaos, run, signature(failure.value), 30)
+    finally:
+        StrictEchoMachine._chaos = None
+    assert shrunk.faults == (reset,)
+    assert [(s.action, s.fault) for s in shrunk.steps] == [
+        ("inject", 0),
+        ("rule", -1),
+        ("revert", 0),
+    ]
+    assert shrunk.schedule is not None
+    assert [f.type for f in shrunk.schedule] == ["reset_peer"]
+    assert proxy_state(server, db)["toxics"] == []  # every replay took its faults away

@@ -118,6 +118,16 @@ class PathCoverage:
         return some_ran and not self.always_broken
 
     @property
+    def shortfall(self) -> str | None:
+        """Why a pass is not one, in a few words (``None`` when :attr:`exercised`): a
+        broken ``chaos.always`` first, as it is the stronger reason."""
+        if self.always_broken:
+            return f"chaos.always {', '.join(repr(x) for x in self.always_broken)} broke"
+        if not self.exercised:
+            return "no resilience path ran"
+        return None
+
+    @property
     def gaps(self) -> tuple[str, ...]:
         """Everything the report flags, one group a kind: ``never ran: retry, timeout``,
         ``never held: 'x'`` (sometimes-labels), ``broke: 'y'`` (always-labels)."""

@@ -458,7 +458,7 @@ def _test_line(run: RunResult, t: TestResult) -> str:
         else f"shipped passed {t.shipped_passed}/{t.baseline_n} ({rate:.0%})"
     )
     if t.not_exercised:  # a pass that ran none of its resilience paths proves nothing
-        success += ", not exercised"
+        success += f", not exercised ({t.coverage.shortfall})"
     if t.min_fitness is None:
         verdict = "no threshold"  # the pair has none; the run's gate may still fail
     elif any(f.startswith(f"{t.nodeid} [{t.scenario}]:") for f in run.gate.failures):

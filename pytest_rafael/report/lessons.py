@@ -109,7 +109,10 @@ def _path_lesson(test: Mapping[str, Any]) -> Lesson | None:
             "idempotent=True), or `idempotent: true` in the genome file."
         )
     if test.get("not_exercised"):
-        why = "Passed, not exercised: not counted as a mitigated threat. " + why
+        why = (
+            f"Passed, not exercised ({coverage.shortfall}): not counted as a mitigated "
+            "threat. " + why
+        )
     return Lesson(
         level,
         f"{nodeid} under {scenario} (shipped genome): {'; '.join(coverage.gaps)}. {why}",

@@ -182,9 +182,12 @@ def _coverage_text(test: Mapping[str, Any]) -> str:
     """What the shipped genome's measurements never exercised ("never ran: retry;
     never held: 'x'; broke: 'y'"), led by "⚠️ not exercised" for a pass that counts as
     none; "-" when nothing is missing."""
-    gaps = "; ".join(pair_coverage(test).gaps)
+    coverage = pair_coverage(test)
+    gaps = "; ".join(coverage.gaps)
     if test.get("not_exercised"):
-        return "⚠️ not exercised" + (f": {md(gaps)}" if gaps else "")
+        return f"⚠️ not exercised ({md(coverage.shortfall or '')})" + (
+            f": {md(gaps)}" if gaps else ""
+        )
     return md(gaps) if gaps else "-"
 
 

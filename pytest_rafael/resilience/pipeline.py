@@ -212,7 +212,10 @@ class Pipeline:
             finally:
                 _DEADLINE.reset(token)  # before a retry sets its own deadline
             if err is not None:
-                return self._retry_sync(err, fn, args, kwargs, t0, perf_counter())
+                now = perf_counter()
+                if _cut_by_budget(err, now - t0, tmo):
+                    c.timeouts += 1
+                return self._retry_sync(err, fn, args, kwargs, t0, now)
         now = perf_counter()
         elapsed = now - t0
         if tmo is not None and elapsed > tmo:
@@ -294,6 +297,8 @@ class Pipeline:
                 if token is not None:
                     _DEADLINE.reset(token)
             now = perf_counter()
+            if err is not None and _cut_by_budget(err, now - t0, tmo):
+                c.timeouts += 1
             if err is None:
                 if tmo is not None and now - t0 > tmo:
                     # The call ignored its budget (it did not use current_timeout()):
@@ -399,7 +404,7 @@ class Pipeline:
                 if key is not None:
                     cache.put(key, result)  # type: ignore[union-attr]
                 return result
-            if isinstance(err, AttemptTimeout):
+            if isinstance(err, AttemptTimeout) or _cut_by_budget(err, now - t0, tmo):
                 c.timeouts += 1
             self._failed(err, now)
             if self._retryable(err, attempt):
@@ -419,6 +424,18 @@ class Pipeline:
                 return value
             c.failures += 1
             raise err
+
+
+def _cut_by_budget(err: Exception, elapsed: float, tmo: float | None) -> bool:
+    """Did the timeout gene end an attempt that raised? It raised after its budget ran
+    out, or raised a timeout as the budget ran out: a socket given ``current_timeout()``
+    times out at the deadline, and that is the timeout gene firing, just as a late return
+    is. (The watchdog's own :class:`AttemptTimeout` is counted where it is made.)"""
+    if tmo is None or isinstance(err, AttemptTimeout):
+        return False
+    return elapsed > tmo or (
+        isinstance(err, TimeoutError) and elapsed >= tmo - min(0.005, tmo / 100)
+    )
 
 
 def _count_failure(c: Counters, start: float) -> None:

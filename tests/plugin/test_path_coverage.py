@@ -140,7 +140,7 @@ def test_antifragile_reports_its_paths_without_module_on_the_marker(
     assert "| threats mitigated | passed, not exercised |" in scores[0]
     assert scores[2].split("|")[4:6] == [" 0 ", " 1 "]
     row = next(line for line in summary.splitlines() if "test\\_quote" in line)
-    assert "not exercised: never ran: retry, timeout" in row
+    assert "not exercised (no resilience path ran): never ran: retry, timeout" in row
 
 
 def test_a_pass_that_ran_a_path_is_mitigated_and_still_lists_the_rest(

@@ -4,14 +4,23 @@ sometimes/always metrics into the paths a (test, scenario) pair never exercised.
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import threading
 import time
+from typing import Any
 
 import pytest
 
 from pytest_rafael.genome.genome import Genome
 from pytest_rafael.report.paths import coverage_of, record_always, record_sometimes
-from pytest_rafael.resilience import BulkheadFull, CircuitOpenError, antifragile, runtime
+from pytest_rafael.resilience import (
+    BulkheadFull,
+    CircuitOpenError,
+    antifragile,
+    current_timeout,
+    runtime,
+)
 
 
 def test_a_half_open_probe_is_counted_once_the_reset_timeout_passed() -> None:
@@ -41,6 +50,52 @@ def test_a_half_open_probe_is_counted_once_the_reset_timeout_passed() -> None:
         counts = runtime.counters("probes")
     assert counts["breaker_trips"] == 1
     assert counts["half_open_probes"] == 1
+
+
+@pytest.mark.parametrize("retry", [False, True])
+def test_a_socket_given_the_budget_that_times_out_is_the_timeout_firing(retry: bool) -> None:
+    """The documented sync pattern hands current_timeout() to the socket, which raises at
+    the deadline: that is the timeout gene firing as much as a late return is. An error
+    well within the budget is not."""
+    genes: dict[str, Any] = {"timeout": {"seconds": 0.1}}
+    if retry:  # the full pipeline (retries), not the fast path
+        genes["retry"] = {"max_attempts": 2, "base_delay": 0}
+    genome = Genome.from_dict("budget", {"genes": genes})
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+
+    @antifragile("budget")
+    def ask() -> bytes:
+        with socket.create_connection(silent.getsockname(), timeout=current_timeout()) as s:
+            return s.recv(1)
+
+    @antifragile("budget")
+    def refused() -> None:
+        raise ConnectionRefusedError("at once")
+
+    with silent, runtime.use_genome(genome, "budget"):
+        runtime.reset_counters("budget")
+        with pytest.raises(TimeoutError):
+            ask()
+        counts = runtime.counters("budget")
+        assert counts["timeouts"] == 1 + counts["retries"], counts
+        runtime.reset_counters("budget")
+        with pytest.raises(ConnectionRefusedError):
+            refused()
+        assert runtime.counters("budget")["timeouts"] == 0
+
+
+def test_an_async_wait_given_the_budget_that_times_out_is_the_timeout_firing() -> None:
+    genome = Genome.from_dict("abudget", {"genes": {"timeout": {"seconds": 0.1}}})
+
+    @antifragile("abudget")
+    async def ask() -> None:
+        await asyncio.wait_for(asyncio.Event().wait(), timeout=current_timeout())
+
+    with runtime.use_genome(genome, "abudget"):
+        runtime.reset_counters("abudget")
+        with pytest.raises((TimeoutError, asyncio.TimeoutError)):
+            asyncio.run(ask())
+        assert runtime.counters("abudget")["timeouts"] == 1
 
 
 def test_a_full_bulkhead_counts_a_bulkhead_rejection() -> None:
@@ -104,6 +159,10 @@ def test_coverage_names_paths_never_run_and_conditions_over_iterations() -> None
         "broke: 'price positive'",
     )
     assert not coverage.exercised  # an always broke, although paths ran
+    assert coverage.shortfall == "chaos.always 'price positive' broke"  # the reason named
+    idle = coverage_of([iteration(["retry"], {"calls": 2})])
+    assert idle.shortfall == "no resilience path ran"
+    assert coverage_of([iteration(["retry"], {"calls": 2, "retries": 1})]).shortfall is None
 
 
 def test_a_label_must_be_text() -> None:

@@ -64,7 +64,10 @@ class Service:
     def __init__(self, route: Callable[[str], tuple[int, dict[str, Any]]]) -> None:
         handler = type("Handler", (_Handler,), {"route": staticmethod(route)})
         self.server = _Server(("127.0.0.1", 0), handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # shutdown() waits for the loop's next poll: 50 ms, not the default 0.5 s.
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def address(self) -> str:

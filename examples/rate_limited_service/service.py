@@ -104,7 +104,10 @@ class PriceService:
         return f"{host}:{port}"
 
     def __enter__(self) -> PriceService:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # shutdown() waits for the loop's next poll: 50 ms, not the default 0.5 s.
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def __exit__(self, *exc: object) -> None:

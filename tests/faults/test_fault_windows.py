@@ -36,7 +36,9 @@ def echo() -> Iterator[tuple[str, type[_Echo]]]:
     handler = type("Echo", (_Echo,), {"connections": 0})
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
     yield f"127.0.0.1:{server.server_address[1]}", handler
     server.shutdown()
     server.server_close()

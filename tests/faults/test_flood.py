@@ -42,7 +42,7 @@ def server() -> Iterator[_Counting]:
 
     srv = _Counting(("127.0.0.1", 0), Handler)
     srv.clients = set()
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     yield srv
     srv.shutdown()
     srv.server_close()

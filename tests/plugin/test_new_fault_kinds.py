@@ -106,7 +106,7 @@ def test_new_kinds_are_observed_measured_and_reverted(project: pytest.Pytester) 
         def test_flooded(chaos_proxy, chaos):
             server = ThreadingHTTPServer(("127.0.0.1", 0), Hello)
             server.daemon_threads = True
-            threading.Thread(target=server.serve_forever, daemon=True).start()
+            threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
             chaos_proxy("api", "127.0.0.1:%d" % server.server_address[1])
             deadline = time.monotonic() + 20
             while chaos.active and len(HITS) < 10 and time.monotonic() < deadline:

@@ -171,14 +171,14 @@ from pytest_rafael import antifragile
 from pytest_rafael.resilience.runtime import current_timeout
 
 
-@pytest.mark.chaos("network_latency", iterations=6, module="rates")
+@pytest.mark.chaos("network_latency", iterations=4, module="rates")
 def test_rate(genome, chaos_proxy, echo, rt):
     db = chaos_proxy("db", upstream=echo.address)
 
     @antifragile("rates", idempotent=True)
     def fetch():
         budget = current_timeout()
-        if genome.generation > 0 and budget is not None and budget < 3:
+        if genome.generation > 0 and budget is not None and budget < 2:
             time.sleep(budget + 0.05)
         return rt(db.host, db.port)
 
@@ -189,7 +189,7 @@ RATES_GENOME = """rates:
   generation: 0
   idempotent: true
   genes:
-    timeout: {seconds: 2.0}
+    timeout: {seconds: 1.0}
 """
 
 

@@ -69,7 +69,9 @@ def ask(proxy: ProxyHandle, size: int = 320, timeout: float = 3.0) -> Reply:
 def upstream() -> Iterator[str]:
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Sized)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
     yield f"127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()

@@ -36,7 +36,7 @@ class Echo(socketserver.StreamRequestHandler):
 def echo():
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     yield "127.0.0.1:%d" % server.server_address[1]
     server.shutdown()
 

@@ -64,7 +64,7 @@ class Client:
 @pytest.fixture
 def db(chaos_proxy):
     server = Server(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     yield chaos_proxy("db", "%s:%d" % server.server_address)
     server.shutdown()
     server.server_close()
@@ -153,12 +153,12 @@ def test_a_stepped_scenario_replays_the_failure_on_every_iteration(
     )
     (project.path / "regressions" / "session_argument.yaml").write_text(argument)
     result = project.runpytest_subprocess(
-        "--rafael-chaos", "--rafael-scenarios=regressions", "--rafael-iterations=3"
+        "--rafael-chaos", "--rafael-scenarios=regressions", "--rafael-iterations=2"
     )
     out = result.stdout.str()
     # The machine's test fails on each iteration, at the step after the lifted reset;
     # its reference run (rules only, no faults) passes.
-    assert out.count("AssertionError: a refusal read as a value") == 3, out
+    assert out.count("AssertionError: a refusal read as a value") == 2, out
     result.stdout.fnmatch_lines(
         ["*rafael: replaying scenario 'session_replay', at step 5 of 5: get(times=2)*"]
     )
@@ -166,7 +166,7 @@ def test_a_stepped_scenario_replays_the_failure_on_every_iteration(
     result.stdout.fnmatch_lines(["*replays the steps of a stateful failure*ChaosStateMachine*"])
     results = json.loads((project.path / "reports" / "results.json").read_text())
     [machine] = [t for t in results["tests"] if t["nodeid"].endswith("test_session")]
-    assert [it["outcome"] for it in machine["iterations"]] == ["failed"] * 3
+    assert [it["outcome"] for it in machine["iterations"]] == ["failed"] * 2
     for iteration in machine["iterations"]:
         [fault] = iteration["faults"]  # put in place and taken away at its steps
         assert fault["type"] == "reset_peer"

@@ -55,7 +55,9 @@ def http_server(handler: Callable[[str, int, dict[str, str]], Reply | None]) -> 
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
     return f"http://127.0.0.1:{server.server_address[1]}"
 
 

@@ -103,12 +103,14 @@ _DELAYS = ("latency", "jitter")  # a latency toxic with neither delays nothing
 class ChaosStateMachine(RuleBasedStateMachine):
     """A rule-based state machine with fault rules. Class attributes configure the
     faults: ``proxies`` (names given to ``chaos_proxy``; required), ``toxics`` (types to
-    draw), ``down`` (also take a proxy down), ``bounds`` (as ``fault_schedules``),
-    ``max_active_faults`` (faults in place at once)."""
+    draw), ``down`` (also take a proxy down), ``streams`` (the directions a toxic may
+    take), ``bounds`` (as ``fault_schedules``), ``max_active_faults`` (faults in place at
+    once)."""
 
     proxies: ClassVar[tuple[str, ...]] = ()
     toxics: ClassVar[Sequence[str]] = TOXIC_TYPES
     down: ClassVar[bool] = True
+    streams: ClassVar[Sequence[str]] = ("downstream", "upstream")
     bounds: ClassVar[Any] = None
     max_active_faults: ClassVar[int] = 2
     # Seconds spent, after Hypothesis shrank a failure, replaying its steps without each
@@ -180,6 +182,7 @@ class ChaosStateMachine(RuleBasedStateMachine):
                 targets=cls.proxies,
                 toxics=cls.toxics,
                 down=cls.down,
+                streams=cls.streams,
                 max_start_s=0,
                 max_duration_s=0,
                 bounds=cls.bounds,

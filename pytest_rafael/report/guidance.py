@@ -122,26 +122,35 @@ def threshold_lesson(test: Mapping[str, Any]) -> tuple[str, str] | None:
 
 
 def harmful_retry_lesson(test: Mapping[str, Any]) -> tuple[str, str] | None:
-    """Iterations that failed although every decorated call returned after retries: the
-    retries re-sent requests the server had already acted on."""
+    """Iterations that failed although every decorated call returned after retries, with
+    no fallback served: the retries may have re-sent requests the server had already
+    acted on. Not said of a module declared non-idempotent (its retries re-send only
+    requests that never left), nor of an iteration whose fallback answered (the test may
+    have failed on the fallback's value)."""
+    if test.get("idempotent") is False:
+        return None
+    failed = [i for i in done(test) if i.get("outcome") in FAILED]
+
+    def count(i: Mapping[str, Any], key: str) -> int:
+        return int(num((i.get("runtime") or {}).get(key)) or 0)
+
     harmed = [
         i
-        for i in done(test)
-        if i.get("outcome") in FAILED
-        and (num((i.get("runtime") or {}).get("retries")) or 0) > 0
-        and (num((i.get("runtime") or {}).get("failures")) or 0) == 0
+        for i in failed
+        if count(i, "retries") > 0 and count(i, "failures") == 0 and count(i, "fallbacks") == 0
     ]
     if not harmed:
         return None
     nodeid, scenario = test_key(test)
-    retries = sum(int(num((i.get("runtime") or {}).get("retries")) or 0) for i in harmed)
+    retries = sum(count(i, "retries") for i in harmed)
     return (
         "bad",
-        f"Under {scenario}, {len(harmed)} iteration(s) of {nodeid} failed although every "
-        f"decorated call returned, after {retries} retries: the retries re-sent requests "
-        f"the server had already received (e.g. a duplicate write). Evolution narrows "
-        f"such a retry to errors that prove nothing was sent (NotDelivered) or removes "
-        f"it; declare the module with @antifragile(..., idempotent=False) to rule it out.",
+        f"Under {scenario}, {len(harmed)} of the {len(failed)} failed iteration(s) of "
+        f"{nodeid} failed although every decorated call returned, after {retries} "
+        f"retries and no fallback: the retries may have re-sent requests the server had "
+        f"already received (e.g. a duplicate write). Evolution narrows such a retry to "
+        f"errors that prove nothing was sent (NotDelivered) or removes it; declare the "
+        f"module with @antifragile(..., idempotent=False) to rule it out.",
     )
 
 

@@ -207,3 +207,18 @@ def test_a_hypothesis_lesson_counts_its_faults_and_says_where_the_yaml_is() -> N
     # summary.md has no Hypothesis section: the lesson names where the YAML really is.
     assert "index.html's Hypothesis section and in results.json" in line
     assert "in the Hypothesis section." not in render_summary(results)
+
+
+def test_a_retry_is_not_blamed_where_a_fallback_answered_or_retries_cannot_duplicate() -> None:
+    from pytest_rafael.report.guidance import harmful_retry_lesson
+
+    served = {"retries": 3, "failures": 0, "fallbacks": 1, "calls": 1}
+    fell_back = _test(module="m", iterations=[_it(0, "failed", runtime=served)])
+    assert harmful_retry_lesson(fell_back) is None  # the fallback's value may be the cause
+    retried = {"retries": 3, "failures": 0, "calls": 3}
+    declared = _test(module="m", idempotent=False, iterations=[_it(0, "failed", runtime=retried)])
+    assert harmful_retry_lesson(declared) is None  # its retries re-send only unsent requests
+    plain = _test(module="m", iterations=[_it(0, "failed", runtime=retried)])
+    lesson = harmful_retry_lesson(plain)
+    assert lesson is not None
+    assert "1 of the 1 failed iteration(s)" in lesson[1]

@@ -13,8 +13,7 @@ scenario) pair:
   condition held at least once over the pair's iterations; an *always* label is broken
   when it failed once.
 
-Imports nothing: results (the pair's verdict), the report and the fixture all use it;
-:mod:`pytest_rafael.report.paths` re-exports it for the report.
+Imports nothing: results (the pair's verdict), the report and the fixture all use it.
 """
 
 from __future__ import annotations

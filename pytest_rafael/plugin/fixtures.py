@@ -192,7 +192,7 @@ class Chaos:
         """Record whether ``condition`` held at least once in this run (Antithesis-style
         coverage: "the fallback served a stale price" should happen under some
         scenario). The report lists labels that never held. Returns ``bool(condition)``."""
-        from pytest_rafael.report.paths import record_sometimes
+        from pytest_rafael.common.path_coverage import record_sometimes
 
         return record_sometimes(self._metrics, label, condition)
 
@@ -200,7 +200,7 @@ class Chaos:
         """Record whether ``condition`` held every time it was checked in this run; the
         report flags a label that failed once. Returns ``bool(condition)`` (assert on
         it to also fail the test)."""
-        from pytest_rafael.report.paths import record_always
+        from pytest_rafael.common.path_coverage import record_always
 
         return record_always(self._metrics, label, condition)
 

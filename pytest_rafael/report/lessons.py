@@ -86,7 +86,7 @@ def _path_lesson(test: Mapping[str, Any]) -> Lesson | None:
     never met a ``chaos.sometimes`` condition, or broke a ``chaos.always`` one): passing
     says nothing about that path. A pass that exercised none of them says so: it is not
     counted as a mitigated threat."""
-    from pytest_rafael.report.paths import pair_coverage
+    from pytest_rafael.common.path_coverage import pair_coverage
 
     nodeid, scenario = test_key(test)
     coverage = pair_coverage(test)

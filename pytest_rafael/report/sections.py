@@ -9,6 +9,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from pytest_rafael.common.path_coverage import pair_coverage
 from pytest_rafael.report.charts import Series, line_chart
 from pytest_rafael.report.history_chart import _run_label
 from pytest_rafael.report.lessons import Lesson
@@ -34,7 +35,6 @@ from pytest_rafael.report.model import (
     shipped_success_text,
     test_key,
 )
-from pytest_rafael.report.paths import pair_coverage
 
 # Caps that keep a 10,000-iteration run small and readable; every cap is announced in
 # the page with what was left out (results.json always has everything).

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pytest_rafael.common.path_coverage import pair_coverage
 from pytest_rafael.report.lessons import Lesson, build_lessons
 from pytest_rafael.report.model import (
     best_fitness,
@@ -25,7 +26,6 @@ from pytest_rafael.report.model import (
     test_key,
 )
 from pytest_rafael.report.next_steps import next_steps
-from pytest_rafael.report.paths import pair_coverage
 
 MAX_TEST_ROWS = 50
 MAX_LESSONS = 10

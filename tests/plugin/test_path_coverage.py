@@ -26,13 +26,19 @@ def test_price(chaos, chaos_proxy, echo, rt):
     chaos.always(seconds < 0.1, "under 100 ms")  # breaks: 200 ms of latency
 """
 
-GENOME = """prices:
+
+def retry_and_timeout(module: str) -> str:
+    """A genome file giving ``module`` a retry and a generous timeout."""
+    return f"""{module}:
   generation: 0
   idempotent: true
   genes:
-    retry: {max_attempts: 3, base_delay: 0.01}
-    timeout: {seconds: 5.0}
+    retry: {{max_attempts: 3, base_delay: 0.01}}
+    timeout: {{seconds: 5.0}}
 """
+
+
+GENOME = retry_and_timeout("prices")
 
 
 def test_paths_never_run_and_conditions_are_reported(project: pytest.Pytester) -> None:
@@ -91,13 +97,7 @@ def test_quote(chaos_proxy, echo, rt):
     fetch(rt, db.host, db.port, fail_first=FAIL_FIRST)
 """
 
-QUOTES_GENOME = """quotes:
-  generation: 0
-  idempotent: true
-  genes:
-    retry: {max_attempts: 3, base_delay: 0.01}
-    timeout: {seconds: 5.0}
-"""
+QUOTES_GENOME = retry_and_timeout("quotes")
 
 
 def _run_unnamed(project: pytest.Pytester, fail_first: bool) -> dict[str, Any]:

@@ -72,17 +72,7 @@ RETRY = {"genes": {"retry": {"max_attempts": 3}}}
 
 def unexercised(runtime: dict[str, object]) -> TestResult:
     """A pass of a test whose shipped genome carries a retry gene."""
-    it = IterationResult(
-        nodeid="t.py::test",
-        scenario="cut",
-        index=0,
-        outcome="passed",
-        duration_s=0.1,
-        module="m",
-        genome=RETRY,
-        fitness=0.9,
-        runtime=runtime,
-    )
+    it = dataclasses.replace(passed(0.9, RETRY), runtime=runtime)
     return TestResult(
         nodeid="t.py::test",
         scenario="cut",

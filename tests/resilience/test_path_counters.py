@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from pytest_rafael.common.path_coverage import coverage_of, record_always, record_sometimes
 from pytest_rafael.genome.genome import Genome
-from pytest_rafael.report.paths import coverage_of, record_always, record_sometimes
 from pytest_rafael.resilience import (
     BulkheadFull,
     CircuitOpenError,

@@ -6,6 +6,7 @@ Workers build :class:`IterationResult` objects; the controller alone assembles t
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -197,7 +198,7 @@ class TestResult:
         shipped = self.shipped_iterations
         return len(shipped) >= max(1, self.samples_needed) and not self.failed_shipped
 
-    @property
+    @functools.cached_property  # read by withstood, not_exercised and to_dict alike
     def coverage(self) -> PathCoverage:
         """The resilience paths and ``chaos.sometimes``/``always`` labels of the shipped
         genome's measurements: a candidate's evidence is never credited to it."""

@@ -41,6 +41,8 @@ from typing import Any, ClassVar
 from hypothesis import settings as Settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
+    INITIALIZE_RULE_MARKER,
+    RULE_MARKER,
     RuleBasedStateMachine,
     precondition,
     rule,
@@ -56,7 +58,7 @@ from pytest_rafael.scenario.schedule_model import FaultSchedule, describe_fault
 __all__ = ["ChaosStateMachine"]
 
 # The attributes @rule and @initialize put on a method.
-RULE_MARKERS = ("hypothesis_stateful_rule", "hypothesis_stateful_initialize_rule")
+RULE_MARKERS = (RULE_MARKER, INITIALIZE_RULE_MARKER)
 
 
 @dataclasses.dataclass

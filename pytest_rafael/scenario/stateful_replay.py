@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from hypothesis.stateful import INITIALIZE_RULE_MARKER, INVARIANT_MARKER, RULE_MARKER
+
 from pytest_rafael.common.notes import add_note
 from pytest_rafael.errors import SetupError
 from pytest_rafael.scenario.model import Scenario, Step
@@ -28,9 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ReplayError", "replay", "run_steps"]
 
-_INVARIANT = "hypothesis_stateful_invariant"
-_INITIALIZE = "hypothesis_stateful_initialize_rule"
-_RULES = ("hypothesis_stateful_rule", _INITIALIZE)
+_RULES = (RULE_MARKER, INITIALIZE_RULE_MARKER)
 
 
 class ReplayError(SetupError):
@@ -73,7 +73,9 @@ def run_steps(
     in place or takes it away. Each step is appended to ``done`` as it starts."""
     __tracebackhide__ = True
     members = dict(inspect.getmembers(machine_class))
-    invariants = [getattr(f, _INVARIANT) for f in members.values() if hasattr(f, _INVARIANT)]
+    invariants = [
+        getattr(f, INVARIANT_MARKER) for f in members.values() if hasattr(f, INVARIANT_MARKER)
+    ]
     machine = machine_class()
     started = time.monotonic()
     try:
@@ -114,7 +116,9 @@ def _rule(member: Any) -> Any:
 
 def _initializes(members: dict[str, Any], steps: Sequence[Step]) -> bool:
     """Is an @initialize rule still ahead (invariants wait for it unless told not to)?"""
-    return any(s.action == "rule" and hasattr(members[s.rule], _INITIALIZE) for s in steps)
+    return any(
+        s.action == "rule" and hasattr(members[s.rule], INITIALIZE_RULE_MARKER) for s in steps
+    )
 
 
 def _check(machine: ChaosStateMachine, invariants: list[Any], *, initializing: bool) -> None:

@@ -118,3 +118,43 @@ def store_target(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
     if backend == "postgresql":
         return str(request.getfixturevalue("pg_url"))
     return tmp_path / ".rafael" / "rafael.db"
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester) -> Iterator[pytest.Pytester]:
+    """The pytest runs a test starts leave out two plugins that cost time and that
+    nothing they check goes through. pytest-benchmark, when installed, asks git,
+    Mercurial and ``file`` about the machine for its report header. Hypothesis' plugin
+    imports all of Hypothesis at the end of every session (its terminal summary looks
+    for observation files), about 0.3 s a process: a child process keeps it when the
+    project uses Hypothesis, as a user's run would have it."""
+    # Set after pytester's own set-up, which clears PYTEST_ADDOPTS.
+    os.environ["PYTEST_ADDOPTS"] = "-p no:benchmark"
+    run_in_child = pytester.runpytest_subprocess
+
+    def run(*args: str | os.PathLike[str], timeout: float | None = None) -> pytest.RunResult:
+        blocked = "" if _uses_hypothesis(pytester.path, args) else " -p no:hypothesispytest"
+        os.environ["PYTEST_ADDOPTS"] = "-p no:benchmark" + blocked
+        try:
+            return run_in_child(*args, timeout=timeout)
+        finally:
+            os.environ["PYTEST_ADDOPTS"] = "-p no:benchmark"
+
+    pytester.runpytest_subprocess = run  # type: ignore[method-assign]
+    yield pytester
+    os.environ.pop("PYTEST_ADDOPTS", None)
+
+
+_HYPOTHESIS_WORDS = ("hypothesis", "strategies", "schedules", "StateMachine", "given(")
+_PROJECT_FILES = {".py", ".ini", ".cfg", ".toml", ".yaml", ".yml"}
+
+
+def _uses_hypothesis(folder: Path, args: tuple[str | os.PathLike[str], ...]) -> bool:
+    if any("hypothesis" in str(arg) for arg in args):
+        return True
+    for path in folder.rglob("*"):
+        if path.suffix in _PROJECT_FILES and path.is_file():
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if any(word in text for word in _HYPOTHESIS_WORDS):
+                return True
+    return False

@@ -4,7 +4,7 @@ plugin's own ``Chaos.apply``; every strategy gets the same time budget per bug.
 
     python benchmarks/bug_finding.py [--budget 60] [--shrink-budget 30] [--seed 1]
                                      [--strategies builtin,schedules,swarm,naive]
-                                     [--bugs NAME,...] [--corpus benchmarks.heldout]
+                                     [--bugs NAME,...] [--corpus benchmarks.heldout | FOLDER]
                                      [--json out.json]
 
 Strategies:
@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
-from benchmarks.bugs import PlantedBug, corpus, names_of
+from benchmarks.bugs import PlantedBug, load, names_of, package_of
 from benchmarks.bugs._kit import Violation
 from benchmarks.bugs._rig import Rig, rig, server
 from pytest_rafael.faults.injector import FaultError
@@ -227,6 +227,21 @@ def summarize(outcomes: list[Outcome], strategies: tuple[str, ...], bugs: int) -
     return "\n".join(lines)
 
 
+def _load(names: tuple[str, ...], package: str) -> tuple[list[PlantedBug], list[tuple[str, str]]]:
+    """The bugs that load, and for each one that does not, why (one line: a broken
+    module of the corpus is left out and named, and the others still run)."""
+    bugs: list[PlantedBug] = []
+    unloadable: list[tuple[str, str]] = []
+    for name in names:
+        try:
+            bugs.append(load(name, package))
+        except Exception as exc:
+            unloadable.append(
+                (name, f"{package}.{name} does not load: {type(exc).__name__}: {exc}")
+            )
+    return bugs, unloadable
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per bug")
@@ -237,8 +252,9 @@ def main() -> int:
     parser.add_argument(
         "--corpus",
         default="benchmarks.bugs",
-        help="the corpus package: benchmarks.bugs, or benchmarks.heldout (written apart, "
-        "never used to tune the strategies)",
+        help="the corpus: a package (benchmarks.bugs, or benchmarks.heldout, written apart "
+        "and never used to tune the strategies) or a folder of bug modules; its BUG_NAMES, "
+        "or else each module whose name does not start with _",
     )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -246,8 +262,9 @@ def main() -> int:
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
         parser.error(f"--strategies: unknown {unknown} (known: {', '.join(STRATEGIES)})")
-    names = tuple(n for n in args.bugs.split(",") if n) or names_of(args.corpus)
-    bugs = corpus(names, args.corpus)
+    package = package_of(args.corpus)
+    names = tuple(n for n in args.bugs.split(",") if n) or names_of(package)
+    bugs, unloadable = _load(names, package)
     outcomes: list[Outcome] = []
     print(
         f"# budget {args.budget:g} s per bug, shrink budget {args.shrink_budget:g} s, "
@@ -255,6 +272,8 @@ def main() -> int:
     )
     print("| bug | strategy | found | s to find | runs | faults (shrunk / planted) | schedule |")
     print("|---|---|---|---|---|---|---|")
+    for name, reason in unloadable:
+        print(f"| {name} | - | not counted: {reason} | | | | |", flush=True)
     with server() as toxiproxy:
         for bug in list(bugs):
             reason = invalid(bug, toxiproxy)

@@ -10,6 +10,8 @@ chaos test (they fail: that is the point).
 from __future__ import annotations
 
 import importlib
+import pkgutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -66,13 +68,26 @@ def load(name: str, package: str = "benchmarks.bugs") -> PlantedBug:
     return PlantedBug(name, module.DESCRIPTION, minimal, module)
 
 
-def corpus(
-    names: tuple[str, ...] = BUG_NAMES, package: str = "benchmarks.bugs"
-) -> list[PlantedBug]:
-    return [load(name, package) for name in names]
-
-
 def names_of(package: str) -> tuple[str, ...]:
-    """The ``BUG_NAMES`` a corpus package lists."""
-    names: tuple[str, ...] = importlib.import_module(package).BUG_NAMES
-    return names
+    """The bugs of a corpus package: the ``BUG_NAMES`` it lists, or else each of its
+    modules whose name does not start with ``_``, in name order."""
+    module = importlib.import_module(package)
+    listed: tuple[str, ...] | None = getattr(module, "BUG_NAMES", None)
+    if listed is not None:
+        return tuple(listed)
+    found = pkgutil.iter_modules(getattr(module, "__path__", []))
+    return tuple(sorted(info.name for info in found if not info.name.startswith("_")))
+
+
+def package_of(corpus: str) -> str:
+    """The importable package a ``--corpus`` value names: a dotted package
+    (``benchmarks.heldout``) or a folder of bug modules, whose parent goes on
+    ``sys.path`` (a folder outside this repository works: its modules may import the
+    kit as ``benchmarks.bugs._kit``)."""
+    folder = Path(corpus)
+    if not folder.is_dir():
+        return corpus
+    folder = folder.resolve()
+    if str(folder.parent) not in sys.path:
+        sys.path.insert(0, str(folder.parent))
+    return folder.name

@@ -53,3 +53,26 @@ def test_quiet_without_faults_and_caught_by_its_minimal_schedule(
     with rig(bug, toxiproxy, failures_dir=tmp_path) as planted:
         # Quiet without faults, and caught by its minimal schedule within three tries.
         assert planted.why_invalid() is None
+
+
+def test_a_corpus_folder_without_a_list_names_its_modules_and_its_broken_ones(
+    tmp_path: Path,
+) -> None:
+    # A corpus written elsewhere (a folder given as --corpus) needs no BUG_NAMES: each
+    # module not starting with "_" is a bug; one that does not load is named, not fatal.
+    from benchmarks.bug_finding import _load
+    from benchmarks.bugs import package_of
+
+    folder = tmp_path / "elsewhere_bugs"
+    folder.mkdir()
+    source = (ROOT / "benchmarks" / "heldout" / "pool_recycles_broken.py").read_text()
+    (folder / "pooled.py").write_text(source)
+    (folder / "unclosed.py").write_text("x = (\n")
+    (folder / "_helpers.py").write_text("")
+    package = package_of(str(folder))
+    assert package == "elsewhere_bugs"
+    assert names_of(package) == ("pooled", "unclosed")
+    bugs, unloadable = _load(names_of(package), package)
+    assert [bug.name for bug in bugs] == ["pooled"]
+    assert [name for name, _ in unloadable] == ["unclosed"]
+    assert "elsewhere_bugs.unclosed does not load: SyntaxError" in unloadable[0][1]

@@ -189,8 +189,20 @@ class TestResult:
 
     @property
     def failed_shipped(self) -> bool:
-        """The shipped genome failed in at least one of its measurements: a vulnerability."""
+        """The shipped genome failed in at least one of its measurements."""
         return any(i.outcome != "passed" for i in self.shipped_iterations)
+
+    @property
+    def fails_without_faults(self) -> bool:
+        """Its reference run, with no fault at all, failed: a failure under a fault is
+        then no evidence that the fault broke anything. The test needs fixing first."""
+        return self.reference is not None and self.reference.get("outcome") in ("failed", "error")
+
+    @property
+    def vulnerable(self) -> bool:
+        """The shipped genome failed a measurement that its fault caused: a vulnerability
+        (not when the test fails without faults too)."""
+        return self.failed_shipped and not self.fails_without_faults
 
     @property
     def passed_shipped(self) -> bool:
@@ -257,6 +269,7 @@ class TestResult:
             "best_n": self.best_n,
             "withstood": self.withstood,
             "not_exercised": self.not_exercised,
+            "fails_without_faults": self.fails_without_faults,
             "coverage": self.coverage.to_dict(),
             "reference": self.reference,
             "idempotent": self.idempotent,
@@ -297,6 +310,9 @@ class Delta:
     # "nodeid [scenario]" of each pair that passed without exercising its resilience
     # paths: not a mitigated threat, counted apart.
     not_exercised: tuple[str, ...] = ()
+    # "nodeid [scenario]: error" of each pair whose test failed without faults too: not
+    # a vulnerability (no fault is to blame), and not a mitigated threat either.
+    fails_without_faults: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

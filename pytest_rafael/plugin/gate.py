@@ -186,6 +186,20 @@ def _first_error(t: TestResult) -> str:
     return f"{len(failed)} of {t.baseline_n} failed, first: {failed[0].error or failed[0].outcome}"
 
 
+def _failing_lines(tests: Sequence[TestResult]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The vulnerabilities, and apart the pairs whose test fails without faults too, one
+    line each. dict.fromkeys: a test evolving several modules fails once, on the same
+    shipped runs."""
+    vulnerable = (f"{t.nodeid} [{t.scenario}]: {_first_error(t)}" for t in tests if t.vulnerable)
+    broken = (
+        f"{t.nodeid} [{t.scenario}]: without faults: "
+        f"{(t.reference or {}).get('error') or (t.reference or {}).get('outcome')}"
+        for t in tests
+        if t.fails_without_faults
+    )
+    return tuple(dict.fromkeys(vulnerable)), tuple(dict.fromkeys(broken))
+
+
 def compute_delta(tests: Sequence[TestResult]) -> Delta:
     """Baseline and current: what ships (current differs only for a proposal the guardian
     adopted during the run, scored by that candidate's own measurements on the test).
@@ -193,7 +207,8 @@ def compute_delta(tests: Sequence[TestResult]) -> Delta:
     every test under it withstood it with the shipped genome, over enough measurements,
     and met its gate where one is set (a pass that exercised none of its resilience
     paths did not withstand anything: it is listed as not exercised); every test whose
-    shipped genome failed a measurement is a vulnerability. A test evolving several
+    shipped genome failed a measurement is a vulnerability, unless the test failed
+    without faults too (listed apart: no fault is to blame). A test evolving several
     modules counts once."""
     if not tests:
         return Delta(0.0, 0.0, 0.0, (), ())
@@ -225,12 +240,7 @@ def compute_delta(tests: Sequence[TestResult]) -> Delta:
             if not mitigated(t.withstood, t.baseline_fitness, t.min_fitness)
         }
     )
-    # dict.fromkeys: a test evolving several modules fails once, on the same shipped runs.
-    vulnerabilities = tuple(
-        dict.fromkeys(
-            f"{t.nodeid} [{t.scenario}]: {_first_error(t)}" for t in tests if t.failed_shipped
-        )
-    )
+    vulnerabilities, broken = _failing_lines(tests)
     return Delta(
         round(baseline, 4),
         round(current, 4),
@@ -239,6 +249,7 @@ def compute_delta(tests: Sequence[TestResult]) -> Delta:
         vulnerabilities,
         potential_score=round(potential, 4),
         potential_improvement_pct=improvement_pct(baseline, potential),
+        fails_without_faults=broken,
         not_exercised=tuple(
             dict.fromkeys(f"{t.nodeid} [{t.scenario}]" for t in tests if t.not_exercised)
         ),

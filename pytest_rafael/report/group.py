@@ -16,7 +16,9 @@ from typing import Any
 from pytest_rafael.results import improvement_pct, mitigated
 
 
-def _delta(tests: Sequence[Mapping[str, Any]], vulnerabilities: list[str]) -> dict[str, Any]:
+def _delta(
+    tests: Sequence[Mapping[str, Any]], vulnerabilities: list[str], broken: list[str]
+) -> dict[str, Any]:
     if not tests:
         return {
             "baseline_score": 0.0,
@@ -27,6 +29,7 @@ def _delta(tests: Sequence[Mapping[str, Any]], vulnerabilities: list[str]) -> di
             "potential_score": None,
             "potential_improvement_pct": None,
             "not_exercised": [],
+            "fails_without_faults": [],
         }
     # As for one run (plugin/gate.py): unmeasured pairs have no score, and a threat is
     # mitigated only where every test under it withstood it and met its own gate.
@@ -56,6 +59,7 @@ def _delta(tests: Sequence[Mapping[str, Any]], vulnerabilities: list[str]) -> di
         "improvement_pct": improvement_pct(baseline, current),
         "threats_mitigated": sorted(scenarios - weak),
         "vulnerabilities": vulnerabilities,
+        "fails_without_faults": broken,
         "potential_score": round(potential, 4),
         "potential_improvement_pct": improvement_pct(baseline, potential),
         "not_exercised": list(
@@ -64,6 +68,20 @@ def _delta(tests: Sequence[Mapping[str, Any]], vulnerabilities: list[str]) -> di
             )
         ),
     }
+
+
+def _kept_lines(
+    docs: Sequence[Mapping[str, Any]], prefixes: tuple[str, ...], key: str
+) -> list[str]:
+    """The shards' ``delta[key]`` lines about the pairs kept (from their latest runs)."""
+    return list(
+        dict.fromkeys(
+            str(v)
+            for d in docs
+            for v in (d.get("delta") or {}).get(key) or []
+            if str(v).startswith(prefixes)
+        )
+    )
 
 
 def merge_group(group: str, docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -77,14 +95,6 @@ def merge_group(group: str, docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]
             tests[(str(t["nodeid"]), str(t["scenario"]))] = t
     kept = list(tests.values())
     prefixes = tuple(f"{t['nodeid']} [{t['scenario']}]" for t in kept)
-    vulnerabilities = list(
-        dict.fromkeys(
-            v
-            for d in by_finish
-            for v in (d.get("delta") or {}).get("vulnerabilities") or []
-            if str(v).startswith(prefixes)
-        )
-    )
     failures: list[str] = []
     passed = True
     for d in by_finish:
@@ -103,7 +113,11 @@ def merge_group(group: str, docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]
         "duration_s": round(sum(float(d.get("duration_s") or 0.0) for d in docs), 3),
         "chaos": any(bool(d.get("chaos")) for d in docs),
         "tests": kept,
-        "delta": _delta(kept, vulnerabilities),
+        "delta": _delta(
+            kept,
+            _kept_lines(by_finish, prefixes, "vulnerabilities"),
+            _kept_lines(by_finish, prefixes, "fails_without_faults"),
+        ),
         "gate": {
             "min_fitness": (last.get("gate") or {}).get("min_fitness"),
             "passed": passed,

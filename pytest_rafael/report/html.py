@@ -106,6 +106,7 @@ def _delta(delta: Mapping[str, Any]) -> dict[str, Any]:
         "mitigated": [str(x) for x in delta.get("threats_mitigated") or []],
         "vulnerabilities": [str(x) for x in delta.get("vulnerabilities") or []],
         "not_exercised": [str(x) for x in delta.get("not_exercised") or []],
+        "fails_without_faults": [str(x) for x in delta.get("fails_without_faults") or []],
     }
 
 

@@ -88,6 +88,21 @@ def _unexercised(results: Mapping[str, Any]) -> list[str]:
     return [*(n for n in catalog if n not in ran), *idle]
 
 
+def _setup_problem(test: Mapping[str, Any]) -> str | None:
+    """Why a failing pair's verdict says nothing about resilience, when it does not: its
+    test fails without faults too, or no iteration of it was measured (each errored
+    before a fault could count). Hardening or more iterations would not help either."""
+    reference = test.get("reference")
+    if isinstance(reference, Mapping) and reference.get("outcome") in ("failed", "error"):
+        why = reference.get("error") or reference.get("outcome")
+        return f"the test fails without faults too ({why}); fix the test first"
+    if not test.get("baseline_n"):
+        errors = [str(i.get("error")) for i in iterations(test) if i.get("error")]
+        if errors:
+            return f"nothing was measured ({errors[0]}); fix the test's set-up first"
+    return None
+
+
 def next_steps(results: Mapping[str, Any]) -> list[Step]:
     """The short list, most urgent first: failing pairs (with their proposal, if any),
     other pending proposals (this run's, then those earlier runs filed), then scenarios
@@ -99,7 +114,10 @@ def next_steps(results: Mapping[str, Any]) -> list[Step]:
         shipped, best = fmt_num(test.get("baseline_fitness")), fmt_num(test.get("best_fitness"))
         text = f"{nodeid} fails under {scenario} (shipped {shipped}, best candidate {best})"
         pid = test.get("proposal_id")
-        if pid:
+        setup = _setup_problem(test)
+        if setup is not None:
+            steps.append(Step(f"{nodeid} under {scenario}: {setup}"))
+        elif pid:
             text += f": review proposal {pid}, which evolution found for it"
             pending.pop(str(pid), None)
             earlier.pop(str(pid), None)

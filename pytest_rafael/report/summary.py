@@ -138,6 +138,13 @@ def _scores_lines(delta: Mapping[str, Any]) -> list[str]:
         f"{len(delta.get('vulnerabilities') or [])} |",
         "",
     ]
+    broken = delta.get("fails_without_faults") or []
+    if broken:
+        lines += [
+            "**Fails without faults** (not counted as vulnerabilities: fix these tests "
+            "first): " + "; ".join(md(str(x)) for x in broken),
+            "",
+        ]
     potential = num(delta.get("potential_score"))
     if potential is not None and potential > (num(delta.get("current_score")) or 0.0):
         change = change_text(base, potential, delta.get("potential_improvement_pct"))

@@ -1,7 +1,8 @@
 """Vault advice for a chaos run: the recommendations the report shows for each
 vulnerability, as one JSON-ready section (``results.json`` ``vault`` key).
 
-A vulnerability is a (test, scenario) pair where some iteration failed or errored, or whose
+A vulnerability is a (test, scenario) pair where some scored iteration failed or errored
+(not when the test fails without faults too), or whose
 best fitness stayed below its gate. Its error line and the genes its genome already has
 steer :meth:`Vault.recommend`.
 """
@@ -28,7 +29,11 @@ def genes_of(genome: Mapping[str, Any] | None) -> set[str]:
 
 
 def is_vulnerable(test: TestResult) -> bool:
-    if any(i.outcome in FAILING for i in test.iterations):
+    # A test that fails without faults, or whose iterations errored before anything was
+    # measured (not scored), needs fixing, not a resilience pattern.
+    if test.fails_without_faults:
+        return False
+    if any(i.outcome in FAILING and i.fitness is not None for i in test.iterations):
         return True
     return (
         test.min_fitness is not None

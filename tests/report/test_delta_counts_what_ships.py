@@ -110,3 +110,24 @@ def _doc(test: TestResult, delta: object) -> dict[str, object]:
         "delta": dataclasses.asdict(delta),  # type: ignore[call-overload]
         "gate": {"passed": True, "failures": []},
     }
+
+
+def test_a_test_failing_without_faults_is_no_vulnerability() -> None:
+    failed = dataclasses.replace(passed(0.0), outcome="failed", error="AssertionError: x")
+    broken = dataclasses.replace(
+        result(0.0),
+        iterations=(failed,),
+        reference={"outcome": "failed", "error": "AssertionError: x"},
+    )
+    delta = compute_delta([broken])
+    assert delta.vulnerabilities == ()
+    assert delta.fails_without_faults == ("t.py::test [cut]: without faults: AssertionError: x",)
+    assert delta.threats_mitigated == ()  # nor is the threat mitigated
+    merged = merge_group("g", [_doc(broken, delta)])["delta"]  # shards merge it alike
+    assert merged["vulnerabilities"] == []
+    assert merged["fails_without_faults"] == list(delta.fails_without_faults)
+    vulnerable = dataclasses.replace(broken, reference={"outcome": "passed"})
+    assert compute_delta([vulnerable]).vulnerabilities == (
+        "t.py::test [cut]: 1 of 1 failed, first: AssertionError: x",
+    )
+    assert compute_delta([vulnerable]).fails_without_faults == ()

@@ -107,6 +107,26 @@ def test_next_steps_list_failing_pairs_proposals_and_unexercised_scenarios() -> 
     assert len(steps) == 4  # the passing pair and the adopted proposal need nothing
 
 
+def test_a_test_that_fails_without_faults_or_measured_nothing_is_sent_to_its_fix() -> None:
+    # Neither hardening nor more iterations help: the step says what to fix instead.
+    results = _results()
+    broken = _test("t.py::test_broken", "db_failure", ["failed", "failed"])
+    broken["reference"] = {"outcome": "failed", "error": "ValueError: bad label"}
+    idle = _test("t.py::test_idle", "db_failure", ["error"])
+    idle["iterations"][0]["error"] = "the test created no chaos_proxy"
+    idle["baseline_n"] = 0
+    results["tests"] = [broken, idle]
+    texts = [s.text for s in next_steps(results)]
+    assert texts[0] == (
+        "t.py::test_broken under db_failure: the test fails without faults too "
+        "(ValueError: bad label); fix the test first"
+    )
+    assert texts[1] == (
+        "t.py::test_idle under db_failure: nothing was measured "
+        "(the test created no chaos_proxy); fix the test's set-up first"
+    )
+
+
 def test_rerun_commands_work_from_where_pytest_was_started() -> None:
     # pytest started in the repository, rootdir examples/ (its pytest.ini): node ids are
     # relative to examples/, the command is pasted in the repository.
@@ -188,7 +208,11 @@ def test_a_real_run_reports_next_steps(pytester: pytest.Pytester) -> None:
 
         @pytest.mark.chaos("tiny_cpu", iterations=2)
         def test_flaky(chaos):
-            assert chaos.iteration == 1
+            assert chaos.iteration != 0  # the reference run (no fault) is iteration -1
+
+        @pytest.mark.chaos("tiny_cpu", iterations=2)
+        def test_broken(chaos):
+            assert False, "broken with or without faults"
     """)
     pytester.runpytest_subprocess("--rafael-chaos")
     results = json.loads(Path(pytester.path, "reports", "results.json").read_text())
@@ -198,6 +222,17 @@ def test_a_real_run_reports_next_steps(pytester: pytest.Pytester) -> None:
         "1. test\\_a\\_real\\_run\\_reports\\_next\\_steps.py::test\\_flaky fails under "
         "tiny\\_cpu" in summary
     )
+    # A test that fails without faults too is no vulnerability: it needs fixing first.
+    assert "::test\\_broken under tiny\\_cpu: the test fails without faults too" in summary
+    delta = results["delta"]
+    assert [v.split(" ")[0] for v in delta["vulnerabilities"]] == [
+        "test_a_real_run_reports_next_steps.py::test_flaky"
+    ]
+    assert [v.split(" ")[0] for v in delta["fails_without_faults"]] == [
+        "test_a_real_run_reports_next_steps.py::test_broken"
+    ]
+    assert "broken with or without faults" in delta["fails_without_faults"][0]
+    assert "**Fails without faults**" in summary
     assert "Scenarios never exercised in this run: " in summary
     assert "db\\_failure" in summary.split("Scenarios never exercised")[1]
     page = (pytester.path / "reports" / "index.html").read_text()

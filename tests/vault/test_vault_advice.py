@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from pytest_rafael.results import IterationResult, TestResult
 from pytest_rafael.vault import Vault
 from pytest_rafael.vault.advice import advise, genes_of, is_vulnerable
@@ -25,6 +27,7 @@ def result(
             duration_s=0.1,
             genome=genome,
             error=error if o != "passed" else None,
+            fitness=1.0 if o == "passed" else 0.0,  # scored, as a call under faults is
         )
         for n, o in enumerate(outcomes)
     )
@@ -59,6 +62,20 @@ def test_only_vulnerable_tests_get_advice() -> None:
     assert not is_vulnerable(healthy)
     assert is_vulnerable(failing)
     assert is_vulnerable(gated)
+    # No pattern mends a test that fails without any fault, or one never measured.
+    broken = result(
+        "db_failure",
+        ["failed", "failed"],
+        error="ValueError: bad label",
+        reference={"outcome": "failed", "error": "ValueError: bad label"},
+    )
+    assert not is_vulnerable(broken)
+    unmeasured = result("db_failure", ["error"], error="the test created no chaos_proxy")
+    unmeasured = dataclasses.replace(
+        unmeasured,
+        iterations=tuple(dataclasses.replace(i, fitness=None) for i in unmeasured.iterations),
+    )
+    assert not is_vulnerable(unmeasured)
     section = advise(VAULT, [healthy, failing, gated])
     assert [s["scenario"] for s in section] == ["db_failure", "network_latency"]
     db = section[0]

@@ -33,8 +33,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -62,7 +63,9 @@ class Outcome:
     runs: int
     faults_found: int | None  # faults in the reported (shrunk) schedule
     faults_minimal: int
-    schedule: str
+    schedule: str  # one line: type and target of each fault
+    # The reported schedule in MINIMAL's format, values included: what replays it.
+    schedule_faults: list[dict[str, Any]] = field(default_factory=list)
 
 
 class _Stop(BaseException):
@@ -112,6 +115,7 @@ class Hunt:
             faults_found=None if self.best is None else len(self.best),
             faults_minimal=len(bug.minimal),
             schedule="" if self.best is None else self.best.summary(),
+            schedule_faults=[] if self.best is None else self.best.to_dicts(),
         )
 
 
@@ -187,11 +191,15 @@ def hunt_naive(hunt: Hunt, seed_: int) -> None:
 
 
 def invalid(bug: PlantedBug, toxiproxy: object) -> str | None:
-    """Why ``bug`` cannot be counted (``Rig.why_invalid``). The tuned corpus is checked
-    by the test suite too; the held-out ones here, before each hunt."""
+    """Why ``bug`` cannot be counted (``Rig.why_invalid``, or a ``System`` that cannot be
+    set up: its ``TARGETS`` and servers disagree, say). The tuned corpus is checked by
+    the test suite too; every corpus here, before each hunt."""
     failures = tempfile.mkdtemp(prefix="rafael-bugs-")
-    with rig(bug, toxiproxy, failures_dir=Path(failures)) as the_rig:  # type: ignore[arg-type]
-        return the_rig.why_invalid()
+    try:
+        with rig(bug, toxiproxy, failures_dir=Path(failures)) as the_rig:  # type: ignore[arg-type]
+            return the_rig.why_invalid()
+    except Exception as exc:
+        return f"its System cannot be set up: {type(exc).__name__}: {exc}"
 
 
 def run_one(bug: PlantedBug, strategy: str, args: argparse.Namespace, toxiproxy: object) -> Outcome:
@@ -221,9 +229,8 @@ def summarize(outcomes: list[Outcome], strategies: tuple[str, ...], bugs: int) -
         small = [o for o in found if (o.faults_found or 0) <= o.faults_minimal]
         median = f"{statistics.median(times):.1f}" if times else "-"
         share = f"{len(small)}/{len(found)}" if found else "-"
-        lines.append(
-            f"| {strategy} | {len(found)}/{bugs} | {len(found) / bugs:.0%} | {median} | {share} |"
-        )
+        rate = f"{len(found) / bugs:.0%}" if bugs else "-"
+        lines.append(f"| {strategy} | {len(found)}/{bugs} | {rate} | {median} | {share} |")
     return "\n".join(lines)
 
 
@@ -262,13 +269,19 @@ def main() -> int:
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
         parser.error(f"--strategies: unknown {unknown} (known: {', '.join(STRATEGIES)})")
-    package = package_of(args.corpus)
+    try:
+        package = package_of(args.corpus)
+    except ValueError as exc:
+        parser.error(str(exc))
     names = tuple(n for n in args.bugs.split(",") if n) or names_of(package)
     bugs, unloadable = _load(names, package)
+    if not bugs:
+        parser.error(f"--corpus {args.corpus}: no bug to hunt ({len(unloadable)} did not load)")
     outcomes: list[Outcome] = []
     print(
         f"# budget {args.budget:g} s per bug, shrink budget {args.shrink_budget:g} s, "
-        f"seed {args.seed}, {len(bugs)} bugs"
+        f"seed {args.seed}, {len(bugs)} bugs to check (each must be quiet without faults "
+        "and show under its MINIMAL to be counted)"
     )
     print("| bug | strategy | found | s to find | runs | faults (shrunk / planted) | schedule |")
     print("|---|---|---|---|---|---|---|")
@@ -292,6 +305,10 @@ def main() -> int:
                     flush=True,
                 )
     print()
+    if not bugs:
+        print("no bug could be counted: nothing to summarize")
+        return 1
+    print(f"{len(bugs)} bugs counted")
     print(summarize(outcomes, strategies, len(bugs)))
     by = {s: sum(o.found for o in outcomes if o.strategy == s) for s in strategies}
     if "schedules" in by and "naive" in by and by["naive"]:

@@ -3,13 +3,14 @@ timing, and their dictionary form (failure index, ``from-failure``)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
 
-from pytest_rafael.scenario.model import FaultSpec, Scenario
+from pytest_rafael.scenario.model import FaultSpec, Scenario, ScenarioError
 
 # Units of toxic and stressor attributes (the same as scenario files and Toxiproxy).
 _UNITS: dict[str, dict[str, str]] = {
@@ -77,7 +78,14 @@ def _validated(faults: list[dict[str, Any]], source: str) -> tuple[FaultSpec, ..
         },
         sort_keys=False,
     )
-    return loads(text, source).faults
+    try:
+        return loads(text, source).faults
+    except ScenarioError as exc:
+        # Its line numbers count lines of the YAML made above, not of the caller's data:
+        # the field path ("field 'faults[0].type'") is what locates a problem there.
+        prefix = re.compile(rf"^{re.escape(source)}:\d+: ", re.M)
+        problems = [prefix.sub(f"{source}: ", p) for p in exc.problems]
+        raise ScenarioError(prefix.sub(f"{source}: ", str(exc)), problems) from None
 
 
 def describe_fault(fault: FaultSpec) -> str:

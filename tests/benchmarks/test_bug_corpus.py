@@ -69,10 +69,19 @@ def test_a_corpus_folder_without_a_list_names_its_modules_and_its_broken_ones(
     (folder / "pooled.py").write_text(source)
     (folder / "unclosed.py").write_text("x = (\n")
     (folder / "_helpers.py").write_text("")
+    (folder / "conftest.py").write_text("")
+    (folder / "no_system.py").write_text("DESCRIPTION = 'x'\nMINIMAL = []\n")
     package = package_of(str(folder))
-    assert package == "elsewhere_bugs"
-    assert names_of(package) == ("pooled", "unclosed")
+    assert names_of(package) == ("no_system", "pooled", "unclosed")
     bugs, unloadable = _load(names_of(package), package)
     assert [bug.name for bug in bugs] == ["pooled"]
-    assert [name for name, _ in unloadable] == ["unclosed"]
-    assert "elsewhere_bugs.unclosed does not load: SyntaxError" in unloadable[0][1]
+    assert dict(unloadable)["no_system"].endswith("AttributeError: no_system.py has no System")
+    assert "unclosed does not load: SyntaxError" in dict(unloadable)["unclosed"]
+    # A folder is imported under a name of its own: one called "json" (or "bugs") is
+    # never mistaken for the package of that name.
+    shadow = tmp_path / "json"
+    shadow.mkdir()
+    (shadow / "pooled.py").write_text(source)
+    assert names_of(package_of(str(shadow))) == ("pooled",)
+    with pytest.raises(ValueError, match="no such folder"):
+        package_of(str(tmp_path / "missing"))

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from pytest_rafael.faults.injector import FaultError
 from pytest_rafael.faults.network import ProxyHandle, ToxiproxyControl
 from pytest_rafael.scenario.failures import load_failures
-from pytest_rafael.scenario.model import FaultSpec
+from pytest_rafael.scenario.model import FaultSpec, ScenarioError
 from pytest_rafael.scenario.schedule_model import FaultSchedule
 from pytest_rafael.scenario.schedules import apply_schedule
 from pytest_rafael.scenario.strategies import fault_schedules
@@ -188,3 +188,12 @@ def test_nothing_is_recorded_outside_hypothesis(
     ):
         raise AssertionError
     assert load_failures(tmp_path) == {"failures": []}
+
+
+def test_a_bad_fault_dict_is_named_by_its_field_not_by_a_line_made_up_inside() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        FaultSchedule.from_dicts(
+            [{"kind": "toxic", "target": "db", "type": "latencyy"}], source="bug.py: MINIMAL"
+        )
+    assert str(caught.value).startswith("bug.py: MINIMAL: field 'faults[0].type': ")
+    assert "'latencyy'" in str(caught.value)

@@ -77,8 +77,16 @@ def compile_genome(
 ) -> Pipeline | None:
     if genome is None or not genome.genes:
         return None
-    idempotent = genome.idempotent if genome.idempotent is not None else declared_idempotent
-    return Pipeline(genome, counters, idempotent=idempotent)
+    return Pipeline(genome, counters, idempotent=_merged(genome.idempotent, declared_idempotent))
+
+
+def _merged(*declarations: bool | None) -> bool | None:
+    """One module's idempotency from its declarations (genome file, decorator): a
+    ``False`` from any of them wins, so that no file can make a call the code declares
+    non-idempotent be sent twice; else ``True`` from any; else None (not declared)."""
+    if False in declarations:
+        return False
+    return True if True in declarations else None
 
 
 def genome_file() -> Path:
@@ -231,14 +239,12 @@ def merge_counters(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def idempotent(module: str, genome: Genome | None = None) -> bool | None:
-    """Whether ``module``'s calls may be sent twice: the genome file's declaration, else
-    the decorator's, else None (not declared)."""
-    if genome is not None and genome.idempotent is not None:
-        return genome.idempotent
-    adopted = adopted_genomes().get(module)
-    if adopted is not None and adopted.idempotent is not None:
-        return adopted.idempotent
-    return slot(module).idempotent
+    """Whether ``module``'s calls may be sent twice: ``False`` when the genome (given, or
+    else the adopted one) or the decorator says so, else ``True`` when either does, else
+    None (not declared)."""
+    if genome is None:
+        genome = adopted_genomes().get(module)
+    return _merged(None if genome is None else genome.idempotent, slot(module).idempotent)
 
 
 def active_genome(module: str) -> Genome | None:

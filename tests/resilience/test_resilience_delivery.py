@@ -123,3 +123,103 @@ def test_a_module_declared_idempotent_in_the_file_retries_everything_by_default(
 def test_the_decorator_refuses_a_non_bool_declaration() -> None:
     with pytest.raises(TypeError, match="idempotent"):
         antifragile("dlv_bad", idempotent="no")  # type: ignore[arg-type]
+
+
+def _failover(secondary_error: BaseException) -> BaseException:
+    """The error of a client that fails over to a second server after the first refused
+    it: the second one's error is raised while the refusal is being handled."""
+
+    def primary() -> None:
+        raise ConnectionRefusedError(111, "refused")
+
+    def secondary() -> None:
+        raise secondary_error
+
+    try:
+        try:
+            primary()
+        except OSError:
+            secondary()
+    except BaseException as exc:
+        return exc
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize(
+    "secondary_error",
+    [
+        ConnectionResetError(104, "reset"),
+        ConnectionError("Connection closed by server."),  # a client library's own words
+        RuntimeError("reply cut"),
+    ],
+)
+def test_an_error_raised_while_handling_a_refusal_is_not_proof_of_it(
+    secondary_error: BaseException,
+) -> None:
+    # The refused primary is the failover's context, not what this error wraps: the
+    # secondary may have the request, and a non-idempotent write must not be re-sent.
+    err = _failover(secondary_error)
+    assert isinstance(err.__context__, ConnectionRefusedError)
+    assert not not_delivered(err)
+
+
+def test_a_refusal_wrapped_where_it_was_caught_still_proves_nothing_was_sent() -> None:
+    def connect() -> None:
+        try:
+            raise ConnectionRefusedError(111, "refused")
+        except OSError as exc:
+            raise ConnectionError(f"Error 111 connecting: {exc}")  # noqa: B904
+
+    with pytest.raises(ConnectionError) as wrapped:
+        connect()
+    assert not_delivered(wrapped.value)
+
+    def reset_after_refusal() -> None:
+        try:
+            raise ConnectionRefusedError(111, "refused")
+        except OSError as exc:
+            raise ConnectionResetError(104, "reset") from exc
+
+    # Wrapped as a reset says the opposite: the reset decides.
+    with pytest.raises(ConnectionResetError) as reset:
+        reset_after_refusal()
+    assert not not_delivered(reset.value)
+
+
+def test_a_failover_write_under_a_non_idempotent_module_is_sent_once() -> None:
+    # The review's case: the primary refuses, the secondary's reply is cut; the module's
+    # retry must not send the write again to either.
+    sent: list[str] = []
+
+    @antifragile("dlv_failover", idempotent=False)
+    def push() -> str:
+        try:
+            sent.append("primary")
+            raise ConnectionRefusedError(111, "refused")
+        except OSError:
+            sent.append("secondary")
+            raise ConnectionResetError(104, "reply cut") from None
+
+    broad = Genome.from_dict(
+        "dlv_failover", {"genes": {"retry": {"max_attempts": 5, "base_delay": 0.0}}}
+    )
+    with runtime.use_genome(broad, "dlv_failover"), pytest.raises(ConnectionResetError):
+        push()
+    assert sent == ["primary", "secondary"]
+
+
+def test_a_file_saying_idempotent_cannot_overrule_the_code_saying_it_is_not() -> None:
+    # The review's case: @antifragile(idempotent=False) in the code, idempotent: true in
+    # the genome file, a broad retry gene. False wins: the reset write is sent once.
+    lenient = Genome.from_dict(
+        "dlv_jobs",
+        {"idempotent": True, "genes": {"retry": {"max_attempts": 5, "base_delay": 0.0}}},
+    )
+    assert lenient.genes["retry"]["on"] == ("Exception",)
+    sent, send = _sender("dlv_jobs", [ConnectionResetError(104, "reset")] * 3, idempotent=False)
+    with runtime.use_genome(lenient, "dlv_jobs"), pytest.raises(ConnectionResetError):
+        send()
+    assert len(sent) == 1
+    assert runtime.idempotent("dlv_jobs", lenient) is False
+    # Without a declaration in the code, the file's says what the module is.
+    assert runtime.idempotent("dlv_undeclared", lenient) is True

@@ -460,7 +460,7 @@ def _test_line(run: RunResult, t: TestResult) -> str:
     if t.not_exercised:  # a pass that ran none of its resilience paths proves nothing
         success += f", not exercised ({t.coverage.shortfall})"
     if t.fails_without_faults:  # no fault is to blame for its failures
-        success += ", fails without faults too"
+        success += ", fails without faults"
     if t.min_fitness is None:
         verdict = "no threshold"  # the pair has none; the run's gate may still fail
     elif any(f.startswith(f"{t.nodeid} [{t.scenario}]:") for f in run.gate.failures):

@@ -45,11 +45,14 @@ def _run_label(run: Mapping[str, Any]) -> str:
 def _group_scores(run: Mapping[str, Any], field_name: str) -> dict[str, float]:
     """Mean best fitness of a run's tests per module (or per scenario): per test, the
     best measured genome's, i.e. the shipped genome's where no candidate beat it. Leaving
-    those tests out made a scenario whose other test scored 0 in every run look better."""
+    those tests out made a scenario whose other test scored 0 in every run look better.
+    A test whose shipped genome was not measured has no ``baseline_fitness``. (The
+    store's summaries of earlier runs carry no ``baseline_n``: asking for it dropped
+    their tests without a candidate, and the history rewrote what those runs scored.)"""
     acc: dict[str, list[float]] = {}
     for test in run.get("tests") or []:
         value = best_fitness(test)
-        if value is None and (num(test.get("baseline_n")) or 0) > 0:
+        if value is None:
             value = shipped_fitness(test)
         if value is not None:
             acc.setdefault(str(test.get(field_name) or "none"), []).append(value)

@@ -63,13 +63,17 @@ def _pending(results: Mapping[str, Any], key: str = "proposals") -> dict[str, Ma
 
 
 def _failing(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """Pairs below the gate, or (without a gate) with an iteration that did not pass."""
+    """Pairs below the gate, with an iteration that did not pass, or whose test failed
+    without faults (its reference run), even if every iteration under faults passed."""
     below = gate_failed_keys(results)
     out = []
     for test in results.get("tests") or []:
         if not isinstance(test, Mapping):
             continue
         outcomes = [str(i.get("outcome")) for i in iterations(test)]
+        reference = test.get("reference")
+        if isinstance(reference, Mapping):
+            outcomes.append(str(reference.get("outcome")))
         if test_key(test) in below or any(o in ("failed", "error") for o in outcomes):
             out.append(test)
     return out
@@ -95,7 +99,7 @@ def _setup_problem(test: Mapping[str, Any]) -> str | None:
     reference = test.get("reference")
     if isinstance(reference, Mapping) and reference.get("outcome") in ("failed", "error"):
         why = reference.get("error") or reference.get("outcome")
-        return f"the test fails without faults too ({why}); fix the test first"
+        return f"the test fails without faults ({why}); fix the test first"
     if not test.get("baseline_n"):
         errors = [str(i.get("error")) for i in iterations(test) if i.get("error")]
         if errors:

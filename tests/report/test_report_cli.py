@@ -194,6 +194,24 @@ def test_history_from_store_for_the_plugin(tmp_path: Path) -> None:
     assert tests["tests/test_pay.py::test_charge"]["best_fitness"] == 0.45
 
 
+def test_an_earlier_run_scores_the_same_in_the_history_as_in_its_own_report(
+    tmp_path: Path,
+) -> None:
+    # A pair no candidate beat counts with its shipped score, in the store's summary of
+    # the run as in the run's own document (the summary has no baseline_n to ask for).
+    from pytest_rafael.report.history_chart import _group_scores
+
+    run = make_run(run_id="run-0001", started_at="2026-11-20T10:00:00+00:00")
+    for t in run["tests"]:
+        t["best_fitness"] = None
+    with Store(tmp_path / "r.db") as store:
+        store.save_run(run)
+        (summary,) = history_from_store(store)
+    for field in ("scenario", "module"):
+        assert _group_scores(summary, field) == _group_scores(run, field)
+        assert _group_scores(run, field)
+
+
 def test_history_reads_deltas_of_stores_made_before_run_deltas(tmp_path: Path) -> None:
     """New runs keep their delta in run_deltas (read without parsing the documents); a
     run stored before that table existed still gets its delta from its document."""

@@ -118,12 +118,19 @@ def test_a_test_that_fails_without_faults_or_measured_nothing_is_sent_to_its_fix
     results["tests"] = [broken, idle]
     texts = [s.text for s in next_steps(results)]
     assert texts[0] == (
-        "t.py::test_broken under db_failure: the test fails without faults too "
+        "t.py::test_broken under db_failure: the test fails without faults "
         "(ValueError: bad label); fix the test first"
     )
     assert texts[1] == (
         "t.py::test_idle under db_failure: nothing was measured "
         "(the test created no chaos_proxy); fix the test's set-up first"
+    )
+    # Passing every iteration under faults does not hide a failure without them.
+    only_without = _test("t.py::test_odd", "db_failure", ["passed", "passed"])
+    only_without["reference"] = {"outcome": "failed", "error": "AssertionError: needs a fault"}
+    results["tests"] = [only_without]
+    assert next_steps(results)[0].text.startswith(
+        "t.py::test_odd under db_failure: the test fails without faults"
     )
 
 
@@ -223,7 +230,7 @@ def test_a_real_run_reports_next_steps(pytester: pytest.Pytester) -> None:
         "tiny\\_cpu" in summary
     )
     # A test that fails without faults too is no vulnerability: it needs fixing first.
-    assert "::test\\_broken under tiny\\_cpu: the test fails without faults too" in summary
+    assert "::test\\_broken under tiny\\_cpu: the test fails without faults (" in summary
     delta = results["delta"]
     assert [v.split(" ")[0] for v in delta["vulnerabilities"]] == [
         "test_a_real_run_reports_next_steps.py::test_flaky"

@@ -152,47 +152,67 @@ def _failure_lesson(test: Mapping[str, Any]) -> Lesson | None:
 
 
 def _gene_lessons(test: Mapping[str, Any], limit: int = 3) -> list[Lesson]:
-    """A gene whose passing values and failing values do not overlap is the setting that
-    made the difference: say on which side the passing values lie."""
+    """A gene whose passing values and failing values do not overlap: say on which side
+    the passing values lie. When something else also tells the passing genomes from the
+    failing ones (another such value, or a gene only one side has), the lesson names it:
+    the run cannot tell which of them made the difference."""
     nodeid, scenario = test_key(test)
-    outcomes = {i.get("outcome") for i in _measured(test)}
-    if "passed" not in outcomes or not outcomes & set(FAILED):
-        return []  # no contrast between passing and failing iterations to learn from
-    passed: dict[str, list[float]] = {}
-    failed: dict[str, list[float]] = {}
+    sides: dict[str, list[dict[str, float]]] = {"passed": [], "failed": []}
     for it in _measured(test):
-        bucket = (
-            passed
-            if it.get("outcome") == "passed"
-            else (failed if it.get("outcome") in FAILED else None)
-        )
-        if bucket is None:
-            continue
-        for key, value in flat_genes(it.get("genome")).items():
-            v = num(value)
-            if v is not None:
-                bucket.setdefault(key, []).append(v)
+        outcome = it.get("outcome")
+        side = "passed" if outcome == "passed" else ("failed" if outcome in FAILED else None)
+        if side is not None:
+            values = {k: num(v) for k, v in flat_genes(it.get("genome")).items()}
+            sides[side].append({k: v for k, v in values.items() if v is not None})
+    if not sides["passed"] or not sides["failed"]:
+        return []  # no contrast between passing and failing iterations to learn from
+    separating = _separating(sides["passed"], sides["failed"])
     out: list[Lesson] = []
-    for key in sorted(passed.keys() & failed.keys()):
-        p, f = passed[key], failed[key]
+    for key, (below, p, f) in separating.items():
+        if "." not in key:
+            continue  # a gene one side lacks is named as a confounder, not a lesson
         unit = _unit(key)
-        if max(p) < min(f):
-            text = (
-                f"Under {scenario}, {nodeid} passed with {key} at most "
-                f"{fmt_value(max(p))}{unit} ({_n(len(p))}) and failed with "
-                f"{fmt_value(min(f))}{unit} or more ({_n(len(f))})."
+        text = (
+            f"Under {scenario}, {nodeid} passed with {key} at most "
+            f"{fmt_value(max(p))}{unit} ({_n(len(p))}) and failed with "
+            f"{fmt_value(min(f))}{unit} or more ({_n(len(f))})."
+            if below
+            else f"Under {scenario}, {nodeid} passed with {key} at least "
+            f"{fmt_value(min(p))}{unit} ({_n(len(p))}) and failed with "
+            f"{fmt_value(max(f))}{unit} or less ({_n(len(f))})."
+        )
+        others = [k for k in separating if k != key and k.split(".")[0] != key.split(".")[0]]
+        if others:
+            text += (
+                f" The passing genomes also differed in {', '.join(others[:3])}: this run "
+                "cannot tell which of them made the difference."
             )
-        elif min(p) > max(f):
-            text = (
-                f"Under {scenario}, {nodeid} passed with {key} at least "
-                f"{fmt_value(min(p))}{unit} ({_n(len(p))}) and failed with "
-                f"{fmt_value(max(f))}{unit} or less ({_n(len(f))})."
-            )
-        else:
-            continue
         out.append(Lesson("warn", text, nodeid, scenario))
         if len(out) >= limit:
             break
+    return out
+
+
+def _separating(
+    passed: list[dict[str, float]], failed: list[dict[str, float]]
+) -> dict[str, tuple[bool, list[float], list[float]]]:
+    """What tells every passing genome from every failing one: a gene value whose two
+    sides do not overlap (``key -> (passing side below, passing, failing values)``), or
+    a gene that all genomes of one side have and none of the other (``gene -> ...``)."""
+    out: dict[str, tuple[bool, list[float], list[float]]] = {}
+    keys = sorted({k for g in passed + failed for k in g})
+    for key in keys:
+        p = [g[key] for g in passed if key in g]
+        f = [g[key] for g in failed if key in g]
+        if len(p) == len(passed) and len(f) == len(failed) and max(p) < min(f):
+            out[key] = (True, p, f)
+        elif len(p) == len(passed) and len(f) == len(failed) and min(p) > max(f):
+            out[key] = (False, p, f)
+    for gene in sorted({k.split(".")[0] for k in keys}):
+        has_p = [any(k.split(".")[0] == gene for k in g) for g in passed]
+        has_f = [any(k.split(".")[0] == gene for k in g) for g in failed]
+        if (all(has_p) and not any(has_f)) or (all(has_f) and not any(has_p)):
+            out[gene] = (all(has_f), [], [])
     return out
 
 

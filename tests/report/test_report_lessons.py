@@ -72,6 +72,19 @@ CASES: dict[str, dict[str, Any]] = {
             _it(1, "passed", genome={"genes": {"retry": {"max_attempts": 4}}}),
         ],
     ),
+    # The review's case: the passing genome also added a retry, so the timeout is not
+    # known to be what mattered.
+    "gene_confounded": _test(
+        module="m",
+        iterations=[
+            _it(0, "failed", genome={"genes": {"timeout": {"seconds": 30}}}),
+            _it(
+                1,
+                "passed",
+                genome={"genes": {"timeout": {"seconds": 15}, "retry": {"max_attempts": 4}}},
+            ),
+        ],
+    ),
     "below_gate": _test(
         min_fitness=0.8, baseline_fitness=0.0, withstood=False, iterations=[_it(0, "failed")]
     ),
@@ -134,6 +147,9 @@ EXPECTED = {
     "0.410 s, before its first fault at 0.6 s; nothing was injected.",
     "gene": "passed with retry.max_attempts at least 4 (1 iteration) and failed with 1 or "
     "less (1 iteration).",
+    "gene_confounded": "passed with timeout.seconds at most 15 s (1 iteration) and failed "
+    "with 30 s or more (1 iteration). The passing genomes also differed in retry: this run "
+    "cannot tell which of them made the difference.",
     "below_gate": "stays below the gate: fitness 0.000 (n=1) < 0.800.",
     # A mean over two measurements is no promise about the runs after an adoption.
     "below_gate_proposed": "Candidate P-3 has scored 0.850 there over 2 measurement(s) so "

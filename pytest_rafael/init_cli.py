@@ -51,16 +51,27 @@ def _init(args: argparse.Namespace) -> int:
     from pytest_rafael.cli import CommandError
 
     root = Path(args.dir)
-    if not root.is_dir():
-        raise CommandError(f"{root}: not a directory")
-    genome = root / "rafael.genome.yaml"
-    scenarios = root / "chaos_scenarios" / "dependency_slow.yaml"
-    existing = [p for p in (genome, scenarios) if p.exists()]
-    if existing and not args.force:
-        raise CommandError(f"{existing[0]} exists; use --force to overwrite")
-    genome.write_text(GENOME_TEMPLATE)
-    scenarios.parent.mkdir(exist_ok=True)
-    scenarios.write_text(SCENARIO_TEMPLATE)
+    try:
+        if not root.is_dir():
+            raise CommandError(f"{root}: not a directory")
+        genome = root / "rafael.genome.yaml"
+        scenarios = root / "chaos_scenarios" / "dependency_slow.yaml"
+        existing = [p for p in (genome, scenarios) if p.exists()]
+        if existing and not args.force:
+            raise CommandError(f"{existing[0]} exists; use --force to overwrite")
+        # Everything is checked before the first file is written: a half-made project
+        # (a genome file and no scenario folder) is worse than none.
+        for path in (genome, scenarios):
+            if path.is_dir():
+                raise CommandError(f"{path}: is a folder, not a file")
+        if scenarios.parent.exists() and not scenarios.parent.is_dir():
+            raise CommandError(f"{scenarios.parent}: is a file, not a folder")
+        genome.write_text(GENOME_TEMPLATE)
+        scenarios.parent.mkdir(exist_ok=True)
+        scenarios.write_text(SCENARIO_TEMPLATE)
+    except OSError as exc:
+        where = exc.filename or root
+        raise CommandError(f"{where}: cannot write: {exc.strerror or exc}") from None
     print(f"wrote {genome}\nwrote {scenarios}\n\n{INI_HINT}", end="")
     return 0
 

@@ -135,8 +135,14 @@ RUNS: tuple[Run, ...] = (
     Run("opt-adopt-margin", "--rafael-adopt-margin:", ("--rafael-adopt-margin", "-0.1")),
     Run(
         "opt-weights-nan",
-        "--rafael-fitness-weights: expected three or four finite",
+        "--rafael-fitness-weights: expected three or four numbers from 0 to 1000",
         ("--rafael-fitness-weights", "nan,nan,nan"),
+    ),
+    # Each finite, but their sum overflows: a passing test would score 0.
+    Run(
+        "opt-weights-huge",
+        "--rafael-fitness-weights:",
+        ("--rafael-fitness-weights", "1e308,1e308,1e308"),
     ),
     Run("opt-weights-inf", "--rafael-fitness-weights:", ("--rafael-fitness-weights", "inf,0,0")),
     Run("opt-weights-two", "--rafael-fitness-weights:", ("--rafael-fitness-weights", "1,2")),

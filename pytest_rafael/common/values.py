@@ -4,7 +4,6 @@ expected; the table adds where the value came from."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,14 @@ def _number(
     return parse
 
 
+# Each iteration is a pytest item made at collection: a typo's extra zeros must be an
+# error, not a collection that eats the machine's memory.
+MAX_ITERATIONS = 10_000
+
 _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+_iterations = _number(
+    int, lambda v: 1 <= v <= MAX_ITERATIONS, f"a positive integer up to {MAX_ITERATIONS}"
+)
 
 # The store keeps the seed in an SQLite INTEGER (signed 64 bits).
 _seed = _number(int, lambda v: 0 <= v < 2**63, "an integer seed from 0 to 2**63-1")
@@ -126,11 +132,12 @@ def _weights(text: str) -> tuple[float, float, float, float]:
         raise ValueError(f"expected numbers like 0.6,0.2,0.2,0.2, got {text!r}") from None
     if (
         len(parts) not in (3, 4)
-        or not all(math.isfinite(p) and p >= 0 for p in parts)
+        or not all(0 <= p <= 1000 for p in parts)  # NaN fails too
         or sum(parts) <= 0
     ):
         raise ValueError(
-            f"expected three or four finite non-negative numbers like 0.6,0.2,0.2,0.2, got {text!r}"
+            "expected three or four numbers from 0 to 1000 (not all 0) like 0.6,0.2,0.2,0.2,"
+            f" got {text!r}"
         )
     if len(parts) == 3:
         parts = (*parts, 0.2)

@@ -10,8 +10,10 @@ once) before anything constructs it.
 
 from __future__ import annotations
 
+import errno
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -29,6 +31,17 @@ MAX_NODES = 100_000
 _MAY_ALIAS = re.compile(r"\*[^\s,\[\]{}'\"]")
 _OPENING = ("SequenceStartEvent", "MappingStartEvent")
 _CLOSING = ("SequenceEndEvent", "MappingEndEvent")
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """The bytes of the file at ``path``, read up to ``limit``: a larger file (or a device
+    that never ends, such as ``/dev/zero``, whose size says 0) raises ``OSError`` with a
+    ``strerror`` that says so, before it fills the memory."""
+    with path.open("rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit:,} bytes, far beyond any such file")
+    return data
 
 
 class YamlInputError(RafaelError, ValueError):

@@ -130,6 +130,18 @@ class ToxiproxyControl:
             )
         return reply
 
+    def _json(self, what: str, method: str, path: str, body: object = None) -> Any:
+        """A control request whose answer must be Toxiproxy's JSON: anything else (a web
+        page from the wrong port, say) is a one-line ToxiproxyError, not a traceback."""
+        reply = self._call(what, method, path, body)
+        try:
+            return reply.json()
+        except ValueError:
+            raise ToxiproxyError(
+                f"Toxiproxy at {self.url}: {what}: the answer is not Toxiproxy's JSON "
+                f"(HTTP {reply.status}, {len(reply.body)} bytes): is this a Toxiproxy server?"
+            ) from None
+
     def close(self) -> None:
         """Close the kept-alive control connection (a later call opens a new one)."""
         self._http.close()
@@ -194,7 +206,12 @@ class ToxiproxyControl:
 
     def proxy_names(self) -> list[str]:
         """The names of every proxy on the server."""
-        names = self._call("GET /proxies", "GET", "/proxies").json()
+        names = self._json("GET /proxies", "GET", "/proxies")
+        if not isinstance(names, dict):
+            raise ToxiproxyError(
+                f"Toxiproxy at {self.url}: GET /proxies: expected an object of proxies, "
+                f"got {type(names).__name__}: is this a Toxiproxy server?"
+            )
         return sorted(str(name) for name in names)
 
     def delete_by_name(self, server_name: str) -> None:

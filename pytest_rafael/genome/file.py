@@ -56,6 +56,11 @@ class AuditAnchor:
         return f"{ANCHOR_PREFIX} entry={self.entry} sha256={self.hash}{tail}"
 
 
+# A genome file holds a few genes per module: anything this large is a mistake (or a
+# device such as /dev/zero given as the file).
+MAX_GENOME_BYTES = 10_000_000
+
+
 def parse_anchor(text: str, source: str = "<genome>") -> AuditAnchor | None:
     """The audit anchor in the file's leading comments (None when there is none)."""
     for number, line in enumerate(text.splitlines(), 1):
@@ -65,7 +70,8 @@ def parse_anchor(text: str, source: str = "<genome>") -> AuditAnchor | None:
             continue
         if line.startswith(ANCHOR_PREFIX):
             m = _ANCHOR.match(line)
-            if m is None:
+            # The entry number is an SQLite INTEGER in the store: 64 bits, signed.
+            if m is None or len(m.group(1)) > 19 or int(m.group(1)) >= 2**63:
                 raise GenomeFileError(f"{source}:{number}: malformed audit anchor: {line!r}")
             return AuditAnchor(int(m.group(1)), m.group(2), m.group(3))
     return None
@@ -76,7 +82,7 @@ def read_anchor(path: str | os.PathLike[str]) -> AuditAnchor | None:
     carries none."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = yaml_limits.read_bounded(p, MAX_GENOME_BYTES).decode("utf-8")
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
@@ -88,7 +94,7 @@ def load_genome_file(path: str | os.PathLike[str]) -> dict[str, Genome]:
     """Every module's genome in the file; a missing file is an empty mapping."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = yaml_limits.read_bounded(p, MAX_GENOME_BYTES).decode("utf-8")
     except FileNotFoundError:
         return {}
     except UnicodeDecodeError as exc:

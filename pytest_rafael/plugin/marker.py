@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_rafael.common.values import MAX_ITERATIONS
 from pytest_rafael.errors import RafaelError
 
 if TYPE_CHECKING:
@@ -74,9 +75,13 @@ def parse(mark: pytest.Mark, where: str, known: Mapping[str, Any]) -> ChaosSpec:
 
     iterations = mark.kwargs.get("iterations")
     if iterations is not None and (
-        isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1
+        isinstance(iterations, bool)
+        or not isinstance(iterations, int)
+        or not 1 <= iterations <= MAX_ITERATIONS
     ):
-        raise fail(f"iterations= must be a positive integer, got {iterations!r}")
+        raise fail(
+            f"iterations= must be a positive integer up to {MAX_ITERATIONS}, got {iterations!r}"
+        )
     modules = _modules(mark.kwargs.get("module"), fail)
     min_fitness = mark.kwargs.get("min_fitness")
     if min_fitness is not None:

@@ -377,9 +377,7 @@ def load_file(path: Path) -> Scenario:
 
 def _load_file(path: Path) -> tuple[Scenario, int]:
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise ScenarioPathError(f"{path}: file too large for a scenario (over 1 MB)")
-        data = path.read_bytes()
+        data = yaml_limits.read_bounded(path, MAX_FILE_BYTES)
     except OSError as exc:
         raise ScenarioPathError(f"{path}: cannot read scenario file: {exc.strerror}") from None
     try:

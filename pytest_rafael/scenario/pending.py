@@ -34,5 +34,10 @@ def take(nodeid: str) -> Any:
 
 
 def has_failures(folder: Path) -> bool:
-    """Whether ``folder`` holds a failure index (some test stored a shrunk schedule)."""
-    return (folder / INDEX_NAME).is_file()
+    """Whether ``folder`` holds a failure index (some test stored a shrunk schedule). A
+    folder that cannot be looked into (no permission, a name too long) holds none this
+    run could have written: it must not cost the run its report at the very end."""
+    try:
+        return (folder / INDEX_NAME).is_file()
+    except OSError:
+        return False

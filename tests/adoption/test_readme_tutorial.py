@@ -33,6 +33,19 @@ def test_rafael_init_writes_a_project_the_ini_hint_wires_up(
     assert cli.main(["init", "--dir", str(tmp_path)]) == 2  # never overwrites silently
 
 
+def test_rafael_init_in_a_place_it_cannot_write_is_one_line_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "chaos_scenarios").write_text("a file where the folder goes")
+    assert cli.main(["init", "--dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"rafael init: {tmp_path / 'chaos_scenarios'}: is a file, not a folder"]
+    assert not (tmp_path / "rafael.genome.yaml").exists()  # nothing half-made
+    missing = tmp_path / "gone" / "deeper"
+    assert cli.main(["init", "--dir", str(missing)]) == 2
+    assert "not a directory" in capsys.readouterr().err
+
+
 def test_the_tutorial_test_runs_under_chaos_and_writes_the_report(
     pytester: pytest.Pytester,
 ) -> None:

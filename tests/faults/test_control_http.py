@@ -173,3 +173,23 @@ def test_the_embedded_server_is_driven_in_process_with_the_same_answers(
     local.delete_proxy(handle)
     with pytest.raises(ToxiproxyError, match="HTTP 404: proxy not found"):
         local.remove_toxic(handle, "t")
+
+
+def web_page(conn: socket.socket) -> None:
+    """A web application on the port given as Toxiproxy's: 200 and HTML for anything."""
+    with conn:
+        while read_request(conn):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n<html>app</html>")
+
+
+def test_a_server_that_is_not_toxiproxy_is_one_clear_error() -> None:
+    server = RawServer(web_page)
+    try:
+        control = ToxiproxyControl(f"http://127.0.0.1:{server.port}", timeout=2.0)
+        with pytest.raises(ToxiproxyError, match=r"not Toxiproxy's JSON .*Toxiproxy server\?"):
+            control.proxy_names()
+        with pytest.raises(ToxiproxyError, match="names no listen address"):
+            control.create_proxy("api", "127.0.0.1:9")
+        control.close()
+    finally:
+        server.close()

@@ -1,0 +1,41 @@
+"""A genome or scenario file that is not one (a device that never ends, an anchor whose
+entry number no store can hold) is one error naming the file, not a hang or a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_rafael.genome.file import GenomeFileError, load_genome_file, parse_anchor
+from pytest_rafael.scenario.loader import ScenarioPathError, load_file
+
+ZERO = Path("/dev/zero")
+
+
+@pytest.mark.skipif(not ZERO.exists(), reason="no /dev/zero here")
+def test_an_endless_device_is_refused_before_it_fills_the_memory() -> None:
+    with pytest.raises(GenomeFileError, match=r"^/dev/zero: cannot read: larger than"):
+        load_genome_file(ZERO)
+    with pytest.raises(ScenarioPathError, match=r"^/dev/zero: cannot read scenario file: larger"):
+        load_file(ZERO)
+
+
+def test_an_anchor_entry_beyond_64_bits_is_malformed(tmp_path: Path) -> None:
+    sha = "a" * 64
+    for entry in ("9" * 23, "9" * 5000):  # past SQLite's INTEGER; past int()'s digit limit
+        text = f"# rafael-audit-anchor: entry={entry} sha256={sha}\npay: {{genes: {{}}}}\n"
+        with pytest.raises(GenomeFileError, match=r"^g\.yaml:1: malformed audit anchor"):
+            parse_anchor(text, "g.yaml")
+    assert parse_anchor(f"# rafael-audit-anchor: entry=12 sha256={sha}\n", "g.yaml") is not None
+
+
+def test_a_failures_folder_that_cannot_be_looked_into_holds_no_failures(tmp_path: Path) -> None:
+    # Checked at the very end of a run: an error here would cost the run its report.
+    from pytest_rafael.scenario.pending import has_failures
+
+    assert not has_failures(tmp_path / ("x" * 300))  # ENAMETOOLONG
+    (tmp_path / "f").mkdir()
+    assert not has_failures(tmp_path / "f")
+    (tmp_path / "f" / "index.json").write_text("{}")
+    assert has_failures(tmp_path / "f")

@@ -402,7 +402,11 @@ def resolve_layers(
 
         found = ci_run_group(os.environ if environ is None else environ)
         if found is not None:
-            values["run_group"], sources["run_group"] = found[1], found[0]
+            try:
+                values["run_group"] = _group(found[1])
+            except ValueError as exc:
+                raise SettingError(f"{found[0]}: {exc}") from None
+            sources["run_group"] = found[0]
     seed_given = values["seed"] is not None
     if not seed_given:
         values["seed"] = secrets.randbelow(2**31)

@@ -93,8 +93,17 @@ def _store(text: str) -> Path | str:
 
 def _group(text: str) -> str:
     stripped = text.strip()
-    if not stripped or len(stripped) > 200 or any(c.isspace() for c in stripped):
-        raise ValueError(f"expected a run group id without spaces, got {text!r}")
+    # isprintable() refuses the surrogates a non-UTF-8 environment variable decodes to:
+    # the store could not write them, and the run would be lost at its end.
+    if (
+        not stripped
+        or len(stripped) > 200
+        or not all(c.isprintable() and not c.isspace() for c in stripped)
+    ):
+        raise ValueError(
+            f"expected a run group id without spaces (printable text, at most 200 "
+            f"characters), got {text!r}"
+        )
     return stripped
 
 

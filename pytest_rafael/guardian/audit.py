@@ -74,7 +74,12 @@ _COLUMNS = "id, timestamp, event_type, actor, module, change_id, details, prev_h
 
 def audit_key_from_env(env: Mapping[str, str] | None = None) -> bytes | None:
     value = (os.environ if env is None else env).get(KEY_ENV, "")
-    return value.encode("utf-8") if value else None
+    try:
+        return value.encode("utf-8") if value else None
+    except UnicodeEncodeError:  # bytes that are not UTF-8 in the environment
+        raise AuditChainError(
+            f"environment variable {KEY_ENV}: not UTF-8 text; set the key as text"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -67,3 +67,16 @@ def test_a_bad_run_group_names_its_source(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--rafael-run-group", "has space")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--rafael-run-group: expected a run group id*"])
+
+
+def test_a_run_group_the_store_could_not_write_is_refused_up_front(
+    pytester: pytest.Pytester,
+) -> None:
+    # Bytes that are not UTF-8 in the environment decode to surrogates: recorded, they
+    # would lose the run at its very end. Refused first, naming the variable.
+    config = pytester.parseconfig()
+    for name in ("RAFAEL_RUN_GROUP", "GITHUB_RUN_ID"):
+        with pytest.raises(
+            pytest.UsageError, match=f"^pytest-rafael: environment variable {name}: "
+        ):
+            settings.resolve(config, {name: "x\udcff"})

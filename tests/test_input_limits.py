@@ -1,5 +1,7 @@
-"""A genome or scenario file that is not one (a device that never ends, an anchor whose
-entry number no store can hold) is one error naming the file, not a hang or a traceback."""
+"""Inputs that are not what they claim to be (a device that never ends given as a genome
+or scenario file, an anchor whose entry number no store can hold, a failures folder that
+cannot be looked into, an audit key that is not text) are one error naming their source,
+never a hang, a traceback or a lost run."""
 
 from __future__ import annotations
 
@@ -39,3 +41,11 @@ def test_a_failures_folder_that_cannot_be_looked_into_holds_no_failures(tmp_path
     assert not has_failures(tmp_path / "f")
     (tmp_path / "f" / "index.json").write_text("{}")
     assert has_failures(tmp_path / "f")
+
+
+def test_an_audit_key_that_is_not_text_is_one_error_naming_the_variable() -> None:
+    from pytest_rafael.guardian.audit import AuditChainError, audit_key_from_env
+
+    with pytest.raises(AuditChainError, match="^environment variable RAFAEL_AUDIT_KEY: not UTF"):
+        audit_key_from_env({"RAFAEL_AUDIT_KEY": "k\udcff"})
+    assert audit_key_from_env({"RAFAEL_AUDIT_KEY": "k1"}) == b"k1"

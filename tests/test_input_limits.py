@@ -46,6 +46,6 @@ def test_a_failures_folder_that_cannot_be_looked_into_holds_no_failures(tmp_path
 def test_an_audit_key_that_is_not_text_is_one_error_naming_the_variable() -> None:
     from pytest_rafael.guardian.audit import AuditChainError, audit_key_from_env
 
-    with pytest.raises(AuditChainError, match="^environment variable RAFAEL_AUDIT_KEY: not UTF"):
+    with pytest.raises(AuditChainError, match=r"^environment variable RAFAEL_AUDIT_KEY: not UTF"):
         audit_key_from_env({"RAFAEL_AUDIT_KEY": "k\udcff"})
     assert audit_key_from_env({"RAFAEL_AUDIT_KEY": "k1"}) == b"k1"

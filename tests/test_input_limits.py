@@ -49,3 +49,15 @@ def test_an_audit_key_that_is_not_text_is_one_error_naming_the_variable() -> Non
     with pytest.raises(AuditChainError, match=r"^environment variable RAFAEL_AUDIT_KEY: not UTF"):
         audit_key_from_env({"RAFAEL_AUDIT_KEY": "k\udcff"})
     assert audit_key_from_env({"RAFAEL_AUDIT_KEY": "k1"}) == b"k1"
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [("pytest.ini", b"[pytest]\nx = \xff\n"), ("pyproject.toml", b'[tool.pytest]\nx = "\xff"\n')],
+)
+def test_a_project_ini_that_is_not_text_is_one_line(tmp_path: Path, name: str, text: bytes) -> None:
+    from pytest_rafael.common.project_ini import ProjectIniError, find_project_ini
+
+    (tmp_path / name).write_bytes(text)
+    with pytest.raises(ProjectIniError, match=f"^{tmp_path / name}: not UTF-8 text$"):
+        find_project_ini(tmp_path)

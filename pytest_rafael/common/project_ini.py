@@ -46,6 +46,8 @@ def _toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
             return dict(tomllib.load(fh))
+    except UnicodeDecodeError:
+        raise ProjectIniError(f"{path}: not UTF-8 text") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ProjectIniError(f"{path}: {exc}") from None
 
@@ -54,6 +56,8 @@ def _ini(path: Path, section: str) -> dict[str, Any] | None:
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read(path, encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ProjectIniError(f"{path}: not UTF-8 text") from None
     except configparser.Error as exc:
         raise ProjectIniError(f"{path}: {str(exc).splitlines()[0]}") from None
     return dict(parser[section]) if parser.has_section(section) else None

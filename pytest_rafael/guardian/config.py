@@ -213,9 +213,10 @@ def _from_mapping(table: Mapping[str, Any], where: str) -> GuardianConfig:
     signers = table.get("allowed_signers")
     if signers is not None and (not isinstance(signers, str) or not signers.strip()):
         raise GuardianConfigError(f"{where} allowed_signers: expected a file path")
-    role = str(table.get("critical_role", "security-lead")).strip()
-    if not role:
-        raise GuardianConfigError(f"{where} critical_role: must not be empty")
+    role = table.get("critical_role", "security-lead")
+    if not isinstance(role, str) or not role.strip():
+        raise GuardianConfigError(f"{where} critical_role: expected a role name, got {role!r}")
+    role = role.strip()
     return GuardianConfig(
         approvals=MappingProxyType(approvals),
         critical_role=role,
@@ -280,9 +281,12 @@ def _table(table: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
 
 
 def _int(value: Any, where: str) -> int:
+    # int(1.5) is 1: a fractional count of approvals is a mistake to name, not to round.
+    if isinstance(value, float) and not value.is_integer():
+        raise GuardianConfigError(f"{where}: expected a whole number, got {value!r}")
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise GuardianConfigError(f"{where}: expected a whole number, got {value!r}") from None
     if number < 0 or isinstance(value, bool):
         raise GuardianConfigError(f"{where}: expected a whole number >= 0, got {value!r}")

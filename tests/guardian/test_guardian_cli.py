@@ -305,6 +305,8 @@ def test_config_ini_file(tmp_path: Path) -> None:
     ("text", "needle"),
     [
         ('approvals = {high = "x"}', "approvals.high"),
+        ("approvals = {medium = 1.5}", "approvals.medium: expected a whole number, got 1.5"),
+        ("critical_role = 5", "critical_role: expected a role name, got 5"),
         ('modules = {p = {criticality = "severe"}}', "modules.p.criticality"),
         ('webhook_url = "ftp://x"', "webhook_url"),
         ("colour = 1", "unknown key 'colour'"),

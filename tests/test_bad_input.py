@@ -146,6 +146,16 @@ RUNS: tuple[Run, ...] = (
     ),
     Run("opt-weights-inf", "--rafael-fitness-weights:", ("--rafael-fitness-weights", "inf,0,0")),
     Run("opt-weights-two", "--rafael-fitness-weights:", ("--rafael-fitness-weights", "1,2")),
+    Run(
+        "opt-report-name-too-long",
+        "--rafael-report: a file or folder name is longer than 255 bytes",
+        ("--rafael-report", "r" * 300),
+    ),
+    Run(
+        "opt-store-name-too-long",
+        "--rafael-store: a file or folder name is longer than 255 bytes",
+        ("--rafael-store", "s" * 300),
+    ),
     Run("opt-weights-zero", "--rafael-fitness-weights:", ("--rafael-fitness-weights", "0,0,0")),
     Run(
         "opt-toxiproxy-scheme",

@@ -4,6 +4,7 @@ expected; the table adds where the value came from."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,15 @@ def _url(text: str) -> str:
 def _path(text: str) -> Path:
     if not text.strip():
         raise ValueError("expected a path, got an empty string")
-    return Path(text)
+    # What every file system refuses, refused here with the value rather than as an
+    # OSError from deep inside the run (NAME_MAX is 255 bytes on Linux and macOS).
+    if "\0" in text:
+        raise ValueError(f"expected a path, got one with a NUL byte: {text!r}")
+    path = Path(text)
+    long = [part for part in path.parts if len(os.fsencode(part)) > 255]
+    if long:
+        raise ValueError(f"a file or folder name is longer than 255 bytes: {long[0][:40]}...")
+    return path
 
 
 def _store(text: str) -> Path | str:

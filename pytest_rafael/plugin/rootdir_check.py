@@ -30,9 +30,18 @@ def space_separated_paths(args: Sequence[str], here: Path) -> list[tuple[str, st
     flags = {o.flag for o in OPTIONS if not o.is_flag}
     found = []
     for flag, value in itertools.pairwise(args):
-        if flag in flags and not value.startswith("-") and (here / value).exists():
+        if flag in flags and not value.startswith("-") and _exists(here / value):
             found.append((flag, value))
     return found
+
+
+def _exists(path: Path) -> bool:
+    """``Path.exists`` for a value as typed: a name too long (or a folder without
+    permission) exists for nobody, and its option's own check says why."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def warning_text(flag: str, value: str, rootdir: Path, inipath: Path | None) -> str:

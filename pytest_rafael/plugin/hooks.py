@@ -83,9 +83,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(fixtures, "rafael-fixtures")
     config.pluginmanager.register(service_fixtures, "rafael-service-fixtures")
     default_genome = config.invocation_params.dir / settings.default("genome_file")
-    if resolved.chaos or resolved.genome_file != default_genome:
+    if resolved.chaos or resolved.genome_file != default_genome or default_genome.is_file():
         # A genome file that does not validate is a usage error before any test runs,
-        # not an internal error at the end of the first iteration that reads it.
+        # not an internal error at the end of the first iteration that reads it (nor,
+        # without chaos, a traceback in each test whose code calls @antifragile).
         session.check_genome_file()
         # @antifragile in the code under test reads the genome file this run names.
         from pytest_rafael.resilience import runtime

@@ -151,6 +151,31 @@ def test_a_missing_genome_file_is_named_at_the_top_of_a_chaos_run(
     assert "does not exist" not in pytester.runpytest("--rafael-genome", "x.yml").stdout.str()
 
 
+def test_a_bad_genome_file_is_one_line_without_chaos_too(pytester: pytest.Pytester) -> None:
+    """Without --rafael-chaos, the default genome file was first read by @antifragile
+    inside each test: a pytest traceback in every test that called decorated code."""
+    pytester.makepyfile("""
+        from pytest_rafael import antifragile
+
+        @antifragile("pay")
+        def pay():
+            return 1
+
+        def test_pay():
+            assert pay() == 1
+    """)
+    (pytester.path / "rafael.genome.yaml").write_text(
+        "pay:\n  genes:\n    retry: {max_attempts: 0}\n"
+    )
+    result = pytester.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stderr.lines[0] == (
+        f"ERROR: pytest-rafael: genome file {pytester.path / 'rafael.genome.yaml'}:3: "
+        "pay.genes.retry.max_attempts: must be between 1 and 20, got 0"
+    )
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
 def test_a_store_that_does_not_exist_yet_is_named_at_the_top_of_a_chaos_run(
     pytester: pytest.Pytester,
 ) -> None:

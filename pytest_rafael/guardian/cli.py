@@ -84,6 +84,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     config = load_config(root)
     signers = allowed_signers_path(root, config.allowed_signers)
     genome, _ = genome_path(given_genome(args), root)
+    _check_readable(genome)
     drift: list[str] = []
     with store_errors(args.store), open_store(args.store, readonly=True) as store:
         result = verify_integrity(store, audit_key_from_env(), genome, signers)
@@ -123,6 +124,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
             f"({result.entries} entries in the store)"
         )
     return 0 if result.ok else 1
+
+
+def _check_readable(genome: Path) -> None:
+    """A genome file that cannot be read is an input error (exit 2), not a broken chain:
+    nothing about the chain is known until its anchor can be read."""
+    from pytest_rafael.common.yaml_limits import read_bounded
+    from pytest_rafael.genome.file import MAX_GENOME_BYTES
+
+    try:
+        read_bounded(genome, MAX_GENOME_BYTES).decode("utf-8")
+    except FileNotFoundError:
+        return
+    except IsADirectoryError:
+        raise CommandError(f"{genome}: is a folder, not a genome file (--genome)") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"{genome}: cannot read the genome file: not UTF-8 text") from None
+    except OSError as exc:
+        raise CommandError(f"{genome}: cannot read the genome file: {exc.strerror}") from None
 
 
 def _genome_drift(store: Any, genome: Path) -> list[str]:

@@ -71,6 +71,23 @@ def test_verify_ok_then_tampered(project: Path, capsys: pytest.CaptureFixture[st
     assert json.loads(out)["first_broken"] == 1
 
 
+def test_verify_with_a_genome_file_it_cannot_read_is_an_input_error_not_a_broken_chain(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    propose(project)
+    (project / "bad.yaml").write_bytes(b"pay: \xff\n")
+    code, out, err = run(capsys, "audit", "verify", "--genome", str(project / "bad.yaml"))
+    assert (code, out) == (2, "")
+    assert (
+        err.strip() == f"rafael audit: {project / 'bad.yaml'}: cannot read the genome file: "
+        "not UTF-8 text"
+    )
+    code, out, err = run(capsys, "audit", "verify", "--genome", str(project))
+    assert code == 2
+    assert "is a folder, not a genome file" in err
+    assert "BROKEN" not in out
+
+
 def test_verify_checks_hmac_from_env(
     project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -492,6 +492,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("toxiproxy-serve-port", ("toxiproxy", "serve", "--port", "99999"), "port", 2),
     Command("toxiproxy-serve-port-word", ("toxiproxy", "serve", "--port", "x"), "port", 2),
+    Command("toxiproxy-serve-empty-host", ("toxiproxy", "serve", "--host", ""), "--host", 2),
 )
 
 

@@ -34,6 +34,9 @@ def serve(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     """Run until SIGINT/SIGTERM (or ``stop`` is set). Bad input raises UsageError."""
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a TCP port (0-65535)")
+    if not args.host.strip():
+        # An empty host binds every interface: that must be asked for by name (0.0.0.0).
+        raise UsageError("--host is empty: give an address (0.0.0.0 for every interface)")
     server = EmbeddedServer(host=args.host, port=args.port, seed=args.seed)
     stop = stop or threading.Event()
     try:

@@ -217,6 +217,14 @@ RUNS: tuple[Run, ...] = (
         "--rafael-store: /proc is not writable, so /proc/rafael/r.db cannot be created",
         ("--rafael-chaos", "--rafael-store=/proc/rafael/r.db"),
     ),
+    # A store file that is not one is refused before the run, not "run not recorded"
+    # at its end, after every fault was injected for nothing.
+    Run(
+        "opt-store-not-sqlite",
+        "--rafael-store: ",
+        ("--rafael-chaos", "--rafael-store", "notes.db"),
+        files={"notes.db": "these are notes, not a database; " * 4},
+    ),
     Run(
         "opt-genome-folder",
         "is a folder, not a genome file",

@@ -73,9 +73,25 @@ def output_problems(settings: Settings) -> list[str]:
         if not isinstance(value, Path):
             continue  # a postgresql:// store: nothing on disk to check
         problem = path_problem(value, folder=folder)
+        if problem is None and field == "store" and value.is_file():
+            problem = _store_problem(value)
         if problem is not None:
             problems.append(f"{settings.sources.get(field, flag)}: {problem}")
     return problems
+
+
+def _store_problem(path: Path) -> str | None:
+    """Why an existing store file cannot hold this run (not SQLite, damaged, a schema
+    newer than this pytest-rafael), found before the run rather than when it is
+    recorded at the end ("run not recorded"). Opened read-only: nothing is written."""
+    from pytest_rafael.store.core import Store, StoreError
+
+    try:
+        with Store(path, readonly=True):
+            pass
+    except StoreError as exc:
+        return str(exc)
+    return None
 
 
 def missing_genome_note(settings: Settings) -> str | None:

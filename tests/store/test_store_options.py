@@ -80,3 +80,25 @@ def test_a_run_group_the_store_could_not_write_is_refused_up_front(
             pytest.UsageError, match=f"^pytest-rafael: environment variable {name}: "
         ):
             settings.resolve(config, {name: "x\udcff"})
+
+
+def test_a_store_newer_than_this_package_is_refused_before_the_run(
+    pytester: pytest.Pytester,
+) -> None:
+    import sqlite3
+
+    from pytest_rafael.store.core import Store
+    from pytest_rafael.store.schema import SCHEMA_VERSION
+
+    db = pytester.path / "newer.db"
+    with Store(db):
+        pass
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO rafael_schema (version, description, applied_at) VALUES (?, ?, ?)",
+            (SCHEMA_VERSION + 1, "from the future", "2030-01-01T00:00:00Z"),
+        )
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess("--rafael-chaos", "--rafael-store", str(db))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--rafael-store: *newer.db: the store's schema is version*"])

@@ -233,6 +233,14 @@ RUNS: tuple[Run, ...] = (
     ),
     # -- environment variables ------------------------------------------------------------
     Run("env-seed-2**70", "environment variable RAFAEL_SEED:", env={"RAFAEL_SEED": str(2**70)}),
+    # Bytes that are not UTF-8 (surrogates once decoded): refused before the run, which
+    # could not otherwise be recorded at its end.
+    Run(
+        "env-audit-key-not-text",
+        "environment variable RAFAEL_AUDIT_KEY: not UTF-8 text",
+        ("--rafael-chaos",),
+        env={"RAFAEL_AUDIT_KEY": "k\udcff"},
+    ),
     Run(
         "env-control-timeout-inf",
         "environment variable RAFAEL_CONTROL_TIMEOUT:",

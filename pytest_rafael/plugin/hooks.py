@@ -68,6 +68,7 @@ def pytest_configure(config: pytest.Config) -> None:
     resolved = pytest_options.resolve(config)
     if resolved.chaos and workerinput is None:
         _check_actor()
+        _check_audit_key()
         from pytest_rafael.plugin.preflight import output_problems
 
         for problem in output_problems(resolved):
@@ -121,6 +122,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         from pytest_rafael.plugin import chaos_given
 
         chaos_given.settle(config, chaos_tests)
+
+
+def _check_audit_key() -> None:
+    """An audit key that cannot be used (not text) is a usage error before the run, not
+    a run that cannot be recorded at its end."""
+    from pytest_rafael.guardian.audit import AuditChainError, audit_key_from_env
+
+    try:
+        audit_key_from_env()
+    except AuditChainError as exc:
+        raise pytest.UsageError(f"pytest-rafael: {exc}") from None
 
 
 def _check_actor() -> None:

@@ -347,6 +347,15 @@ def test_a_tampered_audit_chain_fails_the_run_but_keeps_the_report(
     assert read_results(project)["gate"]["passed"] is False
 
 
+STORE_GOES_BAD = """
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    # After pytest-rafael checked the store: it goes bad before the run records its start.
+    (config.rootpath / "later.db").write_bytes(b"\\x00garbage" * 512)
+"""
+
+
 def test_an_unusable_store_is_one_line_and_the_report_is_still_written(
     project: pytest.Pytester,
 ) -> None:
@@ -357,12 +366,17 @@ def test_an_unusable_store_is_one_line_and_the_report_is_still_written(
         def test_fine():
             pass
     """)
-    # (A folder is refused before the run starts; a file that is no database is found
-    # only when the run is recorded.)
+    # A file that is no database, given up front, is refused before the run starts.
     (project.path / "not-a-db").write_bytes(b"\x00garbage" * 512)
-    result = project.runpytest_subprocess("--rafael-chaos", "--rafael-store", "not-a-db")
+    refused = project.runpytest_subprocess("--rafael-chaos", "--rafael-store", "not-a-db")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(["ERROR: pytest-rafael: --rafael-store: *not-a-db*"])
+    # One that goes bad once the run has started (another process, a full disk) is
+    # found when the run is recorded: one line, and the report is still written.
+    project.makeconftest((project.path / "conftest.py").read_text() + STORE_GOES_BAD)
+    result = project.runpytest_subprocess("--rafael-chaos", "--rafael-store", "later.db")
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["GATE FAILED: pytest-rafael: run not recorded in *not-a-db*"])
+    result.stdout.fnmatch_lines(["GATE FAILED: pytest-rafael: run not recorded in *later.db*"])
     assert "Traceback" not in result.stdout.str()
     assert read_results(project)["tests"][0]["iterations"][0]["outcome"] == "passed"
 

@@ -44,12 +44,23 @@ def test_run_finished_fires_once_when_the_audit_chain_is_broken(
     assert len(_calls(project)) == 2  # once for each run, not twice for the broken one
 
 
+STORE_GOES_BAD = """
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    (config.rootpath / "garbage.db").write_bytes(b"\\x00not sqlite" * 512)
+"""
+
+
 def test_run_finished_fires_once_when_the_store_fails_at_start(
     project: pytest.Pytester,
 ) -> None:
-    project.makeconftest((project.path / "conftest.py").read_text() + COUNTING_CONFTEST)
+    # The store goes bad after pytest-rafael checked it, before the run records its start
+    # (one that is bad from the outset is a usage error: no run, no run_finished).
+    project.makeconftest(
+        (project.path / "conftest.py").read_text() + COUNTING_CONFTEST + STORE_GOES_BAD
+    )
     project.makepyfile(FINE)
-    (project.path / "garbage.db").write_bytes(b"\x00not sqlite" * 512)
     result = project.runpytest_subprocess("--rafael-chaos", "--rafael-store", "garbage.db")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["GATE FAILED: pytest-rafael: run not recorded in *garbage.db*"])

@@ -84,8 +84,19 @@ def allowed_signers_path(project_root: Path, configured: str | None) -> Path:
 
 
 def require_allowed_signers(path: Path) -> None:
+    if path.is_dir():
+        raise SignatureError(f"{path} is a folder, not an allowed-signers file")
     if not path.is_file():
         raise SignatureError(f"no allowed-signers file at {path}: {HOW_TO_CREATE}")
+    # ssh-keygen reads an unreadable file as an empty one: every key would then be "not
+    # listed", a verdict about the key when the trouble is the file.
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise SignatureError(
+            f"cannot read the allowed-signers file {path}: {exc.strerror or exc}"
+        ) from None
 
 
 # -- what is signed --------------------------------------------------------------------

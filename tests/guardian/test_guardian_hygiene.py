@@ -232,3 +232,29 @@ def test_config_allowed_signers_path(tmp_path: Path) -> None:
     assert allowed_signers_path(tmp_path, GuardianConfig().allowed_signers) == (
         tmp_path / "rafael.allowed_signers"
     )
+
+
+def test_an_allowed_signers_folder_is_named_as_such(tmp_path: Path) -> None:
+    # ssh-keygen reads what it cannot read as empty: every key would be "not listed",
+    # blaming the key for the file's trouble.
+    from pytest_rafael.guardian.signatures import SignatureError, require_allowed_signers
+
+    with pytest.raises(SignatureError, match="is a folder, not an allowed-signers file"):
+        require_allowed_signers(tmp_path)
+    listed = tmp_path / "allowed_signers"
+    listed.write_text("alice ssh-ed25519 AAAA\n")
+    require_allowed_signers(listed)  # readable: fine
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_an_allowed_signers_file_that_cannot_be_read_is_named_as_such(tmp_path: Path) -> None:
+    from pytest_rafael.guardian.signatures import SignatureError, require_allowed_signers
+
+    locked = tmp_path / "allowed_signers"
+    locked.write_text("alice ssh-ed25519 AAAA\n")
+    locked.chmod(0)
+    try:
+        with pytest.raises(SignatureError, match="cannot read the allowed-signers file"):
+            require_allowed_signers(locked)
+    finally:
+        locked.chmod(0o600)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,6 +25,15 @@ def success_rate(outcomes: Iterable[str]) -> float:
     same rule (:func:`pytest_rafael.report.model.success_rate`)."""
     ran = [o for o in outcomes if o != "skipped"]
     return sum(o == "passed" for o in ran) / len(ran) if ran else 0.0
+
+
+def reference_failure(reference: object) -> str | None:
+    """The error (else the outcome) of a no-fault reference run that failed or errored;
+    None when it passed, was skipped or did not run. ``reference`` is a pair's
+    ``reference`` object, typed or read back from results.json."""
+    if isinstance(reference, Mapping) and reference.get("outcome") in ("failed", "error"):
+        return str(reference.get("error") or reference.get("outcome"))
+    return None
 
 
 def evolution_key(nodeid: str, scenario: str, module: str | None = None) -> str:
@@ -196,7 +205,7 @@ class TestResult:
     def fails_without_faults(self) -> bool:
         """Its reference run, with no fault at all, failed: a failure under a fault is
         then no evidence that the fault broke anything. The test needs fixing first."""
-        return self.reference is not None and self.reference.get("outcome") in ("failed", "error")
+        return reference_failure(self.reference) is not None
 
     @property
     def vulnerable(self) -> bool:

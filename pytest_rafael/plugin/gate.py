@@ -17,6 +17,7 @@ from pytest_rafael.results import (
     evolution_key,
     improvement_pct,
     mitigated,
+    reference_failure,
 )
 
 if TYPE_CHECKING:
@@ -192,8 +193,7 @@ def _failing_lines(tests: Sequence[TestResult]) -> tuple[tuple[str, ...], tuple[
     shipped runs."""
     vulnerable = (f"{t.nodeid} [{t.scenario}]: {_first_error(t)}" for t in tests if t.vulnerable)
     broken = (
-        f"{t.nodeid} [{t.scenario}]: without faults: "
-        f"{(t.reference or {}).get('error') or (t.reference or {}).get('outcome')}"
+        f"{t.nodeid} [{t.scenario}]: without faults: {reference_failure(t.reference)}"
         for t in tests
         if t.fails_without_faults
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_rafael.report.model import fmt_num, gate_failed_keys, iterations, test_key
+from pytest_rafael.results import reference_failure
 
 # Signed approvals: the reviewer names themselves and the SSH key that signs the decision.
 APPROVE = "rafael genome approve {id} --by PRINCIPAL --key PATH"
@@ -71,10 +72,8 @@ def _failing(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         if not isinstance(test, Mapping):
             continue
         outcomes = [str(i.get("outcome")) for i in iterations(test)]
-        reference = test.get("reference")
-        if isinstance(reference, Mapping):
-            outcomes.append(str(reference.get("outcome")))
-        if test_key(test) in below or any(o in ("failed", "error") for o in outcomes):
+        failing = any(o in ("failed", "error") for o in outcomes)
+        if test_key(test) in below or failing or reference_failure(test.get("reference")):
             out.append(test)
     return out
 
@@ -96,9 +95,8 @@ def _setup_problem(test: Mapping[str, Any]) -> str | None:
     """Why a failing pair's verdict says nothing about resilience, when it does not: its
     test fails without faults too, or no iteration of it was measured (each errored
     before a fault could count). Hardening or more iterations would not help either."""
-    reference = test.get("reference")
-    if isinstance(reference, Mapping) and reference.get("outcome") in ("failed", "error"):
-        why = reference.get("error") or reference.get("outcome")
+    why = reference_failure(test.get("reference"))
+    if why is not None:
         return f"the test fails without faults ({why}); fix the test first"
     if not test.get("baseline_n"):
         errors = [str(i.get("error")) for i in iterations(test) if i.get("error")]

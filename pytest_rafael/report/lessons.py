@@ -204,10 +204,10 @@ def _separating(
     for key in keys:
         p = [g[key] for g in passed if key in g]
         f = [g[key] for g in failed if key in g]
-        if len(p) == len(passed) and len(f) == len(failed) and max(p) < min(f):
-            out[key] = (True, p, f)
-        elif len(p) == len(passed) and len(f) == len(failed) and min(p) > max(f):
-            out[key] = (False, p, f)
+        if len(p) < len(passed) or len(f) < len(failed):
+            continue  # not every genome has it: its values tell nothing apart
+        if max(p) < min(f) or min(p) > max(f):
+            out[key] = (max(p) < min(f), p, f)
     for gene in sorted({k.split(".")[0] for k in keys}):
         has_p = [any(k.split(".")[0] == gene for k in g) for g in passed]
         has_f = [any(k.split(".")[0] == gene for k in g) for g in failed]
